@@ -1,0 +1,28 @@
+# `make run` and `make test` set themselves up from nothing: a .venv with gradlint
+# installed editable, its dev tools and torch (exactly torch==2.13.0, the CPU build
+# this machine keeps on local disk; any other spec pulls a multi-GB CUDA build).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/gradlint check fixtures/ ; status=$$?; [ $$status -le 1 ] || exit $$status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,145 @@
+"""What gradlint knows about torch.nn: layer categories, activations, initializers.
+
+Everything the builder and the rules need to know about PyTorch itself lives here,
+keyed by fully qualified names (``torch.nn.Linear``), so that aliases resolve once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# ---------------------------------------------------------------- layer kinds
+WEIGHTED = frozenset(
+    {
+        "Linear", "Bilinear", "LazyLinear",
+        "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
+        "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+        "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+        "Embedding", "EmbeddingBag", "MultiheadAttention",
+    }
+)
+RECURRENT = frozenset({"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"})
+NORM = frozenset(
+    {
+        "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+        "LazyBatchNorm3d", "SyncBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm1d",
+        "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
+    }
+)
+CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
+
+#: activation module class -> canonical activation name
+ACTIVATION_MODULES = {
+    "Sigmoid": "sigmoid", "Tanh": "tanh", "Hardsigmoid": "hardsigmoid", "Hardtanh": "hardtanh",
+    "Softsign": "softsign", "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu", "RReLU": "rrelu", "ELU": "elu", "SELU": "selu", "CELU": "celu",
+    "GELU": "gelu", "SiLU": "silu", "Mish": "mish", "Hardswish": "hardswish",
+    "Softplus": "softplus", "Tanhshrink": "tanhshrink", "LogSigmoid": "logsigmoid",
+    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmin": "softmin", "GLU": "glu",
+    "Threshold": "threshold",
+}
+
+#: functional spellings (fully qualified) -> canonical activation name
+ACTIVATION_FUNCTIONS = {
+    **{f"torch.nn.functional.{n}": n for n in (
+        "sigmoid", "tanh", "relu", "relu6", "gelu", "silu", "elu", "selu", "celu", "mish",
+        "hardsigmoid", "hardtanh", "hardswish", "softsign", "softplus", "logsigmoid",
+        "softmax", "log_softmax", "glu", "tanhshrink", "leaky_relu", "prelu", "rrelu",
+        "threshold", "softmin",
+    )},
+    "torch.nn.functional.relu_": "relu",
+    "torch.nn.functional.elu_": "elu",
+    "torch.nn.functional.leaky_relu_": "leaky_relu",
+    "torch.nn.functional.hardtanh_": "hardtanh",
+    "torch.sigmoid": "sigmoid", "torch.tanh": "tanh", "torch.relu": "relu",
+    "torch.relu_": "relu", "torch.sigmoid_": "sigmoid", "torch.tanh_": "tanh",
+    "torch.selu": "selu", "torch.celu": "celu", "torch.softmax": "softmax",
+    "torch.log_softmax": "log_softmax", "torch.special.expit": "sigmoid",
+}
+
+#: tensor methods that apply an activation: ``x.sigmoid()``
+ACTIVATION_METHODS = {
+    "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh",
+    "relu": "relu", "relu_": "relu", "softmax": "softmax", "log_softmax": "log_softmax",
+}
+
+#: string names accepted by constructor arguments (``nonlinearity="tanh"``)
+ACTIVATION_STRINGS = {
+    "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "gelu": "gelu", "silu": "silu",
+    "swish": "silu", "elu": "elu", "selu": "selu", "leaky_relu": "leaky_relu",
+    "hardtanh": "hardtanh", "hardsigmoid": "hardsigmoid", "softsign": "softsign",
+    "mish": "mish", "relu6": "relu6",
+}
+
+FUNCTIONAL_NORMS = frozenset(
+    f"torch.nn.functional.{n}" for n in ("layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm")
+)
+FUNCTIONAL_WEIGHTED = frozenset(
+    {"torch.nn.functional.linear", "torch.nn.functional.conv1d", "torch.nn.functional.conv2d",
+     "torch.nn.functional.conv3d", "torch.nn.functional.bilinear", "torch.matmul", "torch.mm",
+     "torch.bmm", "torch.einsum", "torch.addmm"}
+)
+MERGE_FUNCTIONS = {
+    "torch.cat": "cat", "torch.concat": "cat", "torch.concatenate": "cat", "torch.stack": "cat",
+    "torch.add": "add", "torch.sum": None, "torch.mul": "mul", "torch.multiply": "mul",
+}
+
+
+@dataclass(frozen=True)
+class ActivationInfo:
+    name: str
+    #: upper bound of |f'(x)|
+    max_derivative: float
+    #: bounded output, so large pre-activations saturate (derivative -> 0)
+    saturating: bool
+
+
+ACTIVATIONS = {
+    "sigmoid": ActivationInfo("sigmoid", 0.25, True),
+    "tanh": ActivationInfo("tanh", 1.0, True),
+    "hardsigmoid": ActivationInfo("hardsigmoid", 1 / 6, True),
+    "hardtanh": ActivationInfo("hardtanh", 1.0, True),
+    "softsign": ActivationInfo("softsign", 1.0, True),
+}
+
+
+def activation_info(name: str | None) -> ActivationInfo | None:
+    return ACTIVATIONS.get(name or "")
+
+
+def layer_category(kind: str) -> str:
+    if kind in WEIGHTED:
+        return "weighted"
+    if kind in RECURRENT:
+        return "recurrent"
+    if kind in NORM:
+        return "norm"
+    if kind in ACTIVATION_MODULES:
+        return "activation"
+    if kind in CONTAINERS:
+        return "container"
+    return "other"
+
+
+# ---------------------------------------------------------------- initializers
+#: nn.init function (without the trailing underscore) -> scheme
+INIT_FUNCTIONS = {
+    "xavier_uniform": "xavier_uniform", "xavier_normal": "xavier_normal",
+    "kaiming_uniform": "kaiming_uniform", "kaiming_normal": "kaiming_normal",
+    "orthogonal": "orthogonal", "normal": "normal", "uniform": "uniform",
+    "trunc_normal": "trunc_normal", "constant": "constant", "ones": "ones", "zeros": "zeros",
+    "eye": "eye", "dirac": "dirac", "sparse": "sparse",
+}
+#: in-place tensor methods that (re)initialize: ``w.data.normal_(0, 1)``
+INIT_METHODS = {
+    "normal_": "normal", "uniform_": "uniform", "fill_": "constant", "zero_": "zeros",
+    "copy_": "copy",
+}
+#: tensor factories used inside ``nn.Parameter(...)``
+TENSOR_FACTORIES = {
+    "torch.randn": "normal", "torch.rand": "uniform", "torch.zeros": "zeros",
+    "torch.ones": "ones", "torch.full": "constant", "torch.empty": "uninitialized",
+    "torch.eye": "eye", "torch.tensor": "copy", "torch.Tensor": "uninitialized",
+    "torch.FloatTensor": "uninitialized",
+}
+CONSTANT_SCHEMES = frozenset({"constant", "zeros", "ones"})

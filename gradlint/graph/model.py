@@ -1,0 +1,321 @@
+"""The layer graph: typed records and the facade rules query.
+
+A :class:`ModelGraph` describes one ``nn.Module`` subclass: the layers it owns
+(:class:`Layer`), the forward dataflow between their applications (:class:`Node`,
+edges in a networkx ``DiGraph``), and what the builder could not resolve
+(:class:`Unknown`). Rules use the methods of :class:`ModelGraph`; they never read
+networkx attributes directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import networkx as nx
+
+from gradlint.graph import catalog
+
+
+@dataclass(frozen=True)
+class Span:
+    """A source range: 1-based lines, 0-based UTF-8 byte columns (as ``ast`` gives them)."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @classmethod
+    def of(cls, node) -> "Span":
+        return cls(
+            node.lineno,
+            node.col_offset,
+            getattr(node, "end_lineno", None) or node.lineno,
+            getattr(node, "end_col_offset", None) or node.col_offset,
+        )
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a resolved number came from: ``DEPTH = 8`` on line 4."""
+
+    name: str
+    value: object
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value!r}, line {self.line}"
+
+
+@dataclass(frozen=True)
+class Init:
+    """An initializer applied to one parameter of a layer."""
+
+    scheme: str  # xavier_uniform, kaiming_normal, normal, uniform, constant, zeros, ones, default, ...
+    text: str  # the source text of the call, or a description for defaults
+    span: Span | None
+    via: str  # inline, apply, modules-loop, parameters-loop, tensor-method, parameter-factory, default
+    value: float | None = None  # for constant schemes
+    std: float | None = None  # for normal-like schemes, when known
+    bound: float | None = None  # for uniform schemes, when known (symmetric bound)
+    gain: float | None = None  # explicit ``gain=`` or nonlinearity gain, when given
+
+    @property
+    def is_constant(self) -> bool:
+        return self.scheme in catalog.CONSTANT_SCHEMES
+
+    @property
+    def is_default(self) -> bool:
+        return self.scheme == "default"
+
+
+@dataclass
+class Layer:
+    """One module (or raw parameter) owned by the model, by qualified name."""
+
+    name: str  # qualified: "net.0", "blocks.3.fc"
+    kind: str  # "Linear", "Sigmoid", "Parameter", or the unresolved callee text
+    category: str  # weighted, recurrent, norm, activation, other, parameter, unknown
+    span: Span
+    activation: str | None = None
+    params: dict = field(default_factory=dict)  # in_features, out_features, nonlinearity, ...
+    inits: dict = field(default_factory=dict)  # parameter name -> Init
+    repeat: tuple = ()  # Provenance of the loop counts that produced this layer
+    functional: bool = False  # an activation/op written as a function call in forward
+
+    @property
+    def fan_in(self) -> int | None:
+        for key in ("in_features", "in_channels", "input_size", "embed_dim"):
+            value = self.params.get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """Something the builder could not resolve; rules lower their confidence."""
+
+    reason: str
+    span: Span | None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step of the forward dataflow."""
+
+    id: int
+    op: str  # input, layer, merge, unknown, output
+    layer: str | None = None  # qualified layer name for op == layer
+    merge: str | None = None  # add, cat, mul for op == merge
+    span: Span | None = None  # where it happens in forward
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    activation: Node
+    weighted: Node | None  # the weighted node feeding the activation, if any
+
+
+class ModelGraph:
+    """Facade over the networkx graph of one model class."""
+
+    def __init__(self, name: str, path: str, span: Span):
+        self.name = name
+        self.path = path
+        self.span = span
+        self._layers: dict[str, Layer] = {}
+        self._g = nx.DiGraph()
+        self._nodes: dict[int, Node] = {}
+        self.unknowns: list[Unknown] = []
+        self.has_forward = False
+
+    # ------------------------------------------------------------ building
+    def add_layer(self, layer: Layer) -> None:
+        self._layers[layer.name] = layer
+
+    def add_node(self, node: Node, inputs=()) -> Node:
+        self._nodes[node.id] = node
+        self._g.add_node(node.id)
+        for src in sorted(inputs):
+            if src != node.id:
+                self._g.add_edge(src, node.id)
+        return node
+
+    def add_unknown(self, reason: str, span: Span | None) -> None:
+        item = Unknown(reason, span)
+        if item not in self.unknowns:
+            self.unknowns.append(item)
+
+    # ------------------------------------------------------------ layers
+    def layers(self, category: str | None = None) -> list[Layer]:
+        return [l for l in self._layers.values() if category is None or l.category == category]
+
+    def layer(self, name: str) -> Layer:
+        return self._layers[name]
+
+    def init_of(self, layer: Layer, param: str = "weight") -> Init | None:
+        """The initializer of ``layer.param``: explicit, else PyTorch's default, else None."""
+        init = layer.inits.get(param)
+        if init is not None:
+            return init
+        if layer.category in ("weighted", "recurrent", "norm"):
+            return Init("default", f"PyTorch's default init of nn.{layer.kind}", None, "default")
+        return None
+
+    # ------------------------------------------------------------ dataflow
+    def nodes(self) -> list[Node]:
+        """Forward nodes in forward (topological) order."""
+        return [self._nodes[i] for i in sorted(self._nodes)]
+
+    def successors(self, node: Node) -> list[Node]:
+        return [self._nodes[i] for i in sorted(self._g.successors(node.id))]
+
+    def predecessors(self, node: Node) -> list[Node]:
+        return [self._nodes[i] for i in sorted(self._g.predecessors(node.id))]
+
+    def applications(self, layer: Layer) -> list[Node]:
+        return [n for n in self.nodes() if n.layer == layer.name]
+
+    def layer_of(self, node: Node) -> Layer | None:
+        return self._layers.get(node.layer) if node.layer else None
+
+    def category_of(self, node: Node) -> str:
+        if node.op == "layer":
+            layer = self.layer_of(node)
+            return layer.category if layer else "unknown"
+        return node.op
+
+    def activation_of(self, node: Node) -> str | None:
+        layer = self.layer_of(node)
+        return layer.activation if layer and layer.category == "activation" else None
+
+    def is_skip_merge(self, node: Node) -> bool:
+        """An add merge whose inputs fork from a common point: a residual/skip connection."""
+        if node.op != "merge" or node.merge != "add":
+            return False
+        preds = list(self._g.predecessors(node.id))
+        if len(preds) < 2:
+            return False
+        ancestor_sets = [nx.ancestors(self._g, p) | {p} for p in preds]
+        for i in range(len(ancestor_sets)):
+            for j in range(i + 1, len(ancestor_sets)):
+                if ancestor_sets[i] & ancestor_sets[j]:
+                    return True
+        return False
+
+    def is_gate(self, node: Node) -> bool:
+        """A saturating activation whose output only scales another tensor (``x * sigmoid(g)``)."""
+        succ = self.successors(node)
+        return bool(succ) and all(s.op == "merge" and s.merge == "mul" for s in succ)
+
+    def downstream(self, node: Node) -> set[int]:
+        return nx.descendants(self._g, node.id)
+
+    def feeds_weighted(self, layer: Layer) -> bool | None:
+        """Whether an application of ``layer`` flows into another weighted layer.
+
+        None when the forward pass is not known (no ``forward`` resolved).
+        """
+        apps = self.applications(layer)
+        if not apps:
+            return None
+        for app in apps:
+            for d in self.downstream(app):
+                n = self._nodes[d]
+                if n.op == "layer" and n.layer != layer.name and self.category_of(n) in ("weighted", "recurrent", "parameter"):
+                    return True
+        return False
+
+    def ends_in_skip(self, layer: Layer) -> bool:
+        """Whether ``layer``'s output reaches a skip merge before any other weighted layer.
+
+        That is the last layer of a residual branch (zero-init-residual, ReZero, Fixup).
+        """
+        for app in self.applications(layer):
+            frontier, seen = [app], set()
+            while frontier:
+                cur = frontier.pop()
+                for s in self.successors(cur):
+                    if s.id in seen:
+                        continue
+                    seen.add(s.id)
+                    if self.is_skip_merge(s):
+                        return True
+                    if s.op == "layer" and self.category_of(s) in ("weighted", "recurrent", "parameter"):
+                        continue
+                    frontier.append(s)
+        return False
+
+    def nearest_weighted_before(self, node: Node) -> Node | None:
+        """The closest weighted/parameter node upstream of ``node`` through single-input steps."""
+        cur = node
+        for _ in range(64):
+            preds = self.predecessors(cur)
+            if len(preds) != 1:
+                return None
+            cur = preds[0]
+            if cur.op == "layer" and self.category_of(cur) in ("weighted", "parameter", "recurrent"):
+                return cur
+            if cur.op != "layer":
+                return None
+        return None
+
+    def saturating_chains(self) -> list[list[ChainLink]]:
+        """Maximal chains of saturating activations along the forward dataflow.
+
+        A chain is cut by normalization and by skip merges (the identity path carries the
+        gradient past it); gates (``x * sigmoid(g)``) are not part of a chain. Where several
+        paths reach a node, the longest chain wins. Each chain is reported once, at its end.
+        """
+        best: dict[int, tuple] = {}
+        ends: list[tuple] = []
+        for node in self.nodes():
+            preds = [best.get(p.id, ()) for p in self.predecessors(node)]
+            incoming = max(preds, key=len) if preds else ()
+            cat = self.category_of(node)
+            act = self.activation_of(node)
+            if cat == "norm" or self.is_skip_merge(node):
+                chain = ()
+            elif act and catalog.activation_info(act) and catalog.activation_info(act).saturating and not self.is_gate(node):
+                chain = incoming + (ChainLink(node, self.nearest_weighted_before(node)),)
+            else:
+                chain = incoming
+            best[node.id] = chain
+        # keep chains that are not a prefix of a longer one
+        seen_last: set[int] = set()
+        for node in reversed(self.nodes()):
+            chain = best.get(node.id, ())
+            if chain and chain[-1].activation.id not in seen_last:
+                for link in chain:
+                    seen_last.add(link.activation.id)
+                ends.append(chain)
+        return [list(c) for c in reversed(ends)]
+
+    # ------------------------------------------------------------ summaries
+    def summary(self) -> dict:
+        """A style-independent description: what tests compare across coding styles."""
+        weighted = []
+        for node in self.nodes():
+            layer = self.layer_of(node)
+            if layer and layer.category in ("weighted", "recurrent", "parameter"):
+                w = self.init_of(layer, "weight")
+                b = self.init_of(layer, "bias") if "bias" in layer.inits or layer.category != "parameter" else None
+                weighted.append(
+                    (
+                        layer.kind,
+                        layer.params.get("in_features", layer.params.get("in_channels")),
+                        layer.params.get("out_features", layer.params.get("out_channels")),
+                        w.scheme if w else None,
+                        b.scheme if b else None,
+                    )
+                )
+        activations = [self.activation_of(n) for n in self.nodes() if self.activation_of(n)]
+        return {"weighted": weighted, "activations": activations}
+
+    def __repr__(self) -> str:
+        return f"<ModelGraph {self.name} {len(self._layers)} layers {len(self._nodes)} nodes>"
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._layers.values())
