@@ -243,12 +243,15 @@ def fmt_rate(lines: int, secs: float) -> str:
     return f"{lines / secs:,.0f}" if secs > 0 else "inf"
 
 
-def cores() -> str:
+def usable_cores() -> int:
     try:
-        usable = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:
-        usable = os.cpu_count() or 1
-    return f"{usable} usable of {os.cpu_count()}"
+        return os.cpu_count() or 1
+
+
+def cores() -> str:
+    return f"{usable_cores()} usable of {os.cpu_count()}"
 
 
 def libcst_version() -> str:
@@ -358,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             name = next((str(f.get("name", "")) for f in findings if str(f.get("code")) == code), "")
             print(f"      {code:<8} {count:>7}  {name}")
         print(f"    {GL_PARSE} (could not parse): {by_code.get(GL_PARSE, 0)} findings in {len(parse_files)} files")
+        for path in sorted(parse_files)[:10]:
+            print(f"      {rel(path)}")
+        if len(parse_files) > 10:
+            print(f"      ... and {len(parse_files) - 10} more")
         print(f"    {GL_INTERNAL} (internal error): {len(internal)}")
         for f in internal[:20]:
             print(f"      {f.get('path')}:{f.get('line')}:{f.get('column')}: {f.get('message')}")
@@ -389,6 +396,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if gl_secs is not None:
         rows[0][5] = f"{gl_secs / ast_secs:.2f}"
+        n_cores = usable_cores()
+        if gl_secs < ast_secs / n_cores:
+            print(f"    WARNING: gradlint took less than the ast.parse floor divided by {n_cores} cores;"
+                  " it may have skipped files (hidden or git-ignored folders?)")
+        if not reported_files:
+            print("    WARNING: gradlint reported no finding at all on the corpus;"
+                  " check that it looked at the files")
         if ast_fail:
             ast_bad = {p.resolve() for p, _ in ast_fail}
             missed = ast_bad - parse_files

@@ -197,10 +197,11 @@ class FileIndex:
 
 
 class Frame:
-    __slots__ = ("locals", "self_block", "cls", "depth", "func")
+    __slots__ = ("locals", "self_block", "cls", "depth", "func", "prov")
 
     def __init__(self, self_block=None, cls=None, depth=0, func=None):
         self.locals: dict[str, object] = {}
+        self.prov: dict[str, tuple] = {}  # local name -> where its number came from
         self.self_block = self_block
         self.cls = cls
         self.depth = depth
@@ -320,10 +321,9 @@ class Builder:
             elif p.arg in kwargs:
                 frame.locals[p.arg] = kwargs[p.arg]
             elif d is not None:
-                self.prov_mark = len(self.prov)
                 value = self.eval(d, Frame(depth=frame.depth))
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self.prov.append(Provenance(p.arg, value, d.lineno))
+                    frame.prov[p.arg] = (Provenance(p.arg, value, d.lineno),)
                 frame.locals[p.arg] = value
             else:
                 frame.locals[p.arg] = UNKNOWN
@@ -355,9 +355,11 @@ class Builder:
         self.tick()
         t = type(stmt)
         if t is ast.Assign:
+            mark = len(self.prov)
             value = self.eval(stmt.value, frame)
+            provs = tuple(self.prov[mark:])
             for target in stmt.targets:
-                self.assign(target, value, frame, stmt)
+                self.assign(target, value, frame, stmt, provs)
         elif t is ast.AnnAssign:
             if stmt.value is not None:
                 self.assign(stmt.target, self.eval(stmt.value, frame), frame, stmt)
@@ -532,14 +534,20 @@ class Builder:
         return items
 
     # ------------------------------------------------------------ assignment
-    def assign(self, target, value, frame: Frame, stmt) -> None:
+    def assign(self, target, value, frame: Frame, stmt, provs=()) -> None:
         t = type(target)
         if t is ast.Name:
             frame.locals[target.id] = value
+            if provs and isinstance(value, (int, float)):
+                frame.prov[target.id] = provs
+            else:
+                frame.prov.pop(target.id, None)
         elif t is ast.Attribute:
             owner = self.eval(target.value, frame)
             if isinstance(owner, BlockSpec):
                 self.set_attr(owner, target.attr, value, stmt)
+                if provs and isinstance(value, (int, float)):
+                    owner.prov[target.attr] = provs
             elif isinstance(owner, ParamRef) and target.attr == "data":
                 pass
             elif isinstance(owner, LeafSpec) and isinstance(value, ParamSpec):
@@ -610,6 +618,8 @@ class Builder:
     def eval_Name(self, node, frame):
         name = node.id
         if name in frame.locals:
+            if name in frame.prov:
+                self.prov.extend(frame.prov[name])
             return frame.locals[name]
         if name == "self" and frame.self_block is not None:
             return frame.self_block
@@ -652,10 +662,9 @@ class Builder:
             if attr in owner.attrs:
                 return owner.attrs[attr]
             if attr in owner.values:
-                v = owner.values[attr]
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self.prov.append(Provenance(f"self.{attr}", v, node.lineno))
-                return v
+                if attr in owner.prov:
+                    self.prov.extend(owner.prov[attr])
+                return owner.values[attr]
             method = self.index.method(owner.cls, attr)
             if method is not None:
                 return FuncRef(method, bound=owner)

@@ -164,6 +164,43 @@ class ModelGraph:
             return Init("default", f"PyTorch's default init of nn.{layer.kind}", None, "default")
         return None
 
+    def init_scale(self, layer: Layer) -> float | None:
+        """Per-layer scale of the weight's initializer: ``std(W) * sqrt(fan_in)``.
+
+        1 keeps the pre-activation variance of a linear map (before the activation);
+        PyTorch's default ``U(+-1/sqrt(fan_in))`` gives ``sqrt(1/3) = 0.58``. None when
+        unknown (a constant or copied weight, or a fixed std on a layer of unknown width).
+        """
+        init = self.init_of(layer, "weight")
+        if init is None:
+            return None
+        fan_in = layer.fan_in
+        fan_out = None
+        for key in ("out_features", "out_channels", "hidden_size"):
+            if isinstance(layer.params.get(key), int):
+                fan_out = layer.params[key]
+        if layer.category == "parameter":
+            shape = layer.params.get("shape") or ()
+            if len(shape) == 2 and all(isinstance(d, int) for d in shape):
+                fan_in, fan_out = shape[0], shape[1]
+        scheme = init.scheme
+        if scheme == "default":
+            return (1 / 3) ** 0.5 if layer.category in ("weighted", "recurrent") else None
+        if scheme.startswith("xavier"):
+            gain = init.gain if init.gain is not None else 1.0
+            if fan_in and fan_out:
+                return gain * (2 * fan_in / (fan_in + fan_out)) ** 0.5
+            return gain
+        if scheme.startswith("kaiming") or scheme == "orthogonal":
+            return init.gain if init.gain is not None else (2 ** 0.5 if scheme.startswith("kaiming") else 1.0)
+        if not fan_in:
+            return None
+        if scheme in ("normal", "trunc_normal") and init.std is not None:
+            return init.std * fan_in ** 0.5
+        if scheme == "uniform" and init.bound is not None:
+            return init.bound / 3 ** 0.5 * fan_in ** 0.5
+        return None
+
     # ------------------------------------------------------------ dataflow
     def nodes(self) -> list[Node]:
         """Forward nodes in forward (topological) order."""
@@ -247,6 +284,23 @@ class ModelGraph:
                         continue
                     frontier.append(s)
         return False
+
+    def next_activation(self, layer: Layer) -> str | None:
+        """The first activation applied downstream of ``layer`` (breadth-first), if any."""
+        for app in self.applications(layer):
+            frontier, seen = [app], {app.id}
+            while frontier:
+                nxt = []
+                for cur in frontier:
+                    for s in self.successors(cur):
+                        act = self.activation_of(s)
+                        if act:
+                            return act
+                        if s.id not in seen:
+                            seen.add(s.id)
+                            nxt.append(s)
+                frontier = nxt
+        return None
 
     def nearest_weighted_before(self, node: Node) -> Node | None:
         """The closest weighted/parameter node upstream of ``node`` through single-input steps."""

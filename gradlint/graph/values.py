@@ -98,6 +98,7 @@ class BlockSpec(Spec):
     span: Span
     attrs: dict = field(default_factory=dict)  # registered submodules / parameters, in order
     values: dict = field(default_factory=dict)  # other attributes (constants, flags)
+    prov: dict = field(default_factory=dict)  # attribute -> Provenance of its number
     seq: SeqSpec | None = None  # when the class extends nn.Sequential / nn.ModuleList
     torch_base: str | None = None
     inits: dict = field(default_factory=dict)

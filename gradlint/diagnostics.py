@@ -1,0 +1,82 @@
+"""Diagnostics: frozen, plain data (no syntax nodes), shared by every reporter."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SEVERITIES = ("error", "warning", "info")
+CONFIDENCES = ("heuristic", "inferred", "confirmed", "refuted")
+
+
+@dataclass(frozen=True)
+class Related:
+    """A location that explains a finding: a layer it involves, the constant behind a depth."""
+
+    path: str
+    line: int
+    column: int  # 1-based, in characters
+    message: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between two 1-based (line, column) positions."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    title: str
+    applicability: str  # "safe" | "unsafe"
+    edits: tuple[Edit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    path: str
+    line: int  # 1-based
+    column: int  # 1-based, in characters
+    end_line: int
+    end_column: int  # 1-based, exclusive
+    code: str
+    name: str
+    severity: str
+    message: str
+    confidence: str = "inferred"
+    help: str | None = None
+    related: tuple[Related, ...] = ()
+    fix: Fix | None = None
+    evidence: tuple = field(default=())  # (key, value) pairs from dynamic confirmation
+
+    def sort_key(self):
+        return (self.path, self.line, self.column, self.code, self.message)
+
+    def to_json(self) -> dict:
+        """The stable JSON object documented in the README (one per finding)."""
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+            "code": self.code,
+            "name": self.name,
+            "severity": self.severity,
+            "confidence": self.confidence,
+            "message": self.message,
+            "help": self.help,
+            "related": [asdict(r) for r in self.related],
+            "fix": None
+            if self.fix is None
+            else {
+                "title": self.fix.title,
+                "applicability": self.fix.applicability,
+                "edits": [asdict(e) for e in self.fix.edits],
+            },
+            "evidence": dict(self.evidence) if self.evidence else None,
+        }

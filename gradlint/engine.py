@@ -1,0 +1,214 @@
+"""The pipeline: read bytes -> parse (ast) -> layer graphs -> rules -> suppressions -> sort/dedupe.
+
+Stages are pure functions of their inputs; the only I/O is reading the files. Files are
+checked in parallel worker processes when there are enough of them to pay for it.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import time
+import tokenize
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from gradlint.diagnostics import Diagnostic
+from gradlint.files import DEFAULT_EXCLUDE, discover
+from gradlint.graph.builder import build_graphs
+from gradlint.rule import RuleContext, rule_by_code, select_rules
+
+NOQA_RE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+#: files that never mention torch are skipped before parsing
+PREFILTER = b"torch"
+
+
+@dataclass(frozen=True)
+class Settings:
+    select: tuple = ()
+    ignore: tuple = ()
+    rule_options: tuple = ()  # ((code, {option: value}), ...)
+    exclude: tuple = DEFAULT_EXCLUDE
+    extend_exclude: tuple = ()
+    respect_gitignore: bool = True
+    jobs: int = 0  # 0: one per core
+
+
+@dataclass
+class RunResult:
+    diagnostics: list[Diagnostic]
+    files_checked: int
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message): not checked
+    seconds: float = 0.0
+
+    @property
+    def internal_errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.code == "GL002"]
+
+
+# ---------------------------------------------------------------- one file
+_RULES_CACHE: dict = {}
+
+
+def _rules(settings: Settings):
+    key = (settings.select, settings.ignore)
+    if key not in _RULES_CACHE:
+        _RULES_CACHE[key] = [r() for r in select_rules(settings.select, settings.ignore)]
+    return _RULES_CACHE[key]
+
+
+def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str) -> Diagnostic:
+    rule = rule_by_code(code)
+    return Diagnostic(
+        path=path, line=max(line, 1), column=max(column, 1), end_line=max(line, 1), end_column=max(column, 1) + 1,
+        code=code, name=rule.name, severity=rule.severity, message=message, confidence="confirmed",
+    )
+
+
+def decode(data: bytes) -> str:
+    """Decode Python source bytes honouring a BOM or a PEP 263 coding cookie."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8")
+    head = data[:400]
+    if b"coding" in head:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    return data.decode("utf-8")
+
+
+def lint_source(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> list[Diagnostic]:
+    """Every diagnostic for one file's content."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if PREFILTER not in data:
+        return []
+    enabled = {r.code for r in select_rules(settings.select, settings.ignore)}
+    parse_reported = "GL001" in enabled
+
+    def gl001(line, col, msg):
+        return [_tool_diagnostic("GL001", path, line, col, msg)] if parse_reported else []
+
+    try:
+        text = decode(data)
+    except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
+        pos = getattr(exc, "start", 0)
+        line = data.count(b"\n", 0, pos) + 1
+        col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
+        reason = exc.reason if isinstance(exc, UnicodeDecodeError) else str(exc)
+        return gl001(line, col, f"cannot decode: {reason} — file skipped")
+    nul = text.find("\0")
+    if nul != -1:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        return gl001(line, col, "cannot parse: source contains a NUL byte — file skipped")
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        return gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped")
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped")
+    lines = text.splitlines()
+    return check_tree(tree, lines, path, settings)
+
+
+def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings) -> list[Diagnostic]:
+    """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
+    diagnostics: list[Diagnostic] = []
+    try:
+        graphs = build_graphs(tree, path)
+    except Exception as exc:  # a builder bug must not end the run
+        return [_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")]
+    options = dict(settings.rule_options)
+    for rule in _rules(settings):
+        if rule.engine_emitted:
+            continue
+        ctx = RuleContext(path, lines, type(rule), options.get(rule.code))
+        for graph in graphs:
+            try:
+                rule.check(graph, ctx)
+            except Exception as exc:
+                diagnostics.append(
+                    _tool_diagnostic(
+                        "GL002", path, graph.span.line, graph.span.col + 1,
+                        f"internal error in {rule.code} on class {graph.name}: {type(exc).__name__}: {exc}",
+                    )
+                )
+        diagnostics.extend(ctx.diagnostics)
+    return finalize(diagnostics, lines)
+
+
+def finalize(diagnostics: list[Diagnostic], lines: list[str]) -> list[Diagnostic]:
+    """Drop suppressed findings, then duplicates (same place and code; first wins), then sort."""
+    kept, seen = [], set()
+    for d in diagnostics:
+        if d.code != "GL002" and is_suppressed(d, lines):
+            continue
+        key = (d.path, d.line, d.column, d.code)
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(d)
+    return sorted(kept, key=Diagnostic.sort_key)
+
+
+def is_suppressed(d: Diagnostic, lines: list[str]) -> bool:
+    if not 1 <= d.line <= len(lines):
+        return False
+    text = lines[d.line - 1]
+    if "#" not in text:
+        return False
+    m = NOQA_RE.search(text)
+    if m is None:
+        return False
+    codes = m.group("codes")
+    if not codes:
+        return True
+    return d.code in {c.upper() for c in re.split(r"[\s,]+", codes) if c}
+
+
+def lint_file(path: str, settings: Settings = Settings()) -> list[Diagnostic]:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except IsADirectoryError:
+        return [_tool_diagnostic("GL001", path, 1, 1, "cannot read: is a directory — file skipped")]
+    except OSError as exc:
+        return [_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc.strerror or exc} — file skipped")]
+    return lint_source(data, path, settings)
+
+
+def _lint_chunk(args) -> list[Diagnostic]:
+    paths, settings = args
+    out: list[Diagnostic] = []
+    for p in paths:
+        try:
+            out.extend(lint_file(p, settings))
+        except Exception as exc:  # last line of defence: one file's crash never ends the run
+            out.append(_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}"))
+    return out
+
+
+# ---------------------------------------------------------------- many files
+def lint_paths(paths, settings: Settings = Settings()) -> RunResult:
+    start = time.perf_counter()
+    found = discover(paths, settings.exclude, settings.extend_exclude, settings.respect_gitignore)
+    files = found.files
+    jobs = settings.jobs or os.cpu_count() or 1
+    _rules(settings)  # import the rules once, before workers fork
+    diagnostics: list[Diagnostic] = []
+    if jobs > 1 and len(files) >= 8:
+        # contiguous chunks keep each worker's files together; several per worker balance the load
+        n = min(len(files), jobs * 8)
+        chunks = [files[i::n] for i in range(n)]
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            for part in pool.map(_lint_chunk, [(c, settings) for c in chunks]):
+                diagnostics.extend(part)
+    else:
+        diagnostics = _lint_chunk((files, settings))
+    diagnostics.sort(key=Diagnostic.sort_key)
+    return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start)

@@ -1,0 +1,54 @@
+"""The default terminal format: each finding with its source lines, related notes and help."""
+
+from __future__ import annotations
+
+import click
+
+_SEVERITY_COLOUR = {"error": "red", "warning": "yellow", "info": "blue"}
+
+
+def _read_lines(path: str, cache: dict) -> list[str]:
+    if path not in cache:
+        try:
+            with open(path, "rb") as fh:
+                cache[path] = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            cache[path] = []
+    return cache[path]
+
+
+def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -> str:
+    """``sources`` maps path -> text for findings on content that is not on disk."""
+    cache: dict = {p: t.splitlines() for p, t in (sources or {}).items()}
+
+    def style(text, **kw):
+        return click.style(text, **kw) if color else text
+
+    out = []
+    for d in diagnostics:
+        sev = style(f"[{d.severity}]", fg=_SEVERITY_COLOUR.get(d.severity), bold=True)
+        out.append(f"{style(f'{d.path}:{d.line}:{d.column}:', bold=True)} {style(d.code, bold=True)} {sev} {d.message}\n")
+        lines = _read_lines(d.path, cache)
+        if 1 <= d.line <= len(lines):
+            first = max(1, d.line - 2)
+            width = len(str(d.line))
+            gutter = " " * width
+            out.append(f"{gutter} |\n")
+            for n in range(first, d.line + 1):
+                out.append(f"{style(str(n).rjust(width), fg='blue')} | {lines[n - 1]}\n")
+            end = d.end_column if d.end_line == d.line and d.end_column > d.column else d.column + 1
+            end = min(end, len(lines[d.line - 1]) + 1) if lines[d.line - 1] else end
+            caret = " " * (d.column - 1) + "^" * max(1, end - d.column)
+            out.append(f"{gutter} | {style(caret, fg=_SEVERITY_COLOUR.get(d.severity))}\n")
+            out.append(f"{gutter} |\n")
+        for r in d.related:
+            where = f"{r.path}:{r.line}" if r.path != d.path else f"line {r.line}"
+            out.append(f"   = note: {r.message} ({where})\n")
+        if d.help:
+            out.append(f"   = help: {d.help}\n")
+        if d.fix is not None:
+            out.append(f"   = fix ({d.fix.applicability}): {d.fix.title}\n")
+        if d.code not in ("GL001", "GL002"):
+            out.append(f"   = docs: gradlint rule {d.code}\n")
+        out.append("\n")
+    return "".join(out)

@@ -1,0 +1,152 @@
+"""The rule base class, the per-file rule context, and rule discovery.
+
+A rule is one class in one module of ``gradlint.rules`` (the repository's ``rules/``
+folder). It is found by walking that package: there is no hand-kept list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+import textwrap
+from functools import lru_cache
+from typing import ClassVar
+
+from gradlint.diagnostics import Diagnostic, Fix, Related
+from gradlint.graph.model import ModelGraph, Span
+
+CODE_RE = re.compile(r"^GL\d{3}$")
+DOC_HEADINGS = (
+    "What it does", "Why is this bad?", "Example", "Known problems", "Fix safety", "Options", "References",
+)
+REQUIRED_HEADINGS = ("What it does", "Why is this bad?", "Example", "References")
+
+
+class Rule:
+    """Base class of every rule. Subclasses set the class attributes and ``check``."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]  # kebab-case pattern name, not an order
+    severity: ClassVar[str] = "warning"  # default level
+    summary: ClassVar[str]  # one line, for `gradlint rules`
+    #: source snippets on which the rule must stay silent / must report
+    VALID: ClassVar[list[str]] = []
+    INVALID: ClassVar[list[str]] = []
+    #: option name -> default value (``[tool.gradlint.rules.GL101]``)
+    options: ClassVar[dict] = {}
+    #: diagnostics of this code are produced by the engine itself (parse errors)
+    engine_emitted: ClassVar[bool] = False
+
+    def check(self, graph: ModelGraph, ctx: "RuleContext") -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def documentation(cls) -> str:
+        return textwrap.dedent(cls.__doc__ or "").strip()
+
+    @classmethod
+    def doc_sections(cls) -> dict[str, str]:
+        sections: dict[str, str] = {}
+        current = None
+        for line in cls.documentation().splitlines():
+            m = re.match(r"^## (.+?)\s*$", line)
+            if m:
+                current = m.group(1)
+                sections[current] = ""
+            elif current is not None:
+                sections[current] += line + "\n"
+        return {k: v.strip() for k, v in sections.items()}
+
+
+class RuleContext:
+    """What a rule needs besides the graph: the file, its lines, options, and ``report``."""
+
+    def __init__(self, path: str, lines: list[str], rule: type[Rule], options: dict | None = None):
+        self.path = path
+        self.lines = lines
+        self.rule = rule
+        self.options = {**rule.options, **(options or {})}
+        self.diagnostics: list[Diagnostic] = []
+
+    def column(self, line: int, byte_col: int) -> int:
+        """1-based character column of a 0-based UTF-8 byte offset (``ast`` gives bytes)."""
+        if 1 <= line <= len(self.lines):
+            text = self.lines[line - 1]
+            if text.isascii():
+                return byte_col + 1
+            return len(text.encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
+        return byte_col + 1
+
+    def related(self, span: Span | None, message: str, line: int | None = None) -> Related:
+        if span is None:
+            return Related(self.path, line or 1, 1, message)
+        return Related(self.path, span.line, self.column(span.line, span.col), message)
+
+    def report(
+        self,
+        span: Span,
+        message: str,
+        *,
+        severity: str | None = None,
+        confidence: str = "inferred",
+        help: str | None = None,
+        related: tuple[Related, ...] = (),
+        fix: Fix | None = None,
+    ) -> None:
+        self.diagnostics.append(
+            Diagnostic(
+                path=self.path,
+                line=span.line,
+                column=self.column(span.line, span.col),
+                end_line=span.end_line,
+                end_column=self.column(span.end_line, span.end_col),
+                code=self.rule.code,
+                name=self.rule.name,
+                severity=severity or self.rule.severity,
+                message=message,
+                confidence=confidence,
+                help=help,
+                related=tuple(related),
+                fix=fix,
+            )
+        )
+
+
+@lru_cache(maxsize=1)
+def all_rules() -> tuple[type[Rule], ...]:
+    """Every rule class of ``gradlint.rules``, sorted by code."""
+    import gradlint.rules as package
+
+    found = []
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Rule) and obj is not Rule and obj.__module__ == module.__name__:
+                found.append(obj)
+    return tuple(sorted(found, key=lambda r: r.code))
+
+
+def rule_by_code(code_or_name: str) -> type[Rule] | None:
+    key = code_or_name.strip()
+    for rule in all_rules():
+        if rule.code == key.upper() or rule.name == key:
+            return rule
+    return None
+
+
+def select_rules(select=None, ignore=None) -> list[type[Rule]]:
+    """Rules enabled by prefix lists: ``--select GL1 --ignore GL102``."""
+
+    def matches(rule, prefixes):
+        return any(rule.code.startswith(p.upper()) or rule.name == p for p in prefixes)
+
+    chosen = []
+    for rule in all_rules():
+        if select and not matches(rule, select):
+            continue
+        if ignore and matches(rule, ignore):
+            continue
+        chosen.append(rule)
+    return chosen

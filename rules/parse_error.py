@@ -1,0 +1,43 @@
+from gradlint.rule import Rule
+
+
+class ParseError(Rule):
+    """## What it does
+    Reports a file gradlint could not read or parse: a syntax error, bytes that are not
+    valid in the file's encoding, NUL bytes, or a path that cannot be read as a file.
+
+    ## Why is this bad?
+    A file that does not parse is a file gradlint cannot check: any gradient hazard in it
+    goes unreported. The finding points at the place Python's parser stopped, and the run
+    goes on with the other files.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+    net = nn.Sequential(nn.Linear(4, 4)
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+    net = nn.Sequential(nn.Linear(4, 4))
+    ```
+
+    ## Known problems
+    Files that never mention `torch` are skipped before parsing, so a syntax error in them
+    is not reported.
+
+    ## References
+    - [Python `ast.parse`](https://docs.python.org/3/library/ast.html#ast.parse)
+    """
+
+    code = "GL001"
+    name = "parse-error"
+    severity = "error"
+    summary = "the file cannot be read or parsed"
+    engine_emitted = True
+    VALID = ["import torch\nx = torch.zeros(1)\n"]
+    INVALID = [
+        "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(4, 4)\n",
+        "import torch\ndef f(:\n    pass\n",
+    ]
