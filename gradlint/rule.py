@@ -10,11 +10,10 @@ import importlib
 import inspect
 import pkgutil
 import re
-import textwrap
 from functools import lru_cache
 from typing import ClassVar
 
-from gradlint.diagnostics import Diagnostic, Fix, Related
+from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
 from gradlint.graph.model import ModelGraph, Span
 
 CODE_RE = re.compile(r"^GL\d{3}$")
@@ -36,6 +35,8 @@ class Rule:
     INVALID: ClassVar[list[str]] = []
     #: option name -> default value (``[tool.gradlint.rules.GL101]``)
     options: ClassVar[dict] = {}
+    #: "safe" or "unsafe" when the rule offers fixes (documented under ``## Fix safety``)
+    fix_safety: ClassVar[str | None] = None
     #: diagnostics of this code are produced by the engine itself (parse errors)
     engine_emitted: ClassVar[bool] = False
 
@@ -44,7 +45,7 @@ class Rule:
 
     @classmethod
     def documentation(cls) -> str:
-        return textwrap.dedent(cls.__doc__ or "").strip()
+        return inspect.cleandoc(cls.__doc__ or "")
 
     @classmethod
     def doc_sections(cls) -> dict[str, str]:
@@ -78,6 +79,12 @@ class RuleContext:
                 return byte_col + 1
             return len(text.encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
         return byte_col + 1
+
+    def edit(self, span: Span, content: str) -> Edit:
+        """A text edit replacing ``span`` (ast byte columns) with ``content``."""
+        return Edit(
+            span.line, self.column(span.line, span.col), span.end_line, self.column(span.end_line, span.end_col), content
+        )
 
     def related(self, span: Span | None, message: str, line: int | None = None) -> Related:
         if span is None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from gradlint.graph import catalog
+from gradlint.diagnostics import Fix
 from gradlint.rule import Rule
 from gradlint.rules._common import confidence_of, describe_names
 
@@ -66,6 +67,11 @@ class ConstantWeightInit(Rule):
     unknown; the finding is then reported with `heuristic` confidence unless the layer is the
     last weighted layer the model registers.
 
+    ## Fix safety
+    The fix replaces an `nn.init.constant_`/`ones_`/`zeros_` call with the initializer that
+    matches the activation after the layer (Xavier for sigmoid/tanh, Kaiming for ReLU-family).
+    It is unsafe: it changes the model's initial weights, and so its training run.
+
     ## References
     - Goodfellow, Bengio & Courville, *Deep Learning*, §8.4 (breaking symmetry), 2016
     - Glorot & Bengio, *Understanding the difficulty of training deep feedforward neural networks*, AISTATS 2010
@@ -75,6 +81,7 @@ class ConstantWeightInit(Rule):
     code = "GL201"
     name = "constant-weight-init"
     severity = "error"
+    fix_safety = "unsafe"
     summary = "a weight initialized to a constant keeps its units identical (symmetric or dead)"
 
     VALID = [
@@ -160,9 +167,9 @@ class ConstantWeightInit(Rule):
                 severity = "warning"
             feed = "feeds" if len(layers) == 1 else "feed"
             message = f"{value} init `{text}` on {where}, which {feed} other layers: {effect}"
-            remedy = self._remedy(graph, layers[0])
+            remedy, fix = self._remedy(graph, layers[0], init, ctx)
             related = tuple(ctx.related(l.span, f"{l.name} = nn.{l.kind}(...)" if l.category != "parameter" else f"{l.name} = nn.Parameter(...)") for l in layers[:8])
-            ctx.report(init.span, message, severity=severity, confidence=confidence, help=remedy, related=related)
+            ctx.report(init.span, message, severity=severity, confidence=confidence, help=remedy, related=related, fix=fix)
 
     @staticmethod
     def _bias_constant(graph, layer) -> bool:
@@ -174,9 +181,20 @@ class ConstantWeightInit(Rule):
         return bias is not None and bias.is_constant
 
     @staticmethod
-    def _remedy(graph, layer) -> str:
+    def _remedy(graph, layer, init, ctx):
         act = graph.next_activation(layer)
         info = catalog.activation_info(act)
         if info is not None:
-            return f"use `nn.init.xavier_uniform_(…weight)`, which matches the {act} activation; keep constants for biases"
-        return "use `nn.init.kaiming_normal_(…weight, nonlinearity=\"relu\")` (or Xavier for sigmoid/tanh); keep constants for biases"
+            name, extra = "xavier_uniform_", ""
+            help = f"use `nn.init.xavier_uniform_(…weight)`, which matches the {act} activation; keep constants for biases"
+        else:
+            name, extra = "kaiming_normal_", ', nonlinearity="relu"'
+            help = "use `nn.init.kaiming_normal_(…weight, nonlinearity=\"relu\")` (Xavier for sigmoid/tanh); keep constants for biases"
+        fix = None
+        # Rewrite the initializer call in place when it is spelled through a module path
+        # (``nn.init.constant_(w, c)``), so the replacement needs no new import.
+        if init.callee and "." in init.callee and init.target and init.via != "parameter-factory":
+            prefix = init.callee.rsplit(".", 1)[0]
+            replacement = f"{prefix}.{name}({init.target}{extra})"
+            fix = Fix(f"replace with `{replacement}`", "unsafe", (ctx.edit(init.span, replacement),))
+        return help, fix

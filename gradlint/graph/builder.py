@@ -11,6 +11,7 @@ become sets of producing graph nodes. What it cannot resolve becomes an explicit
 from __future__ import annotations
 
 import ast
+import dataclasses
 import operator
 from itertools import count
 
@@ -1242,12 +1243,19 @@ class Builder:
             elif nl in ("linear", "sigmoid", "conv2d", "conv1d"):
                 gain = 1.0
         text = ast.unparse(node)
-        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain)
+        callee = target = None
+        if isinstance(node, ast.Call):
+            if via == "tensor-method" and isinstance(node.func, ast.Attribute):
+                target = ast.unparse(node.func.value)
+            else:
+                callee = ast.unparse(node.func)
+                target = ast.unparse(node.args[0]) if node.args else None
+        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, callee, target)
 
     def apply_init(self, target, init: Init, node) -> None:
         via = self.init_via
         if via:
-            init = Init(init.scheme, init.text, init.span, via, init.value, init.std, init.bound, init.gain)
+            init = dataclasses.replace(init, via=via)
         if isinstance(target, ParamRef):
             target.owner.inits[target.name] = init
         elif isinstance(target, ParamSpec):
@@ -1321,8 +1329,7 @@ class Builder:
                 if scheme == "copy":
                     self.apply_init(owner, Init("copy", ast.unparse(node)[:120], _span(node), "tensor-method"), node)
                 else:
-                    init = self.make_init(scheme, args, kwargs, node, "tensor-method")
-                    self.apply_init(owner, Init(init.scheme, init.text, init.span, "tensor-method", init.value, init.std, init.bound, init.gain), node)
+                    self.apply_init(owner, self.make_init(scheme, args, kwargs, node, "tensor-method"), node)
                 return owner
             if name in ("dim", "ndimension"):
                 return owner.ndim if owner.ndim is not None else UNKNOWN

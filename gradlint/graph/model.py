@@ -60,6 +60,8 @@ class Init:
     std: float | None = None  # for normal-like schemes, when known
     bound: float | None = None  # for uniform schemes, when known (symmetric bound)
     gain: float | None = None  # explicit ``gain=`` or nonlinearity gain, when given
+    callee: str | None = None  # source text of the called function (``nn.init.constant_``)
+    target: str | None = None  # source text of the initialized tensor (``m.weight``)
 
     @property
     def is_constant(self) -> bool:

@@ -1,0 +1,42 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-snapshots",
+        action="store_true",
+        default=False,
+        help="rewrite fixture snapshots from the current output (review the diff!)",
+    )
+
+
+@pytest.fixture
+def update_snapshots(request):
+    return request.config.getoption("--update-snapshots")
+
+
+def run_cli(*args, cwd=None, env=None, input=None):
+    """Run the real `gradlint` entry point in a subprocess."""
+    import subprocess
+
+    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gradlint", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+    )
+
+
+def format_diagnostics(diags) -> str:
+    return "".join(f"  {d.path}:{d.line}:{d.column}: {d.code} [{d.severity}] {d.message}\n" for d in diags) or "  (none)\n"

@@ -1,0 +1,71 @@
+"""Layer 2: realistic model files with snapshots of their graph and their findings.
+
+Snapshots live in ``fixtures/snapshots/``; refresh them with ``pytest --update-snapshots``
+and review the diff. Expected findings are also marked inline (``# error: GL101``).
+"""
+
+import ast
+import re
+
+import pytest
+
+from gradlint.engine import lint_source
+from gradlint.graph.builder import build_graphs
+from gradlint.graph.dump import render_text
+from gradlint.reporters import render
+
+from conftest import FIXTURES, ROOT, format_diagnostics
+
+SNAPSHOTS = FIXTURES / "snapshots"
+FILES = sorted(p for p in FIXTURES.rglob("*.py") if "snapshots" not in p.parts)
+MARKER = re.compile(r"#\s*(error|warning|info):\s*(GL\d{3}(?:\s*,\s*GL\d{3})*)")
+
+
+def _rel(path):
+    return path.relative_to(ROOT).as_posix()
+
+
+def _check_snapshot(actual: str, snapshot, update: bool):
+    if update or not snapshot.exists():
+        if not update:
+            pytest.fail(f"missing snapshot {snapshot}; run pytest --update-snapshots and review it")
+        snapshot.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.write_text(actual)
+        return
+    expected = snapshot.read_text()
+    assert actual == expected, f"snapshot {snapshot.relative_to(ROOT)} differs (pytest --update-snapshots to accept)"
+
+
+def test_enough_fixtures():
+    assert len(FILES) >= 12
+
+
+@pytest.mark.parametrize("path", FILES, ids=_rel)
+def test_findings_snapshot(path, update_snapshots):
+    diags = lint_source(path.read_bytes(), _rel(path))
+    actual = render("concise", diags)
+    snapshot = SNAPSHOTS / path.relative_to(FIXTURES).with_suffix(".findings.txt")
+    _check_snapshot(actual, snapshot, update_snapshots)
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if p.name != "broken_syntax.py"], ids=_rel)
+def test_graph_snapshot(path, update_snapshots):
+    graphs = build_graphs(ast.parse(path.read_text()), _rel(path))
+    actual = render_text(graphs)
+    snapshot = SNAPSHOTS / path.relative_to(FIXTURES).with_suffix(".graph.txt")
+    _check_snapshot(actual, snapshot, update_snapshots)
+
+
+@pytest.mark.parametrize("path", FILES, ids=_rel)
+def test_inline_markers(path):
+    source = path.read_text()
+    expected = set()
+    for lineno, line in enumerate(source.splitlines(), 1):
+        for m in MARKER.finditer(line):
+            for code in re.split(r"\s*,\s*", m.group(2)):
+                expected.add((lineno, code, m.group(1)))
+    diags = lint_source(source, _rel(path))
+    actual = {(d.line, d.code, d.severity) for d in diags}
+    assert actual == expected, (
+        f"{_rel(path)}: markers {sorted(expected)} but gradlint reported:\n{format_diagnostics(diags)}"
+    )
