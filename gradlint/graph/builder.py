@@ -788,6 +788,7 @@ class Builder:
     def comprehension(self, node, frame, make):
         inner = Frame(frame.self_block, frame.cls, frame.depth, frame.func)
         inner.locals = dict(frame.locals)
+        inner.prov = dict(frame.prov)
         results = []
 
         def loop(gens):
@@ -838,6 +839,10 @@ class Builder:
         right = self.eval(node.right, frame)
         if isinstance(left, Flow) or isinstance(right, Flow) or isinstance(left, ParamSpec) or isinstance(right, ParamSpec) or isinstance(left, ParamRef) or isinstance(right, ParamRef):
             return self.binop_flow(node.op, left, right, node)
+        if isinstance(left, _Factory) and isinstance(right, (int, float)) and isinstance(node.op, (ast.Mult, ast.Div)):
+            return _Scaled(left, right if isinstance(node.op, ast.Mult) else (1 / right if right else None))
+        if isinstance(right, _Factory) and isinstance(left, (int, float)) and isinstance(node.op, ast.Mult):
+            return _Scaled(right, left)
         if isinstance(left, list) and isinstance(right, list) and isinstance(node.op, ast.Add):
             return left + right
         if isinstance(left, list) and isinstance(right, int) and isinstance(node.op, ast.Mult):
@@ -1731,11 +1736,6 @@ def _b_hasattr(b, args, kwargs, node, frame):
             return args[1] in ("weight", "bias") and (args[1] != "bias" or owner.params.get("bias", True) is not False) and owner.category in ("weighted", "norm")
         if isinstance(owner, BlockSpec):
             return args[1] in owner.attrs or args[1] in owner.values
-    return UNKNOWN
-
-
-@_builtin
-def _b_minmax(b, args, kwargs, node, frame, fn=None):
     return UNKNOWN
 
 
