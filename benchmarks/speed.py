@@ -172,8 +172,8 @@ def fail(msg: str, res: subprocess.CompletedProcess | None = None) -> None:
     sys.exit(2)
 
 
-def checked_run(target: Path, flags: list[str], what: str) -> tuple[float, str, list[dict]]:
-    """Run gradlint on *target*; accept exit 0/1 only; return (secs, stdout, findings)."""
+def checked_run(target: Path, flags: list[str], what: str) -> tuple[float, subprocess.CompletedProcess, list[dict]]:
+    """Run gradlint on *target*; accept exit 0/1 only; return (secs, process, findings)."""
     secs, res = run_gradlint(target, flags)
     if res.returncode not in (0, 1):
         fail(f"gradlint on {what} exited {res.returncode} (0 or 1 expected)", res)
@@ -181,7 +181,13 @@ def checked_run(target: Path, flags: list[str], what: str) -> tuple[float, str, 
         findings = parse_findings(res.stdout)
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         fail(f"gradlint on {what}: could not read its JSON output ({exc})", res)
-    return secs, res.stdout, findings
+    return secs, res, findings
+
+
+def files_checked(stderr: str) -> int | None:
+    """The file count of gradlint's summary line ("... 710 files checked in ..."), if any."""
+    m = re.search(r"(\d+) files? checked", stderr)
+    return int(m.group(1)) if m else None
 
 
 def finding_path(f: dict) -> Path:
@@ -298,11 +304,16 @@ def linearity(flags: list[str]) -> int:
           f"{lin_lines_per_file}-line model ({rel(LIN_DIR)}/nN)")
     lin_rows = []
     rates = {}
+    times = {}
     internal_total = 0
     for n, d in dirs.items():
-        secs, _, findings = checked_run(d, flags, rel(d))
+        secs, res, findings = checked_run(d, flags, rel(d))
+        checked = files_checked(res.stderr)
+        if checked is not None and checked != n:
+            print(f"    WARNING: gradlint says {checked} files checked in {rel(d)}, expected {n}")
         lines = n * lin_lines_per_file
         rates[n] = lines / secs if secs > 0 else float("inf")
+        times[n] = secs
         internal = sum(1 for f in findings if f.get("code") == GL_INTERNAL)
         internal_total += internal
         lin_rows.append([str(n), str(lines), f"{secs:.2f}", fmt_rate(lines, secs),
@@ -310,6 +321,11 @@ def linearity(flags: list[str]) -> int:
     table(["files", "lines", "seconds", "lines/s", "findings", GL_INTERNAL], lin_rows)
     print(f"lines/s(1000) / lines/s(100) = {rates[1000] / rates[100]:.2f}"
           "  (1.0 = linear; above 1 = fixed start-up cost being amortised; well below 1 = superlinear)")
+    per_line = lin_lines_per_file
+    for a, b in ((10, 100), (100, 1000)):
+        extra = times[b] - times[a]
+        rate = f"{(b - a) * per_line / extra:,.0f}" if extra > 0 else "n/a"
+        print(f"marginal rate {a} -> {b} files: {rate} lines/s ({extra:.2f} s for {(b - a) * per_line} more lines)")
     return internal_total
 
 
@@ -348,14 +364,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(a) gradlint check {' '.join(flags)} {rel(corpus)}")
         for note in notes:
             print(f"    note: {note}")
-        gl_secs, raw, findings = checked_run(corpus, flags, "the corpus")
-        FINDINGS_JSON.write_text(raw)
+        gl_secs, res, findings = checked_run(corpus, flags, "the corpus")
+        FINDINGS_JSON.write_text(res.stdout)
+        checked = files_checked(res.stderr)
         by_code = Counter(str(f.get("code", "?")) for f in findings)
         parse_files = {finding_path(f) for f in findings if f.get("code") == GL_PARSE}
         internal = [f for f in findings if f.get("code") == GL_INTERNAL]
         reported_files = {finding_path(f) for f in findings}
         print(f"    {gl_secs:.2f} s, {len(findings)} findings in {len(reported_files)} of {n_files} files"
               f" (raw JSON: {rel(FINDINGS_JSON)})")
+        if checked is None:
+            print("    gradlint printed no 'N files checked' summary on stderr")
+        else:
+            print(f"    gradlint says: {checked} files checked"
+                  + ("" if checked == n_files else f"  <-- WARNING: the corpus has {n_files}"))
         print("    findings per code:")
         for code, count in sorted(by_code.items()):
             name = next((str(f.get("name", "")) for f in findings if str(f.get("code")) == code), "")
@@ -400,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         if gl_secs < ast_secs / n_cores:
             print(f"    WARNING: gradlint took less than the ast.parse floor divided by {n_cores} cores;"
                   " it may have skipped files (hidden or git-ignored folders?)")
-        if not reported_files:
+        if not reported_files and checked is None:
             print("    WARNING: gradlint reported no finding at all on the corpus;"
                   " check that it looked at the files")
         if ast_fail:
@@ -412,8 +434,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Corpus: {rel(corpus)} ({describe_versions(corpus) or 'versions unknown'})")
     table(["tool", "files", "lines", "seconds", "lines/s", "x ast time"], rows)
-    print(f"gradlint runs as a subprocess (interpreter start included) and may use the machine's "
-          f"cores ({cores()}); the ast.parse and libcst floors run in one process, one file at a time.")
+    jobs_used = flags is not None and "--jobs" in flags
+    print("gradlint runs as a subprocess (interpreter start included) and "
+          + (f"was told --jobs {args.jobs}" if jobs_used else f"may use all the machine's cores ({cores()})")
+          + "; the ast.parse and libcst floors run in this one process, one file at a time.")
     print("'x ast time' = seconds / ast.parse seconds.")
 
     # (d) linearity ---------------------------------------------------------- #

@@ -94,6 +94,6 @@ def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, se
                 subdirs.append(entry.path)
             elif entry.name.endswith(SOURCE_SUFFIXES) and entry.path not in seen:
                 seen.add(entry.path)
-                result.files.append(entry.path)
+                result.files.append(os.path.normpath(entry.path))
         for sub in reversed(subdirs):
             stack.append((sub, ignores))
