@@ -7,6 +7,7 @@ checked in parallel worker processes when there are enough of them to pay for it
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import os
 import re
@@ -126,6 +127,8 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
             continue
         ctx = RuleContext(path, lines, type(rule), options.get(rule.code))
         for graph in graphs:
+            if graph.checked_in_context:
+                continue
             try:
                 rule.check(graph, ctx)
             except Exception as exc:
@@ -182,11 +185,21 @@ def lint_file(path: str, settings: Settings = Settings()) -> list[Diagnostic]:
 def _lint_chunk(args) -> list[Diagnostic]:
     paths, settings = args
     out: list[Diagnostic] = []
-    for p in paths:
-        try:
-            out.extend(lint_file(p, settings))
-        except Exception as exc:  # last line of defence: one file's crash never ends the run
-            out.append(_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}"))
+    # Syntax trees and graphs are acyclic and freed by reference counting; the cyclic
+    # collector would only rescan them while they are built (a third of parse time).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i, p in enumerate(paths):
+            try:
+                out.extend(lint_file(p, settings))
+            except Exception as exc:  # last line of defence: one file's crash never ends the run
+                out.append(_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}"))
+            if i % 64 == 63:
+                gc.collect(0)
+    finally:
+        if was_enabled:
+            gc.enable()
     return out
 
 

@@ -134,8 +134,12 @@ class ConstantWeightInit(Rule):
             init = graph.init_of(layer, "weight")
             if init is None or not init.is_constant or init.span is None:
                 continue
-            if layer.category == "parameter" and len(layer.params.get("shape") or ()) == 1:
-                continue  # a 1-d raw parameter is a bias or a scale, not a weight matrix
+            if layer.category == "parameter" and (
+                not graph.applications(layer) or len(layer.params.get("shape") or ()) == 1
+            ):
+                # a raw parameter is a weight only where forward multiplies by it (``x @ W``,
+                # ``F.linear``); tokens, position tables, biases and scales are not
+                continue
             feeds = graph.feeds_weighted(layer)
             confidence = confidence_of(graph)
             if feeds is False:

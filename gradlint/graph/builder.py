@@ -85,6 +85,8 @@ class FileIndex:
     """Names defined and imported at module level of one file."""
 
     def __init__(self, tree: ast.Module):
+        self.text_cache: dict[int, str] = {}
+        self._qualname_cache: dict[int, str | None] = {}
         self.imports: dict[str, str] = {}
         self.constants: dict[str, ast.AST] = {}
         self.functions: dict[str, ast.AST] = {}
@@ -125,6 +127,14 @@ class FileIndex:
 
     def qualname(self, expr) -> str | None:
         """Resolve ``nn.Linear`` / ``F.relu`` / ``Linear`` to a fully qualified name."""
+        key = id(expr)
+        cache = self._qualname_cache
+        if key in cache:
+            return cache[key]
+        value = cache[key] = self._qualname(expr)
+        return value
+
+    def _qualname(self, expr) -> str | None:
         if isinstance(expr, ast.Name):
             if expr.id in self.imports:
                 return self.imports[expr.id]
@@ -224,6 +234,15 @@ class Builder:
         self.func_layers: dict[tuple, str] = {}  # call-site span -> functional layer name
         self.instantiated: set[str] = set()  # same-file classes used inside this one
         self.unregistered = count(0)
+
+    def text(self, node) -> str:
+        """``ast.unparse`` of a node, cached: the same nodes recur as blocks are re-instantiated."""
+        cache = self.index.text_cache
+        key = id(node)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = ast.unparse(node)
+        return value
 
     # ================================================================ entry
     def build(self) -> ModelGraph:
@@ -419,7 +438,7 @@ class Builder:
         loop_prov = tuple(self.prov[mark:])
         items = self.iterate(iterable)
         if items is None:
-            self.graph.add_unknown(f"loop count not resolved: `{ast.unparse(stmt.iter)[:60]}`", _span(stmt))
+            self.graph.add_unknown(f"loop count not resolved: `{self.text(stmt.iter)[:60]}`", _span(stmt))
             self.assign(stmt.target, UNKNOWN if not isinstance(iterable, Flow) else iterable, frame, stmt)
             self.exec_body(stmt.body, frame)
             return
@@ -511,7 +530,7 @@ class Builder:
         if isinstance(current, list) and isinstance(stmt.op, ast.Add):
             items = self.iterate(value)
             if items is None:
-                current.append(UnknownSpec(ast.unparse(stmt.value)[:60], _span(stmt.value), "list extended by an unresolved value"))
+                current.append(UnknownSpec(self.text(stmt.value)[:60], _span(stmt.value), "list extended by an unresolved value"))
             else:
                 current.extend(self.tag_repeat(items))
             return
@@ -593,11 +612,13 @@ class Builder:
 
     # ================================================================ expressions
     def eval(self, node, frame: Frame):
-        self.tick()
-        method = getattr(self, "eval_" + type(node).__name__, None)
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise _Budget
+        method = _EVAL_DISPATCH.get(type(node))
         if method is None:
             return UNKNOWN
-        return method(node, frame)
+        return method(self, node, frame)
 
     def eval_Constant(self, node, frame):
         return node.value
@@ -761,7 +782,7 @@ class Builder:
                 v = self.eval(e.value, frame)
                 items = self.iterate(v)
                 if items is None:
-                    out.append(v if isinstance(v, Flow) else UnknownSpec(ast.unparse(e.value)[:60], _span(e), "unresolved *-expansion"))
+                    out.append(v if isinstance(v, Flow) else UnknownSpec(self.text(e.value)[:60], _span(e), "unresolved *-expansion"))
                 else:
                     out.extend(items)
             else:
@@ -801,7 +822,7 @@ class Builder:
             prov = tuple(self.prov[mark:])
             items = self.iterate(it)
             if items is None:
-                self.graph.add_unknown(f"comprehension count not resolved: `{ast.unparse(gen.iter)[:60]}`", _span(gen.iter))
+                self.graph.add_unknown(f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter))
                 items = [it if isinstance(it, Flow) else UNKNOWN]
             saved = self.repeat_ctx
             self.repeat_ctx = saved + prov
@@ -971,7 +992,7 @@ class Builder:
                 v = self.eval(a.value, frame)
                 items = self.iterate(v)
                 if items is None:
-                    args.append(v if isinstance(v, Flow) else UnknownSpec(ast.unparse(a.value)[:60], _span(a), "unresolved *args"))
+                    args.append(v if isinstance(v, Flow) else UnknownSpec(self.text(a.value)[:60], _span(a), "unresolved *args"))
                 else:
                     args.extend(items)
             else:
@@ -1033,9 +1054,9 @@ class Builder:
         # an unresolved callee: tensors flow through, modules stay unknown
         flows = [a for a in [*args, *kwargs.values()] if isinstance(a, Flow)]
         if flows:
-            return self.unknown_node(flows, node, f"call to unresolved `{ast.unparse(node.func)[:60]}` in forward")
+            return self.unknown_node(flows, node, f"call to unresolved `{self.text(node.func)[:60]}` in forward")
         if callee is UNKNOWN and frame.func is not None and frame.self_block is not None and isinstance(node.func, (ast.Name, ast.Attribute)):
-            text = ast.unparse(node.func)[:60]
+            text = self.text(node.func)[:60]
             return UnknownSpec(text, _span(node), f"`{text}(...)` not resolved")
         return UNKNOWN
 
@@ -1076,6 +1097,15 @@ class Builder:
         if q in catalog.TENSOR_FACTORIES:
             return _Factory(catalog.TENSOR_FACTORIES[q], args, kwargs, node)
         if q == "torch.no_grad" or q == "torch.enable_grad":
+            return None
+        if q.endswith(".named_apply") and len(args) >= 2 and isinstance(args[1], Spec):
+            saved = self.init_via
+            self.init_via = "apply"
+            try:
+                for mname, m in self.all_modules(args[1], ""):
+                    self.call(args[0], [], {"module": m, "name": mname}, node, frame)
+            finally:
+                self.init_via = saved
             return None
         if q in ("functools.partial",) and args:
             return PartialRef(args[0], tuple(args[1:]), tuple(kwargs.items()))
@@ -1177,12 +1207,12 @@ class Builder:
             if isinstance(src, dict):
                 items = [[str(k), v] for k, v in src.items()]
             elif args:
-                items = [["?", UnknownSpec(ast.unparse(node)[:60], _span(node), "container contents not resolved")]]
+                items = [["?", UnknownSpec(self.text(node)[:60], _span(node), "container contents not resolved")]]
         elif spec.kind == "ModuleList":
             if args:
                 src = self.iterate(args[0])
                 if src is None:
-                    src = [args[0]] if isinstance(args[0], Spec) else [UnknownSpec(ast.unparse(node.args[0])[:60] if node.args else "?", _span(node), "ModuleList contents not resolved")]
+                    src = [args[0]] if isinstance(args[0], Spec) else [UnknownSpec(self.text(node.args[0])[:60] if node.args else "?", _span(node), "ModuleList contents not resolved")]
                 items = [[str(i), v] for i, v in enumerate(src)]
         else:
             items = [[str(i), v] for i, v in enumerate(args)]
@@ -1200,10 +1230,10 @@ class Builder:
         spec.repeat = self.repeat_ctx
         if isinstance(data, _Factory):
             spec.shape = data.shape()
-            spec.inits["weight"] = data.init(ast.unparse(node))
+            spec.inits["weight"] = data.init(self.text(node))
         elif isinstance(data, _Scaled) and isinstance(data.base, _Factory):
             spec.shape = data.base.shape()
-            spec.inits["weight"] = data.init(ast.unparse(node))
+            spec.inits["weight"] = data.init(self.text(node))
         return spec
 
     # ------------------------------------------------------------ init
@@ -1247,14 +1277,14 @@ class Builder:
                 gain = 5 / 3
             elif nl in ("linear", "sigmoid", "conv2d", "conv1d"):
                 gain = 1.0
-        text = ast.unparse(node)
+        text = self.text(node)
         callee = target = None
         if isinstance(node, ast.Call):
             if via == "tensor-method" and isinstance(node.func, ast.Attribute):
-                target = ast.unparse(node.func.value)
+                target = self.text(node.func.value)
             else:
-                callee = ast.unparse(node.func)
-                target = ast.unparse(node.args[0]) if node.args else None
+                callee = self.text(node.func)
+                target = self.text(node.args[0]) if node.args else None
         return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, callee, target)
 
     def apply_init(self, target, init: Init, node) -> None:
@@ -1332,7 +1362,7 @@ class Builder:
             if name in catalog.INIT_METHODS:
                 scheme = catalog.INIT_METHODS[name]
                 if scheme == "copy":
-                    self.apply_init(owner, Init("copy", ast.unparse(node)[:120], _span(node), "tensor-method"), node)
+                    self.apply_init(owner, Init("copy", self.text(node)[:120], _span(node), "tensor-method"), node)
                 else:
                     self.apply_init(owner, self.make_init(scheme, args, kwargs, node, "tensor-method"), node)
                 return owner
@@ -1382,6 +1412,13 @@ class Builder:
         if name == "register_parameter" and len(args) == 2 and isinstance(owner, BlockSpec):
             if _is_known(args[0]) and isinstance(args[1], ParamSpec):
                 self.set_attr(owner, str(args[0]), args[1], node)
+            return None
+        if name == "post_init" and isinstance(owner, BlockSpec):
+            # Hugging Face convention: PreTrainedModel.post_init() applies the class's
+            # _init_weights to every submodule.
+            init_fn = self.index.method(owner.cls, "_init_weights")
+            if init_fn is not None:
+                return self.module_method(owner, "apply", [FuncRef(init_fn, bound=owner)], {}, node, frame)
             return None
         if name in ("to", "cuda", "cpu", "float", "double", "half", "train", "eval", "requires_grad_"):
             return owner
@@ -1574,7 +1611,7 @@ class _Scaled:
 
 
 _MODULE_METHODS = frozenset(
-    {"modules", "named_modules", "children", "named_children", "parameters", "named_parameters",
+    {"post_init", "modules", "named_modules", "children", "named_children", "parameters", "named_parameters",
      "apply", "add_module", "register_module", "register_parameter", "to", "cuda", "cpu",
      "float", "double", "half", "train", "eval", "requires_grad_"}
 )
@@ -1785,6 +1822,11 @@ _BUILTINS = {
 _BUILTINS = {k: v for k, v in _BUILTINS.items() if v is not None}
 
 
+_EVAL_DISPATCH = {
+    getattr(ast, name[5:]): fn for name, fn in vars(Builder).items() if name.startswith("eval_") and hasattr(ast, name[5:])
+}
+
+
 def build_graphs(tree: ast.Module, path: str) -> list[ModelGraph]:
     """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first."""
     index = FileIndex(tree)
@@ -1793,9 +1835,22 @@ def build_graphs(tree: ast.Module, path: str) -> list[ModelGraph]:
     for name in index.module_classes:
         builder = Builder(index, path, index.classes[name])
         graph = builder.build()
+        graph.instantiates = frozenset(builder.instantiated)
         used |= builder.instantiated
         graphs.append(graph)
+    by_name = {g.name: g for g in graphs}
+    covered: set[str] = set()
+    stack = [g.name for g in graphs if g.name not in used]
+    while stack:
+        name = stack.pop()
+        for child in by_name[name].instantiates:
+            if child not in covered and child in by_name:
+                covered.add(child)
+                stack.append(child)
     for g in graphs:
         g.is_root = g.name not in used
+        # a class expanded inside another model of the file is checked there, in context
+        # (with the arguments and the initialization that model gives it)
+        g.checked_in_context = g.name in covered
     graphs.sort(key=lambda g: (not g.is_root, g.span.line))
     return graphs

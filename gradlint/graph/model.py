@@ -132,6 +132,10 @@ class ModelGraph:
         self._nodes: dict[int, Node] = {}
         self.unknowns: list[Unknown] = []
         self.has_forward = False
+        self.is_root = True  # no other class of the file instantiates this one
+        self.instantiates: frozenset[str] = frozenset()  # same-file classes built inside
+        #: this class is expanded inside another model of the file, where rules see it in context
+        self.checked_in_context = False
 
     # ------------------------------------------------------------ building
     def add_layer(self, layer: Layer) -> None:
