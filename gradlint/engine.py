@@ -118,7 +118,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
     try:
-        graphs = build_graphs(tree, path)
+        graphs = build_graphs(tree, path, everything=False)
     except Exception as exc:  # a builder bug must not end the run
         return [_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")]
     options = dict(settings.rule_options)

@@ -93,6 +93,8 @@ class FileIndex:
         self.classes: dict[str, ast.ClassDef] = {}
         self._collect(tree.body)
         self.module_classes = self._module_classes()
+        #: id(method node) -> the class whose body defines it
+        self.owner_of = {id(f): c for c in self.classes.values() for f in c.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
     def _collect(self, body) -> None:
         for stmt in body:
@@ -311,10 +313,7 @@ class Builder:
         return block
 
     def _owner_class(self, func) -> ast.ClassDef | None:
-        for c in self.index.classes.values():
-            if func in c.body:
-                return c
-        return None
+        return self.index.owner_of.get(id(func))
 
     # ================================================================ functions
     def call_function(self, func, args, kwargs, caller: Frame, self_block=None, cls=None, root=False):
@@ -1099,13 +1098,7 @@ class Builder:
         if q == "torch.no_grad" or q == "torch.enable_grad":
             return None
         if q.endswith(".named_apply") and len(args) >= 2 and isinstance(args[1], Spec):
-            saved = self.init_via
-            self.init_via = "apply"
-            try:
-                for mname, m in self.all_modules(args[1], ""):
-                    self.call(args[0], [], {"module": m, "name": mname}, node, frame)
-            finally:
-                self.init_via = saved
+            self.apply_to_modules(args[1], lambda m, mname: self.call(args[0], [], {"module": m, "name": mname}, node, frame), by_name=True)
             return None
         if q in ("functools.partial",) and args:
             return PartialRef(args[0], tuple(args[1:]), tuple(kwargs.items()))
@@ -1396,14 +1389,7 @@ class Builder:
         if name in ("modules", "named_modules", "children", "named_children", "parameters", "named_parameters"):
             return Iterated(name, owner)
         if name == "apply" and args:
-            fn = args[0]
-            saved = self.init_via
-            self.init_via = "apply"
-            try:
-                for _, m in self.all_modules(owner, ""):
-                    self.call(fn, [m], {}, node, frame)
-            finally:
-                self.init_via = saved
+            self.apply_to_modules(owner, lambda m, mname: self.call(args[0], [m], {}, node, frame))
             return owner
         if name in ("add_module", "register_module") and len(args) == 2 and isinstance(owner, BlockSpec):
             if _is_known(args[0]):
@@ -1423,6 +1409,36 @@ class Builder:
         if name in ("to", "cuda", "cpu", "float", "double", "half", "train", "eval", "requires_grad_"):
             return owner
         return None
+
+    def apply_to_modules(self, owner, call_one, by_name=False) -> None:
+        """``module.apply(fn)``: call ``fn`` on every submodule, ``owner`` included.
+
+        An init function treats equal leaf layers alike (it dispatches on the layer's type and
+        arguments), so its effect on the first ``nn.Linear(768, 768)`` is replayed on the
+        others instead of interpreting it hundreds of times. Named calls are not replayed:
+        they may dispatch on the name.
+        """
+        saved = self.init_via
+        self.init_via = "apply"
+        memo: dict = {}
+        try:
+            for mname, m in self.all_modules(owner, ""):
+                key = None
+                if not by_name and isinstance(m, LeafSpec):
+                    try:
+                        key = (m.kind, tuple(sorted(m.params.items())))
+                        hash(key)
+                    except TypeError:
+                        key = None
+                if key is not None and key in memo:
+                    m.inits.update(memo[key])
+                    continue
+                before = dict(m.inits) if key is not None else None
+                call_one(m, mname)
+                if key is not None:
+                    memo[key] = {k: v for k, v in m.inits.items() if before.get(k) is not v}
+        finally:
+            self.init_via = saved
 
     # ------------------------------------------------------------ forward: applying modules
     def apply_spec(self, spec, args, kwargs, node, frame):
@@ -1827,30 +1843,42 @@ _EVAL_DISPATCH = {
 }
 
 
-def build_graphs(tree: ast.Module, path: str) -> list[ModelGraph]:
-    """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first."""
+def build_graphs(tree: ast.Module, path: str, everything: bool = True) -> list[ModelGraph]:
+    """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first.
+
+    A class that another model of the file instantiates is expanded inside that model, with
+    the arguments and initialization it gets there; such a graph is marked
+    ``checked_in_context``. With ``everything=False`` (what ``check`` uses) those graphs are not
+    built on their own at all: classes are built from the last defined (models usually come
+    after their blocks) and a class some earlier build already expanded is skipped.
+    """
     index = FileIndex(tree)
-    graphs = []
+    built: dict[str, ModelGraph] = {}
+    covered: set[str] = set()
     used: set[str] = set()
-    for name in index.module_classes:
+    for name in reversed(list(index.module_classes)):
+        if not everything and name in covered:
+            continue
         builder = Builder(index, path, index.classes[name])
         graph = builder.build()
         graph.instantiates = frozenset(builder.instantiated)
         used |= builder.instantiated
-        graphs.append(graph)
-    by_name = {g.name: g for g in graphs}
-    covered: set[str] = set()
-    stack = [g.name for g in graphs if g.name not in used]
+        if name not in covered:
+            covered |= builder.instantiated - {name}
+        built[name] = graph
+    graphs = list(built.values())
+    # coverage from the true roots only: a class counts as checked in context when a class
+    # nobody instantiates expands it, directly or through other blocks
+    roots = [g for g in graphs if g.name not in used]
+    in_context: set[str] = set()
+    stack = [g.name for g in roots]
     while stack:
-        name = stack.pop()
-        for child in by_name[name].instantiates:
-            if child not in covered and child in by_name:
-                covered.add(child)
+        for child in built[stack.pop()].instantiates:
+            if child not in in_context and child in built:
+                in_context.add(child)
                 stack.append(child)
     for g in graphs:
         g.is_root = g.name not in used
-        # a class expanded inside another model of the file is checked there, in context
-        # (with the arguments and the initialization that model gives it)
-        g.checked_in_context = g.name in covered
+        g.checked_in_context = g.name in in_context or (not everything and g.name in covered and g.name in used)
     graphs.sort(key=lambda g: (not g.is_root, g.span.line))
     return graphs

@@ -235,17 +235,21 @@ class ModelGraph:
         return layer.activation if layer and layer.category == "activation" else None
 
     def is_skip_merge(self, node: Node) -> bool:
-        """An add merge whose inputs fork from a common point: a residual/skip connection."""
+        """An add merge where one input also reaches the other: ``x + f(x)``, ``out += identity``.
+
+        The identity (or shortcut) path carries the gradient past the branch.
+        """
         if node.op != "merge" or node.merge != "add":
             return False
         preds = list(self._g.predecessors(node.id))
-        if len(preds) < 2:
-            return False
-        ancestor_sets = [nx.ancestors(self._g, p) | {p} for p in preds]
-        for i in range(len(ancestor_sets)):
-            for j in range(i + 1, len(ancestor_sets)):
-                if ancestor_sets[i] & ancestor_sets[j]:
+        for a in preds:
+            for b in preds:
+                if a != b and nx.has_path(self._g, a, b):
                     return True
+        # shortcut with its own layers (a downsample): the branches fork from a common point
+        if len(preds) >= 2:
+            first = nx.ancestors(self._g, preds[0]) | {preds[0]}
+            return any(first & (nx.ancestors(self._g, p) | {p}) for p in preds[1:])
         return False
 
     def is_gate(self, node: Node) -> bool:
@@ -325,25 +329,33 @@ class ModelGraph:
     def saturating_chains(self) -> list[list[ChainLink]]:
         """Maximal chains of saturating activations along the forward dataflow.
 
-        A chain is cut by normalization and by skip merges (the identity path carries the
-        gradient past it); gates (``x * sigmoid(g)``) are not part of a chain. Where several
-        paths reach a node, the longest chain wins. Each chain is reported once, at its end.
+        The gradient reaching a layer is dominated by its best path, so where paths merge
+        (a residual add, a concatenation, a gate) the chain with the fewest saturating
+        activations is carried on: ``x + sigmoid(f(x))`` resets the chain through its
+        identity path, while two parallel sigmoid branches keep it. Normalization cuts a
+        chain; gates (``x * sigmoid(g)``) are not part of one. Each chain is reported once,
+        at its end.
         """
         best: dict[int, tuple] = {}
-        ends: list[tuple] = []
         for node in self.nodes():
-            preds = [best.get(p.id, ()) for p in self.predecessors(node)]
-            incoming = max(preds, key=len) if preds else ()
+            preds = [best.get(p, ()) for p in self._g.predecessors(node.id)]
+            if not preds:
+                incoming = ()
+            elif node.op == "merge":
+                incoming = min(preds, key=len)
+            else:
+                incoming = max(preds, key=len)
             cat = self.category_of(node)
             act = self.activation_of(node)
-            if cat == "norm" or self.is_skip_merge(node):
+            info = catalog.activation_info(act)
+            if cat == "norm":
                 chain = ()
-            elif act and catalog.activation_info(act) and catalog.activation_info(act).saturating and not self.is_gate(node):
+            elif info is not None and info.saturating and not self.is_gate(node):
                 chain = incoming + (ChainLink(node, self.nearest_weighted_before(node)),)
             else:
                 chain = incoming
             best[node.id] = chain
-        # keep chains that are not a prefix of a longer one
+        ends: list[tuple] = []
         seen_last: set[int] = set()
         for node in reversed(self.nodes()):
             chain = best.get(node.id, ())
