@@ -81,9 +81,10 @@ def check(paths, select, ignore, output_format, exclude, extend_exclude, respect
     result = lint_paths(paths or (".",), settings)
     for _, message in result.errors:
         _fail(message)
-    out = render(output_format, result.diagnostics, color=_use_color(sys.stdout))
+    color = _use_color(sys.stdout)
+    out = render(output_format, result.diagnostics, color=color)
     if out:
-        click.echo(out, nl=False)
+        click.echo(out, nl=False, color=color)
     _summary(result)
     if result.errors or result.internal_errors:
         sys.exit(EXIT_ERROR)
