@@ -11,6 +11,7 @@ become sets of producing graph nodes. What it cannot resolve becomes an explicit
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import operator
 from itertools import count
@@ -86,6 +87,8 @@ class FileIndex:
 
     def __init__(self, tree: ast.Module):
         self.text_cache: dict[int, str] = {}
+        #: (class, arguments, loop context) -> (interpreted BlockSpec, classes it built, unknowns)
+        self.instances: dict = {}
         self._qualname_cache: dict[int, str | None] = {}
         self.imports: dict[str, str] = {}
         self.constants: dict[str, ast.AST] = {}
@@ -235,6 +238,7 @@ class Builder:
         self.names: dict[int, str] = {}  # id(spec) -> qualified name
         self.func_layers: dict[tuple, str] = {}  # call-site span -> functional layer name
         self.instantiated: set[str] = set()  # same-file classes used inside this one
+        self.unknown_logs: list[list] = []  # unknowns seen while instantiating (for the cache)
         self.unregistered = count(0)
 
     def text(self, node) -> str:
@@ -262,11 +266,11 @@ class Builder:
                 if isinstance(out, Flow):
                     g.add_node(Node(next(self.node_ids), "output"), out.producers)
             elif root.torch_base is None:
-                g.add_unknown("no forward() in this class or its same-file bases", _span(self.cls))
+                self.note_unknown("no forward() in this class or its same-file bases", _span(self.cls))
         except _Budget:
-            g.add_unknown("analysis budget exceeded: graph truncated", _span(self.cls))
+            self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls))
         except RecursionError:
-            g.add_unknown("nesting too deep to analyse: graph truncated", _span(self.cls))
+            self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls))
         return g
 
     # ================================================================ naming
@@ -287,7 +291,7 @@ class Builder:
             )
         elif isinstance(spec, UnknownSpec):
             self.graph.add_layer(Layer(prefix, spec.text, "unknown", spec.span, repeat=spec.repeat))
-            self.graph.add_unknown(spec.reason, spec.span)
+            self.note_unknown(spec.reason, spec.span)
         for key, child in spec.children():
             self.name_specs(child, f"{prefix}.{key}" if prefix else str(key))
 
@@ -299,17 +303,41 @@ class Builder:
         return name
 
     # ================================================================ classes
+    def note_unknown(self, reason: str, span) -> None:
+        """Record an unknown on the graph, and in every instantiation being captured."""
+        self.graph.add_unknown(reason, span)
+        for log in self.unknown_logs:
+            log.append((reason, span))
+
     def instantiate(self, cls: ast.ClassDef, args, kwargs, span: Span, frame: Frame, root=False) -> BlockSpec:
         if frame.depth > MAX_DEPTH:
             raise RecursionError
+        key = None if root else _instance_key(cls, args, kwargs, self.repeat_ctx)
+        cache = self.index.instances
+        if key is not None and key in cache:
+            # the same class with the same arguments: reuse the structure interpreted for an
+            # earlier model of the file (a fresh copy: callers initialize and rename it)
+            template, instantiated, unknowns = cache[key]
+            self.instantiated |= instantiated
+            for reason, where in unknowns:
+                self.note_unknown(reason, where)
+            return _clone(template, {})
         if not root:
             self.instantiated.add(cls.name)
-        block = BlockSpec(cls, span, torch_base=self.index.module_classes.get(cls.name))
-        if block.torch_base in ("Sequential", "ModuleList", "ModuleDict"):
-            block.seq = SeqSpec(block.torch_base, span)
-        init = self.index.method(cls, "__init__")
-        if init is not None:
-            self.call_function(init, [block, *args], kwargs, frame, self_block=block, cls=cls, root=root)
+        before = set(self.instantiated)
+        log: list = []
+        self.unknown_logs.append(log)
+        try:
+            block = BlockSpec(cls, span, torch_base=self.index.module_classes.get(cls.name))
+            if block.torch_base in ("Sequential", "ModuleList", "ModuleDict"):
+                block.seq = SeqSpec(block.torch_base, span)
+            init = self.index.method(cls, "__init__")
+            if init is not None:
+                self.call_function(init, [block, *args], kwargs, frame, self_block=block, cls=cls, root=root)
+        finally:
+            self.unknown_logs.pop()
+        if key is not None:
+            cache[key] = (_clone(block, {}), frozenset(self.instantiated - before) | {cls.name}, tuple(log))
         return block
 
     def _owner_class(self, func) -> ast.ClassDef | None:
@@ -347,7 +375,7 @@ class Builder:
             else:
                 frame.locals[p.arg] = UNKNOWN
                 if root and i > 0:
-                    self.graph.add_unknown(f"constructor argument `{p.arg}` has no default", Span.of(p))
+                    self.note_unknown(f"constructor argument `{p.arg}` has no default", Span.of(p))
         for p, d in zip(a.kwonlyargs, a.kw_defaults):
             if p.arg in kwargs:
                 frame.locals[p.arg] = kwargs[p.arg]
@@ -437,12 +465,12 @@ class Builder:
         loop_prov = tuple(self.prov[mark:])
         items = self.iterate(iterable)
         if items is None:
-            self.graph.add_unknown(f"loop count not resolved: `{self.text(stmt.iter)[:60]}`", _span(stmt))
+            self.note_unknown(f"loop count not resolved: `{self.text(stmt.iter)[:60]}`", _span(stmt))
             self.assign(stmt.target, UNKNOWN if not isinstance(iterable, Flow) else iterable, frame, stmt)
             self.exec_body(stmt.body, frame)
             return
         if len(items) > MAX_UNROLL:
-            self.graph.add_unknown(f"loop of {len(items)} iterations unrolled only {MAX_UNROLL} times", _span(stmt))
+            self.note_unknown(f"loop of {len(items)} iterations unrolled only {MAX_UNROLL} times", _span(stmt))
             items = items[:MAX_UNROLL]
         saved = self.repeat_ctx
         if loop_prov:
@@ -499,15 +527,19 @@ class Builder:
             return [k for k, _ in owner.items] if isinstance(owner, SeqSpec) else list(owner.keys())
         return None
 
-    def all_modules(self, spec, prefix: str, seen=None):
+    def all_modules(self, spec, prefix: str, seen=None, postorder=False, params=False):
+        """``named_modules()`` order (pre-order); ``postorder`` is ``Module.apply``'s order.
+
+        ``params`` also yields raw ``nn.Parameter`` specs.
+        """
         seen = set() if seen is None else seen
-        if not isinstance(spec, Spec) or id(spec) in seen or isinstance(spec, ParamSpec):
+        if not isinstance(spec, Spec) or id(spec) in seen or (isinstance(spec, ParamSpec) and not params):
             return []
         seen.add(id(spec))
-        out = [(prefix, spec)]
+        out = []
         for key, child in spec.children():
-            out.extend(self.all_modules(child, f"{prefix}.{key}" if prefix else str(key), seen))
-        return out
+            out.extend(self.all_modules(child, f"{prefix}.{key}" if prefix else str(key), seen, postorder, params))
+        return out + [(prefix, spec)] if postorder else [(prefix, spec)] + out
 
     def param_names(self, spec) -> list[str]:
         if isinstance(spec, BlockSpec):
@@ -809,36 +841,33 @@ class Builder:
         inner = Frame(frame.self_block, frame.cls, frame.depth, frame.func)
         inner.locals = dict(frame.locals)
         inner.prov = dict(frame.prov)
-        results = []
-
-        def loop(gens):
-            if not gens:
-                results.append(make(inner))
-                return
-            gen = gens[0]
-            mark = len(self.prov)
-            it = self.eval(gen.iter, inner)
-            prov = tuple(self.prov[mark:])
-            items = self.iterate(it)
-            if items is None:
-                self.graph.add_unknown(f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter))
-                items = [it if isinstance(it, Flow) else UNKNOWN]
-            saved = self.repeat_ctx
-            self.repeat_ctx = saved + prov
-            try:
-                for item in items[:MAX_UNROLL]:
-                    self.assign(gen.target, item, inner, node)
-                    ok = True
-                    for cond in gen.ifs:
-                        if self.truth(self.eval(cond, inner)) is False:
-                            ok = False
-                    if ok:
-                        loop(gens[1:])
-            finally:
-                self.repeat_ctx = saved
-
-        loop(node.generators)
+        results: list = []
+        self._comprehension_level(node, node.generators, inner, make, results)
         return results
+
+    def _comprehension_level(self, node, gens, inner, make, results) -> None:
+        # a method, not a recursive closure: a closure that calls itself is a reference
+        # cycle, which would keep every syntax tree alive until the cyclic GC runs
+        if not gens:
+            results.append(make(inner))
+            return
+        gen = gens[0]
+        mark = len(self.prov)
+        it = self.eval(gen.iter, inner)
+        prov = tuple(self.prov[mark:])
+        items = self.iterate(it)
+        if items is None:
+            self.note_unknown(f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter))
+            items = [it if isinstance(it, Flow) else UNKNOWN]
+        saved = self.repeat_ctx
+        self.repeat_ctx = saved + prov
+        try:
+            for item in items[:MAX_UNROLL]:
+                self.assign(gen.target, item, inner, node)
+                if all(self.truth(self.eval(cond, inner)) is not False for cond in gen.ifs):
+                    self._comprehension_level(node, gens[1:], inner, make, results)
+        finally:
+            self.repeat_ctx = saved
 
     def eval_ListComp(self, node, frame):
         return self.tag_repeat(self.comprehension(node, frame, lambda f: self.eval(node.elt, f)))
@@ -1063,7 +1092,7 @@ class Builder:
         producers = frozenset().union(*(f.producers for f in flows))
         g = self.graph
         n = g.add_node(Node(self.next_node(), "unknown", span=_span(node)), producers)
-        g.add_unknown(reason, _span(node))
+        self.note_unknown(reason, _span(node))
         return Flow(frozenset({n.id}))
 
     def next_node(self) -> int:
@@ -1098,7 +1127,12 @@ class Builder:
         if q == "torch.no_grad" or q == "torch.enable_grad":
             return None
         if q.endswith(".named_apply") and len(args) >= 2 and isinstance(args[1], Spec):
-            self.apply_to_modules(args[1], lambda m, mname: self.call(args[0], [], {"module": m, "name": mname}, node, frame), by_name=True)
+            # timm: named_apply(fn, module, name="", depth_first=True, include_root=False)
+            include_root = kwargs.get("include_root", args[3] if len(args) > 3 else False) is True
+            self.apply_to_modules(
+                args[1], lambda m, mname: self.call(args[0], [], {"module": m, "name": mname}, node, frame),
+                by_name=True, include_root=include_root,
+            )
             return None
         if q in ("functools.partial",) and args:
             return PartialRef(args[0], tuple(args[1:]), tuple(kwargs.items()))
@@ -1289,7 +1323,7 @@ class Builder:
         elif isinstance(target, ParamSpec):
             target.inits["weight"] = init
         elif target is UNKNOWN:
-            self.graph.add_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node))
+            self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node))
 
     init_via: str | None = None
 
@@ -1410,26 +1444,21 @@ class Builder:
             return owner
         return None
 
-    def apply_to_modules(self, owner, call_one, by_name=False) -> None:
-        """``module.apply(fn)``: call ``fn`` on every submodule, ``owner`` included.
+    def apply_to_modules(self, owner, call_one, by_name=False, include_root=True) -> None:
+        """``module.apply(fn)``: call ``fn`` on every submodule, children before parents.
 
-        An init function treats equal leaf layers alike (it dispatches on the layer's type and
-        arguments), so its effect on the first ``nn.Linear(768, 768)`` is replayed on the
-        others instead of interpreting it hundreds of times. Named calls are not replayed:
-        they may dispatch on the name.
+        An init function treats equal layers alike (it dispatches on their type and
+        arguments), so its effect on the first ``nn.Linear(768, 768)`` is replayed on the others instead of interpreting it
+        hundreds of times. Named calls are not replayed: they may dispatch on the name.
         """
         saved = self.init_via
         self.init_via = "apply"
         memo: dict = {}
         try:
-            for mname, m in self.all_modules(owner, ""):
-                key = None
-                if not by_name and isinstance(m, LeafSpec):
-                    try:
-                        key = (m.kind, tuple(sorted(m.params.items())))
-                        hash(key)
-                    except TypeError:
-                        key = None
+            for mname, m in self.all_modules(owner, "", postorder=True):
+                if m is owner and not include_root:
+                    continue
+                key = None if by_name else self._apply_key(m)
                 if key is not None and key in memo:
                     m.inits.update(memo[key])
                     continue
@@ -1439,6 +1468,17 @@ class Builder:
                     memo[key] = {k: v for k, v in m.inits.items() if before.get(k) is not v}
         finally:
             self.init_via = saved
+
+    def _apply_key(self, m):
+        if isinstance(m, LeafSpec):
+            key = (m.kind, tuple(sorted(m.params.items())))
+        else:
+            return None
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
     # ------------------------------------------------------------ forward: applying modules
     def apply_spec(self, spec, args, kwargs, node, frame):
@@ -1567,6 +1607,51 @@ class Builder:
         if rf:
             return right
         return UNKNOWN
+
+
+def _instance_key(cls, args, kwargs, repeat_ctx):
+    """A cache key for instantiating ``cls`` with these arguments, or None when not cacheable."""
+    items = (*args, *kwargs.values())
+    for a in items:
+        if not (a is None or a is UNKNOWN or isinstance(a, (int, float, str, bool, ClassRef, FuncRef))):
+            if not (isinstance(a, tuple) and all(isinstance(x, (int, float, str, bool)) or x is None for x in a)):
+                return None
+    try:
+        key = (id(cls), tuple(args), tuple(sorted(kwargs.items())), repeat_ctx)
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _clone(value, memo: dict):
+    """Copy a spec tree (specs, their dicts and lists); shared objects stay shared."""
+    if isinstance(value, Spec):
+        found = memo.get(id(value))
+        if found is not None:
+            return found
+        new = copy.copy(value)
+        memo[id(value)] = new
+        new.inits = dict(value.inits)
+        if isinstance(value, LeafSpec):
+            new.params = dict(value.params)
+        elif isinstance(value, SeqSpec):
+            new.items = [[k, _clone(v, memo)] for k, v in value.items]
+        elif isinstance(value, BlockSpec):
+            new.attrs = {k: _clone(v, memo) for k, v in value.attrs.items()}
+            new.values = {k: _clone(v, memo) for k, v in value.values.items()}
+            new.prov = dict(value.prov)
+            new.seq = _clone(value.seq, memo) if value.seq is not None else None
+        return new
+    if isinstance(value, list):
+        return [_clone(v, memo) for v in value]
+    if isinstance(value, dict):
+        return {k: _clone(v, memo) for k, v in value.items()}
+    if isinstance(value, tuple) and any(isinstance(v, (Spec, list, dict)) for v in value):
+        return tuple(_clone(v, memo) for v in value)
+    if isinstance(value, ParamRef):
+        return ParamRef(_clone(value.owner, memo), value.name)
+    return value
 
 
 class _BoundMethod:
