@@ -1,0 +1,65 @@
+"""The engine's own guarantees: a crashing rule is contained, suppression, dedupe, order."""
+
+from click.testing import CliRunner
+
+from gradlint.cli import cli
+from gradlint.engine import is_suppressed, lint_source
+from gradlint.rule import rule_by_code
+
+SOURCE = """import torch
+import torch.nn as nn
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])
+        self.out = nn.Linear(8, 1)
+        nn.init.zeros_(self.fc[0].weight)
+
+    def forward(self, x):
+        for fc in self.fc:
+            x = torch.sigmoid(fc(x))
+        return self.out(x)
+"""
+
+
+def test_a_crashing_rule_becomes_one_internal_error_and_the_others_still_run(monkeypatch, tmp_path):
+    def boom(self, graph, ctx):
+        raise RuntimeError("rule bug")
+
+    monkeypatch.setattr(rule_by_code("GL201"), "check", boom)
+    diags = lint_source(SOURCE, "m.py")
+    codes = [d.code for d in diags]
+    assert codes.count("GL002") == 1
+    internal = next(d for d in diags if d.code == "GL002")
+    assert "GL201" in internal.message and "rule bug" in internal.message and internal.line == 4
+    assert "GL101" in codes  # the other rule still ran
+
+    (tmp_path / "m.py").write_text(SOURCE)
+    result = CliRunner().invoke(cli, ["check", "--output-format", "concise", "-j", "1", str(tmp_path / "m.py")])
+    assert result.exit_code == 2
+    assert "GL002" in result.output and "GL101" in result.output
+
+
+def test_both_rules_report_on_one_model():
+    codes = sorted(d.code for d in lint_source(SOURCE, "m.py"))
+    assert codes == ["GL101", "GL201"]
+
+
+def test_noqa_forms():
+    from gradlint.diagnostics import Diagnostic
+
+    def diag(code):
+        return Diagnostic("p.py", 1, 1, 1, 2, code, "n", "error", "m")
+
+    assert is_suppressed(diag("GL101"), ["x = 1  # noqa"])
+    assert is_suppressed(diag("GL101"), ["x = 1  # noqa: GL101"])
+    assert is_suppressed(diag("GL101"), ["x = 1  # NOQA:GL201, GL101"])
+    assert not is_suppressed(diag("GL101"), ["x = 1  # noqa: GL201"])
+    assert not is_suppressed(diag("GL101"), ["x = 1  # a comment"])
+
+
+def test_findings_are_sorted_and_unique():
+    diags = lint_source(SOURCE + "\n" + SOURCE.split("\n", 2)[2].replace("class M", "class N"), "m.py")
+    keys = [(d.line, d.column, d.code) for d in diags]
+    assert keys == sorted(keys) and len(keys) == len(set(keys))
