@@ -46,3 +46,39 @@ def repeat_related(ctx, layers) -> list:
 def confidence_of(graph) -> str:
     """``inferred`` when the builder resolved everything, ``heuristic`` otherwise."""
     return "heuristic" if graph.unknowns else "inferred"
+
+
+def stack_names(hazard) -> str:
+    return describe_names(hazard.layers[0].layer.name, hazard.layers[-1].layer.name)
+
+
+def stack_activations(hazard) -> str:
+    """``relu`` for a ReLU stack (a last layer without activation is the stack's output)."""
+    acts = [s.activation for s in hazard.layers]
+    if acts and acts[-1] is None and any(acts[:-1]):
+        acts = acts[:-1]
+    return "/".join(sorted({a or "linear" for a in acts}))
+
+
+def stack_numbers(hazard) -> str:
+    """``ratio ||∇W_first||/||∇W_last|| ≈ 1.4e-06, backward gain ≈ 4.1e-08``."""
+    e = hazard.estimate
+    return f"estimated ‖∇W first‖/‖∇W last‖ ≈ {e.weight_grad_ratio:.1e}, backward gain ≈ {e.backward_gain:.1e}"
+
+
+def stack_severity(hazard, band: dict) -> str:
+    """An error when the estimate is 100x beyond the band, else a warning."""
+    e = hazard.estimate
+    if hazard.direction == "vanishes":
+        far = e.backward_gain < band["vanishing-gain"] * 1e-2
+    else:
+        far = e.backward_gain > band["exploding-gain"] * 1e2 or e.weight_grad_ratio > band["exploding-ratio"] * 1e2
+    return "error" if far else "warning"
+
+
+BAND_OPTIONS_DOC = """- `vanishing-ratio` (default `1e-3`) and `vanishing-gain` (default `1e-4`): the stack vanishes
+      when the estimated first/last weight-gradient ratio or the backward gain is below (the
+      gain catches uniform vanishing, where the ratio stays near 1).
+    - `exploding-ratio` (default `70`) and `exploding-gain` (default `1e4`): it explodes when
+      either is above.
+    - `min-layers` (default `3`): shorter stacks are never reported."""

@@ -23,6 +23,10 @@ class SaturatingActivationStack(Rule):
     measured 4.0e-09; tanh, default init, depth 20: estimate 1.7e-05, measured 2.2e-05).
     tanh (derivative up to 1) with Xavier init stays healthy even when deep, and is not reported.
 
+    A tanh stack vanishes only through its weight scale (tanh' ≤ 1): when the matched (Xavier)
+    initializer would keep it healthy, the finding is GL203's (the init is what to change), not
+    this rule's.
+
     Not a stack: a sigmoid used as a gate (`x * torch.sigmoid(g)`, squeeze-excitation, GLU),
     a single activation at the output, or activations separated by normalization
     (BatchNorm, LayerNorm, GroupNorm) or a residual add.
@@ -100,6 +104,10 @@ class SaturatingActivationStack(Rule):
         "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Tanh())])\n"
         "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n                nn.init.xavier_normal_(m.weight)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
+        # tanh with the default init, deep: the init is the cause (GL203 reports it)
+        "import torch.nn as nn\nDEPTH = 24\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(64, 64), nn.Tanh())])\n"
+        "    def forward(self, x):\n        return self.net(x)\n",
         # a sigmoid only at the output
         "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 1)\n"
@@ -117,9 +125,10 @@ class SaturatingActivationStack(Rule):
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=6):\n        super().__init__()\n"
         "        self.layers = nn.ModuleList([nn.Linear(8, 8) for _ in range(depth)])\n"
         "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x).sigmoid()\n        return x\n",
-        # tanh with the default init, deep
-        "import torch.nn as nn\nDEPTH = 20\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(8, 8), nn.Tanh())])\n"
+        # hardsigmoid (derivative 1/6) with Xavier init
+        "import torch.nn as nn\nDEPTH = 6\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(8, 8), nn.Hardsigmoid())])\n"
+        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n                nn.init.xavier_uniform_(m.weight)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
     ]
 
@@ -127,8 +136,14 @@ class SaturatingActivationStack(Rule):
         warn = float(ctx.options["warning-threshold"])
         err = float(ctx.options["error-threshold"])
         min_layers = int(ctx.options["min-layers"])
+        # a stack whose cause is its initializer is reported once, by GL202/GL203
+        claimed = {
+            s.node.id for h in graph.stack_hazards() if h.cause in ("init-scale", "init-mismatch") for s in h.layers
+        }
         for chain in graph.saturating_chains():
             if len(chain) < min_layers:
+                continue
+            if all(link.weighted is not None and link.weighted.id in claimed for link in chain):
                 continue
             factors, scales, bounds = [], [], []
             for link in chain:

@@ -1278,7 +1278,7 @@ class Builder:
         def num(v):
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-        value = std = bound = gain = None
+        value = std = bound = gain = mode = None
         if scheme == "constant":
             value = num(args[0] if args else kwargs.get("val"))
         elif scheme == "zeros":
@@ -1298,6 +1298,8 @@ class Builder:
             kwargs = dict(kwargs)
             nl = args[2] if len(args) > 2 else kwargs.get("nonlinearity", "leaky_relu")
             a = num(args[0] if args else kwargs.get("a", 0.0)) or 0.0
+            mode = args[1] if len(args) > 1 else kwargs.get("mode", "fan_in")
+            mode = mode if mode in ("fan_in", "fan_out") else None
             if nl in ("relu", "leaky_relu"):
                 gain = (2.0 / (1 + a * a)) ** 0.5
             elif nl == "tanh":
@@ -1312,7 +1314,7 @@ class Builder:
             else:
                 callee = self.text(node.func)
                 target = self.text(node.args[0]) if node.args else None
-        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, callee, target)
+        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, mode, callee, target)
 
     def apply_init(self, target, init: Init, node) -> None:
         via = self.init_via

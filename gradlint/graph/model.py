@@ -60,6 +60,7 @@ class Init:
     std: float | None = None  # for normal-like schemes, when known
     bound: float | None = None  # for uniform schemes, when known (symmetric bound)
     gain: float | None = None  # explicit ``gain=`` or nonlinearity gain, when given
+    mode: str | None = None  # kaiming's ``fan_in`` / ``fan_out``
     callee: str | None = None  # source text of the called function (``nn.init.constant_``)
     target: str | None = None  # source text of the initialized tensor (``m.weight``)
 
@@ -87,11 +88,41 @@ class Layer:
     functional: bool = False  # an activation/op written as a function call in forward
 
     @property
+    def receptive_field(self) -> int:
+        """Kernel elements of a convolution (1 for other layers); 0 when unknown."""
+        if not self.kind.startswith(("Conv", "LazyConv")):
+            return 1
+        dims = 1 if "1d" in self.kind else 3 if "3d" in self.kind else 2
+        k = self.params.get("kernel_size")
+        if isinstance(k, int) and not isinstance(k, bool):
+            return k**dims
+        if isinstance(k, tuple) and all(isinstance(x, int) for x in k):
+            out = 1
+            for x in k:
+                out *= x
+            return out
+        return 0
+
+    @property
     def fan_in(self) -> int | None:
         for key in ("in_features", "in_channels", "input_size", "embed_dim"):
             value = self.params.get(key)
-            if isinstance(value, int):
-                return value
+            if isinstance(value, int) and not isinstance(value, bool):
+                groups = self.params.get("groups", 1)
+                groups = groups if isinstance(groups, int) and groups > 0 else 1
+                rf = self.receptive_field
+                return value * rf // groups if rf else None
+        return None
+
+    @property
+    def fan_out(self) -> int | None:
+        for key in ("out_features", "out_channels", "hidden_size", "embed_dim"):
+            value = self.params.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                groups = self.params.get("groups", 1)
+                groups = groups if isinstance(groups, int) and groups > 0 else 1
+                rf = self.receptive_field
+                return value * rf // groups if rf else None
         return None
 
 
@@ -132,6 +163,8 @@ class ModelGraph:
         self._nodes: dict[int, Node] = {}
         self.unknowns: list[Unknown] = []
         self.has_forward = False
+        self._segments = None
+        self._hazards: dict = {}
         self.is_root = True  # no other class of the file instantiates this one
         self.instantiates: frozenset[str] = frozenset()  # same-file classes built inside
         #: this class is expanded inside another model of the file, where rules see it in context
@@ -180,11 +213,7 @@ class ModelGraph:
         init = self.init_of(layer, "weight")
         if init is None:
             return None
-        fan_in = layer.fan_in
-        fan_out = None
-        for key in ("out_features", "out_channels", "hidden_size"):
-            if isinstance(layer.params.get(key), int):
-                fan_out = layer.params[key]
+        fan_in, fan_out = layer.fan_in, layer.fan_out
         if layer.category == "parameter":
             shape = layer.params.get("shape") or ()
             if len(shape) == 2 and all(isinstance(d, int) for d in shape):
@@ -197,8 +226,13 @@ class ModelGraph:
             if fan_in and fan_out:
                 return gain * (2 * fan_in / (fan_in + fan_out)) ** 0.5
             return gain
-        if scheme.startswith("kaiming") or scheme == "orthogonal":
-            return init.gain if init.gain is not None else (2 ** 0.5 if scheme.startswith("kaiming") else 1.0)
+        if scheme.startswith("kaiming"):
+            gain = init.gain if init.gain is not None else 2**0.5
+            if init.mode == "fan_out" and fan_in and fan_out:
+                return gain * (fan_in / fan_out) ** 0.5
+            return gain
+        if scheme == "orthogonal":
+            return init.gain if init.gain is not None else 1.0
         if not fan_in:
             return None
         if scheme in ("normal", "trunc_normal") and init.std is not None:
@@ -364,6 +398,23 @@ class ModelGraph:
                     seen_last.add(link.activation.id)
                 ends.append(chain)
         return [list(c) for c in reversed(ends)]
+
+    def plain_segments(self):
+        """Chains of weighted layers with no normalization, merge or skip between them."""
+        from gradlint.graph.stacks import plain_segments
+
+        if self._segments is None:
+            self._segments = plain_segments(self)
+        return self._segments
+
+    def stack_hazards(self, band: dict | None = None, min_layers: int = 3):
+        """Plain segments whose estimated gradient flow leaves the band, with their cause."""
+        from gradlint.graph.stacks import stack_hazards
+
+        key = (tuple(sorted((band or {}).items())), min_layers)
+        if key not in self._hazards:
+            self._hazards[key] = stack_hazards(self, band, min_layers)
+        return self._hazards[key]
 
     # ------------------------------------------------------------ summaries
     def summary(self) -> dict:

@@ -1,0 +1,189 @@
+"""Plain stacks and their gradient flow: the analysis behind GL202, GL203 and GL301.
+
+A *plain segment* is a maximal chain of weighted layers along the forward dataflow joined only
+through activations and shape-only layers (dropout, pooling, flatten): normalization, merges
+(residual adds, concatenations), recurrent layers and unresolved calls end it. Its gradient
+flow at initialization is estimated with the mean-field recursions of
+:mod:`gradlint.graph.gain`, from each layer's weight-init scale and activation; the estimate is
+calibrated against torch by ``benchmarks/calibrate.py``.
+
+A segment whose estimate leaves the healthy band is a *stack hazard*. Its cause decides which
+rule reports it, so that one hazard gives one finding:
+
+- ``init-scale``: a fixed-scale initializer (``normal_(0, 1)``, ``uniform_(-a, a)``,
+  ``torch.randn``) — with the initializer matched to the activation the stack is healthy (GL202);
+- ``init-mismatch``: Xavier on ReLU-family layers, Kaiming on sigmoid/tanh, or PyTorch's default
+  init — the matched initializer makes it healthy (GL203);
+- ``saturating``: sigmoid-like activations (derivative at most 1/4) make it vanish whatever the
+  init, or no initializer would help a saturating stack (GL101 reports it);
+- ``depth``: neither a matched init nor other activations would fix it (GL301).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gradlint.graph import gain
+
+#: weighted layer kinds that form stacks (lookups and attention do not)
+_STACK_KINDS_EXCLUDED = frozenset({"Embedding", "EmbeddingBag", "MultiheadAttention"})
+RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu", "mish", "hardswish", "softplus"})
+SATURATING = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign"})
+#: derivative bounded well below 1: they vanish through the activation itself
+SIGMOID_LIKE = frozenset({"sigmoid", "hardsigmoid"})
+FIXED_SCALE = frozenset({"normal", "uniform", "trunc_normal"})
+
+#: healthy band, after gradient-flow monitors (AUTOTRAINER: vanishing when the first/last
+#: weight-gradient ratio < 1e-3 and the first layer's gradient is tiny; exploding above 70)
+DEFAULT_BAND = {
+    "vanishing-ratio": 1e-3,
+    "vanishing-gain": 1e-4,
+    "exploding-ratio": 70.0,
+    "exploding-gain": 1e4,
+}
+
+
+@dataclass(frozen=True)
+class StackLayer:
+    node: object  # Node
+    layer: object  # Layer
+    activation: str | None  # applied after this layer, before the next weighted one
+
+
+@dataclass(frozen=True)
+class StackHazard:
+    layers: tuple[StackLayer, ...]
+    estimate: gain.StackEstimate
+    direction: str  # "vanishes" | "explodes"
+    cause: str  # init-scale | init-mismatch | saturating | depth
+    #: the estimate with every layer's init matched to its activation
+    matched: gain.StackEstimate
+
+
+def _is_stack_layer(graph, node) -> bool:
+    if node.op != "layer":
+        return False
+    layer = graph.layer_of(node)
+    if layer is None:
+        return False
+    if layer.category == "weighted":
+        return layer.kind not in _STACK_KINDS_EXCLUDED
+    return layer.category == "parameter"
+
+
+def plain_segments(graph) -> list[tuple[StackLayer, ...]]:
+    """Maximal plain segments, in forward order (see the module docstring)."""
+    nxt: dict[int, tuple] = {}
+    has_prev: set[int] = set()
+    stack_nodes = [n for n in graph.nodes() if _is_stack_layer(graph, n)]
+    after_act: dict[int, str | None] = {}
+    for w in stack_nodes:
+        act = None
+        cur = w
+        while True:
+            succ = graph.successors(cur)
+            if len(succ) != 1:
+                break
+            s = succ[0]
+            if len(graph.predecessors(s)) != 1 or s.op != "layer":
+                break
+            if _is_stack_layer(graph, s):
+                nxt[w.id] = (s, act)
+                has_prev.add(s.id)
+                break
+            cat = graph.category_of(s)
+            if cat == "activation":
+                act = graph.activation_of(s)
+            elif cat != "other":
+                break  # norm, recurrent, unknown
+            cur = s
+        after_act[w.id] = act
+    segments = []
+    for w in stack_nodes:
+        if w.id in has_prev:
+            continue
+        chain = []
+        cur = w
+        seen = set()
+        while cur is not None and cur.id not in seen:
+            seen.add(cur.id)
+            step = nxt.get(cur.id)
+            act = step[1] if step else after_act.get(cur.id)
+            chain.append(StackLayer(cur, graph.layer_of(cur), act))
+            cur = step[0] if step else None
+        segments.append(tuple(chain))
+    return segments
+
+
+def matched_scale(activation: str | None) -> float:
+    """The init scale that suits an activation: He for ReLU-like, Xavier otherwise."""
+    return 2**0.5 if activation in RELU_FAMILY else 1.0
+
+
+def _bias_var(graph, layer) -> float:
+    if layer.category == "parameter" or layer.params.get("bias", True) is False:
+        return 0.0
+    init = graph.init_of(layer, "bias")
+    if init is None or init.is_default:
+        fan_in = layer.fan_in
+        return 1.0 / (3 * fan_in) if fan_in else 0.0
+    return 0.0
+
+
+def estimate(graph, segment, scales=None) -> gain.StackEstimate | None:
+    """The mean-field estimate for a segment, or None when a scale or activation is unknown."""
+    if scales is None:
+        scales = [graph.init_scale(s.layer) for s in segment]
+    if any(sc is None for sc in scales):
+        return None
+    acts = [s.activation for s in segment]
+    if not all(gain.known(a) for a in acts):
+        return None
+    ratios, biases = [], []
+    for s in segment:
+        fi, fo = s.layer.fan_in, s.layer.fan_out
+        ratios.append(fo / fi if fi and fo else 1.0)
+        biases.append(_bias_var(graph, s.layer))
+    return gain.estimate_stack(list(scales), acts, ratios, bias_vars=biases)
+
+
+def direction_of(est: gain.StackEstimate, band: dict) -> str | None:
+    """``vanishes`` when the first/last weight-gradient ratio *or* the backward gain is below
+    its threshold: a ratio test alone misses uniform vanishing, where the forward signal and
+    every gradient shrink together and the ratio stays near 1."""
+    if est.weight_grad_ratio < band["vanishing-ratio"] or est.backward_gain < band["vanishing-gain"]:
+        return "vanishes"
+    if est.weight_grad_ratio > band["exploding-ratio"] or est.backward_gain > band["exploding-gain"]:
+        return "explodes"
+    return None
+
+
+def stack_hazards(graph, band: dict | None = None, min_layers: int = 3) -> list[StackHazard]:
+    """Plain segments whose estimated gradient flow leaves the band, with their cause."""
+    band = {**DEFAULT_BAND, **(band or {})}
+    out = []
+    for seg in plain_segments(graph):
+        if len(seg) < min_layers:
+            continue
+        est = estimate(graph, seg)
+        if est is None:
+            continue
+        direction = direction_of(est, band)
+        if direction is None:
+            continue
+        matched = estimate(graph, seg, [matched_scale(s.activation) for s in seg])
+        if direction == "vanishes" and any(s.activation in SIGMOID_LIKE for s in seg):
+            # sigmoid' <= 1/4 shrinks the gradient whatever the init: the activation is the cause
+            cause = "saturating"
+        elif matched is not None and direction_of(matched, band) is None:
+            fixed = any(
+                (graph.init_of(s.layer, "weight") is not None and graph.init_of(s.layer, "weight").scheme in FIXED_SCALE)
+                for s in seg
+            )
+            cause = "init-scale" if fixed else "init-mismatch"
+        elif any(s.activation in SATURATING for s in seg):
+            cause = "saturating"
+        else:
+            cause = "depth"
+        out.append(StackHazard(seg, est, direction, cause, matched))
+    return out
