@@ -986,7 +986,13 @@ class Builder:
         a = self.eval(node.body, frame)
         b = self.eval(node.orelse, frame)
         if isinstance(a, Flow) and isinstance(b, Flow):
-            return Flow(a.producers | b.producers)
+            if a.producers == b.producers:
+                return a
+            # ``x + f(x) if self.use_residual else f(x)``: either may run; a "select" merge
+            # keeps both, and gradient-path queries take the more favourable one
+            self.note_unknown(f"condition not resolved: `{self.text(node.test)[:60]}`", _span(node))
+            n = self.graph.add_node(Node(self.next_node(), "merge", merge="select", span=_span(node)), a.producers | b.producers)
+            return Flow(frozenset({n.id}))
         return a if isinstance(a, (Flow, Spec)) else b if isinstance(b, (Flow, Spec)) else UNKNOWN
 
     def eval_Lambda(self, node, frame):
@@ -1604,6 +1610,16 @@ class Builder:
             if isinstance(op, (ast.Mult, ast.MatMult, ast.Div)):
                 return self.merge_flows("mul", [left, right], node)
             return Flow(left.producers | right.producers)
+        if (lf or rf) and isinstance(op, (ast.Mult, ast.Div)):
+            flow, factor = (left, right) if lf else (right, left)
+            # ``gamma * f(x)`` (LayerScale), ``0.1 * f(x)``, ``f(x) / sqrt(n)``: a scaled branch
+            if isinstance(factor, (ParamSpec, ParamRef)):
+                owner = factor.owner if isinstance(factor, ParamRef) else factor
+                n = self.graph.add_node(Node(self.next_node(), "scale", layer=self.name_of(owner), span=_span(node)), flow.producers)
+                return Flow(frozenset({n.id}))
+            if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor != 1:
+                n = self.graph.add_node(Node(self.next_node(), "scale", span=_span(node)), flow.producers)
+                return Flow(frozenset({n.id}))
         if lf:
             return left
         if rf:

@@ -139,8 +139,8 @@ class Node:
     """One step of the forward dataflow."""
 
     id: int
-    op: str  # input, layer, merge, unknown, output
-    layer: str | None = None  # qualified layer name for op == layer
+    op: str  # input, layer, merge, scale, unknown, output
+    layer: str | None = None  # qualified layer name for op == layer (and the factor of a scale)
     merge: str | None = None  # add, cat, mul for op == merge
     span: Span | None = None  # where it happens in forward
 
@@ -415,6 +415,23 @@ class ModelGraph:
         if key not in self._hazards:
             self._hazards[key] = stack_hazards(self, band, min_layers)
         return self._hazards[key]
+
+    def steps_known(self, layer: Layer) -> bool:
+        """Whether every application of ``layer`` comes from a loop whose count was resolved."""
+        apps = self.applications(layer)
+        loops = [u for u in self.unknowns if "count not resolved" in u.reason]
+        if not apps:
+            return False
+        for app in apps:
+            if app.span and any(u.span and u.span.line <= app.span.line <= u.span.end_line for u in loops):
+                return False
+        return True
+
+    def deepest_plain_path(self):
+        """The deepest chain of weighted layers with no skip connection around it."""
+        from gradlint.graph.stacks import deepest_plain_path
+
+        return deepest_plain_path(self)
 
     # ------------------------------------------------------------ summaries
     def summary(self) -> dict:

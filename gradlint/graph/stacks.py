@@ -187,3 +187,38 @@ def stack_hazards(graph, band: dict | None = None, min_layers: int = 3) -> list[
             cause = "depth"
         out.append(StackHazard(seg, est, direction, cause, matched))
     return out
+
+
+@dataclass(frozen=True)
+class PlainPath:
+    """The deepest path of weighted layers the gradient must cross with no skip connection."""
+
+    depth: int
+    first: object  # Node
+    last: object  # Node
+    normalized: bool  # some normalization lies on it
+
+
+def deepest_plain_path(graph) -> PlainPath | None:
+    """Weighted layers counted along the forward dataflow; at a merge the gradient takes the
+    shallowest incoming path (a residual add's identity path resets the count)."""
+    best: dict[int, tuple] = {}  # node id -> (depth, first node, normalized)
+    top = None
+    for node in graph.nodes():
+        preds = [best[p.id] for p in graph.predecessors(node) if p.id in best]
+        if not preds:
+            incoming = (0, None, False)
+        elif node.op == "merge":
+            incoming = min(preds, key=lambda t: t[0])
+        else:
+            incoming = max(preds, key=lambda t: t[0])
+        depth, first, normalized = incoming
+        if _is_stack_layer(graph, node):
+            depth += 1
+            first = first or node
+        elif graph.category_of(node) == "norm":
+            normalized = True
+        best[node.id] = (depth, first, normalized)
+        if depth and (top is None or depth > top.depth):
+            top = PlainPath(depth, first, node, normalized)
+    return top

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+from gradlint.rule import Rule
+from gradlint.rules._common import confidence_of
+
+
+class MissingSkipConnection(Rule):
+    """## What it does
+    Finds a very deep plain path — many weighted layers in a row that the gradient must cross
+    with no residual (skip) connection around them — even when the layers are normalized.
+
+    ## Why is this bad?
+    He et al. (CVPR 2016) trained plain networks of 20 and 56 layers, with BatchNorm, and the
+    deeper one had *higher training error*: the degradation problem. Its gradients did not
+    vanish (BatchNorm kept them healthy); the deep plain network is simply much harder to
+    optimize, and residual connections (`y = x + F(x)`) remove the difficulty. This is an
+    optimization warning, not a vanishing-gradient estimate: plain networks of up to about 30
+    weighted layers (VGG-19, MobileNetV1) train fine.
+
+    A path without normalization whose gradient estimate also leaves the healthy band is
+    reported once, by GL203/GL202/GL301/GL101, not here.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    class Plain(nn.Module):
+        def __init__(self, depth=34):
+            super().__init__()
+            layers = []
+            for _ in range(depth):
+                layers += [nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU()]
+            self.body = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.body(x)
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, c=64):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 3, padding=1)
+            self.bn = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return x + self.bn(self.conv(x)).relu()
+
+    class Residual(nn.Module):
+        def __init__(self, depth=34):
+            super().__init__()
+            self.body = nn.Sequential(*[Block() for _ in range(depth)])
+
+        def forward(self, x):
+            return self.body(x)
+    ```
+
+    ## Options
+    - `max-plain-depth` (default `30`): the most weighted layers a plain path may have. ResNet's
+      plain-34 is past it; VGG-19 (19) and MobileNetV1 (28, depthwise-separable) are not.
+
+    ## References
+    - He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016 (§4.1, plain-18 vs plain-34)
+    - Simonyan & Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition*, ICLR 2015
+    """
+
+    code = "GL302"
+    name = "missing-skip-connection"
+    severity = "warning"
+    summary = "a very deep plain path without skip connections is hard to optimize (degradation)"
+    options = {"max-plain-depth": 30}
+
+    VALID = [
+        # VGG-19 depth
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.f = nn.Sequential(*[m for _ in range(19) for m in (nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())])\n"
+        "    def forward(self, x):\n        return self.f(x)\n",
+        # deep but residual
+        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.c = nn.Conv2d(8, 8, 3, padding=1)\n        self.n = nn.BatchNorm2d(8)\n"
+        "    def forward(self, x):\n        return x + self.n(self.c(x)).relu()\n"
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([B() for _ in range(50)])\n"
+        "    def forward(self, x):\n        for b in self.blocks:\n            x = b(x)\n        return x\n",
+    ]
+    INVALID = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=40):\n        super().__init__()\n"
+        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU())])\n"
+        "    def forward(self, x):\n        return self.f(x)\n",
+    ]
+
+    def check(self, graph, ctx) -> None:
+        limit = int(ctx.options["max-plain-depth"])
+        path = graph.deepest_plain_path()
+        if path is None or path.depth <= limit:
+            return
+        # a gradient-flow hazard on the same layers is the finding to fix first
+        hazard_nodes = {s.node.id for h in graph.stack_hazards() for s in h.layers}
+        if path.first.id in hazard_nodes or path.last.id in hazard_nodes:
+            return
+        first, last = graph.layer_of(path.first), graph.layer_of(path.last)
+        message = (
+            f"{path.depth} weighted layers in a row ({first.name} … {last.name}) with no skip connection: "
+            f"very deep plain networks train worse than shallower ones even when normalized "
+            f"(the degradation problem); the limit is {limit}"
+        )
+        ctx.report(
+            first.span, message, confidence=confidence_of(graph),
+            help="add residual connections (`x = x + block(x)`) around groups of layers",
+            related=(ctx.related(last.span, f"{last.name}: layer {path.depth} of the path"),),
+        )

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from gradlint.rule import Rule
+from gradlint.rules._common import confidence_of
+
+
+class VanillaRecurrentCell(Rule):
+    """## What it does
+    Finds vanilla recurrent layers — `nn.RNN` and `nn.RNNCell`, which have no gates — used on
+    sequences whose length is long or unknown.
+
+    ## Why is this bad?
+    Backpropagation through time multiplies the gradient by the recurrent Jacobian once per
+    step, like a very deep network with shared weights. Pascanu, Mikolov & Bengio (ICML 2013):
+    it vanishes when the recurrent weight's largest singular value is below `1/γ` (`γ = 1`
+    for tanh) and explodes above it, so a vanilla RNN cannot carry information over many steps.
+    LSTM and GRU cells add a gated, additive memory path whose gradient does not shrink
+    geometrically. This is an info-level note: a vanilla RNN on short sequences is fine.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(64, 128, num_layers=2, batch_first=True)
+
+        def forward(self, x):
+            out, h = self.rnn(x)
+            return out
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.LSTM(64, 128, num_layers=2, batch_first=True)
+
+        def forward(self, x):
+            out, h = self.rnn(x)
+            return out
+    ```
+
+    ## Options
+    - `short-sequence` (default `16`): an `nn.RNNCell` unrolled over a known number of steps no
+      greater than this is not reported.
+
+    ## References
+    - Pascanu, Mikolov & Bengio, *On the difficulty of training recurrent neural networks*, ICML 2013
+    - Hochreiter & Schmidhuber, *Long Short-Term Memory*, Neural Computation 1997
+    - Cho et al., *Learning Phrase Representations using RNN Encoder–Decoder*, EMNLP 2014 (GRU)
+    """
+
+    code = "GL102"
+    name = "vanilla-recurrent-cell"
+    severity = "info"
+    summary = "an ungated nn.RNN/nn.RNNCell over long sequences: the gradient through time vanishes or explodes"
+    options = {"short-sequence": 16}
+
+    VALID = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn = nn.GRU(8, 8)\n    def forward(self, x):\n        return self.rnn(x)[0]\n",
+        # an RNNCell over 5 known steps
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.cell = nn.RNNCell(8, 8)\n"
+        "    def forward(self, x):\n        h = torch.zeros(1, 8)\n        for t in range(5):\n            h = self.cell(x, h)\n        return h\n",
+    ]
+    INVALID = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn = nn.RNN(8, 8, nonlinearity='relu')\n    def forward(self, x):\n        return self.rnn(x)[0]\n",
+        # an RNNCell over a sequence of unknown length
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.cell = nn.RNNCell(8, 8)\n"
+        "    def forward(self, xs):\n        h = torch.zeros(1, 8)\n        for x in xs:\n            h = self.cell(x, h)\n        return h\n",
+    ]
+
+    def check(self, graph, ctx) -> None:
+        short = int(ctx.options["short-sequence"])
+        for layer in graph.layers("recurrent"):
+            if layer.kind not in ("RNN", "RNNCell"):
+                continue
+            apps = graph.applications(layer)
+            if layer.kind == "RNNCell" and apps and graph.steps_known(layer) and len(apps) <= short:
+                continue
+            nl = layer.params.get("nonlinearity", "tanh")
+            nl = nl if isinstance(nl, str) else "tanh"
+            what = f"nn.{layer.kind} ({nl}) `{layer.name}`"
+            if layer.kind == "RNNCell":
+                length = f"unrolled over {len(apps)} steps" if graph.steps_known(layer) and apps else "over a sequence of unknown length"
+            else:
+                length = "over sequences of unknown length"
+            message = (
+                f"{what} has no gates: {length}, the gradient through time vanishes "
+                f"(or explodes when the recurrent weight's largest singular value exceeds 1)"
+            )
+            ctx.report(layer.span, message, confidence=confidence_of(graph),
+                       help=f"use nn.{'LSTM' if layer.kind == 'RNN' else 'LSTMCell'} or nn.{'GRU' if layer.kind == 'RNN' else 'GRUCell'}")
