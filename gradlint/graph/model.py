@@ -427,6 +427,12 @@ class ModelGraph:
                 return False
         return True
 
+    def unnormalized_residual_chain(self):
+        """Consecutive residual blocks with neither normalization nor branch scaling."""
+        from gradlint.graph.stacks import unnormalized_residual_chain
+
+        return unnormalized_residual_chain(self)
+
     def deepest_plain_path(self):
         """The deepest chain of weighted layers with no skip connection around it."""
         from gradlint.graph.stacks import deepest_plain_path

@@ -222,3 +222,90 @@ def deepest_plain_path(graph) -> PlainPath | None:
         if depth and (top is None or depth > top.depth):
             top = PlainPath(depth, first, node, normalized)
     return top
+
+
+@dataclass(frozen=True)
+class ResidualBlock:
+    merge: object  # the add Node
+    branch: tuple  # Nodes of the residual branch, in forward order
+    normalized: bool
+    scaled: bool  # LayerScale / a constant factor / a zero-initialized last layer / a gate
+    #: squared backward gain of the branch at init (mean-field; 0 when unknown)
+    chi: float
+
+
+def _branch_chi(graph, branch) -> float | None:
+    """Squared gain of a branch: prod over its weighted layers of scale^2 * E[f'^2]."""
+    chi = 1.0
+    weighted = [n for n in branch if _is_stack_layer(graph, n)]
+    if not weighted:
+        return None
+    for node in weighted:
+        scale = graph.init_scale(graph.layer_of(node))
+        if scale is None:
+            return None
+        act = None
+        cur = node
+        for _ in range(8):  # the activation right after the layer, if any
+            succ = graph.successors(cur)
+            if len(succ) != 1 or succ[0].op != "layer":
+                break
+            cur = succ[0]
+            if graph.category_of(cur) == "activation":
+                act = graph.activation_of(cur)
+                break
+            if graph.category_of(cur) != "other":
+                break
+        if not gain.known(act):
+            return None
+        chi *= scale**2 * (gain.moments(act, 1.0)[1] if act else 1.0)
+    return chi
+
+
+def residual_blocks(graph) -> list[ResidualBlock]:
+    """Every ``x + f(x)``-shaped add: the branch is what lies between the fork and the add."""
+    import networkx as nx
+
+    g = graph._g
+    out = []
+    for node in graph.nodes():
+        if node.op != "merge" or node.merge != "add":
+            continue
+        preds = [p.id for p in graph.predecessors(node)]
+        if len(preds) != 2:
+            continue
+        a, b = preds
+        if nx.has_path(g, a, b):
+            identity, tip = a, b
+        elif nx.has_path(g, b, a):
+            identity, tip = b, a
+        else:
+            continue
+        members = (nx.descendants(g, identity) & (nx.ancestors(g, tip) | {tip}))
+        branch = tuple(graph._nodes[i] for i in sorted(members))
+        normalized = any(graph.category_of(n) == "norm" for n in branch)
+        scaled = any(n.op == "scale" or (n.op == "merge" and n.merge == "mul") for n in branch)
+        weighted = [n for n in branch if _is_stack_layer(graph, n)]
+        if weighted:
+            init = graph.init_of(graph.layer_of(weighted[-1]), "weight")
+            if init is not None and init.is_constant and not init.value:
+                scaled = True  # zero-init residual / Fixup
+        chi = _branch_chi(graph, branch)
+        out.append(ResidualBlock(node, branch, normalized, scaled, chi if chi is not None else 0.0))
+    return out
+
+
+def unnormalized_residual_chain(graph) -> list[ResidualBlock]:
+    """The longest run of consecutive residual blocks with neither normalization nor scaling."""
+    import networkx as nx
+
+    blocks = [b for b in residual_blocks(graph) if not b.normalized and not b.scaled]
+    best: list[ResidualBlock] = []
+    run: list[ResidualBlock] = []
+    for block in blocks:
+        if run and not nx.has_path(graph._g, run[-1].merge.id, block.merge.id):
+            run = []
+        run.append(block)
+        if len(run) > len(best):
+            best = list(run)
+    return best

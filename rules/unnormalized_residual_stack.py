@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import math
+
+from gradlint.rule import Rule
+from gradlint.rules._common import confidence_of
+
+
+class UnnormalizedResidualStack(Rule):
+    """## What it does
+    Finds many residual blocks in a row (`x = x + f(x)`) whose branches have neither
+    normalization nor branch scaling — no BatchNorm/LayerNorm in the branch, no LayerScale or
+    constant factor, no zero-initialized last layer.
+
+    ## Why is this bad?
+    A skip connection passes the gradient back undiminished, but each block also adds its
+    branch: the backward gain of a block is about `sqrt(1 + chi)`, where `chi` is the branch's
+    own squared gain (about 1 for a He-initialized ReLU branch). Over `N` blocks that compounds
+    to `(1 + chi)^(N/2)`: with `chi = 1` the gradient grows about 180x over 15 blocks and
+    3e4x over 30. Normalized residual networks (ResNet, pre-LN transformers) and scaled ones
+    (Fixup, ReZero, LayerScale, zero-init-residual, `1/sqrt(N)` branch factors) do not grow.
+
+    ## Example
+    ```python
+    import torch
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, d=256):
+            super().__init__()
+            self.fc1 = nn.Linear(d, d)
+            self.fc2 = nn.Linear(d, d)
+            for fc in (self.fc1, self.fc2):
+                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+
+        def forward(self, x):
+            return x + self.fc2(torch.relu(self.fc1(x)))
+
+    class Net(nn.Module):
+        def __init__(self, n_blocks=40):
+            super().__init__()
+            self.blocks = nn.Sequential(*[Block() for _ in range(n_blocks)])
+
+        def forward(self, x):
+            return self.blocks(x)
+    ```
+
+    Use instead:
+    ```python
+    import torch
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self, d=256):
+            super().__init__()
+            self.norm = nn.LayerNorm(d)
+            self.fc1 = nn.Linear(d, d)
+            self.fc2 = nn.Linear(d, d)
+
+        def forward(self, x):
+            return x + self.fc2(torch.relu(self.fc1(self.norm(x))))
+
+    class Net(nn.Module):
+        def __init__(self, n_blocks=40):
+            super().__init__()
+            self.blocks = nn.Sequential(*[Block() for _ in range(n_blocks)])
+
+        def forward(self, x):
+            return self.blocks(x)
+    ```
+
+    ## Options
+    - `exploding-gain` (default `1e4`): report when the estimated backward gain over the run of
+      blocks exceeds it (about 27 blocks with `chi = 1`).
+    - `min-blocks` (default `8`): shorter runs are never reported.
+
+    ## References
+    - He et al., *Identity Mappings in Deep Residual Networks*, ECCV 2016
+    - Zhang, Dauphin & Ma, *Fixup Initialization*, ICLR 2019
+    - Bachlechner et al., *ReZero is All You Need*, 2020; Touvron et al., *Going deeper with Image Transformers* (LayerScale), ICCV 2021
+    """
+
+    code = "GL303"
+    name = "unnormalized-residual-stack"
+    severity = "warning"
+    summary = "many residual blocks without normalization or branch scaling: the gradient explodes"
+    options = {"exploding-gain": 1e4, "min-blocks": 8}
+
+    VALID = [
+        # normalized branches
+        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.n = nn.LayerNorm(64)\n        self.f = nn.Linear(64, 64)\n"
+        "    def forward(self, x):\n        return x + self.f(self.n(x)).relu()\n"
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
+        "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
+        # LayerScale
+        "import torch\nimport torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.f = nn.Linear(64, 64)\n        self.gamma = nn.Parameter(1e-4 * torch.ones(64))\n"
+        "    def forward(self, x):\n        return x + self.gamma * self.f(x).relu()\n"
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
+        "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
+        # zero-initialized last layer of each branch
+        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.f = nn.Linear(64, 64)\n        self.g = nn.Linear(64, 64)\n        nn.init.zeros_(self.g.weight)\n"
+        "    def forward(self, x):\n        return x + self.g(self.f(x).relu())\n"
+        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
+        "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
+    ]
+    INVALID = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n=40):\n        super().__init__()\n"
+        "        self.fs = nn.ModuleList([nn.Linear(64, 64) for _ in range(n)])\n"
+        "        for f in self.fs:\n            nn.init.kaiming_normal_(f.weight)\n"
+        "    def forward(self, x):\n        for f in self.fs:\n            x = x + f(x).relu()\n        return x\n",
+    ]
+
+    def check(self, graph, ctx) -> None:
+        chain = graph.unnormalized_residual_chain()
+        if len(chain) < int(ctx.options["min-blocks"]):
+            return
+        log_gain = sum(0.5 * math.log1p(b.chi) for b in chain)
+        limit = float(ctx.options["exploding-gain"])
+        if log_gain <= math.log(limit):
+            return
+        first, last = chain[0].merge, chain[-1].merge
+        mean_chi = sum(b.chi for b in chain) / len(chain)
+        message = (
+            f"{len(chain)} residual blocks in a row with neither normalization nor branch scaling: "
+            f"the gradient explodes — each `x + f(x)` multiplies it by about sqrt(1 + {mean_chi:.2g}), "
+            f"estimated backward gain {math.exp(log_gain):.1e} over the run"
+        )
+        ctx.report(
+            first.span, message, confidence=confidence_of(graph),
+            help="normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, zero-init its last layer, 1/sqrt(N))",
+            related=(ctx.related(last.span, f"block {len(chain)} of the run"),),
+        )
