@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 from gradlint.diagnostics import Diagnostic
 from gradlint.files import DEFAULT_EXCLUDE, discover
-from gradlint.graph.builder import build_graphs
-from gradlint.rule import RuleContext, rule_by_code, select_rules
+from gradlint.graph.builder import FileIndex, build_graphs
+from gradlint.graph.training import extract as extract_training
+from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
 
 NOQA_RE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 #: files that never mention torch are skipped before parsing
@@ -79,17 +80,32 @@ def decode(data: bytes) -> str:
     return data.decode("utf-8")
 
 
+@dataclass
+class FileResult:
+    """One file's findings, plus what other files of the run may need from it."""
+
+    diagnostics: list[Diagnostic]
+    #: findings that hold only if a class imported from another file is recurrent
+    deferred: list[tuple] = field(default_factory=list)
+    #: classes of this file whose models contain recurrent layers
+    recurrent_classes: frozenset = frozenset()
+
+
 def lint_source(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> list[Diagnostic]:
-    """Every diagnostic for one file's content."""
+    """Every diagnostic for one file's content (findings that depend on other files dropped)."""
+    return analyse(data, path, settings).diagnostics
+
+
+def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> FileResult:
     if isinstance(data, str):
         data = data.encode("utf-8")
     if PREFILTER not in data:
-        return []
+        return FileResult([])
     enabled = {r.code for r in select_rules(settings.select, settings.ignore)}
     parse_reported = "GL001" in enabled
 
     def gl001(line, col, msg):
-        return [_tool_diagnostic("GL001", path, line, col, msg)] if parse_reported else []
+        return FileResult([_tool_diagnostic("GL001", path, line, col, msg)] if parse_reported else [])
 
     try:
         text = decode(data)
@@ -114,13 +130,17 @@ def lint_source(data: bytes | str, path: str = "<string>", settings: Settings = 
     return check_tree(tree, lines, path, settings)
 
 
-def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings) -> list[Diagnostic]:
+def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings) -> FileResult:
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
+    deferred: list[tuple] = []
     try:
-        graphs = build_graphs(tree, path, everything=False)
+        index = FileIndex(tree)
+        graphs = build_graphs(tree, path, everything=False, index=index)
+        training = extract_training(tree, index)
     except Exception as exc:  # a builder bug must not end the run
-        return [_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")]
+        return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
+    file_model = FileModel(graphs, training, index.recurrent_classes)
     options = dict(settings.rule_options)
     for rule in _rules(settings):
         if rule.engine_emitted:
@@ -138,8 +158,16 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
                         f"internal error in {rule.code} on class {graph.name}: {type(exc).__name__}: {exc}",
                     )
                 )
+        if training.loops:
+            try:
+                rule.check_training(file_model, ctx)
+            except Exception as exc:
+                diagnostics.append(
+                    _tool_diagnostic("GL002", path, 1, 1, f"internal error in {rule.code} on training code: {type(exc).__name__}: {exc}")
+                )
         diagnostics.extend(ctx.diagnostics)
-    return finalize(diagnostics, lines)
+        deferred.extend((req, d) for req, d in ctx.deferred if not is_suppressed(d, lines))
+    return FileResult(finalize(diagnostics, lines), deferred, frozenset(index.recurrent_classes))
 
 
 def finalize(diagnostics: list[Diagnostic], lines: list[str]) -> list[Diagnostic]:
@@ -171,20 +199,20 @@ def is_suppressed(d: Diagnostic, lines: list[str]) -> bool:
     return d.code in {c.upper() for c in re.split(r"[\s,]+", codes) if c}
 
 
-def lint_file(path: str, settings: Settings = Settings()) -> list[Diagnostic]:
+def lint_file(path: str, settings: Settings = Settings()) -> FileResult:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
     except IsADirectoryError:
-        return [_tool_diagnostic("GL001", path, 1, 1, "cannot read: is a directory — file skipped")]
+        return FileResult([_tool_diagnostic("GL001", path, 1, 1, "cannot read: is a directory — file skipped")])
     except OSError as exc:
-        return [_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc.strerror or exc} — file skipped")]
-    return lint_source(data, path, settings)
+        return FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc.strerror or exc} — file skipped")])
+    return analyse(data, path, settings)
 
 
-def _lint_chunk(args) -> list[Diagnostic]:
+def _lint_chunk(args) -> list[tuple[str, FileResult]]:
     paths, settings = args
-    out: list[Diagnostic] = []
+    out: list[tuple[str, FileResult]] = []
     # Syntax trees and graphs are acyclic and freed by reference counting; the cyclic
     # collector would only rescan them while they are built (a third of parse time).
     was_enabled = gc.isenabled()
@@ -192,9 +220,10 @@ def _lint_chunk(args) -> list[Diagnostic]:
     try:
         for i, p in enumerate(paths):
             try:
-                out.extend(lint_file(p, settings))
+                result = lint_file(p, settings)
             except Exception as exc:  # last line of defence: one file's crash never ends the run
-                out.append(_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}"))
+                result = FileResult([_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}")])
+            out.append((p, result))
             if i % 64 == 63:
                 gc.collect(0)
     finally:
@@ -204,13 +233,49 @@ def _lint_chunk(args) -> list[Diagnostic]:
 
 
 # ---------------------------------------------------------------- many files
+def _module_names(path: str) -> list[str]:
+    """Dotted names a file may be imported as: ``a/b/c.py`` -> ``c``, ``b.c``, ``a.b.c``."""
+    parts = os.path.normpath(path).replace(os.sep, "/").split("/")
+    parts[-1] = parts[-1][:-3] if parts[-1].endswith(".py") else parts[-1]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
+
+
+def resolve_across_files(results) -> list[Diagnostic]:
+    """Keep the deferred findings whose imported model class is recurrent in another file."""
+    recurrent: dict[str, set[str]] = {}  # module name -> recurrent classes
+    for path, result in results:
+        if result.recurrent_classes:
+            for name in _module_names(path):
+                recurrent.setdefault(name, set()).update(result.recurrent_classes)
+    kept = []
+    for path, result in results:
+        for (kind, qualname), diag in result.deferred:
+            module, _, cls = qualname.rpartition(".")
+            if module.startswith("."):  # relative: from the importing file's package
+                level = len(module) - len(module.lstrip("."))
+                base = os.path.dirname(os.path.normpath(path))
+                for _ in range(level - 1):
+                    base = os.path.dirname(base)
+                rest = module.lstrip(".")
+                target = os.path.join(base, *rest.split(".")) + ".py" if rest else os.path.join(base, "__init__.py")
+                candidates = _module_names(target)[:1] and [_module_names(target)[-1]]
+            else:
+                candidates = [module]
+            if kind == "recurrent" and any(cls in recurrent.get(m, ()) for m in candidates):
+                kept.append(diag)
+    return kept
+
+
+
 def lint_paths(paths, settings: Settings = Settings()) -> RunResult:
     start = time.perf_counter()
     found = discover(paths, settings.exclude, settings.extend_exclude, settings.respect_gitignore)
     files = found.files
     jobs = settings.jobs or os.cpu_count() or 1
     _rules(settings)  # import the rules once, before workers fork
-    diagnostics: list[Diagnostic] = []
+    results: list[tuple[str, FileResult]] = []
     if jobs > 1 and len(files) >= 8:
         # contiguous chunks keep each worker's files together; several per worker balance the load
         n = min(len(files), jobs * 8)
@@ -220,8 +285,10 @@ def lint_paths(paths, settings: Settings = Settings()) -> RunResult:
         ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             for part in pool.map(_lint_chunk, [(c, settings) for c in chunks]):
-                diagnostics.extend(part)
+                results.extend(part)
     else:
-        diagnostics = _lint_chunk((files, settings))
+        results = _lint_chunk((files, settings))
+    diagnostics = [d for _, r in results for d in r.diagnostics]
+    diagnostics.extend(resolve_across_files(results))
     diagnostics.sort(key=Diagnostic.sort_key)
     return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start)

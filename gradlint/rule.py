@@ -41,7 +41,10 @@ class Rule:
     engine_emitted: ClassVar[bool] = False
 
     def check(self, graph: ModelGraph, ctx: "RuleContext") -> None:
-        raise NotImplementedError
+        """Per model class. Rules about training code implement ``check_training`` instead."""
+
+    def check_training(self, file: "FileModel", ctx: "RuleContext") -> None:
+        """Once per file, with its training loops and the models they train."""
 
     @classmethod
     def documentation(cls) -> str:
@@ -61,6 +64,27 @@ class Rule:
         return {k: v.strip() for k, v in sections.items()}
 
 
+class FileModel:
+    """What a file holds besides model graphs: its training loops, and which of its classes
+    are recurrent (for rules about how models are trained)."""
+
+    def __init__(self, graphs, training, recurrent_classes):
+        self.graphs = graphs
+        self.training = training
+        self.recurrent_classes = frozenset(recurrent_classes)
+
+    def is_recurrent(self, model) -> bool | None:
+        """True/False for a model resolved in this file; None when it is imported or unknown."""
+        if model is None:
+            return None
+        kind, name = model
+        if kind == "torch":
+            return True
+        if kind == "local":
+            return name in self.recurrent_classes
+        return None
+
+
 class RuleContext:
     """What a rule needs besides the graph: the file, its lines, options, and ``report``."""
 
@@ -70,6 +94,7 @@ class RuleContext:
         self.rule = rule
         self.options = {**rule.options, **(options or {})}
         self.diagnostics: list[Diagnostic] = []
+        self.deferred: list[tuple] = []  # (requirement, Diagnostic) resolved across files
 
     def column(self, line: int, byte_col: int) -> int:
         """1-based character column of a 0-based UTF-8 byte offset (``ast`` gives bytes)."""
@@ -101,24 +126,29 @@ class RuleContext:
         help: str | None = None,
         related: tuple[Related, ...] = (),
         fix: Fix | None = None,
+        requires: tuple | None = None,
     ) -> None:
-        self.diagnostics.append(
-            Diagnostic(
-                path=self.path,
-                line=span.line,
-                column=self.column(span.line, span.col),
-                end_line=span.end_line,
-                end_column=self.column(span.end_line, span.end_col),
-                code=self.rule.code,
-                name=self.rule.name,
-                severity=severity or self.rule.severity,
-                message=message,
-                confidence=confidence,
-                help=help,
-                related=tuple(related),
-                fix=fix,
-            )
+        """``requires=("recurrent", qualname)``: keep the finding only if the engine finds that
+        class, imported from another file of the run, to be recurrent."""
+        item = Diagnostic(
+            path=self.path,
+            line=span.line,
+            column=self.column(span.line, span.col),
+            end_line=span.end_line,
+            end_column=self.column(span.end_line, span.end_col),
+            code=self.rule.code,
+            name=self.rule.name,
+            severity=severity or self.rule.severity,
+            message=message,
+            confidence=confidence,
+            help=help,
+            related=tuple(related),
+            fix=fix,
         )
+        if requires is not None:
+            self.deferred.append((requires, item))
+        else:
+            self.diagnostics.append(item)
 
 
 @lru_cache(maxsize=1)

@@ -63,3 +63,39 @@ def test_findings_are_sorted_and_unique():
     diags = lint_source(SOURCE + "\n" + SOURCE.split("\n", 2)[2].replace("class M", "class N"), "m.py")
     keys = [(d.line, d.column, d.code) for d in diags]
     assert keys == sorted(keys) and len(keys) == len(set(keys))
+
+
+def test_a_model_imported_from_another_file_of_the_run(tmp_path):
+    import os
+
+    from gradlint.engine import Settings, lint_paths
+
+    pkg = tmp_path / "proj"
+    (pkg / "nets").mkdir(parents=True)
+    (pkg / "nets" / "__init__.py").write_text("")
+    (pkg / "nets" / "seq.py").write_text(
+        "import torch.nn as nn\n"
+        "class Seq(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.rnn = nn.LSTM(4, 4)\n"
+        "    def forward(self, x):\n        return self.rnn(x)[0]\n"
+        "class Flat(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n        return self.fc(x)\n"
+    )
+    loop = (
+        "import torch\nfrom nets.seq import {cls}\n"
+        "def run(data):\n    model = {cls}()\n    opt = torch.optim.Adam(model.parameters())\n"
+        "    for x in data:\n        model(x).sum().backward()\n        opt.step()\n"
+    )
+    (pkg / "train_seq.py").write_text(loop.format(cls="Seq"))
+    (pkg / "train_flat.py").write_text(loop.format(cls="Flat"))
+    cwd = os.getcwd()
+    os.chdir(pkg)
+    try:
+        result = lint_paths(["."], Settings(jobs=1))
+        alone = lint_paths(["train_seq.py"], Settings(jobs=1))
+    finally:
+        os.chdir(cwd)
+    gl401 = [d for d in result.diagnostics if d.code == "GL401"]
+    assert [(d.path, d.line) for d in gl401] == [("train_seq.py", 8)]
+    assert "Seq, imported from nets.seq" in gl401[0].message
+    # linted alone, the imported model cannot be resolved: no finding rather than a guess
+    assert not [d for d in alone.diagnostics if d.code == "GL401"]

@@ -87,6 +87,8 @@ class FileIndex:
 
     def __init__(self, tree: ast.Module):
         self.text_cache: dict[int, str] = {}
+        #: classes of this file whose instances contain nn.RNN/LSTM/GRU or their cells
+        self.recurrent_classes: set[str] = set()
         #: (class, arguments, loop context) -> (interpreted BlockSpec, classes it built, unknowns)
         self.instances: dict = {}
         self._qualname_cache: dict[int, str | None] = {}
@@ -109,11 +111,12 @@ class FileIndex:
                         top = a.name.split(".")[0]
                         self.imports[top] = top
             elif isinstance(stmt, ast.ImportFrom):
-                if stmt.level:
-                    continue  # relative import: another file of the package
+                # a relative import keeps its dots (``.models.Seq2Seq``): another file of the run
+                prefix = "." * stmt.level + (stmt.module or "") if stmt.level else stmt.module
                 for a in stmt.names:
                     if a.name != "*":
-                        self.imports[a.asname or a.name] = f"{stmt.module}.{a.name}"
+                        sep = "" if prefix.endswith(".") else "."
+                        self.imports[a.asname or a.name] = f"{prefix}{sep}{a.name}"
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 if stmt.value is not None:
@@ -338,6 +341,8 @@ class Builder:
             self.unknown_logs.pop()
         if key is not None:
             cache[key] = (_clone(block, {}), frozenset(self.instantiated - before) | {cls.name}, tuple(log))
+        if any(isinstance(m, LeafSpec) and m.category == "recurrent" for _, m in self.all_modules(block, "")):
+            self.index.recurrent_classes.add(cls.name)
         return block
 
     def _owner_class(self, func) -> ast.ClassDef | None:
@@ -1150,6 +1155,10 @@ class Builder:
             if q.startswith("torch.") and not q.startswith("torch.nn."):
                 return Flow(frozenset().union(*(f.producers for f in flows)))
             return self.unknown_node(flows, node, f"call to unresolved `{q}` in forward")
+        last = q.rsplit(".", 1)[-1]
+        if frame.self_block is not None and last[:1].isupper() and not q.startswith("torch."):
+            # a class imported from another module (``from .layers import Mystery``)
+            return UnknownSpec(last, _span(node), f"`{last}` is defined in another module ({q.lstrip('.')})")
         return UNKNOWN
 
     def make_dict(self, args, kwargs):
@@ -1946,7 +1955,7 @@ _EVAL_DISPATCH = {
 }
 
 
-def build_graphs(tree: ast.Module, path: str, everything: bool = True) -> list[ModelGraph]:
+def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None) -> list[ModelGraph]:
     """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first.
 
     A class that another model of the file instantiates is expanded inside that model, with
@@ -1955,7 +1964,7 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True) -> list[M
     built on their own at all: classes are built from the last defined (models usually come
     after their blocks) and a class some earlier build already expanded is skipped.
     """
-    index = FileIndex(tree)
+    index = index or FileIndex(tree)
     built: dict[str, ModelGraph] = {}
     covered: set[str] = set()
     used: set[str] = set()

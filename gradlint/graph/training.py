@@ -1,0 +1,287 @@
+"""Training loops: where gradients are computed, clipped and applied (behind GL401/GL402).
+
+The graph builder describes models; this module describes the code that trains them. For every
+loop that calls ``backward()`` and then updates the weights (``optimizer.step()``,
+``scaler.step(opt)``, an LBFGS closure, a manual ``p.data.add_``), it records the order of
+backward, clipping and update in one iteration, which parameters are clipped and optimized, and
+which model is trained, resolved to a class of this file, an imported class (resolved across
+the files of the run by the engine), or left unknown. Like the graph builder it never reports.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from gradlint.graph.model import Span
+
+CLIP_NAMES = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients", "clip_grad_value")
+UPDATE_METHODS = ("add_", "sub_", "addcmul_", "addcdiv_", "copy_")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # backward | clip | step
+    span: Span
+    text: str
+    #: for a clip: the object whose parameters it clips (``model`` in ``model.parameters()``)
+    params_of: str | None = None
+
+
+@dataclass
+class TrainingLoop:
+    span: Span  # the loop statement
+    scope: str  # function name, or "<module>"
+    events: list[Event] = field(default_factory=list)
+    #: what the optimizer updates (``model`` in ``Adam(model.parameters())``), when known
+    optimized: str | None = None
+    #: the trained model: ("local", class name) | ("import", qualname) | ("torch", kind) | None
+    model: tuple | None = None
+    model_text: str | None = None
+
+
+@dataclass
+class TrainingFacts:
+    loops: list[TrainingLoop]
+    #: clipping configured for the whole file: a gradient hook, Lightning's gradient_clip_val,
+    #: Hugging Face's max_grad_norm (None when there is none)
+    global_clipping: str | None
+
+
+def _span(node) -> Span:
+    return Span.of(node)
+
+
+def _calls_in_order(node) -> list[ast.Call]:
+    calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+    # inner calls finish first: order by end position, as they execute
+    return sorted(calls, key=lambda c: (c.end_lineno or c.lineno, c.end_col_offset or c.col_offset))
+
+
+def _params_owner(expr) -> str | None:
+    """``model.parameters()`` -> ``model``; ``self.net.parameters()`` -> ``self.net``."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in (
+        "parameters", "named_parameters"
+    ):
+        return ast.unparse(expr.func.value)
+    if isinstance(expr, (ast.List, ast.Tuple)) and expr.elts:
+        return _params_owner(expr.elts[0])
+    if isinstance(expr, ast.Call) and isinstance(expr.func, (ast.Name, ast.Attribute)) and expr.args:
+        # itertools.chain(a.parameters(), b.parameters()), list(model.parameters())
+        return _params_owner(expr.args[0])
+    return None
+
+
+class _Scope:
+    def __init__(self, index, body, name, params=(), file_clip_helpers=frozenset()):
+        self.index = index
+        self.name = name
+        self.params = set(params)
+        self.assigned: dict[str, ast.AST] = {}
+        self.local_defs: dict[str, ast.AST] = {}
+        self.clip_helpers = file_clip_helpers
+        for node in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, (ast.Name, ast.Attribute)):
+                        self.assigned[ast.unparse(t)] = node.value
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                self.local_defs[node.name] = node
+
+    def is_optimizer(self, receiver: ast.AST) -> bool:
+        text = ast.unparse(receiver)
+        value = self.assigned.get(text)
+        if value is not None and isinstance(value, ast.Call):
+            callee = ast.unparse(value.func)
+            q = self.index.qualname(value.func) or callee
+            if "lr_scheduler" in q or "Scheduler" in callee or "LR" in callee.split(".")[-1]:
+                return False
+            if "optim" in q.lower() or callee.split(".")[-1] in ("SGD", "Adam", "AdamW", "RMSprop", "LBFGS", "Adagrad"):
+                return True
+        low = text.lower()
+        return ("opt" in low or low.endswith("optimizer")) and "sched" not in low
+
+    def classify(self, call: ast.Call) -> Event | None:
+        func = call.func
+        q = self.index.qualname(func) or ""
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        text = ast.unparse(call)
+        if name == "backward" or q == "torch.autograd.backward":
+            return Event("backward", _span(call), text[:100])
+        if name in CLIP_NAMES or q.endswith(CLIP_NAMES):
+            owner = _params_owner(call.args[0]) if call.args else None
+            return Event("clip", _span(call), text[:100], owner)
+        if name in self.clip_helpers or name in self.local_clip_helpers():
+            return Event("clip", _span(call), text[:100])
+        if name == "step" and isinstance(func, ast.Attribute):
+            receiver = func.value
+            if call.args and self.is_optimizer(call.args[0]):  # scaler.step(optimizer)
+                return Event("step", _span(call), text[:100])
+            if self.is_optimizer(receiver):
+                return Event("step", _span(call), text[:100])
+        if name in UPDATE_METHODS and isinstance(func, ast.Attribute) and ".grad" in text:
+            return Event("step", _span(call), text[:100])  # p.data.add_(p.grad, alpha=-lr)
+        return None
+
+    def local_clip_helpers(self):
+        return {n for n, d in self.local_defs.items() if _contains_clip(d)}
+
+    def events(self, loop) -> list[Event]:
+        out: list[Event] = []
+        for stmt in loop.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if isinstance(stmt, ast.AugAssign) and ".grad" in ast.unparse(stmt.value):
+                out.append(Event("step", _span(stmt), ast.unparse(stmt)[:100]))  # p -= lr * p.grad
+                continue
+            for call in _calls_in_order(stmt):
+                ev = self.classify(call)
+                if ev is None:
+                    continue
+                if ev.kind == "step" and call.args and isinstance(call.args[0], ast.Name):
+                    closure = self.local_defs.get(call.args[0].id)
+                    if closure is not None:  # LBFGS: step(closure) runs backward inside
+                        for inner in _calls_in_order(closure):
+                            inner_ev = self.classify(inner)
+                            if inner_ev is not None and inner_ev.kind != "step":
+                                out.append(inner_ev)
+                out.append(ev)
+        return out
+
+
+def _contains_clip(func) -> bool:
+    for node in ast.walk(func):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in CLIP_NAMES:
+                return True
+    return False
+
+
+def _loops(body):
+    """Loops in ``body``, outermost first, not entering nested functions or classes."""
+    stack = list(body)
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While)):
+            yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                stack.append(child)
+
+
+def _resolve_model(index, scope: _Scope, text: str | None, callers, depth=0):
+    """The class a model expression was built from."""
+    if text is None or depth > 3:
+        return None
+    value = scope.assigned.get(text)
+    if isinstance(value, ast.Call):
+        func = value.func
+        if isinstance(func, ast.Name) and func.id in index.classes:
+            return ("local", func.id)
+        q = index.qualname(func)
+        if q:
+            kind = q.rsplit(".", 1)[-1]
+            if q.startswith("torch.nn.") and kind in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"):
+                return ("torch", kind)
+            if not q.startswith("torch."):
+                return ("import", q)
+        if isinstance(func, ast.Attribute) and func.attr == "to":  # model = Model().to(device)
+            inner = ast.unparse(func.value)
+            scope.assigned.setdefault(inner, func.value)
+            return _resolve_model(index, scope, inner, callers, depth + 1)
+        return None
+    if isinstance(value, ast.Name):
+        return _resolve_model(index, scope, value.id, callers, depth + 1)
+    if text in scope.params:
+        # a parameter: look at the calls of this function in the file
+        for caller_scope, call in callers.get(scope.name, ()):
+            arg = _argument(call, scope, text)
+            if arg is not None:
+                found = _resolve_model(index, caller_scope, ast.unparse(arg), callers, depth + 1)
+                if found is not None:
+                    return found
+    return None
+
+
+def _argument(call: ast.Call, scope: _Scope, param: str):
+    names = scope.param_order if hasattr(scope, "param_order") else []
+    for kw in call.keywords:
+        if kw.arg == param:
+            return kw.value
+    if param in names:
+        i = names.index(param)
+        if i < len(call.args):
+            return call.args[i]
+    return None
+
+
+def _global_clipping(tree) -> str | None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg == "gradient_clip_val" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
+                    return f"Lightning gradient_clip_val (line {node.lineno})"
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+            if name == "register_hook" and node.args:
+                text = ast.unparse(node.args[0])
+                if "clamp" in text or "clip" in text:
+                    return f"a gradient hook that clamps (line {node.lineno})"
+    return None
+
+
+def extract(tree: ast.Module, index) -> TrainingFacts:
+    """Every training loop of a parsed file."""
+    scopes: list[tuple[_Scope, list]] = []
+    clip_helpers = frozenset(n for n, f in index.functions.items() if _contains_clip(f))
+    module_body = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    scopes.append((_Scope(index, module_body, "<module>", (), clip_helpers), module_body))
+    funcs = list(index.functions.values())
+    for cls in index.classes.values():
+        funcs += [f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for f in funcs:
+        params = [a.arg for a in (*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs)]
+        scope = _Scope(index, f.body, f.name, params, clip_helpers)
+        scope.param_order = [a.arg for a in (*f.args.posonlyargs, *f.args.args)]
+        scopes.append((scope, f.body))
+    # who calls which module-level function, for resolving a model passed as an argument
+    callers: dict[str, list] = {}
+    for scope, body in scopes:
+        for node in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in index.functions:
+                callers.setdefault(node.func.id, []).append((scope, node))
+    loops: list[TrainingLoop] = []
+    for scope, body in scopes:
+        chosen = []
+        for loop in _loops(body):
+            events = scope.events(loop)
+            kinds = [e.kind for e in events]
+            if "backward" in kinds and "step" in kinds[kinds.index("backward"):]:
+                chosen.append((loop, events))
+            elif any(isinstance(c, (ast.For, ast.While, ast.AsyncFor)) for c in ast.walk(loop) if c is not loop):
+                continue
+        # keep the innermost loops (an epoch loop around a batch loop is one training loop)
+        inner = [(l, e) for l, e in chosen if not any(o is not l and _within(o, l) for o, _ in chosen)]
+        for loop, events in inner:
+            optimized = None
+            for value in scope.assigned.values():
+                if isinstance(value, ast.Call) and value.args:
+                    callee = ast.unparse(value.func)
+                    q = index.qualname(value.func) or callee
+                    if "optim" in q.lower() or callee.split(".")[-1] in ("SGD", "Adam", "AdamW", "RMSprop", "LBFGS"):
+                        optimized = _params_owner(value.args[0]) or optimized
+            model_text = optimized
+            if model_text is None:
+                for ev in events:
+                    if ev.kind == "clip" and ev.params_of:
+                        model_text = ev.params_of
+            tl = TrainingLoop(_span(loop), scope.name, events, optimized, None, model_text)
+            tl.model = _resolve_model(index, scope, model_text, callers)
+            loops.append(tl)
+    return TrainingFacts(loops, _global_clipping(tree))
+
+
+def _within(inner, outer) -> bool:
+    return inner is not outer and any(n is inner for n in ast.walk(outer))
