@@ -137,10 +137,10 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
     try:
         index = FileIndex(tree)
         graphs = build_graphs(tree, path, everything=False, index=index)
-        training = extract_training(tree, index)
+        training = extract_training(tree, index, lines)
     except Exception as exc:  # a builder bug must not end the run
         return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
-    file_model = FileModel(graphs, training, index.recurrent_classes)
+    file_model = FileModel(graphs, training, index.recurrent_classes, index.module_classes)
     options = dict(settings.rule_options)
     for rule in _rules(settings):
         if rule.engine_emitted:

@@ -68,10 +68,12 @@ class FileModel:
     """What a file holds besides model graphs: its training loops, and which of its classes
     are recurrent (for rules about how models are trained)."""
 
-    def __init__(self, graphs, training, recurrent_classes):
+    def __init__(self, graphs, training, recurrent_classes, model_classes=()):
         self.graphs = graphs
         self.training = training
         self.recurrent_classes = frozenset(recurrent_classes)
+        #: every nn.Module subclass of the file
+        self.model_classes = frozenset(model_classes)
 
     def is_recurrent(self, model) -> bool | None:
         """True/False for a model resolved in this file; None when it is imported or unknown."""

@@ -76,8 +76,8 @@ class UnclippedRecurrentTraining(Rule):
 
     ## Known problems
     A model passed into the training function is followed to the calls of that function in the
-    same file; when it cannot be resolved and the file defines a recurrent model, the finding is
-    reported with `heuristic` confidence. Trainers that own the loop (Hugging Face `Trainer`,
+    same file; when it cannot be resolved and every model class of the file is recurrent, the
+    finding is reported with `heuristic` confidence, and otherwise not at all. Trainers that own the loop (Hugging Face `Trainer`,
     Lightning `Trainer`) are not loops in your code and are not reported.
 
     ## References
@@ -138,10 +138,11 @@ class UnclippedRecurrentTraining(Rule):
             elif recurrent is False:
                 continue
             elif recurrent is None:
-                if not file.recurrent_classes:
+                # unresolved: only when every model class of the file is recurrent
+                if not file.recurrent_classes or file.recurrent_classes != file.model_classes:
                     continue
                 confidence = "heuristic"
-            model = loop.model_text or "the model"
+            model = loop.model_text or "model"
             if loop.model and loop.model[0] in ("local", "torch"):
                 what = f"`{model}` ({loop.model[1]})"
             elif loop.model:

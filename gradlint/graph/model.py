@@ -253,7 +253,8 @@ class ModelGraph:
         return [self._nodes[i] for i in sorted(self._g.predecessors(node.id))]
 
     def applications(self, layer: Layer) -> list[Node]:
-        return [n for n in self.nodes() if n.layer == layer.name]
+        """The forward nodes that apply ``layer`` (a parameter used as a scale is not applied)."""
+        return [n for n in self.nodes() if n.op == "layer" and n.layer == layer.name]
 
     def layer_of(self, node: Node) -> Layer | None:
         return self._layers.get(node.layer) if node.layer else None

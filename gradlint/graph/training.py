@@ -232,27 +232,30 @@ def _global_clipping(tree) -> str | None:
     return None
 
 
-def extract(tree: ast.Module, index) -> TrainingFacts:
-    """Every training loop of a parsed file."""
+def _mentions_backward(lines: list[str], node) -> bool:
+    return any("backward" in l for l in lines[node.lineno - 1 : node.end_lineno])
+
+
+def extract(tree: ast.Module, index, lines: list[str] | None = None) -> TrainingFacts:
+    """Every training loop of a parsed file (``lines``: its source, for a cheap pre-filter)."""
+    if lines is not None and not any("backward" in l for l in lines):
+        return TrainingFacts([], None)  # most model files: no training code at all
     scopes: list[tuple[_Scope, list]] = []
     clip_helpers = frozenset(n for n, f in index.functions.items() if _contains_clip(f))
     module_body = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
-    scopes.append((_Scope(index, module_body, "<module>", (), clip_helpers), module_body))
+    if lines is None or any(_mentions_backward(lines, s) for s in module_body):
+        scopes.append((_Scope(index, module_body, "<module>", (), clip_helpers), module_body))
     funcs = list(index.functions.values())
     for cls in index.classes.values():
         funcs += [f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
     for f in funcs:
+        if lines is not None and not _mentions_backward(lines, f):
+            continue
         params = [a.arg for a in (*f.args.posonlyargs, *f.args.args, *f.args.kwonlyargs)]
         scope = _Scope(index, f.body, f.name, params, clip_helpers)
         scope.param_order = [a.arg for a in (*f.args.posonlyargs, *f.args.args)]
         scopes.append((scope, f.body))
-    # who calls which module-level function, for resolving a model passed as an argument
-    callers: dict[str, list] = {}
-    for scope, body in scopes:
-        for node in ast.walk(ast.Module(body=list(body), type_ignores=[])):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in index.functions:
-                callers.setdefault(node.func.id, []).append((scope, node))
-    loops: list[TrainingLoop] = []
+    found: list[tuple[_Scope, object, list]] = []
     for scope, body in scopes:
         chosen = []
         for loop in _loops(body):
@@ -260,26 +263,38 @@ def extract(tree: ast.Module, index) -> TrainingFacts:
             kinds = [e.kind for e in events]
             if "backward" in kinds and "step" in kinds[kinds.index("backward"):]:
                 chosen.append((loop, events))
-            elif any(isinstance(c, (ast.For, ast.While, ast.AsyncFor)) for c in ast.walk(loop) if c is not loop):
-                continue
         # keep the innermost loops (an epoch loop around a batch loop is one training loop)
-        inner = [(l, e) for l, e in chosen if not any(o is not l and _within(o, l) for o, _ in chosen)]
-        for loop, events in inner:
-            optimized = None
-            for value in scope.assigned.values():
-                if isinstance(value, ast.Call) and value.args:
-                    callee = ast.unparse(value.func)
-                    q = index.qualname(value.func) or callee
-                    if "optim" in q.lower() or callee.split(".")[-1] in ("SGD", "Adam", "AdamW", "RMSprop", "LBFGS"):
-                        optimized = _params_owner(value.args[0]) or optimized
-            model_text = optimized
-            if model_text is None:
-                for ev in events:
-                    if ev.kind == "clip" and ev.params_of:
-                        model_text = ev.params_of
-            tl = TrainingLoop(_span(loop), scope.name, events, optimized, None, model_text)
-            tl.model = _resolve_model(index, scope, model_text, callers)
-            loops.append(tl)
+        for loop, events in chosen:
+            if not any(o is not loop and _within(o, loop) for o, _ in chosen):
+                found.append((scope, loop, events))
+    if not found:
+        return TrainingFacts([], None)
+    # who calls which module-level function, for resolving a model passed as an argument
+    callers: dict[str, list] = {}
+    caller_scopes = [(_Scope(index, tree.body, "<module>", (), clip_helpers), tree.body)]
+    for f in funcs:
+        caller_scopes.append((_Scope(index, f.body, f.name, (), clip_helpers), f.body))
+    for scope, body in caller_scopes:
+        for node in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in index.functions:
+                callers.setdefault(node.func.id, []).append((scope, node))
+    loops: list[TrainingLoop] = []
+    for scope, loop, events in found:
+        optimized = None
+        for value in scope.assigned.values():
+            if isinstance(value, ast.Call) and value.args:
+                callee = ast.unparse(value.func)
+                q = index.qualname(value.func) or callee
+                if "optim" in q.lower() or callee.split(".")[-1] in ("SGD", "Adam", "AdamW", "RMSprop", "LBFGS"):
+                    optimized = _params_owner(value.args[0]) or optimized
+        model_text = optimized
+        if model_text is None:
+            for ev in events:
+                if ev.kind == "clip" and ev.params_of:
+                    model_text = ev.params_of
+        tl = TrainingLoop(_span(loop), scope.name, events, optimized, None, model_text)
+        tl.model = _resolve_model(index, scope, model_text, callers)
+        loops.append(tl)
     return TrainingFacts(loops, _global_clipping(tree))
 
 
