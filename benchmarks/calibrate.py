@@ -11,9 +11,10 @@ initialization over several seeds, and measures
 
 per example (a batch of one, averaged over 16 examples: the estimate is per example; the
 column R@128 shows the same ratio for a batch of 128, where inputs with a non-zero mean add
-up coherently). It prints them next to gradlint's static estimate
-(``gradlint.graph.gain.estimate_stack``, fed with the init scale gradlint derives for that
-initializer) and the factor between the two. Where they disagree, fix the estimate.
+up coherently). It prints them next to gradlint's static estimate, obtained the way the rules obtain it:
+the same model written as source, read by gradlint's graph builder, its plain stack estimated
+from the initializer and activations the builder found (GL202/GL203/GL301 compare this estimate
+with their band). The factor between measurement and estimate is shown. Where they disagree, fix the estimate.
 Exit status 1 when any per-example R or B is off by more than 10x.
 """
 
@@ -32,10 +33,21 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from gradlint.graph.gain import estimate_stack  # noqa: E402
+import ast  # noqa: E402
+
+from gradlint.graph.builder import build_graphs  # noqa: E402
+from gradlint.graph.stacks import estimate as segment_estimate  # noqa: E402
 
 WIDTH = 256
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
+#: the same initializers as source text, for the model file gradlint reads
+INIT_SOURCE = {
+    "default": "",
+    "xavier_uniform": "nn.init.xavier_uniform_(m.weight)",
+    "kaiming_normal": 'nn.init.kaiming_normal_(m.weight, nonlinearity="relu")',
+    "normal(0,1)": "nn.init.normal_(m.weight, 0, 1)",
+    "normal(0,0.01)": "nn.init.normal_(m.weight, 0, 0.01)",
+}
 #: initializer name -> (function applied to the weight, init scale sqrt(Var(W) * fan_in))
 INITS = {
     "default": (None, math.sqrt(1 / 3)),
@@ -44,6 +56,7 @@ INITS = {
     "normal(0,1)": (lambda w: nn.init.normal_(w, 0, 1), math.sqrt(WIDTH)),
     "normal(0,0.01)": (lambda w: nn.init.normal_(w, 0, 0.01), 0.01 * math.sqrt(WIDTH)),
 }
+assert set(INITS) == set(INIT_SOURCE)
 FULL_GRID = dict(activations=list(ACTIVATIONS), inits=list(INITS), depths=[5, 10, 20, 30])
 QUICK_GRID = dict(activations=["sigmoid", "tanh", "relu"], inits=["default", "xavier_uniform", "kaiming_normal"], depths=[5, 10])
 
@@ -59,6 +72,33 @@ def build(activation: str, init: str, depth: int) -> nn.Sequential:
         if i < depth - 1:
             layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers)
+
+
+def source(activation: str, init: str, depth: int) -> str:
+    """The model of ``build`` as a user would write it: what gradlint analyses."""
+    init_line = INIT_SOURCE[init]
+    init_block = (
+        f"        for m in self.modules():\n            if isinstance(m, nn.Linear):\n                {init_line}\n"
+        if init_line else ""
+    )
+    return (
+        "import torch.nn as nn\n\n"
+        f"class Stack(nn.Module):\n    def __init__(self, depth={depth}, width={WIDTH}):\n"
+        "        super().__init__()\n        layers = []\n        for i in range(depth):\n"
+        "            layers.append(nn.Linear(width, width))\n            if i < depth - 1:\n"
+        f"                layers.append(nn.{ACTIVATIONS[activation].__name__}())\n"
+        "        self.net = nn.Sequential(*layers)\n"
+        f"{init_block}"
+        "    def forward(self, x):\n        return self.net(x)\n"
+    )
+
+
+def static_estimate(activation: str, init: str, depth: int):
+    """gradlint's estimate for the stack, through its whole static path (source -> graph)."""
+    graph = build_graphs(ast.parse(source(activation, init, depth)), "stack.py")[0]
+    segments = graph.plain_segments()
+    assert len(segments) == 1 and len(segments[0]) == depth, "gradlint did not see one plain stack"
+    return segment_estimate(graph, segments[0])
 
 
 def measure(model: nn.Sequential, batch: int) -> tuple[float, float]:
@@ -109,9 +149,7 @@ def run(activations, inits, depths, seeds=3, examples=16):
                         per_r.append(r)
                         per_b.append(b)
                     batch_r.append(measure(model, 128)[0])
-                scale = INITS[init][1]
-                est = estimate_stack([scale] * depth, [act] * (depth - 1) + [None],
-                                     bias_vars=[1 / (3 * WIDTH)] * depth)
+                est = static_estimate(act, init, depth)
                 rows.append(dict(
                     activation=act, init=init, depth=depth,
                     R=geomean(per_r), B=geomean(per_b), R128=geomean(batch_r),
