@@ -67,3 +67,15 @@ def test_every_rule_has_a_fixture():
         if rule.code == "GL002":
             continue
         assert rule.code in marked, f"no fixture marks an expected {rule.code}"
+
+
+def test_generated_rule_docs_are_current(update_snapshots):
+    from gradlint.docs import render_rules_markdown
+
+    from conftest import ROOT
+
+    target = ROOT / "docs" / "rules.md"
+    actual = render_rules_markdown()
+    if update_snapshots:
+        target.write_text(actual, encoding="utf-8")
+    assert target.read_text(encoding="utf-8") == actual, "docs/rules.md is stale: run python -m gradlint.docs"
