@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from gradlint.graph import catalog
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of, describe_names, format_factor, repeat_related
+from gradlint.graph.stacks import chain_estimate
+from gradlint.rules._common import confidence_of, describe_names, repeat_related
 
 
 class SaturatingActivationStack(Rule):
@@ -16,11 +17,21 @@ class SaturatingActivationStack(Rule):
     layer's weight scale. The sigmoid's derivative is at most 0.25, so through `L` sigmoid
     layers the gradient shrinks by up to `0.25^L` (L=5: 9.8e-04, L=8: 1.5e-05, L=10: 9.5e-07).
     The weight scale multiplies in: PyTorch's default `nn.Linear` init has a per-layer scale of
-    `sqrt(1/3) = 0.58`, Xavier about 1. Large weights do not help: bounded activations then
-    saturate and their derivative falls towards 0, so the scale is capped at 1. The estimate
-    is `prod(f'_max * min(scale, 1))` over the stack; it matches measured first-layer gradient
-    norms of plain MLPs at initialization (sigmoid, default init, depth 10: estimate 3.9e-09,
-    measured 4.0e-09; tanh, default init, depth 20: estimate 1.7e-05, measured 2.2e-05).
+    `sqrt(1/3) = 0.58`, Xavier about 1, Kaiming `sqrt(2)`; large weights do not help, as bounded
+    activations then saturate and their derivative falls towards 0. gradlint estimates the
+    factor with the mean-field recursions of signal propagation (the activation's derivative
+    averaged over the pre-activations the init produces) and states the derivative bound too.
+    Estimate against measurement (`make calibrate`: width 256, torch backward passes, 3 seeds;
+    backward gain over the stack):
+
+    | stack | depth | measured | estimated |
+    |---|---|---|---|
+    | sigmoid, default init | 5 | 3.8e-04 | 3.8e-04 |
+    | sigmoid, default init | 10 | 2.1e-08 | 2.1e-08 |
+    | sigmoid, Xavier | 10 | 1.9e-06 | 2.0e-06 |
+    | sigmoid, Kaiming | 10 | 2.8e-05 | 2.8e-05 |
+    | tanh, Xavier (healthy) | 30 | 1.2e-01 | 1.3e-01 |
+
     tanh (derivative up to 1) with Xavier init stays healthy even when deep, and is not reported.
 
     A tanh stack vanishes only through its weight scale (tanh' ≤ 1): when the matched (Xavier)
@@ -145,20 +156,11 @@ class SaturatingActivationStack(Rule):
                 continue
             if all(link.weighted is not None and link.weighted.id in claimed for link in chain):
                 continue
-            factors, scales, bounds = [], [], []
-            for link in chain:
-                info = catalog.activation_info(graph.activation_of(link.activation))
-                scale = None
-                if link.weighted is not None:
-                    layer = graph.layer_of(link.weighted)
-                    scale = graph.init_scale(layer) if layer else None
-                capped = 1.0 if scale is None else min(scale, 1.0)
-                bounds.append(info.max_derivative)
-                scales.append(capped)
-                factors.append(info.max_derivative * capped)
-            estimate = 1.0
-            for f in factors:
-                estimate *= f
+            estimate = chain_estimate(graph, chain)
+            bounds = [catalog.activation_info(graph.activation_of(l.activation)).max_derivative for l in chain]
+            bound = 1.0
+            for b in bounds:
+                bound *= b
             if estimate >= warn:
                 continue
             severity = "error" if estimate < err else "warning"
@@ -167,9 +169,13 @@ class SaturatingActivationStack(Rule):
             head = graph.layer_of(first.weighted) if first.weighted else graph.layer_of(first.activation)
             tail = graph.layer_of(last.weighted) if last.weighted else graph.layer_of(last.activation)
             names = describe_names(head.name, tail.name)
+            if len(set(bounds)) == 1:
+                why = f"derivative ≤ {bounds[0]:.3g} per layer: {bounds[0]:.3g}^{len(chain)} = {bound:.1e}"
+            else:
+                why = f"derivative bounds alone: {bound:.1e}"
             message = (
                 f"{len(chain)} stacked {'/'.join(acts)} layers ({names}): the gradient reaching "
-                f"{head.name} vanishes — shrinks by {format_factor(bounds, scales, estimate)}"
+                f"{head.name} vanishes — shrinks by about {estimate:.1e} with its weight init ({why})"
             )
             act_layers = [graph.layer_of(l.activation) for l in chain]
             span = act_layers[0].span if not act_layers[0].functional else first.activation.span

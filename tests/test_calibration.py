@@ -38,7 +38,8 @@ def test_estimate_matches_measurement_on_a_grid_slice():
     rows = calibrate.run(seeds=2, **calibrate.QUICK_GRID)
     assert len(rows) == 18
     for r in rows:
-        for meas, est in ((r["R"], r["R_est"]), (r["B"], r["B_est"])):
-            assert calibrate.factor(meas, est) <= 10, calibrate.render([r])
+        assert calibrate.worst_factor(r) <= 10, calibrate.render([r])
+    # GL101's estimate is checked on the saturating rows
+    assert sum(1 for r in rows if r["B101"]) == 12
     # the slice spans both failure modes: something vanishes and something stays healthy
     assert min(r["B"] for r in rows) < 1e-4 and max(r["B"] for r in rows) > 0.5

@@ -43,7 +43,7 @@ def test_style_same_finding(path):
     diags = [d for d in lint_source(path.read_text(), str(path)) if d.code == "GL101"]
     assert len(diags) == 1
     assert diags[0].message.startswith("7 stacked sigmoid layers")
-    assert "5.0e-05" in diags[0].message
+    assert "shrinks by about 5.0e-05" in diags[0].message
 
 
 # ---------------------------------------------------------------- generated styles
@@ -130,6 +130,12 @@ def test_generated_styles_agree(style, depth, width, act):
     elif depth < 2:
         assert not diags
     else:
-        # one finding for the stack: GL101 (the activation) or GL203 (the init is the cause)
-        bound = (0.25 if act == "sigmoid" else 1.0) * (1 / 3) ** 0.5
-        assert len(diags) == (1 if bound**depth < 1e-3 else 0), (source, diags)
+        # one finding for the stack: GL101 (the activation) or GL203 (the init is the cause),
+        # as the theory's per-layer factor predicts (sigmoid' <= 0.25, default init scale 0.58);
+        # near the 1e-3 threshold either answer is acceptable
+        factor = ((0.25 if act == "sigmoid" else 1.0) * (1 / 3) ** 0.5) ** depth
+        assert len(diags) <= 1, (source, diags)
+        if factor < 1e-3 / 5:
+            assert len(diags) == 1, (source, diags)
+        elif factor > 1e-3 * 5:
+            assert not diags, (source, diags)

@@ -309,3 +309,32 @@ def unnormalized_residual_chain(graph) -> list[ResidualBlock]:
         if len(run) > len(best):
             best = list(run)
     return best
+
+
+def chain_estimate(graph, chain) -> float:
+    """Backward gain through a chain of saturating activations (GL101), mean-field.
+
+    Each link contributes its activation's derivative and the weight-init scale of the layer
+    feeding the next activation; an unknown scale counts as 1 (Xavier).
+    """
+    def scale_of(node):
+        layer = graph.layer_of(node) if node is not None else None
+        scale = graph.init_scale(layer) if layer is not None else None
+        return 1.0 if scale is None else scale
+
+    scales = [scale_of(link.weighted) for link in chain]
+    acts = [graph.activation_of(link.activation) for link in chain]
+    # the layer the last activation feeds closes the chain (its scale is the last factor)
+    after = None
+    cur = chain[-1].activation
+    for _ in range(16):
+        succ = graph.successors(cur)
+        if len(succ) != 1:
+            break
+        cur = succ[0]
+        if _is_stack_layer(graph, cur):
+            after = cur
+            break
+    scales.append(scale_of(after))
+    biases = [_bias_var(graph, graph.layer_of(l.weighted)) if l.weighted is not None else 0.0 for l in chain]
+    return gain.estimate_stack(scales, acts + [None], bias_vars=biases + [0.0]).backward_gain
