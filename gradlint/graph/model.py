@@ -434,6 +434,12 @@ class ModelGraph:
 
         return unnormalized_residual_chain(self)
 
+    def residual_chain_gain(self, chain):
+        """Estimated backward gain over a run of residual blocks (None when unknown)."""
+        from gradlint.graph.stacks import residual_chain_gain
+
+        return residual_chain_gain(self, chain)
+
     def deepest_plain_path(self):
         """The deepest chain of weighted layers with no skip connection around it."""
         from gradlint.graph.stacks import deepest_plain_path

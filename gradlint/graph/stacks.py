@@ -21,6 +21,7 @@ rule reports it, so that one hazard gives one finding:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from gradlint.graph import gain
@@ -338,3 +339,39 @@ def chain_estimate(graph, chain) -> float:
     scales.append(scale_of(after))
     biases = [_bias_var(graph, graph.layer_of(l.weighted)) if l.weighted is not None else 0.0 for l in chain]
     return gain.estimate_stack(scales, acts + [None], bias_vars=biases + [0.0]).backward_gain
+
+
+def residual_chain_gain(graph, chain) -> float | None:
+    """Backward gain over a run of residual blocks, from its last block to its first.
+
+    Mean-field with the residual stream's growing second moment: each block adds its branch
+    output to the stream (``q <- q + E[branch^2]``), so bounded activations in later branches
+    see larger pre-activations and saturate, and the block's backward factor
+    ``sqrt(1 + chi_b)`` uses the branch gain at that scale. None when a branch layer's init or
+    activation is unknown.
+    """
+    q_stream = 1.0
+    log_gain = 0.0
+    for i, block in enumerate(chain):
+        layers = []
+        for node in block.branch:
+            if _is_stack_layer(graph, node):
+                layers.append([node, None])
+            elif layers and graph.category_of(node) == "activation":
+                layers[-1][1] = graph.activation_of(node)
+        if not layers:
+            return None
+        m_in, chi = q_stream, 1.0
+        for node, act in layers:
+            layer = graph.layer_of(node)
+            scale = graph.init_scale(layer)
+            if scale is None or not gain.known(act):
+                return None
+            q_pre = scale**2 * m_in + _bias_var(graph, layer)
+            m_out, d2 = gain.moments(act, q_pre) if act else (q_pre, 1.0)
+            chi *= scale**2 * d2
+            m_in = m_out
+        if i > 0:  # from the last block back to the first block's branch
+            log_gain += 0.5 * math.log1p(chi)
+        q_stream = min(q_stream + m_in, 1e300)
+    return math.exp(log_gain)
