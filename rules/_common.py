@@ -52,9 +52,17 @@ def stack_severity(hazard, band: dict) -> str:
     return "error" if far else "warning"
 
 
-BAND_OPTIONS_DOC = """- `vanishing-ratio` (default `1e-3`) and `vanishing-gain` (default `1e-4`): the stack vanishes
-      when the estimated first/last weight-gradient ratio or the backward gain is below (the
-      gain catches uniform vanishing, where the ratio stays near 1).
-    - `exploding-ratio` (default `70`) and `exploding-gain` (default `1e4`): it explodes when
-      either is above.
-    - `min-layers` (default `3`): shorter stacks are never reported."""
+
+def matched_init(hazard) -> tuple[str, str]:
+    """The initializer that suits the stack, and the remedy text naming it."""
+    from gradlint.graph.stacks import RELU_FAMILY
+
+    if any(s.activation in RELU_FAMILY for s in hazard.layers):
+        return "Kaiming", 'initialize the weights with `nn.init.kaiming_normal_(w, nonlinearity="relu")`'
+    return "Xavier", "initialize the weights with `nn.init.xavier_uniform_(w)`"
+
+
+def stack_related(ctx, hazard, layers=None) -> tuple:
+    """The first and last layers of a stack as related locations."""
+    chosen = layers if layers is not None else hazard.layers[:1] + hazard.layers[-1:]
+    return tuple(ctx.related(s.layer.span, f"{s.layer.name} in the stack") for s in chosen)

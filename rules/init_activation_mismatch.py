@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from gradlint.graph.stacks import DEFAULT_BAND, RELU_FAMILY
+from gradlint.graph.stacks import DEFAULT_BAND
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of, stack_activations, stack_names, stack_numbers, stack_severity
+from gradlint.rules._common import (
+    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_related, stack_severity,
+)
 
 _SCHEME_NAMES = {
     "default": "PyTorch's default",
@@ -135,19 +137,14 @@ class InitActivationMismatch(Rule):
             names = sorted({_SCHEME_NAMES.get(s, s) for s in schemes})
             explicit = next((i for i in inits if i.span is not None), None)
             span = explicit.span if explicit is not None else hazard.layers[0].layer.span
-            relu_like = any(s.activation in RELU_FAMILY for s in hazard.layers)
-            matched = "Kaiming" if relu_like else "Xavier"
+            matched, remedy = matched_init(hazard)
             m = hazard.matched
             message = (
                 f"{len(hazard.layers)} {stack_activations(hazard)} layers ({stack_names(hazard)}) with "
                 f"{'/'.join(names)} init: the gradient {hazard.direction} — {stack_numbers(hazard)} "
                 f"({matched} init: {m.weight_grad_ratio:.1e}, {m.backward_gain:.1e})"
             )
-            remedy = (
-                'initialize the weights with `nn.init.kaiming_normal_(w, nonlinearity="relu")`'
-                if relu_like
-                else "initialize the weights with `nn.init.xavier_uniform_(w)`"
-            ) + ", or add normalization between the layers"
-            related = tuple(ctx.related(s.layer.span, f"{s.layer.name} in the stack") for s in hazard.layers[:1] + hazard.layers[-1:])
+            remedy += ", or add normalization between the layers"
+            related = stack_related(ctx, hazard)
             ctx.report(span, message, severity=stack_severity(hazard, band), confidence=confidence_of(graph),
                        help=remedy, related=related)

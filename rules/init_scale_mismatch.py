@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from gradlint.graph.stacks import DEFAULT_BAND, FIXED_SCALE, RELU_FAMILY
+from gradlint.graph.stacks import DEFAULT_BAND, FIXED_SCALE
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of, stack_activations, stack_names, stack_numbers, stack_severity
+from gradlint.rules._common import (
+    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_related, stack_severity,
+)
 
 
 class InitScaleMismatch(Rule):
@@ -126,19 +128,14 @@ class InitScaleMismatch(Rule):
             fixed = [(s, i) for s, i in fixed if i is not None and i.scheme in FIXED_SCALE]
             stack_layer, init = fixed[0]
             scale = graph.init_scale(stack_layer.layer)
-            relu_like = any(s.activation in RELU_FAMILY for s in hazard.layers)
-            matched = "Kaiming" if relu_like else "Xavier"
+            matched, remedy = matched_init(hazard)
             m = hazard.matched
             message = (
                 f"fixed-scale init `{init.text}` (scale std·√fan_in = {scale:.2g} per layer) on "
                 f"{len(hazard.layers)} {stack_activations(hazard)} layers ({stack_names(hazard)}): the gradient "
                 f"{hazard.direction} — {stack_numbers(hazard)} ({matched} init: {m.weight_grad_ratio:.1e}, {m.backward_gain:.1e})"
             )
-            remedy = (
-                'use `nn.init.kaiming_normal_(w, nonlinearity="relu")`' if relu_like else "use `nn.init.xavier_uniform_(w)`"
-            ) + " (a scale that follows the layer's width), or add normalization between the layers"
-            related = tuple(
-                ctx.related(s.layer.span, f"{s.layer.name} in the stack") for s in hazard.layers[:1] + hazard.layers[-1:]
-            )
+            remedy += " (a scale that follows the layer's width), or add normalization between the layers"
+            related = stack_related(ctx, hazard)
             ctx.report(init.span, message, severity=stack_severity(hazard, band), confidence=confidence_of(graph),
                        help=remedy, related=related)

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from gradlint.graph.stacks import DEFAULT_BAND
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of, stack_activations, stack_names, stack_numbers, stack_severity
+from gradlint.rules._common import (
+    confidence_of, stack_activations, stack_names, stack_numbers, stack_related, stack_severity,
+)
 
 
 class UnnormalizedDeepStack(Rule):
@@ -117,9 +119,7 @@ class UnnormalizedDeepStack(Rule):
                 f"normalization or skip connections: the gradient {hazard.direction} — {stack_numbers(hazard)}, "
                 f"even with the initializer matched to the activation"
             )
-            related = tuple(
-                ctx.related(s.layer.span, f"{s.layer.name} in the stack") for s in hazard.layers[1:2] + hazard.layers[-1:]
-            )
+            related = stack_related(ctx, hazard, hazard.layers[1:2] + hazard.layers[-1:])
             ctx.report(
                 hazard.layers[0].layer.span, message, severity=stack_severity(hazard, band),
                 confidence=confidence_of(graph),

@@ -103,9 +103,8 @@ class Layer:
             return out
         return 0
 
-    @property
-    def fan_in(self) -> int | None:
-        for key in ("in_features", "in_channels", "input_size", "embed_dim"):
+    def _fan(self, keys) -> int | None:
+        for key in keys:
             value = self.params.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 groups = self.params.get("groups", 1)
@@ -115,15 +114,12 @@ class Layer:
         return None
 
     @property
+    def fan_in(self) -> int | None:
+        return self._fan(("in_features", "in_channels", "input_size", "embed_dim"))
+
+    @property
     def fan_out(self) -> int | None:
-        for key in ("out_features", "out_channels", "hidden_size", "embed_dim"):
-            value = self.params.get(key)
-            if isinstance(value, int) and not isinstance(value, bool):
-                groups = self.params.get("groups", 1)
-                groups = groups if isinstance(groups, int) and groups > 0 else 1
-                rf = self.receptive_field
-                return value * rf // groups if rf else None
-        return None
+        return self._fan(("out_features", "out_channels", "hidden_size", "embed_dim"))
 
 
 @dataclass(frozen=True)
