@@ -66,3 +66,12 @@ def stack_related(ctx, hazard, layers=None) -> tuple:
     """The first and last layers of a stack as related locations."""
     chosen = layers if layers is not None else hazard.layers[:1] + hazard.layers[-1:]
     return tuple(ctx.related(s.layer.span, f"{s.layer.name} in the stack") for s in chosen)
+
+
+def stack_hazards_of(graph, ctx, cause: str):
+    """The band from the rule's options, and the graph's stack hazards with this cause."""
+    from gradlint.graph.stacks import DEFAULT_BAND
+
+    band = {k: float(ctx.options[k]) for k in DEFAULT_BAND}
+    hazards = graph.stack_hazards(band, int(ctx.options["min-layers"]))
+    return band, [h for h in hazards if h.cause == cause]

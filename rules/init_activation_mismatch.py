@@ -3,7 +3,7 @@ from __future__ import annotations
 from gradlint.graph.stacks import DEFAULT_BAND
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_related, stack_severity,
+    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_hazards_of, stack_related, stack_severity,
 )
 
 _SCHEME_NAMES = {
@@ -128,10 +128,8 @@ class InitActivationMismatch(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        band = {k: float(ctx.options[k]) for k in DEFAULT_BAND}
-        for hazard in graph.stack_hazards(band, int(ctx.options["min-layers"])):
-            if hazard.cause != "init-mismatch":
-                continue
+        band, hazards = stack_hazards_of(graph, ctx, "init-mismatch")
+        for hazard in hazards:
             inits = [graph.init_of(s.layer, "weight") for s in hazard.layers]
             schemes = sorted({i.scheme for i in inits})
             names = sorted({_SCHEME_NAMES.get(s, s) for s in schemes})

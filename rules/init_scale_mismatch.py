@@ -3,7 +3,7 @@ from __future__ import annotations
 from gradlint.graph.stacks import DEFAULT_BAND, FIXED_SCALE
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_related, stack_severity,
+    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_hazards_of, stack_related, stack_severity,
 )
 
 
@@ -120,10 +120,8 @@ class InitScaleMismatch(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        band = {k: float(ctx.options[k]) for k in DEFAULT_BAND}
-        for hazard in graph.stack_hazards(band, int(ctx.options["min-layers"])):
-            if hazard.cause != "init-scale":
-                continue
+        band, hazards = stack_hazards_of(graph, ctx, "init-scale")
+        for hazard in hazards:
             fixed = [(s, graph.init_of(s.layer, "weight")) for s in hazard.layers]
             fixed = [(s, i) for s, i in fixed if i is not None and i.scheme in FIXED_SCALE]
             stack_layer, init = fixed[0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from gradlint.graph.stacks import DEFAULT_BAND
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    confidence_of, stack_activations, stack_names, stack_numbers, stack_related, stack_severity,
+    confidence_of, stack_activations, stack_names, stack_numbers, stack_hazards_of, stack_related, stack_severity,
 )
 
 
@@ -110,10 +110,8 @@ class UnnormalizedDeepStack(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        band = {k: float(ctx.options[k]) for k in DEFAULT_BAND}
-        for hazard in graph.stack_hazards(band, int(ctx.options["min-layers"])):
-            if hazard.cause != "depth":
-                continue
+        band, hazards = stack_hazards_of(graph, ctx, "depth")
+        for hazard in hazards:
             message = (
                 f"{len(hazard.layers)}-layer plain {stack_activations(hazard)} stack ({stack_names(hazard)}) without "
                 f"normalization or skip connections: the gradient {hazard.direction} — {stack_numbers(hazard)}, "
