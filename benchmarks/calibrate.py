@@ -167,7 +167,8 @@ def run(activations, inits, depths, seeds=3, examples=16):
 
 
 STRUCTURE_GRID = dict(
-    residual=[(act, init, depth) for act in ("relu", "tanh") for init in ("default", "kaiming_normal") for depth in (10, 30)],
+    residual=[(act, init, depth) for act in ("relu", "gelu", "tanh", "sigmoid") for init in ("default", "kaiming_normal")
+              for depth in (10, 20, 30)],
     layernorm=[(act, "default", depth) for act in ("sigmoid", "tanh", "relu") for depth in (10, 30)],
 )
 QUICK_STRUCTURES = dict(residual=[("relu", "kaiming_normal", 10), ("relu", "default", 10)], layernorm=[("relu", "default", 10)])

@@ -110,6 +110,24 @@ def moments(activation: str | None, q: float) -> tuple[float, float]:
     return _moments(activation, q)
 
 
+def mean(activation: str | None, q: float) -> float:
+    """``E[f(z)]`` for ``z ~ N(0, q)``: the common offset a non-centred activation (ReLU,
+    GELU, sigmoid) adds to every unit it feeds."""
+    if q > _Q_MAX:
+        m1 = _mean(activation, _Q_MAX)
+        if (activation or "identity") not in BOUNDED:
+            m1 *= math.sqrt(q / _Q_MAX)
+        return m1
+    return _mean(activation, q)
+
+
+@lru_cache(maxsize=4096)
+def _mean(activation: str | None, q: float) -> float:
+    f, _ = _FUNCS[activation or "identity"]
+    sd = math.sqrt(max(q, 0.0))
+    return sum(w * f(sd * u) for u, w in zip(_GRID, _WEIGHTS))
+
+
 @lru_cache(maxsize=4096)
 def _moments(activation: str | None, q: float) -> tuple[float, float]:
     f, df = _FUNCS[activation or "identity"]

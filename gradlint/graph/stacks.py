@@ -344,13 +344,21 @@ def chain_estimate(graph, chain) -> float:
 def residual_chain_gain(graph, chain) -> float | None:
     """Backward gain over a run of residual blocks, from its last block to its first.
 
-    Mean-field with the residual stream's growing second moment: each block adds its branch
-    output to the stream (``q <- q + E[branch^2]``), so bounded activations in later branches
-    see larger pre-activations and saturate, and the block's backward factor
-    ``sqrt(1 + chi_b)`` uses the branch gain at that scale. None when a branch layer's init or
-    activation is unknown.
+    Mean-field over the residual stream, tracking both its second moment ``q`` and the mean
+    ``m`` its units share. Each block adds its branch output ``b`` to the stream:
+    ``q <- q + E[b^2] + 2 m E[b]`` and ``m <- m + E[b]``, so bounded activations in later
+    branches see larger pre-activations and saturate, and the block's backward factor is
+    ``sqrt(1 + chi_b)`` with the branch gain ``chi_b`` at that scale.
+
+    A non-centred branch (ReLU, GELU, sigmoid) makes the stream and its branches correlated
+    through that shared mean, which the independent-unit recursion alone misses: measured
+    30-block ReLU stacks grew about 10x more than ``prod sqrt(1 + chi_b)``. The backward pass
+    picks up half of the forward growth the mean adds (in log scale):
+    ``((q + E[b^2] + 2 m E[b]) / (q + E[b^2])) ** (1/4)`` per block, an empirical correction
+    that ``make calibrate`` checks (within 3x on every residual cell; 1 for centred ones such
+    as tanh). None when a branch layer's init or activation is unknown.
     """
-    q_stream = 1.0
+    q_stream, m_stream = 1.0, 0.0
     log_gain = 0.0
     for i, block in enumerate(chain):
         layers = []
@@ -361,7 +369,7 @@ def residual_chain_gain(graph, chain) -> float | None:
                 layers[-1][1] = graph.activation_of(node)
         if not layers:
             return None
-        m_in, chi = q_stream, 1.0
+        m_in, chi, b_mean = q_stream, 1.0, 0.0
         for node, act in layers:
             layer = graph.layer_of(node)
             scale = graph.init_scale(layer)
@@ -369,9 +377,15 @@ def residual_chain_gain(graph, chain) -> float | None:
                 return None
             q_pre = scale**2 * m_in + _bias_var(graph, layer)
             m_out, d2 = gain.moments(act, q_pre) if act else (q_pre, 1.0)
+            b_mean = gain.mean(act, q_pre) if act else 0.0  # zero-mean weights centre a bare layer
             chi *= scale**2 * d2
             m_in = m_out
+        plain = q_stream + m_in
+        grown = plain + 2.0 * m_stream * b_mean
         if i > 0:  # from the last block back to the first block's branch
             log_gain += 0.5 * math.log1p(chi)
-        q_stream = min(q_stream + m_in, 1e300)
+            if grown > plain > 0:
+                log_gain += 0.25 * math.log(grown / plain)
+        q_stream = min(grown, 1e300)
+        m_stream = min(m_stream + b_mean, 1e150)
     return math.exp(log_gain)
