@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+	$(BIN)/python benchmarks/mutants.py
 
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py

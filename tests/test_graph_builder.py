@@ -249,3 +249,51 @@ def test_graph_dump_is_deterministic():
         a = render(build_graphs(ast.parse(src), "s07.py"))
         b = render(build_graphs(ast.parse(src), "s07.py"))
         assert a == b and a
+
+
+FACTORY_ZOO = """
+import torch.nn as nn
+
+class Bottleneck(nn.Module):
+    expansion = 4
+    def __init__(self, inplanes, planes):
+        super().__init__()
+        self.conv = nn.Linear(inplanes, planes * self.expansion)
+    def forward(self, x):
+        return self.conv(x)
+
+class Net(nn.Module):
+    def __init__(self, block, layers, width=16):
+        super().__init__()
+        self.inplanes = width
+        blocks = []
+        for _ in range(layers):
+            blocks.append(block(self.inplanes, width))
+            self.inplanes = width * block.expansion
+        self.body = nn.Sequential(*blocks)
+    def forward(self, x):
+        return self.body(x)
+
+def _net(block, layers, weights, **kwargs):
+    return Net(block, layers, **kwargs)
+
+def net3(*, weights=None, **kwargs):
+    weights = Weights.verify(weights)
+    return _net(Bottleneck, 3, weights, **kwargs)
+
+def helper(x):
+    return x + 1
+"""
+
+
+def test_factory_functions_build_the_model_they_return():
+    graphs = {g.name: g for g in build_graphs(ast.parse(FACTORY_ZOO), "zoo.py")}
+    # only argument-free functions that return one of the file's modules become models
+    assert "net3()" in graphs and "_net()" not in graphs and "helper()" not in graphs
+    zoo = graphs["net3()"]
+    assert zoo.factory_of == "Net" and not zoo.unknowns
+    # the class attribute read through the block class passed as an argument
+    shapes = [(l.params["in_features"], l.params["out_features"]) for l in zoo.layers() if l.kind == "Linear"]
+    assert shapes == [(16, 64), (64, 64), (64, 64)]
+    # the class alone cannot be resolved; the factory covers it
+    assert graphs["Net"].unknowns and graphs["Net"].checked_in_context

@@ -230,11 +230,13 @@ class Frame:
 class Builder:
     """Builds the graph of one model class."""
 
-    def __init__(self, index: FileIndex, path: str, cls: ast.ClassDef):
+    def __init__(self, index: FileIndex, path: str, cls: ast.ClassDef | None, factory=None):
         self.index = index
         self.path = path
         self.cls = cls
-        self.graph = ModelGraph(cls.name, path, _span(cls))
+        self.factory = factory
+        where = factory if factory is not None else cls
+        self.graph = ModelGraph(f"{factory.name}()" if factory is not None else cls.name, path, _span(where))
         self.steps = 0
         self.prov: list[Provenance] = []
         self.node_ids = count(1)
@@ -254,10 +256,19 @@ class Builder:
         return value
 
     # ================================================================ entry
-    def build(self) -> ModelGraph:
+    def build(self) -> ModelGraph | None:
+        """The graph of the class, or of the model a factory function returns (None when the
+        factory does not return an instance of one of the file's module classes)."""
         g = self.graph
         try:
-            root = self.instantiate(self.cls, [], {}, _span(self.cls), Frame(depth=0), root=True)
+            if self.factory is not None:
+                root = self.call_function(self.factory, [], {}, Frame(depth=0), root=True)
+                if not isinstance(root, BlockSpec) or root.cls.name not in self.index.module_classes:
+                    return None
+                self.cls = root.cls
+                g.factory_of = root.cls.name
+            else:
+                root = self.instantiate(self.cls, [], {}, _span(self.cls), Frame(depth=0), root=True)
             self.name_specs(root, "")
             forward = self.index.method(self.cls, "forward")
             g.add_node(Node(0, "input"))
@@ -763,6 +774,13 @@ class Builder:
         if isinstance(owner, Flow):
             return _BoundMethod(owner, attr)
         if isinstance(owner, ClassRef):
+            if owner.local is not None:
+                # a class attribute of a class of the file (``block.expansion``)
+                stmt = self.index.class_attr(owner.local, attr)
+                if stmt is not None:
+                    return self.eval(stmt.value, Frame(depth=frame.depth))
+                method = self.index.method(owner.local, attr)
+                return FuncRef(method) if method is not None else UNKNOWN
             return ClassRef(f"{owner.qualname}.{attr}")
         if isinstance(owner, (list, dict, str)):
             return _BoundMethod(owner, attr)
@@ -1022,6 +1040,9 @@ class Builder:
             return self.call_super(node, func.attr, frame)
         callee = self.eval(func, frame)
         args, kwargs = self.eval_args(node, frame)
+        if isinstance(func, ast.Attribute) and func.attr == "verify" and args == [None] and not kwargs:
+            # torchvision factories: ``weights = ResNet50_Weights.verify(weights)`` keeps None
+            return None
         return self.call(callee, args, kwargs, node, frame)
 
     def eval_args(self, node, frame):
@@ -1135,6 +1156,8 @@ class Builder:
             return self.init_call(q.rsplit(".", 1)[-1], args, kwargs, node)
         if q in catalog.TENSOR_FACTORIES:
             return _Factory(catalog.TENSOR_FACTORIES[q], args, kwargs, node)
+        if q == "typing.cast" and len(args) == 2:
+            return args[1]
         if q == "torch.no_grad" or q == "torch.enable_grad":
             return None
         if q.endswith(".named_apply") and len(args) >= 2 and isinstance(args[1], Spec):
@@ -1955,6 +1978,31 @@ _EVAL_DISPATCH = {
 }
 
 
+def _factories(index: FileIndex) -> list[ast.FunctionDef]:
+    """Module-level functions that may return a model built with arguments of their own
+    (torchvision's ``def vgg11(*, weights=None, **kwargs): return _vgg("A", False, ...)``):
+    callable without arguments and calling a module class or another function of the file.
+    Models whose classes take their structure as constructor arguments (``VGG(features)``,
+    ``ResNet(block, layers)``) are only fully known through them."""
+    out = []
+    local = set(index.module_classes) | set(index.functions)
+    for name, func in index.functions.items():
+        if not isinstance(func, ast.FunctionDef):
+            continue
+        a = func.args
+        if len(a.defaults) < len(a.posonlyargs) + len(a.args) or any(d is None for d in a.kw_defaults):
+            continue
+        returns = calls = False
+        for node in ast.walk(func):
+            if isinstance(node, ast.Return) and node.value is not None:
+                returns = True
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local and node.func.id != name:
+                calls = True
+        if returns and calls:
+            out.append(func)
+    return out
+
+
 def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None) -> list[ModelGraph]:
     """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first.
 
@@ -1978,6 +2026,13 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
         if name not in covered:
             covered |= builder.instantiated - {name}
         built[name] = graph
+    for func in _factories(index):
+        builder = Builder(index, path, None, factory=func)
+        graph = builder.build()
+        if graph is None or not graph.has_forward:
+            continue
+        graph.instantiates = frozenset(builder.instantiated)
+        built[graph.name] = graph
     graphs = list(built.values())
     # coverage from the true roots only: a class counts as checked in context when a class
     # nobody instantiates expands it, directly or through other blocks

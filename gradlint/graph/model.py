@@ -165,6 +165,8 @@ class ModelGraph:
         self.instantiates: frozenset[str] = frozenset()  # same-file classes built inside
         #: this class is expanded inside another model of the file, where rules see it in context
         self.checked_in_context = False
+        #: for the graph of a factory function (``vgg11()``): the class of the model it returns
+        self.factory_of: str | None = None
 
     # ------------------------------------------------------------ building
     def add_layer(self, layer: Layer) -> None:
