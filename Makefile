@@ -11,12 +11,15 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dynamic]'
 	touch $(STAMP)
 
+# static findings first (milliseconds), then each confirmed by a backward pass on the CPU
 run: $(STAMP)
-	$(BIN)/gradlint check fixtures/ ; status=$$?; [ $$status -le 1 ] || exit $$status
+	$(BIN)/gradlint check --output-format concise fixtures/ ; status=$$?; [ $$status -le 1 ] || exit $$status
+	$(BIN)/gradlint check --dynamic --device cpu --output-format concise --report gradlint-report fixtures/ ; \
+	  status=$$?; [ $$status -le 1 ] || exit $$status
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -57,7 +57,15 @@ def cli() -> None:
               help="Skip files that .gitignore files exclude.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Worker processes (0: one per core).")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-def check(paths, select, ignore, output_format, exclude, extend_exclude, respect_gitignore, jobs, exit_zero):
+@click.option("--dynamic", is_flag=True, help="Confirm each finding by a real backward pass (needs gradlint[dynamic]); runs your model code in a child process.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[--dynamic] Where to run the backward passes (default: auto, CUDA when present).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="[--dynamic] Random initializations measured per model (default: 3).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="[--dynamic] Seconds per model file before its child is stopped (default: 300).")
+@click.option("--memory-limit", type=click.FloatRange(min=0), default=None, help="[--dynamic] GiB of memory per child process; 0: no cap (default: 8).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="[--dynamic] Write a gradient-flow chart per model and an HTML page to this folder.")
+@click.option("--hide-refuted", is_flag=True, default=None, help="[--dynamic] Drop findings the measurement refuted.")
+def check(paths, select, ignore, output_format, exclude, extend_exclude, respect_gitignore, jobs, exit_zero,
+          dynamic, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
     """Check PATHS (files or directories; default: the current directory)."""
     from gradlint.engine import Settings, lint_paths
     from gradlint.files import DEFAULT_EXCLUDE
@@ -78,19 +86,113 @@ def check(paths, select, ignore, output_format, exclude, extend_exclude, respect
         respect_gitignore=respect_gitignore,
         jobs=jobs,
     )
+    dynamic_options = None
+    if dynamic:
+        dynamic_options = _dynamic_options(device, seeds, timeout, memory_limit, report_dir, hide_refuted)
     result = lint_paths(paths or (".",), settings)
     for _, message in result.errors:
         _fail(message)
+    missing_torch = False
+    if dynamic_options is not None:
+        from gradlint.dynamic import INSTALL_HINT, torch_available
+
+        if not torch_available():
+            missing_torch = True
+        else:
+            result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format)
     color = _use_color(sys.stdout)
     out = render(output_format, result.diagnostics, color=color)
     if out:
         click.echo(out, nl=False, color=color)
+    if dynamic_options is not None and not missing_torch:
+        sys.stdout.flush()
+        for line in dynamic_messages:
+            click.echo(line, err=True)
     _summary(result)
+    if missing_torch:
+        _fail(INSTALL_HINT)
+        sys.exit(EXIT_ERROR)
     if result.errors or result.internal_errors:
         sys.exit(EXIT_ERROR)
     if result.diagnostics and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _dynamic_options(device, seeds, timeout, memory_limit, report_dir, hide_refuted):
+    """CLI flags over ``[tool.gradlint.dynamic]`` over the defaults."""
+    from pathlib import Path
+
+    from gradlint.config import ConfigError, load_config
+    from gradlint.dynamic import DynamicOptions
+
+    try:
+        config = load_config(Path.cwd())
+    except ConfigError as exc:
+        _fail(str(exc))
+        sys.exit(EXIT_ERROR)
+    for warning in config.warnings:
+        click.echo(f"gradlint: warning: {warning}", err=True)
+    table = config.data.get("dynamic", {})
+    options = DynamicOptions()
+    options.device = device or table.get("device", options.device)
+    options.seeds = seeds or table.get("seeds", options.seeds)
+    options.timeout = float(timeout or table.get("timeout", options.timeout))
+    limit = memory_limit if memory_limit is not None else table.get("memory-limit", options.memory_limit)
+    options.memory_limit = float(limit) if limit else None
+    options.thresholds = dict(table.get("thresholds", {}))
+    options.models = dict(table.get("models", {}))
+    report = report_dir or table.get("report")
+    if report and config.path is not None and not report_dir:
+        report = str(config.root / report)
+    options.report = report
+    options.hide_refuted = bool(hide_refuted if hide_refuted is not None else table.get("hide-refuted", False))
+    return options
+
+
+def _run_dynamic(diagnostics, options, output_format):
+    from gradlint.dynamic import confirm
+
+    interactive = output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
+    bar = None
+
+    def progress(done, total, label):
+        nonlocal bar
+        if not interactive or total == 0:
+            return
+        if bar is None:
+            bar = click.progressbar(length=total, label="gradlint --dynamic", file=sys.stderr,
+                                    item_show_func=lambda x: x, show_pos=True)
+            bar.__enter__()
+        bar.update(done - bar.pos, label or None)
+        if done >= total:
+            bar.__exit__(None, None, None)
+
+    outcome = confirm(diagnostics, options, progress=progress)
+    messages = list(outcome.notes)
+    counts: dict = {}
+    for d in outcome.diagnostics:
+        verdict = dict(d.evidence).get("verdict") if d.evidence else None
+        if verdict:
+            counts[verdict] = counts.get(verdict, 0) + 1
+    device = outcome.device or "no device (nothing was run)"
+    tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no finding to measure"
+    messages.append(f"Dynamic: {len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''} measured on {device}, "
+                    f"{options.seeds} seed{'s' if options.seeds != 1 else ''}: {tally}.")
+    kept = outcome.diagnostics
+    if options.hide_refuted:
+        kept = [d for d in kept if d.confidence != "refuted"]
+    if options.report:
+        from gradlint.dynamic.report import write_report
+
+        try:
+            index = write_report(options.report, outcome, options.thresholds)
+        except ImportError as exc:
+            _fail(f"--report needs matplotlib ({exc}): pip install 'gradlint[dynamic]'")
+            sys.exit(EXIT_ERROR)
+        messages.append(f"Report: {index} ({len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''}, "
+                        f"{len(outcome.models)} chart{'s' if len(outcome.models) != 1 else ''})")
+    return kept, messages
 
 
 def _summary(result) -> None:

@@ -52,6 +52,11 @@ class Diagnostic:
     related: tuple[Related, ...] = ()
     fix: Fix | None = None
     evidence: tuple = field(default=())  # (key, value) pairs from dynamic confirmation
+    #: what the dynamic mode measures for this finding, as (key, value) pairs: ``model`` (the
+    #: graph's name: a class, or ``factory()``), ``layers`` (module names, forward order),
+    #: ``expect`` (vanishing | exploding | symmetric | degradation | recurrent-vanishing |
+    #: recurrent-exploding), for training findings ``clip``; empty when nothing can be measured
+    target: tuple = field(default=(), compare=False)
 
     def sort_key(self):
         return (self.path, self.line, self.column, self.code, self.message)

@@ -149,6 +149,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
         for graph in graphs:
             if graph.checked_in_context:
                 continue
+            ctx.graph = graph
             try:
                 rule.check(graph, ctx)
             except Exception as exc:
@@ -158,6 +159,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
                         f"internal error in {rule.code} on class {graph.name}: {type(exc).__name__}: {exc}",
                     )
                 )
+        ctx.graph = None
         if training.loops:
             try:
                 rule.check_training(file_model, ctx)

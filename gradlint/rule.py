@@ -97,6 +97,7 @@ class RuleContext:
         self.options = {**rule.options, **(options or {})}
         self.diagnostics: list[Diagnostic] = []
         self.deferred: list[tuple] = []  # (requirement, Diagnostic) resolved across files
+        self.graph = None  # the model graph being checked (set by the engine), for targets
 
     def column(self, line: int, byte_col: int) -> int:
         """1-based character column of a 0-based UTF-8 byte offset (``ast`` gives bytes)."""
@@ -129,9 +130,18 @@ class RuleContext:
         related: tuple[Related, ...] = (),
         fix: Fix | None = None,
         requires: tuple | None = None,
+        layers: tuple = (),
+        expect: str | None = None,
+        target: tuple | None = None,
     ) -> None:
         """``requires=("recurrent", qualname)``: keep the finding only if the engine finds that
-        class, imported from another file of the run, to be recurrent."""
+        class, imported from another file of the run, to be recurrent.
+
+        ``layers`` (module names in forward order) and ``expect`` (the direction the finding
+        predicts) tell ``--dynamic`` what to measure on the model being checked; ``target``
+        gives the whole target for findings that are not about ``self.graph``."""
+        if target is None and expect is not None and self.graph is not None:
+            target = (("model", self.graph.name), ("layers", tuple(layers)), ("expect", expect))
         item = Diagnostic(
             path=self.path,
             line=span.line,
@@ -146,6 +156,7 @@ class RuleContext:
             help=help,
             related=tuple(related),
             fix=fix,
+            target=target or (),
         )
         if requires is not None:
             self.deferred.append((requires, item))

@@ -75,3 +75,17 @@ def stack_hazards_of(graph, ctx, cause: str):
     band = {k: float(ctx.options[k]) for k in DEFAULT_BAND}
     hazards = graph.stack_hazards(band, int(ctx.options["min-layers"]))
     return band, [h for h in hazards if h.cause == cause]
+
+
+def training_target(loop, clip=None) -> tuple:
+    """What ``--dynamic`` measures for a training-loop finding: the trained model (a class of
+    this file, or one imported from another file of the run) over a few BPTT steps, its
+    gradients reaching the update unclipped (or clipped as ``clip = ("norm" | "value", max)``)."""
+    if loop.model is None or loop.model[0] not in ("local", "import"):
+        return ()
+    kind, qualname = loop.model
+    module, _, name = qualname.rpartition(".")
+    target = [("model", name if kind == "import" else qualname), ("layers", ()), ("expect", "recurrent-exploding"), ("clip", clip)]
+    if kind == "import":
+        target.append(("module", module))
+    return tuple(target)

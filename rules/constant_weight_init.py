@@ -173,7 +173,8 @@ class ConstantWeightInit(Rule):
             message = f"{value} init `{text}` on {where}, which {feed} other layers: {effect}"
             remedy, fix = self._remedy(graph, layers[0], init, ctx)
             related = tuple(ctx.related(l.span, f"{l.name} = nn.{l.kind}(...)" if l.category != "parameter" else f"{l.name} = nn.Parameter(...)") for l in layers[:8])
-            ctx.report(init.span, message, severity=severity, confidence=confidence, help=remedy, related=related, fix=fix)
+            ctx.report(init.span, message, severity=severity, confidence=confidence, help=remedy, related=related, fix=fix,
+                       layers=tuple(l.name for l in layers), expect="starved" if severity == "warning" else "symmetric")
 
     @staticmethod
     def _bias_constant(graph, layer) -> bool:

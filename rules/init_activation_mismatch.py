@@ -145,4 +145,5 @@ class InitActivationMismatch(Rule):
             remedy += ", or add normalization between the layers"
             related = stack_related(ctx, hazard)
             ctx.report(span, message, severity=stack_severity(hazard, band), confidence=confidence_of(graph),
-                       help=remedy, related=related)
+                       help=remedy, related=related,
+                       layers=(hazard.layers[0].layer.name, hazard.layers[-1].layer.name), expect="vanishing" if hazard.direction == "vanishes" else "exploding")

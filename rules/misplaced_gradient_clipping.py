@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from gradlint.rule import Rule
+from gradlint.rules._common import training_target
 
 
 class MisplacedGradientClipping(Rule):
@@ -91,6 +92,7 @@ class MisplacedGradientClipping(Rule):
                     clip.span, f"`{clip.text}` runs {where} (`{loop.events[s].text}`): {effect}",
                     help="move the clipping between `backward()` and the optimizer step",
                     related=(ctx.related(loop.events[b].span, "backward() here"), ctx.related(loop.events[s].span, "update here")),
+                    target=training_target(loop),
                 )
                 continue
             for clip in between:
@@ -100,4 +102,5 @@ class MisplacedGradientClipping(Rule):
                         f"`{clip.text}` clips the gradients of `{clip.params_of}`, but the optimizer updates "
                         f"`{loop.optimized}`: the update is not clipped",
                         help=f"clip `{loop.optimized}.parameters()`, the parameters the optimizer updates",
+                        target=training_target(loop),
                     )

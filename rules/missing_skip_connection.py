@@ -111,4 +111,5 @@ class MissingSkipConnection(Rule):
             first.span, message, confidence=confidence_of(graph),
             help="add residual connections (`x = x + block(x)`) around groups of layers",
             related=(ctx.related(last.span, f"{last.name}: layer {path.depth} of the path"),),
+            layers=(first.name, last.name), expect="degradation",
         )

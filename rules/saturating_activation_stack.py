@@ -200,4 +200,5 @@ class SaturatingActivationStack(Rule):
                 confidence=confidence_of(graph),
                 help="use a ReLU-family activation, or add normalization or skip connections between the layers",
                 related=tuple(related),
+                layers=(head.name, tail.name), expect="vanishing",
             )

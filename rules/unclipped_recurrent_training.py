@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from gradlint.rule import Rule
+from gradlint.rules._common import training_target
 
 
 class UnclippedRecurrentTraining(Rule):
@@ -160,4 +161,5 @@ class UnclippedRecurrentTraining(Rule):
                 step.span, message, confidence=confidence, requires=requires,
                 help=f"call `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` between `backward()` and the update",
                 related=(ctx.related(loop.events[b].span, "backward() here"),),
+                target=training_target(loop),
             )

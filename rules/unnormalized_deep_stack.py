@@ -121,6 +121,7 @@ class UnnormalizedDeepStack(Rule):
             ctx.report(
                 hazard.layers[0].layer.span, message, severity=stack_severity(hazard, band),
                 confidence=confidence_of(graph),
+                layers=(hazard.layers[0].layer.name, hazard.layers[-1].layer.name), expect="vanishing" if hazard.direction == "vanishes" else "exploding",
                 help="add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",
                 related=related,
             )

@@ -152,4 +152,15 @@ class UnnormalizedResidualStack(Rule):
             first.span, message, confidence=confidence_of(graph),
             help="normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, zero-init its last layer, 1/sqrt(N))",
             related=(ctx.related(last.span, f"block {len(chain)} of the run"),),
+            layers=self._branch_layers(graph, chain), expect="exploding",
         )
+
+    @staticmethod
+    def _branch_layers(graph, chain) -> tuple:
+        """The first weighted layer of the first block's branch and the last of the last's."""
+        def weighted(block):
+            return [graph.layer_of(n).name for n in block.branch
+                    if n.op == "layer" and graph.layer_of(n) is not None and graph.layer_of(n).category == "weighted"]
+
+        first, last = weighted(chain[0]), weighted(chain[-1])
+        return (first[0], last[-1]) if first and last else ()

@@ -98,4 +98,5 @@ class VanillaRecurrentCell(Rule):
                 f"(or explodes when the recurrent weight's largest singular value exceeds 1)"
             )
             ctx.report(layer.span, message, confidence=confidence_of(graph),
-                       help=f"use nn.{'LSTM' if layer.kind == 'RNN' else 'LSTMCell'} or nn.{'GRU' if layer.kind == 'RNN' else 'GRUCell'}")
+                       help=f"use nn.{'LSTM' if layer.kind == 'RNN' else 'LSTMCell'} or nn.{'GRU' if layer.kind == 'RNN' else 'GRUCell'}",
+                       layers=(layer.name,), expect="recurrent-vanishing")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from gradlint.reporters import verdict_line
+
 _SEVERITY_COLOUR = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
@@ -28,6 +30,10 @@ def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -
     for d in diagnostics:
         sev = style(f"[{d.severity}]", fg=_SEVERITY_COLOUR.get(d.severity), bold=True)
         out.append(f"{style(f'{d.path}:{d.line}:{d.column}:', bold=True)} {style(d.code, bold=True)} {sev} {d.message}\n")
+        verdict = verdict_line(d)
+        if verdict:
+            colour = {"confirmed": "green", "refuted": "red"}.get(dict(d.evidence).get("verdict"))
+            out.append(f"   {style(verdict, fg=colour, bold=True)}\n")
         lines = _read_lines(d.path, cache)
         if 1 <= d.line <= len(lines):
             first = max(1, d.line - 2)
