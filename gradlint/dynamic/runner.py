@@ -30,8 +30,10 @@ def _limit_memory(cap_bytes: int | None):
         if cap_bytes:
             import resource
 
+            # RLIMIT_DATA counts heap and private writable mappings (what tensors use) but not
+            # the PROT_NONE address space CUDA reserves, so it caps CPU memory on GPU runs too
             try:
-                resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
+                resource.setrlimit(resource.RLIMIT_DATA, (cap_bytes, cap_bytes))
             except (ValueError, OSError):
                 pass
     return apply
@@ -59,11 +61,12 @@ def run_child(job: dict, timeout: float, memory_cap: int | None) -> ChildResult:
     with tempfile.TemporaryDirectory(prefix="gradlint-dyn-") as tmp:
         job_path = os.path.join(tmp, "job.json")
         result_path = os.path.join(tmp, "result.json")
-        with open(job_path, "w", encoding="utf-8") as f:
-            json.dump(job, f)
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        job = {**job, "memory_cap_gib": memory_cap / 2**30 if memory_cap else None}
+        with open(job_path, "w", encoding="utf-8") as f:
+            json.dump(job, f)
         proc = subprocess.Popen(
             [sys.executable, "-m", "gradlint.dynamic.worker", job_path, result_path],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -74,10 +77,14 @@ def run_child(job: dict, timeout: float, memory_cap: int | None) -> ChildResult:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
+            _, err = b"", b""
+        finally:
+            # the child's whole session: anything the user's code started goes with it
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
+            except (ProcessLookupError, PermissionError):
                 pass
+        if timed_out:
             _, err = proc.communicate()
         stderr = err.decode("utf-8", "replace") if err else ""
         data = {}

@@ -53,6 +53,17 @@ def _where(exc: BaseException, path: str) -> str:
     return f" (line {line})" if line else ""
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
+def _cap(job: dict) -> str:
+    cap = job.get("memory_cap_gib")
+    return f" (the {cap:g} GiB memory cap; raise it with --memory-limit)" if cap else ""
+
+
 def import_user_file(path: str):
     """Import ``path`` as a module, inside its package when it has one (relative imports)."""
     file = Path(path).resolve()
@@ -397,7 +408,10 @@ def main(argv: list[str]) -> int:
         _write(result_path, result)
         return 0
     except BaseException as exc:  # noqa: BLE001 - any failure of user code is a note
-        result["import_note"] = f"importing the file failed: {_short(exc)}{_where(exc, path)}"
+        if _out_of_memory(exc):
+            result["import_note"] = f"ran out of memory while importing the file{_cap(job)}"
+        else:
+            result["import_note"] = f"importing the file failed: {_short(exc)}{_where(exc, path)}"
         _write(result_path, result)
         return 0
     for spec in job["models"]:
@@ -413,10 +427,11 @@ def main(argv: list[str]) -> int:
             entry["note"] = f"building or running the model called sys.exit({exc.code!r})"
         except torch.cuda.OutOfMemoryError:
             entry["note"] = "ran out of GPU memory"
-        except MemoryError:
-            entry["note"] = "ran out of memory (the memory cap of --dynamic)"
         except BaseException as exc:  # noqa: BLE001
-            entry["note"] = f"building or running the model failed: {_short(exc)}{_where(exc, path)}"
+            if _out_of_memory(exc):
+                entry["note"] = f"ran out of memory{_cap(job)}"
+            else:
+                entry["note"] = f"building or running the model failed: {_short(exc)}{_where(exc, path)}"
         entry["seconds"] = time.perf_counter() - start
         result["models"][spec["id"]] = entry
         _write(result_path, result)

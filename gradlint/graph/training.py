@@ -200,6 +200,8 @@ def _resolve_model(index, scope: _Scope, text: str | None, callers, depth=0):
         for caller_scope, call in callers.get(scope.name, ()):
             arg = _argument(call, scope, text)
             if arg is not None:
+                if isinstance(arg, ast.Call):  # fit(Net(), data): the argument is the construction
+                    caller_scope.assigned.setdefault(ast.unparse(arg), arg)
                 found = _resolve_model(index, caller_scope, ast.unparse(arg), callers, depth + 1)
                 if found is not None:
                     return found

@@ -1,0 +1,250 @@
+"""--dynamic: verdicts from real backward passes, isolation of user code, configuration.
+
+CPU only and skipped cleanly where torch is absent. Each group of models shares one child
+process (one per file), so the whole module costs a few torch start-ups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from gradlint.diagnostics import Diagnostic  # noqa: E402
+from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
+from gradlint.engine import Settings, lint_paths  # noqa: E402
+
+HERE = Path(__file__).parent / "dynamic_models"
+DEVICE = os.environ.get("GRADLINT_TEST_DEVICE", "cpu")
+
+
+def options(**kw) -> DynamicOptions:
+    return DynamicOptions(device=DEVICE, seeds=kw.pop("seeds", 2), timeout=kw.pop("timeout", 120), **kw)
+
+
+def forced(path: Path, code: str, model: str, layers=(), expect="vanishing", clip=None) -> Diagnostic:
+    """A finding the static rules would not give, aimed at a model: the rule "forced on"."""
+    target = (("model", model), ("layers", tuple(layers)), ("expect", expect))
+    if clip is not None or expect.startswith("recurrent"):
+        target += (("clip", clip),)
+    return Diagnostic(str(path), 1, 1, 1, 2, code, "forced", "warning", "forced for the test", target=target)
+
+
+def verdict(d) -> str:
+    return dict(d.evidence).get("verdict")
+
+
+@pytest.fixture(scope="module")
+def hazards():
+    static = lint_paths([str(HERE / "hazards.py")], Settings()).diagnostics
+    assert {d.code for d in static} == {"GL101", "GL201", "GL202", "GL401"}
+    return {d.code: d for d in confirm(static, options()).diagnostics}
+
+
+def test_sigmoid_stack_is_confirmed_vanishing(hazards):
+    d = hazards["GL101"]
+    ev = dict(d.evidence)
+    assert verdict(d) == "confirmed" and d.confidence == "confirmed"
+    assert ev["first_layer"] == "fcs.0" and ev["last_layer"] == "fcs.19"
+    assert ev["ratio"] < 1e-3 and ev["backward_gain"] < 1e-4
+    assert ev["device"].startswith(DEVICE) and ev["seeds"] == 2
+
+
+def test_constant_init_is_confirmed_symmetric(hazards):
+    ev = dict(hazards["GL201"].evidence)
+    assert ev["verdict"] == "confirmed"
+    assert set(ev["symmetric_layers"]) == {"fc1", "fc2"}
+    assert all(v <= 1e-6 for v in ev["weight_rows_spread"].values())
+
+
+def test_normal_init_relu_stack_is_confirmed_exploding(hazards):
+    ev = dict(hazards["GL202"].evidence)
+    assert ev["verdict"] == "confirmed"
+    assert ev["first_grad_norm"] > 1e3 or ev["backward_gain"] > 1e4
+
+
+def test_unclipped_lstm_loop_is_confirmed_exploding(hazards):
+    ev = dict(hazards["GL401"].evidence)
+    assert ev["verdict"] == "confirmed", ev
+    assert not ev["finite"] or ev["max_grad_norm"] > 1e3
+    assert ev["sequence_length"] == 200 and ev["clip"] is None
+
+
+def test_healthy_versions_are_refuted_when_the_rules_are_forced_on():
+    path = HERE / "healthy.py"
+    assert lint_paths([str(path)], Settings()).diagnostics == []
+    forced_findings = [
+        forced(path, "GL101", "ResidualSigmoid20", ("fcs.0", "fcs.19"), "vanishing"),
+        forced(path, "GL201", "KaimingMLP", ("fc1", "fc2"), "symmetric"),
+        forced(path, "GL202", "KaimingReLU", ("layers.0", "layers.14"), "exploding"),
+        forced(path, "GL401", "LoudLSTM", (), "recurrent-exploding", clip=("norm", 1.0)),
+    ]
+    out = confirm(forced_findings, options()).diagnostics
+    for d in out:
+        assert verdict(d) == "refuted", (d.code, dict(d.evidence))
+        assert d.confidence == "refuted"
+    clipped = dict(out[3].evidence)
+    assert clipped["max_grad_norm"] <= 1.0 + 1e-6
+
+
+FAILURES = {
+    "raises.py": "raise RuntimeError('no GPU config found')\n",
+    "exits.py": "import sys\nsys.exit(3)\n",
+    "loops.py": "while True:\n    pass\n",
+    "segfaults.py": "import ctypes\nctypes.string_at(0)\n",
+    "eats_memory.py": "hog = bytearray(4 * 1024 ** 3)\n",
+}
+MODEL = textwrap.dedent("""
+    import torch.nn as nn
+
+    class Tower(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(16, 16), nn.Sigmoid())])
+
+        def forward(self, x):
+            return self.net(x)
+    """)
+
+
+def test_every_failure_of_user_code_is_a_note_within_its_timeout(tmp_path):
+    for name, bad in FAILURES.items():
+        (tmp_path / name).write_text(MODEL + bad)
+    static = lint_paths([str(tmp_path)], Settings()).diagnostics
+    assert sorted(Path(d.path).name for d in static) == sorted(FAILURES)
+    start = time.perf_counter()
+    outcome = confirm(static, options(seeds=1, timeout=20, memory_limit=1.0))
+    elapsed = time.perf_counter() - start
+    assert elapsed < 110  # 5 children, each stopped by its 20 s timeout at the latest
+    notes = {Path(n.split(":")[0]).name: n for n in outcome.notes}
+    assert set(notes) == set(FAILURES)
+    assert "RuntimeError: no GPU config found (line" in notes["raises.py"]
+    assert "sys.exit(3)" in notes["exits.py"]
+    assert "20 s timeout" in notes["loops.py"]
+    assert "SIGSEGV" in notes["segfaults.py"]
+    assert "out of memory" in notes["eats_memory.py"] and "1 GiB" in notes["eats_memory.py"]
+    for d in outcome.diagnostics:
+        assert verdict(d) == "not-run" and d.confidence != "confirmed"
+        assert "Traceback" not in dict(d.evidence)["summary"]
+
+
+def test_missing_constructor_argument_is_a_note_naming_the_config_key(tmp_path):
+    (tmp_path / "needs_cfg.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+
+        class Big(nn.Module):
+            def __init__(self, cfg, depth=8):
+                super().__init__()
+                self.net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(16, 16), nn.Sigmoid())])
+
+            def forward(self, x):
+                return self.net(x)
+        """))
+    path = tmp_path / "needs_cfg.py"
+    d = forced(path, "GL101", "Big", ("net.0", "net.14"))
+    outcome = confirm([d], options(seeds=1))
+    assert len(outcome.notes) == 1
+    assert "constructor needs `cfg`" in outcome.notes[0]
+    assert "::Big" in outcome.notes[0] and "kwargs" in outcome.notes[0]
+
+
+CONV = textwrap.dedent("""
+    import torch
+    import torch.nn as nn
+
+    class ConvNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding=1)
+            self.body = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(4 * 28 * 28, 4 * 28 * 28 // 28), nn.Sigmoid())][:2])
+            self.fcs = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(112, 112), nn.Sigmoid())])
+
+        def forward(self, x):
+            x = torch.sigmoid(self.conv(x))
+            x = self.body(x.flatten(1))
+            return self.fcs(x)
+    """)
+
+
+def _cli(args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "gradlint", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_input_shape_from_the_config_is_honoured(tmp_path):
+    (tmp_path / "conv.py").write_text(CONV)
+    # synthesized input: Conv2d(1, ...) gets 64x64 images, which the flatten-then-Linear rejects
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--output-format", "json", "conv.py"], tmp_path)
+    found = json.loads(res.stdout)
+    assert res.returncode == 1 and found
+    assert all(f["evidence"]["verdict"] == "not-run" for f in found)
+    assert "mat1 and mat2 shapes cannot be multiplied" in res.stderr
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
+        [tool.gradlint.dynamic]
+        seeds = 1
+
+        [tool.gradlint.dynamic.models."conv.py::ConvNet"]
+        input-shape = [4, 1, 28, 28]
+        """))
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "--output-format", "json", "conv.py"], tmp_path)
+    found = json.loads(res.stdout)
+    assert found and all(f["evidence"]["verdict"] == "confirmed" for f in found), res.stderr
+    assert all(f["evidence"]["seeds"] == 1 for f in found)
+
+
+def test_bad_dynamic_config_is_a_clear_error(tmp_path):
+    (tmp_path / "conv.py").write_text(CONV)
+    (tmp_path / "pyproject.toml").write_text('[tool.gradlint.dynamic]\nseeds = "three"\n')
+    res = _cli(["check", "--dynamic", "conv.py"], tmp_path)
+    assert res.returncode == 2
+    assert "seeds must be an integer" in res.stderr and "Traceback" not in res.stderr
+    (tmp_path / "pyproject.toml").write_text('[tool.gradlint.dynamic]\nseed = 1\ndevice = "cpu"\n')
+    res = _cli(["check", "--dynamic", "--timeout", "60", "conv.py"], tmp_path)
+    assert "unknown key `seed`; did you mean `seeds`?" in res.stderr
+
+
+def test_without_torch_static_findings_print_and_one_line_says_how_to_install(tmp_path):
+    (tmp_path / "conv.py").write_text(CONV)
+    code = "import sys; sys.modules['torch'] = None; from gradlint.cli import main; main()"
+    res = subprocess.run([sys.executable, "-c", code, "check", "--dynamic", "--output-format", "concise", "conv.py"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert "GL101" in res.stdout
+    assert res.stderr.strip().splitlines()[-1] == "gradlint: error: --dynamic needs torch: pip install 'gradlint[dynamic]'"
+
+
+def test_report_page_and_charts(tmp_path):
+    pytest.importorskip("matplotlib")
+    from gradlint.dynamic.report import write_report
+
+    static = lint_paths([str(HERE / "hazards.py")], Settings(select=("GL101", "GL202"))).diagnostics
+    outcome = confirm(static, options(seeds=1))
+    index = write_report(str(tmp_path / "rep"), outcome)
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert pngs == ["hazards-NormalReLU.png", "hazards-Sigmoid20.png"]
+    for p in pngs:
+        assert (tmp_path / "rep" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = index.read_text()
+    assert page.count("<img ") == 2 and "Sigmoid20" in page and "NormalReLU" in page
+    assert page.count('class="confirmed"') == 2
+
+
+def test_hide_refuted_and_text_output(tmp_path):
+    (tmp_path / "lstm.py").write_text((HERE / "hazards.py").read_text().replace("nn.init.normal_(p, 0, 0.5)", "pass"))
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--output-format",
+                "concise", "lstm.py"], tmp_path)
+    assert f"✘ refuted on {DEVICE}" in res.stdout and "1 seed: 8 BPTT steps of length 200: max ‖∇‖ =" in res.stdout
+    assert "kept, marked refuted" in res.stdout
+    assert f"Dynamic: 1 model measured on {DEVICE}" in res.stderr and "1 seed: 1 refuted." in res.stderr
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--hide-refuted",
+                "--output-format", "concise", "lstm.py"], tmp_path)
+    assert "GL401" not in res.stdout
