@@ -27,6 +27,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/mutants.py
+	$(BIN)/python benchmarks/dynamic_zoo.py
 
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py

@@ -174,8 +174,10 @@ class Recorder:
                     self.outputs[name] = t
         return hook
 
-    def output_grad_norms(self) -> dict[str, float]:
-        return {n: _norm(t.grad) for n, t in self.outputs.items() if t.grad is not None}
+    def output_grad_rms(self) -> dict[str, float]:
+        """Root mean square of the gradient at each layer's output: per unit, so layers of
+        different widths and spatial sizes compare as the static (mean-field) gain does."""
+        return {n: _norm(t.grad) / math.sqrt(max(1, t.grad.numel())) for n, t in self.outputs.items() if t.grad is not None}
 
     def close(self):
         for h in self.hooks:
@@ -251,8 +253,11 @@ def _backward(model, x):
     t = first_tensor(out)
     if t is None:
         raise _Skip("the model's output holds no floating tensor with a gradient")
+    # a random linear read-out, scaled so the gradient at the output has norm about 1 per
+    # example whatever the output's size: absolute thresholds then mean the same for every model
+    per_example = max(1, t.numel() // max(1, t.shape[0]))
     readout = torch.randn(t.shape, generator=torch.Generator().manual_seed(1234)).to(t.device, t.dtype)
-    loss = (t * readout).sum() / max(1, t.shape[0])
+    loss = (t * readout).sum() / (max(1, t.shape[0]) * math.sqrt(per_example))
     loss.backward()
     return t
 
@@ -275,7 +280,7 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
         model.zero_grad(set_to_none=True)
         _backward(model, x)
         norms = rec.grad_norms()
-        out_norms = rec.output_grad_norms()
+        out_norms = rec.output_grad_rms()
         if not order:
             order = rec.names()
         for name in order:

@@ -388,4 +388,21 @@ def residual_chain_gain(graph, chain) -> float | None:
                 log_gain += 0.25 * math.log(grown / plain)
         q_stream = min(grown, 1e300)
         m_stream = min(m_stream + b_mean, 1e150)
+        post = _post_activation(graph, block.merge)
+        if post is not None and gain.known(post):
+            # post-activation blocks (torchvision's ResNet: ``relu(x + f(x))``): the stream itself
+            # passes the activation, forward and backward
+            second, d2 = gain.moments(post, q_stream)
+            if i > 0:
+                log_gain += 0.5 * math.log(max(d2, 1e-300))
+            m_stream = gain.mean(post, q_stream)
+            q_stream = max(second, 1e-300)
     return math.exp(log_gain)
+
+
+def _post_activation(graph, merge) -> str | None:
+    """The activation applied to a residual add's output before anything else, if any."""
+    nxt = graph.successors(merge)
+    if len(nxt) == 1 and nxt[0].op == "layer":
+        return graph.activation_of(nxt[0])
+    return None
