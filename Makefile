@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml
 
 # static findings first (milliseconds), then each confirmed by a backward pass on the CPU
 run: $(STAMP)
-	$(BIN)/gradlint check --output-format concise fixtures/ ; status=$$?; [ $$status -le 1 ] || exit $$status
-	$(BIN)/gradlint check --dynamic --device cpu --output-format concise --report gradlint-report fixtures/ ; \
+	$(BIN)/gradlint check fixtures/ ; status=$$?; [ $$status -le 1 ] || exit $$status
+	$(BIN)/gradlint check --dynamic --device cpu --report gradlint-report fixtures/ ; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 
 test: $(STAMP)
