@@ -95,17 +95,24 @@ def _unknown(key: str, valid, where: str, warnings: list[str]) -> None:
     warnings.append(f"{where}: unknown key `{key}`" + (f"; did you mean `{close[0]}`?" if close else ""))
 
 
+def _known_keys(table: dict, schema: dict, where: str, warnings: list[str]) -> dict:
+    """The keys of ``table`` that ``schema`` (key -> type) knows, type-checked; unknown keys
+    are warned about with the closest known key."""
+    out = {}
+    for key, value in _norm_keys(table).items():
+        if key not in schema:
+            _unknown(key, schema, where, warnings)
+            continue
+        _check_type(value, schema[key], f"{where} {key}")
+        out[key] = value
+    return out
+
+
 def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
     where = f"{path}: [tool.gradlint.dynamic]" if path.name == "pyproject.toml" else f"{path}: [dynamic]"
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
-    out = {}
-    for key, value in _norm_keys(table).items():
-        if key not in DYNAMIC_KEYS:
-            _unknown(key, DYNAMIC_KEYS, where, warnings)
-            continue
-        _check_type(value, DYNAMIC_KEYS[key], f"{where} {key}")
-        out[key] = value
+    out = _known_keys(table, DYNAMIC_KEYS, where, warnings)
     if "device" in out and out["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"{where} device must be one of auto, cpu, cuda, not {out['device']!r}")
     if "seeds" in out and out["seeds"] < 1:
@@ -114,14 +121,8 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
         raise ConfigError(f"{where} timeout must be a positive number of seconds")
     from gradlint.dynamic.verdict import THRESHOLDS
 
-    thresholds = {}
-    for key, value in _norm_keys(out.get("thresholds", {})).items():
-        if key not in THRESHOLDS:
-            _unknown(key, THRESHOLDS, f"{where} thresholds", warnings)
-            continue
-        _check_type(value, (int, float), f"{where} thresholds.{key}")
-        thresholds[key] = float(value)
-    out["thresholds"] = thresholds
+    schema = {key: (int, float) for key in THRESHOLDS}
+    out["thresholds"] = {k: float(v) for k, v in _known_keys(out.get("thresholds", {}), schema, f"{where} thresholds", warnings).items()}
     models = {}
     for key, spec in out.get("models", {}).items():
         mwhere = f'{where} models."{key}"'
@@ -129,13 +130,7 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
             raise ConfigError(f'{mwhere}: the key must be "path/to/file.py::ClassName" (or ::factory())')
         if not isinstance(spec, dict):
             raise ConfigError(f"{mwhere} must be a table")
-        clean = {}
-        for k, v in _norm_keys(spec).items():
-            if k not in MODEL_KEYS:
-                _unknown(k, MODEL_KEYS, mwhere, warnings)
-                continue
-            _check_type(v, MODEL_KEYS[k], f"{mwhere} {k}")
-            clean[k] = v
+        clean = _known_keys(spec, MODEL_KEYS, mwhere, warnings)
         if "input-shape" in clean and not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in clean["input-shape"]):
             raise ConfigError(f"{mwhere} input-shape must be an array of positive integers")
         if clean.get("input-dtype", "float32") not in ("float32", "float", "long", "int64"):

@@ -48,11 +48,15 @@ def model_path(diag, target: dict) -> str | None:
         base = here.parent
         for _ in range(dots - 1):
             base = base.parent
+        bases = [base]
     else:
-        base = Path.cwd()
-    for candidate in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")):
-        if parts and candidate.is_file():
-            return str(candidate)
+        # an absolute import: the importing file's folder first (as ``python file.py`` puts it
+        # on sys.path), then the working directory
+        bases = [here.parent, Path.cwd()]
+    for base in bases:
+        for candidate in (base.joinpath(*parts).with_suffix(".py"), base.joinpath(*parts, "__init__.py")):
+            if parts and candidate.is_file():
+                return str(candidate)
     return None
 
 
