@@ -33,7 +33,10 @@ class Edit:
 class Fix:
     title: str
     applicability: str  # "safe" | "unsafe"
+    #: text edits; filled in by the libcst fix stage (gradlint.fixes) when fixes are asked for
     edits: tuple[Edit, ...] = ()
+    #: what the rule's libcst fixer needs, as (key, value) pairs of plain data
+    data: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Diagnostic:
     #: ``expect`` (vanishing | exploding | symmetric | degradation | recurrent-vanishing |
     #: recurrent-exploding), for training findings ``clip``; empty when nothing can be measured
     target: tuple = field(default=(), compare=False)
+    #: for notebooks: the 1-based code-cell number; ``line``/``end_line`` then count within the cell
+    cell: int | None = None
 
     def sort_key(self):
         return (self.path, self.line, self.column, self.code, self.message)
@@ -84,4 +89,5 @@ class Diagnostic:
                 "edits": [asdict(e) for e in self.fix.edits],
             },
             "evidence": dict(self.evidence) if self.evidence else None,
+            "cell": self.cell,
         }

@@ -82,7 +82,7 @@ def test_json_output_has_stable_keys(project):
     data = json.loads(r.stdout)
     assert [d["code"] for d in data] == ["GL101", "GL201"]
     keys = {"path", "line", "column", "end_line", "end_column", "code", "name", "severity", "confidence",
-            "message", "help", "related", "fix", "evidence"}
+            "message", "help", "related", "fix", "evidence", "cell"}
     assert all(set(d) == keys for d in data)
     gl201 = data[1]
     assert gl201["fix"]["applicability"] == "unsafe"
