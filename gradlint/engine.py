@@ -36,6 +36,8 @@ class Settings:
     extend_exclude: tuple = ()
     respect_gitignore: bool = True
     jobs: int = 0  # 0: one per core
+    #: compute the text edits of fixable findings (libcst; --fix, --diff, --show-fixes, the editor)
+    fixes: bool = False
 
 
 @dataclass
@@ -127,7 +129,12 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     except (ValueError, RecursionError, MemoryError) as exc:
         return gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped")
     lines = text.splitlines()
-    return check_tree(tree, lines, path, settings)
+    result = check_tree(tree, lines, path, settings)
+    if settings.fixes and any(d.fix is not None for d in result.diagnostics):
+        from gradlint.fixes import attach_edits
+
+        result.diagnostics = attach_edits(text, path, result.diagnostics)
+    return result
 
 
 def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings) -> FileResult:
