@@ -1,8 +1,9 @@
 """``[tool.gradlint]`` in the nearest ``pyproject.toml`` (or a ``gradlint.toml``).
 
-This module reads and validates the ``dynamic`` table; the other keys follow the CLI flags'
-names. A wrong type or value is a :class:`ConfigError` with a message that names the key and
-the file; an unknown key is a warning naming the closest valid key.
+Keys equal the CLI flags' names (``extend-exclude`` for ``--extend-exclude``); the command line
+wins over the file. A wrong type or value is a :class:`ConfigError` with a message that names
+the key and the file (the CLI exits 2); an unknown key is a warning naming the closest valid
+key. ``--isolated`` ignores every configuration file.
 """
 
 from __future__ import annotations
@@ -64,11 +65,105 @@ def load_config(start: Path | None = None, isolated: bool = False) -> Config:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("gradlint", {})
-    config = Config(path, data)
-    dyn = data.get("dynamic")
-    if dyn is not None:
-        config.data["dynamic"] = validate_dynamic(dyn, path, config.warnings)
+    config = Config(path, {})
+    where = f"{path}: [tool.gradlint]" if path.name == "pyproject.toml" else f"{path}:"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a table")
+    config.data = validate_top(data, path, where, config.warnings)
     return config
+
+
+#: top-level keys: the CLI flag names, with their TOML types
+TOP_KEYS = {
+    "select": list, "extend-select": list, "ignore": list, "per-file-ignores": dict,
+    "exclude": list, "extend-exclude": list, "respect-gitignore": bool, "force-exclude": bool,
+    "preview": bool, "rules": dict, "cache-dir": str, "output-format": str, "jobs": int,
+    "exit-zero": bool, "fix": bool, "unsafe-fixes": bool, "show-fixes": bool, "dynamic": dict,
+}
+_LIST_OF_STRINGS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
+
+
+def _strings(value, where: str) -> list[str]:
+    if not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be an array of strings, not {value!r}")
+    return list(value)
+
+
+def _selectors(values: list[str], where: str) -> list[str]:
+    """Rule codes, code prefixes or rule names; unknown ones are an error naming the closest."""
+    from gradlint.rule import all_rules
+
+    names = [r.code for r in all_rules()] + [r.name for r in all_rules()]
+    for v in values:
+        if not any(n.startswith(v.upper()) or n == v for n in names):
+            close = difflib.get_close_matches(v, names, n=1)
+            raise ConfigError(f"{where}: unknown rule selector `{v}`" + (f"; did you mean `{close[0]}`?" if close else ""))
+    return values
+
+
+def validate_top(data: dict, path: Path, where: str, warnings: list[str]) -> dict:
+    out = _known_keys(data, TOP_KEYS, where, warnings)
+    for key in _LIST_OF_STRINGS:
+        if key in out:
+            out[key] = _strings(out[key], f"{where} {key}")
+    for key in ("select", "extend-select", "ignore"):
+        if key in out:
+            out[key] = _selectors(out[key], f"{where} {key}")
+    if "per-file-ignores" in out:
+        pfi = {}
+        for pattern, codes in out["per-file-ignores"].items():
+            if isinstance(codes, str):
+                codes = [codes]
+            if not isinstance(codes, list):
+                raise ConfigError(f'{where} per-file-ignores."{pattern}" must be an array of rule codes, not {codes!r}')
+            pfi[pattern] = _selectors(_strings(codes, f'{where} per-file-ignores."{pattern}"'), f'{where} per-file-ignores."{pattern}"')
+        out["per-file-ignores"] = pfi
+    if "output-format" in out:
+        from gradlint.reporters import FORMATS
+
+        if out["output-format"] not in FORMATS:
+            raise ConfigError(f"{where} output-format must be one of {', '.join(FORMATS)}, not {out['output-format']!r}")
+    if "jobs" in out and out["jobs"] < 0:
+        raise ConfigError(f"{where} jobs must be 0 (one per core) or more")
+    if "rules" in out:
+        out["rules"] = validate_rule_options(out["rules"], where, warnings)
+    if "dynamic" in out:
+        out["dynamic"] = validate_dynamic(out["dynamic"], path, warnings)
+    return out
+
+
+def validate_rule_options(table: dict, where: str, warnings: list[str]) -> dict:
+    """``[tool.gradlint.rules.GL101]``: each rule's options, typed by their defaults."""
+    from gradlint.rule import all_rules, rule_by_code
+
+    out = {}
+    for key, options in table.items():
+        rule = rule_by_code(str(key))
+        rwhere = f"{where} rules.{key}"
+        if rule is None:
+            _unknown(str(key), [r.code for r in all_rules()] + [r.name for r in all_rules()], f"{where} rules", warnings)
+            continue
+        if not isinstance(options, dict):
+            raise ConfigError(f"{rwhere} must be a table of options")
+        if not rule.options:
+            warnings.append(f"{rwhere}: {rule.code} has no options")
+            continue
+        schema = {k: (int, float) if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v)
+                  for k, v in rule.options.items()}
+        clean = _known_keys(options, schema, rwhere, warnings)
+        for k, v in clean.items():
+            if isinstance(rule.options[k], float) or isinstance(v, float):
+                if v <= 0:
+                    raise ConfigError(f"{rwhere} {k} must be positive, not {v!r}")
+                clean[k] = float(v) if isinstance(rule.options[k], float) else v
+            if isinstance(rule.options[k], int) and not isinstance(rule.options[k], bool):
+                if isinstance(v, float) and not v.is_integer():
+                    raise ConfigError(f"{rwhere} {k} must be a whole number, not {v!r}")
+                if v < 1:
+                    raise ConfigError(f"{rwhere} {k} must be at least 1, not {v!r}")
+                clean[k] = int(v)
+        out[rule.code] = {**out.get(rule.code, {}), **clean}
+    return out
 
 
 DYNAMIC_KEYS = {
@@ -77,7 +172,7 @@ DYNAMIC_KEYS = {
 }
 MODEL_KEYS = {"kwargs": dict, "input-shape": list, "input-dtype": str, "input-high": int}
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", list: "an array",
-               (int, float): "a number"}
+               (int, float): "a number", float: "a number"}
 
 
 def _norm_keys(table: dict) -> dict:
@@ -139,3 +234,35 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
         models[(str((path.parent / file_part).resolve()), name)] = clean
     out["models"] = models
     return out
+
+
+def settings_from(config: Config, *, select=(), extend_select=(), ignore=(), exclude=(), extend_exclude=(),
+                  respect_gitignore=None, preview=None, jobs=None, fixes=False):
+    """The engine's Settings: command-line values (given) over the file's, over the defaults.
+
+    ``select`` and ``exclude`` replace; ``extend-select``, ``ignore`` and ``extend-exclude``
+    add to what the file says."""
+    from gradlint.engine import Settings
+    from gradlint.files import DEFAULT_EXCLUDE
+
+    data = config.data
+    root = str(config.root.resolve())
+    return Settings(
+        select=tuple(select or data.get("select", ())),
+        extend_select=tuple(data.get("extend-select", ())) + tuple(extend_select),
+        ignore=tuple(data.get("ignore", ())) + tuple(ignore),
+        per_file_ignores=tuple((p, tuple(c)) for p, c in data.get("per-file-ignores", {}).items()),
+        preview=bool(data.get("preview", False) if preview is None else preview),
+        rule_options=tuple(sorted((code, tuple(sorted(opts.items()))) for code, opts in data.get("rules", {}).items())),
+        exclude=tuple(exclude or data.get("exclude", ()) or DEFAULT_EXCLUDE),
+        extend_exclude=tuple(data.get("extend-exclude", ())) + tuple(extend_exclude),
+        respect_gitignore=bool(data.get("respect-gitignore", True) if respect_gitignore is None else respect_gitignore),
+        jobs=int(data.get("jobs", 0) if jobs is None else jobs),
+        fixes=fixes,
+        root=root,
+    )
+
+
+def settings_for(path: Path, isolated: bool = False):
+    """Settings for linting one file from its nearest configuration (the language server's view)."""
+    return settings_from(load_config(Path(path), isolated=isolated))

@@ -21,8 +21,8 @@ from gradlint.files import DEFAULT_EXCLUDE, discover
 from gradlint.graph.builder import FileIndex, build_graphs
 from gradlint.graph.training import extract as extract_training
 from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
+from gradlint.suppressions import parse_directives, removal, suppressing, unused
 
-NOQA_RE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 #: files that never mention torch are skipped before parsing
 PREFILTER = b"torch"
 
@@ -31,13 +31,19 @@ PREFILTER = b"torch"
 class Settings:
     select: tuple = ()
     ignore: tuple = ()
-    rule_options: tuple = ()  # ((code, {option: value}), ...)
+    extend_select: tuple = ()
+    #: ((gitignore-style pattern relative to ``root``, (codes, ...)), ...)
+    per_file_ignores: tuple = ()
+    preview: bool = False
+    rule_options: tuple = ()  # ((code, ((option, value), ...)), ...)
     exclude: tuple = DEFAULT_EXCLUDE
     extend_exclude: tuple = ()
     respect_gitignore: bool = True
     jobs: int = 0  # 0: one per core
     #: compute the text edits of fixable findings (libcst; --fix, --diff, --show-fixes, the editor)
     fixes: bool = False
+    #: the project root (the configuration file's folder): per-file-ignores and excludes are relative to it
+    root: str = ""
 
 
 @dataclass
@@ -56,10 +62,31 @@ class RunResult:
 _RULES_CACHE: dict = {}
 
 
-def _rules(settings: Settings):
-    key = (settings.select, settings.ignore)
+def _file_ignores(settings: Settings, path: str) -> tuple:
+    """The codes ``per-file-ignores`` turns off for ``path``."""
+    if not settings.per_file_ignores:
+        return ()
+    import pathspec
+
+    root = settings.root or os.getcwd()
+    rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
+    out: list = []
+    for pattern, codes in settings.per_file_ignores:
+        key = ("pfi", pattern)
+        spec = _RULES_CACHE.get(key)
+        if spec is None:
+            spec = _RULES_CACHE[key] = pathspec.GitIgnoreSpec.from_lines([pattern])
+        if spec.match_file(rel):
+            out.extend(codes)
+    return tuple(out)
+
+
+def _rules(settings: Settings, path: str | None = None):
+    """The enabled rules (instances), for one file when ``path`` is given."""
+    ignore = settings.ignore + (_file_ignores(settings, path) if path else ())
+    key = (settings.select, settings.extend_select, ignore, settings.preview)
     if key not in _RULES_CACHE:
-        _RULES_CACHE[key] = [r() for r in select_rules(settings.select, settings.ignore)]
+        _RULES_CACHE[key] = [r() for r in select_rules(settings.select, ignore, settings.extend_select, settings.preview)]
     return _RULES_CACHE[key]
 
 
@@ -103,7 +130,7 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
         data = data.encode("utf-8")
     if PREFILTER not in data:
         return FileResult([])
-    enabled = {r.code for r in select_rules(settings.select, settings.ignore)}
+    enabled = {r.code for r in _rules(settings, path)}
     parse_reported = "GL001" in enabled
 
     def gl001(line, col, msg):
@@ -129,7 +156,7 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     except (ValueError, RecursionError, MemoryError) as exc:
         return gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped")
     lines = text.splitlines()
-    result = check_tree(tree, lines, path, settings)
+    result = check_tree(tree, lines, path, settings, text)
     if settings.fixes and any(d.fix is not None for d in result.diagnostics):
         from gradlint.fixes import attach_edits
 
@@ -137,10 +164,12 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     return result
 
 
-def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings) -> FileResult:
+def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings, text: str | None = None) -> FileResult:
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
     deferred: list[tuple] = []
+    rules = _rules(settings, path)
+    directives = parse_directives(text if text is not None else "\n".join(lines), lines, tree)
     try:
         index = FileIndex(tree)
         graphs = build_graphs(tree, path, everything=False, index=index)
@@ -148,8 +177,8 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
     except Exception as exc:  # a builder bug must not end the run
         return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
     file_model = FileModel(graphs, training, index.recurrent_classes, index.module_classes)
-    options = dict(settings.rule_options)
-    for rule in _rules(settings):
+    options = {code: dict(opts) for code, opts in settings.rule_options}
+    for rule in rules:
         if rule.engine_emitted:
             continue
         ctx = RuleContext(path, lines, type(rule), options.get(rule.code))
@@ -175,37 +204,60 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
                     _tool_diagnostic("GL002", path, 1, 1, f"internal error in {rule.code} on training code: {type(exc).__name__}: {exc}")
                 )
         diagnostics.extend(ctx.diagnostics)
-        deferred.extend((req, d) for req, d in ctx.deferred if not is_suppressed(d, lines))
-    return FileResult(finalize(diagnostics, lines), deferred, frozenset(index.recurrent_classes))
+        deferred.extend((req, d) for req, d in ctx.deferred if not suppressing(directives, d.code, d.name, d.line))
+    enabled = {r.code for r in rules}
+    return FileResult(finalize(diagnostics, lines, directives, enabled, path), deferred, frozenset(index.recurrent_classes))
 
 
-def finalize(diagnostics: list[Diagnostic], lines: list[str]) -> list[Diagnostic]:
-    """Drop suppressed findings, then duplicates (same place and code; first wins), then sort."""
+def finalize(diagnostics: list[Diagnostic], lines: list[str], directives=(), enabled=frozenset(), path: str = "<string>") -> list[Diagnostic]:
+    """Drop suppressed findings, then duplicates (same place and code; first wins), then sort;
+    then report the suppressions that hid nothing (GL003) when that rule is enabled."""
     kept, seen = [], set()
     for d in diagnostics:
-        if d.code != "GL002" and is_suppressed(d, lines):
+        if d.code != "GL002" and suppressing(directives, d.code, d.name, d.line):
             continue
         key = (d.path, d.line, d.column, d.code)
         if key in seen:
             continue
         seen.add(key)
         kept.append(d)
+    if directives and "GL003" in enabled:
+        kept.extend(_unused_suppressions(directives, enabled, lines, path))
     return sorted(kept, key=Diagnostic.sort_key)
 
 
-def is_suppressed(d: Diagnostic, lines: list[str]) -> bool:
-    if not 1 <= d.line <= len(lines):
-        return False
-    text = lines[d.line - 1]
-    if "#" not in text:
-        return False
-    m = NOQA_RE.search(text)
-    if m is None:
-        return False
-    codes = m.group("codes")
-    if not codes:
-        return True
-    return d.code in {c.upper() for c in re.split(r"[\s,]+", codes) if c}
+def _unused_suppressions(directives, enabled, lines, path) -> list[Diagnostic]:
+    from gradlint.diagnostics import Edit, Fix
+    from gradlint.rule import all_rules
+
+    known = {r.code: r.code for r in all_rules()} | {r.name: r.code for r in all_rules()}
+    rule = rule_by_code("GL003")
+    out = []
+    for directive in directives:
+        dead, unknown = unused(directive, enabled, known)
+        if not dead and not unknown:
+            continue
+        written = f"# noqa: {', '.join(directive.codes)}" if directive.kind == "noqa" else \
+            f"# gradlint: {directive.kind}" + (f"[{', '.join(directive.codes)}]" if directive.codes else "")
+        parts = []
+        if dead == ["*"]:
+            parts.append("hides no finding")
+        elif dead:
+            parts.append(f"{', '.join(dead)} hide{'s' if len(dead) == 1 else ''} no finding")
+        if unknown:
+            parts.append(f"{', '.join(unknown)} name{'s' if len(unknown) == 1 else ''} no rule")
+        line_text = lines[directive.line - 1] if directive.line <= len(lines) else ""
+        start, end, content = removal(directive, dead + unknown, line_text)
+        title = "remove the unused suppression" if not content else f"keep only `{content}`"
+        fix = Fix(title, rule.fix_safety, (Edit(directive.line, start, directive.line, end, content),))
+        where = {"noqa": "on this line", "ignore": "here", "file-ignore": "in this file"}[directive.kind]
+        out.append(Diagnostic(
+            path=path, line=directive.line, column=directive.column, end_line=directive.line,
+            end_column=directive.end_column, code="GL003", name=rule.name, severity=rule.severity,
+            message=f"unused suppression `{written}`: {'; '.join(parts)} {where}", confidence="confirmed",
+            fix=fix,
+        ))
+    return out
 
 
 def lint_file(path: str, settings: Settings = Settings()) -> FileResult:

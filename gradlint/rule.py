@@ -39,6 +39,8 @@ class Rule:
     fix_safety: ClassVar[str | None] = None
     #: diagnostics of this code are produced by the engine itself (parse errors)
     engine_emitted: ClassVar[bool] = False
+    #: new rules start in preview: enabled only with ``--preview`` / ``preview = true``
+    preview: ClassVar[bool] = False
 
     def check(self, graph: ModelGraph, ctx: "RuleContext") -> None:
         """Per model class. Rules about training code implement ``check_training`` instead."""
@@ -186,15 +188,20 @@ def rule_by_code(code_or_name: str) -> type[Rule] | None:
     return None
 
 
-def select_rules(select=None, ignore=None) -> list[type[Rule]]:
-    """Rules enabled by prefix lists: ``--select GL1 --ignore GL102``."""
+def select_rules(select=None, ignore=None, extend_select=(), preview=False) -> list[type[Rule]]:
+    """Rules enabled by prefix lists: ``--select GL1 --extend-select GL003 --ignore GL102``.
+
+    ``select`` replaces the default set (every rule), ``extend-select`` adds to it, and
+    ``ignore`` removes from the result. Preview rules need ``preview``."""
 
     def matches(rule, prefixes):
         return any(rule.code.startswith(p.upper()) or rule.name == p for p in prefixes)
 
     chosen = []
     for rule in all_rules():
-        if select and not matches(rule, select):
+        if rule.preview and not preview:
+            continue
+        if select and not matches(rule, select) and not matches(rule, extend_select):
             continue
         if ignore and matches(rule, ignore):
             continue

@@ -3,7 +3,7 @@
 from click.testing import CliRunner
 
 from gradlint.cli import cli
-from gradlint.engine import is_suppressed, lint_source
+from gradlint.engine import lint_source
 from gradlint.rule import rule_by_code
 
 SOURCE = """import torch
@@ -44,19 +44,6 @@ def test_a_crashing_rule_becomes_one_internal_error_and_the_others_still_run(mon
 def test_both_rules_report_on_one_model():
     codes = sorted(d.code for d in lint_source(SOURCE, "m.py"))
     assert codes == ["GL101", "GL201"]
-
-
-def test_noqa_forms():
-    from gradlint.diagnostics import Diagnostic
-
-    def diag(code):
-        return Diagnostic("p.py", 1, 1, 1, 2, code, "n", "error", "m")
-
-    assert is_suppressed(diag("GL101"), ["x = 1  # noqa"])
-    assert is_suppressed(diag("GL101"), ["x = 1  # noqa: GL101"])
-    assert is_suppressed(diag("GL101"), ["x = 1  # NOQA:GL201, GL101"])
-    assert not is_suppressed(diag("GL101"), ["x = 1  # noqa: GL201"])
-    assert not is_suppressed(diag("GL101"), ["x = 1  # a comment"])
 
 
 def test_findings_are_sorted_and_unique():

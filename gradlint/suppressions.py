@@ -1,0 +1,174 @@
+"""Suppression comments: which findings a file asks to hide, and which comments hid nothing.
+
+Three forms, all in comments (text inside strings is not a directive):
+
+- ``# noqa`` / ``# noqa: GL101`` / ``# noqa: GL101, GL201`` (or space-separated): on the
+  reported line only, as flake8 and ruff read it. A bare ``# noqa`` hides every finding on
+  the line.
+- ``# gradlint: ignore[GL101]`` / ``# gradlint: ignore[saturating-activation-stack]`` /
+  ``# gradlint: ignore``: on the reported line, or on the ``class``/``def`` line of a scope
+  the finding lies in (the whole class or function is then covered).
+- ``# gradlint: file-ignore[GL101]`` / ``# gradlint: file-ignore``: anywhere in the file.
+
+Each directive records which of its codes hid something, so that GL003
+(``unused-suppression``) can report the ones that hid nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import re
+import tokenize
+from dataclasses import dataclass, field
+
+#: cheap pre-check on the whole text: files with none of these have no directive
+_CANDIDATE = re.compile(r"#.*?(?:noqa|gradlint\s*:)", re.IGNORECASE)
+_NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.IGNORECASE)
+_GRADLINT = re.compile(r"#\s*gradlint\s*:\s*(?P<kind>file-ignore|ignore)\b(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+
+
+@dataclass
+class Directive:
+    kind: str  # "noqa" | "ignore" | "file-ignore"
+    line: int  # 1-based line of the comment
+    column: int  # 1-based character column where the directive starts
+    end_column: int  # exclusive
+    #: as written, in order; empty: every code
+    codes: tuple[str, ...]
+    #: lines this directive covers: the comment's line, or a whole class/def for ``ignore``
+    first: int = 0
+    last: int = 0
+    used: set = field(default_factory=set)  # the written codes (or "*") that hid something
+    comment: str = ""  # the whole comment the directive sits in
+    comment_column: int = 0  # 1-based character column of its ``#``
+
+    def covers(self, line: int) -> bool:
+        return self.kind == "file-ignore" or self.first <= line <= self.last
+
+    def matches(self, code: str, name: str) -> str | None:
+        """The written code that selects ``code``/``name``, ``"*"`` for a bare directive."""
+        if not self.codes:
+            return "*"
+        for written in self.codes:
+            if written.upper() == code or written == name:
+                return written
+        return None
+
+
+def _comments(text: str, lines: set[int]) -> list[tuple[int, int, str]]:
+    """(line, 0-based column, comment text) of the real comments on ``lines``."""
+    out = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.COMMENT and tok.start[0] in lines:
+                out.append((tok.start[0], tok.start[1], tok.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return out
+
+
+def _scopes(tree: ast.AST | None) -> dict[int, int]:
+    """``class``/``def`` header line -> last line of its body."""
+    if tree is None:
+        return {}
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            out[node.lineno] = node.end_lineno or node.lineno
+    return out
+
+
+def parse_directives(text: str, lines: list[str], tree: ast.AST | None = None) -> list[Directive]:
+    """Every suppression directive of a file (fast when there is none)."""
+    if not _CANDIDATE.search(text):
+        return []
+    candidates = {i + 1 for i, l in enumerate(lines) if "#" in l and _CANDIDATE.search(l)}
+    if not candidates:
+        return []
+    scopes = _scopes(tree)
+    found: list[Directive] = []
+    for line, col, comment in _comments(text, candidates):
+        for m in _GRADLINT.finditer(comment):
+            kind = m.group("kind").lower()
+            raw = m.group("codes")
+            codes = tuple(c for c in re.split(r"[\s,]+", raw or "") if c)
+            d = Directive(kind, line, col + m.start() + 1, col + m.end() + 1, codes,
+                          comment=comment, comment_column=col + 1)
+            d.first, d.last = line, scopes.get(line, line)
+            found.append(d)
+        m = _NOQA.search(comment)
+        if m is not None:
+            codes = tuple(c for c in re.split(r"[\s,]+", m.group("codes") or "") if c)
+            found.append(Directive("noqa", line, col + m.start() + 1, col + m.end() + 1, codes, line, line,
+                                   comment=comment, comment_column=col + 1))
+    return found
+
+
+def suppressing(directives: list[Directive], code: str, name: str, line: int) -> Directive | None:
+    """The directive that hides a finding (marking it used), or None."""
+    hit = None
+    for d in directives:
+        if d.covers(line):
+            written = d.matches(code, name)
+            if written is not None:
+                d.used.add(written)
+                hit = hit or d
+    return hit
+
+
+def unused(directive: Directive, enabled_codes: set[str], known: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(codes that hid nothing, codes that name no rule) of one directive.
+
+    Only gradlint's own codes are judged: ``# noqa: E501`` belongs to another tool, and a
+    bare ``# noqa`` may serve one. A code whose rule is not enabled in this run cannot be
+    judged and is left alone. ``known`` maps codes and names to codes."""
+    if not directive.codes:
+        if directive.kind == "noqa" or "*" in directive.used:
+            return [], []
+        return ["*"], []
+    dead, unknown = [], []
+    for written in directive.codes:
+        is_ours = written.upper().startswith("GL") or directive.kind != "noqa"
+        if not is_ours or written in directive.used:
+            continue
+        code = known.get(written.upper()) or known.get(written)
+        if code is None:
+            unknown.append(written)
+        elif code in enabled_codes:
+            dead.append(written)
+    return dead, unknown
+
+
+def removal(directive: Directive, drop: list[str], line_text: str):
+    """(start column, end column, replacement) on the directive's line that removes the codes
+    ``drop`` (``["*"]`` or every code: the whole directive, and the comment when nothing else
+    is left in it). Columns are 1-based characters, end exclusive."""
+    start, end = directive.column, directive.end_column
+    keep = [c for c in directive.codes if c not in drop]
+    if keep:
+        if directive.kind == "noqa":
+            text = "# noqa: " + ", ".join(keep)
+        else:
+            text = f"# gradlint: {directive.kind}[{', '.join(keep)}]"
+        return start, end, text
+    c0 = directive.comment_column
+    before = directive.comment[: start - c0]
+    after = directive.comment[end - c0:]
+    rest = (before + after).strip()
+    if rest.strip("#").strip() == "":
+        # the comment held only this directive: remove it and the spaces before it
+        cut = c0
+        while cut > 1 and line_text[cut - 2] in " \t":
+            cut -= 1
+        return cut, c0 + len(directive.comment), ""
+    # other text shares the comment: remove the directive and the separator after it
+    tail = len(after) - len(after.lstrip(" \t"))
+    if before.strip() in ("", "#") and after.lstrip(" \t").startswith("#"):
+        # `# noqa: GL101  # type: ignore` -> `# type: ignore`
+        return c0, end + tail, ""
+    if after.strip() == "":
+        while start > c0 + 1 and line_text[start - 2] in " \t":
+            start -= 1
+        return start, c0 + len(directive.comment), ""
+    return start, end + tail, ""

@@ -1,0 +1,73 @@
+from gradlint.rule import Rule
+
+
+class UnusedSuppression(Rule):
+    """## What it does
+    Reports suppression comments that hide nothing: a `# noqa: GL101`, a
+    `# gradlint: ignore[GL101]` or a `# gradlint: file-ignore[GL101]` whose rule found
+    nothing where the comment applies, and codes in a `gradlint:` directive that name no
+    rule.
+
+    ## Why is this bad?
+    A suppression outlives the hazard it was written for. Once the code is fixed, the stale
+    comment would silently hide the next hazard of that kind on the same line or in the same
+    class: a deep sigmoid stack reintroduced months later would pass unreported.
+
+    Only gradlint's own codes are judged: `# noqa: E501` belongs to another tool, and a
+    bare `# noqa` may serve one. A code whose rule is not enabled in the run (through
+    `select`, `ignore` or `per-file-ignores`) cannot be judged and is left alone.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)  # noqa: GL201
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+    ```
+
+    ## Fix safety
+    The fix removes the codes that hide nothing, and the whole comment when nothing else is
+    left in it. It is safe: no finding that is reported today becomes hidden or visible.
+
+    ## References
+    - [ruff: unused-noqa (RUF100)](https://docs.astral.sh/ruff/rules/unused-noqa/)
+    - [flake8: selecting and ignoring violations](https://flake8.pycqa.org/en/latest/user/violations.html)
+    """
+
+    code = "GL003"
+    name = "unused-suppression"
+    severity = "warning"
+    summary = "a suppression comment hides no finding"
+    fix_safety = "safe"
+    engine_emitted = True
+    VALID = [
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())])  # noqa: GL101\n"
+        "    def forward(self, x):\n        return self.net(x)\n",
+        "import torch\nx = torch.zeros(3)  # noqa: E501\n",
+        "import torch\nx = torch.zeros(3)  # noqa\n",
+    ]
+    INVALID = [
+        "import torch\nimport torch.nn as nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fc = nn.Linear(8, 8)  # noqa: GL201\n",
+        "import torch\nx = torch.zeros(3)  # gradlint: ignore[GL999]\n",
+        "# gradlint: file-ignore[saturating-activation-stack]\nimport torch\nx = torch.zeros(3)\n",
+    ]

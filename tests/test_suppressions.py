@@ -1,0 +1,131 @@
+"""Suppression comments: the three forms, their scopes, and GL003 for those that hide nothing."""
+
+import pytest
+
+from gradlint.engine import Settings, lint_source
+from gradlint.fixes import apply_edits
+
+STACK = (
+    "import torch\nimport torch.nn as nn\n\n"
+    "class Net(nn.Module):{cls}\n"
+    "    def __init__(self):{init}\n"
+    "        super().__init__()\n"
+    "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())]){line}\n"
+    "\n    def forward(self, x):\n        return self.net(x)\n"
+)
+
+
+def codes(src, **settings):
+    return [d.code for d in lint_source(src, "m.py", Settings(**settings))]
+
+
+def src(cls="", init="", line="", head=""):
+    return head + STACK.format(cls=cls, init=init, line=line)
+
+
+def test_the_unsuppressed_stack_is_reported():
+    assert codes(src()) == ["GL101"]
+
+
+@pytest.mark.parametrize("comment", [
+    "  # noqa", "  # noqa: GL101", "  # NOQA:GL201, GL101", "  # noqa: GL201 GL101", "  # noqa:GL101",
+    "  # gradlint: ignore", "  # gradlint: ignore[GL101]", "  # gradlint: ignore[saturating-activation-stack]",
+    "  # gradlint: ignore[GL201, GL101]", "  # type: ignore  # noqa: GL101",
+])
+def test_line_forms_hide_the_finding(comment):
+    found = codes(src(line=comment))
+    assert "GL101" not in found
+    # a list that also names GL201 hides GL101 and is told that GL201 hides nothing
+    assert found == (["GL003"] if "GL201" in comment else [])
+
+
+@pytest.mark.parametrize("where", ["cls", "init"])
+def test_ignore_on_the_class_or_def_line_covers_its_body(where):
+    assert codes(src(**{where: "  # gradlint: ignore[GL101]"})) == []
+
+
+def test_noqa_on_the_class_line_does_not_cover_the_body():
+    # flake8's meaning: # noqa speaks for its own line only; it hid nothing, so GL003 says so
+    assert codes(src(cls="  # noqa: GL101")) == ["GL003", "GL101"]
+
+
+@pytest.mark.parametrize("head", ["# gradlint: file-ignore[GL101]\n", "# gradlint: file-ignore\n",
+                                  "# gradlint: file-ignore[saturating-activation-stack]\n"])
+def test_file_ignore(head):
+    assert codes(src(head=head)) == []
+
+
+def test_a_directive_inside_a_string_is_not_a_directive():
+    s = src() + 'DOC = "# gradlint: file-ignore[GL101]"\n'
+    assert codes(s) == ["GL101"]
+
+
+def test_a_suppression_for_another_code_does_not_hide_it():
+    assert sorted(codes(src(line="  # noqa: GL201"))) == ["GL003", "GL101"]
+
+
+@pytest.mark.parametrize("comment, message", [
+    ("  # noqa: GL201", "`# noqa: GL201`: GL201 hides no finding on this line"),
+    ("  # gradlint: ignore[GL999]", "GL999 names no rule"),
+    ("  # gradlint: ignore", "hides no finding here"),
+])
+def test_unused_suppressions_are_reported(comment, message):
+    healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)" + comment + "\n"
+    diags = lint_source(healthy, "m.py")
+    assert [d.code for d in diags] == ["GL003"]
+    assert message in diags[0].message
+    assert diags[0].line == 3 and diags[0].column == len("fc = nn.Linear(8, 8)  ") + 1
+
+
+def test_noqa_for_other_tools_and_bare_noqa_are_left_alone():
+    healthy = "import torch\nx = torch.zeros(3)  # noqa: E501\ny = torch.zeros(3)  # noqa\n"
+    assert codes(healthy) == []
+
+
+def test_a_code_whose_rule_is_not_enabled_is_not_judged():
+    healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)  # noqa: GL201\n"
+    assert codes(healthy, ignore=("GL201",)) == []
+    assert codes(healthy, ignore=("GL003",)) == []
+
+
+def test_partly_used_directive_reports_the_dead_code_only():
+    diags = lint_source(src(line="  # noqa: GL101, GL201"), "m.py")
+    assert [d.code for d in diags] == ["GL003"]
+    assert "GL201 hides no finding" in diags[0].message and "GL101" not in diags[0].message.split(":")[-1]
+
+
+@pytest.mark.parametrize("before, after", [
+    ("x = torch.zeros(3)  # noqa: GL201\n", "x = torch.zeros(3)\n"),
+    ("x = torch.zeros(3)  # gradlint: ignore[GL201]  # keep me\n", "x = torch.zeros(3)  # keep me\n"),
+    ("x = torch.zeros(3)  # keep me  # gradlint: ignore[GL201]\n", "x = torch.zeros(3)  # keep me\n"),
+    ("x = torch.zeros(3)  # noqa: GL201  # type: ignore\n", "x = torch.zeros(3)  # type: ignore\n"),
+    ("x = torch.zeros(3)  # noqa: E501, GL201\n", "x = torch.zeros(3)  # noqa: E501\n"),
+])
+def test_the_fix_removes_only_what_is_unused(before, after):
+    text = "import torch\n" + before
+    diags = [d for d in lint_source(text, "m.py") if d.code == "GL003"]
+    assert len(diags) == 1 and diags[0].fix.applicability == "safe"
+    fixed = apply_edits(text, diags[0].fix.edits)
+    assert fixed == "import torch\n" + after
+    assert codes(fixed) == []
+
+
+def test_the_fix_keeps_the_used_code():
+    text = src(line="  # noqa: GL101, GL201")
+    d = next(d for d in lint_source(text, "m.py") if d.code == "GL003")
+    fixed = apply_edits(text, d.fix.edits)
+    assert "nn.Sigmoid())])  # noqa: GL101\n" in fixed
+    assert codes(fixed) == []
+
+
+def test_deferred_cross_file_findings_count_as_used(tmp_path):
+    from gradlint.engine import lint_paths
+
+    (tmp_path / "seqmod.py").write_text(
+        "import torch.nn as nn\nclass Seq(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n")
+    (tmp_path / "train.py").write_text(
+        "import torch\nfrom seqmod import Seq\nmodel = Seq()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "for x, y in []:\n    opt.zero_grad()\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n")
+    found = [d.code for d in lint_paths([str(tmp_path)], Settings(jobs=1)).diagnostics]
+    assert found == ["GL401"]
