@@ -1,7 +1,8 @@
-"""``path:line:col: CODE message`` — one line per finding, for grep, pre-commit and editors."""
+"""``path:line:col: CODE message`` — one line per finding, for grep, pre-commit and editors.
+
+A finding in a notebook reads ``path:cell N:line:col: CODE message`` (line within the cell)."""
 
 from __future__ import annotations
-
 
 from gradlint.reporters import verdict_line
 
@@ -9,7 +10,8 @@ from gradlint.reporters import verdict_line
 def render(diagnostics, **_) -> str:
     out = []
     for d in diagnostics:
-        out.append(f"{d.path}:{d.line}:{d.column}: {d.code} {d.message}\n")
+        where = f"{d.path}:cell {d.cell}" if d.cell is not None else d.path
+        out.append(f"{where}:{d.line}:{d.column}: {d.code} {d.message}\n")
         verdict = verdict_line(d)
         if verdict:
             out.append(f"   {verdict}\n")

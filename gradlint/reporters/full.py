@@ -20,7 +20,8 @@ def _read_lines(path: str, cache: dict) -> list[str]:
 
 
 def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -> str:
-    """``sources`` maps path -> text for findings on content that is not on disk."""
+    """``sources`` maps path -> text for findings on content that is not on disk; a notebook
+    cell's text is keyed ``f"{path}:cell {n}"`` (without it, a cell finding has no excerpt)."""
     cache: dict = {p: t.splitlines() for p, t in (sources or {}).items()}
 
     def style(text, **kw):
@@ -29,12 +30,16 @@ def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -
     out = []
     for d in diagnostics:
         sev = style(f"[{d.severity}]", fg=_SEVERITY_COLOUR.get(d.severity), bold=True)
-        out.append(f"{style(f'{d.path}:{d.line}:{d.column}:', bold=True)} {style(d.code, bold=True)} {sev} {d.message}\n")
+        where = f"{d.path}:cell {d.cell}" if d.cell is not None else d.path
+        out.append(f"{style(f'{where}:{d.line}:{d.column}:', bold=True)} {style(d.code, bold=True)} {sev} {d.message}\n")
         verdict = verdict_line(d)
         if verdict:
             colour = {"confirmed": "green", "refuted": "red"}.get(dict(d.evidence).get("verdict"))
             out.append(f"   {style(verdict, fg=colour, bold=True)}\n")
-        lines = _read_lines(d.path, cache)
+        if d.cell is not None:
+            lines = cache.get(f"{d.path}:cell {d.cell}", [])
+        else:
+            lines = _read_lines(d.path, cache)
         if 1 <= d.line <= len(lines):
             first = max(1, d.line - 2)
             width = len(str(d.line))
