@@ -46,53 +46,94 @@ def cli() -> None:
     """Find the causes of vanishing and exploding gradients in PyTorch model code."""
 
 
+def _formats():
+    from gradlint.reporters import FORMATS
+
+    return FORMATS
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @rule_selection_options
-@click.option("--output-format", type=click.Choice(["full", "concise", "json"]), default="full", show_default=True,
-              help="How findings are printed.")
+@click.option("--extend-select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable on top of the selection.")
+@click.option("--preview/--no-preview", default=None, help="Enable rules that are still in preview.")
+@click.option("--output-format", type=click.Choice(_formats()), default=None, envvar="GRADLINT_OUTPUT_FORMAT",
+              show_envvar=True, help="How findings are printed (default: full).")
+@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the findings to this file instead of standard output.")
+@click.option("--statistics", is_flag=True, help="Print how many findings each rule made, instead of the findings.")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Replace the default excludes (gitignore syntax).")
 @click.option("--extend-exclude", multiple=True, metavar="PATTERN", help="Exclude these too (gitignore syntax).")
-@click.option("--respect-gitignore/--no-respect-gitignore", default=True, show_default=True,
-              help="Skip files that .gitignore files exclude.")
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Worker processes (0: one per core).")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--force-exclude/--no-force-exclude", default=None,
+              help="Apply excludes to files named on the command line too (for pre-commit).")
+@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
+              help="Skip files that .gitignore files exclude (default: on).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Use this pyproject.toml or gradlint.toml instead of the nearest one.")
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option("--fix/--no-fix", default=None, help="Apply safe fixes (files are rewritten in place, atomically).")
+@click.option("--unsafe-fixes/--no-unsafe-fixes", default=None, help="Apply unsafe fixes too (with --fix or --diff).")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing; exit 1 if there is a diff.")
+@click.option("--show-fixes/--no-show-fixes", default=None, help="List the fixes applied, and the fixes available for what remains.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where the result cache lives (default: .gradlint_cache).")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
+@click.option("--exit-zero", is_flag=True, default=None, help="Exit 0 even when there are findings.")
 @click.option("--dynamic", is_flag=True, help="Confirm each finding by a real backward pass (needs gradlint[dynamic]); runs your model code in a child process.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[--dynamic] Where to run the backward passes (default: auto, CUDA when present).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="[--dynamic] Random initializations measured per model (default: 3).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="[--dynamic] Seconds per model file before its child is stopped (default: 300).")
 @click.option("--memory-limit", type=click.FloatRange(min=0), default=None, help="[--dynamic] GiB of memory per child process; 0: no cap (default: 8).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="[--dynamic] Write a gradient-flow chart per model and an HTML page to this folder.")
-@click.option("--hide-refuted", is_flag=True, default=None, help="[--dynamic] Drop findings the measurement refuted.")
-def check(paths, select, ignore, output_format, exclude, extend_exclude, respect_gitignore, jobs, exit_zero,
-          dynamic, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
-    """Check PATHS (files or directories; default: the current directory)."""
-    from gradlint.engine import Settings, lint_paths
-    from gradlint.files import DEFAULT_EXCLUDE
-    from gradlint.reporters import render
-    from gradlint.rule import all_rules
+@click.option("--hide-refuted/--show-refuted", default=None, help="[--dynamic] Drop findings the measurement refuted.")
+def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
+          force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
+          jobs, exit_zero, dynamic, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
+    """Check PATHS (files, directories or notebooks; default: the current directory)."""
+    from gradlint.config import settings_from
+    from gradlint.engine import lint_paths
+    from gradlint.reporters import render, statistics as render_statistics
 
-    select, ignore = _split(select), _split(ignore)
-    known = [r.code for r in all_rules()] + [r.name for r in all_rules()]
-    for code in (*select, *ignore):
+    select, ignore, extend_select = _split(select), _split(ignore), _split(extend_select)
+    known = [r.code for r in _all_rules()] + [r.name for r in _all_rules()]
+    for code in (*select, *ignore, *extend_select):
         if not any(k.startswith(code.upper()) or k == code for k in known):
             _fail(f"unknown rule selector `{code}`; `gradlint rules` lists them")
             sys.exit(EXIT_ERROR)
-    settings = Settings(
-        select=select,
-        ignore=ignore,
-        exclude=_split(exclude) or DEFAULT_EXCLUDE,
-        extend_exclude=_split(extend_exclude),
-        respect_gitignore=respect_gitignore,
-        jobs=jobs,
+    config = _load_config(paths, config_file, isolated)
+    data = config.data
+    output_format = output_format or data.get("output-format", "full")
+    fix = bool(fix if fix is not None else data.get("fix", False))
+    unsafe_fixes = bool(unsafe_fixes if unsafe_fixes is not None else data.get("unsafe-fixes", False))
+    show_fixes = bool(show_fixes if show_fixes is not None else data.get("show-fixes", False))
+    exit_zero = bool(exit_zero if exit_zero is not None else data.get("exit-zero", False))
+    settings = settings_from(
+        config, select=select, extend_select=extend_select, ignore=ignore, exclude=_split(exclude),
+        extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
+        preview=preview, jobs=jobs, fixes=show_fixes,
     )
+    cache = None if no_cache else _cache_dir(cache_dir, config)
     dynamic_options = None
     if dynamic:
-        dynamic_options = _dynamic_options(device, seeds, timeout, memory_limit, report_dir, hide_refuted)
-    result = lint_paths(paths or (".",), settings)
+        dynamic_options = _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted)
+    targets = paths or (".",)
+    fixed = None
+    if fix or diff:
+        from gradlint.apply import fix_paths
+
+        fixed = fix_paths(targets, settings, unsafe=unsafe_fixes, write=not diff, cache_dir=cache)
+        for message in fixed.notes:
+            click.echo(f"gradlint: warning: {message}", err=True)
+        if diff:
+            if fixed.diff:
+                click.echo(fixed.diff, nl=False)
+            _fix_summary(fixed, diff=True, show=show_fixes)
+            sys.exit(EXIT_FINDINGS if fixed.diff else EXIT_CLEAN)
+    result = lint_paths(targets, settings, cache_dir=cache)
     for _, message in result.errors:
         _fail(message)
     missing_torch = False
+    dynamic_messages: list[str] = []
     if dynamic_options is not None:
         from gradlint.dynamic import INSTALL_HINT, torch_available
 
@@ -100,14 +141,27 @@ def check(paths, select, ignore, output_format, exclude, extend_exclude, respect
             missing_torch = True
         else:
             result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format)
-    color = _use_color(sys.stdout)
-    out = render(output_format, result.diagnostics, color=color)
-    if out:
+    stream = sys.stdout
+    color = output_file is None and output_format == "full" and _use_color(stream)
+    if statistics:
+        out = render_statistics(result.diagnostics)
+    else:
+        out = render(output_format, result.diagnostics, color=color, root=os.getcwd(), sources=result.sources,
+                     files_checked=result.files)
+    if output_file is not None:
+        try:
+            _write_report(output_file, out)
+        except OSError as exc:
+            _fail(f"cannot write {output_file}: {exc.strerror or exc}")
+            sys.exit(EXIT_ERROR)
+    elif out:
         click.echo(out, nl=False, color=color)
     if dynamic_options is not None and not missing_torch:
         sys.stdout.flush()
         for line in dynamic_messages:
             click.echo(line, err=True)
+    if fixed is not None:
+        _fix_summary(fixed, diff=False, show=show_fixes)
     _summary(result)
     if missing_torch:
         _fail(INSTALL_HINT)
@@ -119,20 +173,90 @@ def check(paths, select, ignore, output_format, exclude, extend_exclude, respect
     sys.exit(EXIT_CLEAN)
 
 
-def _dynamic_options(device, seeds, timeout, memory_limit, report_dir, hide_refuted):
-    """CLI flags over ``[tool.gradlint.dynamic]`` over the defaults."""
+def _all_rules():
+    from gradlint.rule import all_rules
+
+    return all_rules()
+
+
+def _load_config(paths, config_file, isolated):
+    """The configuration the run uses: ``--config``, else the nearest to the paths checked."""
     from pathlib import Path
 
-    from gradlint.config import ConfigError, load_config
-    from gradlint.dynamic import DynamicOptions
+    from gradlint.config import ConfigError, load_config, load_config_file
 
     try:
-        config = load_config(Path.cwd())
+        if isolated:
+            config = load_config(isolated=True)
+        elif config_file:
+            config = load_config_file(Path(config_file))
+        else:
+            config = load_config(_start_dir(paths))
     except ConfigError as exc:
         _fail(str(exc))
         sys.exit(EXIT_ERROR)
     for warning in config.warnings:
         click.echo(f"gradlint: warning: {warning}", err=True)
+    return config
+
+
+def _start_dir(paths):
+    """Where the nearest configuration is looked for: the folder holding every path checked."""
+    from pathlib import Path
+
+    existing = [os.path.abspath(p) for p in paths if os.path.exists(p)]
+    if not existing:
+        return Path.cwd()
+    common = os.path.commonpath(existing)
+    return Path(common if os.path.isdir(common) else os.path.dirname(common))
+
+
+def _cache_dir(cache_dir, config):
+    if cache_dir:
+        return os.path.abspath(cache_dir)
+    configured = config.data.get("cache-dir")
+    if configured:
+        return str((config.root / configured).resolve())
+    if os.environ.get("GRADLINT_CACHE_DIR"):
+        return os.path.abspath(os.environ["GRADLINT_CACHE_DIR"])
+    return str(config.root.resolve() / ".gradlint_cache")
+
+
+def _write_report(path: str, text: str) -> None:
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gradlint-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fix_summary(fixed, diff: bool, show: bool) -> None:
+    n = fixed.count
+    if show and fixed.applied:
+        verb = "Would fix" if diff else "Fixed"
+        click.echo(f"{verb} {n} finding{'s' if n != 1 else ''}:", err=True)
+        for path, items in fixed.applied.items():
+            click.echo(f"- {path}:", err=True)
+            for code, title, count in items:
+                click.echo(f"    {count} × {code} ({title})", err=True)
+    elif n:
+        click.echo(f"{'Would fix' if diff else 'Fixed'} {n} finding{'s' if n != 1 else ''} "
+                   f"in {len(fixed.applied)} file{'s' if len(fixed.applied) != 1 else ''}.", err=True)
+    elif diff:
+        click.echo("No fixes available.", err=True)
+
+
+def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
+    """CLI flags over ``[tool.gradlint.dynamic]`` over the defaults."""
+    from gradlint.dynamic import DynamicOptions
+
     table = config.data.get("dynamic", {})
     options = DynamicOptions()
     options.device = device or table.get("device", options.device)
@@ -201,8 +325,16 @@ def _summary(result) -> None:
     counts = {s: sum(1 for d in diags if d.severity == s) for s in ("error", "warning", "info")}
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     checked = f"{result.files_checked} file{'s' if result.files_checked != 1 else ''} checked in {result.seconds:.2f} s."
+    safe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == "safe")
+    unsafe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == "unsafe")
+    fixable = []
+    if safe:
+        fixable.append(f"{safe} fixable with --fix")
+    if unsafe:
+        fixable.append(f"{unsafe} fixable with --unsafe-fixes")
+    note = f" ({', '.join(fixable)})" if fixable else ""
     if diags:
-        click.echo(f"Found {', '.join(parts)} in {files} file{'s' if files != 1 else ''}. {checked}", err=True)
+        click.echo(f"Found {', '.join(parts)} in {files} file{'s' if files != 1 else ''}{note}. {checked}", err=True)
     else:
         click.echo(f"No findings. {checked}", err=True)
 
@@ -274,6 +406,19 @@ def graph_cmd(file, fmt, model):
             _fail(f"no model class `{model}` in {file}")
             sys.exit(EXIT_ERROR)
     click.echo(RENDERERS[fmt](graphs), nl=False)
+
+
+@cli.command("server")
+def server_cmd():
+    """Run the language server over stdio (needs gradlint[lsp]); editors start it."""
+    try:
+        import pygls  # noqa: F401
+    except ImportError:
+        _fail("the language server needs pygls: pip install 'gradlint[lsp]'")
+        sys.exit(EXIT_ERROR)
+    from gradlint.server import main as serve
+
+    serve()
 
 
 def main() -> None:

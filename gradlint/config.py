@@ -54,15 +54,23 @@ def find_config(start: Path) -> Path | None:
 
 
 def load_config(start: Path | None = None, isolated: bool = False) -> Config:
+    """The nearest configuration from ``start`` (default: the current directory) upwards."""
     if isolated:
         return Config()
     path = find_config(start or Path.cwd())
     if path is None:
         return Config()
+    return load_config_file(path)
+
+
+def load_config_file(path: Path) -> Config:
+    """One named ``pyproject.toml`` (its ``[tool.gradlint]``) or ``gradlint.toml``."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("gradlint", {})
     config = Config(path, {})
@@ -237,7 +245,7 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
 
 
 def settings_from(config: Config, *, select=(), extend_select=(), ignore=(), exclude=(), extend_exclude=(),
-                  respect_gitignore=None, preview=None, jobs=None, fixes=False):
+                  respect_gitignore=None, force_exclude=None, preview=None, jobs=None, fixes=False):
     """The engine's Settings: command-line values (given) over the file's, over the defaults.
 
     ``select`` and ``exclude`` replace; ``extend-select``, ``ignore`` and ``extend-exclude``
@@ -257,6 +265,7 @@ def settings_from(config: Config, *, select=(), extend_select=(), ignore=(), exc
         exclude=tuple(exclude or data.get("exclude", ()) or DEFAULT_EXCLUDE),
         extend_exclude=tuple(data.get("extend-exclude", ())) + tuple(extend_exclude),
         respect_gitignore=bool(data.get("respect-gitignore", True) if respect_gitignore is None else respect_gitignore),
+        force_exclude=bool(data.get("force-exclude", False) if force_exclude is None else force_exclude),
         jobs=int(data.get("jobs", 0) if jobs is None else jobs),
         fixes=fixes,
         root=root,

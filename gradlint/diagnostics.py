@@ -64,7 +64,7 @@ class Diagnostic:
     cell: int | None = None
 
     def sort_key(self):
-        return (self.path, self.line, self.column, self.code, self.message)
+        return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
 
     def to_json(self) -> dict:
         """The stable JSON object documented in the README (one per finding)."""

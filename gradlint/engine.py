@@ -39,6 +39,7 @@ class Settings:
     exclude: tuple = DEFAULT_EXCLUDE
     extend_exclude: tuple = ()
     respect_gitignore: bool = True
+    force_exclude: bool = False
     jobs: int = 0  # 0: one per core
     #: compute the text edits of fixable findings (libcst; --fix, --diff, --show-fixes, the editor)
     fixes: bool = False
@@ -52,6 +53,9 @@ class RunResult:
     files_checked: int
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message): not checked
     seconds: float = 0.0
+    files: list[str] = field(default_factory=list)
+    #: texts findings point into that are not plain files on disk: "nb.ipynb:cell 3" -> source
+    sources: dict = field(default_factory=dict)
 
     @property
     def internal_errors(self) -> list[Diagnostic]:
@@ -118,6 +122,8 @@ class FileResult:
     deferred: list[tuple] = field(default_factory=list)
     #: classes of this file whose models contain recurrent layers
     recurrent_classes: frozenset = frozenset()
+    #: for notebooks: "path:cell N" -> the cell's source, for excerpts
+    sources: dict = field(default_factory=dict)
 
 
 def lint_source(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> list[Diagnostic]:
@@ -260,15 +266,49 @@ def _unused_suppressions(directives, enabled, lines, path) -> list[Diagnostic]:
     return out
 
 
-def lint_file(path: str, settings: Settings = Settings()) -> FileResult:
+def read_file(path: str) -> tuple[bytes | None, FileResult | None]:
+    """(bytes, None), or (None, a GL001 result) for a path that cannot be read."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read(), None
     except IsADirectoryError:
-        return FileResult([_tool_diagnostic("GL001", path, 1, 1, "cannot read: is a directory — file skipped")])
+        return None, FileResult([_tool_diagnostic("GL001", path, 1, 1, "cannot read: is a directory — file skipped")])
     except OSError as exc:
-        return FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc.strerror or exc} — file skipped")])
+        return None, FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc.strerror or exc} — file skipped")])
+
+
+def lint_file(path: str, settings: Settings = Settings()) -> FileResult:
+    data, failed = read_file(path)
+    if failed is not None:
+        return failed
+    return analyse_any(data, path, settings)
+
+
+def analyse_any(data: bytes, path: str, settings: Settings) -> FileResult:
+    """A Python file or a Jupyter notebook, by its name."""
+    if path.endswith(".ipynb"):
+        return analyse_notebook(data, path, settings)
     return analyse(data, path, settings)
+
+
+def analyse_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
+    """The code cells as one module; findings moved to their cell and line."""
+    from gradlint.notebook import NotebookError, load, map_diagnostic
+
+    if PREFILTER not in data:
+        return FileResult([])
+    try:
+        nb = load(data)
+    except NotebookError as exc:
+        enabled = {r.code for r in _rules(settings, path)}
+        return FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot parse: {exc} — file skipped")] if "GL001" in enabled else [])
+    if not nb.python or not nb.cells:
+        return FileResult([])
+    result = analyse(nb.virtual, path, settings)
+    result.diagnostics = [map_diagnostic(nb, d) for d in result.diagnostics]
+    result.deferred = [(req, map_diagnostic(nb, d)) for req, d in result.deferred]
+    result.sources = {f"{path}:cell {n}": text for n, text in nb.texts.items()}
+    return result
 
 
 def _lint_chunk(args) -> list[tuple[str, FileResult]]:
@@ -330,9 +370,10 @@ def resolve_across_files(results) -> list[Diagnostic]:
 
 
 
-def lint_paths(paths, settings: Settings = Settings()) -> RunResult:
+def lint_paths(paths, settings: Settings = Settings(), cache_dir: str | None = None) -> RunResult:
     start = time.perf_counter()
-    found = discover(paths, settings.exclude, settings.extend_exclude, settings.respect_gitignore)
+    found = discover(paths, settings.exclude, settings.extend_exclude, settings.respect_gitignore,
+                     settings.force_exclude, settings.root or None)
     files = found.files
     jobs = settings.jobs or os.cpu_count() or 1
     _rules(settings)  # import the rules once, before workers fork
@@ -352,4 +393,5 @@ def lint_paths(paths, settings: Settings = Settings()) -> RunResult:
     diagnostics = [d for _, r in results for d in r.diagnostics]
     diagnostics.extend(resolve_across_files(results))
     diagnostics.sort(key=Diagnostic.sort_key)
-    return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start)
+    sources = {k: v for _, r in results for k, v in r.sources.items()}
+    return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start, list(files), sources)

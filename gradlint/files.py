@@ -16,7 +16,7 @@ DEFAULT_EXCLUDE = (
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".gradlint_cache", "site-packages",
     "__pypackages__", ".eggs", "*.egg-info", "build", "dist", ".ipynb_checkpoints",
 )
-SOURCE_SUFFIXES = (".py",)
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 @dataclass
@@ -31,11 +31,17 @@ def _spec(patterns) -> pathspec.PathSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
 
-def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignore=True, force_exclude=False) -> Discovery:
-    """Expand ``paths`` into the sorted list of files to check."""
+def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignore=True, force_exclude=False,
+             root: str | None = None) -> Discovery:
+    """Expand ``paths`` into the sorted list of files to check.
+
+    Patterns are matched against paths relative to ``root`` (the project root: the
+    configuration file's folder; default the current directory). Files named explicitly are
+    checked even when excluded, unless ``force_exclude`` (pre-commit passes files by name)."""
     result = Discovery()
     excluded = _spec([*exclude, *extend_exclude])
     seen: set[str] = set()
+    root = os.path.abspath(root or os.getcwd())
 
     def is_excluded(rel: str, is_dir: bool) -> bool:
         if excluded is None:
@@ -43,15 +49,20 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
         rel = rel.replace(os.sep, "/")
         return excluded.match_file(rel + "/" if is_dir else rel)
 
+    def from_root(path: str) -> str | None:
+        rel = os.path.relpath(os.path.abspath(path), root)
+        return None if rel == ".." or rel.startswith(".." + os.sep) else rel
+
     for raw in paths:
         path = os.path.normpath(raw)
         if not os.path.lexists(path):
             result.errors.append((raw, f"path does not exist: {raw}"))
             continue
         if os.path.isdir(path):
-            _walk(path, result, is_excluded, respect_gitignore, seen)
+            _walk(path, result, is_excluded, respect_gitignore, seen, from_root)
         else:
-            if force_exclude and is_excluded(os.path.relpath(path), False):
+            rel = from_root(path)
+            if force_exclude and (is_excluded(os.path.basename(path), False) or (rel is not None and is_excluded(rel, False))):
                 continue
             if path not in seen:
                 seen.add(path)
@@ -60,7 +71,7 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
     return result
 
 
-def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, seen: set) -> None:
+def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, seen: set, from_root) -> None:
     # stack of (base directory, compiled .gitignore) in force for the current directory
     stack = [(root, [])]
     while stack:
@@ -86,7 +97,10 @@ def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, se
             except OSError:
                 continue
             rel = os.path.relpath(entry.path, root)
-            if is_excluded(entry.name, is_dir) or is_excluded(rel, is_dir):
+            project_rel = from_root(entry.path)
+            if is_excluded(entry.name, is_dir) or is_excluded(rel, is_dir) or (
+                project_rel is not None and project_rel != rel and is_excluded(project_rel, is_dir)
+            ):
                 continue
             if any(spec.match_file(os.path.relpath(entry.path, base).replace(os.sep, "/") + ("/" if is_dir else "")) for base, spec in ignores):
                 continue

@@ -107,7 +107,8 @@ def test_noqa_suppression(project):
     project("c.py", CONSTANT.format(noqa="  # noqa"))
     r = run_cli("check", "--output-format", "concise", ".", cwd=project.root)
     lines = r.stdout.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("b.py:") and "GL101" in lines[0]
+    assert len(lines) == 2 and lines[0].startswith("b.py:") and "GL101" in lines[0]
+    assert lines[1].startswith("b.py:") and "GL003 unused suppression `# noqa: GL201`" in lines[1]
 
 
 def test_select_and_ignore(project):

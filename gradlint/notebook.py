@@ -1,0 +1,152 @@
+"""Jupyter notebooks: lint the code cells as one module, report findings at their cell and line.
+
+The code cells of a Python notebook are joined, in order, into one virtual module (a model
+class defined in cell 2 and trained in cell 5 is one file to the analysis). IPython syntax
+(``%magic``, ``!shell``, ``x = !ls``, ``obj?``, ``%%cell magics``) is replaced by ``pass``
+lines that keep the line count. Findings are mapped back to ``(cell, line)``; cells are
+numbered from 1 over all cells, markdown included, as notebook front-ends show them.
+
+Fixes are applied to the virtual module and split back into the cells: only the ``source``
+of changed code cells is rewritten; outputs, execution counts and metadata stay as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+
+from gradlint.diagnostics import Diagnostic, Related
+
+BOUNDARY = "# %% gradlint-cell-boundary"
+_MAGIC_MARK = re.compile(r"^(\s*)pass  # gradlint-magic (\d+)$")
+_ASSIGN_MAGIC = re.compile(r"^\s*[\w.\[\], ]+\s*=\s*[%!]")
+
+
+class NotebookError(ValueError):
+    """A file that is not a notebook gradlint can read."""
+
+
+@dataclass
+class Notebook:
+    data: dict
+    #: (cell number, 1-based over all cells; index into data["cells"])
+    cells: list[tuple[int, int]] = field(default_factory=list)
+    virtual: str = ""
+    #: virtual line (1-based) -> (cell number, line within the cell); index 0 unused
+    line_map: list[tuple[int, int]] = field(default_factory=list)
+    magics: list[str] = field(default_factory=list)
+    #: cell number -> the cell's source as Python (magics replaced), for excerpts
+    texts: dict = field(default_factory=dict)
+    indent: int | None = 1
+
+    @property
+    def python(self) -> bool:
+        meta = self.data.get("metadata") or {}
+        lang = (meta.get("kernelspec") or {}).get("language") or (meta.get("language_info") or {}).get("name")
+        return lang in (None, "python", "python3", "ipython")
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else str(src)
+
+
+def _is_magic(line: str) -> bool:
+    stripped = line.lstrip()
+    if not stripped:
+        return False
+    return stripped[0] in "%!" or (stripped.endswith("?") and not stripped.startswith("#")) or bool(_ASSIGN_MAGIC.match(line))
+
+
+def load(data: bytes) -> Notebook:
+    try:
+        nb = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotebookError(f"not a notebook: {exc}") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise NotebookError("not a notebook: no list of cells (nbformat 4 is read)")
+    out = Notebook(nb)
+    m = re.match(rb"\{\s*\n( *)\"", data.lstrip(b"\xef\xbb\xbf"))
+    out.indent = len(m.group(1)) if m else None
+    lines: list[str] = []
+    line_map: list[tuple[int, int]] = [(0, 0)]
+    for index, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        number = index + 1
+        text = _source(cell)
+        cell_lines = text.splitlines()
+        is_cell_magic = bool(cell_lines) and cell_lines[0].lstrip().startswith("%%")
+        py = []
+        for n, line in enumerate(cell_lines, start=1):
+            if is_cell_magic or _is_magic(line):
+                indent = "" if is_cell_magic else line[: len(line) - len(line.lstrip())]
+                py.append(f"{indent}pass  # gradlint-magic {len(out.magics)}")
+                out.magics.append(line)
+            else:
+                py.append(line)
+            line_map.append((number, n))
+        out.cells.append((number, index))
+        out.texts[number] = "\n".join(py) + "\n"
+        lines.extend(py)
+        lines.append(BOUNDARY)
+        line_map.append((number, len(cell_lines) + 1))
+    out.virtual = "\n".join(lines) + ("\n" if lines else "")
+    out.line_map = line_map
+    return out
+
+
+def _map_line(nb: Notebook, line: int) -> tuple[int, int]:
+    if 1 <= line < len(nb.line_map):
+        return nb.line_map[line]
+    return (nb.cells[-1][0], 1) if nb.cells else (1, 1)
+
+
+def map_diagnostic(nb: Notebook, d: Diagnostic) -> Diagnostic:
+    """A finding on the virtual module, moved to its cell."""
+    cell, line = _map_line(nb, d.line)
+    end_cell, end_line = _map_line(nb, d.end_line)
+    if end_cell != cell:
+        end_line, end_column = line, d.column + 1
+    else:
+        end_column = d.end_column
+    related = []
+    for r in d.related:
+        rcell, rline = _map_line(nb, r.line)
+        related.append(Related(r.path, rline, r.column, f"{r.message} (cell {rcell})" if rcell != cell else r.message))
+    # edits are in the virtual module's lines; fixes of notebooks go through fix_virtual
+    fix = replace(d.fix, edits=()) if d.fix is not None else None
+    return replace(d, line=line, end_line=end_line, end_column=end_column, cell=cell, related=tuple(related), fix=fix)
+
+
+def write_back(nb: Notebook, new_virtual: str) -> bytes:
+    """The notebook's bytes with each code cell's source taken from ``new_virtual``."""
+    parts: list[str] = []
+    current: list[str] = []
+    for line in new_virtual.split("\n"):
+        if line == BOUNDARY:
+            parts.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    if any(l.strip() for l in current) or len(parts) != len(nb.cells):
+        raise NotebookError("the fixed code no longer splits into the notebook's cells")
+    data = json.loads(json.dumps(nb.data))  # a copy; outputs and metadata carried as they are
+    for (number, index), text in zip(nb.cells, parts):
+        restored = []
+        for line in text.split("\n"):
+            m = _MAGIC_MARK.match(line)
+            restored.append(nb.magics[int(m.group(2))] if m else line)
+        cell = data["cells"][index]
+        old = _source(cell)
+        new = "\n".join(restored)
+        if old.endswith("\n"):
+            new += "\n"
+        if new == old:
+            continue
+        if isinstance(cell.get("source"), list):
+            cell["source"] = new.splitlines(keepends=True)
+        else:
+            cell["source"] = new
+    return (json.dumps(data, indent=nb.indent, ensure_ascii=False) + "\n").encode("utf-8")
