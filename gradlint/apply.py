@@ -90,7 +90,7 @@ def _fix_text(text: str, path: str, settings, unsafe: bool):
     from gradlint.fixes import fix_source
 
     outcome = fix_source(text, path, settings, unsafe=unsafe)
-    return outcome.text, list(outcome.fixed)
+    return outcome.source, list(outcome.fixed)
 
 
 def _fix_notebook(original: bytes, path: str, settings, unsafe: bool):

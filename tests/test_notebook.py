@@ -1,0 +1,117 @@
+"""Jupyter notebooks: linted cell by cell, findings at (cell, line), fixes keep outputs."""
+
+import json
+import re
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from gradlint.cli import cli
+from gradlint.engine import Settings, lint_file
+from gradlint.notebook import load, write_back
+
+from conftest import FIXTURES
+
+NOTEBOOK = FIXTURES / "notebooks" / "sequence_model.ipynb"
+MARKER = re.compile(r"#\s*(error|warning|info):\s*(GL\d{3})")
+
+
+def notebook(*cells, language="python"):
+    return json.dumps({
+        "cells": [{"cell_type": kind, "metadata": {}, "source": src,
+                   **({"outputs": [], "execution_count": None} if kind == "code" else {})} for kind, src in cells],
+        "metadata": {"kernelspec": {"language": language, "name": language}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }, indent=1).encode()
+
+
+def test_findings_point_at_the_cell_and_line_marked():
+    nb = json.loads(NOTEBOOK.read_text())
+    expected = set()
+    for number, cell in enumerate(nb["cells"], start=1):
+        for line, text in enumerate("".join(cell["source"]).splitlines(), start=1):
+            for _, code in MARKER.findall(text):
+                expected.add((number, line, code))
+    found = {(d.cell, d.line, d.code) for d in lint_file(str(NOTEBOOK), Settings()).diagnostics}
+    assert expected and found == expected
+
+
+def test_magics_shell_escapes_and_help_do_not_break_parsing(tmp_path):
+    path = tmp_path / "m.ipynb"
+    path.write_bytes(notebook(
+        ("markdown", "# notes with `torch`"),
+        ("code", ["%load_ext autoreload\n", "import torch\n", "import torch.nn as nn\n", "files = !ls\n", "torch.zeros?"]),
+        ("code", ["%%time\n", "for i in range(3):\n", "    print(i)"]),
+        ("code", ["class Net(nn.Module):\n", "    def __init__(self):\n", "        super().__init__()\n",
+                  "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())])\n",
+                  "        !echo inside a block\n",
+                  "    def forward(self, x):\n", "        return self.net(x)\n"]),
+    ))
+    diags = lint_file(str(path), Settings()).diagnostics
+    assert [(d.code, d.cell, d.line) for d in diags] == [("GL101", 4, 4)]
+
+
+def test_a_syntax_error_is_reported_in_its_cell(tmp_path):
+    path = tmp_path / "bad.ipynb"
+    path.write_bytes(notebook(("code", "import torch\n"), ("code", "x = torch.zeros(3\ny = 1\n")))
+    diags = lint_file(str(path), Settings()).diagnostics
+    assert [(d.code, d.cell) for d in diags] == [("GL001", 2)] and "cannot parse" in diags[0].message
+
+
+@pytest.mark.parametrize("data", [b"{not json", b'{"cells": 3}', b"\xff\xfe torch"])
+def test_a_file_that_is_not_a_notebook_is_a_gl001_finding(tmp_path, data):
+    path = tmp_path / "x.ipynb"
+    path.write_bytes(data + b" torch")
+    diags = lint_file(str(path), Settings()).diagnostics
+    assert [d.code for d in diags] == ["GL001"] and "not a notebook" in diags[0].message
+
+
+def test_other_kernels_are_skipped(tmp_path):
+    path = tmp_path / "r.ipynb"
+    path.write_bytes(notebook(("code", "library(torch)\nx <- torch_randn(3)\n"), language="R"))
+    assert lint_file(str(path), Settings()).diagnostics == []
+
+
+def test_unchanged_code_writes_back_byte_identical():
+    data = NOTEBOOK.read_bytes()
+    nb = load(data)
+    assert write_back(nb, nb.virtual) == data
+
+
+def test_the_cli_reports_cells_in_every_text_format():
+    runner = CliRunner()
+    full = runner.invoke(cli, ["check", "--no-cache", str(NOTEBOOK)])
+    assert f"{NOTEBOOK}:cell 3:8:17: GL101 [error]" in full.stdout
+    assert "8 |             x = torch.sigmoid(layer(x))  # error: GL101" in full.stdout  # the cell's excerpt
+    concise = runner.invoke(cli, ["check", "--no-cache", "--output-format", "concise", str(NOTEBOOK)])
+    assert f"{NOTEBOOK}:cell 5:7:5: GL401 " in concise.stdout
+    data = json.loads(runner.invoke(cli, ["check", "--no-cache", "--output-format", "json", str(NOTEBOOK)]).stdout)
+    assert {(d["cell"], d["line"], d["code"]) for d in data} == {(3, 8, "GL101"), (5, 7, "GL401")}
+
+
+def test_directories_include_notebooks_and_skip_checkpoints(tmp_path):
+    shutil.copy(NOTEBOOK, tmp_path / "a.ipynb")
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    shutil.copy(NOTEBOOK, tmp_path / ".ipynb_checkpoints" / "a-checkpoint.ipynb")
+    result = CliRunner().invoke(cli, ["check", "--no-cache", "--output-format", "concise", str(tmp_path)])
+    assert "1 file checked" in result.stderr and "checkpoint" not in result.stdout
+
+
+def test_fix_rewrites_only_the_cell_source(tmp_path):
+    pytest.importorskip("libcst")
+    path = tmp_path / "seq.ipynb"
+    shutil.copy(NOTEBOOK, path)
+    before = json.loads(path.read_text())
+    result = CliRunner().invoke(cli, ["check", "--no-cache", "--fix", "--unsafe-fixes", "--select", "GL401", str(path)])
+    assert result.exit_code == 0, result.output
+    after = json.loads(path.read_text())
+    assert after["metadata"] == before["metadata"]
+    changed = [i for i, (a, b) in enumerate(zip(before["cells"], after["cells"])) if a != b]
+    assert changed == [4]  # the training cell only
+    old, new = before["cells"][4], after["cells"][4]
+    assert {k: v for k, v in old.items() if k != "source"} == {k: v for k, v in new.items() if k != "source"}
+    src = "".join(new["source"])
+    assert "!nvidia-smi" in src  # the shell escape is back as it was
+    assert src.index("loss.backward()") < src.index("clip_grad_norm_(model.parameters(), max_norm=1.0)") < src.index("opt.step()")
+    assert [d.code for d in lint_file(str(path), Settings(select=("GL401",))).diagnostics] == []
