@@ -68,8 +68,17 @@ class ConstantWeightInit(Rule):
     last weighted layer the model registers.
 
     ## Fix safety
-    The fix replaces an `nn.init.constant_`/`ones_`/`zeros_` call with the initializer that
-    matches the activation after the layer (Xavier for sigmoid/tanh, Kaiming for ReLU-family).
+    The fix replaces an `nn.init.constant_`/`ones_`/`zeros_` call, or a `w.fill_(c)` /
+    `w.zero_()`, with the initializer that matches the activation after the layer
+    (`xavier_uniform_` for sigmoid/tanh, `kaiming_normal_` with the matching `nonlinearity`
+    otherwise). The tensor argument is kept as written and the call keeps its module path
+    (`nn.init.constant_(m.weight, 0.5)` becomes `nn.init.kaiming_normal_(m.weight,
+    nonlinearity="relu")`); a method call is written through the file's own imports, and a
+    bare `zeros_` imported from `torch.nn.init` gets its initializer imported the same way.
+    No fix is offered for a constant tensor inside `nn.Parameter(...)`, or for a loop over
+    parameters (`for p in self.parameters()`), which also reaches the 1-D biases these
+    initializers reject.
+
     It is unsafe: it changes the model's initial weights, and so its training run.
 
     ## References
@@ -190,16 +199,97 @@ class ConstantWeightInit(Rule):
         act = graph.next_activation(layer)
         info = catalog.activation_info(act)
         if info is not None:
-            name, extra = "xavier_uniform_", ""
+            name, keywords = "xavier_uniform_", ()
             help = f"use `nn.init.xavier_uniform_(…weight)`, which matches the {act} activation; keep constants for biases"
         else:
-            name, extra = "kaiming_normal_", ', nonlinearity="relu"'
-            help = "use `nn.init.kaiming_normal_(…weight, nonlinearity=\"relu\")` (Xavier for sigmoid/tanh); keep constants for biases"
+            nonlinearity = "leaky_relu" if act == "leaky_relu" else "relu"
+            name, keywords = "kaiming_normal_", (("nonlinearity", nonlinearity),)
+            help = f"use `nn.init.kaiming_normal_(…weight, nonlinearity=\"{nonlinearity}\")` (Xavier for sigmoid/tanh); keep constants for biases"
         fix = None
-        # Rewrite the initializer call in place when it is spelled through a module path
-        # (``nn.init.constant_(w, c)``), so the replacement needs no new import.
-        if init.callee and "." in init.callee and init.target and init.via != "parameter-factory":
-            prefix = init.callee.rsplit(".", 1)[0]
-            replacement = f"{prefix}.{name}({init.target}{extra})"
-            fix = Fix(f"replace with `{replacement}`", "unsafe", (ctx.edit(init.span, replacement),))
+        # ``nn.init.constant_(w, c)`` / ``constant_(w, c)`` (imported from torch.nn.init) /
+        # ``w.fill_(c)``, ``w.zero_()``; a constant tensor inside ``nn.Parameter(...)`` is not rewritten
+        if init.via != "parameter-factory" and init.target and init.span is not None:
+            if init.callee and "." in init.callee:
+                spelled = f"{init.callee.rsplit('.', 1)[0]}.{name}"
+            else:
+                spelled = f"nn.init.{name}"
+            extra = "".join(f", {k}={v!r}".replace("'", '"') for k, v in keywords)
+            fix = Fix(
+                f"replace with `{spelled}({init.target}{extra})`", "unsafe",
+                data=(("initializer", name), ("keywords", keywords), ("form", "call" if init.callee else "method")),
+            )
         return help, fix
+
+    #: the calls this fixer rewrites: nn.init functions and in-place tensor methods
+    _CONSTANT_FUNCTIONS = frozenset({"constant_", "zeros_", "ones_", "constant", "zeros", "ones"})
+    _CONSTANT_METHODS = frozenset({"fill_", "zero_"})
+
+    def fix(self, source, diagnostic):
+        """Rewrite the constant initializer call at the finding into ``data["initializer"]``,
+        keeping the tensor argument as written and the module path the call used."""
+        import libcst
+
+        data = dict(diagnostic.fix.data)
+        name, keywords = data["initializer"], data["keywords"]
+        call = source.node_for(diagnostic, (libcst.Call,))
+        if call is None:
+            return None
+        extra = source.expression("f(" + ", ".join(f'{k}="{v}"' for k, v in keywords) + ")").args if keywords else ()
+        func = call.func
+        if data["form"] == "method":
+            if not (isinstance(func, libcst.Attribute) and func.attr.value in self._CONSTANT_METHODS):
+                return None
+            spelled, needed = source.spell(
+                f"torch.nn.init.{name}", call, prefer=(f"torch.nn.init.{name}", "torch.nn.init", "torch.nn", "torch")
+            )
+            new_call = libcst.Call(func=source.expression(spelled), args=[libcst.Arg(func.value), *extra])
+        else:
+            if isinstance(func, libcst.Attribute) and func.attr.value in self._CONSTANT_FUNCTIONS:
+                new_func, needed = func.with_changes(attr=libcst.Name(name)), None  # same module path
+            elif isinstance(func, libcst.Name) and any(  # ``from torch.nn.init import zeros_ as z``
+                n == func.value and q.startswith("torch.nn.init.") and q.rsplit(".", 1)[1] in self._CONSTANT_FUNCTIONS
+                for n, q in source.bindings(call)
+            ):
+                spelled, needed = source.spell(f"torch.nn.init.{name}", call, fallback=("torch.nn.init", name))
+                new_func = source.expression(spelled)
+            else:
+                return None
+            tensor = next((a for a in call.args if a.keyword is not None and a.keyword.value == "tensor"), None)
+            if tensor is None:
+                positional = [a for a in call.args if a.keyword is None and not a.star]
+                if not positional:
+                    return None
+                tensor = positional[0]
+            args = [tensor.with_changes(comma=libcst.MaybeSentinel.DEFAULT), *extra]
+            # the layout of the closing parenthesis (space, trailing comma) stays as written
+            last = call.args[-1]
+            args[-1] = args[-1].with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
+            new_call = call.with_changes(func=new_func, args=args)
+        if self._loop_variable(source, call, new_call.args[0].value):
+            return None  # ``for p in self.parameters()``: biases (1-D) too, which these initializers reject
+        module = source.rewrite({id(call): lambda updated: new_call})
+        return source.add_import(module, needed)
+
+    @staticmethod
+    def _loop_variable(source, node, tensor) -> bool:
+        """``tensor`` is a name a ``for`` (or comprehension) around ``node`` iterates with."""
+        import libcst
+
+        if not isinstance(tensor, libcst.Name):
+            return False
+
+        def names(target):
+            if isinstance(target, libcst.Name):
+                yield target.value
+            for child in target.children:
+                yield from names(child)
+
+        for a in source.ancestors(node):
+            targets = [a.target] if isinstance(a, libcst.For) else []
+            comp = getattr(a, "for_in", None)  # comprehensions
+            while isinstance(comp, libcst.CompFor):
+                targets.append(comp.target)
+                comp = comp.inner_for_in
+            if any(tensor.value in set(names(t)) for t in targets):
+                return True
+        return False

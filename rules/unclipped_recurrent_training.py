@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import re
+
+from gradlint.diagnostics import Fix
 from gradlint.rule import Rule
 from gradlint.rules._common import training_target
+
+#: a model expression the fix can name again: ``model``, ``self.net``
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class UnclippedRecurrentTraining(Rule):
@@ -81,6 +87,22 @@ class UnclippedRecurrentTraining(Rule):
     finding is reported with `heuristic` confidence, and otherwise not at all. Trainers that own the loop (Hugging Face `Trainer`,
     Lightning `Trainer`) are not loops in your code and are not reported.
 
+    ## Fix safety
+    The fix inserts `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)` as a
+    statement right after the one that calls `backward()`, in the same block, so it runs
+    before the update. `model` is the object whose parameters the optimizer updates. The
+    clipping function is written through the file's own imports (`import torch as T` gives
+    `T.nn.utils.clip_grad_norm_`, an imported `clip_grad_norm_` is called by its name);
+    `import torch` is added when nothing fits. With a `GradScaler`
+    (`scaler.scale(loss).backward()` ... `scaler.step(opt)`) it first inserts
+    `scaler.unscale_(opt)` unless the loop unscales already, so the threshold applies to the
+    true gradients; with Accelerate (`accelerator.backward(loss)`) it calls
+    `accelerator.clip_grad_norm_`. No fix is offered when the optimized model is not a plain
+    name (`model`, `self.net`) or the backward call is another framework's.
+
+    It is unsafe: clipping changes the training run (every step whose gradient norm exceeds
+    the threshold takes a shorter step), and 1.0 may be too tight or too loose for the model.
+
     ## References
     - Pascanu, Mikolov & Bengio, *On the difficulty of training recurrent neural networks*, ICML 2013
     - [torch.nn.utils.clip_grad_norm_](https://pytorch.org/docs/stable/generated/torch.nn.utils.clip_grad_norm_.html)
@@ -89,6 +111,7 @@ class UnclippedRecurrentTraining(Rule):
     code = "GL401"
     name = "unclipped-recurrent-training"
     severity = "warning"
+    fix_safety = "unsafe"
     summary = "a recurrent model is trained without gradient clipping: gradients may explode"
 
     VALID = [
@@ -157,9 +180,102 @@ class UnclippedRecurrentTraining(Rule):
             )
             if confidence == "heuristic":
                 message += f" (the trained model is not resolved; this file defines {', '.join(sorted(file.recurrent_classes))})"
+            fix = None
+            if loop.model_text and _DOTTED.match(loop.model_text):
+                fix = Fix(
+                    f"insert `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` after `backward()`",
+                    self.fix_safety,
+                    data=(("backward", _where(ctx, loop.events[b].span)), ("step", _where(ctx, step.span)), ("model", model)),
+                )
             ctx.report(
                 step.span, message, confidence=confidence, requires=requires,
                 help=f"call `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` between `backward()` and the update",
                 related=(ctx.related(loop.events[b].span, "backward() here"),),
-                target=training_target(loop),
+                target=training_target(loop), fix=fix,
             )
+
+    def fix(self, source, diagnostic):
+        """Insert the clipping call after the statement that calls ``backward()``."""
+        import libcst
+
+        data = dict(diagnostic.fix.data)
+        backward = source.node_at(data["backward"], (libcst.Call,))
+        step = source.node_at(data["step"])
+        if backward is None or step is None or not isinstance(backward.func, (libcst.Attribute, libcst.Name)):
+            return None
+        lines = []
+        receiver = backward.func.value if isinstance(backward.func, libcst.Attribute) else None
+        if receiver is not None and any(a.keyword is None for a in backward.args) and not _is_autograd(source, receiver):
+            # a framework's backward: ``accelerator.backward(loss)`` clips through the framework
+            if "accelerator" not in source.code(receiver).lower():
+                return None
+            clip, needed = f"{source.code(receiver)}.clip_grad_norm_", None
+        else:
+            clip, needed = source.spell(
+                "torch.nn.utils.clip_grad_norm_", backward,
+                prefer=("torch", "torch.nn", "torch.nn.utils"),
+                same_as=("torch.nn.utils.clip_grad.clip_grad_norm_",),
+            )
+            unscale = amp_unscale(source, backward, step)
+            if unscale is False:
+                return None
+            if unscale:
+                lines.append(unscale)
+        lines.append(f"{clip}({data['model']}.parameters(), max_norm=1.0)")
+        if not _runs_before(source, backward, step):
+            return None
+        table = source.insert_after(backward, [source.statement(line) for line in lines])
+        if table is None:
+            return None
+        return source.add_import(source.rewrite(table), needed)
+
+
+def _where(ctx, span) -> tuple:
+    """A span as 1-based character positions (what a fixer locates nodes by)."""
+    e = ctx.edit(span, "")
+    return (e.line, e.column, e.end_line, e.end_column)
+
+
+def _is_autograd(source, receiver) -> bool:
+    """``torch.autograd.backward(loss)``: the receiver is the autograd module."""
+    return source.code(receiver).endswith("autograd")
+
+
+def _runs_before(source, backward, step) -> bool:
+    """The backward call runs before the update: earlier in the text, or inside the closure
+    the update calls (LBFGS)."""
+    import libcst
+
+    if source.before(backward, step):
+        return True
+    closure = source.enclosing(backward, (libcst.FunctionDef,))
+    return closure is not None and not source.contains(closure, step)
+
+
+def amp_unscale(source, backward, step):
+    """With a ``GradScaler`` (``scaler.scale(loss).backward()``): the ``scaler.unscale_(opt)``
+    statement clipping needs first, "" when the loop unscales already, False when the update
+    is not ``scaler.step(opt)``. "" without a scaler."""
+    import libcst
+
+    func = backward.func
+    if not (
+        isinstance(func, libcst.Attribute)
+        and isinstance(func.value, libcst.Call)
+        and isinstance(func.value.func, libcst.Attribute)
+        and func.value.func.attr.value == "scale"
+    ):
+        return ""
+    scaler = source.code(func.value.func.value)
+    if not (
+        isinstance(step, libcst.Call)
+        and isinstance(step.func, libcst.Attribute)
+        and step.func.attr.value == "step"
+        and source.code(step.func.value) == scaler
+        and step.args
+    ):
+        return False
+    loop = source.enclosing(backward, (libcst.For, libcst.While)) or source.module
+    if source.calls_in(loop, "unscale_"):
+        return ""
+    return f"{scaler}.unscale_({source.code(step.args[0].value)})"
