@@ -195,7 +195,7 @@ class ResultCache:
             return found.result
         if found.data is None:
             return engine.lint_file(path, self.settings)
-        result = engine.analyse(found.data, path, self.settings)
+        result = engine.analyse_any(found.data, path, self.settings)
         self.store(found, result)
         return result
 
