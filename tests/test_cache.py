@@ -348,3 +348,14 @@ def test_results_round_trip_with_fixes_and_deferred_findings(project):
     again = ResultCache(".gradlint_cache", Settings(fixes=True)).lint_file("src/stale.py")
     assert again == first and again.deferred == first.deferred
     assert [d.fix for d in again.diagnostics] == [d.fix for d in first.diagnostics]
+
+
+def test_notebooks_are_cached_like_the_engine_lints_them(project, monkeypatch):
+    notebook = FIXTURES / "notebooks" / "sequence_model.ipynb"
+    shutil.copy(notebook, project / "src" / "model.ipynb")
+    expected = engine.lint_file("src/model.ipynb", Settings())
+    assert expected.diagnostics and all(d.cell is not None for d in expected.diagnostics)
+    assert ResultCache(".gradlint_cache", Settings()).lint_file("src/model.ipynb") == expected
+    forbid_analysis(monkeypatch)
+    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/model.ipynb")
+    assert again == expected and again.sources == expected.sources
