@@ -52,6 +52,7 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
     found = lint_paths(paths, plain, cache_dir=cache_dir)
     targets = sorted({d.path for d in found.diagnostics if wanted(d, unsafe)})
     for path in targets:
+        satisfied = frozenset(req for p, req in found.satisfied if p == path)
         try:
             with open(path, "rb") as fh:
                 original = fh.read()
@@ -60,11 +61,11 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
             continue
         try:
             if path.endswith(".ipynb"):
-                new, fixed, old_text, new_text = _fix_notebook(original, path, settings, unsafe)
+                new, fixed, old_text, new_text = _fix_notebook(original, path, settings, unsafe, satisfied)
             else:
                 codec, bom = _encoding(original)
                 old_text = decode(original)
-                new_text, fixed = _fix_text(old_text, path, settings, unsafe)
+                new_text, fixed = _fix_text(old_text, path, settings, unsafe, satisfied)
                 new = bom + new_text.encode(codec)
         except Exception as exc:  # one file's failure never loses the others' fixes
             run.notes.append(f"{path}: fixes not applied: {type(exc).__name__}: {exc}")
@@ -77,6 +78,8 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
             if not write_atomic(path, new, original):
                 run.notes.append(f"{path} changed on disk while it was being fixed; left as it is")
                 continue
+        elif path.endswith(".ipynb"):
+            run.diff += _notebook_diff(path, original, new)
         else:
             from gradlint.fixes import unified_diff
 
@@ -86,19 +89,33 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
     return run
 
 
-def _fix_text(text: str, path: str, settings, unsafe: bool):
+def _fix_text(text: str, path: str, settings, unsafe: bool, satisfied=frozenset()):
     from gradlint.fixes import fix_source
 
-    outcome = fix_source(text, path, settings, unsafe=unsafe)
+    outcome = fix_source(text, path, settings, unsafe=unsafe, satisfied=satisfied)
     return outcome.source, list(outcome.fixed)
 
 
-def _fix_notebook(original: bytes, path: str, settings, unsafe: bool):
+def _fix_notebook(original: bytes, path: str, settings, unsafe: bool, satisfied=frozenset()):
     """Fix the notebook's code cells; (new bytes, fixed findings, old code, new code)."""
     from gradlint.notebook import load, write_back
 
     nb = load(original)
-    new_virtual, fixed = _fix_text(nb.virtual, path, settings, unsafe)
+    new_virtual, fixed = _fix_text(nb.virtual, path, settings, unsafe, satisfied)
     if not fixed:
         return original, [], nb.virtual, nb.virtual
     return write_back(nb, new_virtual), fixed, nb.virtual, new_virtual
+
+
+def _notebook_diff(path: str, old: bytes, new: bytes) -> str:
+    """A unified diff per changed code cell (``path:cell N``), as the notebook shows them."""
+    import json
+
+    from gradlint.fixes import unified_diff
+    from gradlint.notebook import _source
+
+    out = []
+    for number, (a, b) in enumerate(zip(json.loads(old)["cells"], json.loads(new)["cells"]), start=1):
+        if a.get("cell_type") == "code" and _source(a) != _source(b):
+            out.append(unified_diff(f"{path}:cell {number}", _source(a), _source(b)))
+    return "".join(out)

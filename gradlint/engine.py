@@ -56,6 +56,8 @@ class RunResult:
     files: list[str] = field(default_factory=list)
     #: texts findings point into that are not plain files on disk: "nb.ipynb:cell 3" -> source
     sources: dict = field(default_factory=dict)
+    #: (path, requirement) of the cross-file findings that held
+    satisfied: set = field(default_factory=set)
 
     @property
     def internal_errors(self) -> list[Diagnostic]:
@@ -312,8 +314,16 @@ def analyse_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
 
 
 def _lint_chunk(args) -> list[tuple[str, FileResult]]:
-    paths, settings = args
+    paths, settings, cache_dir = args
     out: list[tuple[str, FileResult]] = []
+    lint = lint_file
+    if cache_dir:
+        from gradlint.cache import ResultCache
+
+        cache = ResultCache(cache_dir, settings)
+
+        def lint(path, _settings):
+            return cache.lint_file(path)
     # Syntax trees and graphs are acyclic and freed by reference counting; the cyclic
     # collector would only rescan them while they are built (a third of parse time).
     was_enabled = gc.isenabled()
@@ -321,7 +331,7 @@ def _lint_chunk(args) -> list[tuple[str, FileResult]]:
     try:
         for i, p in enumerate(paths):
             try:
-                result = lint_file(p, settings)
+                result = lint(p, settings)
             except Exception as exc:  # last line of defence: one file's crash never ends the run
                 result = FileResult([_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}")])
             out.append((p, result))
@@ -343,8 +353,9 @@ def _module_names(path: str) -> list[str]:
     return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
 
 
-def resolve_across_files(results) -> list[Diagnostic]:
-    """Keep the deferred findings whose imported model class is recurrent in another file."""
+def resolve_across_files(results, satisfied: set | None = None) -> list[Diagnostic]:
+    """Keep the deferred findings whose imported model class is recurrent in another file;
+    ``satisfied`` collects the (path, requirement) pairs that held (``--fix`` needs them)."""
     recurrent: dict[str, set[str]] = {}  # module name -> recurrent classes
     for path, result in results:
         if result.recurrent_classes:
@@ -366,11 +377,14 @@ def resolve_across_files(results) -> list[Diagnostic]:
                 candidates = [module]
             if kind == "recurrent" and any(cls in recurrent.get(m, ()) for m in candidates):
                 kept.append(diag)
+                if satisfied is not None:
+                    satisfied.add((path, (kind, qualname)))
     return kept
 
 
 
 def lint_paths(paths, settings: Settings = Settings(), cache_dir: str | None = None) -> RunResult:
+    """Lint every file under ``paths``; with ``cache_dir``, through the result cache there."""
     start = time.perf_counter()
     found = discover(paths, settings.exclude, settings.extend_exclude, settings.respect_gitignore,
                      settings.force_exclude, settings.root or None)
@@ -386,12 +400,13 @@ def lint_paths(paths, settings: Settings = Settings(), cache_dir: str | None = N
 
         ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            for part in pool.map(_lint_chunk, [(c, settings) for c in chunks]):
+            for part in pool.map(_lint_chunk, [(c, settings, cache_dir) for c in chunks]):
                 results.extend(part)
     else:
-        results = _lint_chunk((files, settings))
+        results = _lint_chunk((files, settings, cache_dir))
     diagnostics = [d for _, r in results for d in r.diagnostics]
-    diagnostics.extend(resolve_across_files(results))
+    satisfied: set = set()
+    diagnostics.extend(resolve_across_files(results, satisfied))
     diagnostics.sort(key=Diagnostic.sort_key)
     sources = {k: v for _, r in results for k, v in r.sources.items()}
-    return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start, list(files), sources)
+    return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start, list(files), sources, satisfied)

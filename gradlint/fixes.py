@@ -562,10 +562,18 @@ def _encode(text: str, bom: bool = False) -> bytes:
     return (b"\xef\xbb\xbf" + data) if bom else data
 
 
-def _lint(text: str, path: str, settings):
-    from gradlint.engine import lint_source
+def _lint(text: str, path: str, settings, satisfied=frozenset()):
+    """The file's findings with their edits; with ``satisfied``, also the findings that hold
+    through other files of the run (a training loop whose recurrent model is imported)."""
+    from gradlint.engine import analyse, lint_source
 
-    return lint_source(_encode(text), path, settings)
+    if not satisfied:
+        return lint_source(_encode(text), path, settings)
+    result = analyse(_encode(text), path, settings)
+    across = [d for req, d in result.deferred if req in satisfied]
+    if across:
+        across = attach_edits(text, path, across)
+    return sorted(result.diagnostics + across, key=Diagnostic.sort_key)
 
 
 def _spans(d: Diagnostic, starts, length) -> list[tuple[int, int]]:
@@ -593,12 +601,14 @@ def _fix_key(d: Diagnostic) -> tuple:
     return (d.code, d.fix.title, d.message)
 
 
-def fix_source(text: str, path: str = "<string>", settings=None, unsafe: bool = False) -> FixOutcome:
+def fix_source(text: str, path: str = "<string>", settings=None, unsafe: bool = False,
+               satisfied=frozenset()) -> FixOutcome:
     """Apply the fixes of one file's findings until none is left: safe fixes, and unsafe
     ones too when ``unsafe``. Each round lints the current text, applies the applicable
     non-overlapping fixes, and keeps the result only if it parses (``ast`` and libcst);
     otherwise the round's fixes are tried one by one and the ones that break the file are
-    skipped from then on. Pure: no file I/O."""
+    skipped from then on. ``satisfied``: the requirements of cross-file findings that held in
+    the run (``RunResult.satisfied``), so that they are fixed too. Pure: no file I/O."""
     from gradlint.engine import Settings
 
     settings = replace(settings if settings is not None else Settings(), fixes=True)
@@ -608,7 +618,7 @@ def fix_source(text: str, path: str = "<string>", settings=None, unsafe: bool = 
     rejected: set = set()
     rounds = 0
     converged = True
-    diagnostics = _lint(current, path, settings)
+    diagnostics = _lint(current, path, settings, satisfied)
     while True:
         candidates = [d for d in diagnostics if applicable(d, unsafe) and _fix_key(d) not in rejected]
         if not candidates:
@@ -634,12 +644,12 @@ def fix_source(text: str, path: str = "<string>", settings=None, unsafe: bool = 
             converged = False
             current = new
             fixed.extend(chosen)
-            diagnostics = _lint(current, path, settings)
+            diagnostics = _lint(current, path, settings, satisfied)
             break
         seen.add(new)
         current = new
         fixed.extend(chosen)
-        diagnostics = _lint(current, path, settings)
+        diagnostics = _lint(current, path, settings, satisfied)
     return FixOutcome(text, current, fixed, diagnostics, rounds, converged)
 
 
