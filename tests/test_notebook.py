@@ -115,3 +115,23 @@ def test_fix_rewrites_only_the_cell_source(tmp_path):
     assert "!nvidia-smi" in src  # the shell escape is back as it was
     assert src.index("loss.backward()") < src.index("clip_grad_norm_(model.parameters(), max_norm=1.0)") < src.index("opt.step()")
     assert [d.code for d in lint_file(str(path), Settings(select=("GL401",))).diagnostics] == []
+
+
+def test_dynamic_imports_definitions_only():
+    from gradlint.notebook import definitions_source
+
+    nb = load(notebook(("code", "import torch\nDEPTH = 4\nprint('training...')\nmodel = torch.nn.Linear(2, 2)\n"),
+                       ("code", "def f():\n    return DEPTH\n")))
+    src = definitions_source(nb)
+    assert "import torch" in src and "DEPTH = 4" in src and "def f():" in src
+    assert "print" not in src and "model =" not in src
+    assert src.count("\n") == nb.virtual.count("\n")  # line numbers kept for tracebacks
+
+
+def test_dynamic_measures_a_notebook_model():
+    pytest.importorskip("torch")
+    result = CliRunner().invoke(cli, ["check", "--no-cache", "--dynamic", "--device", "cpu", "--seeds", "1",
+                                      "--select", "GL101", "--output-format", "json", str(NOTEBOOK)])
+    data = json.loads(result.stdout)
+    assert [(d["cell"], d["code"], d["confidence"]) for d in data] == [(3, "GL101", "confirmed")]
+    assert data[0]["evidence"]["verdict"] == "confirmed"

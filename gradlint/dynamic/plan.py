@@ -149,7 +149,15 @@ def plan(diagnostics, models_config: dict) -> tuple[dict[str, list[ModelJob]], d
             job.kwargs = dict(conf.get("kwargs", {}))
             if path not in graphs_cache:
                 try:
-                    tree = ast.parse(Path(path).read_bytes(), filename=path)
+                    data = Path(path).read_bytes()
+                    if path.endswith(".ipynb"):
+                        from gradlint.notebook import NotebookError, load
+
+                        try:
+                            data = load(data).virtual
+                        except NotebookError as exc:
+                            raise ValueError(str(exc)) from None
+                    tree = ast.parse(data, filename=path)
                     graphs_cache[path] = {g.name: g for g in build_graphs(tree, path)}
                 except (OSError, SyntaxError, ValueError) as exc:
                     graphs_cache[path] = {}

@@ -65,8 +65,20 @@ def _cap(job: dict) -> str:
 
 
 def import_user_file(path: str):
-    """Import ``path`` as a module, inside its package when it has one (relative imports)."""
+    """Import ``path`` as a module, inside its package when it has one (relative imports).
+    A notebook's imports, definitions and constants are executed; its other cells are not."""
     file = Path(path).resolve()
+    if file.suffix == ".ipynb":
+        import types
+
+        from gradlint.notebook import definitions_source, load
+
+        sys.path.insert(0, str(file.parent))
+        module = types.ModuleType(f"gradlint_user_{file.stem}")
+        module.__file__ = str(file)
+        sys.modules[module.__name__] = module
+        exec(compile(definitions_source(load(file.read_bytes())), str(file), "exec"), module.__dict__)
+        return module
     parts = [file.stem]
     root = file.parent
     while (root / "__init__.py").exists():
