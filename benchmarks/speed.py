@@ -447,6 +447,18 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if linearity(flags):
             status = max(status, 1)
+    # (e) the result cache: a cold run fills it, a warm run (nothing changed) reads it ------- #
+    print()
+    if flags is None or "--no-cache" not in flags:
+        print("(e) cache: NOT RUN, the CLI has no --no-cache/--cache-dir")
+    else:
+        cache = WORK_DIR / "cache"
+        shutil.rmtree(cache, ignore_errors=True)
+        cached = [f for f in flags if f != "--no-cache"] + ["--cache-dir", str(cache)]
+        cold, _ = run_gradlint(corpus, cached)
+        warm, _ = run_gradlint(corpus, cached)
+        print(f"(e) cache (--cache-dir {rel(cache)}): cold {cold:.2f} s, warm {warm:.2f} s; "
+              f"warm / ast.parse floor = {warm / ast_secs:.2f}, warm / cold = {warm / cold:.3f}")
     print()
     if status == 1:
         print(f"RESULT: {GL_INTERNAL} (internal error) reported, see above")
