@@ -83,11 +83,16 @@ async def client(lsp_client: LanguageClient):
     # pytest-lsp would wait for the server's exit forever; the server is killed instead
     try:
         await asyncio.wait_for(lsp_client.shutdown_session(), TIMEOUT)
-    except BaseException:
+    finally:
+        # shutdown_session returns at once when the session never started or the client
+        # saw a fatal error; the server then never gets `exit`
         server = getattr(lsp_client, "_server", None)
         if server is not None and server.returncode is None:
-            server.kill()
-        raise
+            try:
+                await asyncio.wait_for(server.wait(), 5 if lsp_client.capabilities and not lsp_client.error else 0.1)
+            except asyncio.TimeoutError:
+                server.kill()
+                await server.wait()
 
 
 def alive(client: LanguageClient) -> None:
