@@ -49,7 +49,9 @@ class Notebook:
 
 def _source(cell) -> str:
     src = cell.get("source", "")
-    return "".join(src) if isinstance(src, list) else str(src)
+    if isinstance(src, list):
+        return "".join(s if isinstance(s, str) else str(s) for s in src)
+    return src if isinstance(src, str) else ""
 
 
 def _is_magic(line: str) -> bool:

@@ -135,3 +135,15 @@ def test_dynamic_measures_a_notebook_model():
     data = json.loads(result.stdout)
     assert [(d["cell"], d["code"], d["confidence"]) for d in data] == [(3, "GL101", "confirmed")]
     assert data[0]["evidence"]["verdict"] == "confirmed"
+
+
+def test_odd_cells_do_not_crash(tmp_path):
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps({"cells": [
+        {"cell_type": "code", "source": ["import torch\n", 3]},  # a non-string line
+        {"cell_type": "code"},  # no source
+        {"cell_type": "code", "source": None},
+        "not a cell",
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    diags = lint_file(str(path), Settings()).diagnostics
+    assert all(d.code in ("GL001",) for d in diags)
