@@ -20,6 +20,8 @@ class FixRun:
     applied: dict = field(default_factory=dict)
     diff: str = ""
     notes: list[str] = field(default_factory=list)
+    #: (path, message) for paths that do not exist or cannot be listed
+    errors: list = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -50,6 +52,7 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
     run = FixRun()
     plain = replace(settings, fixes=False)
     found = lint_paths(paths, plain, cache_dir=cache_dir)
+    run.errors = list(found.errors)
     targets = sorted({d.path for d in found.diagnostics if wanted(d, unsafe)})
     for path in targets:
         satisfied = frozenset(req for p, req in found.satisfied if p == path)

@@ -125,10 +125,12 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         for message in fixed.notes:
             click.echo(f"gradlint: warning: {message}", err=True)
         if diff:
+            for _, message in fixed.errors:
+                _fail(message)
             if fixed.diff:
                 click.echo(fixed.diff, nl=False)
             _fix_summary(fixed, diff=True, show=show_fixes)
-            sys.exit(EXIT_FINDINGS if fixed.diff else EXIT_CLEAN)
+            sys.exit(EXIT_ERROR if fixed.errors else EXIT_FINDINGS if fixed.diff else EXIT_CLEAN)
     result = lint_paths(targets, settings, cache_dir=cache)
     for _, message in result.errors:
         _fail(message)

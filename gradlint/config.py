@@ -45,10 +45,16 @@ def find_config(start: Path) -> Path | None:
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
             try:
-                data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                text = pyproject.read_text(encoding="utf-8")
+                data = tomllib.loads(text)
+            except (OSError, UnicodeDecodeError):
                 continue
-            if "gradlint" in data.get("tool", {}):
+            except tomllib.TOMLDecodeError as exc:
+                if "gradlint" in text:  # meant for us: say so rather than run without it
+                    raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
+                continue
+            tool = data.get("tool")
+            if isinstance(tool, dict) and "gradlint" in tool:
                 return pyproject
     return None
 
@@ -72,7 +78,8 @@ def load_config_file(path: Path) -> Config:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("gradlint", {})
+        tool = data.get("tool", {})
+        data = tool.get("gradlint", {}) if isinstance(tool, dict) else {}
     config = Config(path, {})
     where = f"{path}: [tool.gradlint]" if path.name == "pyproject.toml" else f"{path}:"
     if not isinstance(data, dict):

@@ -230,11 +230,12 @@ def finalize(diagnostics: list[Diagnostic], lines: list[str], directives=(), ena
         seen.add(key)
         kept.append(d)
     if directives and "GL003" in enabled:
-        kept.extend(_unused_suppressions(directives, enabled, lines, path))
+        everything = {r.code for r in select_rules()} <= set(enabled)
+        kept.extend(_unused_suppressions(directives, enabled, lines, path, everything))
     return sorted(kept, key=Diagnostic.sort_key)
 
 
-def _unused_suppressions(directives, enabled, lines, path) -> list[Diagnostic]:
+def _unused_suppressions(directives, enabled, lines, path, everything=True) -> list[Diagnostic]:
     from gradlint.diagnostics import Edit, Fix
     from gradlint.rule import all_rules
 
@@ -242,7 +243,7 @@ def _unused_suppressions(directives, enabled, lines, path) -> list[Diagnostic]:
     rule = rule_by_code("GL003")
     out = []
     for directive in directives:
-        dead, unknown = unused(directive, enabled, known)
+        dead, unknown = unused(directive, enabled, known, everything)
         if not dead and not unknown:
             continue
         written = f"# noqa: {', '.join(directive.codes)}" if directive.kind == "noqa" else \

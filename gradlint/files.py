@@ -62,7 +62,7 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
             _walk(path, result, is_excluded, respect_gitignore, seen, from_root)
         else:
             rel = from_root(path)
-            if force_exclude and (is_excluded(os.path.basename(path), False) or (rel is not None and is_excluded(rel, False))):
+            if force_exclude and (is_excluded(rel, False) if rel is not None else is_excluded(os.path.basename(path), False)):
                 continue
             if path not in seen:
                 seen.add(path)
@@ -98,8 +98,10 @@ def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, se
                 continue
             rel = os.path.relpath(entry.path, root)
             project_rel = from_root(entry.path)
-            if is_excluded(entry.name, is_dir) or is_excluded(rel, is_dir) or (
-                project_rel is not None and project_rel != rel and is_excluded(project_rel, is_dir)
+            # inside the project, patterns match the path from its root (gitignore semantics:
+            # "/legacy/" only there, "legacy/" at any depth); outside it, from the walked folder
+            if is_excluded(project_rel, is_dir) if project_rel is not None else (
+                is_excluded(entry.name, is_dir) or is_excluded(rel, is_dir)
             ):
                 continue
             if any(spec.match_file(os.path.relpath(entry.path, base).replace(os.sep, "/") + ("/" if is_dir else "")) for base, spec in ignores):

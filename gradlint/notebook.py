@@ -42,9 +42,13 @@ class Notebook:
 
     @property
     def python(self) -> bool:
-        meta = self.data.get("metadata") or {}
-        lang = (meta.get("kernelspec") or {}).get("language") or (meta.get("language_info") or {}).get("name")
-        return lang in (None, "python", "python3", "ipython")
+        def table(parent, key):
+            value = parent.get(key) if isinstance(parent, dict) else None
+            return value if isinstance(value, dict) else {}
+
+        meta = table(self.data, "metadata")
+        lang = table(meta, "kernelspec").get("language") or table(meta, "language_info").get("name")
+        return lang in (None, "python", "python3", "ipython") or not isinstance(lang, str)
 
 
 def _source(cell) -> str:
@@ -54,11 +58,24 @@ def _source(cell) -> str:
     return src if isinstance(src, str) else ""
 
 
+_HELP = re.compile(r"^\s*[\w.]+\?{1,2}\s*$")
+
+
 def _is_magic(line: str) -> bool:
     stripped = line.lstrip()
     if not stripped:
         return False
-    return stripped[0] in "%!" or (stripped.endswith("?") and not stripped.startswith("#")) or bool(_ASSIGN_MAGIC.match(line))
+    return stripped[0] in "%!" or bool(_HELP.match(line)) or bool(_ASSIGN_MAGIC.match(line))
+
+
+def _parses(text: str) -> bool:
+    import ast
+
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def load(data: bytes) -> Notebook:
@@ -80,9 +97,12 @@ def load(data: bytes) -> Notebook:
         text = _source(cell)
         cell_lines = text.splitlines()
         is_cell_magic = bool(cell_lines) and cell_lines[0].lstrip().startswith("%%")
+        # a cell that is plain Python is taken as it is (a `!= b` continuation line or a
+        # docstring ending in `?` is not IPython syntax); only the others have magics blanked
+        plain = not is_cell_magic and _parses(text)
         py = []
         for n, line in enumerate(cell_lines, start=1):
-            if is_cell_magic or _is_magic(line):
+            if not plain and (is_cell_magic or _is_magic(line)):
                 indent = "" if is_cell_magic else line[: len(line) - len(line.lstrip())]
                 py.append(f"{indent}pass  # gradlint-magic {len(out.magics)}")
                 out.magics.append(line)

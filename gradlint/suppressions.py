@@ -51,7 +51,7 @@ class Directive:
         if not self.codes:
             return "*"
         for written in self.codes:
-            if written.upper() == code or written == name:
+            if code.startswith(written.upper()) or written == name:  # a code, a prefix (GL2) or a name
                 return written
         return None
 
@@ -117,14 +117,15 @@ def suppressing(directives: list[Directive], code: str, name: str, line: int) ->
     return hit
 
 
-def unused(directive: Directive, enabled_codes: set[str], known: dict[str, str]) -> tuple[list[str], list[str]]:
+def unused(directive: Directive, enabled_codes: set[str], known: dict[str, str], everything: bool = True) -> tuple[list[str], list[str]]:
     """(codes that hid nothing, codes that name no rule) of one directive.
 
     Only gradlint's own codes are judged: ``# noqa: E501`` belongs to another tool, and a
     bare ``# noqa`` may serve one. A code whose rule is not enabled in this run cannot be
-    judged and is left alone. ``known`` maps codes and names to codes."""
+    judged and is left alone; a bare directive is judged only when ``everything`` (every rule
+    is enabled for the file). ``known`` maps codes and names to codes."""
     if not directive.codes:
-        if directive.kind == "noqa" or "*" in directive.used:
+        if directive.kind == "noqa" or "*" in directive.used or not everything:
             return [], []
         return ["*"], []
     dead, unknown = [], []
@@ -132,10 +133,11 @@ def unused(directive: Directive, enabled_codes: set[str], known: dict[str, str])
         is_ours = written.upper().startswith("GL") or directive.kind != "noqa"
         if not is_ours or written in directive.used:
             continue
-        code = known.get(written.upper()) or known.get(written)
-        if code is None:
+        exact = known.get(written.upper()) or known.get(written)
+        codes = [exact] if exact else [c for c in set(known.values()) if c.startswith(written.upper())]
+        if not codes:
             unknown.append(written)
-        elif code in enabled_codes:
+        elif all(c in enabled_codes for c in codes):
             dead.append(written)
     return dead, unknown
 
@@ -164,9 +166,12 @@ def removal(directive: Directive, drop: list[str], line_text: str):
         return cut, c0 + len(directive.comment), ""
     # other text shares the comment: remove the directive and the separator after it
     tail = len(after) - len(after.lstrip(" \t"))
-    if before.strip() in ("", "#") and after.lstrip(" \t").startswith("#"):
-        # `# noqa: GL101  # type: ignore` -> `# type: ignore`
-        return c0, end + tail, ""
+    if before.strip() in ("", "#"):
+        if after.lstrip(" \t").startswith("#"):
+            # `# noqa: GL101  # type: ignore` -> `# type: ignore`
+            return c0, end + tail, ""
+        # `# noqa: GL201 (intentional)` -> `# (intentional)`: the rest stays a comment
+        return c0, end + tail, "# "
     if after.strip() == "":
         while start > c0 + 1 and line_text[start - 2] in " \t":
             start -= 1

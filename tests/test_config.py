@@ -167,3 +167,20 @@ def test_cache_dir_from_config(proj):
     assert result.exit_code == 1
     assert (proj.root / "build" / "lint-cache").is_dir()
     assert not (proj.root / ".gradlint_cache").exists()
+
+
+@pytest.mark.parametrize("text", ['[tool.gradlint]\nignore = ["GL101"\n', "tool = 3\n[x]\ngradlint = 1\n"])
+def test_a_broken_pyproject_meant_for_gradlint_is_an_error_or_ignored_without_a_traceback(proj, text):
+    proj("pyproject.toml", text)
+    result, _ = check(".")
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    if "[tool.gradlint]" in text:
+        assert result.exit_code == 2 and "not valid TOML" in result.stderr
+
+
+def test_anchored_excludes_match_from_the_project_root_only(proj):
+    proj("gradlint.toml", 'extend-exclude = ["/legacy/"]\n')
+    proj("legacy/old.py", SIGMOID_STACK.format(noqa=""))
+    proj("src/legacy/kept.py", SIGMOID_STACK.format(noqa=""))
+    found = check(".")[1]
+    assert "GL101:src/legacy/kept.py" in found and not any("legacy/old.py" in c and "src" not in c for c in found)

@@ -147,3 +147,11 @@ def test_odd_cells_do_not_crash(tmp_path):
     ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     diags = lint_file(str(path), Settings()).diagnostics
     assert all(d.code in ("GL001",) for d in diags)
+
+
+def test_plain_python_cells_are_not_mistaken_for_magics(tmp_path):
+    path = tmp_path / "q.ipynb"
+    path.write_bytes(notebook(("code", [
+        "import torch\n", "def f(a, b):\n", '    """Why does this vanish?\n', '    """\n',
+        "    return (\n", "        a\n", "        != b\n", "    )\n"])))
+    assert lint_file(str(path), Settings()).diagnostics == []

@@ -129,3 +129,23 @@ def test_deferred_cross_file_findings_count_as_used(tmp_path):
         "for x, y in []:\n    opt.zero_grad()\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n")
     found = [d.code for d in lint_paths([str(tmp_path)], Settings(jobs=1)).diagnostics]
     assert found == ["GL401"]
+
+
+def test_a_prefix_suppresses_and_is_judged_like_a_code():
+    assert codes(src(head="# gradlint: file-ignore[GL1]\n")) == []
+    healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)  # gradlint: ignore[GL2]\n"
+    (d,) = lint_source(healthy, "m.py")
+    assert d.code == "GL003" and "GL2 hides no finding" in d.message
+
+
+def test_removing_a_code_keeps_the_rest_of_the_comment_a_comment():
+    text = "import torch\nx = torch.zeros(3)  # noqa: GL201 (intentional)\n"
+    (d,) = lint_source(text, "m.py")
+    fixed = apply_edits(text, d.fix.edits)
+    assert fixed == "import torch\nx = torch.zeros(3)  # (intentional)\n"
+
+
+def test_a_bare_ignore_is_not_judged_when_rules_are_turned_off():
+    healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)  # gradlint: ignore\n"
+    assert codes(healthy, ignore=("GL201",)) == []
+    assert codes(healthy) == ["GL003"]

@@ -29,7 +29,7 @@ def issues(diagnostics, root: str | None = None, sources: dict | None = None) ->
         out.append({
             "description": description,
             "check_name": d.code,
-            "fingerprint": hashlib.md5(ident.encode("utf-8")).hexdigest(),
+            "fingerprint": hashlib.md5(ident.encode("utf-8", "surrogateescape")).hexdigest(),
             "severity": _SEVERITY.get(d.severity, "minor"),
             "location": {"path": relative_path(d.path, root), "lines": lines},
         })

@@ -52,8 +52,9 @@ def _plain(value):
 def _artifact(path: str, root: str | None) -> dict:
     rel = relative_path(path, root)
     if is_outside(rel):
-        return {"uri": Path(rel).as_uri()}
-    return {"uri": quote(rel), "uriBaseId": "%SRCROOT%"}
+        return {"uri": "file://" + quote(rel, errors="surrogateescape")}
+    # a file name that is not valid UTF-8 keeps its bytes, percent-encoded
+    return {"uri": quote(rel, errors="surrogateescape"), "uriBaseId": "%SRCROOT%"}
 
 
 def _region(line: int, column: int, end_line: int, end_column: int) -> dict:
@@ -138,7 +139,7 @@ def document(diagnostics, root: str | None = None, sources: dict | None = None) 
     rule_index = {r["id"]: n for n, r in enumerate(rules)}
     identities = stable_identities(diagnostics, root, sources)
     results = [
-        _result(d, rule_index, hashlib.sha256(ident.encode("utf-8")).hexdigest(), root)
+        _result(d, rule_index, hashlib.sha256(ident.encode("utf-8", "surrogateescape")).hexdigest(), root)
         for d, ident in zip(diagnostics, identities)
     ]
     base = Path(root or ".").resolve().as_uri()
