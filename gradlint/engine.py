@@ -66,6 +66,19 @@ class RunResult:
 
 # ---------------------------------------------------------------- one file
 _RULES_CACHE: dict = {}
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines as Python numbers them (``\\n``, ``\\r\\n``, ``\\r``; not form feeds or
+    ``\\u2028``, which ``str.splitlines`` also breaks at)."""
+    if "\r" not in text and text.isascii() and "\x0c" not in text and "\x0b" not in text and "\x1c" not in text \
+            and "\x1d" not in text and "\x1e" not in text:
+        return text.splitlines()  # the same lines, faster
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _file_ignores(settings: Settings, path: str) -> tuple:
@@ -163,7 +176,7 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
         return gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped")
     except (ValueError, RecursionError, MemoryError) as exc:
         return gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped")
-    lines = text.splitlines()
+    lines = split_lines(text)
     result = check_tree(tree, lines, path, settings, text)
     if settings.fixes and any(d.fix is not None for d in result.diagnostics):
         from gradlint.fixes import attach_edits

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from gradlint.diagnostics import Diagnostic, Related
+from gradlint.engine import split_lines
 
 BOUNDARY = "# %% gradlint-cell-boundary"
 _MAGIC_MARK = re.compile(r"^(\s*)pass  # gradlint-magic (\d+)$")
@@ -95,7 +96,7 @@ def load(data: bytes) -> Notebook:
             continue
         number = index + 1
         text = _source(cell)
-        cell_lines = text.splitlines()
+        cell_lines = split_lines(text)
         is_cell_magic = bool(cell_lines) and cell_lines[0].lstrip().startswith("%%")
         # a cell that is plain Python is taken as it is (a `!= b` continuation line or a
         # docstring ending in `?` is not IPython syntax); only the others have magics blanked

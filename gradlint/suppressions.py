@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 #: cheap pre-check on the whole text: files with none of these have no directive
 _CANDIDATE = re.compile(r"#.*?(?:noqa|gradlint\s*:)", re.IGNORECASE)
 _NOQA = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*))?", re.IGNORECASE)
-_GRADLINT = re.compile(r"#\s*gradlint\s*:\s*(?P<kind>file-ignore|ignore)\b(?:\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
+_GRADLINT = re.compile(r"#\s*gradlint\s*:\s*(?P<kind>file-ignore|ignore)\b(?:\s*\[(?P<codes>[^\]]*)\])?", re.IGNORECASE)
 
 
 @dataclass

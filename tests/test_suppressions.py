@@ -149,3 +149,13 @@ def test_a_bare_ignore_is_not_judged_when_rules_are_turned_off():
     healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)  # gradlint: ignore\n"
     assert codes(healthy, ignore=("GL201",)) == []
     assert codes(healthy) == ["GL003"]
+
+
+def test_a_form_feed_line_does_not_shift_suppressions():
+    text = src(line="  # noqa: GL101").replace("class Net", "\x0c\nclass Net")
+    assert codes(text) == []
+
+
+def test_a_space_before_the_bracket_still_names_the_codes():
+    # read as ignore[GL201] (which hides nothing here), not as a bare ignore hiding GL101
+    assert sorted(codes(src(line="  # gradlint: ignore [GL201]"))) == ["GL003", "GL101"]
