@@ -194,9 +194,6 @@ def create_server():
             """Settings from the file's nearest configuration; defaults (and a warning) on error."""
             from gradlint import config
 
-            finder = getattr(config, "settings_for", None)
-            if finder is None:
-                return Settings()
             if uri.startswith("untitled:"):
                 root = self.workspace.root_path
                 if not root:
@@ -205,7 +202,7 @@ def create_server():
             else:
                 where = Path(path)
             try:
-                return finder(where)
+                return config.settings_for(where)
             except config.ConfigError as exc:
                 message = f"gradlint: {exc} — linting with the default settings"
                 if message not in self.config_warnings:
