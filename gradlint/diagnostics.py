@@ -2,10 +2,66 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 SEVERITIES = ("error", "warning", "info")
 CONFIDENCES = ("heuristic", "inferred", "confirmed", "refuted")
+#: the values of ``gradlint.flow.convention.Hazard``, as plain strings
+HAZARDS = ("vanishing", "exploding", "dead", "none")
+#: the keys of a prediction, in the order the JSON object lists them
+PREDICTION_KEYS = ("ratio", "first", "total", "gain", "test", "layers")
+
+
+def json_safe(value):
+    """``value`` as strict JSON data (valid under ``json.dumps(..., allow_nan=False)``): tuples
+    become lists, mapping keys strings, and non-finite floats the strings ``"inf"``, ``"-inf"``
+    and ``"nan"``."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return str(value)
+
+
+def prediction_pairs(prediction) -> tuple:
+    """A prediction given as a dict (the JSON form: ``layers`` a list of ``{name, grad_norm}``)
+    or already as (key, value) pairs, as the hashable tuple a :class:`Diagnostic` stores:
+    ``layers`` a tuple of (name, grad_norm) pairs."""
+    if not prediction:
+        return ()
+    items = prediction.items() if isinstance(prediction, dict) else tuple(prediction)
+    out = []
+    for key, value in items:
+        if key == "layers":
+            layers = []
+            for layer in value or ():
+                if isinstance(layer, dict):
+                    layers.append((layer["name"], layer["grad_norm"]))
+                else:
+                    name, norm = layer
+                    layers.append((name, norm))
+            value = tuple(layers)
+        elif isinstance(value, (list, dict)):
+            value = _frozen(value)
+        out.append((key, value))
+    return tuple(out)
+
+
+def _frozen(value):
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -60,11 +116,37 @@ class Diagnostic:
     #: ``expect`` (vanishing | exploding | symmetric | degradation | recurrent-vanishing |
     #: recurrent-exploding), for training findings ``clip``; empty when nothing can be measured
     target: tuple = field(default=(), compare=False)
+    #: what the finding says happens to the gradient at initialization: ``vanishing``,
+    #: ``exploding``, ``dead`` or ``none`` (a ``gradlint.flow.convention.Hazard`` value, as text)
+    hazard: str = field(default="none", compare=False)
+    #: the static flow model's prediction, in the measurement convention of ``--dynamic``, as
+    #: (key, value) pairs: ``ratio``, ``first``, ``total``, ``gain`` (floats; ``gain`` may be
+    #: None), ``test`` (the threshold test that decided, or None) and ``layers`` ((name,
+    #: grad_norm) pairs in forward order); empty when the flow model made none
+    prediction: tuple = field(default=(), compare=False)
     #: for notebooks: the 1-based code-cell number; ``line``/``end_line`` then count within the cell
     cell: int | None = None
 
+    def __post_init__(self):
+        # a Hazard member becomes its plain value, a dict prediction the hashable pairs
+        if type(self.hazard) is not str:
+            object.__setattr__(self, "hazard", str(self.hazard))
+        if self.prediction:
+            object.__setattr__(self, "prediction", prediction_pairs(self.prediction))
+
     def sort_key(self):
         return (self.path, self.cell or 0, self.line, self.column, self.code, self.message)
+
+    def prediction_json(self) -> dict | None:
+        """The prediction as the JSON object of the README (None when there is none); the
+        documented keys are always there (None when unknown), non-finite floats are strings."""
+        if not self.prediction:
+            return None
+        data = dict(self.prediction)
+        out = {key: data.pop(key, None) for key in PREDICTION_KEYS}
+        out["layers"] = [{"name": name, "grad_norm": norm} for name, norm in (out["layers"] or ())]
+        out.update(data)  # anything else the flow model adds, after the documented keys
+        return json_safe(out)
 
     def to_json(self) -> dict:
         """The stable JSON object documented in the README (one per finding)."""
@@ -78,6 +160,7 @@ class Diagnostic:
             "name": self.name,
             "severity": self.severity,
             "confidence": self.confidence,
+            "hazard": str(self.hazard),
             "message": self.message,
             "help": self.help,
             "related": [asdict(r) for r in self.related],
@@ -88,6 +171,7 @@ class Diagnostic:
                 "applicability": self.fix.applicability,
                 "edits": [asdict(e) for e in self.fix.edits],
             },
-            "evidence": dict(self.evidence) if self.evidence else None,
+            "prediction": self.prediction_json(),
+            "evidence": json_safe(dict(self.evidence)) if self.evidence else None,
             "cell": self.cell,
         }

@@ -13,7 +13,7 @@ import re
 from functools import lru_cache
 from typing import ClassVar
 
-from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
+from gradlint.diagnostics import Diagnostic, Edit, Fix, Related, prediction_pairs
 from gradlint.graph.model import ModelGraph, Span
 
 CODE_RE = re.compile(r"^GL\d{3}$")
@@ -135,13 +135,20 @@ class RuleContext:
         layers: tuple = (),
         expect: str | None = None,
         target: tuple | None = None,
+        hazard=None,
+        prediction=None,
     ) -> None:
         """``requires=("recurrent", qualname)``: keep the finding only if the engine finds that
         class, imported from another file of the run, to be recurrent.
 
         ``layers`` (module names in forward order) and ``expect`` (the direction the finding
         predicts) tell ``--dynamic`` what to measure on the model being checked; ``target``
-        gives the whole target for findings that are not about ``self.graph``."""
+        gives the whole target for findings that are not about ``self.graph``.
+
+        ``hazard`` (a ``gradlint.flow.convention.Hazard`` or its text; default ``none``) says
+        what the finding predicts for the gradient at initialization; ``prediction`` is the
+        flow model's numbers, as the JSON object of ``Diagnostic.prediction_json`` (a dict,
+        ``layers`` a list of ``{name, grad_norm}``) or already as (key, value) pairs."""
         if target is None and expect is not None and self.graph is not None:
             target = (("model", self.graph.name), ("layers", tuple(layers)), ("expect", expect))
         item = Diagnostic(
@@ -159,6 +166,8 @@ class RuleContext:
             related=tuple(related),
             fix=fix,
             target=target or (),
+            hazard="none" if hazard is None else str(hazard),
+            prediction=prediction_pairs(prediction),
         )
         if requires is not None:
             self.deferred.append((requires, item))

@@ -54,8 +54,8 @@ def project(tmp_path, monkeypatch):
 
 
 def hand_made() -> list[Diagnostic]:
-    """Findings with everything a reporter must carry: related notes, fix edits, evidence,
-    a notebook cell, non-ASCII and characters the CI formats escape."""
+    """Findings with everything a reporter must carry: related notes, fix edits, evidence, a
+    hazard with a prediction (one number infinite), a notebook cell, non-ASCII and characters the CI formats escape."""
     return [
         diag(
             related=(Related("pkg/model.py", 6, 9, "second stack, 'here'"), Related("pkg/other.py", 2, 1, "DEPTH = 3")),
@@ -63,6 +63,9 @@ def hand_made() -> list[Diagnostic]:
             confidence="confirmed",
             evidence=(("verdict", "confirmed"), ("device", "cpu"), ("seeds", 3), ("summary", "ratio = 3.1e-07"),
                       ("thresholds", {"ratio": 1e-3})),
+            hazard="vanishing",
+            prediction=(("ratio", 1.5e-05), ("first", 2.0e-06), ("total", float("inf")), ("gain", None),
+                        ("test", "ratio"), ("layers", (("a.0", 2.0e-06), ("b.0", 0.13)))),
         ),
         diag(line=6, code="GL201", name="constant-weight-init", severity="error", message=NASTY,
              fix=Fix("use `xavier_uniform_`", "unsafe", edits=(Edit(6, 32, 6, 44, "nn.ReLU()"), Edit(1, 1, 1, 1, "# x\n")))),
@@ -277,6 +280,8 @@ def test_sarif_results(project):
         art = result["locations"][0]["physicalLocation"]["artifactLocation"]
         assert art["uriBaseId"] == "%SRCROOT%" and not art["uri"].startswith(("/", "file:"))
         assert result["properties"]["confidence"] == d.confidence
+        assert result["properties"]["hazard"] == d.hazard
+        assert result["properties"]["prediction"] == d.prediction_json()
         (fingerprint,) = result["partialFingerprints"].values()
         assert re.fullmatch(r"[0-9a-f]{64}", fingerprint)
 

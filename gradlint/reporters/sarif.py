@@ -3,7 +3,9 @@
 One run; the driver lists every rule with its documentation. Each result has exactly one
 location, relative to ``%SRCROOT%`` (the ``root`` keyword argument, default the current
 directory), and ``partialFingerprints`` that do not depend on line numbers (see
-``stable_identities``). Columns count Unicode code points (``columnKind``).
+``stable_identities``). Columns count Unicode code points (``columnKind``). Each result's
+``properties`` bag carries the finding's ``name``, ``confidence``, ``hazard`` and
+``prediction`` (the objects of the ``json`` format), and ``help``/``evidence`` when present.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import gradlint
+from gradlint.diagnostics import json_safe
 from gradlint.reporters import is_outside, relative_path, rule_doc_url, stable_identities, verdict_line
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -45,8 +48,9 @@ def _descriptor(rule) -> dict:
 
 
 def _plain(value):
-    """JSON-ready copy (tuples to lists, anything else unknown to its string)."""
-    return json.loads(json.dumps(value, default=str))
+    """JSON-ready copy (tuples to lists, non-finite floats to strings, anything else unknown
+    to its string)."""
+    return json_safe(value)
 
 
 def _artifact(path: str, root: str | None) -> dict:
@@ -110,7 +114,8 @@ def _result(d, rule_index: dict, fingerprint: str, root: str | None) -> dict:
                 ],
             }],
         }]
-    properties = {"name": d.name, "confidence": d.confidence}
+    properties = {"name": d.name, "confidence": d.confidence, "hazard": str(d.hazard),
+                  "prediction": d.prediction_json()}
     if d.help:
         properties["help"] = d.help
     if d.evidence:
