@@ -89,3 +89,108 @@ def training_target(loop, clip=None) -> tuple:
     if kind == "import":
         target.append(("module", module))
     return tuple(target)
+
+
+# ---------------------------------------------------------------- the flow profile's hazards
+def flow_hazards(graph, *causes):
+    """The graph's flow hazards with one of these causes (:mod:`gradlint.flow.hazards`)."""
+    from gradlint.flow.hazards import judge
+
+    return [h for h in judge(graph).hazards() if h.cause in causes]
+
+
+def flow_names(h) -> str:
+    return describe_names(h.layers[0].name, h.layers[-1].name)
+
+
+_DIRECTION = {"vanishing": "vanishes", "exploding": "explodes", "dead": "is exactly 0 (dead)", "none": "is healthy"}
+
+
+def flow_direction(h) -> str:
+    """``the gradient vanishes`` / ``explodes`` / ``is exactly 0 (dead)``: from the hazard class
+    the numbers decided, so the words cannot disagree with them."""
+    return f"the gradient {_DIRECTION[str(h.hazard)]}"
+
+
+def flow_sentence(h) -> str:
+    """The quantity that crossed its threshold, in words, with its threshold."""
+    from gradlint.flow.convention import THRESHOLDS as T
+
+    n, test = h.numbers, h.test
+    first, last = h.layers[0].name, h.layers[-1].name
+    vanishing = str(h.hazard) == "vanishing"
+    if test == "ratio":
+        if vanishing:
+            return (f"{first} gets about {n.ratio:.1e} of the weight gradient {last} gets "
+                    f"(‖∇W‖ ratio; vanishing below {T['vanishing-ratio']:.0e})")
+        return (f"{first} gets about {n.ratio:.1e} times the weight gradient {last} gets "
+                f"(‖∇W‖ ratio; exploding above {T['exploding-ratio']:g})")
+    if test == "first":
+        limit = f"vanishing below {T['vanishing-absolute']:.0e}" if vanishing else f"exploding above {T['exploding-absolute']:.0e}"
+        return f"the weight gradient of {first} has a norm of about {n.first:.1e} ({limit})"
+    if test == "total":
+        return (f"the gradient of all the weights together has a norm of about {n.total:.1e} "
+                f"(exploding above {T['exploding-total']:.0e})")
+    if test == "gain":
+        limit = f"vanishing below {T['vanishing-gain']:.0e}" if vanishing else f"exploding above {T['exploding-gain']:.0e}"
+        return (f"the gradient reaching the output of {first} is about {n.gain:.1e} times the one "
+                f"reaching {last}'s ({limit})")
+    if test == "overflow":
+        return "activations overflow float32, so the output and every gradient are inf or NaN"
+    if test == "dead":
+        return (f"with a probability of about {n.dead:.0%} every unit of some layer is 0 for the whole "
+                f"batch, so every gradient below it is exactly 0")
+    return ""
+
+
+def flow_severity(h) -> str:
+    """An error when the prediction is 100x beyond its threshold (or overflows, or the net is
+    almost surely dead); a warning otherwise."""
+    n, kind = h.numbers, str(h.hazard)
+    if h.test == "overflow":
+        return "error"
+    if kind == "dead":
+        return "error" if n.dead > 0.9 else "warning"
+    if h.test == "saturation":
+        return "warning"
+    if kind == "vanishing":
+        far = (n.ratio is not None and n.ratio < 1e-5) or (n.first is not None and n.first < 1e-9) or (
+            n.gain is not None and n.gain < 1e-6)
+    else:
+        far = (n.first is not None and n.first > 1e5) or (n.total is not None and n.total > 1e5) or (
+            n.ratio is not None and n.ratio > 7e3) or (n.gain is not None and n.gain > 1e6)
+    return "error" if far else "warning"
+
+
+def flow_confidence(graph, h) -> str:
+    return "heuristic" if graph.unknowns or h.detail.get("local") else "inferred"
+
+
+def flow_report(ctx, graph, h, span, message, help, related=(), severity=None) -> None:
+    """Report one flow hazard with its class, its prediction and what --dynamic measures."""
+    expect = str(h.hazard) if str(h.hazard) in ("vanishing", "exploding", "dead") else None
+    ctx.report(span, message, severity=severity or flow_severity(h), confidence=flow_confidence(graph, h),
+               help=help, related=tuple(related), layers=(h.layers[0].name, h.layers[-1].name), expect=expect,
+               hazard=h.hazard, prediction=h.prediction())
+
+
+def flow_related(ctx, h) -> list:
+    chosen = list(h.layers[:1]) + (list(h.layers[-1:]) if len(h.layers) > 1 else [])
+    return [ctx.related(l.span, f"{l.name} in the stack") for l in chosen]
+
+
+def flow_matched_init(graph, h) -> tuple[str, str]:
+    """The initializer that suits the stack's activations, and the remedy naming it."""
+    from gradlint.flow.hazards import RELU_FAMILY
+
+    acts = {graph.next_activation(l) for l in h.layers}
+    if acts & RELU_FAMILY:
+        return "Kaiming", 'initialize the weights with `nn.init.kaiming_normal_(w, nonlinearity="relu")`'
+    return "Xavier", "initialize the weights with `nn.init.xavier_uniform_(w)`"
+
+
+def flow_activations(graph, h) -> str:
+    acts = [graph.next_activation(l) for l in h.layers]
+    if acts and acts[-1] is None and any(acts[:-1]):
+        acts = acts[:-1]
+    return "/".join(sorted({a or "linear" for a in acts}))

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from gradlint.graph.stacks import DEFAULT_BAND
+from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_hazards_of, stack_related, stack_severity,
+    flow_activations, flow_direction, flow_hazards, flow_matched_init, flow_names, flow_related, flow_report, flow_sentence,
 )
 
 _SCHEME_NAMES = {
@@ -97,7 +97,7 @@ class InitActivationMismatch(Rule):
     name = "init-activation-mismatch"
     severity = "warning"
     summary = "the weight initializer does not suit the stack's activation: the gradient vanishes or explodes"
-    options = {**DEFAULT_BAND, "min-layers": 3}
+    options = {"min-layers": 3}
 
     VALID = [
         # Kaiming with ReLU, deep
@@ -128,22 +128,19 @@ class InitActivationMismatch(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        band, hazards = stack_hazards_of(graph, ctx, "init-mismatch")
-        for hazard in hazards:
-            inits = [graph.init_of(s.layer, "weight") for s in hazard.layers]
-            schemes = sorted({i.scheme for i in inits})
-            names = sorted({_SCHEME_NAMES.get(s, s) for s in schemes})
-            explicit = next((i for i in inits if i.span is not None), None)
-            span = explicit.span if explicit is not None else hazard.layers[0].layer.span
-            matched, remedy = matched_init(hazard)
-            m = hazard.matched
+        min_layers = int(ctx.options["min-layers"])
+        for h in flow_hazards(graph, Cause.INIT_MISMATCH):
+            if len(h.layers) < min_layers:
+                continue
+            inits = [graph.init_of(l, "weight") for l in h.layers]
+            names = sorted({_SCHEME_NAMES.get(i.scheme, i.scheme) for i in inits if i is not None})
+            explicit = next((i for i in inits if i is not None and i.span is not None), None)
+            span = explicit.span if explicit is not None else h.layers[0].span
+            matched, remedy = flow_matched_init(graph, h)
+            cured = f"; with {matched} init: {h.cured.ratio:.1e}" if h.cured is not None and h.cured.ratio is not None else ""
             message = (
-                f"{len(hazard.layers)} {stack_activations(hazard)} layers ({stack_names(hazard)}) with "
-                f"{'/'.join(names)} init: the gradient {hazard.direction} — {stack_numbers(hazard)} "
-                f"({matched} init: {m.weight_grad_ratio:.1e}, {m.backward_gain:.1e})"
+                f"{len(h.layers)} {flow_activations(graph, h)} layers ({flow_names(h)}) with {'/'.join(names)} init: "
+                f"{flow_direction(h)} — {flow_sentence(h)}{cured}"
             )
-            remedy += ", or add normalization between the layers"
-            related = stack_related(ctx, hazard)
-            ctx.report(span, message, severity=stack_severity(hazard, band), confidence=confidence_of(graph),
-                       help=remedy, related=related,
-                       layers=(hazard.layers[0].layer.name, hazard.layers[-1].layer.name), expect="vanishing" if hazard.direction == "vanishes" else "exploding")
+            flow_report(ctx, graph, h, span, message, remedy + ", or add normalization between the layers",
+                        flow_related(ctx, h))

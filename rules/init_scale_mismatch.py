@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from gradlint.graph.stacks import DEFAULT_BAND, FIXED_SCALE
+from gradlint.flow.hazards import FIXED_SCALE, Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    confidence_of, matched_init, stack_activations, stack_names, stack_numbers, stack_hazards_of, stack_related, stack_severity,
+    flow_activations, flow_direction, flow_hazards, flow_matched_init, flow_names, flow_related, flow_report, flow_sentence,
 )
 
 
@@ -87,7 +87,7 @@ class InitScaleMismatch(Rule):
     name = "init-scale-mismatch"
     severity = "warning"
     summary = "a fixed-scale initializer compounds over a plain stack: the gradient vanishes or explodes"
-    options = {**DEFAULT_BAND, "min-layers": 3}
+    options = {"min-layers": 3}
 
     VALID = [
         # std 0.02 between LayerNorms (transformer style)
@@ -120,21 +120,22 @@ class InitScaleMismatch(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        band, hazards = stack_hazards_of(graph, ctx, "init-scale")
-        for hazard in hazards:
-            fixed = [(s, graph.init_of(s.layer, "weight")) for s in hazard.layers]
-            fixed = [(s, i) for s, i in fixed if i is not None and i.scheme in FIXED_SCALE]
-            stack_layer, init = fixed[0]
-            scale = graph.init_scale(stack_layer.layer)
-            matched, remedy = matched_init(hazard)
-            m = hazard.matched
+        min_layers = int(ctx.options["min-layers"])
+        for h in flow_hazards(graph, Cause.INIT_SCALE):
+            if len(h.layers) < min_layers:
+                continue
+            fixed = [(l, graph.init_of(l, "weight")) for l in h.layers]
+            fixed = [(l, i) for l, i in fixed if i is not None and i.scheme in FIXED_SCALE]
+            if not fixed:
+                continue
+            layer, init = fixed[0]
+            scale = graph.init_scale(layer)
+            matched, remedy = flow_matched_init(graph, h)
+            scale_text = f" (std·√fan_in = {scale:.2g} per layer)" if scale is not None else ""
+            cured = f"; with {matched} init: {h.cured.ratio:.1e}" if h.cured is not None and h.cured.ratio is not None else ""
             message = (
-                f"fixed-scale init `{init.text}` (scale std·√fan_in = {scale:.2g} per layer) on "
-                f"{len(hazard.layers)} {stack_activations(hazard)} layers ({stack_names(hazard)}): the gradient "
-                f"{hazard.direction} — {stack_numbers(hazard)} ({matched} init: {m.weight_grad_ratio:.1e}, {m.backward_gain:.1e})"
+                f"fixed-scale init `{init.text}`{scale_text} on {len(h.layers)} {flow_activations(graph, h)} layers "
+                f"({flow_names(h)}): {flow_direction(h)} — {flow_sentence(h)}{cured}"
             )
             remedy += " (a scale that follows the layer's width), or add normalization between the layers"
-            related = stack_related(ctx, hazard)
-            ctx.report(init.span, message, severity=stack_severity(hazard, band), confidence=confidence_of(graph),
-                       help=remedy, related=related,
-                       layers=(hazard.layers[0].layer.name, hazard.layers[-1].layer.name), expect="vanishing" if hazard.direction == "vanishes" else "exploding")
+            flow_report(ctx, graph, h, init.span or layer.span, message, remedy, flow_related(ctx, h))

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from gradlint.flow.hazards import GRADIENT_CAUSES
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of
+from gradlint.rules._common import confidence_of, flow_hazards
 
 
 class MissingSkipConnection(Rule):
@@ -17,19 +18,20 @@ class MissingSkipConnection(Rule):
     optimization warning, not a vanishing-gradient estimate: plain networks of up to about 30
     weighted layers (VGG-19, MobileNetV1) train fine.
 
-    A path without normalization whose gradient estimate also leaves the healthy band is
-    reported once, by GL203/GL202/GL301/GL101, not here.
+    A path whose predicted gradient also leaves the healthy band is reported once, by the rule
+    of its cause (GL101, GL202, GL203, GL301, or GL304 for a normalized path that explodes),
+    not here: this rule is for deep plain paths whose gradient is predicted healthy at init.
 
     ## Example
     ```python
     import torch.nn as nn
 
     class Plain(nn.Module):
-        def __init__(self, depth=34):
+        def __init__(self, depth=40):
             super().__init__()
             layers = []
             for _ in range(depth):
-                layers += [nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU()]
+                layers += [nn.Linear(256, 256), nn.LayerNorm(256), nn.ReLU()]
             self.body = nn.Sequential(*layers)
 
         def forward(self, x):
@@ -41,16 +43,16 @@ class MissingSkipConnection(Rule):
     import torch.nn as nn
 
     class Block(nn.Module):
-        def __init__(self, c=64):
+        def __init__(self, d=256):
             super().__init__()
-            self.conv = nn.Conv2d(c, c, 3, padding=1)
-            self.bn = nn.BatchNorm2d(c)
+            self.fc = nn.Linear(d, d)
+            self.norm = nn.LayerNorm(d)
 
         def forward(self, x):
-            return x + self.bn(self.conv(x)).relu()
+            return x + self.norm(self.fc(x)).relu()
 
     class Residual(nn.Module):
-        def __init__(self, depth=34):
+        def __init__(self, depth=40):
             super().__init__()
             self.body = nn.Sequential(*[Block() for _ in range(depth)])
 
@@ -98,8 +100,8 @@ class MissingSkipConnection(Rule):
         if path is None or path.depth <= limit:
             return
         # a gradient-flow hazard on the same layers is the finding to fix first
-        hazard_nodes = {s.node.id for h in graph.stack_hazards() for s in h.layers}
-        if path.first.id in hazard_nodes or path.last.id in hazard_nodes:
+        hazard_layers = {l.name for h in flow_hazards(graph, *GRADIENT_CAUSES) for l in h.layers}
+        if graph.layer_of(path.first).name in hazard_layers or graph.layer_of(path.last).name in hazard_layers:
             return
         first, last = graph.layer_of(path.first), graph.layer_of(path.last)
         message = (

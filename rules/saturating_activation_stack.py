@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from gradlint.graph import catalog
+from gradlint.flow import activations as A
+from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.graph.stacks import chain_estimate
-from gradlint.rules._common import confidence_of, describe_names, repeat_related
+from gradlint.rules._common import flow_direction, flow_hazards, flow_names, flow_report, flow_sentence, repeat_related
 
 
 class SaturatingActivationStack(Rule):
@@ -95,7 +95,7 @@ class SaturatingActivationStack(Rule):
     name = "saturating-activation-stack"
     severity = "warning"
     summary = "stacked sigmoid/tanh layers make the gradient to the first layer vanish"
-    options = {"warning-threshold": 1e-3, "error-threshold": 1e-5, "min-layers": 2}
+    options = {"min-layers": 2}
 
     VALID = [
         # ReLU stack
@@ -150,55 +150,33 @@ class SaturatingActivationStack(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        warn = float(ctx.options["warning-threshold"])
-        err = float(ctx.options["error-threshold"])
         min_layers = int(ctx.options["min-layers"])
-        # a stack whose cause is its initializer is reported once, by GL202/GL203
-        claimed = {
-            s.node.id for h in graph.stack_hazards() if h.cause in ("init-scale", "init-mismatch") for s in h.layers
-        }
-        for chain in graph.saturating_chains():
-            if len(chain) < min_layers:
+        for h in flow_hazards(graph, Cause.ACTIVATION):
+            nodes = [n for n in h.nodes if graph.layer_of(n) is not None]
+            if len(nodes) < min_layers:
                 continue
-            if all(link.weighted is not None and link.weighted.id in claimed for link in chain):
-                continue
-            estimate = chain_estimate(graph, chain)
-            bounds = [catalog.activation_info(graph.activation_of(l.activation)).max_derivative for l in chain]
+            act_layers = [graph.layer_of(n) for n in nodes]
+            acts = sorted({l.activation for l in act_layers})
+            bounds = [A.max_derivative(l.activation) for l in act_layers]
             bound = 1.0
             for b in bounds:
                 bound *= b
-            if estimate >= warn:
-                continue
-            severity = "error" if estimate < err else "warning"
-            first, last = chain[0], chain[-1]
-            acts = sorted({graph.activation_of(l.activation) for l in chain})
-            head = graph.layer_of(first.weighted) if first.weighted else graph.layer_of(first.activation)
-            tail = graph.layer_of(last.weighted) if last.weighted else graph.layer_of(last.activation)
-            names = describe_names(head.name, tail.name)
             if len(set(bounds)) == 1:
-                why = f"derivative ≤ {bounds[0]:.3g} per layer: {bounds[0]:.3g}^{len(chain)} = {bound:.1e}"
+                why = f"its derivative is at most {bounds[0]:.3g}, so {len(nodes)} layers give at most {bound:.1e}"
             else:
-                why = f"derivative bounds alone: {bound:.1e}"
+                why = f"their derivatives alone give at most {bound:.1e}"
             message = (
-                f"{len(chain)} stacked {'/'.join(acts)} layers ({names}): the gradient reaching "
-                f"{head.name} vanishes — shrinks by about {estimate:.1e} with its weight init ({why})"
+                f"{len(nodes)} stacked {'/'.join(acts)} layers ({flow_names(h)}): {flow_direction(h)} — "
+                f"{flow_sentence(h)}; {why}"
             )
-            act_layers = [graph.layer_of(l.activation) for l in chain]
-            span = act_layers[0].span if not act_layers[0].functional else first.activation.span
-            related = []
-            seen = {(span.line, span.col)}
-            for layer, link in zip(act_layers, chain):
-                where = layer.span if not layer.functional else link.activation.span
+            span = act_layers[0].span if not act_layers[0].functional else nodes[0].span
+            related, seen = [], {(span.line, span.col)}
+            for layer, node in zip(act_layers, nodes):
+                where = layer.span if not layer.functional else node.span
                 if (where.line, where.col) not in seen and len(related) < 8:
                     seen.add((where.line, where.col))
                     related.append(ctx.related(where, f"{layer.activation} in the stack ({layer.name})"))
             related.extend(repeat_related(ctx, act_layers))
-            ctx.report(
-                span,
-                message,
-                severity=severity,
-                confidence=confidence_of(graph),
-                help="use a ReLU-family activation, or add normalization or skip connections between the layers",
-                related=tuple(related),
-                layers=(head.name, tail.name), expect="vanishing",
-            )
+            flow_report(ctx, graph, h, span, message,
+                        "use a ReLU-family activation, or add normalization or skip connections between the layers",
+                        related)

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from gradlint.graph.stacks import DEFAULT_BAND
+from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    confidence_of, stack_activations, stack_names, stack_numbers, stack_hazards_of, stack_related, stack_severity,
+    flow_activations, flow_direction, flow_hazards, flow_names, flow_related, flow_report, flow_sentence,
 )
 
 
@@ -83,7 +83,7 @@ class UnnormalizedDeepStack(Rule):
     name = "unnormalized-deep-stack"
     severity = "warning"
     summary = "a deep plain stack without normalization or skips: the gradient vanishes or explodes"
-    options = {**DEFAULT_BAND, "min-layers": 3}
+    options = {"min-layers": 3}
 
     VALID = [
         # 19-layer ReLU with Kaiming
@@ -110,18 +110,15 @@ class UnnormalizedDeepStack(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        band, hazards = stack_hazards_of(graph, ctx, "depth")
-        for hazard in hazards:
+        min_layers = int(ctx.options["min-layers"])
+        for h in flow_hazards(graph, Cause.DEPTH):
+            if len(h.layers) < min_layers:
+                continue
             message = (
-                f"{len(hazard.layers)}-layer plain {stack_activations(hazard)} stack ({stack_names(hazard)}) without "
-                f"normalization or skip connections: the gradient {hazard.direction} — {stack_numbers(hazard)}, "
+                f"{len(h.layers)}-layer plain {flow_activations(graph, h)} stack ({flow_names(h)}) without "
+                f"normalization or skip connections: {flow_direction(h)} — {flow_sentence(h)}, "
                 f"even with the initializer matched to the activation"
             )
-            related = stack_related(ctx, hazard, hazard.layers[1:2] + hazard.layers[-1:])
-            ctx.report(
-                hazard.layers[0].layer.span, message, severity=stack_severity(hazard, band),
-                confidence=confidence_of(graph),
-                layers=(hazard.layers[0].layer.name, hazard.layers[-1].layer.name), expect="vanishing" if hazard.direction == "vanishes" else "exploding",
-                help="add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",
-                related=related,
-            )
+            flow_report(ctx, graph, h, h.layers[0].span, message,
+                        "add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",
+                        flow_related(ctx, h))

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of
+from gradlint.rules._common import flow_direction, flow_hazards, flow_report, flow_sentence
 
 
 class UnnormalizedResidualStack(Rule):
@@ -102,7 +103,7 @@ class UnnormalizedResidualStack(Rule):
     name = "unnormalized-residual-stack"
     severity = "warning"
     summary = "many residual blocks without normalization or branch scaling: the gradient explodes"
-    options = {"exploding-gain": 1e4, "min-blocks": 8}
+    options = {"min-blocks": 2}
 
     VALID = [
         # normalized branches
@@ -135,32 +136,19 @@ class UnnormalizedResidualStack(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        chain = graph.unnormalized_residual_chain()
-        if len(chain) < int(ctx.options["min-blocks"]):
-            return
-        estimate = graph.residual_chain_gain(chain)
-        limit = float(ctx.options["exploding-gain"])
-        if estimate is None or estimate <= limit:
-            return
-        first, last = chain[0].merge, chain[-1].merge
-        message = (
-            f"{len(chain)} residual blocks in a row with neither normalization nor branch scaling: "
-            f"the gradient explodes — each `x + f(x)` adds its branch's gain, "
-            f"estimated backward gain {estimate:.1e} over the run"
-        )
-        ctx.report(
-            first.span, message, confidence=confidence_of(graph),
-            help="normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, zero-init its last layer, 1/sqrt(N))",
-            related=(ctx.related(last.span, f"block {len(chain)} of the run"),),
-            layers=self._branch_layers(graph, chain), expect="exploding",
-        )
-
-    @staticmethod
-    def _branch_layers(graph, chain) -> tuple:
-        """The first weighted layer of the first block's branch and the last of the last's."""
-        def weighted(block):
-            return [graph.layer_of(n).name for n in block.branch
-                    if n.op == "layer" and graph.layer_of(n) is not None and graph.layer_of(n).category == "weighted"]
-
-        first, last = weighted(chain[0]), weighted(chain[-1])
-        return (first[0], last[-1]) if first and last else ()
+        min_blocks = int(ctx.options["min-blocks"])
+        for h in flow_hazards(graph, Cause.RESIDUAL_GROWTH):
+            merges = list(h.nodes)
+            if len(merges) < min_blocks:
+                continue
+            growth = h.detail.get("growth")
+            grows = (f"activations grow about {growth:.1e}-fold over the {len(merges)} blocks, so "
+                     if growth and growth > 1 else "")
+            message = (
+                f"{len(merges)} residual blocks with neither normalization nor branch scaling: "
+                f"{flow_direction(h)} — {grows}{flow_sentence(h)}"
+            )
+            flow_report(ctx, graph, h, merges[0].span, message,
+                        "normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, "
+                        "zero-init its last layer, 1/sqrt(N))",
+                        [ctx.related(merges[-1].span, f"block {len(merges)} of the run")])

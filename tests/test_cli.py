@@ -82,8 +82,9 @@ def test_json_output_has_stable_keys(project):
     data = json.loads(r.stdout)
     assert [d["code"] for d in data] == ["GL101", "GL201"]
     keys = {"path", "line", "column", "end_line", "end_column", "code", "name", "severity", "confidence",
-            "message", "help", "related", "fix", "evidence", "cell"}
+            "message", "help", "related", "fix", "evidence", "cell", "hazard", "prediction"}
     assert all(set(d) == keys for d in data)
+    assert data[0]["hazard"] == "vanishing" and data[0]["prediction"]["ratio"] < 1e-3
     gl201 = data[1]
     assert gl201["fix"]["applicability"] == "unsafe"
     assert gl201["related"][0]["message"].startswith("a = nn.Linear")

@@ -148,10 +148,10 @@ def test_force_exclude_from_a_subfolder_matches_from_the_project_root(proj, monk
 
 
 def test_settings_for_a_file_reads_its_nearest_config(proj):
-    proj("gradlint.toml", 'ignore = ["GL101"]\n[rules.GL303]\nexploding-gain = 100.0\n')
+    proj("gradlint.toml", 'ignore = ["GL101"]\n[rules.GL303]\nmin-blocks = 4\n')
     settings = settings_for(proj.root / "tower.py")
     assert "GL101" in settings.ignore
-    assert dict(settings.rule_options)["GL303"] == (("exploding-gain", 100.0),)
+    assert dict(settings.rule_options)["GL303"] == (("min-blocks", 4),)
     assert settings.root == str(proj.root.resolve())
 
 

@@ -11,19 +11,8 @@ from __future__ import annotations
 
 import math
 
-#: defaults; ``[tool.gradlint.dynamic.thresholds]`` overrides them
-THRESHOLDS = {
-    "vanishing-ratio": 1e-3,  # ||grad W_first|| / ||grad W_last|| below this: vanishing (AUTOTRAINER)
-    "vanishing-absolute": 1e-7,  # ||grad W_first|| below this: vanished whatever the ratio
-    "exploding-ratio": 70.0,  # first/last above this: exploding (AUTOTRAINER)
-    "exploding-absolute": 1e3,  # ||grad W_first|| above this: exploded
-    "vanishing-gain": 1e-4,  # ||dL/dz_first|| / ||dL/dz_last|| (layer outputs) below this: vanishing
-    "exploding-gain": 1e4,  # ... above this: exploding (the static band's gain limits)
-    "starved-cosine": 0.99,  # rows of a constant-initialized weight still this alike: starved
-    "recurrent-exploding": 1e3,  # largest gradient norm reaching an update over the BPTT steps
-    "recurrent-vanishing": 1e-3,  # first/last time step of the gradient at the recurrent input
-    "symmetry": 1e-6,  # relative spread of a weight's rows at or below this: identical units
-}
+#: defaults, shared with the static flow model; ``[tool.gradlint.dynamic.thresholds]`` overrides them
+from gradlint.flow.convention import THRESHOLDS  # noqa: E402
 
 CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
 
@@ -60,6 +49,8 @@ def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, threshold
     t = {**THRESHOLDS, **(thresholds or {})}
     if expect in ("vanishing", "exploding"):
         return _stack(expect, layers_named, measured["layers"], t)
+    if expect == "dead":
+        return _dead(layers_named, measured["layers"])
     if expect in ("symmetric", "starved"):
         return _symmetric(layers_named, raw, t, starved=expect == "starved")
     if expect == "recurrent-vanishing":
@@ -182,3 +173,16 @@ def _training(raw, t):
     if not finite:
         text += ", non-finite gradients"
     return (CONFIRMED if not finite or largest > limit else REFUTED), numbers, text
+
+
+def _dead(names, layers):
+    """Born dead: every weighted layer before the last gets an exactly-zero gradient, in most seeds."""
+    if not layers:
+        return INCONCLUSIVE, {}, "inconclusive: no parameterized module was measured"
+    below = layers[:-1] if len(layers) > 1 else layers
+    seeds = len(below[0]["norms"])
+    dead_seeds = sum(1 for i in range(seeds) if all(entry["norms"][i] == 0.0 for entry in below))
+    numbers = {"dead_seeds": dead_seeds, "seeds": seeds, "layers": len(below)}
+    text = (f"every gradient below `{layers[-1]['name']}` is exactly 0 in {dead_seeds} of {seeds} seeds "
+            f"({len(below)} layers)")
+    return (CONFIRMED if dead_seeds * 2 > seeds else REFUTED), numbers, text

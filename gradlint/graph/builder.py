@@ -1316,7 +1316,7 @@ class Builder:
         def num(v):
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-        value = std = bound = gain = mode = None
+        value = std = bound = gain = mode = mean = None
         if scheme == "constant":
             value = num(args[0] if args else kwargs.get("val"))
         elif scheme == "zeros":
@@ -1325,11 +1325,13 @@ class Builder:
             value = 1.0
         elif scheme in ("normal", "trunc_normal"):
             std = num(args[1] if len(args) > 1 else kwargs.get("std", 1.0))
+            mean = num(args[0] if args else kwargs.get("mean", 0.0))
         elif scheme == "uniform":
             a = num(args[0] if args else kwargs.get("a", 0.0))
             b = num(args[1] if len(args) > 1 else kwargs.get("b", 1.0))
             if a is not None and b is not None:
                 bound = max(abs(a), abs(b))
+                mean = (a + b) / 2
         elif scheme.startswith("xavier") or scheme == "orthogonal":
             gain = num(args[0] if args else kwargs.get("gain", 1.0))
         elif scheme.startswith("kaiming"):
@@ -1352,7 +1354,7 @@ class Builder:
             else:
                 callee = self.text(node.func)
                 target = self.text(node.args[0]) if node.args else None
-        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, mode, callee, target)
+        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, mode, callee, target, mean)
 
     def apply_init(self, target, init: Init, node) -> None:
         via = self.init_via
@@ -1636,6 +1638,8 @@ class Builder:
                     n = self.graph.add_node(Node(self.next_node(), "layer", layer=self.name_of(owner), span=_span(node)), x.producers)
                     return Flow(frozenset({n.id}))
         lf, rf = isinstance(left, Flow), isinstance(right, Flow)
+        if lf and isinstance(op, ast.Pow) and right == 2 and not isinstance(right, bool):
+            return self.functional_activation("square", "pow2", [left], node)  # ``x ** 2``
         if lf and rf:
             if isinstance(op, (ast.Add, ast.Sub)):
                 return self.merge_flows("add", [left, right], node)
@@ -1650,7 +1654,10 @@ class Builder:
                 n = self.graph.add_node(Node(self.next_node(), "scale", layer=self.name_of(owner), span=_span(node)), flow.producers)
                 return Flow(frozenset({n.id}))
             if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor != 1:
-                n = self.graph.add_node(Node(self.next_node(), "scale", span=_span(node)), flow.producers)
+                value = float(factor)
+                if isinstance(op, ast.Div):
+                    value = (1.0 / value if lf else None) if value else None  # ``c / f(x)`` is no scale
+                n = self.graph.add_node(Node(self.next_node(), "scale", span=_span(node), factor=value), flow.producers)
                 return Flow(frozenset({n.id}))
         if lf:
             return left
@@ -1746,11 +1753,13 @@ class _Factory:
             value = 1.0
         std = 1.0 if self.scheme == "normal" else None
         bound = 1.0 if self.scheme == "uniform" else None
+        mean = 0.0 if self.scheme == "normal" else 0.5 if self.scheme == "uniform" else None  # torch.rand: U[0, 1)
         if scale is not None:
             std = std * scale if std is not None else None
-            bound = bound * scale if bound is not None else None
+            bound = abs(bound * scale) if bound is not None else None
             value = value * scale if value is not None else None
-        return Init(self.scheme, text[:120], span, "parameter-factory", value, std, bound)
+            mean = mean * scale if mean is not None else None
+        return Init(self.scheme, text[:120], span, "parameter-factory", value, std, bound, mean=mean)
 
 
 class _Scaled:

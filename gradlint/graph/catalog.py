@@ -55,12 +55,15 @@ ACTIVATION_FUNCTIONS = {
     "torch.relu_": "relu", "torch.sigmoid_": "sigmoid", "torch.tanh_": "tanh",
     "torch.selu": "selu", "torch.celu": "celu", "torch.softmax": "softmax",
     "torch.log_softmax": "log_softmax", "torch.special.expit": "sigmoid",
+    # unbounded ones that overflow when stacked
+    "torch.exp": "exp", "torch.square": "square", "torch.special.exp2": "exp",
 }
 
 #: tensor methods that apply an activation: ``x.sigmoid()``
 ACTIVATION_METHODS = {
     "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh",
     "relu": "relu", "relu_": "relu", "softmax": "softmax", "log_softmax": "log_softmax",
+    "exp": "exp", "exp_": "exp", "square": "square",
 }
 
 #: string names accepted by constructor arguments (``nonlinearity="tanh"``)

@@ -63,6 +63,7 @@ class Init:
     mode: str | None = None  # kaiming's ``fan_in`` / ``fan_out``
     callee: str | None = None  # source text of the called function (``nn.init.constant_``)
     target: str | None = None  # source text of the initialized tensor (``m.weight``)
+    mean: float | None = None  # the distribution's mean, when known (``uniform_(0, 1)``: 0.5)
 
     @property
     def is_constant(self) -> bool:
@@ -139,6 +140,8 @@ class Node:
     layer: str | None = None  # qualified layer name for op == layer (and the factor of a scale)
     merge: str | None = None  # add, cat, mul for op == merge
     span: Span | None = None  # where it happens in forward
+    #: for op == scale by a constant: the factor (``0.1 * f(x)``, ``f(x) / 4`` gives 0.25)
+    factor: float | None = None
 
 
 @dataclass(frozen=True)

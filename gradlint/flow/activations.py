@@ -1,0 +1,351 @@
+"""Moments of every activation of the catalog under a Gaussian pre-activation.
+
+For ``z ~ N(mean, var)`` the flow model needs ``E[f(z)]``, ``E[f(z)^2]``, ``E[f'(z)^2]``, the
+fraction of saturated units (``|f'(z)|`` below 1 % of its largest value, for bounded
+activations) and the fraction of dead ones (``f'(z) = 0``), plus the *coherent* second moment
+``E_mu[(E_eps f(mu + s eps))^2]``: what every unit keeps in common over the batch when each
+unit has its own offset ``mu ~ N(mean, var_units)``.
+
+Three ways of integrating, by the shape of ``f``:
+
+- piecewise-linear activations (ReLU, leaky ReLU, ReLU6, hardtanh, the identity) in closed
+  form, from the moments of a truncated normal: a quadrature rule misplaces the kink;
+- ``exp`` (and so ``x ** 2``) in closed form, in log space, so that overflow is seen rather than
+  raised;
+- smooth activations (sigmoid, tanh, GELU, SiLU, softplus, ...) by Gauss–Hermite quadrature
+  (48 nodes) while the pre-activation is narrow (std <= 2); wider ones, and the few with a
+  kink in the derivative (SELU, hardsigmoid, hardswish), by a midpoint rule that also resolves
+  the activation's own features around 0 (a saturated tanh's derivative is a spike that
+  Gauss–Hermite nodes 5-10 apart step over).
+
+Pure Python; results are cached on rounded arguments because every save recomputes them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT2PI = math.sqrt(2.0 * math.pi)
+_SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
+#: beyond this log-magnitude a value is inf in float32 (log(3.4e38) = 88.7)
+LOG_F32_MAX = 88.72
+
+
+def _phi(z: float) -> float:
+    return math.exp(-0.5 * z * z) / _SQRT2PI
+
+
+def _Phi(z: float) -> float:
+    return 0.5 * math.erfc(-z / _SQRT2)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _softplus(z: float) -> float:
+    return z + math.log1p(math.exp(-z)) if z > 0 else math.log1p(math.exp(z))
+
+
+def _tanh_softplus(z: float) -> float:
+    return math.tanh(_softplus(z))
+
+
+#: smooth activations: (f, f', bounded, largest |f'|)
+_SMOOTH = {
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z)), True, 0.25),
+    "tanh": (math.tanh, lambda z: 1.0 - math.tanh(z) ** 2, True, 1.0),
+    "softsign": (lambda z: z / (1 + abs(z)), lambda z: 1.0 / (1 + abs(z)) ** 2, True, 1.0),
+    "gelu": (lambda z: z * _Phi(z), lambda z: _Phi(z) + z * _phi(z), False, 1.13),
+    "silu": (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z))), False, 1.1),
+    "mish": (
+        lambda z: z * _tanh_softplus(z),
+        lambda z: _tanh_softplus(z) + z * _sigmoid(z) * (1.0 - _tanh_softplus(z) ** 2),
+        False, 1.09,
+    ),
+    "softplus": (_softplus, _sigmoid, False, 1.0),
+    "elu": (lambda z: z if z > 0 else math.expm1(z), lambda z: 1.0 if z > 0 else math.exp(z), False, 1.0),
+    "celu": (lambda z: z if z > 0 else math.expm1(z), lambda z: 1.0 if z > 0 else math.exp(z), False, 1.0),
+    "tanhshrink": (lambda z: z - math.tanh(z), lambda z: math.tanh(z) ** 2, False, 1.0),
+    "logsigmoid": (lambda z: -_softplus(-z), lambda z: 1.0 - _sigmoid(z), False, 1.0),
+}
+#: activations with a jump in the derivative, integrated on a fine grid
+_KINKED = {
+    "selu": (
+        lambda z: _SELU_L * z if z > 0 else _SELU_L * _SELU_A * math.expm1(z),
+        lambda z: _SELU_L if z > 0 else _SELU_L * _SELU_A * math.exp(z),
+        False, _SELU_L * _SELU_A,
+    ),
+    "hardsigmoid": (lambda z: min(max(z / 6 + 0.5, 0.0), 1.0), lambda z: 1 / 6 if -3 < z < 3 else 0.0, True, 1 / 6),
+    "hardswish": (
+        lambda z: z * min(max(z + 3, 0.0), 6.0) / 6,
+        lambda z: 0.0 if z < -3 else 1.0 if z > 3 else (2 * z + 3) / 6,
+        False, 1.5,
+    ),
+}
+#: piecewise-linear activations: slopes on (-inf, lo), (lo, hi), (hi, inf) and the clip points
+_PIECEWISE = {
+    "identity": ((1.0, 1.0, 1.0), (-math.inf, math.inf)),
+    "relu": ((0.0, 1.0, 1.0), (0.0, math.inf)),
+    "threshold": ((0.0, 1.0, 1.0), (0.0, math.inf)),
+    "leaky_relu": ((0.01, 1.0, 1.0), (0.0, math.inf)),
+    "prelu": ((0.25, 1.0, 1.0), (0.0, math.inf)),
+    "rrelu": ((0.229, 1.0, 1.0), (0.0, math.inf)),
+    "relu6": ((0.0, 1.0, 0.0), (0.0, 6.0)),
+    "hardtanh": ((0.0, 1.0, 0.0), (-1.0, 1.0)),
+}
+#: grow without bound faster than any power: moments in closed form, overflow detected
+_EXPONENTIAL = {"exp", "square"}
+
+BOUNDED = frozenset({k for k, v in _SMOOTH.items() if v[2]} | {k for k, v in _KINKED.items() if v[2]}
+                    | {"relu6", "hardtanh"})
+#: f'(z) = 0 on a half-line: units can be dead
+DYING = frozenset({"relu", "relu6", "threshold", "hardtanh", "hardsigmoid", "hardswish"})
+#: positively homogeneous for large inputs: beyond the grid their moments scale with var
+_LINEAR_TAIL = frozenset({"gelu", "silu", "mish", "softplus", "elu", "celu", "selu", "hardswish", "tanhshrink"})
+
+
+def known(activation: str | None) -> bool:
+    a = activation or "identity"
+    return a in _SMOOTH or a in _KINKED or a in _PIECEWISE or a in _EXPONENTIAL
+
+
+def max_derivative(activation: str | None) -> float:
+    a = activation or "identity"
+    for table in (_SMOOTH, _KINKED):
+        if a in table:
+            return table[a][3]
+    if a in _PIECEWISE:
+        return max(_PIECEWISE[a][0])
+    return math.inf
+
+
+# ---------------------------------------------------------------- quadrature rules
+def _gauss_hermite(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Nodes and weights of the probabilists' Gauss–Hermite rule: ``E[g(Z)] ≈ Σ w_i g(x_i)``
+    for ``Z ~ N(0, 1)``. Newton's method on the orthonormal Hermite recurrence, from the usual
+    asymptotic first guesses (the roots of the physicists' polynomial, scaled by √2)."""
+    xs: list[float] = []
+    ws: list[float] = []
+    pim4 = math.pi ** -0.25
+    z = 0.0
+    for i in range((n + 1) // 2):
+        if i == 0:
+            z = math.sqrt(2 * n + 1) - 1.85575 * (2 * n + 1) ** (-1 / 6)
+        elif i == 1:
+            z -= 1.14 * n ** 0.426 / z
+        elif i == 2:
+            z = 1.86 * z - 0.86 * xs[0]
+        elif i == 3:
+            z = 1.91 * z - 0.91 * xs[1]
+        else:
+            z = 2.0 * z - xs[i - 2]
+        for _ in range(100):
+            p1, p2 = pim4, 0.0
+            for j in range(1, n + 1):
+                p1, p2 = z * math.sqrt(2.0 / j) * p1 - math.sqrt((j - 1) / j) * p2, p1
+            pp = math.sqrt(2.0 * n) * p2
+            dz = p1 / pp
+            z -= dz
+            if abs(dz) < 1e-14:
+                break
+        xs.append(z)
+        ws.append(2.0 / (pp * pp))
+    nodes, weights = [], []
+    for x, w in zip(xs, ws):
+        nodes += [x * _SQRT2, -x * _SQRT2]
+        weights += [w / math.sqrt(math.pi)] * 2
+    if n % 2:  # the middle root (0) was counted twice
+        nodes.pop()
+        weights.pop()
+    order = sorted(range(len(nodes)), key=nodes.__getitem__)
+    return tuple(nodes[i] for i in order), tuple(weights[i] for i in order)
+
+
+_GH = _gauss_hermite(48)
+_GH_OUTER = _gauss_hermite(16)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Statistics of ``f(z)`` for a Gaussian pre-activation (see the module docstring)."""
+
+    mean: float  # E[f(z)]
+    second: float  # E[f(z)^2]
+    d2: float  # E[f'(z)^2]
+    saturated: float  # fraction of units whose |f'| is below 1 % of its largest value
+    dead: float  # fraction of units with f'(z) = 0
+    overflow: bool = False  # some moment is beyond float32
+
+
+def _round(x: float) -> float:
+    """Four significant digits: the cache key (moments vary smoothly)."""
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.4g}")
+
+
+def moments(activation: str | None, mean: float, var: float) -> Moments:
+    a = activation or "identity"
+    return _moments(a, _round(mean), _round(max(var, 0.0)))
+
+
+@lru_cache(maxsize=8192)
+def _moments(a: str, mean: float, var: float) -> Moments:
+    if a in _PIECEWISE:
+        return _piecewise(a, mean, var)
+    if a in _EXPONENTIAL:
+        return _exponential(a, mean, var)
+    table = _SMOOTH if a in _SMOOTH else _KINKED
+    f, df, bounded, dmax = table[a]
+    sd = math.sqrt(var)
+    big = 1e12
+    if not bounded and a in _LINEAR_TAIL and (sd > big or abs(mean) > big):
+        # far beyond the grid: the activation is its linear tail (ReLU-like, or identity-like)
+        slope_neg = 0.0 if a not in ("tanhshrink",) else 1.0
+        lin = _piecewise_generic((slope_neg, 1.0, 1.0), (0.0, math.inf), mean, var)
+        return lin
+    if table is _SMOOTH and sd <= 2.0:
+        points = [(mean + sd * u, w) for u, w in zip(*_GH)]
+    else:
+        points = _wide_rule(mean, sd)
+    m1 = m2 = d2 = sat = dead = 0.0
+    for z, w in points:
+        fz, dz = f(z), df(z)
+        m1 += w * fz
+        m2 += w * fz * fz
+        d2 += w * dz * dz
+        if bounded and abs(dz) < 0.01 * dmax:
+            sat += w
+        if dz == 0.0 and a in DYING:
+            dead += w
+    return Moments(m1, m2, d2, sat, dead)
+
+
+def _wide_rule(mean: float, sd: float) -> list[tuple[float, float]]:
+    """Points and weights for ``E[g(z)]``, ``z ~ N(mean, sd^2)``, when ``sd`` is wide: the
+    activation's own features (a saturation spike of width about 1 around 0) would fall
+    between Gauss–Hermite nodes, so a midpoint rule runs on the union of a grid over the
+    Gaussian and a fine grid over ``|z| < 12``, weighted by the density."""
+    if sd == 0.0:
+        return [(mean, 1.0)]
+    lo, hi = mean - 10 * sd, mean + 10 * sd
+    edges = {lo, hi}
+    step = (hi - lo) / 400
+    edges.update(lo + i * step for i in range(1, 400))
+    a, b = max(lo, -12.0), min(hi, 12.0)
+    if a < b:
+        n = max(2, int((b - a) / 0.02))
+        edges.update(a + i * (b - a) / n for i in range(n + 1))
+    edges = sorted(edges)
+    out = []
+    for x0, x1 in zip(edges, edges[1:]):
+        if x1 <= x0:
+            continue
+        p = _Phi((x1 - mean) / sd) - _Phi((x0 - mean) / sd)
+        if p > 0:
+            out.append((0.5 * (x0 + x1), p))
+    total = sum(w for _, w in out) or 1.0
+    return [(z, w / total) for z, w in out]
+
+
+def _trunc(lo: float, hi: float, mean: float, sd: float) -> tuple[float, float, float]:
+    """``(P, E[z; lo<z<hi], E[z^2; lo<z<hi])`` for ``z ~ N(mean, sd^2)``."""
+    if sd == 0.0:
+        inside = lo < mean < hi
+        return (1.0, mean, mean * mean) if inside else (0.0, 0.0, 0.0)
+    a = (lo - mean) / sd if lo > -math.inf else -math.inf
+    b = (hi - mean) / sd if hi < math.inf else math.inf
+    pa, pb = (_phi(a) if math.isfinite(a) else 0.0), (_phi(b) if math.isfinite(b) else 0.0)
+    p = (_Phi(b) if math.isfinite(b) else 1.0) - (_Phi(a) if math.isfinite(a) else 0.0)
+    # moments of the standard normal on (a, b), then shifted and scaled
+    e1 = pa - pb
+    ea = a * pa if math.isfinite(a) else 0.0
+    eb = b * pb if math.isfinite(b) else 0.0
+    e2 = p + ea - eb
+    m1 = mean * p + sd * e1
+    m2 = mean * mean * p + 2 * mean * sd * e1 + sd * sd * e2
+    return max(p, 0.0), m1, max(m2, 0.0)
+
+
+def _piecewise_generic(slopes, clips, mean, var) -> Moments:
+    lo, hi = clips
+    s0, s1, s2 = slopes
+    sd = math.sqrt(var)
+    pieces = [(-math.inf, lo, s0, lo), (lo, hi, s1, None), (hi, math.inf, s2, hi)]
+    m1 = m2 = d2 = dead = 0.0
+    for a, b, slope, anchor in pieces:
+        if not a < b:
+            continue
+        p, e1, e2 = _trunc(a, b, mean, sd)
+        if p <= 0:
+            continue
+        if anchor is None or not math.isfinite(anchor):
+            # f(z) = slope * z on the piece (the middle piece goes through 0)
+            f1, f2 = slope * e1, slope * slope * e2
+        else:
+            # f(z) = f(anchor) + slope * (z - anchor), continuous at the clip point, where the
+            # middle piece (through 0) gives f(anchor) = s1 * anchor
+            base = s1 * anchor
+            f1 = base * p + slope * (e1 - anchor * p)
+            f2 = (base * base * p + 2 * base * slope * (e1 - anchor * p)
+                  + slope * slope * (e2 - 2 * anchor * e1 + anchor * anchor * p))
+        m1 += f1
+        m2 += f2
+        d2 += slope * slope * p
+        if slope == 0.0:
+            dead += p
+    dmax = max(slopes)
+    bounded = s0 == 0.0 and s2 == 0.0
+    sat = dead if bounded else 0.0
+    return Moments(m1, max(m2, 0.0), d2, sat if dmax else 0.0, dead)
+
+
+def _piecewise(a: str, mean: float, var: float) -> Moments:
+    slopes, clips = _PIECEWISE[a]
+    return _piecewise_generic(slopes, clips, mean, var)
+
+
+def _exponential(a: str, mean: float, var: float) -> Moments:
+    """``exp``: lognormal moments; ``square``: Gaussian moments of z^2 and (2z)^2."""
+    if a == "square":
+        m1 = mean * mean + var
+        m2 = mean ** 4 + 6 * mean * mean * var + 3 * var * var
+        d2 = 4 * (mean * mean + var)
+        over = m2 > math.exp(2 * LOG_F32_MAX) if math.isfinite(m2) else True
+        return Moments(m1, m2, d2, 0.0, 0.0, over)
+    log_m1 = mean + var / 2
+    log_m2 = 2 * mean + 2 * var
+    over = log_m2 / 2 > LOG_F32_MAX
+    cap = 690.0
+    m1 = math.exp(min(log_m1, cap))
+    m2 = math.exp(min(log_m2, cap))
+    return Moments(m1, m2, m2, 0.0, 0.0, over)
+
+
+def coherent(activation: str | None, mean: float, var_units: float, var_within: float) -> float:
+    """``E_mu[(E_eps f(mu + s eps))^2]`` with ``mu ~ N(mean, var_units)`` and ``s^2 = var_within``:
+    the second moment of the per-unit batch means of ``f``'s output."""
+    a = activation or "identity"
+    return _coherent(a, _round(mean), _round(max(var_units, 0.0)), _round(max(var_within, 0.0)))
+
+
+@lru_cache(maxsize=8192)
+def _coherent(a: str, mean: float, var_units: float, var_within: float) -> float:
+    if a == "identity":
+        return mean * mean + var_units
+    if a == "exp":
+        log = var_within + 2 * mean + 2 * var_units
+        return math.exp(min(log, 690.0))
+    su = math.sqrt(var_units)
+    total = 0.0
+    for u, w in zip(*_GH_OUTER):
+        mu = mean + su * u
+        total += w * moments(a, mu, var_within).mean ** 2
+    return total

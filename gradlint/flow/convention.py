@@ -1,0 +1,110 @@
+"""The measurement convention and the hazard tests: one home for the static flow model and
+``--dynamic`` alike.
+
+**Input.** A batch of ``BATCH`` examples, every input element drawn from N(0, 1) (integer
+token ids uniformly over the vocabulary for embeddings).
+
+**Loss.** A fixed random linear read-out of the model's output ``t``:
+``loss = sum(t * r) / (BATCH * sqrt(P))`` with ``r ~ N(0, 1)`` and ``P`` the number of output
+elements per example. The gradient reaching the output then has a second moment of
+``1 / (BATCH**2 * P)`` per element whatever the network does, so absolute gradient norms mean
+the same for every model, and the static prediction and the measurement start the backward
+pass from the same place.
+
+**Quantities** (at initialization, geometric mean over seeds when measured):
+
+- ``first``: ``‖∇W‖`` of the first weighted layer in forward order; ``last`` of the last;
+- ``ratio``: ``first / last``;
+- ``gain``: root mean square of the gradient at the first weighted layer's output over the
+  same at the last one's (the backpropagated signal itself, per unit);
+- ``total``: the norm of the whole gradient (every weighted layer's ``‖∇W‖`` in quadrature);
+- ``finite``: no inf/NaN in the forward or backward pass;
+- ``dead``: every gradient below the head is exactly zero (a dead ReLU net).
+
+Pure Python: imported by the static path, so nothing here may import torch.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+
+#: examples per measured batch
+BATCH = 8
+#: float32 limits: a value beyond FLOAT32_MAX is inf in torch's default dtype
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+class Hazard(str, Enum):
+    """What a finding (or a measurement) says about the gradient at initialization."""
+
+    VANISHING = "vanishing"
+    EXPLODING = "exploding"
+    DEAD = "dead"
+    NONE = "none"
+
+    def __str__(self) -> str:  # plain text in messages and JSON
+        return self.value
+
+
+#: defaults; ``[tool.gradlint.dynamic.thresholds]`` overrides them for --dynamic
+THRESHOLDS = {
+    "vanishing-ratio": 1e-3,  # ||grad W_first|| / ||grad W_last|| below this: vanishing (AUTOTRAINER)
+    "vanishing-absolute": 1e-7,  # ||grad W_first|| below this: vanished whatever the ratio
+    "exploding-ratio": 70.0,  # first/last above this: exploding (AUTOTRAINER)
+    "exploding-absolute": 1e3,  # ||grad W_first|| above this: exploded
+    "exploding-total": 1e3,  # the whole gradient's norm above this: exploded
+    "vanishing-gain": 1e-4,  # RMS of dL/dz at the first layer's output over the last's below this
+    "exploding-gain": 1e4,  # ... above this: exploding
+    "starved-cosine": 0.99,  # rows of a constant-initialized weight still this alike: starved
+    "recurrent-exploding": 1e3,  # largest gradient norm reaching an update over the BPTT steps
+    "recurrent-vanishing": 1e-3,  # first/last time step of the gradient at the recurrent input
+    "symmetry": 1e-6,  # relative spread of a weight's rows at or below this: identical units
+    "dead-probability": 0.5,  # predicted probability that a whole layer is dead at init
+}
+
+
+def _finite(x) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def classify(ratio=None, first=None, total=None, gain=None, finite=True, dead=False,
+             thresholds: dict | None = None) -> tuple[Hazard, str | None]:
+    """``(hazard, test)``: the hazard class of one model's gradients and the name of the test
+    that decided it (None when healthy). Missing numbers (None or NaN) are skipped.
+
+    Order: non-finite gradients are an explosion; a dead net is dead; then the explosion
+    tests (an enormous first-layer or total gradient is exploding whatever the ratio says);
+    then the vanishing tests.
+    """
+    t = {**THRESHOLDS, **(thresholds or {})}
+    if not finite:
+        return Hazard.EXPLODING, "overflow"
+    if dead:
+        return Hazard.DEAD, "dead"
+    if _finite(first) and first > t["exploding-absolute"]:
+        return Hazard.EXPLODING, "first"
+    if _finite(total) and total > t["exploding-total"]:
+        return Hazard.EXPLODING, "total"
+    if _finite(ratio) and ratio > t["exploding-ratio"]:
+        return Hazard.EXPLODING, "ratio"
+    if _finite(gain) and gain > t["exploding-gain"]:
+        return Hazard.EXPLODING, "gain"
+    if _finite(ratio) and ratio < t["vanishing-ratio"]:
+        return Hazard.VANISHING, "ratio"
+    if _finite(first) and first < t["vanishing-absolute"]:
+        return Hazard.VANISHING, "first"
+    if _finite(gain) and gain < t["vanishing-gain"]:
+        return Hazard.VANISHING, "gain"
+    return Hazard.NONE, None
+
+
+#: what each test compares, in words a message can use
+TEST_WORDS = {
+    "overflow": "values overflow float32 (inf/NaN)",
+    "dead": "every gradient below the output layer is exactly 0",
+    "first": "the first layer's weight-gradient norm",
+    "total": "the whole gradient's norm",
+    "ratio": "the first layer's weight gradient over the last layer's",
+    "gain": "the backpropagated gradient at the first layer over that at the last layer",
+}

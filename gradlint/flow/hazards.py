@@ -1,0 +1,336 @@
+"""Judging the flow profile: which hazard a model has, and what causes it.
+
+The profile of the model as written is judged by the tests of :mod:`gradlint.flow.convention`
+(the ones ``--dynamic`` applies to measurements). A hazard is then attributed to its cause by
+counterfactuals, each the profile of the same graph with one thing changed, the way a person
+would fix it:
+
+1. ``overflow`` / ``initializer``: every weighted layer given the initializer matched to the
+   activation after it (Kaiming for ReLU-family units, Xavier otherwise). If that cures the
+   model, the initializer is the cause: a fixed-scale one (``normal_(0, 1)``,
+   ``uniform_``, ``torch.randn``) is *init-scale*, the default or a mismatched scheme
+   *init-mismatch*.
+2. ``activation``: the saturating activations (sigmoid, tanh, ...) replaced by ReLU with the
+   matched init. If that cures a vanishing model, the activation is the cause.
+3. Otherwise the architecture: an exponential activation that overflows; normalization with
+   no skip connection that explodes (*norm-without-skips*); unnormalized residual adds that
+   explode (*residual-growth*); a narrow ReLU net that is born dead (*narrow-width*); and
+   else depth without normalization (*depth*).
+
+One model gives at most one gradient hazard, plus saturated bounded layers (a warning of
+its own: one backward pass at init may not show them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+from gradlint.flow import activations as A
+from gradlint.flow.convention import THRESHOLDS, Hazard, classify
+from gradlint.flow.propagate import Profile, profile
+
+RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu",
+                         "mish", "hardswish", "threshold"})
+#: bounded activations whose derivative is well below 1 (at most 1/4): vanishing whatever the init
+SIGMOID_LIKE = frozenset({"sigmoid", "hardsigmoid"})
+SATURATING = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign"})
+FIXED_SCALE = frozenset({"normal", "uniform", "trunc_normal"})
+UNBOUNDED_FAST = frozenset({"exp", "square"})
+#: a bounded layer with more than this fraction of saturated units at init
+SATURATED_FRACTION = 0.5
+
+
+class Cause(str, Enum):
+    ACTIVATION = "activation"  # GL101
+    INIT_SCALE = "init-scale"  # GL202
+    INIT_MISMATCH = "init-mismatch"  # GL203
+    DEPTH = "depth"  # GL301: no normalization
+    RESIDUAL_GROWTH = "residual-growth"  # GL303
+    NORM_WITHOUT_SKIPS = "norm-without-skips"  # GL304
+    NARROW_WIDTH = "narrow-width"  # GL305
+    OVERFLOW = "overflow"  # GL103
+    SATURATED_LAYER = "saturated-layer"  # GL104
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: causes of a gradient hazard (a saturated layer is a warning about training, not about the gradient)
+GRADIENT_CAUSES = tuple(c for c in Cause if c is not Cause.SATURATED_LAYER)
+
+
+@dataclass(frozen=True)
+class Numbers:
+    """The judged quantities of one profile."""
+
+    ratio: float | None
+    first: float | None
+    total: float | None
+    gain: float | None
+    finite: bool
+    dead: float  # probability that the net is born dead
+
+    @classmethod
+    def of(cls, p: Profile) -> "Numbers":
+        return cls(p.ratio, p.first, p.total, p.gain, p.finite, p.dead_probability)
+
+    def judge(self, thresholds=None) -> tuple[Hazard, str | None]:
+        t = {**THRESHOLDS, **(thresholds or {})}
+        return classify(self.ratio, self.first, self.total, self.gain, self.finite,
+                        self.dead > t["dead-probability"], t)
+
+
+@dataclass
+class FlowHazard:
+    hazard: Hazard
+    test: str | None
+    cause: Cause
+    numbers: Numbers
+    profile: Profile
+    layers: tuple  # Layer objects involved, forward order (first, ..., last)
+    nodes: tuple = ()  # forward nodes the cause points at (activations, merges, norms)
+    #: the numbers of the counterfactual that cures it, when one does
+    cured: Numbers | None = None
+    detail: dict = field(default_factory=dict)
+
+    def prediction(self) -> dict:
+        n = self.numbers
+        return {"ratio": n.ratio, "first": n.first, "total": n.total, "gain": n.gain, "test": self.test,
+                "layers": tuple((l.name, l.grad_norm) for l in self.profile.certain_layers())}
+
+
+def _matched_var(graph, layer) -> tuple[float, float] | None:
+    fi = layer.fan_in
+    if layer.category == "parameter":
+        shape = layer.params.get("shape") or ()
+        fi = shape[0] if len(shape) == 2 and isinstance(shape[0], int) else None
+    if not fi:
+        return None
+    act = graph.next_activation(layer)
+    return ((2.0 if act in RELU_FAMILY else 1.0) / fi, 0.0)
+
+
+def _weighted(graph):
+    return [l for l in graph.layers() if l.category in ("weighted", "parameter") and
+            l.kind not in ("Embedding", "EmbeddingBag", "MultiheadAttention")]
+
+
+def _init_of(graph, layer):
+    return graph.init_of(layer, "weight")
+
+
+class Judge:
+    """Judges one graph; the profile is computed once and cached."""
+
+    def __init__(self, graph, thresholds: dict | None = None, relative: bool = False):
+        self.graph = graph
+        self.relative = relative  # a stretch of a model: its input scale is assumed, not known
+        self.t = {**THRESHOLDS, **(thresholds or {})}
+        self._profile = None
+        self._hazards = None
+
+    @property
+    def profile(self) -> Profile:
+        if self._profile is None:
+            self._profile = profile(self.graph)
+        return self._profile
+
+    def hazards(self) -> list[FlowHazard]:
+        if self._hazards is None:
+            self._hazards = self._find()
+        return self._hazards
+
+    # ------------------------------------------------------------ finding
+    def _find(self) -> list[FlowHazard]:
+        g = self.graph
+        p = self.profile
+        out: list[FlowHazard] = []
+        if self.relative:
+            nums = Numbers.of(p)
+            nums = Numbers(nums.ratio, None, None, nums.gain, nums.finite, nums.dead)
+        else:
+            nums = Numbers.of(p)
+        hazard, test = nums.judge(self.t)
+        certain = p.certain_layers()
+        by_name = {l.name: l for l in g.layers()}
+        involved = tuple(by_name[l.name] for l in certain if l.name in by_name)
+        if not involved and not nums.finite:
+            involved = tuple(by_name[l.name] for l in p.layers if l.name in by_name)
+        if hazard is not Hazard.NONE and involved:
+            out.append(self._attribute(hazard, test, nums, involved))
+        if not self.relative:
+            out.extend(self._saturated(skip={h.cause for h in out}))
+            if not p.complete:
+                out.extend(self._local(skip={l.name for h in out for l in h.layers}))
+        return out
+
+    def _local(self, skip) -> list[FlowHazard]:
+        """Where part of the model is not modelled, the plain stretches that are: each chain of
+        weighted layers joined only by activations and shape-only layers, profiled on its own
+        from a unit-variance input, judged by the relative tests (ratio and gain)."""
+        out = []
+        for chain in _plain_chains(self.graph):
+            layers = [self.graph.layer_of(n) for n in chain if self.graph.category_of(n) in ("weighted", "parameter")]
+            if len(layers) < 3 or any(l.name in skip for l in layers):
+                continue
+            if all(self.profile.stats[n.id].certain for n in chain) and all(
+                    lf.certain for lf in self.profile.layers if lf.name in {l.name for l in layers}):
+                continue  # the model-level judgement already covers it
+            sub = Judge(_subgraph(self.graph, chain), self.t, relative=True)
+            for h in sub.hazards():
+                h.detail["local"] = True
+                out.append(h)
+        return out
+
+    def _cf(self, inits=None, acts=None) -> Numbers:
+        return Numbers.of(profile(self.graph, inits, acts))
+
+    def _attribute(self, hazard, test, nums, involved) -> FlowHazard:
+        g, p = self.graph, self.profile
+        weighted = _weighted(g)
+        act_nodes = [n for n in g.nodes() if n.op == "layer" and g.activation_of(n)]
+        acts = {g.activation_of(n) for n in act_nodes}
+
+        def make(cause, nodes=(), cured=None, **detail):
+            return FlowHazard(hazard, test, cause, nums, p, involved, tuple(nodes), cured, detail)
+
+        if hazard is Hazard.DEAD:
+            narrow = [n for n in act_nodes if p.stats[n.id].dead_layer > 0]
+            narrow.sort(key=lambda n: -p.stats[n.id].dead_layer)
+            return make(Cause.NARROW_WIDTH, narrow[:1], width=p.stats[narrow[0].id].width if narrow else None)
+        saturating = [n for n in act_nodes if g.activation_of(n) in SATURATING and not self._is_gate(n)]
+        if hazard is Hazard.VANISHING and any(g.activation_of(n) in SIGMOID_LIKE for n in saturating):
+            # sigmoid' <= 1/4 shrinks the gradient whatever the init: the activation is the cause
+            return make(Cause.ACTIVATION, saturating)
+        # the initializer: every weighted layer with the init matched to its activation
+        matched = {}
+        for layer in weighted:
+            mv = _matched_var(g, layer)
+            if mv is not None:
+                matched[layer.name] = mv
+        cf = self._cf(inits=matched) if matched else None
+        if cf is not None and cf.judge(self.t)[0] is Hazard.NONE:
+            fixed = [l for l in weighted if (_init_of(g, l) is not None and _init_of(g, l).scheme in FIXED_SCALE)]
+            cause = Cause.INIT_SCALE if fixed else Cause.INIT_MISMATCH
+            return make(cause, cured=cf, fixed=tuple(l.name for l in fixed))
+        overflowing = [n for n in act_nodes if g.activation_of(n) in UNBOUNDED_FAST]
+        if hazard is Hazard.EXPLODING and overflowing:
+            first = next((n for n in overflowing if p.stats[n.id].overflow), overflowing[0])
+            return make(Cause.OVERFLOW, [first], activation=g.activation_of(first))
+        if hazard is Hazard.VANISHING and saturating:
+            relu = {n.id: "relu" for n in saturating}
+            relu_init = {}
+            for layer in weighted:
+                fi = layer.fan_in
+                if fi:
+                    relu_init[layer.name] = (2.0 / fi, 0.0)
+            cf_act = self._cf(inits=relu_init, acts=relu)
+            if cf_act.judge(self.t)[0] is Hazard.NONE:
+                return make(Cause.ACTIVATION, saturating, cured=cf_act)
+        norms = [n for n in g.nodes() if g.category_of(n) == "norm"]
+        skips = [n for n in g.nodes() if g.is_skip_merge(n)]
+        if hazard is Hazard.EXPLODING and norms and not skips:
+            return make(Cause.NORM_WITHOUT_SKIPS, norms, kinds=tuple(sorted({g.layer_of(n).kind for n in norms})))
+        if hazard is Hazard.EXPLODING and skips:
+            stream = self._growth(skips)
+            return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips))
+        return make(Cause.DEPTH, [], normalized=bool(norms))
+
+    def _growth(self, merges) -> float:
+        """RMS of the residual stream at the last add over that at the first add's input."""
+        p = self.profile
+        first = self.graph.predecessors(merges[0])
+        q0 = min((p.stats[x.id].q for x in first), default=1.0) or 1.0
+        q1 = p.stats[merges[-1].id].q
+        return math.sqrt(q1 / q0) if q0 > 0 else math.inf
+
+    def _is_gate(self, node) -> bool:
+        return self.graph.is_gate(node)
+
+    def _saturated(self, skip) -> list[FlowHazard]:
+        """Bounded layers saturated at init (more than half their units beyond the linear
+        range): one warning for the model even when it is shallow, unless the gradient hazard
+        already found has the same remedy (its initializer or its activation)."""
+        if skip & {Cause.ACTIVATION, Cause.INIT_SCALE, Cause.INIT_MISMATCH}:
+            return []
+        g, p = self.graph, self.profile
+        layers, nodes, worst = [], [], None
+        for n in g.nodes():
+            act = g.activation_of(n) if n.op == "layer" else None
+            if act not in SATURATING or self._is_gate(n):
+                continue
+            st = p.stats.get(n.id)
+            if st is None or not st.certain or st.saturated <= SATURATED_FRACTION:
+                continue
+            pre = g.nearest_weighted_before(n)
+            layer = g.layer_of(pre) if pre is not None else None
+            if layer is None or layer in layers:
+                continue
+            layers.append(layer)
+            nodes.append(n)
+            pre_std = math.sqrt(max(p.stats[pre.id].q, 0.0))
+            if worst is None or st.saturated > worst[0]:
+                worst = (st.saturated, act, pre_std)
+        if not layers:
+            return []
+        return [FlowHazard(Hazard.VANISHING, "saturation", Cause.SATURATED_LAYER, Numbers.of(p), p,
+                           tuple(layers), tuple(nodes), None,
+                           {"fraction": worst[0], "activation": worst[1], "pre_std": worst[2]})]
+
+
+def _plain_chains(graph) -> list[list]:
+    """Maximal single-input, single-output runs of layer nodes (weighted, activation, shape-only)."""
+    def plain(n):
+        return n.op == "layer" and graph.category_of(n) in ("weighted", "parameter", "activation", "other")
+
+    chains, seen = [], set()
+    for node in graph.nodes():
+        if node.id in seen or not plain(node):
+            continue
+        preds = graph.predecessors(node)
+        if len(preds) == 1 and plain(preds[0]) and len(graph.successors(preds[0])) == 1:
+            continue  # not the start of a run
+        chain, cur = [node], node
+        seen.add(node.id)
+        while True:
+            succ = graph.successors(cur)
+            if len(succ) != 1 or not plain(succ[0]) or len(graph.predecessors(succ[0])) != 1 or succ[0].id in seen:
+                break
+            cur = succ[0]
+            seen.add(cur.id)
+            chain.append(cur)
+        chains.append(chain)
+    return chains
+
+
+def _subgraph(graph, chain):
+    """A graph of its own for one chain of nodes: an input, the chain, an output."""
+    from gradlint.graph.model import ModelGraph, Node
+
+    sub = ModelGraph(graph.name, graph.path, graph.span)
+    for n in chain:
+        layer = graph.layer_of(n)
+        if layer is not None:
+            sub.add_layer(layer)
+    first_id = min(n.id for n in chain)
+    sub.add_node(Node(first_id - 1 if first_id > 0 else -1, "input"))
+    prev = first_id - 1 if first_id > 0 else -1
+    for n in chain:
+        sub.add_node(n, [prev])
+        prev = n.id
+    sub.add_node(Node(chain[-1].id + 1, "output"), [prev])
+    return sub
+
+
+def judge(graph, thresholds: dict | None = None) -> Judge:
+    """The graph's judge, cached on the graph (rules share it)."""
+    key = tuple(sorted((thresholds or {}).items()))
+    cache = graph.__dict__.setdefault("_flow_judges", {})
+    if key not in cache:
+        cache[key] = Judge(graph, thresholds)
+    return cache[key]
+
+
+__all__ = ["A", "Cause", "FlowHazard", "Judge", "Numbers", "judge"]

@@ -1,0 +1,740 @@
+"""The propagation pass: forward and backward moments over a layer graph at initialization.
+
+Mean-field signal propagation (Poole et al. 2016; Schoenholz et al., ICLR 2017; Yang et al.,
+ICLR 2019 for batch normalization), over the weight ensemble of the initializers the builder
+found, in the convention of :mod:`gradlint.flow.convention`.
+
+**Forward**, per node, per element of its output:
+
+- ``m``: the mean; ``q``: the second moment ``E[x^2]``;
+- ``c``: the *coherent* second moment, ``E_units[(E_batch x)^2]``: what a unit keeps in common
+  over the batch (ReLU outputs share a positive mean; each unit of the next layer then gets an
+  offset of its own). Batch normalization divides by the within-unit variance ``q - c``, which
+  is why plain BatchNorm stacks explode (the offsets feed the backward pass, not the scale);
+- ``pos``: spatial positions (or tokens) per example; ``width``: features or channels.
+
+A weighted layer ``z = W x + b`` with weight variance ``s^2``, weight mean ``u``, fan-in ``n``:
+``q_z = s^2 n q_x + u^2 (n (q_x - m_x^2) + n^2 m_x^2) + E[b^2]`` and alike for ``c``. An
+activation maps a Gaussian pre-activation by :mod:`gradlint.flow.activations`.
+
+**Backward**, per node: ``g``, the second moment of the loss gradient at the node's output,
+starting from ``1 / (BATCH^2 P)`` at the model's output. Through a weighted layer
+``g_x = (s^2 + u^2) fan_out g_z``; through an activation ``g_z = E[f'(z)^2] g_x``; through a
+normalization ``g_x = gamma^2 g_y / var`` (times the finite-batch factor of batch statistics);
+forks add the second moments of their branches (independent paths).
+
+**Weight gradients**: ``‖∇W‖^2 = N · n_out · fan_in · g_z · X`` with ``N`` the output positions
+of the batch and ``X = q_x`` (``q_x - c_x`` when the layer feeds a batch normalization, whose
+backward removes the batch mean of the gradient). A layer applied several times adds up.
+
+What the pass cannot model (an unresolved call, attention products, recurrent layers) makes
+the node *uncertain*: its statistics are carried on as a guess so that the rest of the graph
+is still computed, but every node whose forward or backward statistics depend on a guess is
+marked, and the hazard tests use only certain layers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from gradlint.flow import activations as A
+from gradlint.flow.convention import BATCH, FLOAT32_MAX
+
+#: spatial size per dimension that --dynamic feeds a convolutional model (dynamic/plan.py)
+SPATIAL = {1: 64, 2: 64, 3: 16}
+#: tokens per example that --dynamic feeds an embedding
+TOKENS = 32
+_BIG = 1e300
+_OVERFLOW_Q = FLOAT32_MAX ** 2  # a second moment past this: values are inf in float32
+
+#: layers that only move, select or drop values
+_SHAPE_ONLY = ("Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
+               "AlphaDropout", "FeatureAlphaDropout", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d",
+               "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d",
+               "ReplicationPad1d", "ReplicationPad2d", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle")
+_POOLS = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
+          "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
+          "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "UpsamplingNearest2d")
+#: module kinds whose output is a normalization over the batch (BatchNorm family)
+_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+                "LazyBatchNorm3d", "SyncBatchNorm")
+_INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+
+
+@dataclass
+class Stat:
+    """Forward statistics of one node's output (per element)."""
+
+    m: float = 0.0
+    q: float = 1.0
+    c: float = 0.0
+    pos: float = 1.0
+    width: int | None = None
+    certain: bool = True
+    overflow: bool = False
+    #: for activations: fraction of saturated / dead units, and the probability that every
+    #: unit of the layer is dead for the whole batch
+    saturated: float = 0.0
+    dead: float = 0.0
+    dead_layer: float = 0.0
+    why: str | None = None  # why the node is uncertain
+    #: dying activations (ReLU) passed since the last batch normalization: after one, a narrow
+    #: layer's inputs have collapsed towards one direction
+    dying: int = 0
+
+    def copy(self, **kw) -> "Stat":
+        d = dict(self.__dict__)
+        d.update(kw)
+        return Stat(**d)
+
+
+@dataclass
+class LayerFlow:
+    """The prediction for one weighted layer, in forward order."""
+
+    name: str
+    node: int  # id of its first application
+    grad_norm: float  # predicted ‖∇W‖
+    out_grad_rms: float  # predicted RMS of the gradient at its output (first application)
+    input_rms: float  # predicted RMS of its input
+    certain: bool
+    #: its gradient is exactly 0 at step 0 only because a zero-initialized layer (or a zero
+    #: normalization scale) downstream blocks it; the first update unblocks it
+    blocked: bool = False
+
+
+@dataclass
+class Profile:
+    """The flow profile of one graph."""
+
+    stats: dict  # node id -> Stat
+    grads: dict  # node id -> g (second moment of dL/d output), None when no gradient reaches it
+    layers: list  # LayerFlow, forward order (weighted layers only)
+    overflow_node: int | None = None
+    notes: list = field(default_factory=list)
+
+    # ------------------------------------------------------------ summaries
+    def certain_layers(self) -> list:
+        """The layers the tests judge: certain, and not blocked by a zero-initialized layer for
+        the first step only (a zero output layer is a deliberate trick that recovers after one
+        update, not a vanishing gradient)."""
+        return [l for l in self.layers if l.certain and not l.blocked]
+
+    @property
+    def complete(self) -> bool:
+        """Every weighted layer's prediction rests on modelled operations only."""
+        return bool(self.layers) and all(l.certain for l in self.layers)
+
+    def _pair(self):
+        ls = self.certain_layers()
+        return (ls[0], ls[-1]) if len(ls) >= 2 else (None, None)
+
+    @property
+    def first(self) -> float | None:
+        ls = self.certain_layers()
+        return ls[0].grad_norm if ls else None
+
+    @property
+    def last(self) -> float | None:
+        ls = self.certain_layers()
+        return ls[-1].grad_norm if ls else None
+
+    @property
+    def ratio(self) -> float | None:
+        a, b = self._pair()
+        if a is None:
+            return None
+        if b.grad_norm <= 0:
+            return math.inf if a.grad_norm > 0 else None
+        return a.grad_norm / b.grad_norm
+
+    @property
+    def gain(self) -> float | None:
+        a, b = self._pair()
+        if a is None or b.out_grad_rms <= 0:
+            return None
+        return a.out_grad_rms / b.out_grad_rms
+
+    @property
+    def total(self) -> float | None:
+        ls = self.certain_layers()
+        if not ls:
+            return None
+        return math.sqrt(min(sum(min(l.grad_norm, 1e150) ** 2 for l in ls), _BIG))
+
+    @property
+    def finite(self) -> bool:
+        return self.overflow_node is None
+
+    @property
+    def dead_probability(self) -> float:
+        """Probability that some activation layer is dead for the whole batch at init (certain
+        nodes only): then every gradient below it is exactly 0."""
+        alive = 1.0
+        for st in self.stats.values():
+            if st.certain and st.dead_layer > 0:
+                alive *= 1.0 - st.dead_layer
+        return 1.0 - alive
+
+
+# ---------------------------------------------------------------- parameters
+def weight_moments(graph, layer, param: str = "weight", fan_in: int | None = None, fan_out: int | None = None):
+    """``(variance, mean)`` of a parameter's entries at init, or None when unknown."""
+    init = graph.init_of(layer, param)
+    if init is None:
+        return None
+    fi = fan_in if fan_in is not None else layer.fan_in
+    fo = fan_out if fan_out is not None else layer.fan_out
+    s = init.scheme
+    if s == "default":
+        if layer.category in ("weighted", "recurrent"):
+            if layer.kind in ("Embedding", "EmbeddingBag"):
+                return 1.0, 0.0
+            if layer.kind == "MultiheadAttention":
+                return (2.0 / (fi + fo), 0.0) if fi and fo else None  # xavier_uniform_ in_proj
+            if layer.category == "recurrent":
+                h = layer.params.get("hidden_size")
+                return (1.0 / (3 * h), 0.0) if isinstance(h, int) and h > 0 else None
+            return (1.0 / (3 * fi), 0.0) if fi else None
+        return None
+    if init.is_constant:
+        return (0.0, init.value) if init.value is not None else None
+    if s.startswith("xavier"):
+        g = init.gain if init.gain is not None else 1.0
+        return (g * g * 2.0 / (fi + fo), 0.0) if fi and fo else None
+    if s.startswith("kaiming"):
+        g = init.gain if init.gain is not None else math.sqrt(2.0)
+        fan = fo if init.mode == "fan_out" else fi
+        return (g * g / fan, 0.0) if fan else None
+    if s in ("orthogonal", "eye", "dirac"):
+        g = init.gain if init.gain is not None and s == "orthogonal" else 1.0
+        n = max(fi or 0, fo or 0)
+        return (g * g / n, 0.0) if n else None
+    mean = init.mean or 0.0
+    if s == "normal" and init.std is not None:
+        return init.std ** 2, mean
+    if s == "trunc_normal" and init.std is not None:
+        # torch's trunc_normal_ cuts at absolute a=-2, b=2: only a wide std loses variance
+        t = 2.0 / init.std if init.std > 0 else math.inf
+        frac = 1.0 if t > 6 else max(1e-6, 1 - 2 * t * A._phi(t) / (2 * A._Phi(t) - 1))
+        return init.std ** 2 * frac, mean
+    if s == "uniform" and init.bound is not None:
+        half = max(init.bound - abs(mean), 0.0)
+        return half * half / 3.0, mean
+    return None
+
+
+def bias_moments(graph, layer) -> tuple[float, float] | None:
+    """``(variance, mean)`` of the bias; (0, 0) when there is none."""
+    if layer.category == "parameter" or layer.params.get("bias", True) is False:
+        return 0.0, 0.0
+    if layer.kind in ("Embedding", "EmbeddingBag"):
+        return 0.0, 0.0
+    init = graph.init_of(layer, "bias")
+    if init is None or init.is_default:
+        fi = layer.fan_in
+        return (1.0 / (3 * fi), 0.0) if fi else None
+    return weight_moments(graph, layer, "bias")
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _dims(kind: str) -> int:
+    return 1 if "1d" in kind else 3 if "3d" in kind else 2
+
+
+def _stride(layer) -> int:
+    s = layer.params.get("stride", 1)
+    if isinstance(s, tuple) and s and all(_int(x) for x in s):
+        out = 1
+        for x in s:
+            out *= x
+        return out
+    s = _int(s)
+    return s ** _dims(layer.kind) if s else 1
+
+
+def _fans(layer):
+    """``(fan_in, fan_out, n_out, out_width, positions factor)`` of a weighted layer, or None."""
+    kind, p = layer.kind, layer.params
+    if layer.category == "parameter":
+        shape = p.get("shape") or ()
+        if len(shape) == 2 and all(_int(d) for d in shape):
+            return shape[0], shape[1], shape[1], shape[1], 1.0
+        return None
+    if kind in ("Embedding", "EmbeddingBag"):
+        d = _int(p.get("embedding_dim"))
+        return (1, d, d, d, 1.0) if d else None
+    fi, fo = layer.fan_in, layer.fan_out
+    if not fi or not fo:
+        return None
+    if kind.startswith(("Conv", "LazyConv")):
+        out_ch = _int(p.get("out_channels"))
+        stride = _stride(layer)
+        if kind.startswith(("ConvTranspose", "LazyConvTranspose")):
+            return fi, fo, out_ch, out_ch, float(stride)
+        return fi, fo / stride, out_ch, out_ch, 1.0 / stride
+    if kind in ("Linear", "LazyLinear", "Bilinear"):
+        out = _int(p.get("out_features"))
+        return fi, fo, out, out, 1.0
+    return None
+
+
+# ---------------------------------------------------------------- the pass
+class _Pass:
+    def __init__(self, graph, inits=None, activations=None, batch: int = BATCH):
+        self.g = graph
+        self.inits = inits or {}  # layer name -> (var, mean) override
+        self.acts = activations or {}  # node id -> activation override
+        self.batch = batch
+        self.stats: dict[int, Stat] = {}
+        self.grads: dict[int, float | None] = {}
+        self.bwd_certain: dict[int, bool] = {}
+        self.factor: dict[int, float] = {}  # node id -> backward factor applied to g of its output
+        self.blocked: set[int] = set()  # nodes whose gradient a zero-initialized layer stops at step 0
+        self.overflow_node = None
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------ forward
+    def run(self) -> Profile:
+        nodes = self.g.nodes()
+        for node in nodes:
+            preds = [self.stats[p.id] for p in self.g.predecessors(node) if p.id in self.stats]
+            st = self.forward(node, preds)
+            if st.q > _OVERFLOW_Q or st.overflow:
+                st.overflow = True
+                if self.overflow_node is None and st.certain:
+                    self.overflow_node = node.id
+            st.q = min(st.q, _BIG)
+            st.c = min(st.c, st.q)
+            self.stats[node.id] = st
+        self.backward(nodes)
+        return Profile(self.stats, self.grads, self.weight_grads(nodes), self.overflow_node, self.notes)
+
+    def _input_of(self, preds) -> Stat:
+        if not preds:
+            return Stat(certain=False, why="no input reaches it")
+        if len(preds) == 1:
+            return preds[0]
+        # several tensors into one call: their features side by side
+        n = len(preds)
+        return Stat(sum(p.m for p in preds) / n, sum(p.q for p in preds) / n, sum(p.c for p in preds) / n,
+                    max(p.pos for p in preds), None, all(p.certain for p in preds),
+                    any(p.overflow for p in preds))
+
+    def forward(self, node, preds) -> Stat:
+        op = node.op
+        if op == "input":
+            return Stat(0.0, 1.0, 0.0, 1.0, None, True)
+        if op == "output":
+            return preds[0] if preds else Stat(certain=False)
+        if op == "unknown":
+            base = self._input_of(preds)
+            return base.copy(certain=False, why="an operation gradlint does not model")
+        if op == "scale":
+            base = self._input_of(preds)
+            f = self._scale_factor(node)
+            if f is None:
+                return base.copy(certain=False, why="a scale factor of unknown size")
+            return base.copy(m=base.m * f, q=base.q * f * f, c=base.c * f * f)
+        if op == "merge":
+            return self.merge(node, preds)
+        layer = self.g.layer_of(node)
+        x = self._input_of(preds)
+        if layer is None:
+            return x.copy(certain=False, why="an unresolved layer")
+        cat = layer.category
+        if cat in ("weighted", "parameter"):
+            return self.weighted(node, layer, x)
+        if cat == "activation":
+            act = self.acts.get(node.id, layer.activation)
+            return self.activation(act, x)
+        if cat == "norm":
+            return self.norm(node, layer, x)
+        if cat == "other":
+            return self.other(node, layer, x)
+        return x.copy(certain=False, why=f"nn.{layer.kind} is not modelled" if cat == "recurrent" else "an unresolved layer")
+
+    def _scale_factor(self, node):
+        if node.factor is not None:
+            return node.factor
+        if node.layer:
+            layer = self.g._layers.get(node.layer)
+            if layer is not None:
+                init = layer.inits.get("weight")
+                if init is not None and init.is_constant and init.value is not None:
+                    return init.value
+        return None
+
+    def merge(self, node, preds) -> Stat:
+        if not preds:
+            return Stat(certain=False)
+        certain = all(p.certain for p in preds)
+        over = any(p.overflow for p in preds)
+        pos = max(p.pos for p in preds)
+        width = next((p.width for p in preds if p.width), None)
+        kind = node.merge
+        if kind == "add":
+            m = sum(p.m for p in preds)
+            cross = sum(preds[i].m * preds[j].m for i in range(len(preds)) for j in range(i + 1, len(preds)))
+            q = sum(p.q for p in preds) + 2 * cross
+            c = sum(p.c for p in preds) + 2 * cross
+            return Stat(m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds))
+        if kind in ("cat", "select"):
+            widths = [p.width for p in preds]
+            if all(widths) and kind == "cat":
+                tot = sum(widths)
+                w = [x / tot for x in widths]
+                width = tot
+            else:
+                w = [1 / len(preds)] * len(preds)
+            return Stat(sum(a * p.m for a, p in zip(w, preds)), sum(a * p.q for a, p in zip(w, preds)),
+                        sum(a * p.c for a, p in zip(w, preds)), pos, width, certain, over)
+        if kind == "mul" and len(preds) == 2:
+            gates = [self._is_gate_source(p) for p in self.g.predecessors(node)]
+            if any(gates) and not all(gates):
+                a, b = preds
+                return Stat(a.m * b.m, a.q * b.q, a.c * b.c, pos, width, certain, over, dying=max(a.dying, b.dying))
+        base = self._input_of(preds)
+        return base.copy(certain=False, why="a product of two tensors (attention or a bilinear form)")
+
+    def _is_gate_source(self, node) -> bool:
+        """An elementwise gate: the output of a bounded activation (sigmoid, tanh)."""
+        act = self.g.activation_of(node) if node.op == "layer" else None
+        return act in ("sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign")
+
+    def weighted(self, node, layer, x: Stat) -> Stat:
+        fans = _fans(layer)
+        if layer.name in self.inits:
+            wm = self.inits[layer.name]
+        else:
+            wm = weight_moments(graph=self.g, layer=layer, fan_in=fans[0] if fans else None) if fans else None
+        bm = bias_moments(self.g, layer)
+        if fans is None or wm is None or bm is None:
+            why = "the layer's size is unknown" if fans is None else "its initializer's scale is unknown"
+            return x.copy(certain=False, why=why)
+        fi, _fo, n_out, width, pos_factor = fans
+        var, mu = wm
+        bvar, bmu = bm
+        if layer.kind in ("Embedding", "EmbeddingBag"):
+            # a row per token: the rows' moments (token ids carry no gradient)
+            q = var + mu * mu
+            pos = float(TOKENS) if self._reads_input(node) else x.pos
+            return Stat(mu, q, mu * mu, pos, width, x.certain)
+        n = fi
+        var_x = max(x.q - x.c, 0.0)
+        q = var * n * x.q + mu * mu * (n * var_x + n * n * x.c) + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
+        c = var * n * x.c + mu * mu * n * n * x.c + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
+        m = mu * n * x.m + bmu
+        pos = x.pos
+        if x.width is None and layer.kind.startswith(("Conv", "LazyConv")) and pos == 1.0 and self._reads_input(node):
+            pos = float(SPATIAL[_dims(layer.kind)] ** _dims(layer.kind))
+        return Stat(m, q, min(c, q), pos * pos_factor, width, x.certain, x.overflow, dying=x.dying)
+
+    def _reads_input(self, node) -> bool:
+        preds = self.g.predecessors(node)
+        return len(preds) == 1 and preds[0].op == "input"
+
+    def activation(self, act, x: Stat) -> Stat:
+        if act in ("softmax", "log_softmax", "softmin"):
+            d = x.width
+            if act == "log_softmax":
+                # the output layer's usual read-out: the gradient passes almost unchanged
+                return x.copy(certain=x.certain)
+            if not d:
+                return x.copy(certain=False, why="a softmax over an unknown size")
+            return Stat(1.0 / d, 1.0 / (d * d), 1.0 / (d * d), x.pos, d, x.certain)
+        if not A.known(act):
+            return x.copy(certain=False, why=f"the activation `{act}` is not modelled")
+        var = max(x.q - x.m * x.m, 0.0)
+        mo = A.moments(act, x.m, var)
+        units_var = max(x.c - x.m * x.m, 0.0)
+        within = max(x.q - x.c, 0.0)
+        c = A.coherent(act, x.m, units_var, within)
+        st = Stat(mo.mean, min(mo.second, _BIG), min(c, mo.second, _BIG), x.pos, x.width, x.certain,
+                  x.overflow or mo.overflow, mo.saturated, mo.dead)
+        st.dying = x.dying + (1 if act in A.DYING else 0)
+        if act in A.DYING and x.width:
+            st.dead_layer = self._dead_layer(act, x, units_var, within)
+        return st
+
+    def _dead_layer(self, act, x: Stat, units_var: float, within: float) -> float:
+        """Probability that all ``width`` units give 0 for every example of the batch: a unit is
+        dead for the batch when its offset and every example's deviation are negative. Units
+        are taken independent (Lu et al., "Dying ReLU and Initialization", 2019)."""
+        n_examples = self.batch * max(1, int(min(x.pos, 64)))
+        su, sw = math.sqrt(units_var), math.sqrt(within)
+        p_unit = 0.0
+        for u, w in zip(*A._GH_OUTER):
+            mu = x.m + su * u
+            if sw == 0:
+                p = 1.0 if mu <= 0 else 0.0
+            else:
+                p = A._Phi(-mu / sw) ** n_examples
+            p_unit += w * p
+        if x.dying:
+            # past a ReLU, a narrow net's examples collapse towards one direction (finite width,
+            # which mean-field misses): a unit is then dead for all of them when its own offset
+            # is, ``P(mu_i < 0)``, 1/2 for zero-mean pre-activations (Lu et al.; measured:
+            # width 5, Kaiming, zero biases, 20 layers: 50 % of nets dead, this gives 47 %)
+            spread = math.sqrt(max(x.q - x.m * x.m, 0.0))
+            collapsed = A._Phi(-x.m / spread) if spread > 0 else (1.0 if x.m <= 0 else 0.0)
+            p_unit = max(p_unit, collapsed)
+        p_unit = min(max(p_unit, 0.0), 1.0)
+        return p_unit ** x.width
+
+    def norm(self, node, layer, x: Stat) -> Stat:
+        gamma = 1.0
+        init = layer.inits.get("weight")
+        if init is not None and init.is_constant and init.value is not None:
+            gamma = init.value
+        elif init is not None and not init.is_default:
+            wm = weight_moments(self.g, layer, "weight", 1, 1)
+            gamma = math.sqrt(wm[0] + wm[1] ** 2) if wm else gamma
+        beta = 0.0
+        binit = layer.inits.get("bias")
+        if binit is not None and binit.is_constant and binit.value is not None:
+            beta = binit.value
+        kind = layer.kind
+        width = _int(layer.params.get("num_features") or layer.params.get("num_channels")) or x.width
+        g2 = gamma * gamma
+        if kind in _BATCH_NORMS or (kind in _INSTANCE_NORMS and x.pos > 1):
+            var = max(x.q - x.c, 0.0)
+            n = self.batch * x.pos if kind in _BATCH_NORMS else x.pos
+            # finite-batch statistics: E[1/s^2] over the batch and the two directions its
+            # backward removes (the mean and the normalized input): (N - 2) / (N - 3)
+            kappa = (n - 2) / (n - 3) if n > 4 else None
+            if kappa is None:
+                return x.copy(certain=False, why="batch statistics over fewer than 5 values")
+            self.factor[node.id] = g2 / var * kappa if var > 0 else _BIG
+            return Stat(beta, g2 + beta * beta, beta * beta, x.pos, width, x.certain)  # units re-centred
+        if kind in ("LayerNorm", "GroupNorm") or kind in _INSTANCE_NORMS:
+            var = max(x.q - x.m * x.m, 0.0)
+            groups = _int(layer.params.get("num_groups")) if kind == "GroupNorm" else None
+            chans = _int(layer.params.get("num_channels")) if kind == "GroupNorm" else None
+            if groups and chans and x.pos == 1.0:
+                var *= 1.0 - groups / chans  # the group mean takes one of chans/groups values
+            self.factor[node.id] = g2 / var if var > 0 else _BIG
+            c = g2 * max(x.c - x.m * x.m, 0.0) / var if var > 0 else 0.0
+            return Stat(beta, g2 + beta * beta, min(c + beta * beta, g2 + beta * beta), x.pos, width, x.certain,
+                        dying=x.dying)
+        if kind == "RMSNorm":
+            self.factor[node.id] = g2 / x.q if x.q > 0 else _BIG
+            return Stat(x.m * gamma / math.sqrt(x.q) if x.q > 0 else 0.0, g2, g2 * x.c / x.q if x.q > 0 else 0.0,
+                        x.pos, width, x.certain, dying=x.dying)
+        return x.copy()  # LocalResponseNorm: nearly the identity at init
+
+    def other(self, node, layer, x: Stat) -> Stat:
+        kind = layer.kind
+        if kind.startswith(("Dropout", "AlphaDropout", "FeatureAlphaDropout")):
+            p = layer.params.get("p", 0.5)
+            p = p if isinstance(p, (int, float)) and 0 <= p < 1 else None
+            if p is None:
+                return x.copy(certain=False, why="a dropout rate of unknown size")
+            self.factor[node.id] = 1.0 / (1.0 - p)
+            return x.copy(q=x.q / (1 - p), c=x.c)
+        if kind == "Flatten":
+            width = int(x.width * x.pos) if x.width else None
+            return x.copy(pos=1.0, width=width)
+        if kind in _SHAPE_ONLY:
+            return x.copy()
+        if kind in _POOLS:
+            return self.pool(node, layer, x)
+        return x.copy(certain=False, why=f"nn.{kind} is not modelled")
+
+    def pool(self, node, layer, x: Stat) -> Stat:
+        kind = layer.kind
+        dims = _dims(kind)
+        if kind.startswith("Adaptive"):
+            size = layer.params.get("output_size", 1)
+            size = _int(size) or (1 if size is None else None)
+            if size is None:
+                return x.copy(certain=False, why="an adaptive pooling of unknown size")
+            out_pos = float(size ** dims) if x.pos > 1 else 1.0
+            k = max(x.pos / out_pos, 1.0)
+        elif kind.startswith(("Upsample", "UpsamplingNearest")):
+            s = layer.params.get("scale_factor")
+            s = s if isinstance(s, (int, float)) and s > 0 else None
+            if s is None:
+                return x.copy(certain=False, why="an upsampling of unknown size")
+            k = 1.0 / (s ** dims)
+            out_pos = x.pos * s ** dims
+        else:
+            ks = layer.params.get("kernel_size")
+            ks = _int(ks)
+            st = _int(layer.params.get("stride")) or ks
+            if not ks:
+                return x.copy(certain=False, why="a pooling of unknown size")
+            k = float(st ** dims)
+            out_pos = max(x.pos / k, 1.0)
+        if kind.startswith(("MaxPool", "AdaptiveMax")):
+            # one input of each window gets the whole gradient
+            self.factor[node.id] = 1.0 / k
+            return x.copy(pos=out_pos)
+        if k >= 1:
+            # an average of k values: their common part stays, the rest shrinks (neighbouring
+            # values are taken independent)
+            self.factor[node.id] = 1.0 / (k * k)
+            q = x.c + (x.q - x.c) / k if x.pos > 1 else x.q
+            return x.copy(q=q, pos=out_pos)
+        self.factor[node.id] = 1.0 / k  # nearest upsampling: each value copied 1/k times
+        return x.copy(pos=out_pos)
+
+    # ------------------------------------------------------------ backward
+    def backward(self, nodes) -> None:
+        outputs = [n for n in nodes if n.op == "output"]
+        if not outputs:
+            return
+        out = outputs[-1]
+        preds = self.g.predecessors(out)
+        if not preds:
+            return
+        head = preds[0]
+        st = self.stats[head.id]
+        per_example = (st.width or 0) * st.pos
+        g_out = 1.0 / (self.batch ** 2 * per_example) if per_example else None
+        for node in reversed(nodes):
+            if node.op == "output":
+                continue
+            total = 0.0
+            reached = False
+            certain = True
+            blocked_any = False
+            if node.id == head.id:
+                if g_out is None:
+                    self.notes.append("the output's size is unknown: gradients are relative")
+                    total, reached, certain = 1.0, True, False
+                else:
+                    total, reached = g_out, True
+            for s in self.g.successors(node):
+                if s.op == "output":
+                    continue
+                gs = self.grads.get(s.id)
+                if gs is None:
+                    continue
+                contrib, ok = self.through(s, node, gs)
+                if contrib is None:
+                    continue
+                if contrib == 0.0 and (gs > 0 or s.id in self.blocked):
+                    blocked_any = True  # a zero weight or scale stops it here, for one step
+                reached = True
+                total += contrib
+                certain = certain and ok and self.bwd_certain.get(s.id, False)
+            self.grads[node.id] = min(total, _BIG) if reached else None
+            self.bwd_certain[node.id] = certain and reached
+            if reached and total == 0.0 and blocked_any:
+                self.blocked.add(node.id)
+
+    def through(self, s, node, gs: float):
+        """``(g at node's output from successor s, certain)``."""
+        st = self.stats[s.id]
+        x = self.stats[node.id]
+        if s.op in ("unknown",):
+            return gs, False
+        if s.op == "scale":
+            f = self._scale_factor(s)
+            return (gs * f * f, True) if f is not None else (gs, False)
+        if s.op == "merge":
+            if s.merge == "mul":
+                others = [self.stats[p.id] for p in self.g.predecessors(s) if p.id != node.id]
+                if not st.certain or not others:
+                    return gs, False
+                return gs * others[0].q, True
+            return gs, st.certain
+        layer = self.g.layer_of(s)
+        if layer is None:
+            return gs, False
+        cat = layer.category
+        if cat in ("weighted", "parameter"):
+            if layer.kind in ("Embedding", "EmbeddingBag"):
+                return None, True  # token ids take no gradient
+            fans = _fans(layer)
+            wm = self.inits.get(layer.name) or (weight_moments(self.g, layer, fan_in=fans[0]) if fans else None)
+            if fans is None or wm is None:
+                return gs, False
+            fo = fans[1]
+            return gs * (wm[0] + wm[1] ** 2) * fo, st.certain
+        if cat == "activation":
+            act = self.acts.get(s.id, layer.activation)
+            if act == "log_softmax":
+                return gs, st.certain
+            if act in ("softmax", "softmin"):
+                return gs * st.q, st.certain
+            if not A.known(act):
+                return gs, False
+            var = max(x.q - x.m * x.m, 0.0)
+            return gs * A.moments(act, x.m, var).d2, st.certain and not st.overflow
+        if cat in ("norm", "other"):
+            f = self.factor.get(s.id, 1.0)
+            return gs * f, st.certain
+        return gs, False
+
+    # ------------------------------------------------------------ weight gradients
+    def weight_grads(self, nodes) -> list:
+        order: dict[str, list] = {}
+        for node in nodes:
+            if node.op != "layer":
+                continue
+            layer = self.g.layer_of(node)
+            if layer is None or layer.category not in ("weighted", "parameter", "recurrent"):
+                continue
+            order.setdefault(layer.name, []).append(node)
+        out = []
+        for name, apps in order.items():
+            layer = self.g.layer(name)
+            total = 0.0
+            certain = True
+            rms = None
+            in_rms = None
+            for node in apps:
+                st = self.stats[node.id]
+                gz = self.grads.get(node.id)
+                preds = self.g.predecessors(node)
+                x = self.stats[preds[0].id] if preds else None
+                fans = _fans(layer) if layer.category != "recurrent" else None
+                ok = (st.certain and self.bwd_certain.get(node.id, False) and gz is not None
+                      and fans is not None and x is not None)
+                if not ok:
+                    certain = False
+                    continue
+                fi, _fo, n_out, _w, _pf = fans
+                if layer.kind in ("Embedding", "EmbeddingBag"):
+                    xmom = 1.0
+                elif self._feeds_batch_norm(node):
+                    xmom = max(x.q - x.c, 0.0)
+                else:
+                    xmom = x.q
+                n_pos = self.batch * st.pos
+                total += n_pos * n_out * fi * gz * xmom
+                if rms is None:
+                    rms = math.sqrt(gz)
+                    in_rms = math.sqrt(x.q)
+            out.append(LayerFlow(name, apps[0].id, math.sqrt(min(total, _BIG)), rms or 0.0, in_rms or 0.0,
+                                 certain and rms is not None, all(a.id in self.blocked for a in apps)))
+        return out
+
+    def _feeds_batch_norm(self, node) -> bool:
+        cur = node
+        for _ in range(8):
+            succ = self.g.successors(cur)
+            if len(succ) != 1 or succ[0].op != "layer":
+                return False
+            cur = succ[0]
+            layer = self.g.layer_of(cur)
+            if layer is None:
+                return False
+            if layer.kind in _BATCH_NORMS:
+                return True
+            if layer.category != "other":
+                return False
+        return False
+
+
+def profile(graph, inits: dict | None = None, activations: dict | None = None, batch: int = BATCH) -> Profile:
+    """The flow profile of ``graph``. ``inits`` (layer name -> (variance, mean)) and
+    ``activations`` (node id -> activation) override what the source says: the counterfactuals
+    that attribute a hazard to its cause."""
+    return _Pass(graph, inits, activations, batch).run()

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from gradlint.flow.hazards import Cause
+from gradlint.rule import Rule
+from gradlint.rules._common import flow_direction, flow_hazards, flow_names, flow_related, flow_report, flow_sentence
+
+
+class NormalizedPlainStack(Rule):
+    """## What it does
+    Finds deep stacks that are normalized (BatchNorm, LayerNorm, GroupNorm, RMSNorm,
+    InstanceNorm) but have no skip connection, where the flow model predicts that the gradient
+    explodes at initialization.
+
+    ## Why is this bad?
+    Normalization resets the forward scale at every layer, so the activations stay healthy,
+    but it does not keep the backward pass at a gain of 1. Batch normalization divides by the
+    variance *within* each unit over the batch, while ReLU outputs share a positive mean that
+    the next layer turns into an offset of each unit: the backward pass gains about
+    `E[f'(z)^2] / Var(f(z))` per layer (1.47 in squared norm for ReLU), and more with a small
+    batch. In a plain BatchNorm network the gradient grows geometrically with depth at
+    initialization (Yang et al., *A Mean Field Theory of Batch Normalization*, ICLR 2019).
+    Measured (torch, at init, batch 8, 3 seeds): 50 × (`Linear(100, 100)` → `BatchNorm1d` →
+    `ReLU`) gives a first/last weight-gradient ratio of 1.7e6 (predicted 1.1e6); tanh between
+    LayerNorms gains about 1.08 per layer, GroupNorm about 1.04.
+
+    So adding normalization cures a vanishing gradient but, without skips, may trade it for an
+    exploding one. Residual connections (`x = x + block(x)`) are the cure: ResNets are
+    normalized *and* residual.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = []
+            for _ in range(50):
+                layers += [nn.Linear(100, 100), nn.BatchNorm1d(100), nn.ReLU()]
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Linear(100, 10)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(100, 100)
+            self.bn = nn.BatchNorm1d(100)
+
+        def forward(self, x):
+            return x + self.bn(self.fc(x)).relu()
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*[Block() for _ in range(50)])
+            self.head = nn.Linear(100, 10)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+    ```
+
+    ## Known problems
+    GL302 reports very deep plain paths as an optimization difficulty (degradation) when the
+    gradient itself is predicted healthy; on a path where this rule reports, GL302 stays silent.
+
+    ## Options
+    - `min-layers` (default `3`): stacks with fewer weighted layers are never reported.
+
+    ## References
+    - Yang, Pennington, Rao, Sohl-Dickstein & Schoenholz, *A Mean Field Theory of Batch Normalization*, ICLR 2019
+    - He et al., *Deep Residual Learning for Image Recognition*, CVPR 2016
+    """
+
+    code = "GL304"
+    name = "normalized-plain-stack"
+    severity = "warning"
+    summary = "a deep normalized stack without skip connections: the gradient explodes"
+    options = {"min-layers": 3}
+
+    VALID = [
+        # shallow
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.f = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())])\n"
+        "    def forward(self, x):\n        return self.f(x)\n",
+        # deep LayerNorm + ReLU keeps a gain near 1
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.f = nn.Sequential(*[m for _ in range(40) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU())])\n"
+        "    def forward(self, x):\n        return self.f(x)\n",
+    ]
+    INVALID = [
+        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=40):\n        super().__init__()\n"
+        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())])\n"
+        "    def forward(self, x):\n        return self.f(x)\n",
+    ]
+
+    def check(self, graph, ctx) -> None:
+        min_layers = int(ctx.options["min-layers"])
+        for h in flow_hazards(graph, Cause.NORM_WITHOUT_SKIPS):
+            if len(h.layers) < min_layers:
+                continue
+            kinds = "/".join(h.detail.get("kinds", ()))
+            message = (
+                f"{len(h.layers)} weighted layers ({flow_names(h)}) normalized by {kinds} but with no skip "
+                f"connection: {flow_direction(h)} — {flow_sentence(h)}"
+            )
+            flow_report(ctx, graph, h, h.layers[0].span, message,
+                        "add residual connections (`x = x + block(x)`) around the normalized blocks",
+                        flow_related(ctx, h))
