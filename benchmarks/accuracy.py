@@ -21,8 +21,9 @@
    convention defines it, every weighted layer's ``||grad W||`` in quadrature (the norm over
    all parameters is kept beside it as ``total_all_params``). ``ratio``, ``first``,
    ``total`` and ``gain`` are combined over seeds by geometric mean, ``finite`` is false when
-   any seed overflowed, ``dead`` holds when most seeds are dead; the label is
-   ``convention.classify(...)``. Labels are cached by source hash in
+   any seed overflowed, ``dead`` holds when most seeds are dead; each seed is judged by
+   ``convention.classify(...)`` and the label is the class most seeds show (the class of the
+   geometric means when no class has a majority). Labels are cached by source hash in
    ``benchmarks/.work/accuracy_cache.json`` (``benchmarks/.work/`` is git-ignored).
 3. **Predict** by running gradlint on the folder as a user would
    (``python -m gradlint check --isolated --no-cache --output-format json DIR``). A model's
@@ -862,17 +863,36 @@ def geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
 
 
+def _seed_class(s: dict) -> tuple[str, str | None]:
+    hazard, test = classify(ratio=s["ratio"], first=s["first"], total=s["total"], gain=s["gain"],
+                            finite=s["finite"], dead=bool(s["dead"]))
+    return hazard.value, test
+
+
 def combine(per_seed: list[dict]) -> dict:
-    """The seeds' numbers as the label sees them, and the label."""
+    """The seeds' numbers as the label sees them, and the label: the class most seeds show
+    (each seed judged by ``classify``), so one unlucky seed (a net dead in one seed of three,
+    whose zero would drag a geometric mean to 0) does not decide; with no majority, the class
+    of the seeds' geometric means."""
     n = len(per_seed)
     combined = {k: geomean(s[k] for s in per_seed) for k in ("ratio", "first", "last", "total", "gain", "total_all_params")}
     combined["finite"] = all(s["finite"] for s in per_seed)
     combined["dead"] = sum(bool(s["dead"]) for s in per_seed) * 2 > n
     combined["dead_seeds"] = sum(bool(s["dead"]) for s in per_seed)
-    hazard, test = classify(ratio=combined["ratio"], first=combined["first"], total=combined["total"],
-                            gain=combined["gain"], finite=combined["finite"], dead=combined["dead"])
-    combined["label"] = hazard.value
+    votes: dict[str, list] = {}
+    for s in per_seed:
+        cls, test = _seed_class(s)
+        votes.setdefault(cls, []).append(test)
+    top = max(votes.items(), key=lambda kv: len(kv[1]))
+    if len(top[1]) * 2 > n:
+        hazard, test = top[0], top[1][0]
+    else:
+        h, test = classify(ratio=combined["ratio"], first=combined["first"], total=combined["total"],
+                           gain=combined["gain"], finite=combined["finite"], dead=combined["dead"])
+        hazard = h.value
+    combined["label"] = hazard
     combined["test"] = test
+    combined["votes"] = {k: len(v) for k, v in votes.items()}
     return combined
 
 
@@ -1293,6 +1313,8 @@ def main(argv=None) -> int:
                 errors.append({"file": m.filename, "family": m.family, "desc": m.desc, "error": entry["error"]})
                 continue
             res = entry["result"]
+            if res.get("seeds"):
+                res = {**res, **{k: v for k, v in combine(res["seeds"]).items()}}  # labels follow the current rule
             pred = per_file.get(m.filename, {"hazards": [], "codes": [], "unknown": 0, "findings": 0})
             unknown += pred["unknown"]
             findings += pred["findings"]

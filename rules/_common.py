@@ -131,10 +131,6 @@ def flow_sentence(h) -> str:
     if test == "total":
         return (f"the gradient of all the weights together has a norm of about {n.total:.1e} "
                 f"(exploding above {T['exploding-total']:.0e})")
-    if test == "gain":
-        limit = f"vanishing below {T['vanishing-gain']:.0e}" if vanishing else f"exploding above {T['exploding-gain']:.0e}"
-        return (f"the gradient reaching the output of {first} is about {n.gain:.1e} times the one "
-                f"reaching {last}'s ({limit})")
     if test == "overflow":
         return "activations overflow float32, so the output and every gradient are inf or NaN"
     if test == "dead":
@@ -154,11 +150,10 @@ def flow_severity(h) -> str:
     if h.test == "saturation":
         return "warning"
     if kind == "vanishing":
-        far = (n.ratio is not None and n.ratio < 1e-5) or (n.first is not None and n.first < 1e-9) or (
-            n.gain is not None and n.gain < 1e-6)
+        far = (n.ratio is not None and n.ratio < 1e-5) or (n.first is not None and n.first < 1e-9)
     else:
         far = (n.first is not None and n.first > 1e5) or (n.total is not None and n.total > 1e5) or (
-            n.ratio is not None and n.ratio > 7e3) or (n.gain is not None and n.gain > 1e6)
+            n.ratio is not None and n.ratio > 7e3)
     return "error" if far else "warning"
 
 

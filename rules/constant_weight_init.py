@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from gradlint.graph import catalog
 from gradlint.diagnostics import Fix
+from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of, describe_names
+from gradlint.rules._common import confidence_of, describe_names, flow_direction, flow_hazards, flow_sentence
 
 
 class ConstantWeightInit(Rule):
@@ -182,8 +183,14 @@ class ConstantWeightInit(Rule):
             message = f"{value} init `{text}` on {where}, which {feed} other layers: {effect}"
             remedy, fix = self._remedy(graph, layers[0], init, ctx)
             related = tuple(ctx.related(l.span, f"{l.name} = nn.{l.kind}(...)" if l.category != "parameter" else f"{l.name} = nn.Parameter(...)") for l in layers[:8])
+            flow = next((h for h in flow_hazards(graph, Cause.CONSTANT_INIT)
+                         if set(h.detail.get("layers", ())) & {l.name for l in layers}), None)
+            if flow is not None:
+                message += f"; {flow_direction(flow)} at init — {flow_sentence(flow)}"
             ctx.report(init.span, message, severity=severity, confidence=confidence, help=remedy, related=related, fix=fix,
-                       layers=tuple(l.name for l in layers), expect="starved" if severity == "warning" else "symmetric")
+                       layers=tuple(l.name for l in layers), expect="starved" if severity == "warning" else "symmetric",
+                       hazard=flow.hazard if flow is not None else "none",
+                       prediction=flow.prediction() if flow is not None else ())
 
     @staticmethod
     def _bias_constant(graph, layer) -> bool:

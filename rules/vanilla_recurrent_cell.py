@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of
+from gradlint.rules._common import confidence_of, flow_direction, flow_hazards, flow_report, flow_sentence
 
 
 class VanillaRecurrentCell(Rule):
@@ -80,7 +81,28 @@ class VanillaRecurrentCell(Rule):
 
     def check(self, graph, ctx) -> None:
         short = int(ctx.options["short-sequence"])
+        flowing = {}
+        for h in flow_hazards(graph, Cause.RECURRENT):
+            flowing[h.detail["layer"]] = h
+        for name, h in flowing.items():
+            layer = graph.layer(name)
+            nl = layer.params.get("nonlinearity", "tanh")
+            nl = nl if isinstance(nl, str) and layer.kind in ("RNN", "RNNCell") else None
+            what = f"nn.{layer.kind}{f' ({nl})' if nl else ''} `{layer.name}`"
+            init = graph.init_of(layer, "weight_hh_l0")
+            init_text = f"`{init.text}`" if init is not None and init.span is not None else "its recurrent weights"
+            assumed = "" if h.detail.get("steps_known") else " (assumed; the code does not say)"
+            message = (
+                f"{what}: {flow_direction(h)} through time — with {init_text} the gradient grows about "
+                f"{h.detail['chi']:.2g}-fold per step, over {h.detail['steps']} steps{assumed}, so {flow_sentence(h)}"
+            )
+            span = init.span if init is not None and init.span is not None else layer.span
+            flow_report(ctx, graph, h, span, message,
+                        "initialize the recurrent weight orthogonally with gain ≤ 1, use nn.LSTM/nn.GRU, and clip the "
+                        "gradient norm in training", [ctx.related(layer.span, f"{layer.name} = nn.{layer.kind}(...)")])
         for layer in graph.layers("recurrent"):
+            if layer.name in flowing:
+                continue
             if layer.kind not in ("RNN", "RNNCell"):
                 continue
             apps = graph.applications(layer)

@@ -52,6 +52,8 @@ class Cause(str, Enum):
     NARROW_WIDTH = "narrow-width"  # GL305
     OVERFLOW = "overflow"  # GL103
     SATURATED_LAYER = "saturated-layer"  # GL104
+    RECURRENT = "recurrent"  # GL102: the gradient through time
+    CONSTANT_INIT = "constant-init"  # GL201
 
     def __str__(self) -> str:
         return self.value
@@ -74,7 +76,7 @@ class Numbers:
 
     @classmethod
     def of(cls, p: Profile) -> "Numbers":
-        return cls(p.ratio, p.first, p.total, p.gain, p.finite, p.dead_probability)
+        return cls(p.ratio, p.first, p.total, p.gain, p.finite, 1.0 if p.zeroed else p.dead_probability)
 
     def judge(self, thresholds=None) -> tuple[Hazard, str | None]:
         t = {**THRESHOLDS, **(thresholds or {})}
@@ -196,10 +198,18 @@ class Judge:
         def make(cause, nodes=(), cured=None, **detail):
             return FlowHazard(hazard, test, cause, nums, p, involved, tuple(nodes), cured, detail)
 
+        constant = [l for l in weighted if self._constant_hidden(l)]
+        if constant:
+            return make(Cause.CONSTANT_INIT, [], layers=tuple(l.name for l in constant))
         if hazard is Hazard.DEAD:
             narrow = [n for n in act_nodes if p.stats[n.id].dead_layer > 0]
             narrow.sort(key=lambda n: -p.stats[n.id].dead_layer)
             return make(Cause.NARROW_WIDTH, narrow[:1], width=p.stats[narrow[0].id].width if narrow else None)
+        if hazard is Hazard.EXPLODING:
+            rec = self._recurrent_growth()
+            if rec is not None:
+                node, chi, steps = rec
+                return make(Cause.RECURRENT, [node], layer=g.layer_of(node).name, chi=chi, steps=steps)
         saturating = [n for n in act_nodes if g.activation_of(n) in SATURATING and not self._is_gate(n)]
         if hazard is Hazard.VANISHING and any(g.activation_of(n) in SIGMOID_LIKE for n in saturating):
             # sigmoid' <= 1/4 shrinks the gradient whatever the init: the activation is the cause
@@ -237,6 +247,40 @@ class Judge:
             stream = self._growth(skips)
             return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips))
         return make(Cause.DEPTH, [], normalized=bool(norms))
+
+    def _constant_hidden(self, layer) -> bool:
+        """A constant-initialized weight that feeds other layers (a zero output layer or branch
+        end recovers after one update and is not a cause)."""
+        init = _init_of(self.graph, layer)
+        if init is None or not init.is_constant:
+            return False
+        if init.value == 0.0 and self.graph.ends_in_skip(layer):
+            return False
+        return bool(self.graph.feeds_weighted(layer))
+
+    def _recurrent_growth(self):
+        """The recurrent layer whose gradient through time grows fastest per step, when it grows:
+        ``(node, per-step gain of the gradient norm, steps)``."""
+        from gradlint.flow import recurrent as R
+
+        best = None
+        p = self.profile
+        for node in self.graph.nodes():
+            layer = self.graph.layer_of(node) if node.op == "layer" else None
+            if layer is None or layer.category != "recurrent":
+                continue
+            plan = p.rnn.get(node.id)
+            if plan is None:
+                continue
+            spec, layers, inputs, steps = plan
+            kind, nl = spec[0], spec[1]
+            worst = 0.0
+            for (fan_in, v_ih, v_hh, b), q in zip(layers, inputs):
+                u = R.unroll(kind, nl, fan_in, spec[3], v_ih, v_hh, b, q, None, steps)
+                worst = max(worst, R.gain_per_step(u))
+            if worst > 1.0 and (best is None or worst > best[1]):
+                best = (node, worst, steps)
+        return best
 
     def _growth(self, merges) -> float:
         """RMS of the residual stream at the last add over that at the first add's input."""

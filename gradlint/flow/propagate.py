@@ -39,6 +39,7 @@ import math
 from dataclasses import dataclass, field
 
 from gradlint.flow import activations as A
+from gradlint.flow import recurrent as R
 from gradlint.flow.convention import BATCH, FLOAT32_MAX
 
 #: spatial size per dimension that --dynamic feeds a convolutional model (dynamic/plan.py)
@@ -102,6 +103,8 @@ class LayerFlow:
     #: its gradient is exactly 0 at step 0 only because a zero-initialized layer (or a zero
     #: normalization scale) downstream blocks it; the first update unblocks it
     blocked: bool = False
+    #: its gradient is exactly 0 because zero weights (not at the output) stop it: dead
+    zeroed: bool = False
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Profile:
     layers: list  # LayerFlow, forward order (weighted layers only)
     overflow_node: int | None = None
     notes: list = field(default_factory=list)
+    #: recurrent node id -> (spec, per-layer weights, inputs, steps), as unrolled
+    rnn: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------ summaries
     def certain_layers(self) -> list:
@@ -166,6 +171,12 @@ class Profile:
     @property
     def finite(self) -> bool:
         return self.overflow_node is None
+
+    @property
+    def zeroed(self) -> bool:
+        """The first judged layer's gradient is exactly 0, stopped by zero weights for good."""
+        ls = self.certain_layers()
+        return bool(ls) and ls[0].zeroed
 
     @property
     def dead_probability(self) -> float:
@@ -295,6 +306,9 @@ class _Pass:
         self.bwd_certain: dict[int, bool] = {}
         self.factor: dict[int, float] = {}  # node id -> backward factor applied to g of its output
         self.blocked: set[int] = set()  # nodes whose gradient a zero-initialized layer stops at step 0
+        self.zeroed: set[int] = set()  # nodes whose gradient zero weights stop for good (exactly 0)
+        self.rnn: dict = {}  # recurrent node id -> (spec, per-layer weights, inputs, steps)
+        self.rnn_back: dict = {}  # recurrent node id -> (g at its input, sum of ||grad W||^2 / batch)
         self.overflow_node = None
         self.notes: list[str] = []
 
@@ -312,7 +326,7 @@ class _Pass:
             st.c = min(st.c, st.q)
             self.stats[node.id] = st
         self.backward(nodes)
-        return Profile(self.stats, self.grads, self.weight_grads(nodes), self.overflow_node, self.notes)
+        return Profile(self.stats, self.grads, self.weight_grads(nodes), self.overflow_node, self.notes, self.rnn)
 
     def _input_of(self, preds) -> Stat:
         if not preds:
@@ -356,7 +370,60 @@ class _Pass:
             return self.norm(node, layer, x)
         if cat == "other":
             return self.other(node, layer, x)
-        return x.copy(certain=False, why=f"nn.{layer.kind} is not modelled" if cat == "recurrent" else "an unresolved layer")
+        if cat == "recurrent":
+            return self.recurrent(node, layer, x)
+        return x.copy(certain=False, why="an unresolved layer")
+
+    # ------------------------------------------------------------ recurrent layers
+    def _rnn_layers(self, layer, spec):
+        kind, nl, inp, hid, n, dirs = spec
+        rows = {"RNN": 1, "LSTM": 4, "GRU": 3}[kind]
+        out = []
+        for k in range(n):
+            fan_in = inp if k == 0 else hid * dirs
+            w_ih = weight_moments(self.g, layer, f"weight_ih_l{k}", fan_in, rows * hid)
+            w_hh = weight_moments(self.g, layer, f"weight_hh_l{k}", hid, rows * hid)
+            b_ih = weight_moments(self.g, layer, f"bias_ih_l{k}", hid, hid)
+            b_hh = weight_moments(self.g, layer, f"bias_hh_l{k}", hid, hid)
+            if layer.params.get("bias", True) is False:
+                b_ih = b_hh = (0.0, 0.0)
+            if None in (w_ih, w_hh, b_ih, b_hh):
+                return None
+            bias_var = b_ih[0] + b_ih[1] ** 2 + b_hh[0] + b_hh[1] ** 2
+            out.append((fan_in, w_ih[0] + w_ih[1] ** 2, w_hh[0] + w_hh[1] ** 2, bias_var))
+        return out
+
+    def recurrent(self, node, layer, x: Stat) -> Stat:
+        spec = R.spec(layer)
+        plan = self._rnn_layers(layer, spec) if spec else None
+        if plan is None:
+            return x.copy(certain=False, why=f"nn.{layer.kind} with arguments gradlint does not model")
+        kind, nl, inp, hid, n, dirs = spec
+        steps = int(x.pos) if x.pos > 1 else R.STEPS
+        q = x.q
+        inputs = []
+        over = x.overflow
+        for fan_in, v_ih, v_hh, b in plan:
+            inputs.append(q)
+            u = R.unroll(kind, nl, fan_in, hid, v_ih, v_hh, b, q, None, steps)
+            q = u.q_out
+            over = over or u.overflow
+        self.rnn[node.id] = (spec, plan, inputs, steps)
+        return Stat(0.0, q, 0.0, float(steps), hid * dirs, x.certain, over)
+
+    def _rnn_backward(self, s, gs: float):
+        if s.id in self.rnn_back:
+            return self.rnn_back[s.id]
+        spec, plan, inputs, steps = self.rnn[s.id]
+        kind, nl, inp, hid, n, dirs = spec
+        g = gs
+        weight_sq = 0.0
+        for (fan_in, v_ih, v_hh, b), q in reversed(list(zip(plan, inputs))):
+            u = R.unroll(kind, nl, fan_in, hid, v_ih, v_hh, b, q, g, steps)
+            weight_sq += dirs * u.weight_sq
+            g = u.g_x * dirs
+        self.rnn_back[s.id] = (g, weight_sq)
+        return g, weight_sq
 
     def _scale_factor(self, node):
         if node.factor is not None:
@@ -457,7 +524,9 @@ class _Pass:
         st = Stat(mo.mean, min(mo.second, _BIG), min(c, mo.second, _BIG), x.pos, x.width, x.certain,
                   x.overflow or mo.overflow, mo.saturated, mo.dead)
         st.dying = x.dying + (1 if act in A.DYING else 0)
-        if act in A.DYING and x.width:
+        if act in A.DYING and x.width and x.q > 0:
+            # (an exactly-zero input comes from a zero-initialized layer: blocked for one step,
+            # which the backward pass accounts for, not dead)
             st.dead_layer = self._dead_layer(act, x, units_var, within)
         return st
 
@@ -501,6 +570,11 @@ class _Pass:
         kind = layer.kind
         width = _int(layer.params.get("num_features") or layer.params.get("num_channels")) or x.width
         g2 = gamma * gamma
+        if max(x.q - x.m * x.m, 0.0) <= 1e-30 * max(x.q, 1e-300) or x.q == 0.0:
+            # a constant input (zero weights before it): the output is beta, and the gradient
+            # is scaled by gamma / sqrt(eps)
+            self.factor[node.id] = g2 / 1e-5
+            return Stat(beta, beta * beta, beta * beta, x.pos, width, x.certain, dying=x.dying)
         if kind in _BATCH_NORMS or (kind in _INSTANCE_NORMS and x.pos > 1):
             var = max(x.q - x.c, 0.0)
             n = self.batch * x.pos if kind in _BATCH_NORMS else x.pos
@@ -602,7 +676,7 @@ class _Pass:
             total = 0.0
             reached = False
             certain = True
-            blocked_any = False
+            blocked_any = zeroed_any = False
             if node.id == head.id:
                 if g_out is None:
                     self.notes.append("the output's size is unknown: gradients are relative")
@@ -618,14 +692,24 @@ class _Pass:
                 contrib, ok = self.through(s, node, gs)
                 if contrib is None:
                     continue
-                if contrib == 0.0 and (gs > 0 or s.id in self.blocked):
-                    blocked_any = True  # a zero weight or scale stops it here, for one step
+                if contrib == 0.0:
+                    if self._is_zero(s):
+                        if self._recoverable(s):
+                            blocked_any = True  # a zero output layer or branch end: for one step
+                        else:
+                            zeroed_any = True  # a zero hidden layer: exactly 0, and it stays so
+                    elif s.id in self.zeroed:
+                        zeroed_any = True
+                    elif s.id in self.blocked:
+                        blocked_any = True
                 reached = True
                 total += contrib
                 certain = certain and ok and self.bwd_certain.get(s.id, False)
             self.grads[node.id] = min(total, _BIG) if reached else None
             self.bwd_certain[node.id] = certain and reached
-            if reached and total == 0.0 and blocked_any:
+            if reached and total == 0.0 and zeroed_any:
+                self.zeroed.add(node.id)
+            elif reached and total == 0.0 and blocked_any:
                 self.blocked.add(node.id)
 
     def through(self, s, node, gs: float):
@@ -670,7 +754,37 @@ class _Pass:
         if cat in ("norm", "other"):
             f = self.factor.get(s.id, 1.0)
             return gs * f, st.certain
+        if cat == "recurrent" and s.id in self.rnn:
+            return self._rnn_backward(s, gs)[0], st.certain and not st.overflow
         return gs, False
+
+    def _is_zero(self, s) -> bool:
+        """A node that multiplies the gradient by exactly 0: zero weights, a zero scale."""
+        if s.op == "scale":
+            return self._scale_factor(s) == 0
+        layer = self.g.layer_of(s) if s.op == "layer" else None
+        if layer is None:
+            return False
+        if layer.category in ("weighted", "parameter"):
+            fans = _fans(layer)
+            wm = self.inits.get(layer.name) or (weight_moments(self.g, layer, fan_in=fans[0]) if fans else None)
+            return wm is not None and wm[0] == 0.0 and wm[1] == 0.0
+        if layer.category == "norm":
+            return self.factor.get(s.id, 1.0) == 0.0
+        return False
+
+    def _recoverable(self, s) -> bool:
+        """A zero-initialized layer (or zero normalization scale) that recovers after one
+        update: the model's last weighted layer, or the last layer of a residual branch (zero
+        init residual, Fixup, SkipInit). Any other zero layer starves what lies before it."""
+        layer = self.g.layer_of(s) if s.op == "layer" else None
+        if layer is None:
+            return False
+        if layer.category == "norm":
+            return self.g.ends_in_skip(layer) or True  # a zero gamma: the branch's output scale
+        if not self.g.feeds_weighted(layer):
+            return True
+        return self.g.ends_in_skip(layer)
 
     # ------------------------------------------------------------ weight gradients
     def weight_grads(self, nodes) -> list:
@@ -694,7 +808,17 @@ class _Pass:
                 gz = self.grads.get(node.id)
                 preds = self.g.predecessors(node)
                 x = self.stats[preds[0].id] if preds else None
-                fans = _fans(layer) if layer.category != "recurrent" else None
+                if layer.category == "recurrent":
+                    ok = (st.certain and self.bwd_certain.get(node.id, False) and gz is not None
+                          and node.id in self.rnn and x is not None)
+                    if not ok:
+                        certain = False
+                        continue
+                    total += self.batch * self._rnn_backward(node, gz)[1]
+                    if rms is None:
+                        rms, in_rms = math.sqrt(gz), math.sqrt(x.q)
+                    continue
+                fans = _fans(layer)
                 ok = (st.certain and self.bwd_certain.get(node.id, False) and gz is not None
                       and fans is not None and x is not None)
                 if not ok:
@@ -713,7 +837,8 @@ class _Pass:
                     rms = math.sqrt(gz)
                     in_rms = math.sqrt(x.q)
             out.append(LayerFlow(name, apps[0].id, math.sqrt(min(total, _BIG)), rms or 0.0, in_rms or 0.0,
-                                 certain and rms is not None, all(a.id in self.blocked for a in apps)))
+                                 certain and rms is not None, all(a.id in self.blocked for a in apps),
+                                 all(a.id in self.zeroed for a in apps)))
         return out
 
     def _feeds_batch_norm(self, node) -> bool:
