@@ -315,11 +315,13 @@ def _piecewise(a: str, mean: float, var: float) -> Moments:
 def _exponential(a: str, mean: float, var: float) -> Moments:
     """``exp``: lognormal moments; ``square``: Gaussian moments of z^2 and (2z)^2."""
     if a == "square":
+        if abs(mean) > 1e70 or var > 1e140:  # the fourth moment would overflow float64
+            return Moments(1e300, 1e300, 1e300, 0.0, 0.0, True)
         m1 = mean * mean + var
         m2 = mean ** 4 + 6 * mean * mean * var + 3 * var * var
         d2 = 4 * (mean * mean + var)
-        over = m2 > math.exp(2 * LOG_F32_MAX) if math.isfinite(m2) else True
-        return Moments(m1, m2, d2, 0.0, 0.0, over)
+        over = m2 > math.exp(2 * LOG_F32_MAX)
+        return Moments(m1, min(m2, 1e300), d2, 0.0, 0.0, over)
     log_m1 = mean + var / 2
     log_m2 = 2 * mean + 2 * var
     over = log_m2 / 2 > LOG_F32_MAX
@@ -347,5 +349,6 @@ def _coherent(a: str, mean: float, var_units: float, var_within: float) -> float
     total = 0.0
     for u, w in zip(*_GH_OUTER):
         mu = mean + su * u
-        total += w * moments(a, mu, var_within).mean ** 2
-    return total
+        m = min(abs(moments(a, mu, var_within).mean), 1e150)
+        total += w * m * m
+    return min(total, 1e300)

@@ -35,6 +35,8 @@ from enum import Enum
 BATCH = 8
 #: float32 limits: a value beyond FLOAT32_MAX is inf in torch's default dtype
 FLOAT32_MAX = 3.4028234663852886e38
+#: the smallest positive float32 (subnormal): anything smaller is exactly 0
+FLOAT32_SUBNORMAL = 1.401298464324817e-45
 
 
 class Hazard(str, Enum):

@@ -76,7 +76,8 @@ class Numbers:
 
     @classmethod
     def of(cls, p: Profile) -> "Numbers":
-        return cls(p.ratio, p.first, p.total, p.gain, p.finite, 1.0 if p.zeroed else p.dead_probability)
+        return cls(p.ratio, p.first, p.total, p.gain, p.finite,
+                   1.0 if p.zeroed or p.underflows else p.dead_probability)
 
     def judge(self, thresholds=None) -> tuple[Hazard, str | None]:
         t = {**THRESHOLDS, **(thresholds or {})}
@@ -141,7 +142,11 @@ class Judge:
 
     def hazards(self) -> list[FlowHazard]:
         if self._hazards is None:
-            self._hazards = self._find()
+            try:
+                self._hazards = self._find()
+            except ArithmeticError as exc:  # a moment out of float range: no judgement, said so
+                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None)
+                self._hazards = []
         return self._hazards
 
     # ------------------------------------------------------------ finding

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
-from gradlint.flow.convention import BATCH, FLOAT32_MAX
+from gradlint.flow.convention import BATCH, FLOAT32_MAX, FLOAT32_SUBNORMAL
 
 #: spatial size per dimension that --dynamic feeds a convolutional model (dynamic/plan.py)
 SPATIAL = {1: 64, 2: 64, 3: 16}
@@ -105,6 +105,7 @@ class LayerFlow:
     blocked: bool = False
     #: its gradient is exactly 0 because zero weights (not at the output) stop it: dead
     zeroed: bool = False
+    numel: int = 0  # entries of its weight
 
 
 @dataclass
@@ -173,6 +174,15 @@ class Profile:
         return self.overflow_node is None
 
     @property
+    def underflows(self) -> bool:
+        """Every judged layer but the last gets a gradient below float32's smallest value
+        (1.4e-45 per entry): torch computes exactly 0 for them, as for a dead net."""
+        ls = self.certain_layers()
+        if len(ls) < 2:
+            return False
+        return all(l.numel and l.grad_norm / math.sqrt(l.numel) < FLOAT32_SUBNORMAL for l in ls[:-1])
+
+    @property
     def zeroed(self) -> bool:
         """The first judged layer's gradient is exactly 0, stopped by zero weights for good."""
         ls = self.certain_layers()
@@ -191,10 +201,18 @@ class Profile:
 
 # ---------------------------------------------------------------- parameters
 def weight_moments(graph, layer, param: str = "weight", fan_in: int | None = None, fan_out: int | None = None):
-    """``(variance, mean)`` of a parameter's entries at init, or None when unknown."""
+    """``(variance, mean)`` of a parameter's entries at init (after any factor applied to it),
+    or None when unknown."""
     init = graph.init_of(layer, param)
     if init is None:
         return None
+    base = _moments_of(init, layer, fan_in, fan_out)
+    if base is None or init.scale == 1.0:
+        return base
+    return base[0] * init.scale ** 2, base[1] * init.scale
+
+
+def _moments_of(init, layer, fan_in, fan_out):
     fi = fan_in if fan_in is not None else layer.fan_in
     fo = fan_out if fan_out is not None else layer.fan_out
     s = init.scheme
@@ -247,6 +265,23 @@ def bias_moments(graph, layer) -> tuple[float, float] | None:
         fi = layer.fan_in
         return (1.0 / (3 * fi), 0.0) if fi else None
     return weight_moments(graph, layer, "bias")
+
+
+def _kappa(n: float) -> float:
+    """The backward factor of normalizing over ``n`` values, beyond ``gamma^2 / variance``.
+
+    The statistics are estimated from the ``n`` values themselves: their biased variance ``s^2``
+    has ``E[sigma^2 / s^2] = n / (n - 3)``, and the backward pass removes two of the ``n``
+    directions (the mean and the normalized input itself), keeping ``(n - 2) / n`` of the
+    gradient's energy: ``(n - 2) / (n - 3)`` together. Three values keep one direction
+    (taken as 1); two keep none: the output is only the sign of their difference, and the
+    gradient is what ``eps`` leaves (taken as 1e-6).
+    """
+    if n <= 2:
+        return 1e-6
+    if n <= 3:
+        return 1.0
+    return (n - 2) / (n - 3)
 
 
 def _int(v):
@@ -578,20 +613,22 @@ class _Pass:
         if kind in _BATCH_NORMS or (kind in _INSTANCE_NORMS and x.pos > 1):
             var = max(x.q - x.c, 0.0)
             n = self.batch * x.pos if kind in _BATCH_NORMS else x.pos
-            # finite-batch statistics: E[1/s^2] over the batch and the two directions its
-            # backward removes (the mean and the normalized input): (N - 2) / (N - 3)
-            kappa = (n - 2) / (n - 3) if n > 4 else None
-            if kappa is None:
-                return x.copy(certain=False, why="batch statistics over fewer than 5 values")
-            self.factor[node.id] = g2 / var * kappa if var > 0 else _BIG
+            self.factor[node.id] = g2 / var * _kappa(n) if var > 0 else _BIG
             return Stat(beta, g2 + beta * beta, beta * beta, x.pos, width, x.certain)  # units re-centred
         if kind in ("LayerNorm", "GroupNorm") or kind in _INSTANCE_NORMS:
             var = max(x.q - x.m * x.m, 0.0)
-            groups = _int(layer.params.get("num_groups")) if kind == "GroupNorm" else None
-            chans = _int(layer.params.get("num_channels")) if kind == "GroupNorm" else None
-            if groups and chans and x.pos == 1.0:
-                var *= 1.0 - groups / chans  # the group mean takes one of chans/groups values
-            self.factor[node.id] = g2 / var if var > 0 else _BIG
+            if kind == "GroupNorm":
+                groups = _int(layer.params.get("num_groups"))
+                chans = _int(layer.params.get("num_channels"))
+                if not groups or not chans:
+                    return x.copy(certain=False, why="a GroupNorm of unknown size")
+                n = chans // groups * x.pos
+            else:
+                shape = layer.params.get("normalized_shape")
+                n = _int(shape) or (x.width if x.width else None)
+                if n is None:
+                    return x.copy(certain=False, why="a LayerNorm of unknown size")
+            self.factor[node.id] = g2 / var * _kappa(n) if var > 0 else _BIG
             c = g2 * max(x.c - x.m * x.m, 0.0) / var if var > 0 else 0.0
             return Stat(beta, g2 + beta * beta, min(c + beta * beta, g2 + beta * beta), x.pos, width, x.certain,
                         dying=x.dying)
@@ -803,6 +840,7 @@ class _Pass:
             certain = True
             rms = None
             in_rms = None
+            numel = 0
             for node in apps:
                 st = self.stats[node.id]
                 gz = self.grads.get(node.id)
@@ -833,12 +871,13 @@ class _Pass:
                     xmom = x.q
                 n_pos = self.batch * st.pos
                 total += n_pos * n_out * fi * gz * xmom
+                numel = n_out * fi
                 if rms is None:
                     rms = math.sqrt(gz)
                     in_rms = math.sqrt(x.q)
             out.append(LayerFlow(name, apps[0].id, math.sqrt(min(total, _BIG)), rms or 0.0, in_rms or 0.0,
                                  certain and rms is not None, all(a.id in self.blocked for a in apps),
-                                 all(a.id in self.zeroed for a in apps)))
+                                 all(a.id in self.zeroed for a in apps), numel))
         return out
 
     def _feeds_batch_norm(self, node) -> bool:

@@ -586,6 +586,9 @@ class Builder:
             for it in self.tag_repeat(items):
                 current.items.append([str(len(current.items)), it])
             return
+        if isinstance(current, ParamRef) and isinstance(stmt.op, (ast.Mult, ast.Div)) and _number(value) and value != 0:
+            self.scale_init(current, float(value) if isinstance(stmt.op, ast.Mult) else 1.0 / float(value), stmt)
+            return
         if isinstance(current, Flow) or isinstance(value, Flow):
             merged = self.binop_flow(stmt.op, current, value, stmt)
             self.assign(target, merged, frame, stmt)
@@ -1356,6 +1359,16 @@ class Builder:
                 target = self.text(node.args[0]) if node.args else None
         return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, mode, callee, target, mean)
 
+    def scale_init(self, ref, factor: float, node) -> None:
+        """``w.mul_(s)``, ``w *= s``, ``w.div_(s)`` after an initializer (or PyTorch's default)."""
+        owner = ref.owner
+        current = owner.inits.get(ref.name)
+        if current is None:
+            current = Init("default", f"PyTorch's default init of {ref.name}", None, "default")
+        owner.inits[ref.name] = dataclasses.replace(current, scale=current.scale * factor,
+                                                    text=f"{current.text} then {self.text(node)}"[:120] if current.span else self.text(node)[:120],
+                                                    span=current.span or _span(node))
+
     def apply_init(self, target, init: Init, node) -> None:
         via = self.init_via
         if via:
@@ -1428,6 +1441,12 @@ class Builder:
         if isinstance(owner, (BlockSpec, LeafSpec)):
             return self.module_method(owner, name, args, kwargs, node, frame)
         if isinstance(owner, ParamRef):
+            if name in ("mul_", "div_") and len(args) == 1 and _number(args[0]) and args[0] != 0:
+                self.scale_init(owner, float(args[0]) if name == "mul_" else 1.0 / float(args[0]), node)
+                return owner
+            if name == "copy_" and args and isinstance(args[0], (_Factory, _Scaled)):
+                self.apply_init(owner, args[0].init(self.text(node)), node)  # ``w.copy_(torch.randn(...))``
+                return owner
             if name in catalog.INIT_METHODS:
                 scheme = catalog.INIT_METHODS[name]
                 if scheme == "copy":
@@ -1664,6 +1683,10 @@ class Builder:
         if rf:
             return right
         return UNKNOWN
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _instance_key(cls, args, kwargs, repeat_ctx):

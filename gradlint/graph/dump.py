@@ -18,7 +18,8 @@ def _init_text(graph, layer) -> str:
     parts = []
     for pname in sorted(layer.inits):
         init = layer.inits[pname]
-        parts.append(f"{pname}={init.scheme}" + (f"({init.value:g})" if init.value is not None else ""))
+        parts.append(f"{pname}={init.scheme}" + (f"({init.value:g})" if init.value is not None else "")
+                     + (f"*{init.scale:g}" if init.scale != 1.0 else ""))
     if not parts and layer.category in ("weighted", "recurrent"):
         parts.append("weight=default")
     return " ".join(parts)
@@ -36,7 +37,8 @@ def to_dict(graph: ModelGraph) -> dict:
                 "line": layer.span.line,
                 "params": {k: (v if repr(v) != "UNKNOWN" else None) for k, v in layer.params.items()},
                 "init": {
-                    p: {"scheme": i.scheme, "line": i.span.line if i.span else None, "via": i.via, "value": i.value, "std": i.std}
+                    p: {"scheme": i.scheme, "line": i.span.line if i.span else None, "via": i.via, "value": i.value, "std": i.std,
+                        "scale": i.scale}
                     for p, i in sorted(layer.inits.items())
                 },
                 "repeat": [str(p) for p in layer.repeat],

@@ -64,6 +64,8 @@ class Init:
     callee: str | None = None  # source text of the called function (``nn.init.constant_``)
     target: str | None = None  # source text of the initialized tensor (``m.weight``)
     mean: float | None = None  # the distribution's mean, when known (``uniform_(0, 1)``: 0.5)
+    #: a factor applied after initializing (``w.data.mul_(0.1)``, ``w *= 2``, ``w.div_(4)``)
+    scale: float = 1.0
 
     @property
     def is_constant(self) -> bool:
