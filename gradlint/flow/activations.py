@@ -352,3 +352,41 @@ def _coherent(a: str, mean: float, var_units: float, var_within: float) -> float
         m = min(abs(moments(a, mu, var_within).mean), 1e150)
         total += w * m * m
     return min(total, 1e300)
+
+
+def kurtosis(activation: str | None, mean: float, var: float) -> float:
+    """``E[f(z)^4] / E[f(z)^2]^2`` for ``z ~ N(mean, var)``: how unevenly a layer's units share
+    its output's energy (3 for a Gaussian, 6 for ReLU of a centred Gaussian). Over ``n`` units
+    the squared norm of a layer's output then fluctuates with a relative variance of
+    ``(kurtosis - 1) / n``, which compounds with depth (Hanin & Nica, 2019)."""
+    return _kurtosis(activation or "identity", _round(mean), _round(max(var, 0.0)))
+
+
+@lru_cache(maxsize=4096)
+def _kurtosis(a: str, mean: float, var: float) -> float:
+    if a == "exp":
+        return math.exp(min(4 * var, 690.0))
+    if a == "square":
+        return 105.0 / 9.0 if mean == 0 else 11.0
+    if not known(a):
+        return 3.0
+    if a in _PIECEWISE:
+        slopes, clips = _PIECEWISE[a]
+
+        def f(z):
+            lo, hi = clips
+            s0, s1, s2 = slopes
+            if z < lo:
+                return s1 * lo + s0 * (z - lo)
+            if z > hi:
+                return s1 * hi + s2 * (z - hi)
+            return s1 * z
+    else:
+        f = (_SMOOTH.get(a) or _KINKED[a])[0]
+    sd = math.sqrt(var)
+    m2 = m4 = 0.0
+    for z, w in _wide_rule(mean, sd) if sd > 0 else [(mean, 1.0)]:
+        v = f(z) ** 2
+        m2 += w * v
+        m4 += w * v * v
+    return m4 / (m2 * m2) if m2 > 0 else 3.0

@@ -119,6 +119,8 @@ class Profile:
     notes: list = field(default_factory=list)
     #: recurrent node id -> (spec, per-layer weights, inputs, steps), as unrolled
     rnn: dict = field(default_factory=dict)
+    #: variance of log ||x||^2 over the plain stack (finite width; 0 when not corrected)
+    fluctuation: float = 0.0
 
     # ------------------------------------------------------------ summaries
     def certain_layers(self) -> list:
@@ -229,6 +231,8 @@ def _moments_of(init, layer, fan_in, fan_out):
         return None
     if init.is_constant:
         return (0.0, init.value) if init.value is not None else None
+    if init.gain is not None and init.gain != init.gain:
+        return None  # a gain given but not resolved
     if s.startswith("xavier"):
         g = init.gain if init.gain is not None else 1.0
         return (g * g * 2.0 / (fi + fo), 0.0) if fi and fo else None
@@ -361,7 +365,60 @@ class _Pass:
             st.c = min(st.c, st.q)
             self.stats[node.id] = st
         self.backward(nodes)
-        return Profile(self.stats, self.grads, self.weight_grads(nodes), self.overflow_node, self.notes, self.rnn)
+        layers = self.weight_grads(nodes)
+        beta = self.fluctuation(nodes, layers)
+        if beta > 0:
+            # the typical (geometric-mean) gradient of a narrow plain stack is below the mean-field
+            # one: log ||x||^2 spreads with variance beta and its mean sits beta / 2 below
+            shrink = math.exp(-beta / 4)
+            for lf in layers:
+                lf.grad_norm *= shrink
+        prof = Profile(self.stats, self.grads, layers, self.overflow_node, self.notes, self.rnn)
+        prof.fluctuation = beta
+        return prof
+
+    def fluctuation(self, nodes, layers) -> float:
+        """Hanin & Nica (2019): over a plain stack of finite width, the squared norm of the signal
+        is log-normal, each layer of ``n`` units adding ``(kurtosis - 1) / n`` to the variance of
+        its log (5/n for ReLU, 2/n for a linear layer). Normalization and residual adds undo the
+        compounding, so only plain stacks (no norm, no merge) are corrected."""
+        if any(n.op == "merge" for n in nodes) or any(self.g.category_of(n) == "norm" for n in nodes):
+            return 0.0
+        if not layers or not all(l.certain for l in layers):
+            return 0.0
+        beta = 0.0
+        for node in nodes:
+            if node.op != "layer":
+                continue
+            layer = self.g.layer_of(node)
+            if layer is None or layer.category not in ("weighted", "parameter"):
+                continue
+            fans = _fans(layer)
+            if fans is None or not fans[3]:
+                return 0.0
+            act_node = self._activation_after(node)
+            st = self.stats[node.id]
+            if act_node is not None:
+                act = self.acts.get(act_node.id, self.g.activation_of(act_node))
+                kurt = A.kurtosis(act, st.m, max(st.q - st.m * st.m, 0.0)) if A.known(act) else 3.0
+            else:
+                kurt = 3.0
+            beta += (kurt - 1.0) / fans[3]
+        return beta
+
+    def _activation_after(self, node):
+        cur = node
+        for _ in range(8):
+            succ = self.g.successors(cur)
+            if len(succ) != 1 or succ[0].op != "layer":
+                return None
+            cur = succ[0]
+            cat = self.g.category_of(cur)
+            if cat == "activation":
+                return cur
+            if cat != "other":
+                return None
+        return None
 
     def _input_of(self, preds) -> Stat:
         if not preds:

@@ -11,6 +11,7 @@ become sets of producing graph nodes. What it cannot resolve becomes an explicit
 from __future__ import annotations
 
 import ast
+import math
 import copy
 import dataclasses
 import operator
@@ -1155,6 +1156,8 @@ class Builder:
             return self.functional_layer(q, "norm", args, node)
         if q in catalog.FUNCTIONAL_WEIGHTED:
             return self.functional_weighted(q, args, kwargs, node)
+        if q == "torch.nn.init.calculate_gain":
+            return catalog.calculate_gain(*args[:2], **kwargs) if args and isinstance(args[0], str) else UNKNOWN
         if q.startswith(("torch.nn.init.",)):
             return self.init_call(q.rsplit(".", 1)[-1], args, kwargs, node)
         if q in catalog.TENSOR_FACTORIES:
@@ -1337,6 +1340,8 @@ class Builder:
                 mean = (a + b) / 2
         elif scheme.startswith("xavier") or scheme == "orthogonal":
             gain = num(args[0] if args else kwargs.get("gain", 1.0))
+            if gain is None:
+                gain = math.nan  # given, but not resolved: the scale is unknown, not 1
         elif scheme.startswith("kaiming"):
             kwargs = dict(kwargs)
             nl = args[2] if len(args) > 2 else kwargs.get("nonlinearity", "leaky_relu")

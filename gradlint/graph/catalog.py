@@ -146,3 +146,23 @@ TENSOR_FACTORIES = {
     "torch.FloatTensor": "uninitialized",
 }
 CONSTANT_SCHEMES = frozenset({"constant", "zeros", "ones"})
+
+
+def calculate_gain(nonlinearity: str, param=None):
+    """``torch.nn.init.calculate_gain``: the recommended gain for an activation (None when
+    unknown)."""
+    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                        "conv_transpose3d", "sigmoid"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return 2.0 ** 0.5
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        if not isinstance(slope, (int, float)) or isinstance(slope, bool):
+            return None
+        return (2.0 / (1 + slope * slope)) ** 0.5
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    return None
