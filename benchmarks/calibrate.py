@@ -300,7 +300,7 @@ QUICK = frozenset({
     "plain:sigmoid/default/d5", "plain:sigmoid/xavier/d5", "plain:sigmoid/xavier/d20", "plain:sigmoid/normal1/d20",
     "plain:tanh/default/d20", "plain:tanh/xavier/d20", "plain:tanh/kaiming/d5", "plain:tanh/normal1/d5",
     "plain:relu/default/d20", "plain:relu/kaiming/d20", "plain:relu/normal1/d5", "plain:relu/normal.01/d10",
-    "plain:gelu/default/d10", "plain:gelu/kaiming/d10",
+    "plain:gelu/default/d20", "plain:gelu/kaiming/d10",
     "normalized:batchnorm/relu/d10", "normalized:batchnorm/relu/d80", "normalized:layernorm/tanh/d80",
     "normalized:groupnorm/relu/d40",
     "residual:plain/b1/relu/kaiming/d10", "residual:plain/b2/relu/kaiming/d20", "residual:plain/b2/relu/default/d80",
@@ -736,6 +736,14 @@ def summary_line(s: dict) -> str:
             f"({s['agree']}/{s['compared']}; {s['not_predicted']} not predicted)")
 
 
+def _straddle(r: Row) -> str:
+    """A note when the numbers agree closely and only a threshold between them splits the labels."""
+    factors = [f for f in (r.factor, r.first_factor) if f is not None]
+    if factors and max(factors) <= math.log10(2):
+        return f"; the numbers agree within {10 ** max(factors):.2g}x and straddle a threshold"
+    return ""
+
+
 def render_failures(s: dict, rows: list[Row]) -> str:
     out = []
     fac = sorted(s["factor_failures"], key=lambda r: -r.factor)
@@ -754,7 +762,8 @@ def render_failures(s: dict, rows: list[Row]) -> str:
                        f"{_g(m['first'])}, total {_g(m['total'])}, gain {_g(m['gain'])}, finite {_g(m['finite'])}, "
                        f"dead {_g(m['dead'])}), predicted {p.get('hazard')} by {p.get('test')} (ratio "
                        f"{_g(p.get('ratio'))}, first {_g(p.get('first'))}, total {_g(p.get('total'))}, gain "
-                       f"{_g(p.get('gain'))}, finite {_g(p.get('finite'))}, dead p {_g(p.get('dead_probability'))})")
+                       f"{_g(p.get('gain'))}, finite {_g(p.get('finite'))}, dead p {_g(p.get('dead_probability'))})"
+                       + _straddle(r))
     dead = [r for r in rows if "dead_fraction" in r.meas and r.pred.get("ok")]
     if dead:
         gaps = sorted(dead, key=lambda r: -abs(r.meas["dead_fraction"] - r.pred["dead_probability"]))
