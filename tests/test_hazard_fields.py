@@ -85,7 +85,7 @@ def test_infinite_predictions_stay_strict_json():
     json.dumps(d.to_json(), allow_nan=False)
     for fmt in ("json", "json-lines", "sarif"):
         text = render(fmt, [d])
-        assert "Infinity" not in text and "NaN" not in text, fmt
+        # strict parsing rejects the bare NaN/Infinity tokens (message and rule texts may say "NaN")
         strict(text.splitlines()[0] if fmt == "json-lines" else text)
     obj = strict(render("json", [d]))[0]
     assert obj["prediction"] == expected and obj["evidence"]["ratio"] == "inf"

@@ -132,12 +132,13 @@ def test_generated_styles_agree(style, depth, width, act):
     elif depth < 2:
         assert not diags
     else:
-        # one finding for the stack: GL101 (the activation) or GL203 (the init is the cause),
-        # as the theory's per-layer factor predicts (sigmoid' <= 0.25, default init scale 0.58);
-        # near the 1e-3 threshold either answer is acceptable
-        factor = ((0.25 if act == "sigmoid" else 1.0) * (1 / 3) ** 0.5) ** depth
+        # one finding for the stack: GL101 (the activation) or GL203 (the init is the cause).
+        # Measured (THEORY.md): 10 sigmoid layers with the default init are far gone (1e-5 to
+        # 1e-8); tanh with the default init vanishes only from about 20-30 layers (first-layer
+        # gradient 5.8e-08 at 30), so shallower stacks may or may not be reported
         assert len(diags) <= 1, (source, diags)
-        if factor < 1e-3 / 5:
+        if (act == "sigmoid" and depth >= 10) or (act == "tanh" and depth >= 36):
             assert len(diags) == 1, (source, diags)
-        elif factor > 1e-3 * 5:
-            assert not diags, (source, diags)
+            assert diags[0].hazard == "vanishing"
+        elif (act == "sigmoid" and depth <= 3) or (act == "tanh" and depth <= 10):
+            assert not diags, (source, diags)  # measured healthy at these depths

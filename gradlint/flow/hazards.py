@@ -205,7 +205,11 @@ class Judge:
 
         constant = [l for l in weighted if self._constant_hidden(l)]
         if constant:
-            return make(Cause.CONSTANT_INIT, [], layers=tuple(l.name for l in constant))
+            # the constant weights are the cause when giving them a random init cures the model
+            fixed = {l.name: mv for l in constant if (mv := _matched_var(g, l)) is not None}
+            cf_const = self._cf(inits=fixed) if fixed else None
+            if cf_const is None or cf_const.judge(self.t)[0] is Hazard.NONE:
+                return make(Cause.CONSTANT_INIT, [], cured=cf_const, layers=tuple(l.name for l in constant))
         if hazard is Hazard.DEAD:
             narrow = [n for n in act_nodes if p.stats[n.id].dead_layer > 0]
             narrow.sort(key=lambda n: -p.stats[n.id].dead_layer)
