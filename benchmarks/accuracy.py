@@ -23,7 +23,7 @@
    ``total`` and ``gain`` are combined over seeds by geometric mean, ``finite`` is false when
    any seed overflowed, ``dead`` holds when most seeds are dead; each seed is judged by
    ``convention.classify(...)`` and the label is the class most seeds show (the class of the
-   geometric means when no class has a majority). Labels are cached by source hash in
+   most severe class seen when no class has a majority). Labels are cached by source hash in
    ``benchmarks/.work/accuracy_cache.json`` (``benchmarks/.work/`` is git-ignored).
 3. **Predict** by running gradlint on the folder as a user would
    (``python -m gradlint check --isolated --no-cache --output-format json DIR``). A model's
@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # the one piece of gradlint this benchmark shares: the measurement convention and its tests
-from gradlint.flow.convention import BATCH, THRESHOLDS, classify  # noqa: E402
+from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds  # noqa: E402
 
 CACHE = BENCH / ".work" / "accuracy_cache.json"
 #: bump when the measurement changes, so cached labels are not reused
@@ -863,36 +863,18 @@ def geomean(values) -> float:
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
 
 
-def _seed_class(s: dict) -> tuple[str, str | None]:
-    hazard, test = classify(ratio=s["ratio"], first=s["first"], total=s["total"], gain=s["gain"],
-                            finite=s["finite"], dead=bool(s["dead"]))
-    return hazard.value, test
-
-
 def combine(per_seed: list[dict]) -> dict:
     """The seeds' numbers as the label sees them, and the label: the class most seeds show
-    (each seed judged by ``classify``), so one unlucky seed (a net dead in one seed of three,
-    whose zero would drag a geometric mean to 0) does not decide; with no majority, the class
-    of the seeds' geometric means."""
+    (``convention.classify_seeds``), so one unlucky seed (a net dead in one seed of three, whose
+    zero would drag a geometric mean to 0) does not decide."""
     n = len(per_seed)
     combined = {k: geomean(s[k] for s in per_seed) for k in ("ratio", "first", "last", "total", "gain", "total_all_params")}
     combined["finite"] = all(s["finite"] for s in per_seed)
     combined["dead"] = sum(bool(s["dead"]) for s in per_seed) * 2 > n
     combined["dead_seeds"] = sum(bool(s["dead"]) for s in per_seed)
-    votes: dict[str, list] = {}
-    for s in per_seed:
-        cls, test = _seed_class(s)
-        votes.setdefault(cls, []).append(test)
-    top = max(votes.items(), key=lambda kv: len(kv[1]))
-    if len(top[1]) * 2 > n:
-        hazard, test = top[0], top[1][0]
-    else:
-        h, test = classify(ratio=combined["ratio"], first=combined["first"], total=combined["total"],
-                           gain=combined["gain"], finite=combined["finite"], dead=combined["dead"])
-        hazard = h.value
-    combined["label"] = hazard
+    hazard, test = classify_seeds(per_seed)
+    combined["label"] = hazard.value
     combined["test"] = test
-    combined["votes"] = {k: len(v) for k, v in votes.items()}
     return combined
 
 

@@ -73,7 +73,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from gradlint.flow.convention import BATCH, THRESHOLDS, classify  # noqa: E402
+from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds  # noqa: E402
 from gradlint.flow.hazards import Numbers, judge  # noqa: E402
 from gradlint.graph.builder import build_graphs  # noqa: E402
 
@@ -490,12 +490,13 @@ def geomean(values) -> float:
 def measure(cell: Cell, seeds: int = 3) -> dict:
     net_cls, shape = load(cell.source, f"{cell.name}.py")
     runs = [measure_seed(net_cls, shape, s, cell.saturation) for s in range(seeds)]
-    m = {k: geomean(r[k] for r in runs) for k in ("ratio", "first", "total", "gain")}
+    live = [r for r in runs if not r["dead"]]
+    # a dead seed has no ratio to speak of: the numbers are those of the live seeds, when any
+    m = {k: geomean(r[k] for r in (live or runs)) for k in ("ratio", "first", "total", "gain")}
     m["finite"] = all(r["finite"] for r in runs)
     m["dead"] = 2 * sum(r["dead"] for r in runs) > len(runs)
     m["layers"] = runs[0]["layers"]
-    m["hazard"] = classify(ratio=m["ratio"], first=m["first"], total=m["total"], gain=m["gain"],
-                           finite=m["finite"], dead=m["dead"])[0].value
+    m["hazard"] = classify_seeds(runs)[0].value  # the class most seeds show
     logs = [math.log10(r["first"]) for r in runs if r["first"] > 0 and math.isfinite(r["first"])]
     if len(logs) >= 2:
         mean = sum(logs) / len(logs)

@@ -382,8 +382,9 @@ def rules_cmd(output_format):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True)
 @click.option("--model", "model", metavar="CLASS", help="Only this model class.")
-def graph_cmd(file, fmt, model):
-    """Print the layer graph gradlint builds for FILE."""
+@click.option("--flow", is_flag=True, help="Print the predicted gradient-flow profile per layer instead.")
+def graph_cmd(file, fmt, model, flow):
+    """Print the layer graph gradlint builds for FILE (or, with --flow, its flow profile)."""
     import ast
 
     from gradlint.engine import decode
@@ -407,6 +408,14 @@ def graph_cmd(file, fmt, model):
         if not graphs:
             _fail(f"no model class `{model}` in {file}")
             sys.exit(EXIT_ERROR)
+    if flow:
+        from gradlint.flow import dump as flow_dump
+
+        if fmt == "dot":
+            _fail("--flow prints text or json, not dot")
+            sys.exit(EXIT_ERROR)
+        click.echo((flow_dump.render_json if fmt == "json" else flow_dump.render_text)(graphs), nl=False)
+        return
     click.echo(RENDERERS[fmt](graphs), nl=False)
 
 

@@ -79,12 +79,13 @@ class InitActivationMismatch(Rule):
     ```
 
     ## Options
-    - `vanishing-ratio` (default `1e-3`) and `vanishing-gain` (default `1e-4`): the stack vanishes
-      when the estimated first/last weight-gradient ratio or the backward gain is below (the
-      gain catches uniform vanishing, where the ratio stays near 1).
-    - `exploding-ratio` (default `70`) and `exploding-gain` (default `1e4`): it explodes when
-      either is above.
-    - `min-layers` (default `3`): shorter stacks are never reported.
+    - `min-layers` (default `3`): stacks of fewer weighted layers are never reported.
+
+    The vanishing and exploding thresholds are not options of this rule: they are the tests
+    `--dynamic` applies to measurements, kept in one place for both (`gradlint.flow.convention`):
+    the first layer's weight gradient below 1e-3 of the last layer's, or its norm below 1e-7, is
+    vanishing; above 70 times the last layer's, or a norm above 1e3 for the first layer or for
+    the whole gradient, or an overflow, is exploding.
 
     ## References
     - Glorot & Bengio, *Understanding the difficulty of training deep feedforward neural networks*, AISTATS 2010

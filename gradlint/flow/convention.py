@@ -108,3 +108,24 @@ TEST_WORDS = {
     "total": "the whole gradient's norm",
     "ratio": "the first layer's weight gradient over the last layer's",
 }
+
+
+def classify_seeds(seeds: list[dict], thresholds: dict | None = None) -> tuple[Hazard, str | None]:
+    """The hazard most seeds show, each seed (a dict with ``ratio``, ``first``, ``total``,
+    ``finite``, ``dead``) judged by :func:`classify`: one unlucky seed (a net dead in one seed
+    of three, or a rare overflow) does not decide. With no majority, the most severe class
+    among those seen, in the order exploding, dead, vanishing."""
+    votes: dict[Hazard, list] = {}
+    for s in seeds:
+        h, test = classify(s.get("ratio"), s.get("first"), s.get("total"), s.get("gain"),
+                           s.get("finite", True), bool(s.get("dead")), thresholds)
+        votes.setdefault(h, []).append(test)
+    if not votes:
+        return Hazard.NONE, None
+    top, tests = max(votes.items(), key=lambda kv: len(kv[1]))
+    if len(tests) * 2 > len(seeds):
+        return top, tests[0]
+    for h in (Hazard.EXPLODING, Hazard.DEAD, Hazard.VANISHING, Hazard.NONE):
+        if h in votes:
+            return h, votes[h][0]
+    return Hazard.NONE, None

@@ -38,6 +38,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import networkx as nx
+
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
 from gradlint.flow.convention import BATCH, FLOAT32_MAX, FLOAT32_SUBNORMAL
@@ -47,6 +49,8 @@ SPATIAL = {1: 64, 2: 64, 3: 16}
 #: tokens per example that --dynamic feeds an embedding
 TOKENS = 32
 _BIG = 1e300
+#: activations whose outputs are too heavy-tailed for the finite-width (log-normal) correction
+_NO_SPREAD = frozenset({"exp", "square"})
 _OVERFLOW_Q = FLOAT32_MAX ** 2  # a second moment past this: values are inf in float32
 
 #: layers that only move, select or drop values
@@ -347,6 +351,7 @@ class _Pass:
         self.blocked: set[int] = set()  # nodes whose gradient a zero-initialized layer stops at step 0
         self.zeroed: set[int] = set()  # nodes whose gradient zero weights stop for good (exactly 0)
         self.rnn: dict = {}  # recurrent node id -> (spec, per-layer weights, inputs, steps)
+        self._mean_paths: dict = {}  # add merge id -> whether its branches pass the mean back
         self.rnn_back: dict = {}  # recurrent node id -> (g at its input, sum of ||grad W||^2 / batch)
         self.overflow_node = None
         self.notes: list[str] = []
@@ -400,7 +405,9 @@ class _Pass:
             st = self.stats[node.id]
             if act_node is not None:
                 act = self.acts.get(act_node.id, self.g.activation_of(act_node))
-                kurt = A.kurtosis(act, st.m, max(st.q - st.m * st.m, 0.0)) if A.known(act) else 3.0
+                if act in _NO_SPREAD or not A.known(act):
+                    return 0.0  # a heavy-tailed activation: the log-normal picture does not hold
+                kurt = min(A.kurtosis(act, st.m, max(st.q - st.m * st.m, 0.0)), 20.0)
             else:
                 kurt = 3.0
             beta += (kurt - 1.0) / fans[3]
@@ -636,16 +643,19 @@ class _Pass:
             else:
                 p = A._Phi(-mu / sw) ** n_examples
             p_unit += w * p
+        p_unit = min(max(p_unit, 0.0), 1.0)
+        p_layer = p_unit ** x.width
         if x.dying:
-            # past a ReLU, a narrow net's examples collapse towards one direction (finite width,
-            # which mean-field misses): a unit is then dead for all of them when its own offset
-            # is, ``P(mu_i < 0)``, 1/2 for zero-mean pre-activations (Lu et al.; measured:
-            # width 5, Kaiming, zero biases, 20 layers: 50 % of nets dead, this gives 47 %)
+            # past a few ReLUs, a narrow net's examples collapse towards one direction (finite
+            # width, which mean-field misses): a unit is then dead for all of them when its own
+            # offset is, ``P(mu_i < 0)``, 1/2 for zero-mean pre-activations (Lu et al.). The
+            # collapse takes about 8 layers: measured over 200 seeds, the per-layer death rate
+            # is 2^-width after 8 ReLU layers and lower before (ramped in linearly)
             spread = math.sqrt(max(x.q - x.m * x.m, 0.0))
             collapsed = A._Phi(-x.m / spread) if spread > 0 else (1.0 if x.m <= 0 else 0.0)
-            p_unit = max(p_unit, collapsed)
-        p_unit = min(max(p_unit, 0.0), 1.0)
-        return p_unit ** x.width
+            ramp = min(1.0, x.dying / 8.0)
+            p_layer = max(p_layer, ramp * collapsed ** x.width)
+        return p_layer
 
     def norm(self, node, layer, x: Stat) -> Stat:
         gamma = 1.0
@@ -816,6 +826,16 @@ class _Pass:
             f = self._scale_factor(s)
             return (gs * f * f, True) if f is not None else (gs, False)
         if s.op == "merge":
+            if s.merge == "add" and st.certain and self._transmits_mean(s):
+                # the coherent parts of the inputs (a mean their units share) add in amplitude,
+                # and the gradient along that shared direction gains the same cross term: each
+                # input gets the add's forward gain over its incoherent sum. Measured: a stream
+                # x + relu(W x) grows 1.6-1.8x per block forward and backward alike
+                preds = [self.stats[p.id] for p in self.g.predecessors(s)]
+                incoherent = sum(p.q for p in preds)
+                if incoherent > 0 and st.q > incoherent:
+                    return gs * st.q / incoherent, True
+                return gs, True
             if s.merge == "mul":
                 others = [self.stats[p.id] for p in self.g.predecessors(s) if p.id != node.id]
                 if not st.certain or not others:
@@ -851,6 +871,23 @@ class _Pass:
         if cat == "recurrent" and s.id in self.rnn:
             return self._rnn_backward(s, gs)[0], st.certain and not st.overflow
         return gs, False
+
+    def _transmits_mean(self, merge) -> bool:
+        """Whether the branches of an add pass the stream's shared-mean direction back: a
+        branch with a normalization projects it out (LayerNorm removes the mean over features,
+        BatchNorm over the batch), so only unnormalized branches add the coherent gain."""
+        found = self._mean_paths.get(merge.id)
+        if found is None:
+            g = self.g._g
+            preds = [p.id for p in self.g.predecessors(merge)]
+            members = set()
+            for a in preds:
+                for b in preds:
+                    if a != b and nx.has_path(g, a, b):
+                        members |= nx.descendants(g, a) & (nx.ancestors(g, b) | {b})
+            found = not any(self.g.category_of(self.g._nodes[i]) == "norm" for i in members)
+            self._mean_paths[merge.id] = found
+        return found
 
     def _is_zero(self, s) -> bool:
         """A node that multiplies the gradient by exactly 0: zero weights, a zero scale."""
