@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_hazards, flow_report
+from gradlint.rules._common import flow_hazards
 
 
 class SaturatedLayer(Rule):
@@ -97,6 +97,9 @@ class SaturatedLayer(Rule):
                 f"about {pre:.2g}; those units pass almost no gradient (one backward pass may not show it)"
             )
             span = init.span if init is not None and init.span is not None else layer.span
-            flow_report(ctx, graph, h, span, message,
-                        "initialize the weights for the activation (`nn.init.xavier_uniform_(w)` for tanh/sigmoid), "
-                        "or normalize the pre-activations")
+            # the claim is about saturation, which one backward pass may not show as a small
+            # gradient norm: its hazard class is none (the numbers are still attached)
+            ctx.report(span, message, severity="warning", confidence="inferred" if not graph.unknowns else "heuristic",
+                       help="initialize the weights for the activation (`nn.init.xavier_uniform_(w)` for tanh/sigmoid), "
+                            "or normalize the pre-activations",
+                       layers=tuple(l.name for l in h.layers), hazard="none", prediction=h.prediction())

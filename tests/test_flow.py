@@ -175,8 +175,8 @@ class Net(nn.Module):
 
 @pytest.mark.parametrize("scaling", ["m.weight.data.mul_(0.1)", "m.weight.data *= 0.1", "m.weight.data.div_(10)"])
 def test_scaling_after_init_scales_the_prediction(scaling):
-    base = judge(graph_of(mlp(3, init="nn.init.kaiming_normal_(m.weight)"))).profile
-    scaled_src = mlp(3, init=f"nn.init.kaiming_normal_(m.weight); {scaling}")
+    base = judge(graph_of(mlp(3, init="nn.init.kaiming_normal_(m.weight); nn.init.zeros_(m.bias)"))).profile
+    scaled_src = mlp(3, init=f"nn.init.kaiming_normal_(m.weight); nn.init.zeros_(m.bias); {scaling}")
     scaled = judge(graph_of(scaled_src)).profile
     # every layer's weights shrink 10x: the head's input shrinks 10^3 (three ReLU layers before it)
     assert scaled.layers[-1].input_rms == pytest.approx(base.layers[-1].input_rms * 1e-3, rel=1e-3)
