@@ -96,7 +96,8 @@ def _stack(expect, names, layers, t):
     text = (f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} (threshold {_fmt(limits['ratio'])}), "
             f"‖∇{first}‖ = {_fmt(absolute)} (threshold {_fmt(limits['absolute'])})")
     if gain == gain:
-        text += f", backward gain {_fmt(gain)} (threshold {_fmt(limits['gain'])})"
+        text += (f", RMS of the gradient at the outputs of {first} / {last} = {_fmt(gain)} "
+                 f"(threshold {_fmt(limits['gain'])})")
     if not finite:
         text += ", non-finite gradients"
     return verdict, numbers, text
