@@ -170,6 +170,7 @@ def _gauss_hermite(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 _GH = _gauss_hermite(48)
 _GH_OUTER = _gauss_hermite(16)
+_GH_OUTER_SMALL = _gauss_hermite(10)
 
 
 @dataclass(frozen=True)
@@ -235,24 +236,28 @@ def _wide_rule(mean: float, sd: float) -> list[tuple[float, float]]:
     Gaussian and a fine grid over ``|z| < 12``, weighted by the density."""
     if sd == 0.0:
         return [(mean, 1.0)]
-    lo, hi = mean - 10 * sd, mean + 10 * sd
+    return _wide_rule_cached(_round(mean), _round(sd))
+
+
+@lru_cache(maxsize=2048)
+def _wide_rule_cached(mean: float, sd: float) -> tuple:
+    lo, hi = mean - 8 * sd, mean + 8 * sd
     edges = {lo, hi}
-    step = (hi - lo) / 400
-    edges.update(lo + i * step for i in range(1, 400))
-    a, b = max(lo, -12.0), min(hi, 12.0)
+    step = (hi - lo) / 160
+    edges.update(lo + i * step for i in range(1, 160))
+    a, b = max(lo, -8.0), min(hi, 8.0)
     if a < b:
-        n = max(2, int((b - a) / 0.02))
+        n = max(2, int((b - a) / 0.05))
         edges.update(a + i * (b - a) / n for i in range(n + 1))
     edges = sorted(edges)
+    cdf = [_Phi((x - mean) / sd) for x in edges]
     out = []
-    for x0, x1 in zip(edges, edges[1:]):
-        if x1 <= x0:
-            continue
-        p = _Phi((x1 - mean) / sd) - _Phi((x0 - mean) / sd)
+    for i in range(len(edges) - 1):
+        p = cdf[i + 1] - cdf[i]
         if p > 0:
-            out.append((0.5 * (x0 + x1), p))
+            out.append((0.5 * (edges[i] + edges[i + 1]), p))
     total = sum(w for _, w in out) or 1.0
-    return [(z, w / total) for z, w in out]
+    return tuple((z, w / total) for z, w in out)
 
 
 def _trunc(lo: float, hi: float, mean: float, sd: float) -> tuple[float, float, float]:
@@ -347,11 +352,21 @@ def _coherent(a: str, mean: float, var_units: float, var_within: float) -> float
         return math.exp(min(log, 690.0))
     su = math.sqrt(var_units)
     total = 0.0
-    for u, w in zip(*_GH_OUTER):
+    for u, w in zip(*_GH_OUTER_SMALL):
         mu = mean + su * u
-        m = min(abs(moments(a, mu, var_within).mean), 1e150)
+        m = min(abs(_mean_fast(a, mu, var_within)), 1e150)
         total += w * m * m
     return min(total, 1e300)
+
+
+def _mean_fast(a: str, mean: float, var: float) -> float:
+    """``E[f(z)]`` for the coherent moment: closed forms where there are, else Gauss–Hermite
+    (a mean is smooth in its arguments even where the derivative is not)."""
+    if a in _PIECEWISE or a in _EXPONENTIAL:
+        return moments(a, mean, var).mean
+    f = (_SMOOTH.get(a) or _KINKED[a])[0]
+    sd = math.sqrt(max(var, 0.0))
+    return sum(w * f(mean + sd * u) for u, w in zip(*_GH))
 
 
 def kurtosis(activation: str | None, mean: float, var: float) -> float:
@@ -390,3 +405,26 @@ def _kurtosis(a: str, mean: float, var: float) -> float:
         m2 += w * v
         m4 += w * v * v
     return m4 / (m2 * m2) if m2 > 0 else 3.0
+
+
+def pointwise(activation: str | None):
+    """``(f, f')`` of an activation as plain functions of one number (None when unknown)."""
+    a = activation or "identity"
+    if a in _SMOOTH or a in _KINKED:
+        f, df = (_SMOOTH.get(a) or _KINKED[a])[:2]
+        return f, df
+    if a in _PIECEWISE:
+        (s0, s1, s2), (lo, hi) = _PIECEWISE[a]
+
+        def f(z):
+            if z < lo:
+                return s1 * lo + s0 * (z - lo)
+            if z > hi:
+                return s1 * hi + s2 * (z - hi)
+            return s1 * z
+
+        def df(z):
+            return s0 if z < lo else s2 if z > hi else s1
+
+        return f, df
+    return None

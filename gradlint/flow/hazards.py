@@ -107,7 +107,8 @@ class FlowHazard:
 def _matched_var(graph, layer) -> tuple[float, float] | None:
     fi = layer.fan_in
     if layer.category == "parameter":
-        shape = layer.params.get("shape") or ()
+        shape = layer.params.get("shape")
+        shape = shape if isinstance(shape, tuple) else ()
         fi = shape[0] if len(shape) == 2 and isinstance(shape[0], int) else None
     if not fi:
         return None

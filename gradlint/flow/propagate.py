@@ -49,6 +49,9 @@ SPATIAL = {1: 64, 2: 64, 3: 16}
 #: tokens per example that --dynamic feeds an embedding
 TOKENS = 32
 _BIG = 1e300
+#: non-decreasing activations: the max of their outputs is the activation of the max
+_MONOTONE = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "sigmoid", "tanh",
+                       "hardtanh", "hardsigmoid", "softplus", "softsign", "identity"})
 #: activations whose outputs are too heavy-tailed for the finite-width (log-normal) correction
 _NO_SPREAD = frozenset({"exp", "square"})
 _OVERFLOW_Q = FLOAT32_MAX ** 2  # a second moment past this: values are inf in float32
@@ -315,7 +318,8 @@ def _fans(layer):
     """``(fan_in, fan_out, n_out, out_width, positions factor)`` of a weighted layer, or None."""
     kind, p = layer.kind, layer.params
     if layer.category == "parameter":
-        shape = p.get("shape") or ()
+        shape = p.get("shape")
+        shape = shape if isinstance(shape, tuple) else ()
         if len(shape) == 2 and all(_int(d) for d in shape):
             return shape[0], shape[1], shape[1], shape[1], 1.0
         return None
@@ -351,7 +355,7 @@ class _Pass:
         self.blocked: set[int] = set()  # nodes whose gradient a zero-initialized layer stops at step 0
         self.zeroed: set[int] = set()  # nodes whose gradient zero weights stop for good (exactly 0)
         self.rnn: dict = {}  # recurrent node id -> (spec, per-layer weights, inputs, steps)
-        self._mean_paths: dict = {}  # add merge id -> whether its branches pass the mean back
+        self.taps: dict = {}  # conv node id -> fraction of its kernel taps inside the map
         self.rnn_back: dict = {}  # recurrent node id -> (g at its input, sum of ||grad W||^2 / batch)
         self.overflow_node = None
         self.notes: list[str] = []
@@ -590,15 +594,52 @@ class _Pass:
             q = var + mu * mu
             pos = float(TOKENS) if self._reads_input(node) else x.pos
             return Stat(mu, q, mu * mu, pos, width, x.certain)
-        n = fi
+        pos = x.pos
+        if x.width is None and layer.kind.startswith(("Conv", "LazyConv")) and pos == 1.0 and self._reads_input(node):
+            pos = float(SPATIAL[_dims(layer.kind)] ** _dims(layer.kind))
+        frac, out_pos = self._conv_geometry(layer, pos)
+        self.taps[node.id] = frac
+        n = fi * frac  # zero padding: border outputs see fewer inputs
         var_x = max(x.q - x.c, 0.0)
         q = var * n * x.q + mu * mu * (n * var_x + n * n * x.c) + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
         c = var * n * x.c + mu * mu * n * n * x.c + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
         m = mu * n * x.m + bmu
-        pos = x.pos
-        if x.width is None and layer.kind.startswith(("Conv", "LazyConv")) and pos == 1.0 and self._reads_input(node):
-            pos = float(SPATIAL[_dims(layer.kind)] ** _dims(layer.kind))
-        return Stat(m, q, min(c, q), pos * pos_factor, width, x.certain, x.overflow, dying=x.dying)
+        out_pos = out_pos if out_pos is not None else pos * pos_factor
+        return Stat(m, q, min(c, q), out_pos, width, x.certain, x.overflow, dying=x.dying)
+
+    def _conv_geometry(self, layer, pos: float):
+        """``(fraction of kernel taps inside the input, output positions)`` of a convolution on
+        a square map of ``pos`` positions: zero padding on a small map (a 3x3 kernel on 4x4
+        keeps 69 % of its taps, on 2x2 44 %) lowers the output's variance and the gradient alike.
+        ``(1, None)`` when it does not apply or the sizes are unknown."""
+        kind = layer.kind
+        if not kind.startswith(("Conv", "LazyConv")) or kind.startswith(("ConvTranspose", "LazyConvTranspose")) or pos <= 1:
+            return 1.0, None
+        dims = _dims(kind)
+        p = layer.params
+
+        def per_dim(v, default):
+            v = p.get(v, default)
+            if isinstance(v, tuple) and v and all(_int(a) is not None for a in v):
+                return v[0] if len(set(v)) == 1 else None
+            return _int(v)
+
+        k, st, pad, dil = per_dim("kernel_size", None), per_dim("stride", 1), per_dim("padding", 0), per_dim("dilation", 1)
+        if not k or not st or pad is None or not dil:
+            return 1.0, None
+        side = round(pos ** (1.0 / dims))
+        if side < 1:
+            return 1.0, None
+        span = dil * (k - 1) + 1
+        out_side = (side + 2 * pad - span) // st + 1
+        if out_side < 1:
+            return 1.0, None
+        inside = 0
+        for i in range(out_side):
+            start = i * st - pad
+            inside += sum(1 for t in range(k) if 0 <= start + t * dil < side)
+        frac = (inside / (out_side * k)) ** dims
+        return frac, float(out_side ** dims)
 
     def _reads_input(self, node) -> bool:
         preds = self.g.predecessors(node)
@@ -670,7 +711,7 @@ class _Pass:
         if binit is not None and binit.is_constant and binit.value is not None:
             beta = binit.value
         kind = layer.kind
-        width = _int(layer.params.get("num_features") or layer.params.get("num_channels")) or x.width
+        width = _int(layer.params.get("num_features")) or _int(layer.params.get("num_channels")) or x.width
         g2 = gamma * gamma
         if max(x.q - x.m * x.m, 0.0) <= 1e-30 * max(x.q, 1e-300) or x.q == 0.0:
             # a constant input (zero weights before it): the output is beta, and the gradient
@@ -751,7 +792,11 @@ class _Pass:
         if kind.startswith(("MaxPool", "AdaptiveMax")):
             # one input of each window gets the whole gradient
             self.factor[node.id] = 1.0 / k
-            return x.copy(pos=out_pos)
+            window = k
+            if not kind.startswith("Adaptive"):
+                ks = _int(layer.params.get("kernel_size"))
+                window = float(ks ** dims) if ks else k
+            return self._max_of(node, x, window, out_pos)
         if k >= 1:
             # an average of k values: their common part stays, the rest shrinks (neighbouring
             # values are taken independent)
@@ -760,6 +805,46 @@ class _Pass:
             return x.copy(q=q, pos=out_pos)
         self.factor[node.id] = 1.0 / k  # nearest upsampling: each value copied 1/k times
         return x.copy(pos=out_pos)
+
+    def _max_of(self, node, x: Stat, window: float, out_pos: float) -> Stat:
+        """The max of ``window`` values. Through a non-decreasing activation the max commutes
+        with it (``max relu(z) = relu(max z)``), so the max of the Gaussian pre-activations is
+        taken and then activated; the one input that gets the gradient sits at that max, where
+        the activation's slope is larger than on average."""
+        preds = self.g.predecessors(node)
+        act, pre = None, x
+        if len(preds) == 1 and self.g.activation_of(preds[0]) in _MONOTONE and len(self.g.successors(preds[0])) == 1:
+            act_node = preds[0]
+            act = self.acts.get(act_node.id, self.g.activation_of(act_node))
+            before = self.g.predecessors(act_node)
+            if len(before) == 1:
+                pre = self.stats[before[0].id]
+            else:
+                act, pre = None, x
+        n = max(1, int(round(window)))
+        if n == 1:
+            return x.copy(pos=out_pos)
+        sd = math.sqrt(max(pre.q - pre.m * pre.m, 0.0))
+        fns = A.pointwise(act) if act is not None else None
+        if act is not None and fns is None:
+            return x.copy(pos=out_pos)
+        m1 = m2 = d2 = 0.0
+        steps = 240
+        for i in range(steps):
+            u = -6.0 + 12.0 * (i + 0.5) / steps
+            w = n * A._phi(u) * A._Phi(u) ** (n - 1) * 12.0 / steps
+            z = pre.m + sd * u
+            fz, dz = (fns[0](z), fns[1](z)) if fns else (z, 1.0)
+            m1 += w * fz
+            m2 += w * fz * fz
+            d2 += w * dz * dz
+        if act is not None:
+            marginal = A.moments(act, pre.m, sd * sd).d2
+            if marginal > 0:
+                self.factor[node.id] *= d2 / marginal  # the gradient reaches the max's slope
+        # every unit shares the max's mean; the units' own offsets scale with the values
+        spread = max(x.c - x.m * x.m, 0.0) * (m2 / x.q if x.q > 0 else 0.0)
+        return x.copy(m=m1, q=max(m2, 0.0), c=min(m1 * m1 + spread, m2), pos=out_pos)
 
     # ------------------------------------------------------------ backward
     def backward(self, nodes) -> None:
@@ -826,14 +911,14 @@ class _Pass:
             f = self._scale_factor(s)
             return (gs * f * f, True) if f is not None else (gs, False)
         if s.op == "merge":
-            if s.merge == "add" and st.certain and self._transmits_mean(s):
+            if s.merge == "add" and st.certain:
                 # the coherent parts of the inputs (a mean their units share) add in amplitude,
                 # and the gradient along that shared direction gains the same cross term: each
                 # input gets the add's forward gain over its incoherent sum. Measured: a stream
                 # x + relu(W x) grows 1.6-1.8x per block forward and backward alike
                 preds = [self.stats[p.id] for p in self.g.predecessors(s)]
                 incoherent = sum(p.q for p in preds)
-                if incoherent > 0 and st.q > incoherent:
+                if incoherent > 0 and st.q > incoherent and self._transmits_mean(s):
                     return gs * st.q / incoherent, True
                 return gs, True
             if s.merge == "mul":
@@ -853,7 +938,7 @@ class _Pass:
             wm = self.inits.get(layer.name) or (weight_moments(self.g, layer, fan_in=fans[0]) if fans else None)
             if fans is None or wm is None:
                 return gs, False
-            fo = fans[1]
+            fo = fans[1] * self.taps.get(s.id, 1.0)
             return gs * (wm[0] + wm[1] ** 2) * fo, st.certain
         if cat == "activation":
             act = self.acts.get(s.id, layer.activation)
@@ -876,7 +961,8 @@ class _Pass:
         """Whether the branches of an add pass the stream's shared-mean direction back: a
         branch with a normalization projects it out (LayerNorm removes the mean over features,
         BatchNorm over the batch), so only unnormalized branches add the coherent gain."""
-        found = self._mean_paths.get(merge.id)
+        cache = self.g.__dict__.setdefault("_flow_mean_paths", {})  # structure only: shared by passes
+        found = cache.get(merge.id)
         if found is None:
             g = self.g._g
             preds = [p.id for p in self.g.predecessors(merge)]
@@ -886,7 +972,7 @@ class _Pass:
                     if a != b and nx.has_path(g, a, b):
                         members |= nx.descendants(g, a) & (nx.ancestors(g, b) | {b})
             found = not any(self.g.category_of(self.g._nodes[i]) == "norm" for i in members)
-            self._mean_paths[merge.id] = found
+            cache[merge.id] = found
         return found
 
     def _is_zero(self, s) -> bool:
@@ -964,7 +1050,7 @@ class _Pass:
                 else:
                     xmom = x.q
                 n_pos = self.batch * st.pos
-                total += n_pos * n_out * fi * gz * xmom
+                total += n_pos * n_out * fi * self.taps.get(node.id, 1.0) * gz * xmom
                 numel = n_out * fi
                 if rms is None:
                     rms = math.sqrt(gz)
