@@ -148,11 +148,15 @@ class UnnormalizedResidualStack(Rule):
             growth = h.detail.get("growth")
             grows = (f"activations grow about {growth:.1e}-fold over the {len(merges)} blocks, so "
                      if growth and growth > 1 else "")
-            message = (
-                f"{len(merges)} residual blocks with neither normalization nor branch scaling: "
-                f"{flow_direction(h)} — {grows}{flow_sentence(h)}"
-            )
-            flow_report(ctx, graph, h, merges[0].span, message,
-                        "normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, "
-                        "zero-init its last layer, 1/sqrt(N))",
+            if h.detail.get("normalized"):
+                what = (f"{len(merges)} residual blocks whose branches are normalized but not scaled down at init "
+                        f"(each adds a unit-variance branch to the stream)")
+                remedy = ("zero-initialize the last normalization of each branch (torchvision: "
+                          "`zero_init_residual=True`), or scale the branch (LayerScale, 1/sqrt(N))")
+            else:
+                what = f"{len(merges)} residual blocks with neither normalization nor branch scaling"
+                remedy = ("normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, "
+                          "zero-init its last layer, 1/sqrt(N))")
+            message = f"{what}: {flow_direction(h)} — {grows}{flow_sentence(h)}"
+            flow_report(ctx, graph, h, merges[0].span, message, remedy,
                         [ctx.related(merges[-1].span, f"block {len(merges)} of the run")])

@@ -428,3 +428,27 @@ def pointwise(activation: str | None):
 
         return f, df
     return None
+
+
+def mean_slope(activation: str | None, mean: float, var: float) -> float:
+    """``E[f'(z)]`` for ``z ~ N(mean, var)``: how much of a gradient shared by all positions
+    an activation's mask keeps shared."""
+    return _mean_slope(activation or "identity", _round(mean), _round(max(var, 0.0)))
+
+
+@lru_cache(maxsize=4096)
+def _mean_slope(a: str, mean: float, var: float) -> float:
+    fns = pointwise(a)
+    if fns is None:
+        return 0.0
+    df = fns[1]
+    sd = math.sqrt(var)
+    if a in _PIECEWISE:
+        (s0, s1, s2), (lo, hi) = _PIECEWISE[a]
+        if sd == 0:
+            return df(mean)
+        p_lo = _Phi((lo - mean) / sd) if math.isfinite(lo) else 0.0
+        p_hi = 1.0 - _Phi((hi - mean) / sd) if math.isfinite(hi) else 0.0
+        return s0 * p_lo + s2 * p_hi + s1 * (1.0 - p_lo - p_hi)
+    points = [(mean + sd * u, w) for u, w in zip(*_GH)] if sd <= 2 else _wide_rule(mean, sd)
+    return sum(w * df(z) for z, w in points)

@@ -255,7 +255,8 @@ class Judge:
             return make(Cause.NORM_WITHOUT_SKIPS, norms, kinds=tuple(sorted({g.layer_of(n).kind for n in norms})))
         if hazard is Hazard.EXPLODING and skips:
             stream = self._growth(skips)
-            return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips))
+            normalized = all(self._branch_normalized(m) for m in skips)
+            return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips), normalized=normalized)
         return make(Cause.DEPTH, [], normalized=bool(norms))
 
     def _constant_hidden(self, layer) -> bool:
@@ -291,6 +292,10 @@ class Judge:
             if worst > 1.0 and (best is None or worst > best[1]):
                 best = (node, worst, steps)
         return best
+
+    def _branch_normalized(self, merge) -> bool:
+        """Whether the residual branch ending at this add has a normalization in it."""
+        return any(self.graph.category_of(n) == "norm" for n in self.graph.branch_nodes(merge))
 
     def _growth(self, merges) -> float:
         """RMS of the residual stream at the last add over that at the first add's input."""

@@ -38,8 +38,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
 from gradlint.flow.convention import BATCH, FLOAT32_MAX, FLOAT32_SUBNORMAL
@@ -356,6 +354,8 @@ class _Pass:
         self.zeroed: set[int] = set()  # nodes whose gradient zero weights stop for good (exactly 0)
         self.rnn: dict = {}  # recurrent node id -> (spec, per-layer weights, inputs, steps)
         self.taps: dict = {}  # conv node id -> fraction of its kernel taps inside the map
+        self.batch_norms: dict = {}  # BatchNorm node id -> (gamma^2 / var * n / (n - 3), n)
+        self.rho: dict = {}  # node id -> fraction of its output gradient shared by all positions
         self.rnn_back: dict = {}  # recurrent node id -> (g at its input, sum of ||grad W||^2 / batch)
         self.overflow_node = None
         self.notes: list[str] = []
@@ -547,6 +547,10 @@ class _Pass:
         pos = max(p.pos for p in preds)
         width = next((p.width for p in preds if p.width), None)
         kind = node.merge
+        if kind == "split":  # one of the disjoint pieces of a tensor (``x.chunk(n)``)
+            base = preds[0]
+            parts = round(1.0 / node.factor) if node.factor else 1
+            return base.copy(width=base.width // parts if base.width and parts else base.width)
         if kind == "add":
             m = sum(p.m for p in preds)
             cross = sum(preds[i].m * preds[j].m for i in range(len(preds)) for j in range(i + 1, len(preds)))
@@ -722,6 +726,8 @@ class _Pass:
             var = max(x.q - x.c, 0.0)
             n = self.batch * x.pos if kind in _BATCH_NORMS else x.pos
             self.factor[node.id] = g2 / var * _kappa(n) if var > 0 else _BIG
+            if kind in _BATCH_NORMS and var > 0 and n > 3:
+                self.batch_norms[node.id] = (g2 / var * n / (n - 3), n)
             return Stat(beta, g2 + beta * beta, beta * beta, x.pos, width, x.certain)  # units re-centred
         if kind in ("LayerNorm", "GroupNorm") or kind in _INSTANCE_NORMS:
             var = max(x.q - x.m * x.m, 0.0)
@@ -863,6 +869,7 @@ class _Pass:
             if node.op == "output":
                 continue
             total = 0.0
+            coherent = 0.0
             reached = False
             certain = True
             blocked_any = zeroed_any = False
@@ -893,8 +900,10 @@ class _Pass:
                         blocked_any = True
                 reached = True
                 total += contrib
+                coherent += contrib * self._rho_through(s, node)
                 certain = certain and ok and self.bwd_certain.get(s.id, False)
             self.grads[node.id] = min(total, _BIG) if reached else None
+            self.rho[node.id] = min(max(coherent / total, 0.0), 1.0) if reached and total > 0 else 0.0
             self.bwd_certain[node.id] = certain and reached
             if reached and total == 0.0 and zeroed_any:
                 self.zeroed.add(node.id)
@@ -911,6 +920,8 @@ class _Pass:
             f = self._scale_factor(s)
             return (gs * f * f, True) if f is not None else (gs, False)
         if s.op == "merge":
+            if s.merge == "split":
+                return gs * (s.factor if s.factor is not None else 1.0), st.certain
             if s.merge == "add" and st.certain:
                 # the coherent parts of the inputs (a mean their units share) add in amplitude,
                 # and the gradient along that shared direction gains the same cross term: each
@@ -950,6 +961,9 @@ class _Pass:
                 return gs, False
             var = max(x.q - x.m * x.m, 0.0)
             return gs * A.moments(act, x.m, var).d2, st.certain and not st.overflow
+        if cat == "norm" and s.id in self.batch_norms:
+            base, n = self.batch_norms[s.id]
+            return gs * base * self._bn_keep(s, n), st.certain
         if cat in ("norm", "other"):
             f = self.factor.get(s.id, 1.0)
             return gs * f, st.certain
@@ -961,19 +975,53 @@ class _Pass:
         """Whether the branches of an add pass the stream's shared-mean direction back: a
         branch with a normalization projects it out (LayerNorm removes the mean over features,
         BatchNorm over the batch), so only unnormalized branches add the coherent gain."""
-        cache = self.g.__dict__.setdefault("_flow_mean_paths", {})  # structure only: shared by passes
-        found = cache.get(merge.id)
-        if found is None:
-            g = self.g._g
-            preds = [p.id for p in self.g.predecessors(merge)]
-            members = set()
-            for a in preds:
-                for b in preds:
-                    if a != b and nx.has_path(g, a, b):
-                        members |= nx.descendants(g, a) & (nx.ancestors(g, b) | {b})
-            found = not any(self.g.category_of(self.g._nodes[i]) == "norm" for i in members)
-            cache[merge.id] = found
-        return found
+        return not any(self.g.category_of(n) == "norm" for n in self.g.branch_nodes(merge))
+
+    # ------------------------------------------------------------ spatial coherence of gradients
+    def _bn_keep(self, s, n: float) -> float:
+        """The share of the gradient's energy BatchNorm's backward keeps. It removes the batch
+        mean of the gradient and its component along the normalized input: 2 of ``n`` directions
+        for a gradient that varies from position to position, but for the part shared by all
+        positions of an example (what a global average pool sends back) the mean is over the
+        ``batch`` examples only, so 1 in ``batch`` of that part goes."""
+        rho = self.rho.get(s.id, 0.0)
+        return rho * (1.0 - 1.0 / self.batch) + (1.0 - rho) * (1.0 - 2.0 / n)
+
+    def _rho_through(self, s, node) -> float:
+        """The position-shared fraction of the gradient ``s`` sends back to ``node``."""
+        rho = self.rho.get(s.id, 0.0)
+        if s.op != "layer":
+            return rho
+        layer = self.g.layer_of(s)
+        if layer is None:
+            return 0.0
+        cat, kind = layer.category, layer.kind
+        if cat in ("weighted", "parameter"):
+            return rho * 0.5 if _stride(layer) > 1 else rho
+        if cat == "activation":
+            x = self.stats[node.id]
+            act = self.acts.get(s.id, layer.activation)
+            slope = A.mean_slope(act, x.m, max(x.q - x.m * x.m, 0.0))
+            d2 = A.moments(act, x.m, max(x.q - x.m * x.m, 0.0)).d2 if A.known(act) else 0.0
+            return rho * min(1.0, slope * slope / d2) if d2 > 0 else 0.0
+        if cat == "norm":
+            if s.id in self.batch_norms:
+                n = self.batch_norms[s.id][1]
+                keep = self._bn_keep(s, n)
+                return rho * (1.0 - 1.0 / self.batch) / keep if keep > 0 else 0.0
+            return rho
+        if cat == "other":
+            x = self.stats[node.id]
+            if kind.startswith(("AdaptiveAvg", "AvgPool")):
+                return 1.0 if self.stats[s.id].pos <= 1 < x.pos else rho
+            if kind.startswith(("MaxPool", "AdaptiveMax")):
+                return rho * self.factor.get(s.id, 1.0)
+            if kind == "Flatten":
+                return 0.0 if x.pos > 1 else rho
+            if kind.startswith("Dropout"):
+                return rho / self.factor.get(s.id, 1.0)
+            return rho
+        return 0.0
 
     def _is_zero(self, s) -> bool:
         """A node that multiplies the gradient by exactly 0: zero weights, a zero scale."""

@@ -1477,6 +1477,8 @@ class Builder:
                 return self.binop_flow(ast.MatMult(), owner, args[0], node)
             if name in ("size", "dim", "numel", "item", "tolist"):
                 return UNKNOWN
+            if name == "chunk" and args and _number(args[0]) and isinstance(args[0], int) and 1 < args[0] <= 64:
+                return self.split_flow(owner, args[0], node)  # ``x1, x2 = x.chunk(2, dim=1)``: disjoint parts
             if name in ("chunk", "split", "unbind"):
                 return _FlowSeq(owner)
             extra = [a for a in args if isinstance(a, Flow)]
@@ -1624,6 +1626,16 @@ class Builder:
         n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), producers)
         return Flow(frozenset({n.id}))
 
+    def split_flow(self, flow, parts: int, node):
+        """A tensor cut into ``parts`` disjoint pieces: one ``split`` node per piece, each
+        carrying its share, so that the gradient each piece sends back covers only its part."""
+        pieces = []
+        for _ in range(parts):
+            n = self.graph.add_node(Node(self.next_node(), "merge", merge="split", span=_span(node), factor=1.0 / parts),
+                                    flow.producers)
+            pieces.append(Flow(frozenset({n.id})))
+        return _PieceSeq(pieces, flow)
+
     def merge_call(self, kind, args, kwargs, node):
         if kind is None:
             flows = [a for a in args if isinstance(a, Flow)]
@@ -1745,6 +1757,15 @@ class _BoundMethod:
     def __init__(self, owner, name):
         self.owner = owner
         self.name = name
+
+
+class _PieceSeq(tuple):
+    """``x.chunk(n)`` with a known ``n``: the pieces, each a flow of its own (a split node)."""
+
+    def __new__(cls, pieces, flow):
+        obj = super().__new__(cls, pieces)
+        obj.flow = flow
+        return obj
 
 
 class _FlowSeq(tuple):

@@ -290,6 +290,27 @@ class ModelGraph:
             return any(first & (nx.ancestors(self._g, p) | {p}) for p in preds[1:])
         return False
 
+    def branch_nodes(self, merge: Node) -> list[Node]:
+        """The nodes between an add's fork and the add itself: its residual branch (and, for a
+        shortcut with layers of its own, the shortcut's layers), in forward order. Empty when
+        the add's inputs share no ancestor."""
+        cache = self.__dict__.setdefault("_branch_cache", {})
+        found = cache.get(merge.id)
+        if found is None:
+            preds = list(self._g.predecessors(merge.id))
+            common = None
+            for p in preds:
+                up = nx.ancestors(self._g, p) | {p}
+                common = up if common is None else common & up
+            if not common or len(preds) < 2:
+                found = []
+            else:
+                fork = max(common)  # ids follow the forward order
+                members = nx.descendants(self._g, fork) & nx.ancestors(self._g, merge.id)
+                found = [self._nodes[i] for i in sorted(members)]
+            cache[merge.id] = found
+        return found
+
     def is_gate(self, node: Node) -> bool:
         """A saturating activation whose output only scales another tensor (``x * sigmoid(g)``)."""
         succ = self.successors(node)
