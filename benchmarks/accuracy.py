@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # the one piece of gradlint this benchmark shares: the measurement convention and its tests
-from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds  # noqa: E402
+from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds, geomean  # noqa: E402
 
 CACHE = BENCH / ".work" / "accuracy_cache.json"
 #: bump when the measurement changes, so cached labels are not reused
@@ -849,18 +849,6 @@ def measure_seed(module, seed: int) -> dict:
             "total_all_params": math.sqrt(all_sq) if math.isfinite(all_sq) else float("nan"),
             "finite": finite, "dead": dead, "layers": len(norms), "first_layer": order[0][0] if order else None,
             "last_layer": order[-1][0] if order else None}
-
-
-def geomean(values) -> float:
-    """Geometric mean, NaNs skipped; any inf makes it inf, any 0 makes it 0; NaN when empty."""
-    vals = [v for v in values if v is not None and v == v]
-    if not vals:
-        return float("nan")
-    if any(v == float("inf") for v in vals):
-        return float("inf")
-    if any(v <= 0 for v in vals):
-        return 0.0
-    return math.exp(sum(math.log(v) for v in vals) / len(vals))
 
 
 def combine(per_seed: list[dict]) -> dict:

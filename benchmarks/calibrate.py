@@ -73,7 +73,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds  # noqa: E402
+from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds, geomean  # noqa: E402
 from gradlint.flow.hazards import Numbers, judge  # noqa: E402
 from gradlint.graph.builder import build_graphs  # noqa: E402
 
@@ -475,18 +475,6 @@ def _div(a: float, b: float) -> float:
     return float("inf") if a > 0 else float("nan")
 
 
-def geomean(values) -> float:
-    """Geometric mean, NaN skipped; any inf makes it inf, any 0 makes it 0; NaN when empty."""
-    vals = [v for v in values if v is not None and v == v]
-    if not vals:
-        return float("nan")
-    if any(v == float("inf") for v in vals):
-        return float("inf")
-    if any(v <= 0 for v in vals):
-        return 0.0
-    return math.exp(sum(math.log(v) for v in vals) / len(vals))
-
-
 def measure(cell: Cell, seeds: int = 3) -> dict:
     net_cls, shape = load(cell.source, f"{cell.name}.py")
     runs = [measure_seed(net_cls, shape, s, cell.saturation) for s in range(seeds)]
@@ -671,9 +659,7 @@ def _cells(r: Row) -> list[str]:
 
 
 def render(rows: list[Row]) -> str:
-    """The per-family tables (legacy rows, plain dicts, get the legacy rendering)."""
-    if rows and isinstance(rows[0], dict):
-        return render_legacy(rows)
+    """The per-family tables."""
     out = []
     for family in dict.fromkeys(r.family for r in rows):
         fam = [r for r in rows if r.family == family]
@@ -858,125 +844,6 @@ def main(argv=None) -> int:
             why.append(f"verdict agreement below {100 * MIN_AGREEMENT:.0f} %")
         print("FAIL: " + "; ".join(why))
     return 0 if ok else 1
-
-
-# ---------------------------------------------------------------- legacy
-# The previous calibration (the plain-stack estimate of gradlint.graph.stacks, per example,
-# float64), kept for tests/test_calibration.py: ``run(seeds=, **QUICK_GRID)``, ``render``,
-# ``worst_factor``. Not part of ``main``.
-WIDTH = 256
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
-INIT_SOURCE = {
-    "default": "",
-    "xavier_uniform": "nn.init.xavier_uniform_(m.weight)",
-    "kaiming_normal": 'nn.init.kaiming_normal_(m.weight, nonlinearity="relu")',
-    "normal(0,1)": "nn.init.normal_(m.weight, 0, 1)",
-    "normal(0,0.01)": "nn.init.normal_(m.weight, 0, 0.01)",
-}
-INITS = {
-    "default": None,
-    "xavier_uniform": nn.init.xavier_uniform_,
-    "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu"),
-    "normal(0,1)": lambda w: nn.init.normal_(w, 0, 1),
-    "normal(0,0.01)": lambda w: nn.init.normal_(w, 0, 0.01),
-}
-QUICK_GRID = dict(activations=["sigmoid", "tanh", "relu"], inits=["default", "xavier_uniform", "kaiming_normal"],
-                  depths=[5, 10])
-
-
-def _legacy_build(activation: str, init: str, depth: int) -> nn.Sequential:
-    layers = []
-    fn = INITS[init]
-    for i in range(depth):
-        lin = nn.Linear(WIDTH, WIDTH)
-        if fn is not None:
-            fn(lin.weight)
-        layers.append(lin)
-        if i < depth - 1:
-            layers.append(ACTIVATIONS[activation]())
-    return nn.Sequential(*layers)
-
-
-def _legacy_source(activation: str, init: str, depth: int) -> str:
-    init_line = INIT_SOURCE[init]
-    init_block = ("        for m in self.modules():\n            if isinstance(m, nn.Linear):\n"
-                  f"                {init_line}\n" if init_line else "")
-    return (
-        "import torch.nn as nn\n\n"
-        f"class Stack(nn.Module):\n    def __init__(self, depth={depth}, width={WIDTH}):\n"
-        "        super().__init__()\n        layers = []\n        for i in range(depth):\n"
-        "            layers.append(nn.Linear(width, width))\n            if i < depth - 1:\n"
-        f"                layers.append(nn.{ACTIVATIONS[activation].__name__}())\n"
-        "        self.net = nn.Sequential(*layers)\n"
-        f"{init_block}"
-        "    def forward(self, x):\n        return self.net(x)\n"
-    )
-
-
-def _legacy_measure(model: nn.Sequential, batch: int) -> tuple[float, float]:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    outputs = []
-
-    def keep(module, inputs, output):
-        output.retain_grad()
-        outputs.append(output)
-
-    hooks = [lin.register_forward_hook(keep) for lin in linears]
-    x = torch.randn(batch, WIDTH, dtype=torch.float64)
-    readout = torch.randn(batch, WIDTH, dtype=torch.float64)
-    model.zero_grad()
-    (model(x) * readout).sum().backward()
-    for h in hooks:
-        h.remove()
-    tiny = 1e-300
-    r = linears[0].weight.grad.norm().item() / max(linears[-1].weight.grad.norm().item(), tiny)
-    b = outputs[0].grad.norm().item() / max(outputs[-1].grad.norm().item(), tiny)
-    return max(r, tiny), max(b, tiny)
-
-
-def run(activations, inits, depths, seeds=3, examples=16):
-    """The legacy grid: rows of measured (R, B, R128) and the plain-stack estimates."""
-    from gradlint.graph.stacks import chain_estimate
-    from gradlint.graph.stacks import estimate as segment_estimate
-
-    rows = []
-    for act in activations:
-        for init in inits:
-            for depth in depths:
-                per_r, per_b, batch_r = [], [], []
-                for seed in range(seeds):
-                    torch.manual_seed(seed)
-                    model = _legacy_build(act, init, depth).double()
-                    for _ in range(examples):
-                        r, b = _legacy_measure(model, 1)
-                        per_r.append(r)
-                        per_b.append(b)
-                    batch_r.append(_legacy_measure(model, 128)[0])
-                graph = build_graphs(ast.parse(_legacy_source(act, init, depth)), "stack.py")[0]
-                segments = graph.plain_segments()
-                assert len(segments) == 1 and len(segments[0]) == depth, "gradlint did not see one plain stack"
-                chains = graph.saturating_chains()
-                est = segment_estimate(graph, segments[0])
-                rows.append(dict(activation=act, init=init, depth=depth, R=geomean(per_r), B=geomean(per_b),
-                                 R128=geomean(batch_r), R_est=est.weight_grad_ratio, B_est=est.backward_gain,
-                                 B101=chain_estimate(graph, chains[0]) if chains else None))
-    return rows
-
-
-def _factor(a, b):
-    return max(a / b, b / a)
-
-
-def worst_factor(row) -> float:
-    pairs = [(row["R"], row["R_est"]), (row["B"], row["B_est"])]
-    if row["B101"]:
-        pairs.append((row["B"], row["B101"]))
-    return max(_factor(m, e) for m, e in pairs)
-
-
-def render_legacy(rows) -> str:
-    return "\n".join(f"{r['activation']:<8} {r['init']:<15} {r['depth']:>5} R {r['R']:.2g}/{r['R_est']:.2g} "
-                     f"B {r['B']:.2g}/{r['B_est']:.2g}" for r in rows)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,16 @@ def classify_seeds(seeds: list[dict], thresholds: dict | None = None) -> tuple[H
         if h in votes:
             return h, votes[h][0]
     return Hazard.NONE, None
+
+
+def geomean(values) -> float:
+    """The geometric mean of measurements over seeds: NaN skipped; any inf makes it inf, any
+    0 makes it 0; NaN when nothing is left."""
+    vals = [v for v in values if v is not None and v == v]
+    if not vals:
+        return float("nan")
+    if any(v == float("inf") for v in vals):
+        return float("inf")
+    if any(v <= 0 for v in vals):
+        return 0.0
+    return math.exp(sum(math.log(v) for v in vals) / len(vals))

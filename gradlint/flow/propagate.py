@@ -417,19 +417,22 @@ class _Pass:
             beta += (kurt - 1.0) / fans[3]
         return beta
 
-    def _activation_after(self, node):
+    def _next_past_shape_only(self, node):
+        """The first node after ``node`` along a single-successor chain that is not a
+        shape-only layer (dropout, pooling, flatten), or None."""
         cur = node
         for _ in range(8):
             succ = self.g.successors(cur)
             if len(succ) != 1 or succ[0].op != "layer":
                 return None
             cur = succ[0]
-            cat = self.g.category_of(cur)
-            if cat == "activation":
+            if self.g.category_of(cur) != "other":
                 return cur
-            if cat != "other":
-                return None
         return None
+
+    def _activation_after(self, node):
+        nxt = self._next_past_shape_only(node)
+        return nxt if nxt is not None and self.g.category_of(nxt) == "activation" else None
 
     def _input_of(self, preds) -> Stat:
         if not preds:
@@ -775,10 +778,20 @@ class _Pass:
         dims = _dims(kind)
         if kind.startswith("Adaptive"):
             size = layer.params.get("output_size", 1)
-            size = _int(size) or (1 if size is None else None)
-            if size is None:
+            if isinstance(size, tuple) and size and all(_int(v) for v in size):
+                cells = 1
+                for v in size:
+                    cells *= v
+            else:
+                cells = _int(size) ** dims if _int(size) else None
+            if cells is None:
                 return x.copy(certain=False, why="an adaptive pooling of unknown size")
-            out_pos = float(size ** dims) if x.pos > 1 else 1.0
+            out_pos = float(cells) if x.pos > 1 else 1.0
+            if out_pos > x.pos > 0:
+                # a larger output than input (VGG's 7x7 pool on a 2x2 map): each value is copied
+                # to out/in places, and their gradients add
+                self.factor[node.id] = out_pos / x.pos
+                return x.copy(pos=out_pos)
             k = max(x.pos / out_pos, 1.0)
         elif kind.startswith(("Upsample", "UpsamplingNearest")):
             s = layer.params.get("scale_factor")
@@ -1109,20 +1122,9 @@ class _Pass:
         return out
 
     def _feeds_batch_norm(self, node) -> bool:
-        cur = node
-        for _ in range(8):
-            succ = self.g.successors(cur)
-            if len(succ) != 1 or succ[0].op != "layer":
-                return False
-            cur = succ[0]
-            layer = self.g.layer_of(cur)
-            if layer is None:
-                return False
-            if layer.kind in _BATCH_NORMS:
-                return True
-            if layer.category != "other":
-                return False
-        return False
+        nxt = self._next_past_shape_only(node)
+        layer = self.g.layer_of(nxt) if nxt is not None else None
+        return layer is not None and layer.kind in _BATCH_NORMS
 
 
 def profile(graph, inits: dict | None = None, activations: dict | None = None, batch: int = BATCH) -> Profile:

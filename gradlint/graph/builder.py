@@ -1244,12 +1244,17 @@ class Builder:
         "ELU": ("alpha",),
         "Hardtanh": ("min_val", "max_val"),
         "Softmax": ("dim",),
-        "Dropout": ("p",),
+        "Dropout": ("p",), "Dropout1d": ("p",), "Dropout2d": ("p",), "Dropout3d": ("p",), "AlphaDropout": ("p",),
+        **{f"MaxPool{d}d": ("kernel_size", "stride", "padding", "dilation") for d in (1, 2, 3)},
+        **{f"AvgPool{d}d": ("kernel_size", "stride", "padding") for d in (1, 2, 3)},
+        **{f"Adaptive{k}Pool{d}d": ("output_size",) for k in ("Avg", "Max") for d in (1, 2, 3)},
+        "Upsample": ("size", "scale_factor", "mode"),
+        "Flatten": ("start_dim", "end_dim"),
     }
 
     def layer_params(self, kind, args, kwargs) -> dict:
         if kind.startswith(("Conv", "LazyConv", "ConvTranspose")):
-            names = ("in_channels", "out_channels", "kernel_size", "stride", "padding")
+            names = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "bias")
         elif "BatchNorm" in kind or "InstanceNorm" in kind:
             names = ("num_features", "eps", "momentum", "affine")
         else:

@@ -146,12 +146,6 @@ class Node:
     factor: float | None = None
 
 
-@dataclass(frozen=True)
-class ChainLink:
-    activation: Node
-    weighted: Node | None  # the weighted node feeding the activation, if any
-
-
 class ModelGraph:
     """Facade over the networkx graph of one model class."""
 
@@ -164,8 +158,6 @@ class ModelGraph:
         self._nodes: dict[int, Node] = {}
         self.unknowns: list[Unknown] = []
         self.has_forward = False
-        self._segments = None
-        self._hazards: dict = {}
         self.is_root = True  # no other class of the file instantiates this one
         self.instantiates: frozenset[str] = frozenset()  # same-file classes built inside
         #: this class is expanded inside another model of the file, where rules see it in context
@@ -385,62 +377,6 @@ class ModelGraph:
                 return None
         return None
 
-    def saturating_chains(self) -> list[list[ChainLink]]:
-        """Maximal chains of saturating activations along the forward dataflow.
-
-        The gradient reaching a layer is dominated by its best path, so where paths merge
-        (a residual add, a concatenation, a gate) the chain with the fewest saturating
-        activations is carried on: ``x + sigmoid(f(x))`` resets the chain through its
-        identity path, while two parallel sigmoid branches keep it. Normalization cuts a
-        chain; gates (``x * sigmoid(g)``) are not part of one. Each chain is reported once,
-        at its end.
-        """
-        best: dict[int, tuple] = {}
-        for node in self.nodes():
-            preds = [best.get(p, ()) for p in self._g.predecessors(node.id)]
-            if not preds:
-                incoming = ()
-            elif node.op == "merge":
-                incoming = min(preds, key=len)
-            else:
-                incoming = max(preds, key=len)
-            cat = self.category_of(node)
-            act = self.activation_of(node)
-            info = catalog.activation_info(act)
-            if cat == "norm":
-                chain = ()
-            elif info is not None and info.saturating and not self.is_gate(node):
-                chain = incoming + (ChainLink(node, self.nearest_weighted_before(node)),)
-            else:
-                chain = incoming
-            best[node.id] = chain
-        ends: list[tuple] = []
-        seen_last: set[int] = set()
-        for node in reversed(self.nodes()):
-            chain = best.get(node.id, ())
-            if chain and chain[-1].activation.id not in seen_last:
-                for link in chain:
-                    seen_last.add(link.activation.id)
-                ends.append(chain)
-        return [list(c) for c in reversed(ends)]
-
-    def plain_segments(self):
-        """Chains of weighted layers with no normalization, merge or skip between them."""
-        from gradlint.graph.stacks import plain_segments
-
-        if self._segments is None:
-            self._segments = plain_segments(self)
-        return self._segments
-
-    def stack_hazards(self, band: dict | None = None, min_layers: int = 3):
-        """Plain segments whose estimated gradient flow leaves the band, with their cause."""
-        from gradlint.graph.stacks import stack_hazards
-
-        key = (tuple(sorted((band or {}).items())), min_layers)
-        if key not in self._hazards:
-            self._hazards[key] = stack_hazards(self, band, min_layers)
-        return self._hazards[key]
-
     def steps_known(self, layer: Layer) -> bool:
         """Whether every application of ``layer`` comes from a loop whose count was resolved."""
         apps = self.applications(layer)
@@ -451,18 +387,6 @@ class ModelGraph:
             if app.span and any(u.span and u.span.line <= app.span.line <= u.span.end_line for u in loops):
                 return False
         return True
-
-    def unnormalized_residual_chain(self):
-        """Consecutive residual blocks with neither normalization nor branch scaling."""
-        from gradlint.graph.stacks import unnormalized_residual_chain
-
-        return unnormalized_residual_chain(self)
-
-    def residual_chain_gain(self, chain):
-        """Estimated backward gain over a run of residual blocks (None when unknown)."""
-        from gradlint.graph.stacks import residual_chain_gain
-
-        return residual_chain_gain(self, chain)
 
     def deepest_plain_path(self):
         """The deepest chain of weighted layers with no skip connection around it."""
