@@ -495,6 +495,13 @@ def measure(cell: Cell, seeds: int = 3) -> dict:
         m["dead_fraction"] = sum(r["dead"] for r in more) / len(more)
         m["dead_n"] = len(more)
         m["ratio_all"] = geomean(r["ratio"] for r in more)  # over every seed (dead ones give NaN: skipped)
+        live_more = [r for r in more if not r["dead"]]
+        if live_more:
+            # a narrow net is dead in many seeds: its live seeds' numbers are measured over all the
+            # seeds drawn for the dead fraction, not over the 3 or fewer live ones of the grid
+            for k in ("ratio", "first", "total", "gain"):
+                m[k] = geomean(r[k] for r in live_more)
+        m["hazard"] = classify_seeds(more)[0].value
     if cell.saturation:
         m["saturated"] = sum(r["saturated"] for r in runs) / len(runs)
     return m
