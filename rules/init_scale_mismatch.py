@@ -35,6 +35,17 @@ class InitScaleMismatch(Rule):
     A stack with normalization, or shallower than `min-layers`, is not reported: BERT's and
     GPT's `normal_(std=0.02)` sits between LayerNorms and residual adds, and is healthy.
 
+    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
+    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
+    the whole grid is in `docs/calibration.md`):
+
+    | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
+    |---|---|---|---|---|---|
+    | `tanh/normal1/d10` | 1.5e+04 | 1.7e+04 | 8.7e+04 | 9.6e+04 | exploding / exploding |
+    | `sigmoid/normal1/d30` | 8.3e+02 | 7.2e+02 | 3.2e+03 | 2.7e+03 | exploding / exploding |
+    | `tanh/normal.01/d10` | 1.9e-06 | 1.8e-06 | 3.9e-07 | 3.7e-07 | vanishing / vanishing |
+    | `relu/default/d10` | 0.012 | 0.011 | 1.9e-03 | 1.7e-03 | none / none |
+
     ## Example
     ```python
     import torch.nn as nn

@@ -19,18 +19,21 @@ class SaturatingActivationStack(Rule):
     The weight scale multiplies in: PyTorch's default `nn.Linear` init has a per-layer scale of
     `sqrt(1/3) = 0.58`, Xavier about 1, Kaiming `sqrt(2)`; large weights do not help, as bounded
     activations then saturate and their derivative falls towards 0. gradlint estimates the
-    factor with the mean-field recursions of signal propagation (the activation's derivative
-    averaged over the pre-activations the init produces) and states the derivative bound too.
-    Estimate against measurement (`make calibrate`: width 256, torch backward passes, 3 seeds;
-    backward gain over the stack):
+    gradient with the flow model (mean-field signal propagation over the whole model: the
+    activation's derivative averaged over the pre-activations the init produces) and states the
+    derivative bound too.
+    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
+    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
+    the whole grid is in `docs/calibration.md`):
 
-    | stack | depth | measured | estimated |
-    |---|---|---|---|
-    | sigmoid, default init | 5 | 3.8e-04 | 3.8e-04 |
-    | sigmoid, default init | 10 | 2.1e-08 | 2.1e-08 |
-    | sigmoid, Xavier | 10 | 1.9e-06 | 2.0e-06 |
-    | sigmoid, Kaiming | 10 | 2.8e-05 | 2.8e-05 |
-    | tanh, Xavier (healthy) | 30 | 1.2e-01 | 1.3e-01 |
+    | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
+    |---|---|---|---|---|---|
+    | `sigmoid/default/d5` | 7.8e-04 | 7.5e-04 | 2.2e-03 | 2.1e-03 | vanishing / vanishing |
+    | `sigmoid/default/d10` | 4.3e-08 | 4.3e-08 | 1.3e-07 | 1.2e-07 | vanishing / vanishing |
+    | `sigmoid/xavier/d10` | 4.2e-06 | 3.9e-06 | 1.2e-05 | 1.1e-05 | vanishing / vanishing |
+    | `sigmoid/kaiming/d10` | 5.4e-05 | 5.3e-05 | 1.6e-04 | 1.6e-04 | vanishing / vanishing |
+    | `sigmoid/kaiming/d30` | 5.2e-15 | 5.8e-15 | 1.6e-14 | 1.7e-14 | vanishing / vanishing |
+    | `tanh/xavier/d30` | 0.9 | 0.8 | 0.83 | 0.73 | none / none |
 
     tanh (derivative up to 1) with Xavier init stays healthy even when deep, and is not reported.
 

@@ -7,37 +7,49 @@ from gradlint.rules._common import flow_direction, flow_hazards, flow_report, fl
 
 class UnnormalizedResidualStack(Rule):
     """## What it does
-    Finds many residual blocks in a row (`x = x + f(x)`) whose branches have neither
-    normalization nor branch scaling — no BatchNorm/LayerNorm in the branch, no LayerScale or
-    constant factor, no zero-initialized last layer.
+    Finds residual blocks in a row (`x = x + f(x)`) whose branches are not scaled down at
+    initialization — no normalization in the branch, or one whose scale starts at 1 — where the
+    flow model predicts that the activations and the gradient grow so much that the gradient
+    explodes.
 
     ## Why is this bad?
     A skip connection passes the gradient back undiminished, but each block also adds its
     branch: the backward gain of a block is about `sqrt(1 + chi)`, where `chi` is the branch's
     own squared gain (about 1 for a He-initialized ReLU branch). Over `N` blocks that compounds
     to `(1 + chi)^(N/2)`: with `chi = 1` the gradient grows about 180x over 15 blocks and
-    3e4x over 30. gradlint follows the residual stream block by block: its variance grows
-    (bounded activations in late branches saturate, and their `chi` falls), and so does the
-    mean its units share when the branches are not centred (ReLU, GELU): stream and branch
-    then add coherently, and the measured growth exceeds `(1 + chi)^(N/2)` by about 10x at 30
-    ReLU blocks. The estimate adds half of that extra forward growth to the backward gain (in
-    log scale), an empirical correction checked by `make calibrate` (width 256, torch
-    backward passes, 3 seeds x 16 examples; backward gain from the last block to the first):
+    3e4x over 30. The forward signal grows too: a ReLU branch adds a positive mean that every
+    unit of the stream shares, so stream and branch add in amplitude, not only in energy, and
+    the gradient along that shared direction grows at the same rate (measured: 1.6-1.8x per
+    block, forward and backward alike). `x = x + relu(W x)` with Kaiming init over 20 blocks:
+    the first/last ratio stays near 0.1-0.6, yet the first layer's gradient is about 1e4-1e5,
+    so a ratio test alone would miss it. gradlint's flow model follows the stream's mean,
+    second moment and the units' shared part block by block:
 
-    | branch `x + f(W x)` | blocks | measured | estimated |
-    |---|---|---|---|
-    | ReLU, Kaiming | 10 | 25 | 49 |
-    | ReLU, Kaiming | 20 | 1.4e3 | 3.9e3 |
-    | ReLU, Kaiming | 30 | 3.1e5 | 3.2e5 |
-    | GELU, Kaiming | 30 | 3.2e5 | 3.2e5 |
-    | ReLU, PyTorch default | 30 | 30 | 70 |
-    | tanh, Kaiming | 30 | 52 | 26 |
-    | sigmoid, PyTorch default | 30 | 3.0 | 3.4 |
+    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
+    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
+    the whole grid is in `docs/calibration.md`):
 
-    Every residual cell of the grid (ReLU, GELU, tanh, sigmoid x default, Kaiming x 10, 20,
-    30 blocks) agrees within 2.7x. Normalized residual networks (ResNet, pre-LN transformers)
-    and scaled ones (Fixup, ReZero, LayerScale, zero-init-residual, `1/sqrt(N)` branch
-    factors) do not grow.
+    | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
+    |---|---|---|---|---|---|
+    | `plain/b1/relu/kaiming/d20` | 0.096 | 0.5 | 1.5e+04 | 8.6e+04 | exploding / exploding |
+    | `plain/b1/relu/kaiming/d40` | 0.084 | 0.5 | 5.7e+08 | 3.7e+09 | exploding / exploding |
+    | `plain/b2/relu/kaiming/d20` | 0.59 | 0.5 | 1.8e+05 | 1.7e+05 | exploding / exploding |
+    | `plain/b2/relu/kaiming/d80` | 0.63 | 0.5 | 1.6e+19 | 3.4e+19 | exploding / exploding |
+    | `ln/b1/relu/kaiming/d40` | 0.22 | 0.21 | 19 | 19 | none / none |
+    | `zero-last/b1/relu/kaiming/d40` | 0.42 | 0.49 | 2.6 | 3.2 | none / none |
+    | `x0.1/b2/relu/kaiming/d40` | 0.52 | 0.5 | 3.9 | 4.2 | none / none |
+
+    Normalized branches (`x + BN(conv(x))` without a zero-initialized last BatchNorm) still add
+    a unit-variance branch per block: deep BatchNorm ResNets grow their gradient with depth too
+    (measured, torchvision at init, batch 8, 64x64: ResNet-50 first-layer gradient 9.4e2,
+    ResNet-101 4.7e3, ResNet-152 1.6e4). GL303 reports those as normalized but unscaled
+    branches, with `zero_init_residual=True` as the remedy. The rule's code is kept from when it
+    covered unnormalized branches only; its meaning now follows the flow model's cause
+    (residual growth).
+
+    Every residual cell of `make calibrate` agrees within 7x. LayerNorm inside the branch
+    (pre-LN transformers) keeps the stream from compounding, and so do scaled branches (Fixup,
+    ReZero, LayerScale, a zero-initialized last layer, `1/sqrt(N)` branch factors).
 
     ## Example
     ```python
