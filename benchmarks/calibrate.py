@@ -475,9 +475,25 @@ def _div(a: float, b: float) -> float:
     return float("inf") if a > 0 else float("nan")
 
 
+#: a cell whose seeds spread more than this (std of log10 of the first layer's gradient) is
+#: measured over NOISY_SEEDS seeds: a geometric mean of 3 heavy-tailed draws says little
+NOISY_SPREAD = 0.5
+NOISY_SEEDS = 24
+
+
+def _spread(runs) -> float:
+    logs = [math.log10(r["first"]) for r in runs if r["first"] > 0 and math.isfinite(r["first"])]
+    if len(logs) < 2:
+        return 0.0
+    mean = sum(logs) / len(logs)
+    return math.sqrt(sum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
+
+
 def measure(cell: Cell, seeds: int = 3) -> dict:
     net_cls, shape = load(cell.source, f"{cell.name}.py")
     runs = [measure_seed(net_cls, shape, s, cell.saturation) for s in range(seeds)]
+    if _spread(runs) > NOISY_SPREAD and seeds < NOISY_SEEDS:
+        runs += [measure_seed(net_cls, shape, s, cell.saturation) for s in range(seeds, NOISY_SEEDS)]
     live = [r for r in runs if not r["dead"]]
     # a dead seed has no ratio to speak of: the numbers are those of the live seeds, when any
     m = {k: geomean(r[k] for r in (live or runs)) for k in ("ratio", "first", "total", "gain")}
@@ -485,10 +501,9 @@ def measure(cell: Cell, seeds: int = 3) -> dict:
     m["dead"] = 2 * sum(r["dead"] for r in runs) > len(runs)
     m["layers"] = runs[0]["layers"]
     m["hazard"] = classify_seeds(runs)[0].value  # the class most seeds show
-    logs = [math.log10(r["first"]) for r in runs if r["first"] > 0 and math.isfinite(r["first"])]
-    if len(logs) >= 2:
-        mean = sum(logs) / len(logs)
-        m["spread"] = math.sqrt(sum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
+    m["seeds"] = len(runs)
+    if len(runs) >= 2:
+        m["spread"] = _spread(runs)
     if cell.dead_seeds:
         more = runs + [measure_seed(net_cls, shape, s) for s in range(seeds, max(seeds, cell.dead_seeds))]
         more = more[:max(seeds, cell.dead_seeds)]
