@@ -286,8 +286,8 @@ class Judge:
             spec, layers, inputs, steps = plan
             kind, nl = spec[0], spec[1]
             worst = 0.0
-            for (fan_in, v_ih, v_hh, b), q in zip(layers, inputs):
-                u = R.unroll(kind, nl, fan_in, spec[3], v_ih, v_hh, b, q, None, steps)
+            for (fan_in, v_ih, v_hh, b, ident), q in zip(layers, inputs):
+                u = R.unroll(kind, nl, fan_in, spec[3], v_ih, v_hh, b, q, None, steps, identity=ident)
                 worst = max(worst, R.gain_per_step(u))
             if worst > 1.0 and (best is None or worst > best[1]):
                 best = (node, worst, steps)

@@ -496,7 +496,9 @@ class _Pass:
             if None in (w_ih, w_hh, b_ih, b_hh):
                 return None
             bias_var = b_ih[0] + b_ih[1] ** 2 + b_hh[0] + b_hh[1] ** 2
-            out.append((fan_in, w_ih[0] + w_ih[1] ** 2, w_hh[0] + w_hh[1] ** 2, bias_var))
+            hh = self.g.init_of(layer, f"weight_hh_l{k}")
+            identity = kind == "RNN" and hh is not None and hh.scheme == "eye" and hh.scale == 1.0
+            out.append((fan_in, w_ih[0] + w_ih[1] ** 2, w_hh[0] + w_hh[1] ** 2, bias_var, identity))
         return out
 
     def recurrent(self, node, layer, x: Stat) -> Stat:
@@ -509,13 +511,15 @@ class _Pass:
         q = x.q
         inputs = []
         over = x.overflow
-        for fan_in, v_ih, v_hh, b in plan:
+        for i, (fan_in, v_ih, v_hh, b, ident) in enumerate(plan):
             inputs.append(q)
-            u = R.unroll(kind, nl, fan_in, hid, v_ih, v_hh, b, q, None, steps)
+            top = i == len(plan) - 1
+            u = R.unroll(kind, nl, fan_in, hid, v_ih, v_hh, b, q, None, steps, read_last=top, identity=ident)
             q = u.q_out
             over = over or u.overflow
         self.rnn[node.id] = (spec, plan, inputs, steps)
-        return Stat(0.0, q, 0.0, float(steps), hid * dirs, x.certain, over)
+        # the top layer is read at its last step: one position per example
+        return Stat(0.0, q, 0.0, 1.0, hid * dirs, x.certain, over)
 
     def _rnn_backward(self, s, gs: float):
         if s.id in self.rnn_back:
@@ -524,8 +528,9 @@ class _Pass:
         kind, nl, inp, hid, n, dirs = spec
         g = gs
         weight_sq = 0.0
-        for (fan_in, v_ih, v_hh, b), q in reversed(list(zip(plan, inputs))):
-            u = R.unroll(kind, nl, fan_in, hid, v_ih, v_hh, b, q, g, steps)
+        for i, ((fan_in, v_ih, v_hh, b, ident), q) in reversed(list(enumerate(zip(plan, inputs)))):
+            top = i == len(plan) - 1
+            u = R.unroll(kind, nl, fan_in, hid, v_ih, v_hh, b, q, g, steps, read_last=top, identity=ident)
             weight_sq += dirs * u.weight_sq
             g = u.g_x * dirs
         self.rnn_back[s.id] = (g, weight_sq)

@@ -11,9 +11,10 @@ The pass follows the mean-field moments step by step:
   ``E[f^2]`` per step (about 0.29 with zero-mean gates), so it rarely explodes;
 - GRU: ``h_t = (1 - z_t) n_t + z_t h_{t-1}``: the state path gains ``E[z^2]`` per step.
 
-Every step's output is taken to reach the loss (``output`` of the layer is read; reading only
-the last step changes magnitudes by about ``sqrt(T)``, not the direction). The sequence
-length is the one the code uses when the graph knows it, else :data:`STEPS`.
+The top layer's output is taken to be read at its last step, as classifiers and most encoders
+do (``fc(out[:, -1])``, ``fc(h_n[-1])``); a model that reads every step gets gradients up to
+``sqrt(T)`` larger, not of another direction. The sequence length is the one the code uses
+when the graph knows it, else :data:`STEPS`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Unrolled:
     g_x: float  # second moment of the gradient at the input (per element, averaged over steps)
     weight_sq: float  # sum over the layer's weights of ||grad W||^2 / (batch)
     overflow: bool
-    chi: float  # the per-step gain of the gradient through time (squared)
+    chi: float  # the per-step gain of the gradient's second moment through time
     steps: int
 
 
@@ -44,15 +45,32 @@ def _cap(x: float) -> float:
 
 
 def unroll(kind: str, nonlinearity: str, input_size: int, hidden: int, var_ih: float, var_hh: float,
-           bias_var: float, q_x: float, g_out: float | None, steps: int) -> Unrolled:
-    """Forward (and, given ``g_out`` per output element, backward) moments of one layer."""
+           bias_var: float, q_x: float, g_out: float | None, steps: int, read_last: bool = False,
+           identity: bool = False) -> Unrolled:
+    """Forward (and, given ``g_out`` per output element, backward) moments of one layer.
+
+    ``read_last``: only the last step's output reaches the loss (``fc(out[:, -1])``,
+    ``fc(h_n[-1])``); otherwise every step's does. ``identity``: the recurrent weight is the
+    identity (``eye_``, IRNN): the state is carried over as it is, mean included, and the
+    gradient through time passes every active unit unchanged."""
     act = "relu" if nonlinearity == "relu" else "tanh"
     qs_h = [0.0]  # h_0 = 0
+    ms_h = [0.0]
     qs_c = [0.0]
     pre = []  # per step: the gate statistics the backward pass needs
     overflow = False
     for _ in range(steps):
         qh = qs_h[-1]
+        if kind == "RNN" and identity:
+            mean = ms_h[-1]
+            v = _cap(var_ih * input_size * q_x + max(qh - mean * mean, 0.0) + bias_var)
+            mo = A.moments(act, mean, v)
+            qs_h.append(_cap(mo.second))
+            ms_h.append(min(mo.mean, 1e150))
+            pre.append((v, mo.d2))
+            if qs_h[-1] >= _BIG:
+                overflow = True
+            continue
         v = _cap(var_ih * input_size * q_x + var_hh * hidden * qh + bias_var)
         if kind == "RNN":
             mo = A.moments(act, 0.0, v)
@@ -74,27 +92,39 @@ def unroll(kind: str, nonlinearity: str, input_size: int, hidden: int, var_ih: f
             pre.append((v, sig, n, one_minus))
         if qs_h[-1] >= _BIG or v >= _BIG:
             overflow = True
-    q_out = sum(qs_h[1:]) / steps
+    q_out = qs_h[-1] if read_last else sum(qs_h[1:]) / steps
     m_out = 0.0
-    if kind == "RNN":
+    if kind == "RNN" and identity:
+        chi_last = pre[-1][1]
+    elif kind == "RNN":
         chi_last = var_hh * hidden * pre[-1][1]
     elif kind == "LSTM":
         chi_last = pre[-1][1].second
     else:
         chi_last = pre[-1][1].second + var_hh * hidden * pre[-1][3] * pre[-1][2].d2 * pre[-1][1].second
     if g_out is None:
-        return Unrolled(q_out, m_out, 0.0, 0.0, overflow, chi_last, steps)
+        # the gain through time, measured on the unrolled backward pass itself: a unit gradient
+        # at the last step, and what reaches the first
+        back = unroll(kind, nonlinearity, input_size, hidden, var_ih, var_hh, bias_var, q_x, 1.0, steps,
+                      read_last=True, identity=identity) if steps > 1 else None
+        chi = back.chi if back is not None else chi_last
+        return Unrolled(q_out, m_out, 0.0, 0.0, overflow, chi, steps)
     # backward through time: the gradient at h_t from the loss and from step t+1
     g_h_next = 0.0  # gradient reaching h_t from step t+1's pre-activations
     g_c_next = 0.0
+    g_last = g_first = None
     g_x_sum = 0.0
     weight_sq = 0.0
     for t in range(steps - 1, -1, -1):
-        g_h = _cap(g_out + g_h_next)
+        direct = g_out if (not read_last or t == steps - 1) else 0.0
+        g_h = _cap(direct + g_h_next)
+        if t == steps - 1:
+            g_last = g_h
+        g_first = g_h
         if kind == "RNN":
             v, d2 = pre[t]
             g_z = _cap(d2 * g_h)  # per pre-activation unit
-            g_h_next = _cap(var_hh * hidden * g_z)
+            g_h_next = _cap(g_z if identity else var_hh * hidden * g_z)
             rows = 1
         elif kind == "LSTM":
             v, sig, g, tc = pre[t]
@@ -113,7 +143,10 @@ def unroll(kind: str, nonlinearity: str, input_size: int, hidden: int, var_ih: f
             rows = 3
         g_x_sum += var_ih * rows * hidden * g_z
         weight_sq += rows * hidden * g_z * (input_size * q_x + hidden * qs_h[t])
-    return Unrolled(q_out, m_out, g_x_sum / steps, _cap(weight_sq), overflow, chi_last, steps)
+    chi = chi_last
+    if read_last and steps > 1 and g_last and g_first is not None:
+        chi = (max(g_first, 1e-300) / g_last) ** (1.0 / (steps - 1))
+    return Unrolled(q_out, m_out, g_x_sum / steps, _cap(weight_sq), overflow, chi, steps)
 
 
 def spec(layer) -> tuple | None:
