@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_hazards, flow_names, flow_report, flow_sentence
+from gradlint.rules._common import flow_direction, flow_hazards, flow_names, flow_report, flow_sentence
 
 
 class NarrowReluNet(Rule):
@@ -104,9 +104,12 @@ class NarrowReluNet(Rule):
             node = h.nodes[0] if h.nodes else None
             width = h.detail.get("width")
             depth = sum(1 for n in graph.nodes() if n.op == "layer" and graph.activation_of(n) in ("relu", "relu6", "threshold", "hardtanh"))
+            dead_p = h.profile.dead_probability
+            born = (f"; with a probability of about {dead_p:.0%} some layer is 0 for every example, and the "
+                    f"layers before it get no gradient" if str(h.hazard) != "dead" else "")
             message = (
-                f"{depth} ReLU layers of width {width if width else '?'} ({flow_names(h)}): the net is likely "
-                f"born dead — {flow_sentence(h)}"
+                f"{depth} ReLU layers of width {width if width else '?'} ({flow_names(h)}) are likely born dead: "
+                f"{flow_direction(h)} — {flow_sentence(h)}{born}"
             )
             layer = graph.layer_of(node) if node is not None else None
             span = h.layers[0].span

@@ -76,8 +76,21 @@ class Numbers:
 
     @classmethod
     def of(cls, p: Profile) -> "Numbers":
-        return cls(p.ratio, p.first, p.total, p.gain, p.finite,
-                   1.0 if p.zeroed or p.underflows else p.dead_probability)
+        """The judged numbers. A net is dead when every layer below the output gets exactly 0
+        (the measured definition): zero weights stopping the gradient for good, float32
+        underflow, or a dead ReLU layer with no bias anywhere to feed the layers after it. When
+        only the layers before a dead part get 0 (later layers still learn from their biases),
+        the first layer's gradient is 0: a vanishing gradient by the first-layer test."""
+        first, ratio = p.first, p.ratio
+        if p.zeroed_below_head or p.underflows:
+            dead = 1.0
+        elif p.zeroed:
+            dead, first, ratio = 0.0, 0.0, 0.0
+        elif p.biased and p.dead_probability > THRESHOLDS["dead-probability"]:
+            dead, first, ratio = 0.0, 0.0, 0.0
+        else:
+            dead = p.dead_probability
+        return cls(ratio, first, p.total, p.gain, p.finite, dead)
 
     def judge(self, thresholds=None) -> tuple[Hazard, str | None]:
         t = {**THRESHOLDS, **(thresholds or {})}
@@ -211,7 +224,7 @@ class Judge:
             cf_const = self._cf(inits=fixed) if fixed else None
             if cf_const is None or cf_const.judge(self.t)[0] is Hazard.NONE:
                 return make(Cause.CONSTANT_INIT, [], cured=cf_const, layers=tuple(l.name for l in constant))
-        if hazard is Hazard.DEAD:
+        if hazard is Hazard.DEAD or (nums.first == 0.0 and p.dead_probability > self.t["dead-probability"]):
             narrow = [n for n in act_nodes if p.stats[n.id].dead_layer > 0]
             narrow.sort(key=lambda n: -p.stats[n.id].dead_layer)
             return make(Cause.NARROW_WIDTH, narrow[:1], width=p.stats[narrow[0].id].width if narrow else None)

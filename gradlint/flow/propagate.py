@@ -126,6 +126,9 @@ class Profile:
     rnn: dict = field(default_factory=dict)
     #: variance of log ||x||^2 over the plain stack (finite width; 0 when not corrected)
     fluctuation: float = 0.0
+    #: some weighted layer has a bias that is not exactly 0: past a dead layer, later layers
+    #: still see a (constant) input and learn, so the net is not dead as a whole
+    biased: bool = False
 
     # ------------------------------------------------------------ summaries
     def certain_layers(self) -> list:
@@ -194,6 +197,12 @@ class Profile:
         """The first judged layer's gradient is exactly 0, stopped by zero weights for good."""
         ls = self.certain_layers()
         return bool(ls) and ls[0].zeroed
+
+    @property
+    def zeroed_below_head(self) -> bool:
+        """Every judged layer but the last gets exactly 0 (a dead net, as measured)."""
+        ls = self.certain_layers()
+        return len(ls) >= 2 and all(l.zeroed for l in ls[:-1])
 
     @property
     def dead_probability(self) -> float:
@@ -384,6 +393,8 @@ class _Pass:
                 lf.grad_norm *= shrink
         prof = Profile(self.stats, self.grads, layers, self.overflow_node, self.notes, self.rnn)
         prof.fluctuation = beta
+        prof.biased = any((bias_moments(self.g, self.g.layer(l.name)) or (0.0, 0.0)) != (0.0, 0.0)
+                          for l in layers if l.name in self.g._layers)
         return prof
 
     def fluctuation(self, nodes, layers) -> float:
