@@ -123,10 +123,11 @@ class UnnormalizedDeepStack(Rule):
         for h in flow_hazards(graph, Cause.DEPTH):
             if len(h.layers) < min_layers:
                 continue
+            without = ("normalized but without skip connections" if h.detail.get("normalized")
+                       else "without normalization or skip connections")
             message = (
-                f"{len(h.layers)}-layer plain {flow_activations(graph, h)} stack ({flow_names(h)}) without "
-                f"normalization or skip connections: {flow_direction(h)} — {flow_sentence(h)}, "
-                f"even with the initializer matched to the activation"
+                f"{len(h.layers)}-layer plain {flow_activations(graph, h)} stack ({flow_names(h)}) {without}: "
+                f"{flow_direction(h)} — {flow_sentence(h)}, even with the initializer matched to the activation"
             )
             flow_report(ctx, graph, h, h.layers[0].span, message,
                         "add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",

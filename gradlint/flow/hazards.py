@@ -212,7 +212,6 @@ class Judge:
         g, p = self.graph, self.profile
         weighted = _weighted(g)
         act_nodes = [n for n in g.nodes() if n.op == "layer" and g.activation_of(n)]
-        acts = {g.activation_of(n) for n in act_nodes}
 
         def make(cause, nodes=(), cured=None, **detail):
             return FlowHazard(hazard, test, cause, nums, p, involved, tuple(nodes), cured, detail)
