@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import FIXED_SCALE, Cause
+from gradlint.flow.propagate import weight_moments
 from gradlint.rule import Rule
 from gradlint.rules._common import (
     flow_activations, flow_direction, flow_hazards, flow_matched_init, flow_names, flow_related, flow_report, flow_sentence,
@@ -141,7 +142,7 @@ class InitScaleMismatch(Rule):
             if not fixed:
                 continue
             layer, init = fixed[0]
-            scale = graph.init_scale(layer)
+            scale = init_scale(graph, layer)
             matched, remedy = flow_matched_init(graph, h)
             scale_text = f" (std·√fan_in = {scale:.2g} per layer)" if scale is not None else ""
             cured = f"; with {matched} init: {h.cured.ratio:.1e}" if h.cured is not None and h.cured.ratio is not None else ""
@@ -151,3 +152,14 @@ class InitScaleMismatch(Rule):
             )
             remedy += " (a scale that follows the layer's width), or add normalization between the layers"
             flow_report(ctx, graph, h, init.span or layer.span, message, remedy, flow_related(ctx, h))
+
+
+def init_scale(graph, layer) -> float | None:
+    """``std(W) * sqrt(fan_in)`` as the flow model sees the weight (with its mean and any factor
+    applied after the initializer): 1 keeps a linear map's variance, Kaiming is sqrt(2)."""
+    fi = layer.fan_in
+    if layer.category == "parameter":
+        shape = layer.params.get("shape")
+        fi = shape[0] if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[0], int) else None
+    wm = weight_moments(graph, layer, fan_in=fi) if fi else None
+    return ((wm[0] + wm[1] ** 2) * fi) ** 0.5 if wm else None

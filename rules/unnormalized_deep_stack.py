@@ -123,10 +123,14 @@ class UnnormalizedDeepStack(Rule):
         for h in flow_hazards(graph, Cause.DEPTH):
             if len(h.layers) < min_layers:
                 continue
-            without = ("normalized but without skip connections" if h.detail.get("normalized")
-                       else "without normalization or skip connections")
+            if h.detail.get("skips"):
+                without = "with skip connections" + (" and normalization" if h.detail.get("normalized") else "")
+            elif h.detail.get("normalized"):
+                without = "normalized but without skip connections"
+            else:
+                without = "without normalization or skip connections"
             message = (
-                f"{len(h.layers)}-layer plain {flow_activations(graph, h)} stack ({flow_names(h)}) {without}: "
+                f"{len(h.layers)}-layer {'' if h.detail.get('skips') else 'plain '}{flow_activations(graph, h)} stack ({flow_names(h)}) {without}: "
                 f"{flow_direction(h)} — {flow_sentence(h)}, even with the initializer matched to the activation"
             )
             flow_report(ctx, graph, h, h.layers[0].span, message,

@@ -404,7 +404,7 @@ def _kurtosis(a: str, mean: float, var: float) -> float:
         v = f(z) ** 2
         m2 += w * v
         m4 += w * v * v
-    return m4 / (m2 * m2) if m2 > 0 else 3.0
+    return (m4 / m2) / m2 if m2 > 1e-300 else 3.0
 
 
 def pointwise(activation: str | None):

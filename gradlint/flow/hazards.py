@@ -151,7 +151,11 @@ class Judge:
     @property
     def profile(self) -> Profile:
         if self._profile is None:
-            self._profile = profile(self.graph)
+            try:
+                self._profile = profile(self.graph)
+            except ArithmeticError as exc:  # a moment out of float range: nothing judged, said so
+                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None)
+                self._profile = Profile({}, {}, [])
         return self._profile
 
     def hazards(self) -> list[FlowHazard]:
@@ -233,7 +237,8 @@ class Judge:
                 node, chi, steps = rec
                 return make(Cause.RECURRENT, [node], layer=g.layer_of(node).name, chi=chi, steps=steps)
         saturating = [n for n in act_nodes if g.activation_of(n) in SATURATING and not self._is_gate(n)]
-        if hazard is Hazard.VANISHING and any(g.activation_of(n) in SIGMOID_LIKE for n in saturating):
+        sigmoids = [n for n in saturating if g.activation_of(n) in SIGMOID_LIKE]
+        if hazard is Hazard.VANISHING and sigmoids and 2 * len(saturating) >= len(act_nodes):
             # sigmoid' <= 1/4 shrinks the gradient whatever the init: the activation is the cause
             return make(Cause.ACTIVATION, saturating)
         # the initializer: every weighted layer with the init matched to its activation
@@ -245,6 +250,11 @@ class Judge:
         cf = self._cf(inits=matched) if matched else None
         if cf is not None and cf.judge(self.t)[0] is Hazard.NONE:
             fixed = [l for l in weighted if (_init_of(g, l) is not None and _init_of(g, l).scheme in FIXED_SCALE)]
+            if fixed and len(fixed) < len(matched):
+                # a fixed-scale init is the cause only if matching those layers alone cures it
+                alone = self._cf(inits={l.name: matched[l.name] for l in fixed if l.name in matched})
+                if alone.judge(self.t)[0] is not Hazard.NONE:
+                    fixed = []
             cause = Cause.INIT_SCALE if fixed else Cause.INIT_MISMATCH
             return make(cause, cured=cf, fixed=tuple(l.name for l in fixed))
         overflowing = [n for n in act_nodes if g.activation_of(n) in UNBOUNDED_FAST]
@@ -269,7 +279,7 @@ class Judge:
             stream = self._growth(skips)
             normalized = all(self._branch_normalized(m) for m in skips)
             return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips), normalized=normalized)
-        return make(Cause.DEPTH, [], normalized=bool(norms))
+        return make(Cause.DEPTH, [], normalized=bool(norms), skips=bool(skips))
 
     def _constant_hidden(self, layer) -> bool:
         """A constant-initialized weight that feeds other layers (a zero output layer or branch

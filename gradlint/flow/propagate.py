@@ -339,9 +339,13 @@ def _fans(layer):
     if kind.startswith(("Conv", "LazyConv")):
         out_ch = _int(p.get("out_channels"))
         stride = _stride(layer)
+        groups = layer.groups
+        if not groups:
+            return None
+        back = fo / groups  # each input feeds out / groups channels over the kernel
         if kind.startswith(("ConvTranspose", "LazyConvTranspose")):
-            return fi, fo, out_ch, out_ch, float(stride)
-        return fi, fo / stride, out_ch, out_ch, 1.0 / stride
+            return fi, back, out_ch, out_ch, float(stride)
+        return fi, back / stride, out_ch, out_ch, 1.0 / stride
     if kind in ("Linear", "LazyLinear", "Bilinear"):
         out = _int(p.get("out_features"))
         return fi, fo, out, out, 1.0
@@ -744,6 +748,11 @@ class _Pass:
         if kind in _BATCH_NORMS or (kind in _INSTANCE_NORMS and x.pos > 1):
             var = max(x.q - x.c, 0.0)
             n = self.batch * x.pos if kind in _BATCH_NORMS else x.pos
+            if var <= 1e-9 * x.q:
+                # every unit constant over the batch (constant weights before it): the output is
+                # beta, and the gradient is scaled by gamma / sqrt(eps), as torch computes it
+                self.factor[node.id] = g2 / 1e-5
+                return Stat(beta, beta * beta, beta * beta, x.pos, width, x.certain, dying=0)
             self.factor[node.id] = g2 / var * _kappa(n) if var > 0 else _BIG
             if kind in _BATCH_NORMS and var > 0 and n > 3:
                 self.batch_norms[node.id] = (g2 / var * n / (n - 3), n)
@@ -879,7 +888,7 @@ class _Pass:
                 self.factor[node.id] *= d2 / marginal  # the gradient reaches the max's slope
         # every unit shares the max's mean; the units' own offsets scale with the values
         spread = max(x.c - x.m * x.m, 0.0) * (m2 / x.q if x.q > 0 else 0.0)
-        return x.copy(m=m1, q=max(m2, 0.0), c=min(m1 * m1 + spread, m2), pos=out_pos)
+        return x.copy(m=m1, q=max(m2, 0.0), c=min(m1 * m1 + spread, 0.99 * m2), pos=out_pos)
 
     # ------------------------------------------------------------ backward
     def backward(self, nodes) -> None:
@@ -1075,7 +1084,7 @@ class _Pass:
         if layer is None:
             return False
         if layer.category == "norm":
-            return self.g.ends_in_skip(layer) or True  # a zero gamma: the branch's output scale
+            return True  # a zero gamma: the output scale of its branch or stack, learnt in one step
         if not self.g.feeds_weighted(layer):
             return True
         return self.g.ends_in_skip(layer)

@@ -1350,15 +1350,17 @@ class Builder:
         elif scheme.startswith("kaiming"):
             kwargs = dict(kwargs)
             nl = args[2] if len(args) > 2 else kwargs.get("nonlinearity", "leaky_relu")
-            a = num(args[0] if args else kwargs.get("a", 0.0)) or 0.0
+            a_given = args[0] if args else kwargs.get("a", 0.0)
+            a = num(a_given)
             mode = args[1] if len(args) > 1 else kwargs.get("mode", "fan_in")
             mode = mode if mode in ("fan_in", "fan_out") else None
-            if nl in ("relu", "leaky_relu"):
-                gain = (2.0 / (1 + a * a)) ** 0.5
-            elif nl == "tanh":
-                gain = 5 / 3
-            elif nl in ("linear", "sigmoid", "conv2d", "conv1d"):
-                gain = 1.0
+            if a is None or not isinstance(nl, str):
+                gain = math.nan  # an ``a`` or nonlinearity given but not resolved: the scale is unknown
+            elif nl == "leaky_relu":
+                gain = catalog.calculate_gain("leaky_relu", a)
+            else:
+                gain = catalog.calculate_gain(nl)
+                gain = math.nan if gain is None else gain
         text = self.text(node)
         callee = target = None
         if isinstance(node, ast.Call):
@@ -1700,6 +1702,13 @@ class Builder:
                     value = (1.0 / value if lf else None) if value else None  # ``c / f(x)`` is no scale
                 n = self.graph.add_node(Node(self.next_node(), "scale", span=_span(node), factor=value), flow.producers)
                 return Flow(frozenset({n.id}))
+            if not isinstance(factor, (int, float)) or isinstance(factor, bool):
+                # ``x * mask``, ``x / math.sqrt(d)`` with ``d`` unknown: a scale of unknown size,
+                # not the identity
+                n = self.graph.add_node(Node(self.next_node(), "scale", span=_span(node), factor=None), flow.producers)
+                return Flow(frozenset({n.id}))
+        if lf and isinstance(op, ast.Pow) and not rf:
+            return self.unknown_node([left], node, "a power other than 2 (`x ** p`)")
         if lf:
             return left
         if rf:

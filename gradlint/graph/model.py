@@ -106,23 +106,32 @@ class Layer:
             return out
         return 0
 
-    def _fan(self, keys) -> int | None:
+    @property
+    def groups(self) -> int | None:
+        """A convolution's groups (1 by default); None when given but not resolved."""
+        groups = self.params.get("groups", 1)
+        if isinstance(groups, int) and not isinstance(groups, bool) and groups > 0:
+            return groups
+        return None
+
+    def _fan(self, keys, grouped: bool) -> int | None:
         for key in keys:
             value = self.params.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
-                groups = self.params.get("groups", 1)
-                groups = groups if isinstance(groups, int) and groups > 0 else 1
+                groups = self.groups if grouped else 1
                 rf = self.receptive_field
-                return value * rf // groups if rf else None
+                return value * rf // groups if rf and groups else None
         return None
 
     @property
     def fan_in(self) -> int | None:
-        return self._fan(("in_features", "in_channels", "input_size", "embed_dim"))
+        """As ``torch.nn.init`` computes it: ``in / groups * kernel`` elements."""
+        return self._fan(("in_features", "in_channels", "input_size", "embed_dim"), True)
 
     @property
     def fan_out(self) -> int | None:
-        return self._fan(("out_features", "out_channels", "hidden_size", "embed_dim"))
+        """As ``torch.nn.init`` computes it: ``out * kernel`` (not divided by groups)."""
+        return self._fan(("out_features", "out_channels", "hidden_size", "embed_dim"), False)
 
 
 @dataclass(frozen=True)
@@ -196,44 +205,6 @@ class ModelGraph:
             return init
         if layer.category in ("weighted", "recurrent", "norm"):
             return Init("default", f"PyTorch's default init of nn.{layer.kind}", None, "default")
-        return None
-
-    def init_scale(self, layer: Layer) -> float | None:
-        """Per-layer scale of the weight's initializer: ``std(W) * sqrt(fan_in)``.
-
-        1 keeps the pre-activation variance of a linear map (before the activation);
-        PyTorch's default ``U(+-1/sqrt(fan_in))`` gives ``sqrt(1/3) = 0.58``. None when
-        unknown (a constant or copied weight, or a fixed std on a layer of unknown width).
-        """
-        init = self.init_of(layer, "weight")
-        if init is None:
-            return None
-        fan_in, fan_out = layer.fan_in, layer.fan_out
-        if layer.category == "parameter":
-            shape = layer.params.get("shape") or ()
-            if len(shape) == 2 and all(isinstance(d, int) for d in shape):
-                fan_in, fan_out = shape[0], shape[1]
-        scheme = init.scheme
-        if scheme == "default":
-            return (1 / 3) ** 0.5 if layer.category in ("weighted", "recurrent") else None
-        if scheme.startswith("xavier"):
-            gain = init.gain if init.gain is not None else 1.0
-            if fan_in and fan_out:
-                return gain * (2 * fan_in / (fan_in + fan_out)) ** 0.5
-            return gain
-        if scheme.startswith("kaiming"):
-            gain = init.gain if init.gain is not None else 2**0.5
-            if init.mode == "fan_out" and fan_in and fan_out:
-                return gain * (fan_in / fan_out) ** 0.5
-            return gain
-        if scheme == "orthogonal":
-            return init.gain if init.gain is not None else 1.0
-        if not fan_in:
-            return None
-        if scheme in ("normal", "trunc_normal") and init.std is not None:
-            return init.std * fan_in ** 0.5
-        if scheme == "uniform" and init.bound is not None:
-            return init.bound / 3 ** 0.5 * fan_in ** 0.5
         return None
 
     # ------------------------------------------------------------ dataflow
