@@ -97,7 +97,7 @@ class SaturatedLayer(Rule):
             names = ", ".join(l.name for l in h.layers[:4]) + (" …" if len(h.layers) > 4 else "")
             message = (
                 f"{act} after {names} sits saturated at init: about {fraction:.0%} of its units have a local "
-                f"derivative below 1 % of its largest, because the pre-activations have a standard deviation of "
+                f"derivative below 1 % of its largest, because the pre-activations have an RMS of "
                 f"about {pre:.2g}; those units pass almost no gradient (one backward pass may not show it)"
             )
             span = init.span if init is not None and init.span is not None else layer.span

@@ -42,14 +42,10 @@ class SaturatingActivationStack(Rule):
     this rule's.
 
     Not a stack: a sigmoid used as a gate (`x * torch.sigmoid(g)`, squeeze-excitation, GLU),
-    a single activation at the output, or activations separated by normalization
-    (BatchNorm, LayerNorm, GroupNorm) or a residual add. Normalization resets the scale the
-    next layer sees, so the per-layer factor no longer compounds from the init; it does not
-    make a sigmoid's derivative larger, though: `make calibrate` measures a LayerNorm'ed
-    sigmoid stack (default init) at 9.9e-05 over 10 layers, where tanh (1.3) and ReLU (0.58)
-    stay healthy. This rule keeps to its definition and does not report such stacks; use
-    `gradlint check --dynamic` to measure one, or prefer ReLU-family activations between
-    normalized layers.
+    a single activation at the output, or activations the flow model does not find vanishing
+    (a residual add carries the gradient past them). Normalization resets the scale the next
+    layer sees but does not make a sigmoid's derivative larger: a LayerNorm'ed sigmoid stack
+    still vanishes when deep, and is reported.
 
     ## Example
     ```python

@@ -235,7 +235,8 @@ class Judge:
             rec = self._recurrent_growth()
             if rec is not None:
                 node, chi, steps = rec
-                return make(Cause.RECURRENT, [node], layer=g.layer_of(node).name, chi=chi, steps=steps)
+                return make(Cause.RECURRENT, [node], layer=g.layer_of(node).name, chi=chi, steps=steps,
+                            steps_known=p.rnn_steps_known.get(node.id, False))
         saturating = [n for n in act_nodes if g.activation_of(n) in SATURATING and not self._is_gate(n)]
         sigmoids = [n for n in saturating if g.activation_of(n) in SIGMOID_LIKE]
         if hazard is Hazard.VANISHING and sigmoids and 2 * len(saturating) >= len(act_nodes):

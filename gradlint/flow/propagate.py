@@ -124,6 +124,8 @@ class Profile:
     notes: list = field(default_factory=list)
     #: recurrent node id -> (spec, per-layer weights, inputs, steps), as unrolled
     rnn: dict = field(default_factory=dict)
+    #: recurrent node id -> whether its sequence length is known (else recurrent.STEPS)
+    rnn_steps_known: dict = field(default_factory=dict)
     #: variance of log ||x||^2 over the plain stack (finite width; 0 when not corrected)
     fluctuation: float = 0.0
     #: some weighted layer has a bias that is not exactly 0: past a dead layer, later layers
@@ -366,6 +368,7 @@ class _Pass:
         self.blocked: set[int] = set()  # nodes whose gradient a zero-initialized layer stops at step 0
         self.zeroed: set[int] = set()  # nodes whose gradient zero weights stop for good (exactly 0)
         self.rnn: dict = {}  # recurrent node id -> (spec, per-layer weights, inputs, steps)
+        self.rnn_steps_known: dict = {}  # recurrent node id -> whether the sequence length is known
         self.taps: dict = {}  # conv node id -> fraction of its kernel taps inside the map
         self.batch_norms: dict = {}  # BatchNorm node id -> (gamma^2 / var * n / (n - 3), n)
         self.rho: dict = {}  # node id -> fraction of its output gradient shared by all positions
@@ -397,6 +400,7 @@ class _Pass:
                 lf.grad_norm *= shrink
         prof = Profile(self.stats, self.grads, layers, self.overflow_node, self.notes, self.rnn)
         prof.fluctuation = beta
+        prof.rnn_steps_known = dict(self.rnn_steps_known)
         prof.biased = any((bias_moments(self.g, self.g.layer(l.name)) or (0.0, 0.0)) != (0.0, 0.0)
                           for l in layers if l.name in self.g._layers)
         return prof
@@ -533,6 +537,7 @@ class _Pass:
             q = u.q_out
             over = over or u.overflow
         self.rnn[node.id] = (spec, plan, inputs, steps)
+        self.rnn_steps_known[node.id] = x.pos > 1
         # the top layer is read at its last step: one position per example
         return Stat(0.0, q, 0.0, 1.0, hid * dirs, x.certain, over)
 
