@@ -89,6 +89,8 @@ def flow_sentence(h) -> str:
 def flow_severity(h) -> str:
     """An error when the prediction is 100x beyond its threshold (or overflows, or the net is
     almost surely dead); a warning otherwise."""
+    from gradlint.flow.convention import THRESHOLDS as T
+
     n, kind = h.numbers, str(h.hazard)
     if h.test == "overflow":
         return "error"
@@ -97,10 +99,12 @@ def flow_severity(h) -> str:
     if h.test == "saturation":
         return "warning"
     if kind == "vanishing":
-        far = (n.ratio is not None and n.ratio < 1e-5) or (n.first is not None and n.first < 1e-9)
+        far = (n.ratio is not None and n.ratio < T["vanishing-ratio"] / 100) or (
+            n.first is not None and n.first < T["vanishing-absolute"] / 100)
     else:
-        far = (n.first is not None and n.first > 1e5) or (n.total is not None and n.total > 1e5) or (
-            n.ratio is not None and n.ratio > 7e3)
+        far = (n.first is not None and n.first > T["exploding-absolute"] * 100) or (
+            n.total is not None and n.total > T["exploding-total"] * 100) or (
+            n.ratio is not None and n.ratio > T["exploding-ratio"] * 100)
     return "error" if far else "warning"
 
 
