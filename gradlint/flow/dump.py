@@ -57,13 +57,14 @@ def profile_json(graph) -> dict:
             row["why"] = st.why
         lf = grads.get(node.id)
         if lf is not None:
-            row["weight_grad_norm"] = _num(lf.grad_norm)
+            row["weight_grad_norm"] = _num(lf.grad_norm) if lf.certain else None
         rows.append(row)
     n = Numbers.of(p)
     hazard, test = n.judge()
     return {
         "model": graph.name, "path": graph.path, "batch": BATCH,
-        "layers": [{"name": l.name, "grad_norm": _num(l.grad_norm), "certain": l.certain} for l in p.layers],
+        "layers": [{"name": l.name, "grad_norm": _num(l.grad_norm) if l.certain else None, "certain": l.certain}
+                   for l in p.layers],
         "nodes": rows,
         "ratio": _num(n.ratio), "first": _num(n.first), "total": _num(n.total), "gain": _num(n.gain),
         "finite": n.finite, "dead_probability": n.dead, "fluctuation": p.fluctuation,
