@@ -1152,6 +1152,12 @@ class Builder:
             return self.make_dict(args, kwargs)
         if q in catalog.MERGE_FUNCTIONS:
             return self.merge_call(catalog.MERGE_FUNCTIONS[q], args, kwargs, node)
+        shape_op = catalog.FUNCTIONAL_SHAPE.get(q)
+        if shape_op is not None and args and isinstance(args[0], Flow):
+            kind, names = shape_op
+            params = dict(zip(names, args[1:]))
+            params.update({k: v for k, v in kwargs.items() if k in names})
+            return self.functional_shape(kind, params, args[0], node, q)
         if q in catalog.FUNCTIONAL_NORMS:
             return self.functional_layer(q, "norm", args, node)
         if q in catalog.FUNCTIONAL_WEIGHTED:
@@ -1488,6 +1494,13 @@ class Builder:
                 return self.split_flow(owner, args[0], node)  # ``x1, x2 = x.chunk(2, dim=1)``: disjoint parts
             if name in ("chunk", "split", "unbind"):
                 return _FlowSeq(owner)
+            if name == "flatten" and (not args or args[0] == 1):
+                return self.functional_shape("Flatten", {}, owner, node, "Tensor.flatten")
+            if name in ("view", "reshape") and len(args) == 2 and args[1] == -1:
+                return self.functional_shape("Flatten", {}, owner, node, f"Tensor.{name}")
+            if name in ("mean", "amax") and args and _spatial_dims(args[0]):
+                kind = "AdaptiveAvgPool2d" if name == "mean" else "AdaptiveMaxPool2d"
+                return self.functional_shape(kind, {"output_size": 1}, owner, node, f"Tensor.{name}")
             extra = [a for a in args if isinstance(a, Flow)]
             if extra:
                 return Flow(owner.producers.union(*(e.producers for e in extra)))
@@ -1598,6 +1611,21 @@ class Builder:
             return UNKNOWN
         name = self._functional_name(q, node, category, None)
         n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), flows[0].producers)
+        return Flow(frozenset({n.id}))
+
+    def functional_shape(self, kind, params, flow, node, q):
+        """``F.max_pool2d(x, 2)``, ``torch.flatten(x, 1)``, ``x.view(x.size(0), -1)``,
+        ``x.mean((2, 3))``: the module they do the work of (``MaxPool2d``, ``Flatten``,
+        ``AdaptiveAvgPool2d``), as a functional layer of that kind, with its arguments."""
+        key = (node.lineno, node.col_offset, q)
+        name = self.func_layers.get(key)
+        if name is None:
+            short = q.replace("torch.nn.functional.", "F.")
+            name = f"{short}@{node.lineno}:{node.col_offset + 1}"
+            self.func_layers[key] = name
+            clean = {k: v for k, v in params.items() if isinstance(v, (int, float, tuple)) and not isinstance(v, bool)}
+            self.graph.add_layer(Layer(name, kind, "other", _span(node), None, clean, functional=True, repeat=self.repeat_ctx))
+        n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), flow.producers)
         return Flow(frozenset({n.id}))
 
     def _functional_name(self, q, node, category, activation):
@@ -1714,6 +1742,11 @@ class Builder:
         if rf:
             return right
         return UNKNOWN
+
+
+def _spatial_dims(v) -> bool:
+    """``(2, 3)``, ``[2, 3]``, ``(-2, -1)``: the spatial axes of an (N, C, H, W) tensor."""
+    return isinstance(v, (tuple, list)) and len(v) >= 2 and all(isinstance(d, int) for d in v) and 0 not in v and 1 not in v
 
 
 def _number(v) -> bool:

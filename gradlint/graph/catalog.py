@@ -166,3 +166,16 @@ def calculate_gain(nonlinearity: str, param=None):
     if nonlinearity == "selu":
         return 3.0 / 4
     return None
+
+
+#: functional ops that do a shape-only module's work: qualified name -> (module kind, the
+#: names of its positional arguments after the input)
+FUNCTIONAL_SHAPE = {
+    **{f"torch.nn.functional.max_pool{d}d": (f"MaxPool{d}d", ("kernel_size", "stride", "padding")) for d in (1, 2, 3)},
+    **{f"torch.nn.functional.avg_pool{d}d": (f"AvgPool{d}d", ("kernel_size", "stride", "padding")) for d in (1, 2, 3)},
+    **{f"torch.nn.functional.adaptive_avg_pool{d}d": (f"AdaptiveAvgPool{d}d", ("output_size",)) for d in (1, 2, 3)},
+    **{f"torch.nn.functional.adaptive_max_pool{d}d": (f"AdaptiveMaxPool{d}d", ("output_size",)) for d in (1, 2, 3)},
+    "torch.flatten": ("Flatten", ("start_dim",)),
+    "torch.nn.functional.dropout": ("Dropout", ("p",)),
+    "torch.nn.functional.dropout2d": ("Dropout2d", ("p",)),
+}
