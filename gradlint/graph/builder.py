@@ -1617,25 +1617,21 @@ class Builder:
         """``F.max_pool2d(x, 2)``, ``torch.flatten(x, 1)``, ``x.view(x.size(0), -1)``,
         ``x.mean((2, 3))``: the module they do the work of (``MaxPool2d``, ``Flatten``,
         ``AdaptiveAvgPool2d``), as a functional layer of that kind, with its arguments."""
-        key = (node.lineno, node.col_offset, q)
-        name = self.func_layers.get(key)
-        if name is None:
-            short = q.replace("torch.nn.functional.", "F.")
-            name = f"{short}@{node.lineno}:{node.col_offset + 1}"
-            self.func_layers[key] = name
-            clean = {k: v for k, v in params.items() if isinstance(v, (int, float, tuple)) and not isinstance(v, bool)}
-            self.graph.add_layer(Layer(name, kind, "other", _span(node), None, clean, functional=True, repeat=self.repeat_ctx))
+        clean = {k: v for k, v in params.items() if isinstance(v, (int, float, tuple)) and not isinstance(v, bool)}
+        name = self._functional_name(q, node, "other", None, kind=kind, params=clean)
         n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), flow.producers)
         return Flow(frozenset({n.id}))
 
-    def _functional_name(self, q, node, category, activation):
+    def _functional_name(self, q, node, category, activation, kind=None, params=None):
+        """The layer a functional call stands for, one per call site (``F.gelu@12:9``)."""
         key = (node.lineno, node.col_offset, q)
         name = self.func_layers.get(key)
         if name is None:
             short = q.replace("torch.nn.functional.", "F.")
             name = f"{short}@{node.lineno}:{node.col_offset + 1}"
             self.func_layers[key] = name
-            self.graph.add_layer(Layer(name, short, category, _span(node), activation, functional=True, repeat=self.repeat_ctx))
+            self.graph.add_layer(Layer(name, kind or short, category, _span(node), activation, dict(params or {}),
+                                       functional=True, repeat=self.repeat_ctx))
         return name
 
     def functional_activation(self, act, q, args, node):
