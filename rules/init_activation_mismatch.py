@@ -137,7 +137,8 @@ class InitActivationMismatch(Rule):
             explicit = next((i for i in inits if i is not None and i.span is not None), None)
             span = explicit.span if explicit is not None else h.layers[0].span
             matched, remedy = flow_matched_init(graph, h)
-            cured = f"; with {matched} init: {h.cured.ratio:.1e}" if h.cured is not None and h.cured.ratio is not None else ""
+            cured = (f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
+                     if h.cured is not None and h.cured.ratio is not None else "")
             message = (
                 f"{len(h.layers)} {flow_activations(graph, h)} layers ({flow_names(h)}) with {'/'.join(names)} init: "
                 f"{flow_direction(h)} — {flow_sentence(h)}{cured}"

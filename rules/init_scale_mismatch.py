@@ -135,7 +135,8 @@ class InitScaleMismatch(Rule):
             scale = init_scale(graph, layer)
             matched, remedy = flow_matched_init(graph, h)
             scale_text = f" (std·√fan_in = {scale:.2g} per layer)" if scale is not None else ""
-            cured = f"; with {matched} init: {h.cured.ratio:.1e}" if h.cured is not None and h.cured.ratio is not None else ""
+            cured = (f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
+                     if h.cured is not None and h.cured.ratio is not None else "")
             message = (
                 f"fixed-scale init `{init.text}`{scale_text} on {len(h.layers)} {flow_activations(graph, h)} layers "
                 f"({flow_names(h)}): {flow_direction(h)} — {flow_sentence(h)}{cured}"
