@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
 
 BATCH = 8
@@ -88,7 +89,9 @@ def _int(v):
 
 def _spec_for(layer, recurrent: bool):
     kind, p = layer.kind, layer.params
-    seq = 200 if recurrent else SHORT_SEQUENCE
+    # recurrent findings about training loops measure long BPTT runs; a recurrent layer judged by
+    # the flow model is unrolled over the flow model's own assumed length
+    seq = 200 if recurrent else (RECURRENT_STEPS if layer.category == "recurrent" else SHORT_SEQUENCE)
     what = f"its first layer `{layer.name}` (nn.{kind})"
     if kind == "Linear" or kind == "Bilinear":
         n = _int(p.get("in_features") or p.get("in1_features"))
