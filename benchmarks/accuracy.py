@@ -245,6 +245,17 @@ class Parts:
     uses_f: bool = False
 
 
+def _finish(rng, p: Parts, names, init, targets, conv: bool, uses_f: bool, input_shape: str) -> tuple[str, str]:
+    """The steps every family ends with: the init code, the names and constants, the input
+    shape, then the assembled source (the same random draws, in the same order, as before)."""
+    p.init_code = _init_body(rng, init, targets, conv=conv)
+    p.uses_f = uses_f
+    p.constants = names.constants()
+    p.signature = names.signature()
+    p.input_shape = input_shape
+    return _assemble(rng, p)
+
+
 def _assemble(rng, p: Parts) -> tuple[str, str]:
     """Source text and the init style used."""
     style = "none"
@@ -436,12 +447,8 @@ def gen_mlp(rng: random.Random, name: str) -> Model:
             else:
                 p.forward += [f"x = self.fc{i}(x)", f"x = {act.call('x')}"]
         p.forward.append(f"return self.fc{depth}(x)")
-    p.init_code = _init_body(rng, init, "nn.Linear", conv=False)
-    p.uses_f = act.uses_f
-    p.constants = names.constants()
-    p.signature = names.signature()
-    p.input_shape = f"({BATCH}, {names.shape_ref('in')})"
-    src, init_style = _assemble(rng, p)
+    src, init_style = _finish(rng, p, names, init, "nn.Linear", False, act.uses_f,
+                              f"({BATCH}, {names.shape_ref('in')})")
     norm_desc = f"{norm}/{norm_pos}" if norm else "none"
     desc = (f"mlp depth={depth} width={width} act={act_name} init={_init_desc(init)} norm={norm_desc} "
             f"style={style}/{act.form}/{names.mode}/{init_style}")
@@ -554,12 +561,8 @@ def gen_residual(rng: random.Random, name: str) -> Model:
         if zero_last:
             last = "self.lin2" if n_layers == 2 else "self.lin1"
             p.post_init += [f"for layer in {last}:", "    nn.init.zeros_(layer.weight)", "    nn.init.zeros_(layer.bias)"]
-    p.init_code = _init_body(rng, init, "nn.Linear", conv=False)
-    p.uses_f = act.uses_f
-    p.constants = names.constants()
-    p.signature = names.signature()
-    p.input_shape = f"({BATCH}, {names.shape_ref('in')})"
-    src, init_style = _assemble(rng, p)
+    src, init_style = _finish(rng, p, names, init, "nn.Linear", False, act.uses_f,
+                              f"({BATCH}, {names.shape_ref('in')})")
     norm_desc = f"{norm}/{norm_pos}" if norm else "none"
     desc = (f"residual blocks={blocks}x{n_layers} width={width} act={act_name} init={_init_desc(init)} "
             f"norm={norm_desc} zero_last={zero_last} alpha={alpha} style={style}/{act.form}/{names.mode}/{init_style}")
@@ -639,12 +642,8 @@ def gen_conv(rng: random.Random, name: str) -> Model:
     else:
         p.forward.append("x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)")
     p.forward.append("return self.classifier(x)")
-    p.init_code = _init_body(rng, init, targets, conv=True)
-    p.uses_f = act.uses_f or pool == "adaptive"
-    p.constants = names.constants()
-    p.signature = names.signature()
-    p.input_shape = f"({BATCH}, {in_ch}, {size}, {size})"
-    src, init_style = _assemble(rng, p)
+    src, init_style = _finish(rng, p, names, init, targets, True, act.uses_f or pool == "adaptive",
+                              f"({BATCH}, {in_ch}, {size}, {size})")
     desc = (f"conv depth={depth} ch={ch} in={in_ch}x{size}x{size} act={act_name} init={_init_desc(init)} "
             f"on={targets} bn={bn} style={style}/{act.form}/{names.mode}/{init_style}")
     meta = {"depth": depth, "channels": ch, "in_ch": in_ch, "size": size, "act": act_name, "init": init,

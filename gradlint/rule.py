@@ -50,7 +50,14 @@ class Rule:
 
     @classmethod
     def documentation(cls) -> str:
-        return inspect.cleandoc(cls.__doc__ or "")
+        """The rule's docstring; ``{shared-thresholds}`` stands for the tests every gradient
+        rule shares with ``--dynamic``, written from their one home."""
+        text = inspect.cleandoc(cls.__doc__ or "")
+        if "{shared-thresholds}" in text:
+            from gradlint.flow.convention import describe_tests
+
+            text = text.replace("{shared-thresholds}", describe_tests())
+        return text
 
     @classmethod
     def doc_sections(cls) -> dict[str, str]:

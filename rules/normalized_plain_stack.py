@@ -89,11 +89,7 @@ class NormalizedPlainStack(Rule):
     ## Options
     - `min-layers` (default `3`): stacks with fewer weighted layers are never reported.
 
-    The vanishing and exploding thresholds are not options of this rule: they are the tests
-    `--dynamic` applies to measurements, kept in one place for both (`gradlint.flow.convention`):
-    the first layer's weight gradient below 1e-3 of the last layer's, or its norm below 1e-7, is
-    vanishing; above 70 times the last layer's, or a norm above 1e3 for the first layer or for
-    the whole gradient, or an overflow, is exploding.
+    {shared-thresholds}
 
     ## References
     - Yang, Pennington, Rao, Sohl-Dickstein & Schoenholz, *A Mean Field Theory of Batch Normalization*, ICLR 2019

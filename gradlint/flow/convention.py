@@ -100,6 +100,19 @@ def classify(ratio=None, first=None, total=None, gain=None, finite=True, dead=Fa
     return Hazard.NONE, None
 
 
+def describe_tests(t: dict | None = None) -> str:
+    """The shared tests in words, from the thresholds themselves (rule docs include it)."""
+    t = {**THRESHOLDS, **(t or {})}
+    return (
+        "The vanishing and exploding thresholds are not options of this rule: they are the tests "
+        "`--dynamic` applies to measurements, kept in one place for both (`gradlint.flow.convention`): "
+        f"the first layer's weight gradient below {t['vanishing-ratio']:g} of the last layer's, or its "
+        f"norm below {t['vanishing-absolute']:g}, is vanishing; above {t['exploding-ratio']:g} times the "
+        f"last layer's, a norm above {t['exploding-absolute']:g} for the first layer or above "
+        f"{t['exploding-total']:g} for the whole gradient, or an overflow, is exploding."
+    )
+
+
 #: what each test compares, in words a message can use
 TEST_WORDS = {
     "overflow": "values overflow float32 (inf/NaN)",
