@@ -618,6 +618,9 @@ def summary(rows: list[Row]) -> dict:
         compared=len(compared),
         not_predicted=len(rows) - len(compared),
         factor_cells=len(factors),
+        # compared for the verdict, but the model left the ratio open (an uncertain layer)
+        no_ratio=sum(1 for r in compared if r.pred.get("ok") and r.pred.get("ratio") is None
+                     and r.meas["ratio"] is not None and math.isfinite(r.meas["ratio"])),
         worst_factor=10 ** worst[0] if worst[0] is not None else None,
         worst_cell=f"{worst[1].family}:{worst[1].cell.name}" if worst[1] else None,
         agreement=agree / len(compared) if compared else float("nan"),
@@ -742,7 +745,8 @@ def summary_line(s: dict) -> str:
     worst = (f"worst factor {s['worst_factor']:.3g}x ({s['worst_cell']})" if s["worst_factor"] is not None
              else "worst factor -")
     return (f"{s['cells']} cells, {worst}, verdict agreement {100 * s['agreement']:.1f} % "
-            f"({s['agree']}/{s['compared']}; {s['not_predicted']} not predicted)")
+            f"({s['agree']}/{s['compared']}; {s['not_predicted']} not predicted; "
+            f"{s['factor_cells']} ratios compared, {s['no_ratio']} left open by the model)")
 
 
 def _straddle(r: Row) -> str:

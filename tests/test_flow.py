@@ -275,3 +275,131 @@ def test_numbers_of_a_profile_judge_like_classify():
     p = judge(graph_of(mlp(10, act="nn.Sigmoid()"))).profile
     n = Numbers.of(p)
     assert n.judge() == classify(ratio=n.ratio, first=n.first, total=n.total)
+
+
+# ---------------------------------------------------------------- heavy tails (x ** 2)
+def _square_stack(depth, width):
+    return f"""
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self, depth={depth}, width={width}):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(width, width) for _ in range(depth)])
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x) ** 2
+        return self.head(x)
+"""
+
+
+def test_square_moments_follow_the_input_fourth_moment():
+    assert A.tail_moments("square", 0.0, 1.0, 3.0) is None  # Gaussian: the closed form holds
+    assert A.tail_moments("tanh", 0.0, 1.0, 9.0) is None  # only x ** 2 reads the tail
+    t = A.tail_moments("square", 0.0, 1.0, 6.0)
+    assert (t.second, t.factor, t.typical) == (6.0, 2.0, True)
+    assert t.r4 == pytest.approx(105 * 2 ** 6 / 36)  # E[z^8] / E[z^4]^2 of the scale mixture
+    assert not A.tail_moments("square", 0.0, 1.0, 3 * A.TAIL_LIMIT + 1).typical
+
+
+def test_a_narrow_square_stack_grows_heavy_tails_a_wide_one_does_not():
+    g = graph_of(_square_stack(3, 8))
+    p = judge(g).profile
+    fcs = [n for n in g.nodes() if n.op == "layer" and g.layer_of(n).category == "weighted"]
+    assert [round(p.stats[n.id].r4, 1) for n in fcs[:3]] == [3.2, 4.9, 9.0]
+    wg = graph_of(_square_stack(3, 256))
+    wide = judge(wg).profile
+    assert max(wide.stats[n.id].r4 for n in wg.nodes() if n.op == "layer" and wg.category_of(n) == "weighted") < 3.1
+    deep = judge(graph_of(_square_stack(8, 8))).profile
+    assert not deep.complete
+    assert any("heavy-tailed" in (s.why or "") for s in deep.stats.values())
+    assert judge(graph_of(_square_stack(8, 256))).profile.complete
+
+
+def test_the_tail_closure_predicts_the_measured_mean_of_a_narrow_square_stack():
+    torch = pytest.importorskip("torch")
+    src = _square_stack(3, 8)
+    ns = {}
+    exec(compile(src, "m.py", "exec"), ns)
+    total, seeds = 0.0, 400
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        net = ns["Net"]()
+        h = torch.randn(8, 8)
+        for layer in net.layers[:2]:
+            h = layer(h) ** 2
+        total += net.layers[2](h).pow(2).mean().item()
+    measured = total / seeds
+    g = graph_of(src)
+    p = judge(g).profile
+    third = [n for n in g.nodes() if n.op == "layer" and g.layer_of(n).category == "weighted"][2]
+    gaussian = 1 / 3 + 1 / 24  # the Gaussian closure: q' = (1/3) E[z^4] + 1/24 = q^2 + 1/24
+    for _ in range(2):
+        gaussian = gaussian * gaussian + 1 / 24
+    assert abs(math.log(p.stats[third.id].q / measured)) < abs(math.log(gaussian / measured))
+    assert p.stats[third.id].q == pytest.approx(measured, rel=0.2)
+
+
+def test_a_constant_init_square_stack_underflows_without_an_internal_error():
+    # constant weights feed x ** 2 values that shrink below float range: the tail closure
+    # must not divide by the underflowed moments (it once raised ZeroDivisionError: GL002)
+    src = _square_stack(7, 12).replace(
+        "self.head = nn.Linear(width, 1)",
+        "self.head = nn.Linear(width, 1)\n        for m in self.layers:\n"
+        "            nn.init.constant_(m.weight, 0.01)\n            nn.init.zeros_(m.bias)")
+    codes = [d.code for d in lint_source(src, "m.py")]
+    assert "GL002" not in codes and "GL201" in codes
+    g = graph_of(src)
+    assert judge(g).profile.stats and not g.unknowns  # followed to the end, nothing given up
+
+
+def test_a_stopped_profile_leaves_the_local_judgement_alone(monkeypatch):
+    from gradlint.flow import hazards as H
+
+    def overflow(*a, **k):
+        raise OverflowError("math range error")
+
+    g = graph_of(_square_stack(8, 8))
+    monkeypatch.setattr(H, "profile", overflow)
+    assert H.Judge(g).hazards() == []
+    assert any("could not follow the magnitudes" in u.reason for u in g.unknowns)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_flow_pass_follows_any_magnitude_without_giving_up(seed):
+    # widths 1-16, std 1e-30..1e4, x ** 2 / exp / relu / tanh mixed: never an internal error,
+    # and a profile followed to the end (no "could not follow the magnitudes")
+    from hypothesis import given, settings, strategies as st
+
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
+    @given(width=st.integers(1, 16), acts=st.lists(st.sampled_from(["x ** 2", "torch.exp(x)", "torch.relu(x)",
+                                                                      "torch.tanh(x)"]), min_size=1, max_size=10),
+           log_std=st.integers(-30, 4), zero_bias=st.booleans())
+    def check(width, acts, log_std, zero_bias):
+        lines = "\n".join(f"        x = self.fc{i}(x)\n        x = {a}" for i, a in enumerate(acts))
+        defs = "\n".join(f"        self.fc{i} = nn.Linear({width}, {width})" for i in range(len(acts)))
+        src = f"""
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+{defs}
+        self.head = nn.Linear({width}, 1)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 1e{log_std + seed})
+                {'nn.init.zeros_(m.bias)' if zero_bias else 'pass'}
+
+    def forward(self, x):
+{lines}
+        return self.head(x)
+"""
+        assert "GL002" not in [d.code for d in lint_source(src, "m.py")]
+        g = graph_of(src)
+        assert judge(g).profile.stats and not any("could not follow" in u.reason for u in g.unknowns)
+
+    check()

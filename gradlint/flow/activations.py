@@ -102,6 +102,8 @@ _PIECEWISE = {
 }
 #: grow without bound faster than any power: moments in closed form, overflow detected
 _EXPONENTIAL = {"exp", "square"}
+#: their second moment depends on the input's tails, not only on its variance
+HEAVY_TAILED = frozenset({"square"})
 
 BOUNDED = frozenset({k for k, v in _SMOOTH.items() if v[2]} | {k for k, v in _KINKED.items() if v[2]}
                     | {"relu6", "hardtanh"})
@@ -405,6 +407,75 @@ def _kurtosis(a: str, mean: float, var: float) -> float:
         m2 += w * v
         m4 += w * v * v
     return (m4 / m2) / m2 if m2 > 1e-300 else 3.0
+
+
+#: beyond this factor between a heavy-tailed and a Gaussian pre-activation's moments, the
+#: mean-field picture does not hold: a few units carry most of the signal, and one seed differs
+#: from the next by orders of magnitude
+TAIL_LIMIT = 10.0
+#: fourth-moment ratios are capped here: far past TAIL_LIMIT, only "heavy" matters
+R4_CAP = 1e30
+
+
+def tail_degree(activation: str | None) -> float:
+    """How a heavy tail of ``z`` passes to ``f(z)``: ``f(s z) ~ s^p f(z)`` for large ``s``.
+    0 for bounded activations (the tail is clipped), 2 for ``x ** 2``, 1 for the others that
+    grow like ``|z|``; ``inf`` for ``exp``."""
+    a = activation or "identity"
+    if a == "exp":
+        return math.inf
+    if a == "square":
+        return 2.0
+    return 0.0 if a in BOUNDED else 1.0
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Moments of ``f(z)`` for a heavy-tailed ``z`` (see ``tail_moments``)."""
+
+    mean: float  # E[f]
+    second: float  # E[f^2]
+    r4: float  # E[f^4] / E[f^2]^2
+    factor: float  # E[f^2] over its value for a Gaussian z of the same variance
+    typical: bool  # factor <= TAIL_LIMIT: the mean-field value still describes a typical seed
+
+
+def tail_moments(activation: str | None, mean: float, var: float, r4: float) -> Tail | None:
+    """Moments of ``f(z)`` for ``z = mean + y`` whose centred part ``y`` has fourth-moment
+    ratio ``r4`` (3 for a Gaussian), for the activations whose second moment is a higher moment
+    of ``z`` (``x ** 2``: ``E[f^2] = E[z^4]``); None for the others and for a Gaussian ``z``.
+
+    (``exp`` is left to its Gaussian closed form: a heavy tail only raises its moments, which
+    already overflow float32 within a few layers.)"""
+    a = activation or "identity"
+    if a not in HEAVY_TAILED or r4 <= 3.0 * (1 + 1e-9) or var <= 0:
+        return None
+    q = mean * mean + var
+    if not (q > 0 and math.isfinite(q)) or var < 1e-12 * q:
+        return None
+    # in shares of the second moment q (no overflow): mm = mean^2 / q, f = var / q
+    mm, f = mean * mean / q, var / q
+    e = min(r4, R4_CAP) / 3.0
+    m2 = mm * mm + 6 * mm * f + 3 * e * f * f  # E[z^4] / q^2
+    m2g = mm * mm + 6 * mm * f + 3 * f * f
+    factor = m2 / m2g
+    if factor > TAIL_LIMIT:
+        return Tail(q, min(m2 * q * q, 1e300), R4_CAP, factor, False)
+    # E[z^8] / q^4 of a Gaussian scale mixture: the Gaussian's terms scaled by
+    # E[s^(2k)] = (r4 / 3)^(k(k-1)/2)
+    m4 = (mm ** 4 + 28 * mm ** 3 * f + 210 * mm * mm * f * f * e + 420 * mm * f ** 3 * e ** 3
+          + 105 * f ** 4 * e ** 6)
+    return Tail(q, min(m2 * q * q, 1e300), min(m4 / (m2 * m2), R4_CAP), factor, True)
+
+
+def tail_kurtosis(activation: str | None, mean: float, var: float, r4: float) -> float:
+    """Fourth-moment ratio ``E[f^4] / E[f^2]^2`` of ``f(z)``, where ``z``'s centred part has
+    ratio ``r4``: the Gaussian value, scaled as the tail passes (``tail_degree``)."""
+    base = kurtosis(activation, mean, var)
+    p = tail_degree(activation)
+    if r4 <= 3.0 or p == 0 or not math.isfinite(p):
+        return base
+    return min(base * math.exp(min(p * p * math.log(r4 / 3.0), 700.0)), R4_CAP)
 
 
 def pointwise(activation: str | None):

@@ -200,6 +200,8 @@ class Judge:
             layers = [self.graph.layer_of(n) for n in chain if self.graph.category_of(n) in ("weighted", "parameter")]
             if len(layers) < 3 or any(l.name in skip for l in layers):
                 continue
+            if any(n.id not in self.profile.stats for n in chain):
+                continue  # the model-level pass stopped (a magnitude out of range): said so already
             if all(self.profile.stats[n.id].certain for n in chain) and all(
                     lf.certain for lf in self.profile.layers if lf.name in {l.name for l in layers}):
                 continue  # the model-level judgement already covers it

@@ -52,6 +52,7 @@ _MONOTONE = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "
                        "hardtanh", "hardsigmoid", "softplus", "softsign", "identity"})
 #: activations whose outputs are too heavy-tailed for the finite-width (log-normal) correction
 _NO_SPREAD = frozenset({"exp", "square"})
+_HEAVY_WHY = "heavy-tailed inputs"
 _OVERFLOW_Q = FLOAT32_MAX ** 2  # a second moment past this: values are inf in float32
 
 #: layers that only move, select or drop values
@@ -88,6 +89,10 @@ class Stat:
     #: dying activations (ReLU) passed since the last batch normalization: after one, a narrow
     #: layer's inputs have collapsed towards one direction
     dying: int = 0
+    #: fourth-moment ratio E[x^4] / E[x^2]^2 of the values (3: a centred Gaussian). Sums over a
+    #: small fan-in of heavy-tailed inputs (``x ** 2``, ``exp``) stay heavy-tailed, which
+    #: raises what those activations make of them
+    r4: float = 3.0
 
     def copy(self, **kw) -> "Stat":
         d = dict(self.__dict__)
@@ -287,6 +292,50 @@ def bias_moments(graph, layer) -> tuple[float, float] | None:
     return weight_moments(graph, layer, "bias")
 
 
+def _entry_kurtosis(init) -> float:
+    """Fourth-moment ratio of one parameter entry: 1.8 for a uniform draw (torch's default),
+    3 for a normal one (and orthogonal rows, near enough)."""
+    if init is None or init.is_default or "uniform" in init.scheme:
+        return 1.8
+    return 3.0
+
+
+def _mix_kurtosis(parts) -> float:
+    """Fourth-moment ratio of a sum of independent centred parts ``(variance, ratio)``."""
+    tot = sum(v for v, _ in parts)
+    if not tot > 0 or not math.isfinite(tot):
+        return 3.0
+    w = [(v / tot, k) for v, k in parts]  # shares of the variance: no underflow
+    return sum(k * f * f for f, k in w) + 6 * sum(w[i][0] * w[j][0] for i in range(len(w)) for j in range(i + 1, len(w)))
+
+
+def _shares(m: float, q: float):
+    """``(m^2 / q, var / q)``: the mean's and the spread's shares of the second moment."""
+    if not q > 0 or not math.isfinite(q):
+        return None
+    mm = min(m * m / q, 1.0)
+    return mm, 1.0 - mm
+
+
+def _raw_ratio(k: float, m: float, q: float) -> float:
+    """``E[x^4] / E[x^2]^2`` of values of mean ``m`` and second moment ``q`` whose centred part
+    has ratio ``k`` (skew left out)."""
+    sh = _shares(m, q)
+    if sh is None:
+        return 3.0
+    mm, f = sh
+    return mm * mm + 6 * mm * f + k * f * f
+
+
+def _centred_ratio(r4: float, m: float, q: float) -> float:
+    """The centred part's ratio from the raw one (the inverse of ``_raw_ratio``)."""
+    sh = _shares(m, q)
+    if sh is None or sh[1] < 1e-12:
+        return 3.0
+    mm, f = sh
+    return min(max((r4 - mm * mm - 6 * mm * f) / (f * f), 1.0), A.R4_CAP)
+
+
 def _kappa(n: float) -> float:
     """The backward factor of normalizing over ``n`` values, beyond ``gamma^2 / variance``.
 
@@ -361,6 +410,10 @@ class _Pass:
         self.inits = inits or {}  # layer name -> (var, mean) override
         self.acts = activations or {}  # node id -> activation override
         self.batch = batch
+        # heavy tails only change what x ** 2 and exp make of their input: tracked where one is
+        self.tails = any(a in A.HEAVY_TAILED for a in self.acts.values()) or any(
+            graph.activation_of(n) in A.HEAVY_TAILED for n in graph.nodes()
+            if n.op == "layer" and graph.category_of(n) == "activation")
         self.stats: dict[int, Stat] = {}
         self.grads: dict[int, float | None] = {}
         self.bwd_certain: dict[int, bool] = {}
@@ -379,12 +432,17 @@ class _Pass:
     # ------------------------------------------------------------ forward
     def run(self) -> Profile:
         nodes = self.g.nodes()
+        floors = True  # every uncertainty so far is a heavy tail's
         for node in nodes:
             preds = [self.stats[p.id] for p in self.g.predecessors(node) if p.id in self.stats]
             st = self.forward(node, preds)
+            if not st.certain and all(p.certain for p in preds):
+                floors = floors and bool(st.why) and st.why.startswith(_HEAVY_WHY)
             if st.q > _OVERFLOW_Q or st.overflow:
                 st.overflow = True
-                if self.overflow_node is None and st.certain:
+                # past a heavy tail the Gaussian moments are a floor under the true ones: an
+                # overflow of the floor is an overflow
+                if self.overflow_node is None and (st.certain or floors):
                     self.overflow_node = node.id
             st.q = min(st.q, _BIG)
             st.c = min(st.c, st.q)
@@ -584,7 +642,11 @@ class _Pass:
             cross = sum(preds[i].m * preds[j].m for i in range(len(preds)) for j in range(i + 1, len(preds)))
             q = sum(p.q for p in preds) + 2 * cross
             c = sum(p.c for p in preds) + 2 * cross
-            return Stat(m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds))
+            r4 = 3.0
+            if self.tails:
+                k = _mix_kurtosis([(max(p.q - p.m * p.m, 0.0), _centred_ratio(p.r4, p.m, p.q)) for p in preds])
+                r4 = _raw_ratio(k, m, q)
+            return Stat(m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds), r4=r4)
         if kind in ("cat", "select"):
             widths = [p.width for p in preds]
             if all(widths) and kind == "cat":
@@ -637,7 +699,22 @@ class _Pass:
         c = var * n * x.c + mu * mu * n * n * x.c + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
         m = mu * n * x.m + bmu
         out_pos = out_pos if out_pos is not None else pos * pos_factor
-        return Stat(m, q, min(c, q), out_pos, width, x.certain, x.overflow, dying=x.dying)
+        r4 = 3.0
+        if self.tails:
+            k = self._sum_kurtosis(layer, n, var * n * x.q, x, bvar, max(q - var * n * x.q - bvar - m * m, 0.0))
+            r4 = _raw_ratio(k, m, q)
+        return Stat(m, q, min(c, q), out_pos, width, x.certain, x.overflow, dying=x.dying, r4=r4)
+
+    def _sum_kurtosis(self, layer, n: float, a: float, x: Stat, b: float, rest: float) -> float:
+        """Fourth-moment ratio of a layer's centred output: ``a`` from the random weights over
+        ``n`` inputs (each a weight times an input: its ratio is the product of theirs, with the
+        input's raw ratio, and the sum of ``n`` of them tends to 3 as ``1/n``), ``b`` from the
+        bias, ``rest`` Gaussian."""
+        if n <= 0 or a + b + rest <= 0:
+            return 3.0
+        k_a = 3.0 + (_entry_kurtosis(self.g.init_of(layer, "weight")) * x.r4 - 3.0) / n
+        k_b = _entry_kurtosis(self.g.init_of(layer, "bias"))
+        return _mix_kurtosis([(a, k_a), (b, k_b), (rest, 3.0)])
 
     def _conv_geometry(self, layer, pos: float):
         """``(fraction of kernel taps inside the input, output positions)`` of a convolution on
@@ -693,8 +770,27 @@ class _Pass:
         units_var = max(x.c - x.m * x.m, 0.0)
         within = max(x.q - x.c, 0.0)
         c = A.coherent(act, x.m, units_var, within)
-        st = Stat(mo.mean, min(mo.second, _BIG), min(c, mo.second, _BIG), x.pos, x.width, x.certain,
-                  x.overflow or mo.overflow, mo.saturated, mo.dead)
+        mean, second, over, r4 = mo.mean, mo.second, x.overflow or mo.overflow, 3.0
+        if self.tails and var > 1e-12 * x.q:
+            k = _centred_ratio(x.r4, x.m, x.q)
+            tail = A.tail_moments(act, x.m, var, k)
+            if tail is not None and not tail.typical:
+                # the Gaussian moments go on (a floor under the mean: an overflow they reach is
+                # seen), but nothing here on is a typical value
+                return Stat(mo.mean, min(mo.second, _BIG), min(c, mo.second, _BIG), x.pos, x.width, False,
+                            x.overflow or mo.overflow, mo.saturated, mo.dead, why=(
+                    f"{_HEAVY_WHY} to `{act}` (fourth moment {k / 3:.2g} times a Gaussian's): a few units "
+                    "carry most of the signal and seeds differ by orders of magnitude, which mean-field "
+                    "moments do not describe"))
+            if tail is not None:
+                mean, second = tail.mean, tail.second
+                c = c * tail.second / mo.second if mo.second > 0 else c
+                over = over or math.log(max(second, 1e-300)) / 2 > A.LOG_F32_MAX
+                r4 = tail.r4
+            else:
+                r4 = A.tail_kurtosis(act, x.m, var, k)
+        st = Stat(mean, min(second, _BIG), min(c, second, _BIG), x.pos, x.width, x.certain,
+                  over, mo.saturated, mo.dead, r4=r4)
         st.dying = x.dying + (1 if act in A.DYING else 0)
         if act in A.DYING and x.width and x.q > 0:
             # (an exactly-zero input comes from a zero-initialized layer: blocked for one step,
