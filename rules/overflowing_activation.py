@@ -17,8 +17,10 @@ class OverflowingActivation(Rule):
     beyond 3.4e38 is `inf` in float32; the loss is then `inf` or `NaN` and so is every gradient.
     Measured (torch, at init, 3 seeds): 9–10 layers of `torch.exp` as the activation (width
     5–16) give inf/NaN in every seed. gradlint predicts the second moment of every activation
-    in closed form (lognormal moments for `exp`, Gaussian ones for `x ** 2`) and reports the
-    first one that passes the float32 limit.
+    in closed form (lognormal moments for `exp`; for `x ** 2`, `E[z^4]` from the fourth-moment
+    ratio the flow model carries, which grows over a narrow fan-in) and reports the first one
+    that passes the float32 limit. Where a narrow `x ** 2` stack's tail makes its moments
+    untypical, the layers are left uncertain, but a Gaussian floor that overflows still counts.
 
     Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
     batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
