@@ -403,3 +403,139 @@ class Net(nn.Module):
         assert judge(g).profile.stats and not any("could not follow" in u.reason for u in g.unknowns)
 
     check()
+
+
+# ---------------------------------------------------------------- residual streams and small maps
+_BOTTLENECK_STACK = """
+import torch
+import torch.nn as nn
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+
+class Net(nn.Module):
+    def __init__(self, c=32, blocks=6):
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 3, stride=16, padding=1, bias=False)  # 64x64 -> 4x4
+        self.bn = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU()
+        self.blocks = nn.Sequential(*[Block(c) for _ in range(blocks)])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.blocks(self.relu(self.bn(self.stem(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+"""
+
+
+def test_a_padded_kernel_on_a_small_map_leaves_position_varying_means():
+    from gradlint.flow.propagate import _Pass
+
+    class L:  # the parts of a layer _conv_geometry reads
+        kind = "Conv2d"
+        params = {"kernel_size": 3, "stride": 1, "padding": 1, "dilation": 1}
+
+    frac, out_pos, share = _Pass._conv_geometry(None, L, 16.0)
+    # per dimension taps reach 3, 4 and 3 of the 4 positions: kept 10/12, and a channel's mean
+    # keeps (0.75^2 + 1 + 0.75^2) / (0.75 + 1 + 0.75) of the per-position means' energy
+    assert (frac, out_pos) == (pytest.approx((10 / 12) ** 2), 16.0)
+    assert share == pytest.approx(0.85 ** 2)
+    L.params = dict(L.params, kernel_size=1, padding=0)
+    assert _Pass._conv_geometry(None, L, 16.0)[2] == 1.0  # a 1x1 kernel: the same everywhere
+
+
+def _measure(src, seeds, shape, fn):
+    torch = pytest.importorskip("torch")
+    ns = {}
+    exec(compile(src, "m.py", "exec"), ns)
+    vals = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        net = ns["Net"]()
+        vals.append(fn(torch, net, torch.randn(*shape)))
+    return vals
+
+
+def test_a_residual_relu_stream_and_small_map_batchnorm_follow_measurement():
+    # 6 basic blocks on 4x4 maps (batch 8, the convention's 64x64 input): the stream's energy (a ReLU after branch + a
+    # rectified stream: not one Gaussian) and the first layer's gradient (BatchNorm dividing
+    # by a variance that includes the means that vary by position)
+    import math
+
+    def run(torch, net, x):
+        z = net.relu(net.bn(net.stem(x)))
+        h = net.blocks(z)
+        out = net.fc(torch.flatten(net.pool(h), 1))
+        r = torch.randn(out.shape, generator=torch.Generator().manual_seed(1234))
+        ((out * r).sum() / (8 * math.sqrt(10))).backward()
+        return h.detach().pow(2).mean().item(), net.stem.weight.grad.norm().item()
+
+    vals = _measure(_BOTTLENECK_STACK, 6, (8, 3, 64, 64), run)
+    q_meas = sum(v[0] for v in vals) / len(vals)
+    first_meas = math.exp(sum(math.log(v[1]) for v in vals) / len(vals))
+    g = graph_of(_BOTTLENECK_STACK)
+    p = judge(g).profile
+    last_relu = [n for n in g.nodes() if n.op == "layer" and g.activation_of(n) == "relu"][-1]
+    assert p.stats[last_relu.id].q == pytest.approx(q_meas, rel=0.05)
+    assert p.first == pytest.approx(first_meas, rel=0.25)
+
+
+def _bn_stack(init):
+    return f"""
+import torch
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self, depth=8, c=32):
+        super().__init__()
+        layers, cin = [], 3
+        for _ in range(depth):
+            layers += [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU()]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, 10)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                {init}
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+"""
+
+
+def test_the_init_of_a_layer_batchnorm_follows_is_a_cause_only_when_far_off():
+    # BatchNorm makes the conv scale-invariant: a fan-out Kaiming init (what torchvision uses)
+    # only rescales the conv's own gradient, and is no hazard. A std 1e-4 init puts the convs'
+    # output variance below BatchNorm's eps (1e-5), which then crushes the signal instead of
+    # normalizing it: the init is the cause
+    import math
+
+    def run(torch, net, x):
+        out = net(x)
+        r = torch.randn(out.shape, generator=torch.Generator().manual_seed(1234))
+        ((out * r).sum() / (8 * math.sqrt(10))).backward()
+        first = net.features[0].weight.grad.norm().item()
+        return first, first / net.fc.weight.grad.norm().item()
+
+    for init, hazard in (('nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', None),
+                         ("nn.init.normal_(m.weight, 0.0, 1e-4)", (Hazard.EXPLODING, Cause.INIT_SCALE))):
+        src = _bn_stack(init)
+        j = judge(graph_of(src))
+        assert [(h.hazard, h.cause) for h in j.hazards()] == ([hazard] if hazard else [])
+        meas = _measure(src, 2, (8, 3, 64, 64), run)
+        for k, pred in enumerate((j.profile.first, j.profile.ratio)):
+            value = math.exp(sum(math.log(v[k]) for v in meas) / len(meas))
+            assert pred == pytest.approx(value, rel=0.25), (init, k)

@@ -109,6 +109,8 @@ BOUNDED = frozenset({k for k, v in _SMOOTH.items() if v[2]} | {k for k, v in _KI
                     | {"relu6", "hardtanh"})
 #: f'(z) = 0 on a half-line: units can be dead
 DYING = frozenset({"relu", "relu6", "threshold", "hardtanh", "hardsigmoid", "hardswish"})
+#: positively homogeneous: f(a z) = a f(z) for a > 0
+HOMOGENEOUS = frozenset({"identity", "relu", "threshold", "leaky_relu", "prelu", "rrelu"})
 #: positively homogeneous for large inputs: beyond the grid their moments scale with var
 _LINEAR_TAIL = frozenset({"gelu", "silu", "mish", "softplus", "elu", "celu", "selu", "hardswish", "tanhshrink"})
 

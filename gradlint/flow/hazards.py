@@ -29,7 +29,7 @@ from enum import Enum
 
 from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
-from gradlint.flow.propagate import Profile, profile
+from gradlint.flow.propagate import Profile, profile, weight_moments
 
 RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu",
                          "mish", "hardswish", "threshold"})
@@ -127,6 +127,15 @@ def _matched_var(graph, layer) -> tuple[float, float] | None:
         return None
     act = graph.next_activation(layer)
     return ((2.0 if act in RELU_FAMILY else 1.0) / fi, 0.0)
+
+
+def _near(graph, layer, var: float, factor: float = 100.0) -> bool:
+    """The layer's init variance is within ``factor`` of ``var``."""
+    wm = weight_moments(graph, layer, fan_in=layer.fan_in)
+    if wm is None or var <= 0:
+        return False
+    have = wm[0] + wm[1] ** 2
+    return have > 0 and 1.0 / factor <= have / var <= factor
 
 
 def _weighted(graph):
@@ -245,10 +254,20 @@ class Judge:
             # sigmoid' <= 1/4 shrinks the gradient whatever the init: the activation is the cause
             return make(Cause.ACTIVATION, saturating)
         # the initializer: every weighted layer with the init matched to its activation
-        matched = {}
+        matched, everywhere = {}, {}
+        head = p.layers[-1].name if p.layers else None
         for layer in weighted:
             mv = _matched_var(g, layer)
             if mv is not None:
+                everywhere[layer.name] = mv
+            # a layer a normalization follows is scale-invariant: its init's scale changes
+            # nothing downstream, only its own ||grad W|| (inversely). An init whose std is within
+            # 10x of the matched one (a fan mode: 4.6x on a 3-channel 7x7 stem) is then no
+            # cause; a far smaller one is. So is the head's: its scale moves every gradient
+            # below it alike (and the first/last ratio with it), which a few-fold change does
+            # not make a hazard
+            if mv is not None and not ((self._normalized_after(layer) or layer.name == head)
+                                       and _near(g, layer, mv[0])):
                 matched[layer.name] = mv
         cf = self._cf(inits=matched) if matched else None
         if cf is not None and cf.judge(self.t)[0] is Hazard.NONE:
@@ -259,7 +278,9 @@ class Judge:
                 if alone.judge(self.t)[0] is not Hazard.NONE:
                     fixed = []
             cause = Cause.INIT_SCALE if fixed else Cause.INIT_MISMATCH
-            return make(cause, cured=cf, fixed=tuple(l.name for l in fixed))
+            # the number reported is what the fix gives: the matched init on every layer
+            shown = self._cf(inits=everywhere) if everywhere != matched else cf
+            return make(cause, cured=shown, fixed=tuple(l.name for l in fixed))
         overflowing = [n for n in act_nodes if g.activation_of(n) in UNBOUNDED_FAST]
         if hazard is Hazard.EXPLODING and overflowing:
             first = next((n for n in overflowing if p.stats[n.id].overflow), overflowing[0])
@@ -283,6 +304,30 @@ class Judge:
             normalized = all(self._branch_normalized(m) for m in skips)
             return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips), normalized=normalized)
         return make(Cause.DEPTH, [], normalized=bool(norms), skips=bool(skips))
+
+    def _normalized_after(self, layer) -> bool:
+        """Every application of ``layer`` feeds a normalization, past shape-only layers and
+        positively homogeneous activations (``relu(a z) = a relu(z)``): the layer's scale
+        cancels."""
+        g = self.graph
+        apps = g.applications(layer)
+        if not apps:
+            return False
+        for node in apps:
+            cur = node
+            for _ in range(8):
+                succ = g.successors(cur)
+                if len(succ) != 1 or succ[0].op != "layer":
+                    return False
+                cur = succ[0]
+                cat = g.category_of(cur)
+                if cat == "activation" and g.activation_of(cur) in A.HOMOGENEOUS:
+                    continue
+                if cat != "other":
+                    break
+            if g.category_of(cur) != "norm":
+                return False
+        return True
 
     def _constant_hidden(self, layer) -> bool:
         """A constant-initialized weight that feeds other layers (a zero output layer or branch

@@ -53,6 +53,9 @@ _MONOTONE = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "
 #: activations whose outputs are too heavy-tailed for the finite-width (log-normal) correction
 _NO_SPREAD = frozenset({"exp", "square"})
 _HEAVY_WHY = "heavy-tailed inputs"
+_F32_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps: RMSNorm's eps=None
+#: exactly 0 below a threshold: their outputs are a point mass at 0 and the rest
+_RECTIFIERS = frozenset({"relu", "threshold"})
 _OVERFLOW_Q = FLOAT32_MAX ** 2  # a second moment past this: values are inf in float32
 
 #: layers that only move, select or drop values
@@ -93,9 +96,19 @@ class Stat:
     #: small fan-in of heavy-tailed inputs (``x ** 2``, ``exp``) stay heavy-tailed, which
     #: raises what those activations make of them
     r4: float = 3.0
+    #: the part of ``c`` that varies from position to position (a padded convolution on a small
+    #: map gives border positions fewer taps, so a channel's mean differs by position): BatchNorm
+    #: removes only the channel's mean over positions, so this part counts as its variance
+    cp: float = 0.0
+    #: the values as a mixture of Gaussians ``((weight, mean, variance), ...)`` where one
+    #: Gaussian would misjudge an activation: a rectified stream is exactly 0 in part, so a
+    #: residual add ``branch + relu(...)`` has a thinner lower tail than a Gaussian of its
+    #: moments, and a ReLU after it passes more. None: Gaussian
+    atoms: tuple | None = None
 
     def copy(self, **kw) -> "Stat":
         d = dict(self.__dict__)
+        d["atoms"] = None  # a transform of the values: the mixture is not carried unless said
         d.update(kw)
         return Stat(**d)
 
@@ -642,11 +655,21 @@ class _Pass:
             cross = sum(preds[i].m * preds[j].m for i in range(len(preds)) for j in range(i + 1, len(preds)))
             q = sum(p.q for p in preds) + 2 * cross
             c = sum(p.c for p in preds) + 2 * cross
+            cp = sum(p.cp for p in preds)
+            atoms = None
+            mixed = [p for p in preds if p.atoms]
+            if len(mixed) == 1:
+                # a mixture plus independent Gaussians: each component shifts and widens
+                rest = [p for p in preds if p is not mixed[0]]
+                dm = sum(p.m for p in rest)
+                dv = sum(max(p.q - p.m * p.m, 0.0) for p in rest)
+                atoms = tuple((w, mu + dm, v + dv) for w, mu, v in mixed[0].atoms)
             r4 = 3.0
             if self.tails:
                 k = _mix_kurtosis([(max(p.q - p.m * p.m, 0.0), _centred_ratio(p.r4, p.m, p.q)) for p in preds])
                 r4 = _raw_ratio(k, m, q)
-            return Stat(m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds), r4=r4)
+            return Stat(m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds), r4=r4, cp=min(cp, c),
+                        atoms=atoms)
         if kind in ("cat", "select"):
             widths = [p.width for p in preds]
             if all(widths) and kind == "cat":
@@ -656,7 +679,8 @@ class _Pass:
             else:
                 w = [1 / len(preds)] * len(preds)
             return Stat(sum(a * p.m for a, p in zip(w, preds)), sum(a * p.q for a, p in zip(w, preds)),
-                        sum(a * p.c for a, p in zip(w, preds)), pos, width, certain, over)
+                        sum(a * p.c for a, p in zip(w, preds)), pos, width, certain, over,
+                        cp=sum(a * p.cp for a, p in zip(w, preds)))
         if kind == "mul" and len(preds) == 2:
             gates = [self._is_gate_source(p) for p in self.g.predecessors(node)]
             if any(gates) and not all(gates):
@@ -691,19 +715,25 @@ class _Pass:
         pos = x.pos
         if x.width is None and layer.kind.startswith(("Conv", "LazyConv")) and pos == 1.0 and self._reads_input(node):
             pos = float(SPATIAL[_dims(layer.kind)] ** _dims(layer.kind))
-        frac, out_pos = self._conv_geometry(layer, pos)
+        frac, out_pos, share = self._conv_geometry(layer, pos)
         self.taps[node.id] = frac
         n = fi * frac  # zero padding: border outputs see fewer inputs
         var_x = max(x.q - x.c, 0.0)
-        q = var * n * x.q + mu * mu * (n * var_x + n * n * x.c) + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
-        c = var * n * x.c + mu * mu * n * n * x.c + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
+        # a mean weight sums the inputs' shared means coherently (n^2), but not the means that
+        # vary by position (n: a box filter over a ragged border pattern)
+        level = max(x.c - x.cp, 0.0)
+        shared = n * n * level + n * x.cp
+        q = var * n * x.q + mu * mu * (n * var_x + shared) + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
+        c = var * n * x.c + mu * mu * shared + bvar + bmu * bmu + 2 * bmu * mu * n * x.m
+        # the input's position-varying means stay so; its channel-level ones become partly so
+        cp = (var * n + mu * mu * n) * x.cp + (var * n + mu * mu * n * n) * level * (1.0 - share)
         m = mu * n * x.m + bmu
         out_pos = out_pos if out_pos is not None else pos * pos_factor
         r4 = 3.0
         if self.tails:
             k = self._sum_kurtosis(layer, n, var * n * x.q, x, bvar, max(q - var * n * x.q - bvar - m * m, 0.0))
             r4 = _raw_ratio(k, m, q)
-        return Stat(m, q, min(c, q), out_pos, width, x.certain, x.overflow, dying=x.dying, r4=r4)
+        return Stat(m, q, min(c, q), out_pos, width, x.certain, x.overflow, dying=x.dying, r4=r4, cp=min(cp, c))
 
     def _sum_kurtosis(self, layer, n: float, a: float, x: Stat, b: float, rest: float) -> float:
         """Fourth-moment ratio of a layer's centred output: ``a`` from the random weights over
@@ -717,13 +747,15 @@ class _Pass:
         return _mix_kurtosis([(a, k_a), (b, k_b), (rest, 3.0)])
 
     def _conv_geometry(self, layer, pos: float):
-        """``(fraction of kernel taps inside the input, output positions)`` of a convolution on
-        a square map of ``pos`` positions: zero padding on a small map (a 3x3 kernel on 4x4
-        keeps 69 % of its taps, on 2x2 44 %) lowers the output's variance and the gradient alike.
-        ``(1, None)`` when it does not apply or the sizes are unknown."""
+        """``(fraction of kernel taps inside the input, output positions, share)`` of a
+        convolution on a square map of ``pos`` positions: zero padding on a small map (a 3x3
+        kernel on 4x4 keeps 69 % of its taps, on 2x2 44 %) lowers the output's variance and the
+        gradient alike; ``share`` is the part of a per-channel input mean's energy that stays the
+        same at every output position (72 % for a 3x3 kernel on 4x4). ``(1, None, 1)`` when it
+        does not apply or the sizes are unknown."""
         kind = layer.kind
         if not kind.startswith(("Conv", "LazyConv")) or kind.startswith(("ConvTranspose", "LazyConvTranspose")) or pos <= 1:
-            return 1.0, None
+            return 1.0, None, 1.0
         dims = _dims(kind)
         p = layer.params
 
@@ -735,20 +767,27 @@ class _Pass:
 
         k, st, pad, dil = per_dim("kernel_size", None), per_dim("stride", 1), per_dim("padding", 0), per_dim("dilation", 1)
         if not k or not st or pad is None or not dil:
-            return 1.0, None
+            return 1.0, None, 1.0
         side = round(pos ** (1.0 / dims))
         if side < 1:
-            return 1.0, None
+            return 1.0, None, 1.0
         span = dil * (k - 1) + 1
         out_side = (side + 2 * pad - span) // st + 1
         if out_side < 1:
-            return 1.0, None
-        inside = 0
+            return 1.0, None, 1.0
+        per_tap = [0] * k  # output positions where each tap falls inside the map
         for i in range(out_side):
             start = i * st - pad
-            inside += sum(1 for t in range(k) if 0 <= start + t * dil < side)
+            for t in range(k):
+                if 0 <= start + t * dil < side:
+                    per_tap[t] += 1
+        inside = sum(per_tap)
         frac = (inside / (out_side * k)) ** dims
-        return frac, float(out_side ** dims)
+        # a channel's mean over positions keeps sum(f^2) / sum(f) of the per-position means'
+        # energy (f: the share of positions a tap reaches): the rest varies by position
+        shares = [n / out_side for n in per_tap]
+        share = (sum(f * f for f in shares) / sum(shares)) ** dims if inside else 1.0
+        return frac, float(out_side ** dims), share
 
     def _reads_input(self, node) -> bool:
         preds = self.g.predecessors(node)
@@ -766,7 +805,7 @@ class _Pass:
         if not A.known(act):
             return x.copy(certain=False, why=f"the activation `{act}` is not modelled")
         var = max(x.q - x.m * x.m, 0.0)
-        mo = A.moments(act, x.m, var)
+        mo = self._moments(act, x)
         units_var = max(x.c - x.m * x.m, 0.0)
         within = max(x.q - x.c, 0.0)
         c = A.coherent(act, x.m, units_var, within)
@@ -789,14 +828,35 @@ class _Pass:
                 r4 = tail.r4
             else:
                 r4 = A.tail_kurtosis(act, x.m, var, k)
+        cp = 0.0
+        if x.cp > 0:
+            # the means shared by a channel's positions, and what varies on top of them
+            level = max(x.c - x.cp, 0.0)
+            cp = max(c - A.coherent(act, x.m, max(level - x.m * x.m, 0.0), max(x.q - level, 0.0)), 0.0)
+        atoms = None
+        if act in _RECTIFIERS and 0.0 < mo.dead < 1.0 and mo.second > 0:
+            # exactly 0 where the input is below 0, and the rest (as one Gaussian)
+            live = 1.0 - mo.dead
+            m_live, q_live = mo.mean / live, mo.second / live
+            atoms = ((mo.dead, 0.0, 0.0), (live, m_live, max(q_live - m_live * m_live, 0.0)))
         st = Stat(mean, min(second, _BIG), min(c, second, _BIG), x.pos, x.width, x.certain,
-                  over, mo.saturated, mo.dead, r4=r4)
+                  over, mo.saturated, mo.dead, r4=r4, cp=min(cp, c), atoms=atoms)
         st.dying = x.dying + (1 if act in A.DYING else 0)
         if act in A.DYING and x.width and x.q > 0:
             # (an exactly-zero input comes from a zero-initialized layer: blocked for one step,
             # which the backward pass accounts for, not dead)
             st.dead_layer = self._dead_layer(act, x, units_var, within)
         return st
+
+    def _moments(self, act, x: Stat):
+        """The activation's moments for the input ``x``: Gaussian, or over its mixture."""
+        var = max(x.q - x.m * x.m, 0.0)
+        if not x.atoms:
+            return A.moments(act, x.m, var)
+        parts = [(w, A.moments(act, m, v)) for w, m, v in x.atoms]
+        return A.Moments(sum(w * mo.mean for w, mo in parts), sum(w * mo.second for w, mo in parts),
+                         sum(w * mo.d2 for w, mo in parts), sum(w * mo.saturated for w, mo in parts),
+                         sum(w * mo.dead for w, mo in parts), any(mo.overflow for _, mo in parts))
 
     def _dead_layer(self, act, x: Stat, units_var: float, within: float) -> float:
         """Probability that all ``width`` units give 0 for every example of the batch: a unit is
@@ -841,23 +901,31 @@ class _Pass:
         kind = layer.kind
         width = _int(layer.params.get("num_features")) or _int(layer.params.get("num_channels")) or x.width
         g2 = gamma * gamma
+        # the eps added to the variance: below it, the input is not scaled up to unit variance
+        eps = layer.params.get("eps")
+        eps = float(eps) if isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps >= 0 else (
+            _F32_EPS if kind == "RMSNorm" else 1e-5)
         if max(x.q - x.m * x.m, 0.0) <= 1e-30 * max(x.q, 1e-300) or x.q == 0.0:
             # a constant input (zero weights before it): the output is beta, and the gradient
             # is scaled by gamma / sqrt(eps)
             self.factor[node.id] = g2 / 1e-5
             return Stat(beta, beta * beta, beta * beta, x.pos, width, x.certain, dying=x.dying)
         if kind in _BATCH_NORMS or (kind in _INSTANCE_NORMS and x.pos > 1):
-            var = max(x.q - x.c, 0.0)
+            # BatchNorm removes each channel's mean over the batch and the positions: the
+            # position-varying part of the means stays, as variance it divides by
+            var = max(x.q - x.c + (x.cp if kind in _BATCH_NORMS else 0.0), 0.0)
             n = self.batch * x.pos if kind in _BATCH_NORMS else x.pos
             if var <= 1e-9 * x.q:
                 # every unit constant over the batch (constant weights before it): the output is
                 # beta, and the gradient is scaled by gamma / sqrt(eps), as torch computes it
                 self.factor[node.id] = g2 / 1e-5
                 return Stat(beta, beta * beta, beta * beta, x.pos, width, x.certain, dying=0)
-            self.factor[node.id] = g2 / var * _kappa(n) if var > 0 else _BIG
-            if kind in _BATCH_NORMS and var > 0 and n > 3:
-                self.batch_norms[node.id] = (g2 / var * n / (n - 3), n)
-            return Stat(beta, g2 + beta * beta, beta * beta, x.pos, width, x.certain)  # units re-centred
+            self.factor[node.id] = g2 / (var + eps) * _kappa(n)
+            if kind in _BATCH_NORMS and n > 3:
+                self.batch_norms[node.id] = (g2 / (var + eps) * n / (n - 3), n)
+            cp = g2 * x.cp / (var + eps) if kind in _BATCH_NORMS else 0.0
+            # units re-centred, but for the position-varying means
+            return Stat(beta, g2 * var / (var + eps) + beta * beta, beta * beta + cp, x.pos, width, x.certain, cp=cp)
         if kind in ("LayerNorm", "GroupNorm") or kind in _INSTANCE_NORMS:
             var = max(x.q - x.m * x.m, 0.0)
             if kind == "GroupNorm":
@@ -871,14 +939,15 @@ class _Pass:
                 n = _int(shape) or (x.width if x.width else None)
                 if n is None:
                     return x.copy(certain=False, why="a LayerNorm of unknown size")
-            self.factor[node.id] = g2 / var * _kappa(n) if var > 0 else _BIG
-            c = g2 * max(x.c - x.m * x.m, 0.0) / var if var > 0 else 0.0
-            return Stat(beta, g2 + beta * beta, min(c + beta * beta, g2 + beta * beta), x.pos, width, x.certain,
-                        dying=x.dying)
+            self.factor[node.id] = g2 / (var + eps) * _kappa(n)
+            c = g2 * max(x.c - x.m * x.m, 0.0) / (var + eps)
+            q = g2 * var / (var + eps) + beta * beta
+            return Stat(beta, q, min(c + beta * beta, q), x.pos, width, x.certain, dying=x.dying)
         if kind == "RMSNorm":
-            self.factor[node.id] = g2 / x.q if x.q > 0 else _BIG
-            return Stat(x.m * gamma / math.sqrt(x.q) if x.q > 0 else 0.0, g2, g2 * x.c / x.q if x.q > 0 else 0.0,
-                        x.pos, width, x.certain, dying=x.dying)
+            ms = x.q + eps
+            self.factor[node.id] = g2 / ms
+            return Stat(x.m * gamma / math.sqrt(ms), g2 * x.q / ms, g2 * x.c / ms, x.pos, width, x.certain,
+                        dying=x.dying)
         return x.copy()  # LocalResponseNorm: nearly the identity at init
 
     def other(self, node, layer, x: Stat) -> Stat:
@@ -946,6 +1015,10 @@ class _Pass:
             # an average of k values: their common part stays, the rest shrinks (neighbouring
             # values are taken independent)
             self.factor[node.id] = 1.0 / (k * k)
+            if x.pos > 1 and out_pos <= 1:
+                # a global average: the position-varying means average out with the rest
+                level = max(x.c - x.cp, 0.0)
+                return x.copy(q=level + (x.q - level) / k, c=level, cp=0.0, pos=out_pos)
             q = x.c + (x.q - x.c) / k if x.pos > 1 else x.q
             return x.copy(q=q, pos=out_pos)
         self.factor[node.id] = 1.0 / k  # nearest upsampling: each value copied 1/k times
@@ -1098,8 +1171,7 @@ class _Pass:
                 return gs * st.q, st.certain
             if not A.known(act):
                 return gs, False
-            var = max(x.q - x.m * x.m, 0.0)
-            return gs * A.moments(act, x.m, var).d2, st.certain and not st.overflow
+            return gs * self._moments(act, x).d2, st.certain and not st.overflow
         if cat == "norm" and s.id in self.batch_norms:
             base, n = self.batch_norms[s.id]
             return gs * base * self._bn_keep(s, n), st.certain
