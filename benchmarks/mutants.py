@@ -5,7 +5,8 @@ nothing on it; that alone says nothing about whether gradlint sees through the w
 model zoos are written (factory functions, configuration lists, ``self.modules()`` init
 loops, blocks passed as classes). Each mutant below changes one line pattern of a real
 file the way a user might, and must get the named finding; the unmutated file must stay
-clean. Prints a table and exits 1 if any mutant is missed or any original is reported.
+clean (but for what ``ORIGINALS`` lists, with its measurement). Prints a table and exits 1 if
+any mutant is missed or any original gets other findings than listed.
 
     python benchmarks/mutants.py
 """
@@ -33,14 +34,20 @@ MUTANTS = [
     # about 2^-9; the VGG paper trained its deep nets with Glorot init), so nothing is expected
     ("vgg: Kaiming -> xavier_normal_ (control)", "torchvision/models/vgg.py",
      'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', "nn.init.xavier_normal_(m.weight)", None),
-    # a known miss: GL303's estimate for resnet152 without BatchNorm is 9.2e3, under its 1e4
-    # limit, while `benchmarks/dynamic_zoo.py` measures a backward gain of 5e5 (the estimate
-    # follows the post-add ReLU but not what makes deep bottleneck stacks grow faster)
-    ("resnet: BatchNorm -> Identity (known miss)", "torchvision/models/resnet.py",
-     "norm_layer = nn.BatchNorm2d", "norm_layer = nn.Identity", "GL303?"),
+    ("resnet: BatchNorm -> Identity", "torchvision/models/resnet.py",
+     "norm_layer = nn.BatchNorm2d", "norm_layer = nn.Identity", "GL303"),
     ("alexnet: ReLU -> Sigmoid", "torchvision/models/alexnet.py",
      "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),
 ]
+
+
+#: what an unmutated file must get (nothing, unless listed). torchvision's resnet101 and
+#: resnet152 measure exploding by the shared thresholds: at init, in the convention of
+#: `gradlint.flow.convention` (batch 8, 64x64), resnet101's first-layer ||grad W|| is 4.6e3-4.8e3
+#: (2 seeds; above 1e3), its 33 BatchNorm-branch blocks each adding to the skip's gradient;
+#: resnet18/34/50 stay below (resnet50: 9.2e2-9.6e2). GL303 says so, as a warning, with
+#: `zero_init_residual=True` as the fix
+ORIGINALS = {"torchvision/models/resnet.py": "GL303"}
 
 
 def lint(path: Path) -> list[dict]:
@@ -60,9 +67,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for rel in originals:
             codes = sorted({f["code"] for f in lint(corpus / rel)})
-            ok = not codes
+            want = ORIGINALS.get(rel)
+            ok = codes == ([want] if want else [])
             failures += not ok
-            rows.append((f"{rel} (original)", "-", ",".join(codes) or "-", "ok" if ok else "REPORTED"))
+            rows.append((f"{rel} (original)", want or "-", ",".join(codes) or "-",
+                         ("found" if want else "ok") if ok else "REPORTED"))
         for i, (name, rel, old, new, code) in enumerate(MUTANTS):
             text = (corpus / rel).read_text(encoding="utf-8")
             if old not in text:
@@ -85,12 +94,14 @@ def main() -> int:
     print(f"{'case':<{width}}  expected  reported             result")
     for case, expected, got, result in rows:
         print(f"{case:<{width}}  {expected:<8}  {got:<19}  {result}")
+    mutants, origs = rows[len(originals):], rows[:len(originals)]
     hazards = sum(code is not None and not code.endswith("?") for *_, code in MUTANTS)
-    found = sum(r[3] == "found" and not r[1].endswith("?") for r in rows)
-    controls = [r for r in rows if r[1] == "-"]
-    known = [r for r in rows if r[1].endswith("?")]
+    found = sum(r[3] == "found" and not r[1].endswith("?") for r in mutants)
+    controls = [r for r in mutants if r[1] == "-"]
+    known = [r for r in mutants if r[1].endswith("?")]
     print(f"\n{found}/{hazards} injected hazards found; {sum(r[3] == 'ok' for r in controls)}/{len(controls)} "
-          f"originals and controls clean; {len(known)} known miss(es) listed")
+          f"controls clean; {sum(r[3] in ('ok', 'found') for r in origs)}/{len(origs)} originals as listed "
+          f"({len(ORIGINALS)} with a measured hazard); {len(known)} known miss(es) listed")
     return 1 if failures else 0
 
 

@@ -153,9 +153,13 @@ class UnnormalizedResidualStack(Rule):
             merges = list(h.nodes)
             if len(merges) < min_blocks:
                 continue
-            growth = h.detail.get("growth")
+            growth, back = h.detail.get("growth"), h.detail.get("back_growth")
             grows = (f"activations grow about {growth:.1e}-fold over the {len(merges)} blocks, so "
                      if growth and growth > 1 else "")
+            if h.detail.get("normalized") and back and back > 1:
+                # normalized branches keep the stream's growth small; the gradient's is the story
+                grows = (f"the gradient's RMS on the stream grows about {back:.1e}-fold from the last block back to the first "
+                         f"(each block adds its branch's gradient to the skip's), so ")
             if h.detail.get("normalized"):
                 what = (f"{len(merges)} residual blocks whose branches are normalized but not scaled down at init "
                         f"(each adds a unit-variance branch to the stream)")

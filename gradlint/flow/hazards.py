@@ -302,7 +302,10 @@ class Judge:
         if hazard is Hazard.EXPLODING and skips:
             stream = self._growth(skips)
             normalized = all(self._branch_normalized(m) for m in skips)
-            return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, blocks=len(skips), normalized=normalized)
+            g_first, g_last = p.grads.get(skips[0].id), p.grads.get(skips[-1].id)
+            back = math.sqrt(g_first / g_last) if g_first and g_last else None
+            return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, back_growth=back, blocks=len(skips),
+                        normalized=normalized)
         return make(Cause.DEPTH, [], normalized=bool(norms), skips=bool(skips))
 
     def _normalized_after(self, layer) -> bool:
