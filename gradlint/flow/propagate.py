@@ -93,8 +93,8 @@ class Stat:
     #: layer's inputs have collapsed towards one direction
     dying: int = 0
     #: fourth-moment ratio E[x^4] / E[x^2]^2 of the values (3: a centred Gaussian). Sums over a
-    #: small fan-in of heavy-tailed inputs (``x ** 2``, ``exp``) stay heavy-tailed, which
-    #: raises what those activations make of them
+    #: small fan-in of heavy-tailed inputs stay heavy-tailed, which raises what ``x ** 2`` makes
+    #: of them (tracked only in graphs that have one)
     r4: float = 3.0
     #: the part of ``c`` that varies from position to position (a padded convolution on a small
     #: map gives border positions fewer taps, so a channel's mean differs by position): BatchNorm
@@ -423,7 +423,7 @@ class _Pass:
         self.inits = inits or {}  # layer name -> (var, mean) override
         self.acts = activations or {}  # node id -> activation override
         self.batch = batch
-        # heavy tails only change what x ** 2 and exp make of their input: tracked where one is
+        # heavy tails only change what x ** 2 makes of its input: tracked where one is
         self.tails = any(a in A.HEAVY_TAILED for a in self.acts.values()) or any(
             graph.activation_of(n) in A.HEAVY_TAILED for n in graph.nodes()
             if n.op == "layer" and graph.category_of(n) == "activation")
