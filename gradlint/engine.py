@@ -7,6 +7,7 @@ checked in parallel worker processes when there are enough of them to pay for it
 from __future__ import annotations
 
 import ast
+import dataclasses
 import gc
 import io
 import os
@@ -207,8 +208,17 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
             if graph.checked_in_context:
                 continue
             ctx.graph = graph
+            before = len(ctx.diagnostics)
             try:
                 rule.check(graph, ctx)
+                site = getattr(graph, "site_span", None)
+                if site is not None:
+                    # found on the model as the script configures it: say where
+                    note = ctx.related(site, f"the model as configured here: `{graph.name}`")
+                    for k in range(before, len(ctx.diagnostics)):
+                        d = ctx.diagnostics[k]
+                        if d.line != site.line:
+                            ctx.diagnostics[k] = dataclasses.replace(d, related=(*d.related, note))
             except Exception as exc:
                 diagnostics.append(
                     _tool_diagnostic(

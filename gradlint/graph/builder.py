@@ -19,6 +19,7 @@ from itertools import count
 
 from gradlint.graph import catalog
 from gradlint.graph.model import Init, Layer, ModelGraph, Node, Provenance, Span
+from gradlint.graph.sites import find_sites
 from gradlint.graph.values import (
     UNKNOWN,
     BlockSpec,
@@ -283,9 +284,9 @@ class Builder:
             elif root.torch_base is None:
                 self.note_unknown("no forward() in this class or its same-file bases", _span(self.cls))
         except _Budget:
-            self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls))
+            self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls or self.factory))
         except RecursionError:
-            self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls))
+            self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls or self.factory))
         return g
 
     # ================================================================ naming
@@ -2127,13 +2128,27 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
         if name not in covered:
             covered |= builder.instantiated - {name}
         built[name] = graph
-    for func in _factories(index):
+    factories = _factories(index)
+    for func in factories:
         builder = Builder(index, path, None, factory=func)
         graph = builder.build()
         if graph is None or not graph.has_forward:
             continue
         graph.instantiates = frozenset(builder.instantiated)
         built[graph.name] = graph
+    # the models as the script configures them (call-site arguments, inits applied from outside)
+    configured: set[str] = set()
+    for site in find_sites(tree, index, skip=frozenset(f.name for f in factories)):
+        builder = Builder(index, path, None, factory=site.func)
+        graph = builder.build()
+        if graph is None or not graph.has_forward:
+            continue
+        graph.name = site.name
+        graph.site_span = _span(site.call)
+        graph.instantiates = frozenset(builder.instantiated)
+        built[graph.name] = graph
+        if graph.factory_of:
+            configured.add(graph.factory_of)
     graphs = list(built.values())
     # coverage from the true roots only: a class counts as checked in context when a class
     # nobody instantiates expands it, directly or through other blocks
@@ -2148,5 +2163,8 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
     for g in graphs:
         g.is_root = g.name not in used
         g.checked_in_context = g.name in in_context or (not everything and g.name in covered and g.name in used)
+        if g.name in configured:
+            # the class as the script builds and initializes it is what gets checked
+            g.checked_in_context = True
     graphs.sort(key=lambda g: (not g.is_root, g.span.line))
     return graphs

@@ -173,6 +173,8 @@ class ModelGraph:
         self.checked_in_context = False
         #: for the graph of a factory function (``vgg11()``): the class of the model it returns
         self.factory_of: str | None = None
+        #: for a model as a script configures it (``model = Net(...)`` and what follows): that line
+        self.site_span: Span | None = None
 
     # ------------------------------------------------------------ building
     def add_layer(self, layer: Layer) -> None:

@@ -1,0 +1,123 @@
+"""Models as scripts configure them: call-site arguments and inits applied from outside."""
+
+import pytest
+
+from gradlint.engine import lint_source
+from gradlint.graph.builder import build_graphs
+
+import ast
+
+NET = '''
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self, n_layers=3, constant_weight=None, act="relu"):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(64, 64) for _ in range(n_layers)])
+        self.head = nn.Linear(64, 1)
+        self.act = nn.Sigmoid() if act == "sigmoid" else nn.ReLU()
+        if constant_weight is not None:
+            for l in self.layers:
+                nn.init.constant_(l.weight, constant_weight)
+
+    def forward(self, x):
+        for l in self.layers:
+            x = self.act(l(x))
+        return self.head(x)
+'''
+
+
+def findings(src):
+    return [(d.code, d.line, tuple(r.line for r in d.related)) for d in lint_source(src, "m.py")]
+
+
+def codes(src):
+    return sorted({d.code for d in lint_source(src, "m.py")})
+
+
+def site_line(src, text):
+    return next(i for i, line in enumerate(src.splitlines(), 1) if text in line)
+
+
+def test_the_class_defaults_alone_are_healthy():
+    assert codes(NET) == []
+    assert codes(NET + "\nmodel = Net()\n") == []
+
+
+@pytest.mark.parametrize("tail", [
+    "\nmodel = Net(n_layers=30, act='sigmoid')\n",  # module level, keywords
+    "\n\ndef main():\n    depth = 30\n    net = Net(depth, None, 'sigmoid')\n    net.train()\n",  # in main(), positional
+])
+def test_call_site_arguments_configure_the_model(tail):
+    src = NET + tail
+    got = findings(src)
+    line = site_line(src, "= Net(")
+    assert [(c, site) for c, _, site in got] == [("GL101", (line,))]
+
+
+@pytest.mark.parametrize("tail", [
+    "\nmodel = Net(constant_weight=0)\n",
+    "\nif __name__ == '__main__':\n    zero = 0.0\n    model = Net(constant_weight=zero)\n    model.train()\n",
+])
+def test_a_call_site_constant_init_is_seen(tail):
+    src = NET + tail
+    assert "GL201" in codes(src)
+    assert codes(NET) == []
+
+
+INIT_FN = '''
+
+def init_weights(m):
+    if isinstance(m, nn.Linear):
+        nn.init.constant_(m.weight, 0.5)
+'''
+
+
+@pytest.mark.parametrize("tail", [
+    INIT_FN + "\nmodel = Net()\nmodel.apply(init_weights)\n",  # model.apply at module level
+    INIT_FN + "\n\ndef main():\n    model = Net()\n    for m in model.modules():\n        init_weights(m)\n",
+    "\nmodel = Net()\nwith torch.no_grad():\n    for layer in model.layers:\n        layer.weight.fill_(0.5)\n",
+    "\nmodel = Net()\nfor name, p in model.named_parameters():\n    if 'weight' in name:\n"
+    "        nn.init.constant_(p, 0.5)\n",
+])
+def test_an_init_applied_from_outside_the_class_is_seen(tail):
+    src = NET + tail
+    assert "GL201" in codes(src), lint_source(src, "m.py")
+
+
+def test_training_code_after_the_model_is_not_part_of_it():
+    src = NET + INIT_FN + '''
+model = Net(n_layers=4)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+model = model.to("cpu")
+model.apply(init_weights)  # after a rebinding: another object as far as gradlint knows
+for epoch in range(1000):
+    loss = model(torch.randn(8, 64)).sum()
+    loss.backward()
+'''
+    graphs = [g for g in build_graphs(ast.parse(src), "m.py") if g.site_span is not None]
+    assert [g.name for g in graphs] == ["model = Net(...)"]
+    assert "GL201" not in codes(src)
+
+
+def test_identical_sites_build_one_graph_and_the_class_is_checked_as_configured():
+    src = NET + "\na = Net(n_layers=30, act='sigmoid')\nb = Net(n_layers=30, act='sigmoid')\n"
+    graphs = build_graphs(ast.parse(src), "m.py", everything=False)
+    sites = [g for g in graphs if g.site_span is not None]
+    assert len(sites) == 1
+    net = next(g for g in graphs if g.name == "Net")
+    assert net.checked_in_context  # the defaults are not what the script uses
+
+
+def test_a_site_whose_configuration_recurses_is_truncated_not_an_internal_error():
+    src = NET.replace("    def forward(self, x):", "    def fuse(self):\n        self.fuse()\n\n    def forward(self, x):")
+    src += "\nmodel = Net(n_layers=4)\nmodel.fuse()\n"
+    found = lint_source(src, "m.py")
+    assert "GL002" not in {d.code for d in found}  # it was: the truncation note had no span
+
+
+def test_functions_with_required_parameters_are_configured_by_their_callers():
+    src = NET + "\n\ndef make(depth):\n    model = Net(n_layers=depth, act='sigmoid')\n    model.train()\n"
+    assert [g for g in build_graphs(ast.parse(src), "m.py") if g.site_span is not None] == []
