@@ -17,7 +17,7 @@ import dataclasses
 import operator
 from itertools import count
 
-from gradlint.graph import catalog
+from gradlint.graph import catalog, formulas
 from gradlint.graph.model import Init, Layer, ModelGraph, Node, Provenance, Span
 from gradlint.graph.sites import find_sites
 from gradlint.graph.values import (
@@ -911,7 +911,22 @@ class Builder:
                 out[k] = v
         return out
 
+    def formula(self, node, frame):
+        """An activation spelled out (``1 / (1 + torch.exp(-x))``): its node, or None."""
+        hit = formulas.match(node, self.index.qualname)
+        if hit is None:
+            return None
+        act, operand = hit
+        value = self.eval(operand, frame)
+        if not isinstance(value, Flow):
+            return None
+        return self.functional_activation(act, f"{act} (written out)", [value], node)
+
     def eval_BinOp(self, node, frame):
+        if isinstance(node.op, (ast.Div, ast.Sub, ast.Mult)):
+            out = self.formula(node, frame)
+            if out is not None:
+                return out
         left = self.eval(node.left, frame)
         right = self.eval(node.right, frame)
         if isinstance(left, Flow) or isinstance(right, Flow) or isinstance(left, ParamSpec) or isinstance(right, ParamSpec) or isinstance(left, ParamRef) or isinstance(right, ParamRef):
@@ -1043,6 +1058,10 @@ class Builder:
         # super().__init__(...) and super().method(...)
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name) and func.value.func.id == "super":
             return self.call_super(node, func.attr, frame)
+        if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) in formulas.CALLS:
+            out = self.formula(node, frame)
+            if out is not None:
+                return out
         callee = self.eval(func, frame)
         args, kwargs = self.eval_args(node, frame)
         if isinstance(func, ast.Attribute) and func.attr == "verify" and args == [None] and not kwargs:
