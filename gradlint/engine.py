@@ -198,6 +198,9 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
         training = extract_training(tree, index, lines)
     except Exception as exc:  # a builder bug must not end the run
         return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
+    for name, span, message in getattr(index, "build_errors", ()):
+        diagnostics.append(_tool_diagnostic(
+            "GL002", path, span.line, span.col + 1, f"internal error in the graph builder on class {name}: {message}"))
     file_model = FileModel(graphs, training, index.recurrent_classes, index.module_classes)
     options = {code: dict(opts) for code, opts in settings.rule_options}
     for rule in rules:

@@ -93,6 +93,8 @@ class FileIndex:
         self.recurrent_classes: set[str] = set()
         #: (class, arguments, loop context) -> (interpreted BlockSpec, classes it built, unknowns)
         self.instances: dict = {}
+        #: models whose build failed (a builder bug): (name, span, message), for GL002
+        self.build_errors: list = []
         self._qualname_cache: dict[int, str | None] = {}
         self.imports: dict[str, str] = {}
         self.constants: dict[str, ast.AST] = {}
@@ -1463,7 +1465,12 @@ class Builder:
             if name == "append" and args and isinstance(args[0], Spec):
                 owner.items.append([str(len(owner.items)), self.tag_repeat([args[0]])[0]])
             elif name == "extend" and args:
-                for it in self.tag_repeat(self.iterate(args[0]) or []):
+                items = self.iterate(args[0])
+                if items is None:
+                    items = [UnknownSpec("?", _span(node), "a container extended by an unresolved value")]
+                for it in self.tag_repeat(items):
+                    if not isinstance(it, Spec):  # ``make_layer(cfg)`` gradlint cannot resolve
+                        it = UnknownSpec("?", _span(node), "a container element gradlint could not resolve")
                     owner.items.append([str(len(owner.items)), it])
             elif name in ("add_module", "register_module", "update") and args:
                 if name == "update" and isinstance(args[0], dict):
@@ -2124,6 +2131,16 @@ def _factories(index: FileIndex) -> list[ast.FunctionDef]:
     return out
 
 
+def _guarded(builder: "Builder", index: FileIndex, name: str) -> ModelGraph | None:
+    """``builder.build()``; a builder bug loses that model only: it is recorded on
+    ``index.build_errors`` as ``(name, span, message)`` and None is returned."""
+    try:
+        return builder.build()
+    except Exception as exc:  # noqa: BLE001 - one model's bug must not cost the file's other findings
+        index.build_errors.append((name, builder.graph.span, f"{type(exc).__name__}: {exc}"))
+        return None
+
+
 def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None) -> list[ModelGraph]:
     """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first.
 
@@ -2137,11 +2154,14 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
     built: dict[str, ModelGraph] = {}
     covered: set[str] = set()
     used: set[str] = set()
+    index.build_errors = []
     for name in reversed(list(index.module_classes)):
         if not everything and name in covered:
             continue
         builder = Builder(index, path, index.classes[name])
-        graph = builder.build()
+        graph = _guarded(builder, index, name)
+        if graph is None:
+            continue
         graph.instantiates = frozenset(builder.instantiated)
         used |= builder.instantiated
         if name not in covered:
@@ -2150,7 +2170,7 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
     factories = _factories(index)
     for func in factories:
         builder = Builder(index, path, None, factory=func)
-        graph = builder.build()
+        graph = _guarded(builder, index, f"{func.name}()")
         if graph is None or not graph.has_forward:
             continue
         graph.instantiates = frozenset(builder.instantiated)
@@ -2159,7 +2179,7 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
     configured: set[str] = set()
     for site in find_sites(tree, index, skip=frozenset(f.name for f in factories)):
         builder = Builder(index, path, None, factory=site.func)
-        graph = builder.build()
+        graph = _guarded(builder, index, site.name)
         if graph is None or not graph.has_forward:
             continue
         graph.name = site.name
