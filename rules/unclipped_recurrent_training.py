@@ -154,7 +154,7 @@ class UnclippedRecurrentTraining(Rule):
             if "clip" in kinds:
                 continue  # clipped; where it is, is GL402's question
             step = loop.events[s]
-            recurrent = file.is_recurrent(loop.model)
+            recurrent = True if loop.feeds_back else file.is_recurrent(loop.model)
             confidence = "inferred"
             requires = None
             if loop.model is not None and loop.model[0] == "import":
@@ -174,8 +174,10 @@ class UnclippedRecurrentTraining(Rule):
                 what = f"`{model}` ({cls}, imported from {module})"
             else:
                 what = f"`{model}`"
+            how = ("is run as a recurrence (a loop feeds its output state back into it)"
+                   if loop.feeds_back and file.is_recurrent(loop.model) is not True else "contains recurrent layers")
             message = (
-                f"{what} contains recurrent layers and is updated by `{step.text}` without gradient "
+                f"{what} {how} and is updated by `{step.text}` without gradient "
                 f"clipping after `backward()`: its gradients may explode on long sequences"
             )
             if confidence == "heuristic":

@@ -19,6 +19,7 @@ from itertools import count
 
 from gradlint.graph import catalog, formulas
 from gradlint.graph.model import Init, Layer, ModelGraph, Node, Provenance, Span
+from gradlint.graph.recurrence import forward_is_recurrent
 from gradlint.graph.sites import find_sites
 from gradlint.graph.values import (
     UNKNOWN,
@@ -102,6 +103,8 @@ class FileIndex:
         self.classes: dict[str, ast.ClassDef] = {}
         self._collect(tree.body)
         self.module_classes = self._module_classes()
+        # a forward that feeds its state back through a layer is recurrent, like nn.RNN
+        self.recurrent_classes |= {n for n in self.module_classes if forward_is_recurrent(self.classes[n])}
         #: id(method node) -> the class whose body defines it
         self.owner_of = {id(f): c for c in self.classes.values() for f in c.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from gradlint.graph.recurrence import model_called_recurrently
 from gradlint.graph.model import Span
 
 CLIP_NAMES = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients", "clip_grad_value")
@@ -38,6 +39,9 @@ class TrainingLoop:
     #: the trained model: ("local", class name) | ("import", qualname) | ("torch", kind) | None
     model: tuple | None = None
     model_text: str | None = None
+    #: the loop feeds the model's output back into it (``out, h = rnn(x[i], h)``): recurrent
+    #: whatever its class
+    feeds_back: bool = False
 
 
 @dataclass
@@ -177,6 +181,8 @@ def _resolve_model(index, scope: _Scope, text: str | None, callers, depth=0):
     if text is None or depth > 3:
         return None
     value = scope.assigned.get(text)
+    if value is None and text not in scope.params and text in index.constants:
+        value = index.constants[text].value  # a module-level global (``rnn = RNN(...)``)
     if isinstance(value, ast.Call):
         func = value.func
         if isinstance(func, ast.Name) and func.id in index.classes:
@@ -260,7 +266,10 @@ def extract(tree: ast.Module, index, lines: list[str] | None = None) -> Training
     found: list[tuple[_Scope, object, list]] = []
     for scope, body in scopes:
         chosen = []
-        for loop in _loops(body):
+        # a function that is one training step itself (``def train(x, y): ... loss.backward();
+        # optimizer.step()``, called from a loop elsewhere) counts as the loop
+        containers = list(_loops(body)) + [f for f in funcs if f.body is body]
+        for loop in containers:
             events = scope.events(loop)
             kinds = [e.kind for e in events]
             if "backward" in kinds and "step" in kinds[kinds.index("backward"):]:
@@ -294,8 +303,15 @@ def extract(tree: ast.Module, index, lines: list[str] | None = None) -> Training
             for ev in events:
                 if ev.kind == "clip" and ev.params_of:
                     model_text = ev.params_of
+        if model_text is None:
+            # manual SGD: ``for p in model.parameters(): p.data.add_(p.grad, alpha=-lr)``
+            for node in ast.walk(loop):
+                if isinstance(node, (ast.For, ast.AsyncFor)) and _params_owner(node.iter):
+                    model_text = _params_owner(node.iter)
+                    break
         tl = TrainingLoop(_span(loop), scope.name, events, optimized, None, model_text)
         tl.model = _resolve_model(index, scope, model_text, callers)
+        tl.feeds_back = bool(model_text) and model_called_recurrently(loop, model_text)
         loops.append(tl)
     return TrainingFacts(loops, _global_clipping(tree))
 

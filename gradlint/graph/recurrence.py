@@ -1,0 +1,93 @@
+"""Recurrences written by hand: a loop that feeds a state back through a layer.
+
+``nn.RNN``/``LSTM``/``GRU`` are recurrent by their type. Tutorials and papers' code just as
+often write the recurrence out, in a model's ``forward``::
+
+    for t in range(x.size(0)):
+        h = torch.tanh(self.W(x[t]) + self.U(h))
+
+    combined = torch.cat((x[t], hidden), 1)     # the char-RNN of the PyTorch tutorials
+    hidden = self.i2h(combined)
+
+or in the training code, calling a one-step model in a loop::
+
+    for i in range(line_tensor.size(0)):
+        output, hidden = rnn(line_tensor[i], hidden)
+
+Backpropagation through time then multiplies the recurrent Jacobian once per step, as for
+the library cells. This module finds both shapes on the syntax tree.
+"""
+
+from __future__ import annotations
+
+import ast
+
+
+def _names(expr) -> set[str]:
+    return {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+
+
+def _calls_layer(expr) -> bool:
+    """``expr`` applies a layer: ``self.W(...)`` (or any call on an attribute of ``self``)."""
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) \
+                and n.func.value.id == "self":
+            return True
+    return False
+
+
+def loop_feeds_back_through_a_layer(loop) -> bool:
+    """In ``loop``'s body, a name assigned from a layer applied to something that depends on
+    that same name at the start of the iteration."""
+    deps: dict[str, set[str]] = {}  # name -> the names it depends on at the start of the iteration
+    through: dict[str, bool] = {}  # name -> whether a layer lies on that dependency
+    for stmt in ast.walk(ast.Module(body=list(loop.body), type_ignores=[])):
+        if not isinstance(stmt, ast.Assign):
+            continue
+        value_names = _names(stmt.value)
+        closure, layered = set(), _calls_layer(stmt.value)
+        for v in value_names:
+            if v in deps:
+                closure |= deps[v]
+                layered = layered or through[v]
+            else:
+                closure.add(v)
+        for t in stmt.targets:
+            for target in ([t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]):
+                name = target.id
+                if name in closure and layered:
+                    return True
+                deps[name], through[name] = closure, layered
+    return False
+
+
+def forward_is_recurrent(cls: ast.ClassDef) -> bool:
+    """The class's ``forward`` holds a loop with a hand-written recurrence."""
+    forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and f.name == "forward"), None)
+    if forward is None:
+        return False
+    return any(isinstance(n, (ast.For, ast.While)) and loop_feeds_back_through_a_layer(n) for n in ast.walk(forward))
+
+
+def model_called_recurrently(node, model: str) -> bool:
+    """Under ``node``, a loop calls ``model(...)`` with a state it assigns from that call:
+    ``output, hidden = rnn(x[i], hidden)``."""
+    for loop in ast.walk(node):
+        if not isinstance(loop, (ast.For, ast.While)):
+            continue
+        for stmt in ast.walk(ast.Module(body=list(loop.body), type_ignores=[])):
+            if not (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call)):
+                continue
+            call = stmt.value
+            if not (isinstance(call.func, ast.Name) and call.func.id == model):
+                continue
+            targets = set()
+            for t in stmt.targets:
+                targets |= _names(t)
+            fed = set()
+            for a in [*call.args, *(k.value for k in call.keywords)]:
+                fed |= _names(a)
+            if targets & fed:
+                return True
+    return False

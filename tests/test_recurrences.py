@@ -1,0 +1,122 @@
+"""Recurrences written by hand are recurrent: for GL401 as for nn.RNN."""
+
+import ast
+
+import pytest
+
+from gradlint.engine import lint_source
+from gradlint.graph.builder import FileIndex
+
+ELMAN = '''
+import torch
+import torch.nn as nn
+
+
+class Elman(nn.Module):
+    def __init__(self, n_in=8, hidden=32):
+        super().__init__()
+        self.W = nn.Linear(n_in, hidden)
+        self.U = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, 1)
+        self.hidden = hidden
+
+    def forward(self, x):
+        h = torch.zeros(x.size(1), self.hidden)
+        for t in range(x.size(0)):
+            h = torch.tanh(self.W(x[t]) + self.U(h))
+        return self.out(h)
+
+
+model = Elman()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in data:
+    optimizer.zero_grad()
+    loss = ((model(x) - y) ** 2).mean()
+    loss.backward()
+    CLIP
+    optimizer.step()
+'''
+
+CHAR_RNN = '''
+import torch
+import torch.nn as nn
+
+learning_rate = 0.005
+
+
+class RNN(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size):
+        super(RNN, self).__init__()
+        self.hidden_size = hidden_size
+        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
+        self.i2o = nn.Linear(input_size + hidden_size, output_size)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, input, hidden):
+        combined = torch.cat((input, hidden), 1)
+        hidden = self.i2h(combined)
+        output = self.softmax(self.i2o(combined))
+        return output, hidden
+
+    def initHidden(self):
+        return torch.zeros(1, self.hidden_size)
+
+
+rnn = RNN(57, 128, 18)
+criterion = nn.NLLLoss()
+
+
+def train(category_tensor, line_tensor):
+    hidden = rnn.initHidden()
+    rnn.zero_grad()
+    for i in range(line_tensor.size()[0]):
+        output, hidden = rnn(line_tensor[i], hidden)
+    loss = criterion(output, category_tensor)
+    loss.backward()
+    CLIP
+    for p in rnn.parameters():
+        p.data.add_(p.grad.data, alpha=-learning_rate)
+    return output, loss.item()
+'''
+
+
+@pytest.mark.parametrize("src, model", [(ELMAN, "Elman"), (CHAR_RNN, "RNN")])
+def test_a_hand_written_recurrence_trained_without_clipping_is_gl401(src, model):
+    found = [d for d in lint_source(src.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
+    assert len(found) == 1 and f"({model})" in found[0].message
+    clipped = src.replace("CLIP", "torch.nn.utils.clip_grad_norm_(PARAMS, 1.0)").replace(
+        "PARAMS", "model.parameters()" if model == "Elman" else "rnn.parameters()")
+    assert "GL401" not in {d.code for d in lint_source(clipped, "m.py")}
+
+
+def test_the_char_rnn_says_how_it_is_recurrent():
+    (d,) = [d for d in lint_source(CHAR_RNN.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
+    assert "a loop feeds its output state back" in d.message
+
+
+@pytest.mark.parametrize("body, recurrent", [
+    ("for t in range(x.size(0)):\n            h = torch.tanh(self.W(x[t]) + self.U(h))", True),
+    ("for t in range(x.size(0)):\n            z = torch.cat((x[t], h), 1)\n            h = self.U(z)", True),
+    ("for layer in self.layers:\n            h = layer(h)", False),  # a stack, not a recurrence
+    ("for t in range(3):\n            y = self.U(x)", False),  # no state fed back
+    ("for blk in self.layers:\n            h = h + blk(h)", False),
+])
+def test_what_counts_as_a_recurrence_in_forward(body, recurrent):
+    src = f'''
+import torch
+import torch.nn as nn
+
+
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.W = nn.Linear(4, 4)
+        self.U = nn.Linear(4, 4)
+        self.layers = nn.ModuleList([nn.Linear(4, 4)])
+
+    def forward(self, x):
+        h = x[0]
+        {body}
+        return h
+'''
+    assert ("M" in FileIndex(ast.parse(src)).recurrent_classes) is recurrent
