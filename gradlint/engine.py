@@ -230,7 +230,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
                     )
                 )
         ctx.graph = None
-        if training.loops:
+        if training.loops or training.fits:
             try:
                 rule.check_training(file_model, ctx)
             except Exception as exc:

@@ -13,9 +13,14 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 class UnclippedRecurrentTraining(Rule):
     """## What it does
     Finds training loops — `backward()` followed by an update (`optimizer.step()`,
-    `scaler.step(optimizer)`, an LBFGS closure, a manual `p.data.add_(...)`) — for a model that
-    contains `nn.RNN`, `nn.LSTM`, `nn.GRU` or their cells, with no gradient clipping between the
-    backward pass and the update.
+    `scaler.step(optimizer)`, an LBFGS closure, a manual `p.data.add_(...)`; a function that is
+    one such step counts too) — for a model that contains `nn.RNN`, `nn.LSTM`, `nn.GRU` or their
+    cells, or writes a recurrence out (a `forward` loop feeding its state back through a layer,
+    or a loop calling a one-step model with its state fed back: `out, h = rnn(x[i], h)`), with
+    no gradient clipping between the backward pass and the update. A model handed to a
+    framework's `Trainer` is judged by its setting: Lightning clips only with
+    `gradient_clip_val`; Hugging Face clips by default (`max_grad_norm=1.0`) unless it is set to
+    0 or None.
 
     ## Why is this bad?
     Backpropagation through time multiplies the recurrent Jacobian once per step; when its
@@ -129,8 +134,18 @@ class UnclippedRecurrentTraining(Rule):
         "def clip_all(m):\n    torch.nn.utils.clip_grad_value_(m.parameters(), 0.5)\n"
         "def fit(data):\n    model = nn.LSTM(4, 4)\n    opt = torch.optim.Adam(model.parameters())\n"
         "    for x in data:\n        model(x)[0].sum().backward()\n        clip_all(model)\n        opt.step()\n",
+        # Lightning clips when gradient_clip_val is set
+        "import torch.nn as nn\nimport lightning.pytorch as pl\n"
+        "class Seq(pl.LightningModule):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n"
+        "pl.Trainer(gradient_clip_val=1.0).fit(Seq())\n",
     ]
     INVALID = [
+        # Lightning does not clip by default
+        "import torch.nn as nn\nimport lightning.pytorch as pl\n"
+        "class Seq(pl.LightningModule):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n"
+        "pl.Trainer(max_epochs=3).fit(Seq())\n",
         # model built in the loop's function
         "import torch\nimport torch.nn as nn\n"
         "def fit(data):\n    model = nn.LSTM(4, 4)\n    opt = torch.optim.Adam(model.parameters())\n"
@@ -145,6 +160,17 @@ class UnclippedRecurrentTraining(Rule):
     ]
 
     def check_training(self, file, ctx) -> None:
+        for fit in file.training.fits:
+            # a framework's trainer owns the loop: it clips, or its setting says it does not
+            if fit.clipping is not None or file.is_recurrent(fit.model) is not True:
+                continue
+            cls = fit.model[1].rsplit(".", 1)[-1]
+            ctx.report(
+                fit.span,
+                f"`{fit.model_text}` ({cls}) contains recurrent layers and is trained by {fit.framework}'s "
+                f"`Trainer` {fit.off}: its gradients may explode on long sequences",
+                help=f"{fit.setting}",
+            )
         if file.training.global_clipping:
             return
         for loop in file.training.loops:

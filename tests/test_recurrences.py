@@ -120,3 +120,44 @@ class M(nn.Module):
         return h
 '''
     assert ("M" in FileIndex(ast.parse(src)).recurrent_classes) is recurrent
+
+
+FRAMEWORK = '''
+import torch
+import torch.nn as nn
+import lightning.pytorch as pl
+from transformers import Trainer, TrainingArguments
+
+
+class Seq(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LAYER
+        self.fc = nn.Linear(32, 1)
+
+    def forward(self, x):
+        out = self.rnn(x)[0] if isinstance(self.rnn, nn.LSTM) else self.rnn(x)
+        return self.fc(out[-1])
+
+    def training_step(self, batch, idx):
+        x, y = batch
+        return ((self(x) - y) ** 2).mean()
+'''
+
+
+@pytest.mark.parametrize("layer, tail, expect", [
+    ("LSTM(8, 32)", "trainer = pl.Trainer(max_epochs=3)\ntrainer.fit(Seq(), loader)\n", "no `gradient_clip_val`"),
+    ("LSTM(8, 32)", "pl.Trainer(gradient_clip_val=0).fit(model=Seq())\n", "gradient_clip_val=0"),
+    ("LSTM(8, 32)", "trainer = pl.Trainer(gradient_clip_val=1.0)\ntrainer.fit(Seq(), loader)\n", None),
+    ("Linear(8, 32)", "trainer = pl.Trainer()\ntrainer.fit(Seq(), loader)\n", None),  # not recurrent
+    ("LSTM(8, 32)", "Trainer(model=Seq(), args=TrainingArguments('o')).train()\n", None),  # HF clips by default
+    ("LSTM(8, 32)", "args = TrainingArguments('o', max_grad_norm=None)\nmodel = Seq()\n"
+                    "Trainer(model=model, args=args).train()\n", "max_grad_norm=None"),
+])
+def test_framework_trainers_clip_or_say_they_do_not(layer, tail, expect):
+    src = FRAMEWORK.replace("LAYER", layer) + "\n" + tail
+    found = [d for d in lint_source(src, "m.py") if d.code == "GL401"]
+    if expect is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and expect in found[0].message

@@ -45,11 +45,25 @@ class TrainingLoop:
 
 
 @dataclass
+class FrameworkFit:
+    """A model trained by a framework's trainer, which owns the loop (and the clipping)."""
+
+    span: Span  # the Trainer(...) construction
+    framework: str  # "Lightning" | "Hugging Face"
+    model_text: str | None
+    model: tuple | None
+    clipping: str | None  # what clips the gradients, or None: nothing does
+    setting: str  # how to turn clipping on there
+    off: str = ""  # when nothing clips: what the code says that makes it so
+
+
+@dataclass
 class TrainingFacts:
     loops: list[TrainingLoop]
     #: clipping configured for the whole file: a gradient hook, Lightning's gradient_clip_val,
     #: Hugging Face's max_grad_norm (None when there is none)
     global_clipping: str | None
+    fits: list[FrameworkFit] = field(default_factory=list)
 
 
 def _span(node) -> Span:
@@ -244,8 +258,81 @@ def _mentions_backward(lines: list[str], node) -> bool:
     return any("backward" in l for l in lines[node.lineno - 1 : node.end_lineno])
 
 
+def _off(value) -> bool:
+    """A clipping setting that turns clipping off: ``0``, ``0.0``, ``None``, ``False``."""
+    return isinstance(value, ast.Constant) and not value.value
+
+
+def framework_fits(tree: ast.Module, index) -> list[FrameworkFit]:
+    """Models handed to Lightning's or Hugging Face's ``Trainer``, with what clips them.
+    Lightning clips only when ``gradient_clip_val`` is set; Hugging Face's ``Trainer`` clips by
+    default (``TrainingArguments.max_grad_norm`` = 1.0) unless it is set to 0 or None."""
+    assigned: dict[str, ast.AST] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            assigned.setdefault(node.targets[0].id, node.value)
+    scope = _Scope(index, tree.body, "<module>")
+    fits = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        q = index.qualname(node.func) or ""
+        top, kind = q.split(".")[0], q.rsplit(".", 1)[-1]
+        kws = {k.arg: k.value for k in node.keywords if k.arg}
+        if top in ("lightning", "pytorch_lightning") and kind == "Trainer":
+            clip = kws.get("gradient_clip_val")
+            clipping = None if clip is None or _off(clip) else f"gradient_clip_val={ast.unparse(clip)}"
+            off = ("with no `gradient_clip_val` (Lightning does not clip by default)" if clip is None
+                   else f"with `gradient_clip_val={ast.unparse(clip)}` (clipping off)")
+            model_text = _fitted(tree, node, assigned)
+            fits.append(FrameworkFit(_span(node), "Lightning", model_text, None, clipping,
+                                     "pass `gradient_clip_val=1.0` to `Trainer(...)`", off))
+        elif top == "transformers" and kind.endswith("Trainer"):
+            args = kws.get("args")
+            if isinstance(args, ast.Name):
+                args = assigned.get(args.id)
+            clipping, off = "max_grad_norm=1.0 (the default)", ""
+            if isinstance(args, ast.Call):
+                mg = {k.arg: k.value for k in args.keywords if k.arg}.get("max_grad_norm")
+                if mg is not None:
+                    clipping = None if _off(mg) else f"max_grad_norm={ast.unparse(mg)}"
+                    off = f"with `TrainingArguments(max_grad_norm={ast.unparse(mg)})` (clipping off)"
+            elif args is not None:
+                clipping = "its TrainingArguments (not resolved)"
+            model = kws.get("model") or (node.args[0] if node.args else None)
+            fits.append(FrameworkFit(_span(node), "Hugging Face", ast.unparse(model) if model is not None else None,
+                                     None, clipping, "leave `TrainingArguments(max_grad_norm=...)` at 1.0", off))
+    for fit in fits:
+        if fit.model_text:
+            fit.model = _resolve_model(index, scope, fit.model_text, {})
+            if fit.model is None and fit.model_text.endswith(")"):
+                call = ast.parse(fit.model_text, mode="eval").body
+                scope.assigned.setdefault(fit.model_text, call)
+                fit.model = _resolve_model(index, scope, fit.model_text, {})
+    return fits
+
+
+def _fitted(tree, trainer: ast.Call, assigned) -> str | None:
+    """The model of ``trainer.fit(model, ...)`` for this Trainer construction."""
+    names = {n for n, v in assigned.items() if v is trainer}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "fit":
+            recv = node.func.value
+            if recv is trainer or (isinstance(recv, ast.Name) and recv.id in names):
+                model = node.args[0] if node.args else {k.arg: k.value for k in node.keywords}.get("model")
+                return ast.unparse(model) if model is not None else None
+    return None
+
+
 def extract(tree: ast.Module, index, lines: list[str] | None = None) -> TrainingFacts:
     """Every training loop of a parsed file (``lines``: its source, for a cheap pre-filter)."""
+    fits = framework_fits(tree, index) if lines is None or any("Trainer" in l for l in lines) else []
+    facts = _extract(tree, index, lines)
+    facts.fits = fits
+    return facts
+
+
+def _extract(tree: ast.Module, index, lines: list[str] | None = None) -> TrainingFacts:
     if lines is not None and not any("backward" in l for l in lines):
         return TrainingFacts([], None)  # most model files: no training code at all
     scopes: list[tuple[_Scope, list]] = []
