@@ -121,3 +121,31 @@ def test_a_site_whose_configuration_recurses_is_truncated_not_an_internal_error(
 def test_functions_with_required_parameters_are_configured_by_their_callers():
     src = NET + "\n\ndef make(depth):\n    model = Net(n_layers=depth, act='sigmoid')\n    model.train()\n"
     assert [g for g in build_graphs(ast.parse(src), "m.py") if g.site_span is not None] == []
+
+
+@pytest.mark.parametrize("head, base", [
+    ("from mylib import BaseModel", "BaseModel"),
+    ("import mylib.models", "mylib.models.BaseModel"),
+])
+def test_a_forward_inherited_from_an_invisible_base_is_a_noted_unknown(head, base):
+    src = f'''
+import torch.nn as nn
+{head}
+
+
+class Lib({base}):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(32, 32) for _ in range(20)])
+'''
+    (g,) = build_graphs(ast.parse(src), "m.py")
+    assert any("inherited from `mylib" in u.reason and "cannot see" in u.reason for u in g.unknowns)
+    assert len(g.layers("weighted")) == 20 and not g.has_forward
+
+
+def test_a_forward_inherited_from_a_same_file_base_is_followed():
+    head, forward = NET.split("    def forward(self, x):")
+    base = "class Base(nn.Module):\n    def forward(self, x):" + forward + "\n\n"
+    src = head.replace("class Net(nn.Module):", base + "class Net(Base):") + "\nmodel = Net(n_layers=30, act='sigmoid')\n"
+    assert "def forward" not in src.split("class Net(Base):")[1]  # Net writes no forward of its own
+    assert "GL101" in codes(src)

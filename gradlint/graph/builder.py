@@ -188,7 +188,31 @@ class FileIndex:
                 isinstance(s, ast.FunctionDef) and s.name == "forward" for s in cls.body
             ):
                 result[name] = None
+            elif name not in result and self.imported_bases(cls) and self._builds_layers(cls):
+                # layers built on an imported base that gradlint cannot see (its forward lives
+                # there): a model whose forward is an Unknown, noted, not ignored
+                result[name] = None
         return result
+
+    def imported_bases(self, cls: ast.ClassDef) -> list[str]:
+        """Qualified names of ``cls``'s bases imported from outside torch (``mylib.BaseModel``)."""
+        out = []
+        for base in cls.bases:
+            q = self.qualname(base)
+            if q and not q.startswith("torch.") and not (isinstance(base, ast.Name) and base.id in self.classes):
+                out.append(q)
+        return out
+
+    def _builds_layers(self, cls: ast.ClassDef) -> bool:
+        init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+        if init is None:
+            return False
+        for node in ast.walk(init):
+            if isinstance(node, ast.Call):
+                q = self.qualname(node.func) or ""
+                if q.startswith("torch.nn.") and _torch_kind(q) is not None:
+                    return True
+        return False
 
     def method(self, cls: ast.ClassDef, name: str, _depth: int = 0):
         for stmt in cls.body:
@@ -287,7 +311,10 @@ class Builder:
                 if isinstance(out, Flow):
                     g.add_node(Node(next(self.node_ids), "output"), out.producers)
             elif root.torch_base is None:
-                self.note_unknown("no forward() in this class or its same-file bases", _span(self.cls))
+                bases = self.index.imported_bases(self.cls)
+                self.note_unknown(
+                    f"forward() is inherited from `{bases[0]}`, which gradlint cannot see" if bases
+                    else "no forward() in this class or its same-file bases", _span(self.cls))
         except _Budget:
             self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls or self.factory))
         except RecursionError:
