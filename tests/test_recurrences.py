@@ -161,3 +161,71 @@ def test_framework_trainers_clip_or_say_they_do_not(layer, tail, expect):
         assert found == []
     else:
         assert len(found) == 1 and expect in found[0].message
+
+
+MODEL_PY = '''
+import torch.nn as nn
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LAYER
+        self.fc = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0] if isinstance(self.rnn, nn.LSTM) else self.rnn(x))
+'''
+
+TRAIN_GLOBALS = '''
+import torch
+from model import *
+
+model = Tagger()
+optimizer = torch.optim.Adam(model.parameters())
+
+
+def train(data):
+    for x, y in data:
+        optimizer.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+'''
+
+TRAIN_STEP = '''
+import torch
+from model import *
+
+net = Tagger()
+opt = torch.optim.SGD(net.parameters(), lr=0.1)
+
+
+def train_step(x, y):
+    opt.zero_grad()
+    loss = (net(x) - y).pow(2).mean()
+    loss.backward()
+    opt.step()
+    return loss.item()
+'''
+
+
+@pytest.mark.parametrize("train", [TRAIN_GLOBALS, TRAIN_STEP])
+@pytest.mark.parametrize("layer, expect", [("LSTM(8, 32)", True), ("Linear(8, 32)", False)])
+def test_a_star_imported_model_trained_over_module_globals(tmp_path, train, layer, expect):
+    import os
+
+    from gradlint.engine import Settings, lint_paths
+
+    (tmp_path / "model.py").write_text(MODEL_PY.replace("LAYER", layer))
+    (tmp_path / "train.py").write_text(train)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = lint_paths(["."], Settings(jobs=1))
+    finally:
+        os.chdir(cwd)
+    gl401 = [d for d in result.diagnostics if d.code == "GL401"]
+    assert bool(gl401) is expect
+    if expect:
+        assert gl401[0].path == "train.py" and "Tagger, imported from model" in gl401[0].message

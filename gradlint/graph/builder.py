@@ -11,6 +11,7 @@ become sets of producing graph nodes. What it cannot resolve becomes an explicit
 from __future__ import annotations
 
 import ast
+import builtins
 import math
 import copy
 import dataclasses
@@ -98,6 +99,8 @@ class FileIndex:
         self.build_errors: list = []
         self._qualname_cache: dict[int, str | None] = {}
         self.imports: dict[str, str] = {}
+        #: modules of ``from M import *`` statements
+        self.star_imports: list[str] = []
         self.constants: dict[str, ast.AST] = {}
         self.functions: dict[str, ast.AST] = {}
         self.classes: dict[str, ast.ClassDef] = {}
@@ -124,6 +127,8 @@ class FileIndex:
                     if a.name != "*":
                         sep = "" if prefix.endswith(".") else "."
                         self.imports[a.asname or a.name] = f"{prefix}{sep}{a.name}"
+                    elif prefix:
+                        self.star_imports.append(prefix)
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 if stmt.value is not None:
@@ -153,6 +158,10 @@ class FileIndex:
         if isinstance(expr, ast.Name):
             if expr.id in self.imports:
                 return self.imports[expr.id]
+            if len(self.star_imports) == 1 and expr.id not in self.classes and expr.id not in self.functions \
+                    and expr.id not in self.constants and not hasattr(builtins, expr.id):
+                # ``from model import *``: a name the file uses but does not define comes from there
+                return f"{self.star_imports[0]}.{expr.id}"
             return None
         if isinstance(expr, ast.Attribute):
             base = self.qualname(expr.value)

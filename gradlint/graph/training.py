@@ -379,7 +379,10 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None) -> Trainin
     loops: list[TrainingLoop] = []
     for scope, loop, events in found:
         optimized = None
-        for value in scope.assigned.values():
+        # the optimizer of the loop's function, else a module-level one (``optimizer = ...`` at
+        # the top of a script whose ``train()`` uses it as a global)
+        module_values = [stmt.value for stmt in index.constants.values() if getattr(stmt, "value", None) is not None]
+        for value in [*module_values, *scope.assigned.values()]:
             if isinstance(value, ast.Call) and value.args:
                 callee = ast.unparse(value.func)
                 q = index.qualname(value.func) or callee
