@@ -229,3 +229,28 @@ def test_a_star_imported_model_trained_over_module_globals(tmp_path, train, laye
     assert bool(gl401) is expect
     if expect:
         assert gl401[0].path == "train.py" and "Tagger, imported from model" in gl401[0].message
+
+
+@pytest.mark.parametrize("params", [
+    "list(model.parameters()) + list(head.parameters())",
+    "filter(lambda p: p.requires_grad, model.parameters())",
+    "[{'params': model.parameters(), 'lr': 1e-3}]",
+    "[p for p in model.parameters() if p.requires_grad]",
+])
+def test_optimizers_over_combined_or_filtered_parameters_name_the_model(params):
+    src = f'''
+import torch
+import torch.nn as nn
+
+
+def fit(data):
+    model = nn.LSTM(4, 4)
+    head = nn.Linear(4, 1)
+    opt = torch.optim.Adam({params})
+    for x in data:
+        opt.zero_grad()
+        head(model(x)[0]).sum().backward()
+        opt.step()
+'''
+    (d,) = [d for d in lint_source(src, "m.py") if d.code == "GL401"]
+    assert "`model` (LSTM)" in d.message

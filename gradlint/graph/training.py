@@ -82,11 +82,29 @@ def _params_owner(expr) -> str | None:
         "parameters", "named_parameters"
     ):
         return ast.unparse(expr.func.value)
-    if isinstance(expr, (ast.List, ast.Tuple)) and expr.elts:
-        return _params_owner(expr.elts[0])
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        # [p for p in ...], [{"params": model.fc.parameters(), "lr": 1e-3}, ...]
+        for e in expr.elts:
+            found = _params_owner(e)
+            if found:
+                return found
+        return None
+    if isinstance(expr, ast.Dict):
+        for k, v in zip(expr.keys, expr.values):
+            if isinstance(k, ast.Constant) and k.value == "params":
+                return _params_owner(v)
+        return None
+    if isinstance(expr, ast.BinOp):  # list(enc.parameters()) + list(dec.parameters())
+        return _params_owner(expr.left) or _params_owner(expr.right)
+    if isinstance(expr, (ast.ListComp, ast.GeneratorExp)):  # [p for p in model.parameters() if ...]
+        return next((o for g in expr.generators if (o := _params_owner(g.iter))), None)
     if isinstance(expr, ast.Call) and isinstance(expr.func, (ast.Name, ast.Attribute)) and expr.args:
-        # itertools.chain(a.parameters(), b.parameters()), list(model.parameters())
-        return _params_owner(expr.args[0])
+        # itertools.chain(a.parameters(), b.parameters()), list(model.parameters()),
+        # filter(lambda p: p.requires_grad, model.parameters())
+        for a in expr.args:
+            found = _params_owner(a)
+            if found:
+                return found
     return None
 
 
