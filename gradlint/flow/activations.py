@@ -115,6 +115,11 @@ HOMOGENEOUS = frozenset({"identity", "relu", "threshold", "leaky_relu", "prelu",
 _LINEAR_TAIL = frozenset({"gelu", "silu", "mish", "softplus", "elu", "celu", "selu", "hardswish", "tanhshrink"})
 
 
+def piecewise(activation: str | None) -> bool:
+    """Piecewise linear (ReLU, leaky ReLU, hardtanh ...): moments in closed form."""
+    return (activation or "identity") in _PIECEWISE
+
+
 def known(activation: str | None) -> bool:
     a = activation or "identity"
     return a in _SMOOTH or a in _KINKED or a in _PIECEWISE or a in _EXPONENTIAL

@@ -829,7 +829,7 @@ class _Pass:
             else:
                 r4 = A.tail_kurtosis(act, x.m, var, k)
         cp = 0.0
-        if x.cp > 0:
+        if x.cp > 1e-3 * x.c:
             # the means shared by a channel's positions, and what varies on top of them
             level = max(x.c - x.cp, 0.0)
             cp = max(c - A.coherent(act, x.m, max(level - x.m * x.m, 0.0), max(x.q - level, 0.0)), 0.0)
@@ -851,7 +851,9 @@ class _Pass:
     def _moments(self, act, x: Stat):
         """The activation's moments for the input ``x``: Gaussian, or over its mixture."""
         var = max(x.q - x.m * x.m, 0.0)
-        if not x.atoms:
+        if not x.atoms or not A.piecewise(act):
+            # (the mixture matters for the piecewise-linear activations after a rectified
+            # stream, whose moments are closed forms; a smooth one reads it close to a Gaussian)
             return A.moments(act, x.m, var)
         parts = [(w, A.moments(act, m, v)) for w, m, v in x.atoms]
         return A.Moments(sum(w * mo.mean for w, mo in parts), sum(w * mo.second for w, mo in parts),

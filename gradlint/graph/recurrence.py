@@ -27,13 +27,16 @@ def _names(expr) -> set[str]:
     return {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
 
 
-def _calls_layer(expr) -> bool:
-    """``expr`` applies a layer: ``self.W(...)`` (or any call on an attribute of ``self``)."""
+def _names_and_layer(expr) -> tuple[set[str], bool]:
+    """The names ``expr`` reads, and whether it applies a layer (``self.W(...)``): one walk."""
+    names, layer = set(), False
     for n in ast.walk(expr):
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name) \
-                and n.func.value.id == "self":
-            return True
-    return False
+        if isinstance(n, ast.Name):
+            names.add(n.id)
+        elif not layer and isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
+                and isinstance(n.func.value, ast.Name) and n.func.value.id == "self":
+            layer = True
+    return names, layer
 
 
 def loop_feeds_back_through_a_layer(loop) -> bool:
@@ -41,11 +44,11 @@ def loop_feeds_back_through_a_layer(loop) -> bool:
     that same name at the start of the iteration."""
     deps: dict[str, set[str]] = {}  # name -> the names it depends on at the start of the iteration
     through: dict[str, bool] = {}  # name -> whether a layer lies on that dependency
-    for stmt in ast.walk(ast.Module(body=list(loop.body), type_ignores=[])):
+    for stmt in _statements(loop.body):
         if not isinstance(stmt, ast.Assign):
             continue
-        value_names = _names(stmt.value)
-        closure, layered = set(), _calls_layer(stmt.value)
+        value_names, layered = _names_and_layer(stmt.value)
+        closure = set()
         for v in value_names:
             if v in deps:
                 closure |= deps[v]
@@ -61,13 +64,34 @@ def loop_feeds_back_through_a_layer(loop) -> bool:
     return False
 
 
+def _statements(body):
+    """``body``'s statements in source order, nested blocks included (no expressions)."""
+    for stmt in body:
+        yield stmt
+        for field in ("body", "orelse", "finalbody"):
+            yield from _statements(s for s in getattr(stmt, field, ()) if isinstance(s, ast.stmt))
+        for h in getattr(stmt, "handlers", ()):
+            yield from _statements(h.body)
+
+
 def forward_is_recurrent(cls: ast.ClassDef) -> bool:
     """The class's ``forward`` holds a loop with a hand-written recurrence."""
     forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
                     and f.name == "forward"), None)
     if forward is None:
         return False
-    return any(isinstance(n, (ast.For, ast.While)) and loop_feeds_back_through_a_layer(n) for n in ast.walk(forward))
+    return any(loop_feeds_back_through_a_layer(loop) for loop in _loops(forward.body))
+
+
+def _loops(body):
+    """The loops among ``body``'s statements, nested ones too (statements only: cheap)."""
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            yield stmt
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            stack.extend(s for s in getattr(stmt, field, ()) if isinstance(s, (ast.stmt, ast.excepthandler)))
 
 
 def model_called_recurrently(node, model: str) -> bool:

@@ -344,7 +344,7 @@ def _fitted(tree, trainer: ast.Call, assigned) -> str | None:
 
 def extract(tree: ast.Module, index, lines: list[str] | None = None) -> TrainingFacts:
     """Every training loop of a parsed file (``lines``: its source, for a cheap pre-filter)."""
-    fits = framework_fits(tree, index) if lines is None or any("Trainer" in l for l in lines) else []
+    fits = framework_fits(tree, index) if lines is None or any("Trainer(" in l for l in lines) else []
     facts = _extract(tree, index, lines)
     facts.fits = fits
     return facts
@@ -369,11 +369,12 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None) -> Trainin
         scope.param_order = [a.arg for a in (*f.args.posonlyargs, *f.args.args)]
         scopes.append((scope, f.body))
     found: list[tuple[_Scope, object, list]] = []
+    owner = {id(f.body): f for f in funcs}
     for scope, body in scopes:
         chosen = []
         # a function that is one training step itself (``def train(x, y): ... loss.backward();
         # optimizer.step()``, called from a loop elsewhere) counts as the loop
-        containers = list(_loops(body)) + [f for f in funcs if f.body is body]
+        containers = list(_loops(body)) + ([owner[id(body)]] if id(body) in owner else [])
         for loop in containers:
             events = scope.events(loop)
             kinds = [e.kind for e in events]

@@ -1,0 +1,97 @@
+"""Initializer semantics: nn.init calls and in-place initialization, recorded on the parameters they reach."""
+
+from __future__ import annotations
+
+import ast
+import math
+import dataclasses
+
+from gradlint.graph import catalog
+from gradlint.graph.values import UNKNOWN, ParamRef, ParamSpec
+from gradlint.graph.model import Init
+from gradlint.graph.interp_common import _span
+
+
+class InitMixin:
+    """Initializer semantics: nn.init calls and in-place initialization, recorded on the parameters they reach. (A part of :class:`gradlint.graph.builder.Builder`.)"""
+
+
+    # ------------------------------------------------------------ init
+    def init_call(self, fname: str, args, kwargs, node):
+        base = fname[:-1] if fname.endswith("_") else fname
+        scheme = catalog.INIT_FUNCTIONS.get(base)
+        if scheme is None or not args:
+            return None
+        target = args[0]
+        init = self.make_init(scheme, args[1:], kwargs, node, via="inline")
+        self.apply_init(target, init, node)
+        return target
+
+    def make_init(self, scheme, args, kwargs, node, via) -> Init:
+        def num(v):
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+        value = std = bound = gain = mode = mean = None
+        if scheme == "constant":
+            value = num(args[0] if args else kwargs.get("val"))
+        elif scheme == "zeros":
+            value = 0.0
+        elif scheme == "ones":
+            value = 1.0
+        elif scheme in ("normal", "trunc_normal"):
+            std = num(args[1] if len(args) > 1 else kwargs.get("std", 1.0))
+            mean = num(args[0] if args else kwargs.get("mean", 0.0))
+        elif scheme == "uniform":
+            a = num(args[0] if args else kwargs.get("a", 0.0))
+            b = num(args[1] if len(args) > 1 else kwargs.get("b", 1.0))
+            if a is not None and b is not None:
+                bound = max(abs(a), abs(b))
+                mean = (a + b) / 2
+        elif scheme.startswith("xavier") or scheme == "orthogonal":
+            gain = num(args[0] if args else kwargs.get("gain", 1.0))
+            if gain is None:
+                gain = math.nan  # given, but not resolved: the scale is unknown, not 1
+        elif scheme.startswith("kaiming"):
+            kwargs = dict(kwargs)
+            nl = args[2] if len(args) > 2 else kwargs.get("nonlinearity", "leaky_relu")
+            a_given = args[0] if args else kwargs.get("a", 0.0)
+            a = num(a_given)
+            mode = args[1] if len(args) > 1 else kwargs.get("mode", "fan_in")
+            mode = mode if mode in ("fan_in", "fan_out") else None
+            if a is None or not isinstance(nl, str):
+                gain = math.nan  # an ``a`` or nonlinearity given but not resolved: the scale is unknown
+            elif nl == "leaky_relu":
+                gain = catalog.calculate_gain("leaky_relu", a)
+            else:
+                gain = catalog.calculate_gain(nl)
+                gain = math.nan if gain is None else gain
+        text = self.text(node)
+        callee = target = None
+        if isinstance(node, ast.Call):
+            if via == "tensor-method" and isinstance(node.func, ast.Attribute):
+                target = self.text(node.func.value)
+            else:
+                callee = self.text(node.func)
+                target = self.text(node.args[0]) if node.args else None
+        return Init(scheme, text[:120], _span(node), via, value, std, bound, gain, mode, callee, target, mean)
+
+    def scale_init(self, ref, factor: float, node) -> None:
+        """``w.mul_(s)``, ``w *= s``, ``w.div_(s)`` after an initializer (or PyTorch's default)."""
+        owner = ref.owner
+        current = owner.inits.get(ref.name)
+        if current is None:
+            current = Init("default", f"PyTorch's default init of {ref.name}", None, "default")
+        owner.inits[ref.name] = dataclasses.replace(current, scale=current.scale * factor,
+                                                    text=f"{current.text} then {self.text(node)}"[:120] if current.span else self.text(node)[:120],
+                                                    span=current.span or _span(node))
+
+    def apply_init(self, target, init: Init, node) -> None:
+        via = self.init_via
+        if via:
+            init = dataclasses.replace(init, via=via)
+        if isinstance(target, ParamRef):
+            target.owner.inits[target.name] = init
+        elif isinstance(target, ParamSpec):
+            target.inits["weight"] = init
+        elif target is UNKNOWN:
+            self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node))
