@@ -415,7 +415,7 @@ class ExpressionsMixin:
         # super().__init__(...) and super().method(...)
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name) and func.value.func.id == "super":
             return self.call_super(node, func.attr, frame)
-        if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) in formulas.CALLS:
+        if (func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else None) in _FORMULA_CALLS:
             out = self.formula(node, frame)
             if out is not None:
                 return out
@@ -467,6 +467,8 @@ class ExpressionsMixin:
             return self.apply_spec(block.seq, args, kwargs, node, frame)
         return None
 
+
+_FORMULA_CALLS = formulas.CALLS
 
 _EVAL_DISPATCH = {
     getattr(ast, name[5:]): fn for name, fn in vars(ExpressionsMixin).items()

@@ -83,15 +83,23 @@ def forward_is_recurrent(cls: ast.ClassDef) -> bool:
     return any(loop_feeds_back_through_a_layer(loop) for loop in _loops(forward.body))
 
 
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_COMPOUND = (ast.If, ast.With, ast.AsyncWith, ast.Try, *_LOOPS)
+
+
 def _loops(body):
     """The loops among ``body``'s statements, nested ones too (statements only: cheap)."""
-    stack = list(body)
-    while stack:
-        stmt = stack.pop()
-        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+    for stmt in body:
+        if not isinstance(stmt, _COMPOUND):
+            continue
+        if isinstance(stmt, _LOOPS):
             yield stmt
-        for field in ("body", "orelse", "finalbody", "handlers"):
-            stack.extend(s for s in getattr(stmt, field, ()) if isinstance(s, (ast.stmt, ast.excepthandler)))
+        yield from _loops(stmt.body)
+        yield from _loops(getattr(stmt, "orelse", ()))
+        if isinstance(stmt, ast.Try):
+            yield from _loops(stmt.finalbody)
+            for h in stmt.handlers:
+                yield from _loops(h.body)
 
 
 def model_called_recurrently(node, model: str) -> bool:
