@@ -181,6 +181,7 @@ class ModelGraph:
         self._layers[layer.name] = layer
 
     def add_node(self, node: Node, inputs=()) -> Node:
+        self._order = None
         self._nodes[node.id] = node
         self._g.add_node(node.id)
         for src in sorted(inputs):
@@ -211,8 +212,11 @@ class ModelGraph:
 
     # ------------------------------------------------------------ dataflow
     def nodes(self) -> list[Node]:
-        """Forward nodes in forward (topological) order."""
-        return [self._nodes[i] for i in sorted(self._nodes)]
+        """Forward nodes in forward (topological) order (a shared list: do not change it)."""
+        order = self.__dict__.get("_order")
+        if order is None:
+            order = self._order = [self._nodes[i] for i in sorted(self._nodes)]
+        return order
 
     def successors(self, node: Node) -> list[Node]:
         return [self._nodes[i] for i in sorted(self._g.successors(node.id))]

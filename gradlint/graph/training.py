@@ -344,14 +344,15 @@ def _fitted(tree, trainer: ast.Call, assigned) -> str | None:
 
 def extract(tree: ast.Module, index, lines: list[str] | None = None) -> TrainingFacts:
     """Every training loop of a parsed file (``lines``: its source, for a cheap pre-filter)."""
-    fits = framework_fits(tree, index) if lines is None or any("Trainer(" in l for l in lines) else []
-    facts = _extract(tree, index, lines)
+    text = "\n".join(lines) if lines is not None else None  # one C-speed search, not one per line
+    fits = framework_fits(tree, index) if text is None or "Trainer(" in text else []
+    facts = _extract(tree, index, lines, text)
     facts.fits = fits
     return facts
 
 
-def _extract(tree: ast.Module, index, lines: list[str] | None = None) -> TrainingFacts:
-    if lines is not None and not any("backward" in l for l in lines):
+def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str | None = None) -> TrainingFacts:
+    if text is not None and "backward" not in text:
         return TrainingFacts([], None)  # most model files: no training code at all
     scopes: list[tuple[_Scope, list]] = []
     clip_helpers = frozenset(n for n, f in index.functions.items() if _contains_clip(f))
