@@ -334,6 +334,10 @@ def analyse_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
     if not nb.python or not nb.cells:
         return FileResult([])
     result = analyse(nb.virtual, path, settings)
+    if nb.broken and "GL001" in {r.code for r in _rules(settings, path)}:
+        result.diagnostics = [*result.diagnostics, *(
+            _tool_diagnostic("GL001", path, line, col, f"cannot parse this cell: {msg} — the cell is skipped, "
+                             "the other cells are analysed") for line, col, msg in nb.broken)]
     result.diagnostics = [map_diagnostic(nb, d) for d in result.diagnostics]
     result.deferred = [(req, map_diagnostic(nb, d)) for req, d in result.deferred]
     result.sources = {f"{path}:cell {n}": text for n, text in nb.texts.items()}

@@ -40,6 +40,10 @@ class Notebook:
     #: cell number -> the cell's source as Python (magics replaced), for excerpts
     texts: dict = field(default_factory=dict)
     indent: int | None = 1
+    #: cells that do not parse even with magics blanked: (virtual line, column, message); their
+    #: lines are ``pass`` in the virtual module, so the other cells are still analysed
+    broken: list = field(default_factory=list)
+    broken_cells: set = field(default_factory=set)  # their numbers: never written back
 
     @property
     def python(self) -> bool:
@@ -79,6 +83,19 @@ def _parses(text: str) -> bool:
     return True
 
 
+def _syntax_error(text: str):
+    """``(line, column, message)`` of the first syntax error in ``text``, or None."""
+    import ast
+
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        return exc.lineno or 1, exc.offset or 1, exc.msg
+    except ValueError as exc:
+        return 1, 1, str(exc)
+    return None
+
+
 def load(data: bytes) -> Notebook:
     try:
         nb = json.loads(data.decode("utf-8-sig"))
@@ -112,6 +129,14 @@ def load(data: bytes) -> Notebook:
             line_map.append((number, n))
         out.cells.append((number, index))
         out.texts[number] = "\n".join(py) + "\n"
+        if not plain:
+            error = _syntax_error("\n".join(py) + "\n")
+            if error is not None:
+                # an unfinished cell (common in exercise notebooks): reported, and kept out
+                line, col, msg = error
+                out.broken.append((len(lines) + min(max(line, 1), len(py) or 1), col, msg))
+                out.broken_cells.add(number)
+                py = ["pass  # gradlint-broken-cell"] * len(py)
         lines.extend(py)
         lines.append(BOUNDARY)
         line_map.append((number, len(cell_lines) + 1))
@@ -157,6 +182,8 @@ def write_back(nb: Notebook, new_virtual: str) -> bytes:
         raise NotebookError("the fixed code no longer splits into the notebook's cells")
     data = json.loads(json.dumps(nb.data))  # a copy; outputs and metadata carried as they are
     for (number, index), text in zip(nb.cells, parts):
+        if number in nb.broken_cells:
+            continue  # analysed as `pass` lines: its own source stays as the user wrote it
         restored = []
         for line in text.split("\n"):
             m = _MAGIC_MARK.match(line)

@@ -155,3 +155,41 @@ def test_plain_python_cells_are_not_mistaken_for_magics(tmp_path):
         "import torch\n", "def f(a, b):\n", '    """Why does this vanish?\n', '    """\n',
         "    return (\n", "        a\n", "        != b\n", "    )\n"])))
     assert lint_file(str(path), Settings()).diagnostics == []
+
+
+def _nb_with_a_broken_cell():
+    import json as _json
+
+    cells = [
+        {"cell_type": "code", "source": ["import torch\n", "import torch.nn as nn\n"], "metadata": {}, "outputs": [],
+         "execution_count": None},
+        {"cell_type": "code", "source": ["def unfinished(:\n", "    pass\n"], "metadata": {}, "outputs": [],
+         "execution_count": None},
+        {"cell_type": "code", "source": [
+            "class Net(nn.Module):\n", "    def __init__(self):\n", "        super().__init__()\n",
+            "        self.fcs = nn.ModuleList([nn.Linear(32, 32) for _ in range(20)])\n",
+            "    def forward(self, x):\n", "        for f in self.fcs:\n", "            x = torch.sigmoid(f(x))\n",
+            "        return x\n"], "metadata": {}, "outputs": [], "execution_count": None},
+    ]
+    return _json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+
+
+def test_a_cell_that_does_not_parse_is_one_gl001_and_the_others_are_analysed():
+    from gradlint.engine import Settings, analyse_notebook
+
+    found = analyse_notebook(_nb_with_a_broken_cell(), "ex.ipynb", Settings()).diagnostics
+    assert [(d.code, d.path.endswith("ex.ipynb")) for d in found if d.code == "GL001"] == [("GL001", True)]
+    gl001 = next(d for d in found if d.code == "GL001")
+    assert "cell is skipped" in gl001.message and gl001.line == 1
+    assert "GL101" in {d.code for d in found}
+
+
+def test_writing_a_notebook_back_never_touches_a_cell_that_does_not_parse():
+    import json as _json
+
+    from gradlint.notebook import load, write_back
+
+    data = _nb_with_a_broken_cell()
+    nb = load(data)
+    out = _json.loads(write_back(nb, nb.virtual))
+    assert out["cells"][1]["source"] == ["def unfinished(:\n", "    pass\n"]
