@@ -149,3 +149,28 @@ def test_a_forward_inherited_from_a_same_file_base_is_followed():
     src = head.replace("class Net(nn.Module):", base + "class Net(Base):") + "\nmodel = Net(n_layers=30, act='sigmoid')\n"
     assert "def forward" not in src.split("class Net(Base):")[1]  # Net writes no forward of its own
     assert "GL101" in codes(src)
+
+
+@pytest.mark.parametrize("where", ["init", "forward"])
+def test_self_training_is_train_mode_not_both_branches(where):
+    init_if = ("        if self.training:\n            self.act = nn.Sigmoid()\n        else:\n"
+               "            self.act = nn.ReLU()\n") if where == "init" else "        self.act = nn.Sigmoid()\n"
+    fwd = ("            x = self.act(l(x)) if self.training else torch.relu(l(x))\n" if where == "forward"
+           else "            x = self.act(l(x))\n")
+    src = f'''
+import torch
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(32, 32) for _ in range(20)])
+{init_if}
+    def forward(self, x):
+        for l in self.layers:
+{fwd}        return x
+'''
+    # train mode: the sigmoid branch is the model built and measured (the last branch, ReLU,
+    # used to win in __init__)
+    assert "GL101" in codes(src)

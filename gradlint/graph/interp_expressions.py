@@ -103,6 +103,10 @@ class ExpressionsMixin:
                 return value
             if attr in _MODULE_METHODS:
                 return _BoundMethod(owner, attr)
+            if attr == "training":
+                # nn.Module is in training mode when built, and is measured in it (the
+                # convention of --dynamic): ``if self.training:`` takes its first branch
+                return True
             if attr == "weight" and owner.seq is not None:
                 return UNKNOWN
             return UNKNOWN
