@@ -51,12 +51,14 @@ class Rule:
     @classmethod
     def documentation(cls) -> str:
         """The rule's docstring; ``{shared-thresholds}`` stands for the tests every gradient
-        rule shares with ``--dynamic``, written from their one home."""
+        rule shares with ``--dynamic``, ``{calibration-note}`` for how its calibration table was
+        measured, both written from their one home."""
         text = inspect.cleandoc(cls.__doc__ or "")
-        if "{shared-thresholds}" in text:
-            from gradlint.flow.convention import describe_tests
+        if "{shared-thresholds}" in text or "{calibration-note}" in text:
+            from gradlint.flow.convention import describe_calibration, describe_tests
 
             text = text.replace("{shared-thresholds}", describe_tests())
+            text = text.replace("{calibration-note}", describe_calibration())
         return text
 
     @classmethod

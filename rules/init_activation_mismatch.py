@@ -36,9 +36,7 @@ class InitActivationMismatch(Rule):
     So a ReLU stack with the default init is reported from about 15-20 layers, tanh from about
     20; with the matched initializer neither is.
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

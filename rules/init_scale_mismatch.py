@@ -26,9 +26,7 @@ class InitScaleMismatch(Rule):
     `normal_(std=0.02)` sits between LayerNorms and residual adds, and is healthy. A fixed-scale
     init is named as the cause only when matching those layers alone cures the model.
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

@@ -22,9 +22,7 @@ class NarrowReluNet(Rule):
     width 8 at 30 layers in 10 % (predicted 11 %). gradlint reports when the predicted
     probability is over one half.
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

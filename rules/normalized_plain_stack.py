@@ -23,9 +23,7 @@ class NormalizedPlainStack(Rule):
     `ReLU`) gives a first/last weight-gradient ratio of 1.7e6 (predicted 1.1e6); tanh between
     LayerNorms gains about 1.08 per layer, GroupNorm about 1.04.
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

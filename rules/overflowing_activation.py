@@ -22,9 +22,7 @@ class OverflowingActivation(Rule):
     that passes the float32 limit. Where a narrow `x ** 2` stack's tail makes its moments
     untypical, the layers are left uncertain, but a Gaussian floor that overflows still counts.
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

@@ -22,9 +22,7 @@ class SaturatingActivationStack(Rule):
     gradient with the flow model (mean-field signal propagation over the whole model: the
     activation's derivative averaged over the pre-activations the init produces) and states the
     derivative bound too.
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

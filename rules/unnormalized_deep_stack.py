@@ -27,9 +27,7 @@ class UnnormalizedDeepStack(Rule):
     Causes with a more specific rule are reported there instead, once: a mismatched or default
     initializer (GL203), a fixed-scale initializer (GL202), saturating activations (GL101).
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

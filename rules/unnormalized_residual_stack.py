@@ -25,9 +25,7 @@ class UnnormalizedResidualStack(Rule):
     so a ratio test alone would miss it. gradlint's flow model follows the stream's mean,
     second moment and the units' shared part block by block:
 
-    Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,
-    batch 8, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖;
-    the whole grid is in `docs/calibration.md`):
+    {calibration-note}
 
     | cell | ratio meas | ratio pred | first meas | first pred | hazard meas / pred |
     |---|---|---|---|---|---|

@@ -155,3 +155,10 @@ def geomean(values) -> float:
     if any(v <= 0 for v in vals):
         return 0.0
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
+
+
+def describe_calibration() -> str:
+    """The sentence that introduces a rule doc's calibration excerpt (``{calibration-note}``)."""
+    return (f"Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,\n"
+            f"batch {BATCH}, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, "
+            f"first = ‖∇W first‖;\nthe whole grid is in `docs/calibration.md`):")
