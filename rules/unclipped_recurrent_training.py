@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 
 from gradlint.diagnostics import Fix
+from gradlint.flow.convention import THRESHOLDS
 from gradlint.rule import Rule
 from gradlint.rules._common import training_target
 
@@ -21,6 +22,17 @@ class UnclippedRecurrentTraining(Rule):
     framework's `Trainer` is judged by its setting: Lightning clips only with
     `gradient_clip_val`; Hugging Face clips by default (`max_grad_norm=1.0`) unless it is set to
     0 or None.
+
+    How serious it is follows the flow model of the gradient through time at initialization:
+    the per-step factor of the gradient norm (from the recurrent layers' own init, or for a
+    one-step model fed its own state, from the layer that reads it) and the sequence length the
+    code trains on, when it says (a `range(10)` over time steps, the stride of a truncated-BPTT
+    `range(0, n, bptt)`, the input's shape, constants and `argparse` defaults):
+    - **error** when the gradient is predicted to grow more than the exploding-ratio threshold
+      over that length (or over 100 steps when the code does not say);
+    - **info** when the length is known and the gradient is predicted not to grow that much:
+      clipping is then a safeguard, not a fix;
+    - **warning** otherwise: the gradient does not grow at init, but the sequences may be long.
 
     ## Why is this bad?
     Backpropagation through time multiplies the recurrent Jacobian once per step; when its
@@ -204,8 +216,10 @@ class UnclippedRecurrentTraining(Rule):
                    if loop.feeds_back and file.is_recurrent(loop.model) is not True else "contains recurrent layers")
             message = (
                 f"{what} {how} and is updated by `{step.text}` without gradient "
-                f"clipping after `backward()`: its gradients may explode on long sequences"
+                f"clipping after `backward()`"
             )
+            severity, tail = _judged(file, loop)
+            message += tail
             if confidence == "heuristic":
                 message += f" (the trained model is not resolved; this file defines {', '.join(sorted(file.recurrent_classes))})"
             fix = None
@@ -216,10 +230,10 @@ class UnclippedRecurrentTraining(Rule):
                     data=(("backward", _where(ctx, loop.events[b].span)), ("step", _where(ctx, step.span)), ("model", model)),
                 )
             ctx.report(
-                step.span, message, confidence=confidence, requires=requires,
+                step.span, message, severity=severity, confidence=confidence, requires=requires,
                 help=f"call `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` between `backward()` and the update",
                 related=(ctx.related(loop.events[b].span, "backward() here"),),
-                target=training_target(loop), fix=fix,
+                target=training_target(loop, length=_length(file, loop)), fix=fix,
             )
 
     def fix(self, source, diagnostic):
@@ -256,6 +270,57 @@ class UnclippedRecurrentTraining(Rule):
         if table is None:
             return None
         return source.add_import(source.rewrite(table), needed)
+
+
+def _graph_of(file, loop):
+    """The graph of the trained model: the model as the script configures it, else its class."""
+    if loop.model is None or loop.model[0] != "local":
+        return None
+    cls = loop.model[1]
+    graphs = [g for g in file.graphs if g.factory_of == cls and g.site_span is not None]
+    graphs += [g for g in file.graphs if g.name == cls]
+    return graphs[0] if graphs else None
+
+
+def _length(file, loop) -> int | None:
+    """The sequence length this loop trains on, along its model's time axis (None: not said)."""
+    from gradlint.graph.training import recurrent_batch_first
+
+    if loop.length is None:
+        return None
+    graph = _graph_of(file, loop)
+    return loop.length.along(recurrent_batch_first(graph) if graph is not None else None)
+
+
+def _judged(file, loop) -> tuple[str | None, str]:
+    """The severity (None: the rule's) and what the flow model says, from the per-step gain of
+    the gradient through time at init and the sequence length this loop uses."""
+    import dataclasses
+
+    from gradlint.flow import recurrent as R
+    from gradlint.flow.hazards import judge
+    from gradlint.flow.through_time import time_gain
+
+    graph = _graph_of(file, loop)
+    steps = _length(file, loop)
+    tg = time_gain(graph, judge(graph).profile, fed_back=loop.feeds_back) if graph is not None else None
+    if tg is None:
+        if steps is not None:
+            return None, f" (over {loop.length.describe(steps)}): its gradients may explode"
+        return None, ": its gradients may explode on long sequences"
+    tg = dataclasses.replace(tg, steps=steps or R.STEPS, known=steps is not None)
+    over = loop.length.describe(tg.steps) if tg.known else (
+        f"{tg.steps} steps (assumed: the code does not say how long its sequences are)")
+    per_step = f"its norm is multiplied by {tg.gain:.2g} per step in `{tg.layer}`"
+    if tg.growth > THRESHOLDS["exploding-ratio"]:
+        return "error", (f": at init the flow model predicts the gradient through time grows "
+                         f"{tg.growth:.2g}-fold over {over} ({per_step}), so it explodes")
+    if tg.known:
+        grows = "does not grow" if tg.growth <= 1.0 else f"grows at most {tg.growth:.2g}-fold"
+        return "info", (f": over {over}, the flow model predicts the gradient through time {grows} at init "
+                        f"({per_step}); clipping is a safeguard here, not a fix")
+    return None, (f": its gradients may explode on long sequences (at init {per_step}, "
+                  f"but the code does not say how long its sequences are)")
 
 
 def _where(ctx, span) -> tuple:

@@ -48,7 +48,9 @@ class VanillaRecurrentCell(Rule):
 
     ## Options
     - `short-sequence` (default `16`): an `nn.RNNCell` unrolled over a known number of steps no
-      greater than this is not reported.
+      greater than this is not reported, nor an `nn.RNN` that the file's training code runs over
+      a sequence this short (a literal or constant length, the input's shape, an `argparse`
+      default); a longer known length is stated in the message.
 
     ## References
     - Pascanu, Mikolov & Bengio, *On the difficulty of training recurrent neural networks*, ICML 2013
@@ -91,10 +93,14 @@ class VanillaRecurrentCell(Rule):
             what = f"nn.{layer.kind}{f' ({nl})' if nl else ''} `{layer.name}`"
             init = graph.init_of(layer, "weight_hh_l0")
             init_text = f"`{init.text}`" if init is not None and init.span is not None else "its recurrent weights"
-            assumed = "" if h.detail.get("steps_known") else " (assumed; the code does not say)"
+            if graph.sequence:
+                over = graph.sequence[1].describe(h.detail["steps"])
+            else:
+                assumed = "" if h.detail.get("steps_known") else " (assumed; the code does not say)"
+                over = f"{h.detail['steps']} steps{assumed}"
             message = (
                 f"{what}: {flow_direction(h)} through time — with {init_text} the gradient grows about "
-                f"{h.detail['chi']:.2g}-fold per step, over {h.detail['steps']} steps{assumed}, so {flow_sentence(h)}"
+                f"{h.detail['chi']:.2g}-fold per step, over {over}, so {flow_sentence(h)}"
             )
             span = init.span if init is not None and init.span is not None else layer.span
             flow_report(ctx, graph, h, span, message,
@@ -111,7 +117,12 @@ class VanillaRecurrentCell(Rule):
             nl = layer.params.get("nonlinearity", "tanh")
             nl = nl if isinstance(nl, str) else "tanh"
             what = f"nn.{layer.kind} ({nl}) `{layer.name}`"
-            if layer.kind == "RNNCell":
+            if layer.kind == "RNN" and graph.sequence:
+                # the length the file's training code runs it over
+                if graph.sequence[0] <= short:
+                    continue
+                length = f"over {graph.sequence[1].describe(graph.sequence[0])}"
+            elif layer.kind == "RNNCell":
                 length = f"unrolled over {len(apps)} steps" if graph.steps_known(layer) and apps else "over a sequence of unknown length"
             else:
                 length = "over sequences of unknown length"

@@ -99,7 +99,8 @@ def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutco
             "seq_len": options.seq_len, "threads": threads,
             "models": [
                 {"id": str(k), "name": j.name, "kwargs": j.kwargs, "input": j.input, "config_key": j.config_key,
-                 "probes": [{"id": i, "expect": e, "layers": list(l), "clip": c} for i, e, l, c in j.probes]}
+                 "probes": [{"id": i, "expect": e, "layers": list(l), "clip": c, "length": n}
+                            for i, e, l, c, n in j.probes]}
                 for k, j in enumerate(runnable)
             ],
         }
@@ -153,7 +154,7 @@ def _collect(child, runnable, rel, path, options, diagnostics, notes, models) ->
                 diagnostics[i] = _not_run(diagnostics[i], why)
             continue
         measurement = ModelMeasurement(path, job.name, device, options.seeds, entry.get("seconds", 0.0), entry["layers"])
-        for i, expect, layers, _clip in job.probes:
+        for i, expect, layers, _clip, _length in job.probes:
             raw = entry.get("probes", {}).get(str(i), {})
             verdict, numbers, text = V.judge(expect, layers, entry, raw, options.thresholds)
             diagnostics[i] = _with_verdict(diagnostics[i], verdict, numbers, text, device, options.seeds, entry.get("seconds"))

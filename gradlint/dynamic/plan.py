@@ -29,7 +29,7 @@ class ModelJob:
     kwargs: dict = field(default_factory=dict)
     input: dict | None = None
     input_note: str | None = None
-    probes: list = field(default_factory=list)  # (diagnostic index, expect, layers, clip)
+    probes: list = field(default_factory=list)  # (diagnostic index, expect, layers, clip, length)
 
 
 def target_of(diag) -> dict:
@@ -177,7 +177,7 @@ def plan(diagnostics, models_config: dict) -> tuple[dict[str, list[ModelJob]], d
             else:
                 job.input, job.input_note = input_spec(graph, recurrent)
             jobs[key] = job
-        jobs[key].probes.append((i, expect, tuple(target.get("layers", ())), target.get("clip")))
+        jobs[key].probes.append((i, expect, tuple(target.get("layers", ())), target.get("clip"), target.get("length")))
     by_file: dict[str, list[ModelJob]] = {}
     for job in jobs.values():
         by_file.setdefault(job.path, []).append(job)

@@ -307,7 +307,8 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
             elif expect == "recurrent-vanishing":
                 entry["seeds"].append(_through_time(module, spec, job, device, seed, p["layers"], seq_len))
             elif expect == "recurrent-exploding":
-                entry["seeds"].append(_training(module, spec, job, device, seed, p.get("clip"), seq_len))
+                # over the sequence length the training code uses, when it says
+                entry["seeds"].append(_training(module, spec, job, device, seed, p.get("clip"), p.get("length") or seq_len))
     return {"layers": [{"name": n, "norms": per_layer[n], "output_norms": per_output[n]} for n in order], "probes": raw}
 
 

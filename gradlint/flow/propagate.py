@@ -597,7 +597,8 @@ class _Pass:
         if plan is None:
             return x.copy(certain=False, why=f"nn.{layer.kind} with arguments gradlint does not model")
         kind, nl, inp, hid, n, dirs = spec
-        steps = int(x.pos) if x.pos > 1 else R.STEPS
+        seq = self.g.sequence
+        steps = seq[0] if seq else int(x.pos) if x.pos > 1 else R.STEPS
         q = x.q
         inputs = []
         over = x.overflow
@@ -608,7 +609,7 @@ class _Pass:
             q = u.q_out
             over = over or u.overflow
         self.rnn[node.id] = (spec, plan, inputs, steps)
-        self.rnn_steps_known[node.id] = x.pos > 1
+        self.rnn_steps_known[node.id] = bool(seq) or x.pos > 1
         # the top layer is read at its last step: one position per example
         return Stat(0.0, q, 0.0, 1.0, hid * dirs, x.certain, over)
 

@@ -175,6 +175,9 @@ class ModelGraph:
         self.factory_of: str | None = None
         #: for a model as a script configures it (``model = Net(...)`` and what follows): that line
         self.site_span: Span | None = None
+        #: the sequence length the file's training code runs this model over, when it says:
+        #: ``(steps, gradlint.graph.seqlen.SeqLength)`` (set by ``training.attach_lengths``)
+        self.sequence: tuple | None = None
 
     # ------------------------------------------------------------ building
     def add_layer(self, layer: Layer) -> None:

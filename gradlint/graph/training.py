@@ -13,8 +13,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from gradlint.graph.recurrence import model_called_recurrently
 from gradlint.graph.model import Span
+from gradlint.graph.recurrence import model_called_recurrently
+from gradlint.graph.seqlen import Ints, SeqLength, argparse_defaults, loop_length
 
 CLIP_NAMES = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients", "clip_grad_value")
 UPDATE_METHODS = ("add_", "sub_", "addcmul_", "addcdiv_", "copy_")
@@ -42,6 +43,9 @@ class TrainingLoop:
     #: the loop feeds the model's output back into it (``out, h = rnn(x[i], h)``): recurrent
     #: whatever its class
     feeds_back: bool = False
+    #: how many time steps the loop backpropagates through, when the code says
+    #: (:mod:`gradlint.graph.seqlen`)
+    length: SeqLength | None = None
 
 
 @dataclass
@@ -397,6 +401,7 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in index.functions:
                 callers.setdefault(node.func.id, []).append((scope, node))
     loops: list[TrainingLoop] = []
+    defaults = argparse_defaults(tree) if text is None or "add_argument" in text else {}
     for scope, loop, events in found:
         optimized = None
         # the optimizer of the loop's function, else a module-level one (``optimizer = ...`` at
@@ -422,9 +427,37 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
         tl = TrainingLoop(_span(loop), scope.name, events, optimized, None, model_text)
         tl.model = _resolve_model(index, scope, model_text, callers)
         tl.feeds_back = bool(model_text) and model_called_recurrently(loop, model_text)
+        tl.length = loop_length(loop, model_text, Ints(index.constants, scope.assigned, defaults), scope.assigned)
         loops.append(tl)
     return TrainingFacts(loops, _global_clipping(tree))
 
 
 def _within(inner, outer) -> bool:
     return inner is not outer and any(n is inner for n in ast.walk(outer))
+
+
+def recurrent_batch_first(graph) -> bool | None:
+    """Whether the first recurrent layer of a graph reads ``(batch, time, ...)``; None: none."""
+    for layer in graph.layers("recurrent"):
+        value = layer.params.get("batch_first", False)
+        return value if isinstance(value, bool) else None
+    return None
+
+
+def attach_lengths(graphs, facts: TrainingFacts) -> None:
+    """Give each model graph the sequence length its training code uses (``graph.sequence``:
+    ``(steps, SeqLength)``, the longest when several loops train it), for the flow model's
+    unrolling and the rules that state it."""
+    for loop in facts.loops:
+        if loop.length is None or loop.model is None or loop.model[0] != "local":
+            continue
+        cls = loop.model[1]
+        for graph in graphs:
+            if graph.name != cls and graph.factory_of != cls:
+                continue
+            steps = loop.length.along(recurrent_batch_first(graph))
+            if steps is None or steps < 1:
+                continue
+            current = getattr(graph, "sequence", None)
+            if current is None or steps > current[0]:
+                graph.sequence = (steps, loop.length)

@@ -1,0 +1,128 @@
+"""How far the gradient through time can grow in a recurrent model, at initialization.
+
+Backpropagation through time multiplies the gradient once per step by the state-to-state
+Jacobian, so over ``T`` steps the gradient reaching the first step is about ``gain ** (T - 1)``
+times the last step's (Pascanu, Mikolov & Bengio, ICML 2013), ``gain`` being the per-step
+factor of the gradient norm. Two kinds of recurrence are followed:
+
+- ``nn.RNN``/``nn.LSTM``/``nn.GRU`` layers: ``gain`` from the same mean-field unrolling the flow
+  profile uses (:mod:`gradlint.flow.recurrent`), each layer with its own init;
+- a one-step model the training code feeds its own state (``out, h = rnn(x[i], h)``, the
+  char-RNN's ``i2h(cat(x, h))``): the state passes once per step through a weighted layer that
+  reads the model's input and the activations after it, so
+  ``gain^2 = Var(W) * fan_out * E[f'(z)^2]``. Every such layer is taken to carry the state (the
+  model does not say which output is fed back), so the largest is used: an upper bound.
+
+The sequence length is the one the training code uses (``graph.sequence``) when it says, else
+:data:`gradlint.flow.recurrent.STEPS`, and ``known`` says which.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from gradlint.flow import activations as A
+from gradlint.flow import recurrent as R
+from gradlint.flow.propagate import _SHAPE_ONLY, _fans, weight_moments
+
+_BIG = 1e300
+
+
+@dataclass(frozen=True)
+class TimeGain:
+    gain: float  # per-step factor of the gradient norm through time, at init
+    steps: int
+    known: bool  # the steps are the training code's (else the assumed recurrent.STEPS)
+    layer: str  # the layer carrying the state
+
+    @property
+    def growth(self) -> float:
+        """The largest factor the gradient grows by, back through the steps (1: it never grows)."""
+        if self.gain <= 1.0 or self.steps <= 1:
+            return 1.0
+        log = (self.steps - 1) * math.log(self.gain)
+        return _BIG if log > math.log(_BIG) else math.exp(log)
+
+
+def _steps(graph) -> tuple[int, bool]:
+    seq = graph.sequence
+    return (seq[0], True) if seq else (R.STEPS, False)
+
+
+def recurrent_layers_gain(graph, profile) -> TimeGain | None:
+    """The fastest-growing ``nn.RNN``/``LSTM``/``GRU`` layer of the graph (None: none modelled)."""
+    best = None
+    for node_id, (spec, layers, inputs, steps) in profile.rnn.items():
+        kind, nl = spec[0], spec[1]
+        for (fan_in, v_ih, v_hh, b, ident), q in zip(layers, inputs):
+            u = R.unroll(kind, nl, fan_in, spec[3], v_ih, v_hh, b, q, None, steps, identity=ident)
+            gain = R.gain_per_step(u)
+            if best is None or gain > best[0]:
+                best = (gain, steps, node_id)
+    if best is None:
+        return None
+    node = next(n for n in graph.nodes() if n.id == best[2])
+    known = bool(profile.rnn_steps_known.get(best[2], False))
+    return TimeGain(best[0], best[1], known, graph.layer_of(node).name)
+
+
+def _reads_input(graph, node) -> bool:
+    """The node reads the model's input, directly or through shape-only steps and joins (cat)."""
+    seen = set()
+    stack = list(graph.predecessors(node))
+    while stack:
+        cur = stack.pop()
+        if cur.id in seen:
+            continue
+        seen.add(cur.id)
+        if cur.op == "input":
+            return True
+        if cur.op == "layer":
+            layer = graph.layer_of(cur)
+            if layer is None or layer.kind not in _SHAPE_ONLY:
+                continue  # another layer first: it is not the one the state enters
+        stack.extend(graph.predecessors(cur))
+    return False
+
+
+def one_step_gain(graph, profile) -> TimeGain | None:
+    """For a model called once per step with its own state fed back: the largest per-step gain
+    of a weighted layer that reads the input, through the activations after it."""
+    steps, known = _steps(graph)
+    best = None
+    for node in graph.nodes():
+        if node.op != "layer" or graph.category_of(node) != "weighted" or node.id not in profile.stats:
+            continue
+        if not _reads_input(graph, node):
+            continue
+        layer = graph.layer_of(node)
+        fans = _fans(layer)
+        wm = weight_moments(graph, layer)
+        if fans is None or wm is None or not fans[1]:
+            continue
+        chi = (wm[0] + wm[1] ** 2) * fans[1]
+        cur = node
+        while True:  # the activations right after it
+            nxt = graph.successors(cur)
+            if len(nxt) != 1 or nxt[0].op != "layer" or graph.category_of(nxt[0]) != "activation":
+                break
+            st = profile.stats.get(cur.id)
+            act = graph.activation_of(nxt[0])
+            if st is None or not A.known(act):
+                break  # not an elementwise function the flow model knows (log_softmax): stop there
+            chi *= A.moments(act, st.m, max(st.q - st.m * st.m, 0.0)).d2
+            cur = nxt[0]
+        gain = math.sqrt(max(chi, 0.0))
+        if best is None or gain > best.gain:
+            best = TimeGain(gain, steps, known, layer.name)
+    return best
+
+
+def time_gain(graph, profile, fed_back: bool = False) -> TimeGain | None:
+    """The per-step gain of the gradient through time (None: the graph has no modelled
+    recurrence). ``fed_back``: the training code calls the model once per step with its state."""
+    gain = recurrent_layers_gain(graph, profile)
+    if gain is None and fed_back:
+        gain = one_step_gain(graph, profile)
+    return gain
