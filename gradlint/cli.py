@@ -383,7 +383,10 @@ def rules_cmd(output_format):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True)
 @click.option("--model", "model", metavar="CLASS", help="Only this model class.")
 @click.option("--flow", is_flag=True, help="Print the predicted gradient-flow profile per layer instead.")
-def graph_cmd(file, fmt, model, flow):
+@click.option("--as-checked", is_flag=True,
+              help="The graphs as `check` builds them: models as the script configures them, blocks marked "
+                   "when checked inside their model, the sequence length the training code uses.")
+def graph_cmd(file, fmt, model, flow, as_checked):
     """Print the layer graph gradlint builds for FILE (or, with --flow, its flow profile)."""
     import ast
 
@@ -402,7 +405,12 @@ def graph_cmd(file, fmt, model, flow):
         where = f":{exc.lineno}" if getattr(exc, "lineno", None) else ""
         _fail(f"cannot parse {file}{where}: {getattr(exc, 'msg', None) or exc}")
         sys.exit(EXIT_ERROR)
-    graphs = build_graphs(tree, file)
+    if as_checked:
+        from gradlint.engine import checked_graphs, split_lines
+
+        graphs = checked_graphs(tree, file, split_lines(decode(data)))[1]
+    else:
+        graphs = build_graphs(tree, file)
     if model:
         graphs = [g for g in graphs if g.name == model]
         if not graphs:

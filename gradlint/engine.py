@@ -186,6 +186,17 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     return result
 
 
+def checked_graphs(tree: ast.Module, path: str, lines: list[str] | None = None):
+    """``(index, graphs, training facts)`` of a parsed file as ``check`` builds them: the models
+    rules judge (classes, factories, the models as the script configures them) with what the
+    file's training code says of them (the sequence length it uses)."""
+    index = FileIndex(tree)
+    graphs = build_graphs(tree, path, everything=False, index=index)
+    training = extract_training(tree, index, lines)
+    attach_lengths(graphs, training)
+    return index, graphs, training
+
+
 def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings, text: str | None = None) -> FileResult:
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
@@ -193,10 +204,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
     rules = _rules(settings, path)
     directives = parse_directives(text if text is not None else "\n".join(lines), lines, tree)
     try:
-        index = FileIndex(tree)
-        graphs = build_graphs(tree, path, everything=False, index=index)
-        training = extract_training(tree, index, lines)
-        attach_lengths(graphs, training)
+        index, graphs, training = checked_graphs(tree, path, lines)
     except Exception as exc:  # a builder bug must not end the run
         return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
     for name, span, message in getattr(index, "build_errors", ()):

@@ -9,8 +9,7 @@ import re
 
 import pytest
 
-from gradlint.engine import lint_source
-from gradlint.graph.builder import build_graphs
+from gradlint.engine import checked_graphs, lint_source, split_lines
 from gradlint.graph.dump import render_text
 from gradlint.reporters import render
 
@@ -68,7 +67,9 @@ def test_findings_snapshot(path, update_snapshots):
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.name != "broken_syntax.py"], ids=_rel)
 def test_graph_snapshot(path, update_snapshots):
-    graphs = build_graphs(ast.parse(path.read_text()), _rel(path))
+    # as `check` builds them (issue 11: snapshot the graph in the mode check uses)
+    source = path.read_text()
+    graphs = checked_graphs(ast.parse(source), _rel(path), split_lines(source))[1]
     actual = render_text(graphs)
     snapshot = SNAPSHOTS / path.relative_to(FIXTURES).with_suffix(".graph.txt")
     _check_snapshot(actual, snapshot, update_snapshots)

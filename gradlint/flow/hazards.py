@@ -30,6 +30,7 @@ from enum import Enum
 from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
 from gradlint.flow.propagate import Profile, profile, weight_moments
+from gradlint.graph.model import UnknownKind
 
 RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu",
                          "mish", "hardswish", "threshold"})
@@ -163,7 +164,7 @@ class Judge:
             try:
                 self._profile = profile(self.graph)
             except ArithmeticError as exc:  # a moment out of float range: nothing judged, said so
-                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None)
+                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None, UnknownKind.FLOW)
                 self._profile = Profile({}, {}, [])
         return self._profile
 
@@ -172,7 +173,7 @@ class Judge:
             try:
                 self._hazards = self._find()
             except ArithmeticError as exc:  # a moment out of float range: no judgement, said so
-                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None)
+                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None, UnknownKind.FLOW)
                 self._hazards = []
         return self._hazards
 

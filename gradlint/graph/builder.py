@@ -36,7 +36,7 @@ from gradlint.graph.init_semantics import InitMixin
 from gradlint.graph.forward_emission import ForwardMixin
 from gradlint.graph.sites import find_sites
 from gradlint.graph.values import BlockSpec, Flow, LeafSpec, ParamSpec, SeqSpec, Spec, UnknownSpec
-from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span
+from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span, UnknownKind
 
 __all__ = ["Builder", "FileIndex", "build_graphs"]
 
@@ -100,11 +100,11 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
                 bases = self.index.imported_bases(self.cls)
                 self.note_unknown(
                     f"forward() is inherited from `{bases[0]}`, which gradlint cannot see" if bases
-                    else "no forward() in this class or its same-file bases", _span(self.cls))
+                    else "no forward() in this class or its same-file bases", _span(self.cls), UnknownKind.INHERITED)
         except _Budget:
-            self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls or self.factory))
+            self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
         except RecursionError:
-            self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls or self.factory))
+            self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
         return g
 
     # ================================================================ naming
@@ -137,11 +137,11 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         return name
 
     # ================================================================ classes
-    def note_unknown(self, reason: str, span) -> None:
+    def note_unknown(self, reason: str, span, kind: UnknownKind = UnknownKind.VALUE) -> None:
         """Record an unknown on the graph, and in every instantiation being captured."""
-        self.graph.add_unknown(reason, span)
+        self.graph.add_unknown(reason, span, kind)
         for log in self.unknown_logs:
-            log.append((reason, span))
+            log.append((reason, span, kind))
 
     def instantiate(self, cls: ast.ClassDef, args, kwargs, span: Span, frame: Frame, root=False) -> BlockSpec:
         if frame.depth > MAX_DEPTH:
@@ -153,8 +153,8 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
             # earlier model of the file (a fresh copy: callers initialize and rename it)
             template, instantiated, unknowns = cache[key]
             self.instantiated |= instantiated
-            for reason, where in unknowns:
-                self.note_unknown(reason, where)
+            for reason, where, kind in unknowns:
+                self.note_unknown(reason, where, kind)
             return _clone(template, {})
         if not root:
             self.instantiated.add(cls.name)

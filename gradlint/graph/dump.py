@@ -63,7 +63,11 @@ def to_dict(graph: ModelGraph) -> dict:
         "layers": layers,
         "forward": nodes,
         "summary": graph.summary(),
-        "unknowns": [{"reason": u.reason, "line": u.span.line if u.span else None} for u in graph.unknowns],
+        "unknowns": [{"kind": u.kind.value, "reason": u.reason, "line": u.span.line if u.span else None}
+                     for u in graph.unknowns],
+        "configured_at": graph.site_span.line if graph.site_span else None,
+        "sequence": ({"steps": graph.sequence[0], "how": graph.sequence[1].how, "line": graph.sequence[1].line}
+                     if graph.sequence else None),
     }
 
 
@@ -74,7 +78,11 @@ def render_json(graphs) -> str:
 def render_text(graphs) -> str:
     out = []
     for g in graphs:
-        out.append(f"model {g.name} (line {g.span.line})\n")
+        site = f", configured at line {g.site_span.line}" if g.site_span else ""
+        context = ", checked in context" if g.checked_in_context else ""
+        out.append(f"model {g.name} (line {g.span.line}{site}{context})\n")
+        if g.sequence:
+            out.append(f"  sequence: {g.sequence[0]} steps ({g.sequence[1].how}, line {g.sequence[1].line})\n")
         out.append("  layers:\n")
         for layer in g.layers():
             act = f" activation={layer.activation}" if layer.activation else ""
@@ -96,7 +104,7 @@ def render_text(graphs) -> str:
         if g.unknowns:
             out.append("  unknowns:\n")
             for u in g.unknowns:
-                out.append(f"    line {u.span.line if u.span else '?'}: {u.reason}\n")
+                out.append(f"    [{u.kind.value}] line {u.span.line if u.span else '?'}: {u.reason}\n")
         out.append("\n")
     return "".join(out)
 

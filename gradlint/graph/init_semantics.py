@@ -8,7 +8,7 @@ import dataclasses
 
 from gradlint.graph import catalog
 from gradlint.graph.values import UNKNOWN, ParamRef, ParamSpec
-from gradlint.graph.model import Init
+from gradlint.graph.model import Init, UnknownKind
 from gradlint.graph.interp_common import _span
 
 
@@ -94,4 +94,4 @@ class InitMixin:
         elif isinstance(target, ParamSpec):
             target.inits["weight"] = init
         elif target is UNKNOWN:
-            self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node))
+            self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node), UnknownKind.INIT)

@@ -6,7 +6,7 @@ import ast
 
 from gradlint.graph import formulas
 from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, LeafSpec, ParamRef, ParamSpec, SeqSpec, Spec, UnknownSpec
-from gradlint.graph.model import Node, Provenance
+from gradlint.graph.model import Node, Provenance, UnknownKind
 from gradlint.graph.interp_common import Frame, MAX_STEPS, MAX_UNROLL, _BINOPS, _BoundMethod, _Budget, _CMPOPS, _Factory, _MODULE_METHODS, _Scaled, _is_known, _span
 from gradlint.graph.pybuiltins import _BUILTINS
 
@@ -242,7 +242,7 @@ class ExpressionsMixin:
         prov = tuple(self.prov[mark:])
         items = self.iterate(it)
         if items is None:
-            self.note_unknown(f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter))
+            self.note_unknown(f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter), UnknownKind.LOOP)
             items = [it if isinstance(it, Flow) else UNKNOWN]
         saved = self.repeat_ctx
         self.repeat_ctx = saved + prov
@@ -394,7 +394,7 @@ class ExpressionsMixin:
                 return a
             # ``x + f(x) if self.use_residual else f(x)``: either may run; a "select" merge
             # keeps both, and gradient-path queries take the more favourable one
-            self.note_unknown(f"condition not resolved: `{self.text(node.test)[:60]}`", _span(node))
+            self.note_unknown(self.condition_reason(node.test, "either value may be used"), _span(node), UnknownKind.CONDITION)
             n = self.graph.add_node(Node(self.next_node(), "merge", merge="select", span=_span(node)), a.producers | b.producers)
             return Flow(frozenset({n.id}))
         return a if isinstance(a, (Flow, Spec)) else b if isinstance(b, (Flow, Spec)) else UNKNOWN

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 
 from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, Iterated, LeafSpec, ParamRef, ParamSpec, PartialRef, SeqSpec, Spec, UnknownSpec
-from gradlint.graph.model import Provenance, Span
+from gradlint.graph.model import Provenance, Span, UnknownKind
 from gradlint.graph.interp_common import Frame, MAX_DEPTH, MAX_STEPS, MAX_UNROLL, _Budget, _Return, _is_known, _number, _span
 
 
@@ -45,7 +45,7 @@ class StatementsMixin:
             else:
                 frame.locals[p.arg] = UNKNOWN
                 if root and i > 0:
-                    self.note_unknown(f"constructor argument `{p.arg}` has no default", Span.of(p))
+                    self.note_unknown(f"constructor argument `{p.arg}` has no default", Span.of(p), UnknownKind.ARGUMENT)
         for p, d in zip(a.kwonlyargs, a.kw_defaults):
             if p.arg in kwargs:
                 frame.locals[p.arg] = kwargs[p.arg]
@@ -115,13 +115,25 @@ class StatementsMixin:
         elif test is False:
             self.exec_body(stmt.orelse, frame)
         else:
-            # Both branches may run: explore both, in order, and keep what each defines.
+            # Either branch may run: explore both, in order, and keep what each defines, and say
+            # so (the graph then holds what either branch builds)
+            self.note_unknown(self.condition_reason(stmt.test, "both branches kept"), _span(stmt), UnknownKind.CONDITION)
             self.exec_body(stmt.body, frame)
             self.exec_body(stmt.orelse, frame)
+
+    def condition_reason(self, test, outcome: str) -> str:
+        """``condition not resolved: `USE_NORM` (imported from config): both branches kept``."""
+        names = sorted({n.id for n in ast.walk(test) if isinstance(n, ast.Name)})
+        imported = [f"`{n}` is imported from {self.index.imports[n].rpartition('.')[0] or self.index.imports[n]}"
+                    for n in names if n in self.index.imports and not self.index.imports[n].startswith("torch")]
+        why = f" ({'; '.join(imported)})" if imported else ""
+        return f"condition not resolved: `{self.text(test)[:60]}`{why}: {outcome}"
 
     def truth(self, value):
         if value is UNKNOWN:
             return None
+        if isinstance(value, ClassRef) and value.local is None and not value.qualname.startswith("torch"):
+            return None  # an imported name: a flag from a config module is not known to be true
         if isinstance(value, (Flow, Spec, ClassRef, FuncRef, PartialRef, ParamRef, Iterated)):
             return True
         try:
@@ -135,12 +147,12 @@ class StatementsMixin:
         loop_prov = tuple(self.prov[mark:])
         items = self.iterate(iterable)
         if items is None:
-            self.note_unknown(f"loop count not resolved: `{self.text(stmt.iter)[:60]}`", _span(stmt))
+            self.note_unknown(f"loop count not resolved: `{self.text(stmt.iter)[:60]}`", _span(stmt), UnknownKind.LOOP)
             self.assign(stmt.target, UNKNOWN if not isinstance(iterable, Flow) else iterable, frame, stmt)
             self.exec_body(stmt.body, frame)
             return
         if len(items) > MAX_UNROLL:
-            self.note_unknown(f"loop of {len(items)} iterations unrolled only {MAX_UNROLL} times", _span(stmt))
+            self.note_unknown(f"loop of {len(items)} iterations unrolled only {MAX_UNROLL} times", _span(stmt), UnknownKind.BUDGET)
             items = items[:MAX_UNROLL]
         saved = self.repeat_ctx
         if loop_prov:

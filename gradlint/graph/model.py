@@ -9,6 +9,7 @@ networkx attributes directly.
 
 from __future__ import annotations
 
+from enum import Enum
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -134,12 +135,26 @@ class Layer:
         return self._fan(("out_features", "out_channels", "hidden_size", "embed_dim"), False)
 
 
+class UnknownKind(str, Enum):
+    """What kind of thing the builder (or the flow model) could not resolve."""
+
+    CONDITION = "condition"  # an ``if`` / conditional expression: both branches are kept
+    LOOP = "loop"  # a loop or comprehension count: the body is run once
+    ARGUMENT = "argument"  # a constructor argument with no value
+    VALUE = "value"  # an attribute, call or module gradlint cannot see
+    INIT = "init"  # the target of an initializer
+    INHERITED = "inherited"  # a forward/__init__ from a base class gradlint cannot see
+    BUDGET = "budget"  # the analysis stopped at a bound: the graph is truncated
+    FLOW = "flow"  # the flow model could not follow the magnitudes
+
+
 @dataclass(frozen=True)
 class Unknown:
     """Something the builder could not resolve; rules lower their confidence."""
 
     reason: str
     span: Span | None
+    kind: UnknownKind = UnknownKind.VALUE
 
 
 @dataclass(frozen=True)
@@ -192,8 +207,8 @@ class ModelGraph:
                 self._g.add_edge(src, node.id)
         return node
 
-    def add_unknown(self, reason: str, span: Span | None) -> None:
-        item = Unknown(reason, span)
+    def add_unknown(self, reason: str, span: Span | None, kind: UnknownKind = UnknownKind.VALUE) -> None:
+        item = Unknown(reason, span, kind)
         if item not in self.unknowns:
             self.unknowns.append(item)
 
@@ -360,7 +375,7 @@ class ModelGraph:
     def steps_known(self, layer: Layer) -> bool:
         """Whether every application of ``layer`` comes from a loop whose count was resolved."""
         apps = self.applications(layer)
-        loops = [u for u in self.unknowns if "count not resolved" in u.reason]
+        loops = [u for u in self.unknowns if u.kind is UnknownKind.LOOP]
         if not apps:
             return False
         for app in apps:

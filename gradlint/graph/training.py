@@ -81,35 +81,50 @@ def _calls_in_order(node) -> list[ast.Call]:
 
 
 def _params_owner(expr) -> str | None:
-    """``model.parameters()`` -> ``model``; ``self.net.parameters()`` -> ``self.net``."""
+    """``model.parameters()`` -> ``model``; ``self.net.parameters()`` -> ``self.net``; parameters
+    of several parts of one model (``list(model.rnn.parameters()) + list(model.fc.parameters())``)
+    -> that model; of unrelated objects -> the first."""
+    owners = _owners(expr)
+    if not owners:
+        return None
+    common = owners[0].split(".")
+    for other in owners[1:]:
+        parts = other.split(".")
+        n = 0
+        while n < min(len(common), len(parts)) and common[n] == parts[n]:
+            n += 1
+        common = common[:n]
+    if common and common != ["self"]:
+        return ".".join(common)
+    return owners[0]
+
+
+def _owners(expr) -> list[str]:
+    """Every object whose ``parameters()`` the expression collects, in order."""
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in (
         "parameters", "named_parameters"
     ):
-        return ast.unparse(expr.func.value)
+        return [ast.unparse(expr.func.value)]
+    out: list[str] = []
     if isinstance(expr, (ast.List, ast.Tuple)):
         # [p for p in ...], [{"params": model.fc.parameters(), "lr": 1e-3}, ...]
         for e in expr.elts:
-            found = _params_owner(e)
-            if found:
-                return found
-        return None
-    if isinstance(expr, ast.Dict):
+            out += _owners(e)
+    elif isinstance(expr, ast.Dict):
         for k, v in zip(expr.keys, expr.values):
             if isinstance(k, ast.Constant) and k.value == "params":
-                return _params_owner(v)
-        return None
-    if isinstance(expr, ast.BinOp):  # list(enc.parameters()) + list(dec.parameters())
-        return _params_owner(expr.left) or _params_owner(expr.right)
-    if isinstance(expr, (ast.ListComp, ast.GeneratorExp)):  # [p for p in model.parameters() if ...]
-        return next((o for g in expr.generators if (o := _params_owner(g.iter))), None)
-    if isinstance(expr, ast.Call) and isinstance(expr.func, (ast.Name, ast.Attribute)) and expr.args:
+                out += _owners(v)
+    elif isinstance(expr, ast.BinOp):  # list(enc.parameters()) + list(dec.parameters())
+        out += _owners(expr.left) + _owners(expr.right)
+    elif isinstance(expr, (ast.ListComp, ast.GeneratorExp)):  # [p for p in model.parameters() if ...]
+        for g in expr.generators:
+            out += _owners(g.iter)
+    elif isinstance(expr, ast.Call) and isinstance(expr.func, (ast.Name, ast.Attribute)) and expr.args:
         # itertools.chain(a.parameters(), b.parameters()), list(model.parameters()),
         # filter(lambda p: p.requires_grad, model.parameters())
         for a in expr.args:
-            found = _params_owner(a)
-            if found:
-                return found
-    return None
+            out += _owners(a)
+    return out
 
 
 class _Scope:
