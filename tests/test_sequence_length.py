@@ -179,3 +179,15 @@ def test_gl102_states_the_length_and_skips_short_ones():
     # no training code: the length is unknown and said so
     [alone] = [d for d in _codes(MODEL) if d[0] == "GL102"]
     assert "unknown length" in alone[3]
+
+
+def test_dynamic_input_of_a_layer_with_unresolved_sizes_is_a_note_not_a_crash():
+    # the char-RNN's class graph: nn.Linear(input_size + hidden_size, ...) with constructor
+    # arguments that have no default (``make run`` crashed here with "UNKNOWN has no truth value")
+    from gradlint.dynamic.plan import input_spec
+    from gradlint.graph.builder import build_graphs
+
+    src = textwrap.dedent(CHAR_RNN.replace("{count}", "12"))
+    graph = next(g for g in build_graphs(ast.parse(src), "m.py") if g.name == "RNN")
+    spec, note = input_spec(graph, recurrent=True)
+    assert spec is None and "no known in_features" in note

@@ -83,8 +83,13 @@ def input_spec(graph, recurrent: bool) -> tuple[dict | None, str | None]:
     return None, "no layer of the model reads its input directly"
 
 
-def _int(v):
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+def _int(*values):
+    """The first of ``values`` that is an int (a parameter may be an unresolved value, which
+    has no truth value: never ``a or b`` on them)."""
+    for v in values:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+    return None
 
 
 def _spec_for(layer, recurrent: bool):
@@ -94,7 +99,7 @@ def _spec_for(layer, recurrent: bool):
     seq = 200 if recurrent else (RECURRENT_STEPS if layer.category == "recurrent" else SHORT_SEQUENCE)
     what = f"its first layer `{layer.name}` (nn.{kind})"
     if kind == "Linear" or kind == "Bilinear":
-        n = _int(p.get("in_features") or p.get("in1_features"))
+        n = _int(p.get("in_features"), p.get("in1_features"))
         return ({"shape": [BATCH, n], "dtype": "float"}, None) if n else (None, f"{what} has no known in_features")
     if kind.startswith(("Conv", "LazyConv")) and kind[-2:] in ("1d", "2d", "3d"):
         dims = int(kind[-2])
@@ -121,10 +126,10 @@ def _spec_for(layer, recurrent: bool):
         # a cell is stepped by the model's own loop: most such models take (batch, time, features)
         return {"shape": [BATCH, seq, n], "dtype": "float", "time_axis": 1}, None
     if kind in ("BatchNorm1d", "LayerNorm"):
-        n = _int(p.get("num_features") or p.get("normalized_shape"))
+        n = _int(p.get("num_features"), p.get("normalized_shape"))
         return ({"shape": [BATCH, n], "dtype": "float"}, None) if n else (None, f"{what} has no known size")
     if kind in ("BatchNorm2d", "GroupNorm"):
-        n = _int(p.get("num_features") or p.get("num_channels"))
+        n = _int(p.get("num_features"), p.get("num_channels"))
         return ({"shape": [BATCH, n, SPATIAL[2], SPATIAL[2]], "dtype": "float"}, None) if n else (None, f"{what} has no known size")
     return None, f"gradlint cannot synthesize an input for {what}"
 
