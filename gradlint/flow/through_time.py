@@ -7,11 +7,13 @@ factor of the gradient norm. Two kinds of recurrence are followed:
 
 - ``nn.RNN``/``nn.LSTM``/``nn.GRU`` layers: ``gain`` from the same mean-field unrolling the flow
   profile uses (:mod:`gradlint.flow.recurrent`), each layer with its own init;
+- a recurrence written out in ``forward`` (``h = torch.tanh(self.W(x[t]) + self.U(h))``): the
+  state passes once per step through the layer that reads it (``U``) and the activations
+  after it, so ``gain^2 = Var(U) * fan_out * E[f'(z)^2]``, ``z`` the pre-activation;
 - a one-step model the training code feeds its own state (``out, h = rnn(x[i], h)``, the
-  char-RNN's ``i2h(cat(x, h))``): the state passes once per step through a weighted layer that
-  reads the model's input and the activations after it, so
-  ``gain^2 = Var(W) * fan_out * E[f'(z)^2]``. Every such layer is taken to carry the state (the
-  model does not say which output is fed back), so the largest is used: an upper bound.
+  char-RNN's ``i2h(cat(x, h))``): the same, for a weighted layer that reads the model's input.
+  Every such layer is taken to carry the state (the model does not say which output is fed
+  back), so the largest is used: an upper bound.
 
 The sequence length is the one the training code uses (``graph.sequence``) when it says, else
 :data:`gradlint.flow.recurrent.STEPS`, and ``known`` says which.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
-from gradlint.flow.propagate import _SHAPE_ONLY, _fans, weight_moments
+from gradlint.flow.propagate import _SHAPE_ONLY, _fans, bias_moments, weight_moments
 
 _BIG = 1e300
 
@@ -86,36 +88,90 @@ def _reads_input(graph, node) -> bool:
     return False
 
 
-def one_step_gain(graph, profile) -> TimeGain | None:
-    """For a model called once per step with its own state fed back: the largest per-step gain
-    of a weighted layer that reads the input, through the activations after it."""
+def _layer_gain(graph, profile, node) -> float | None:
+    """``sqrt(Var(W) * fan_out * E[f'(z)^2])`` of a weighted layer and the activations after it
+    (through an add that joins the input's term: ``tanh(W x + U h)``)."""
+    layer = graph.layer_of(node)
+    fans = _fans(layer)
+    wm = weight_moments(graph, layer)
+    if fans is None or wm is None or not fans[1]:
+        return None
+    chi = (wm[0] + wm[1] ** 2) * fans[1]
+    cur = node
+    while True:  # the activations right after it
+        nxt = graph.successors(cur)
+        if len(nxt) != 1 or nxt[0].op == "output":
+            break
+        step = nxt[0]
+        if step.op == "merge" and step.merge == "add":
+            cur = step  # the pre-activation is the sum
+            continue
+        if step.op != "layer" or graph.category_of(step) != "activation":
+            break
+        st = profile.stats.get(cur.id)
+        act = graph.activation_of(step)
+        if st is None or not A.known(act):
+            break  # not an elementwise function the flow model knows (log_softmax): stop there
+        chi *= A.moments(act, st.m, max(st.q - st.m * st.m, 0.0)).d2
+        cur = step
+    return math.sqrt(max(chi, 0.0))
+
+
+def _written_rnn_gain(graph, profile, name: str) -> float | None:
+    """A state layer the forward pass did not reach with a tensor (the state starts as
+    ``torch.zeros``, and a loop of unknown count is run once): the recurrence is
+    ``h = f(W x + U h + b)`` with ``W`` the layer before the first activation, unrolled by the
+    vanilla-RNN mean-field pass (``f`` tanh or ReLU; None otherwise)."""
+    try:
+        u = graph.layer(name)
+    except KeyError:
+        return None
+    fans_u, wm_u, bu = _fans(u), weight_moments(graph, u), bias_moments(graph, u)
+    if fans_u is None or wm_u is None or bu is None or not fans_u[1] or fans_u[0] != fans_u[1]:
+        return None
+    act_node = next((n for n in graph.nodes() if n.op == "layer" and graph.category_of(n) == "activation"), None)
+    act = graph.activation_of(act_node) if act_node is not None else None
+    if act not in ("tanh", "relu"):
+        return None
+    w_node = next((p for p in graph.predecessors(act_node)
+                   if p.op == "layer" and graph.category_of(p) == "weighted"), None)
+    var_ih, fan_in, bias_var = 0.0, 1, bu[0] + bu[1] ** 2
+    if w_node is not None:
+        w = graph.layer_of(w_node)
+        fw, wm_w, bw = _fans(w), weight_moments(graph, w), bias_moments(graph, w)
+        if fw is None or wm_w is None or bw is None:
+            return None
+        var_ih, fan_in = wm_w[0] + wm_w[1] ** 2, fw[0] or 1
+        bias_var += bw[0] + bw[1] ** 2
+    steps, _ = _steps(graph)
+    unrolled = R.unroll("RNN", act, fan_in, fans_u[1], var_ih, wm_u[0] + wm_u[1] ** 2, bias_var, 1.0, None, steps)
+    return R.gain_per_step(unrolled)
+
+
+def one_step_gain(graph, profile, names=None) -> TimeGain | None:
+    """The largest per-step gain of a layer carrying the state: one of ``names`` (the layers a
+    forward loop passes its state through), else, for a model called once per step with its own
+    state fed back, any weighted layer that reads the input."""
     steps, known = _steps(graph)
     best = None
+    reached = set()
     for node in graph.nodes():
         if node.op != "layer" or graph.category_of(node) != "weighted" or node.id not in profile.stats:
             continue
-        if not _reads_input(graph, node):
-            continue
         layer = graph.layer_of(node)
-        fans = _fans(layer)
-        wm = weight_moments(graph, layer)
-        if fans is None or wm is None or not fans[1]:
+        reached.add(layer.name)
+        if names is not None:
+            if layer.name not in names:
+                continue
+        elif not _reads_input(graph, node):
             continue
-        chi = (wm[0] + wm[1] ** 2) * fans[1]
-        cur = node
-        while True:  # the activations right after it
-            nxt = graph.successors(cur)
-            if len(nxt) != 1 or nxt[0].op != "layer" or graph.category_of(nxt[0]) != "activation":
-                break
-            st = profile.stats.get(cur.id)
-            act = graph.activation_of(nxt[0])
-            if st is None or not A.known(act):
-                break  # not an elementwise function the flow model knows (log_softmax): stop there
-            chi *= A.moments(act, st.m, max(st.q - st.m * st.m, 0.0)).d2
-            cur = nxt[0]
-        gain = math.sqrt(max(chi, 0.0))
-        if best is None or gain > best.gain:
+        gain = _layer_gain(graph, profile, node)
+        if gain is not None and (best is None or gain > best.gain):
             best = TimeGain(gain, steps, known, layer.name)
+    for name in sorted(set(names or ()) - reached):
+        gain = _written_rnn_gain(graph, profile, name)
+        if gain is not None and (best is None or gain > best.gain):
+            best = TimeGain(gain, steps, known, name)
     return best
 
 
@@ -123,6 +179,8 @@ def time_gain(graph, profile, fed_back: bool = False) -> TimeGain | None:
     """The per-step gain of the gradient through time (None: the graph has no modelled
     recurrence). ``fed_back``: the training code calls the model once per step with its state."""
     gain = recurrent_layers_gain(graph, profile)
+    if gain is None and graph.state_layers:
+        gain = one_step_gain(graph, profile, graph.state_layers)
     if gain is None and fed_back:
         gain = one_step_gain(graph, profile)
     return gain

@@ -34,6 +34,7 @@ from gradlint.graph.interp_expressions import ExpressionsMixin
 from gradlint.graph.torch_semantics import TorchMixin
 from gradlint.graph.init_semantics import InitMixin
 from gradlint.graph.forward_emission import ForwardMixin
+from gradlint.graph.recurrence import forward_state_layers
 from gradlint.graph.sites import find_sites
 from gradlint.graph.values import BlockSpec, Flow, LeafSpec, ParamSpec, SeqSpec, Spec, UnknownSpec
 from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span, UnknownKind
@@ -211,7 +212,11 @@ def _guarded(builder: "Builder", index: FileIndex, name: str) -> ModelGraph | No
     """``builder.build()``; a builder bug loses that model only: it is recorded on
     ``index.build_errors`` as ``(name, span, message)`` and None is returned."""
     try:
-        return builder.build()
+        graph = builder.build()
+        if graph is not None and builder.cls is not None and builder.cls.name in index.recurrent_classes:
+            # the layers its forward's hand-written recurrence passes the state through
+            graph.state_layers = forward_state_layers(builder.cls)
+        return graph
     except Exception as exc:  # noqa: BLE001 - one model's bug must not cost the file's other findings
         index.build_errors.append((name, builder.graph.span, f"{type(exc).__name__}: {exc}"))
         return None

@@ -193,6 +193,9 @@ class ModelGraph:
         #: the sequence length the file's training code runs this model over, when it says:
         #: ``(steps, gradlint.graph.seqlen.SeqLength)`` (set by ``training.attach_lengths``)
         self.sequence: tuple | None = None
+        #: the layers (attributes of the model) a recurrence written out in its forward passes
+        #: the state through: ``U`` in ``h = torch.tanh(self.W(x[t]) + self.U(h))``
+        self.state_layers: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------ building
     def add_layer(self, layer: Layer) -> None:

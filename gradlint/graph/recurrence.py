@@ -64,6 +64,51 @@ def loop_feeds_back_through_a_layer(loop) -> bool:
     return False
 
 
+def state_layers(loop) -> set[str]:
+    """The layers a hand-written recurrence passes its state through: ``U`` in
+    ``h = torch.tanh(self.W(x[t]) + self.U(h))``, ``i2h`` in ``h = self.i2h(torch.cat((x[t], h), 1))``
+    (``self.<attribute>`` calls whose arguments read a name the loop feeds back)."""
+    fed = set()
+    deps: dict[str, set[str]] = {}
+    for stmt in _statements(loop.body):
+        if not isinstance(stmt, ast.Assign):
+            continue
+        closure = set()
+        for v in _names(stmt.value):
+            closure |= deps.get(v, {v})
+        for t in stmt.targets:
+            for target in ([t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]):
+                if target.id in closure:
+                    fed.add(target.id)
+                deps[target.id] = closure
+    out = set()
+    for stmt in _statements(loop.body):
+        for call in ast.walk(stmt):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                    and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"):
+                continue
+            read = set()
+            for a in [*call.args, *(k.value for k in call.keywords)]:
+                for v in _names(a):
+                    read |= deps.get(v, {v}) | {v}
+            if read & fed:
+                out.add(call.func.attr)
+    return out
+
+
+def forward_state_layers(cls: ast.ClassDef) -> frozenset[str]:
+    """The attributes of ``cls`` its ``forward``'s hand-written recurrences pass the state through."""
+    forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and f.name == "forward"), None)
+    if forward is None:
+        return frozenset()
+    out: set[str] = set()
+    for loop in _loops(forward.body):
+        if loop_feeds_back_through_a_layer(loop):
+            out |= state_layers(loop)
+    return frozenset(out)
+
+
 def _statements(body):
     """``body``'s statements in source order, nested blocks included (no expressions)."""
     for stmt in body:
