@@ -21,7 +21,8 @@ class UnclippedRecurrentTraining(Rule):
     no gradient clipping between the backward pass and the update. A model handed to a
     framework's `Trainer` is judged by its setting: Lightning clips only with
     `gradient_clip_val`; Hugging Face clips by default (`max_grad_norm=1.0`) unless it is set to
-    0 or None.
+    0 or None. A trainer's setting covers only the models it fits, not loops written out in the
+    same file.
 
     How serious it is follows the flow model of the gradient through time at initialization:
     the per-step factor of the gradient norm (from the recurrent layers' own init, or for a

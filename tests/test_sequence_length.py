@@ -236,3 +236,36 @@ def test_a_recurrence_written_out_in_forward(loop, init, severity, gain):
     [d] = [d for d in _codes(src) if d[0] == "GL401"]
     assert d[1] == severity, d[3]
     assert f"multiplied by {gain} per step in `U`" in d[3]
+
+
+def test_a_trainers_clipping_is_not_the_hand_written_loops():
+    # Lightning clips what its Trainer fits; a loop written out in the same file is not clipped
+    src = textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+        import lightning.pytorch as pl
+
+        class Seq(pl.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(8, 8)
+
+            def forward(self, x):
+                return self.lstm(x)[0]
+
+        pl.Trainer(gradient_clip_val=0.5).fit(Seq())
+
+        def finetune(loader):
+            model = nn.GRU(8, 8)
+            opt = torch.optim.Adam(model.parameters())
+            for x in loader:
+                opt.zero_grad()
+                model(x)[0].sum().backward()
+                opt.step()
+    """)
+    found = [(d.code, d.line) for d in lint_source(src, "t.py") if d.code == "GL401"]
+    assert found == [("GL401", 22)], found  # opt.step()
+    hooked = src.replace("    opt = torch.optim.Adam", "    for p in model.parameters():\n"
+                         "        p.register_hook(lambda g: g.clamp(-1, 1))\n    opt = torch.optim.Adam")
+    assert hooked != src
+    assert not [d for d in lint_source(hooked, "t.py") if d.code == "GL401"]

@@ -64,8 +64,8 @@ class FrameworkFit:
 @dataclass
 class TrainingFacts:
     loops: list[TrainingLoop]
-    #: clipping configured for the whole file: a gradient hook, Lightning's gradient_clip_val,
-    #: Hugging Face's max_grad_norm (None when there is none)
+    #: clipping for every loop of the file: a gradient hook that clamps (None when there is
+    #: none; a trainer's clipping setting belongs to the models it fits, see ``fits``)
     global_clipping: str | None
     fits: list[FrameworkFit] = field(default_factory=list)
 
@@ -278,11 +278,11 @@ def _argument(call: ast.Call, scope: _Scope, param: str):
 
 
 def _global_clipping(tree) -> str | None:
+    """A gradient hook that clamps, which clips whatever loop trains the tensors it is on.
+    (A trainer's own setting, Lightning's ``gradient_clip_val``, clips only the models that
+    trainer fits: :func:`framework_fits`, not the file's hand-written loops.)"""
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
-            for kw in node.keywords:
-                if kw.arg == "gradient_clip_val" and not (isinstance(kw.value, ast.Constant) and not kw.value.value):
-                    return f"Lightning gradient_clip_val (line {node.lineno})"
             name = node.func.attr if isinstance(node.func, ast.Attribute) else ""
             if name == "register_hook" and node.args:
                 text = ast.unparse(node.args[0])
