@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from gradlint.diagnostics import Diagnostic
 from gradlint.files import DEFAULT_EXCLUDE, discover
 from gradlint.graph.builder import FileIndex, build_graphs
-from gradlint.graph.training import attach_lengths, extract as extract_training
+from gradlint.graph.seqlen import attach_lengths
+from gradlint.graph.training import extract as extract_training
 from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
 from gradlint.suppressions import parse_directives, removal, suppressing, unused
 
@@ -193,7 +194,7 @@ def checked_graphs(tree: ast.Module, path: str, lines: list[str] | None = None):
     index = FileIndex(tree)
     graphs = build_graphs(tree, path, everything=False, index=index)
     training = extract_training(tree, index, lines)
-    attach_lengths(graphs, training)
+    attach_lengths(graphs, training, index)
     return index, graphs, training
 
 

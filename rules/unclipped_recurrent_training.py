@@ -234,7 +234,7 @@ class UnclippedRecurrentTraining(Rule):
                 step.span, message, severity=severity, confidence=confidence, requires=requires,
                 help=f"call `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` between `backward()` and the update",
                 related=(ctx.related(loop.events[b].span, "backward() here"),),
-                target=training_target(loop, length=_length(file, loop)), fix=fix,
+                target=training_target(loop, length=(_length(file, loop) or (None,))[0]), fix=fix,
             )
 
     def fix(self, source, diagnostic):
@@ -283,14 +283,19 @@ def _graph_of(file, loop):
     return graphs[0] if graphs else None
 
 
-def _length(file, loop) -> int | None:
-    """The sequence length this loop trains on, along its model's time axis (None: not said)."""
-    from gradlint.graph.training import recurrent_batch_first
+def _length(file, loop):
+    """``(steps, SeqLength)``: the sequence length this loop trains on, along its model's time
+    axis, else the one the model's own forward reshapes its input to (None: not said)."""
+    from gradlint.graph.seqlen import recurrent_batch_first
 
-    if loop.length is None:
-        return None
     graph = _graph_of(file, loop)
-    return loop.length.along(recurrent_batch_first(graph) if graph is not None else None)
+    if loop.length is not None:
+        steps = loop.length.along(recurrent_batch_first(graph) if graph is not None else None)
+        if steps is not None:
+            return steps, loop.length
+    if graph is not None and graph.sequence is not None and graph.sequence[1].in_model:
+        return graph.sequence  # the model's forward fixes it
+    return None
 
 
 def _judged(file, loop) -> tuple[str | None, str]:
@@ -303,14 +308,15 @@ def _judged(file, loop) -> tuple[str | None, str]:
     from gradlint.flow.through_time import time_gain
 
     graph = _graph_of(file, loop)
-    steps = _length(file, loop)
+    length = _length(file, loop)
+    steps = length[0] if length else None
     tg = time_gain(graph, judge(graph).profile, fed_back=loop.feeds_back) if graph is not None else None
     if tg is None:
-        if steps is not None:
-            return None, f" (over {loop.length.describe(steps)}): its gradients may explode"
+        if length is not None:
+            return None, f" (over {length[1].describe(steps)}): its gradients may explode"
         return None, ": its gradients may explode on long sequences"
     tg = dataclasses.replace(tg, steps=steps or R.STEPS, known=steps is not None)
-    over = loop.length.describe(tg.steps) if tg.known else (
+    over = length[1].describe(tg.steps) if tg.known else (
         f"{tg.steps} steps (assumed: the code does not say how long its sequences are)")
     per_step = f"its norm is multiplied by {tg.gain:.2g} per step in `{tg.layer}`"
     if tg.growth > THRESHOLDS["exploding-ratio"]:

@@ -269,3 +269,85 @@ def test_a_trainers_clipping_is_not_the_hand_written_loops():
                          "        p.register_hook(lambda g: g.clamp(-1, 1))\n    opt = torch.optim.Adam")
     assert hooked != src
     assert not [d for d in lint_source(hooked, "t.py") if d.code == "GL401"]
+
+
+ROWS = """
+import torch
+import torch.nn as nn
+import torch.optim as optim
+
+ROWS = 28
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(input_size=28, hidden_size=64, batch_first=True)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, input):
+        {reshape}
+        output, hidden = self.rnn(input)
+        return self.fc(output[:, -1, :])
+
+def train(args, model, device, train_loader, optimizer, epoch):
+    model.train()
+    for data, target in train_loader:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(data), target)
+        loss.backward()
+        optimizer.step()
+
+def main():
+    model = Net().to("cpu")
+    optimizer = optim.Adadelta(model.parameters(), lr=1.0)
+    for epoch in range(3):
+        train(None, model, "cpu", [], optimizer, epoch)
+"""
+
+
+@pytest.mark.parametrize("reshape", [
+    "input = input.reshape(-1, 28, 28)",
+    "input = input.view(input.size(0), ROWS, 28)",
+])
+def test_the_length_a_models_forward_fixes_and_an_optimizer_built_by_the_caller(reshape):
+    # pytorch/examples mnist_rnn: an LSTM over 28 image rows, trained by train(args, model, ...,
+    # optimizer) whose optimizer main() builds over model.parameters()
+    [d] = [d for d in _codes(ROWS.replace("{reshape}", reshape)) if d[0] == "GL401"]
+    assert d[1] == "info", d[3]
+    assert "`model` (Net)" in d[3] and "over the 28 steps this code uses (the shape forward gives its input" in d[3]
+
+
+def test_two_reshapes_in_forward_are_not_a_length():
+    src = ROWS.replace("{reshape}", "input = input.reshape(-1, 28, 28)\n        extra = input.view(-1, 14, 56)")
+    [d] = [d for d in _codes(src) if d[0] == "GL401"]
+    assert d[1] == "warning" and "the code does not say how long" in d[3]
+
+
+def test_a_cell_stepped_by_forward_carries_the_state():
+    src = textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        class Sequence(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.cell = nn.LSTMCell(1, 51)
+                self.linear = nn.Linear(51, 1)
+
+            def forward(self, input):
+                h = torch.zeros(input.size(0), 51)
+                c = torch.zeros(input.size(0), 51)
+                for x_t in input.split(1, dim=1):
+                    h, c = self.cell(x_t, (h, c))
+                return self.linear(h)
+
+        def fit(data):
+            seq = Sequence()
+            opt = torch.optim.SGD(seq.parameters(), lr=0.1)
+            for x in data:
+                opt.zero_grad()
+                seq(x).sum().backward()
+                opt.step()
+    """)
+    [d] = [d for d in lint_source(src, "t.py") if d.code == "GL401"]
+    assert "per step in `cell`" in d.message, d.message

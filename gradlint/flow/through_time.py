@@ -148,6 +148,28 @@ def _written_rnn_gain(graph, profile, name: str) -> float | None:
     return R.gain_per_step(unrolled)
 
 
+def _cell_gain(graph, layer) -> float | None:
+    """An ``nn.RNNCell``/``LSTMCell``/``GRUCell`` stepped by a forward loop: its per-step gain,
+    unrolled like the full layer (one layer, the cell's own init)."""
+    p = layer.params
+    inp, hid = p.get("input_size"), p.get("hidden_size")
+    if not (isinstance(inp, int) and isinstance(hid, int) and inp > 0 and hid > 0):
+        return None
+    nl = p.get("nonlinearity", "tanh") if layer.kind == "RNNCell" else "tanh"
+    if nl not in ("tanh", "relu"):
+        return None
+    moments = [weight_moments(graph, layer, name) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    if any(m is None for m in moments):
+        return None
+    (vi, mi), (vh, mh), (bi, mbi), (bh, mbh) = moments
+    if p.get("bias", True) is False:
+        bi = mbi = bh = mbh = 0.0
+    steps, _ = _steps(graph)
+    u = R.unroll(layer.kind[: -len("Cell")], nl, inp, hid, vi + mi * mi, vh + mh * mh,
+                 bi + mbi * mbi + bh + mbh * mbh, 1.0, None, steps)
+    return R.gain_per_step(u)
+
+
 def one_step_gain(graph, profile, names=None) -> TimeGain | None:
     """The largest per-step gain of a layer carrying the state: one of ``names`` (the layers a
     forward loop passes its state through), else, for a model called once per step with its own
@@ -168,8 +190,17 @@ def one_step_gain(graph, profile, names=None) -> TimeGain | None:
         gain = _layer_gain(graph, profile, node)
         if gain is not None and (best is None or gain > best.gain):
             best = TimeGain(gain, steps, known, layer.name)
-    for name in sorted(set(names or ()) - reached):
-        gain = _written_rnn_gain(graph, profile, name)
+    for name in sorted(names or ()):
+        try:
+            layer = graph.layer(name)
+        except KeyError:
+            continue
+        if layer.kind in ("RNNCell", "LSTMCell", "GRUCell"):
+            gain = _cell_gain(graph, layer)
+        elif name not in reached:
+            gain = _written_rnn_gain(graph, profile, name)
+        else:
+            continue
         if gain is not None and (best is None or gain > best.gain):
             best = TimeGain(gain, steps, known, name)
     return best

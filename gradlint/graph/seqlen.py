@@ -24,6 +24,9 @@ from dataclasses import dataclass
 #: tensor constructors whose positional arguments are the shape
 _SHAPED = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "full"})
 _RESHAPE = frozenset({"view", "reshape"})
+#: tensor methods that keep the shape: ``x.reshape(-1, 28, 28).to(device)``
+_SAME_SHAPE = frozenset({"to", "cuda", "cpu", "float", "double", "half", "detach", "contiguous",
+                         "requires_grad_", "clone", "type"})
 #: the largest length worth stating (a bound against folding an absurd constant)
 MAX_STEPS = 10**6
 
@@ -37,6 +40,7 @@ class SeqLength:
     line: int
     steps: int | None = None
     dims: tuple[int | None, ...] = ()
+    in_model: bool = False  # said by the model's own forward, not by the training code
 
     def along(self, batch_first: bool | None) -> int | None:
         """The length along the model's time axis (``dims`` is an input shape)."""
@@ -158,6 +162,8 @@ def _shape_of(expr, ints: Ints, local: dict, depth: int = 0) -> tuple[tuple[int 
     if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
         return None
     name = expr.func.attr
+    if name in _SAME_SHAPE:
+        return _shape_of(expr.func.value, ints, local, depth + 1)
     args = list(expr.args)
     if name in _SHAPED:
         if name == "randint":
@@ -207,3 +213,62 @@ def loop_length(loop, model: str | None, ints: Ints, local: dict) -> SeqLength |
             if shape is not None:
                 return SeqLength(shape[1], call.lineno, dims=shape[0])
     return None
+
+
+def forward_length(cls: ast.ClassDef, ints: Ints) -> SeqLength | None:
+    """The input shape a model's ``forward`` reshapes its input to before its recurrent layer
+    (``x = x.reshape(-1, 28, 28)`` for an LSTM over image rows): the one ``view``/``reshape``
+    with known sizes among ``forward``'s statements, else None (none, or several: no guess)."""
+    forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and f.name == "forward"), None)
+    if forward is None:
+        return None
+    found = []
+    for node in ast.walk(forward):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _RESHAPE:
+            shape = _shape_of(node, ints, {})
+            if shape is not None and len(shape[0]) >= 3:
+                found.append((node, shape))
+    if len(found) != 1:
+        return None
+    node, (dims, how) = found[0]
+    return SeqLength(how.replace("the input's shape", "the shape forward gives its input", 1), node.lineno,
+                     dims=dims, in_model=True)
+
+
+def recurrent_batch_first(graph) -> bool | None:
+    """Whether the first recurrent layer of a graph reads ``(batch, time, ...)``; None: none."""
+    for layer in graph.layers("recurrent"):
+        value = layer.params.get("batch_first", False)
+        return value if isinstance(value, bool) else None
+    return None
+
+
+def attach_lengths(graphs, facts, index=None) -> None:
+    """Give each model graph the sequence length its training code uses (``graph.sequence``:
+    ``(steps, SeqLength)``, the longest when several loops train it), else the one its own
+    ``forward`` reshapes its input to, for the flow model's unrolling and the rules that
+    state it."""
+    for loop in facts.loops:
+        if loop.length is None or loop.model is None or loop.model[0] != "local":
+            continue
+        cls = loop.model[1]
+        for graph in graphs:
+            if graph.name != cls and graph.factory_of != cls:
+                continue
+            steps = loop.length.along(recurrent_batch_first(graph))
+            if steps is None or steps < 1:
+                continue
+            current = getattr(graph, "sequence", None)
+            if current is None or steps > current[0]:
+                graph.sequence = (steps, loop.length)
+    if index is None:
+        return
+    for graph in graphs:
+        cls = index.classes.get(graph.factory_of or graph.name)
+        if graph.sequence is not None or cls is None or not graph.layers("recurrent"):
+            continue
+        length = forward_length(cls, Ints(index.constants, {}, {}))
+        steps = length.along(recurrent_batch_first(graph)) if length is not None else None
+        if steps is not None and steps >= 1:
+            graph.sequence = (steps, length)

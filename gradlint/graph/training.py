@@ -430,6 +430,9 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
                     optimized = _params_owner(value.args[0]) or optimized
         model_text = optimized
         if model_text is None:
+            # ``def train(model, optimizer, ...)``: the optimizer is built by the caller
+            model_text = _optimized_through_callers(index, scope, events, callers)
+        if model_text is None:
             for ev in events:
                 if ev.kind == "clip" and ev.params_of:
                     model_text = ev.params_of
@@ -447,32 +450,38 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
     return TrainingFacts(loops, _global_clipping(tree))
 
 
-def _within(inner, outer) -> bool:
-    return inner is not outer and any(n is inner for n in ast.walk(outer))
-
-
-def recurrent_batch_first(graph) -> bool | None:
-    """Whether the first recurrent layer of a graph reads ``(batch, time, ...)``; None: none."""
-    for layer in graph.layers("recurrent"):
-        value = layer.params.get("batch_first", False)
-        return value if isinstance(value, bool) else None
+def _optimized_through_callers(index, scope: _Scope, events, callers) -> str | None:
+    """For a step function whose optimizer is a parameter: the parameter that receives the model
+    that optimizer updates, at a call of the function in the file (``train(args, model, device,
+    loader, optimizer)`` after ``optimizer = optim.Adadelta(model.parameters())``)."""
+    step = next((e for e in events if e.kind == "step"), None)
+    if step is None or not getattr(scope, "param_order", None):
+        return None
+    try:
+        call = ast.parse(step.text, mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)):
+        return None
+    opt = call.func.value.id
+    if opt not in scope.params:
+        return None
+    for caller_scope, site in callers.get(scope.name, ()):
+        arg = _argument(site, scope, opt)
+        if not isinstance(arg, ast.Name):
+            continue
+        value = caller_scope.assigned.get(arg.id)
+        if value is None and arg.id in index.constants:
+            value = getattr(index.constants[arg.id], "value", None)
+        owner = _params_owner(value.args[0]) if isinstance(value, ast.Call) and value.args else None
+        if owner is None:
+            continue
+        for param in scope.param_order:
+            given = _argument(site, scope, param)
+            if given is not None and ast.unparse(given) == owner:
+                return param
     return None
 
 
-def attach_lengths(graphs, facts: TrainingFacts) -> None:
-    """Give each model graph the sequence length its training code uses (``graph.sequence``:
-    ``(steps, SeqLength)``, the longest when several loops train it), for the flow model's
-    unrolling and the rules that state it."""
-    for loop in facts.loops:
-        if loop.length is None or loop.model is None or loop.model[0] != "local":
-            continue
-        cls = loop.model[1]
-        for graph in graphs:
-            if graph.name != cls and graph.factory_of != cls:
-                continue
-            steps = loop.length.along(recurrent_batch_first(graph))
-            if steps is None or steps < 1:
-                continue
-            current = getattr(graph, "sequence", None)
-            if current is None or steps > current[0]:
-                graph.sequence = (steps, loop.length)
+def _within(inner, outer) -> bool:
+    return inner is not outer and any(n is inner for n in ast.walk(outer))
