@@ -122,7 +122,15 @@ class StatementsMixin:
             self.exec_body(stmt.orelse, frame)
 
     def condition_reason(self, test, outcome: str) -> str:
-        """``condition not resolved: `USE_NORM` (imported from config): both branches kept``."""
+        """``condition not resolved: `USE_NORM` (imported from config): both branches kept``
+        (once per condition of the file: a block built many times meets it many times)."""
+        cache = self.index.__dict__.setdefault("_condition_reasons", {})
+        key = (id(test), outcome)
+        if key not in cache:
+            cache[key] = self._condition_reason(test, outcome)
+        return cache[key]
+
+    def _condition_reason(self, test, outcome: str) -> str:
         names = sorted({n.id for n in ast.walk(test) if isinstance(n, ast.Name)})
         imported = [f"`{n}` is imported from {self.index.imports[n].rpartition('.')[0] or self.index.imports[n]}"
                     for n in names if n in self.index.imports and not self.index.imports[n].startswith("torch")]
