@@ -17,7 +17,7 @@ import tokenize
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from gradlint.diagnostics import Diagnostic
+from gradlint.diagnostics import Diagnostic, Related
 from gradlint.files import DEFAULT_EXCLUDE, discover
 from gradlint.graph.builder import FileIndex, build_graphs
 from gradlint.graph.seqlen import attach_lengths
@@ -198,6 +198,40 @@ def checked_graphs(tree: ast.Module, path: str, lines: list[str] | None = None):
     return index, graphs, training
 
 
+def _locate_at_site(rule, graph, graphs, ctx, before: int, options) -> None:
+    """Findings on a model as the script configures it (``model = Net(constant_weight=0.5)``):
+    one found in the class's own code that the class's defaults do not have is caused by the
+    call's arguments, so it is reported at the call (the line to change), with a note at the
+    layer it concerns. Any other stays where it is (the class's own code, or the init function
+    the script applies), with a note at the call."""
+    site = graph.site_span
+    default = next((g for g in graphs if g.name == graph.factory_of and g.site_span is None), None)
+    codes = None
+    if default is not None:
+        probe = RuleContext(ctx.path, ctx.lines, type(rule), options)
+        probe.graph = default
+        try:
+            rule.check(default, probe)
+            codes = {d.code for d in probe.diagnostics}
+        except Exception:  # noqa: BLE001 - only a comparison; the real check already ran
+            codes = None
+    call = ctx.related(site, f"the model as configured here: `{graph.name}`")
+    for k in range(before, len(ctx.diagnostics)):
+        d = ctx.diagnostics[k]
+        if d.line == site.line:
+            continue
+        in_class = default is not None and default.span.line <= d.line <= default.span.end_line
+        if in_class and codes is not None and d.code not in codes:
+            where = Related(d.path, d.line, d.column, "the layers it concerns")
+            ctx.diagnostics[k] = dataclasses.replace(
+                d, line=site.line, column=ctx.column(site.line, site.col), end_line=site.end_line,
+                end_column=ctx.column(site.end_line, site.end_col), related=(where, *d.related),
+                message=f"{d.message} (caused by this call's arguments: `{graph.factory_of}` with its defaults "
+                        f"does not have it)")
+        else:
+            ctx.diagnostics[k] = dataclasses.replace(d, related=(*d.related, call))
+
+
 def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings, text: str | None = None) -> FileResult:
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
@@ -224,14 +258,8 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
             before = len(ctx.diagnostics)
             try:
                 rule.check(graph, ctx)
-                site = getattr(graph, "site_span", None)
-                if site is not None:
-                    # found on the model as the script configures it: say where
-                    note = ctx.related(site, f"the model as configured here: `{graph.name}`")
-                    for k in range(before, len(ctx.diagnostics)):
-                        d = ctx.diagnostics[k]
-                        if d.line != site.line:
-                            ctx.diagnostics[k] = dataclasses.replace(d, related=(*d.related, note))
+                if graph.site_span is not None and len(ctx.diagnostics) > before:
+                    _locate_at_site(rule, graph, graphs, ctx, before, options.get(rule.code))
             except Exception as exc:
                 diagnostics.append(
                     _tool_diagnostic(

@@ -54,7 +54,13 @@ def test_call_site_arguments_configure_the_model(tail):
     src = NET + tail
     got = findings(src)
     line = site_line(src, "= Net(")
-    assert [(c, site) for c, _, site in got] == [("GL101", (line,))]
+    # the arguments cause it (the class's defaults are healthy): reported at the call, the line
+    # to change, with a note at the layers it concerns in the class
+    assert [(c, at) for c, at, _ in got] == [("GL101", line)]
+    [(_, _, notes)] = got
+    assert notes and notes[0] < site_line(src, "def forward")
+    [d] = lint_source(src, "m.py")
+    assert "caused by this call's arguments: `Net` with its defaults does not have it" in d.message
 
 
 @pytest.mark.parametrize("tail", [
