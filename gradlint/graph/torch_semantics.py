@@ -7,6 +7,7 @@ import ast
 from gradlint.graph import catalog
 from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, Iterated, LeafSpec, ParamRef, ParamSpec, PartialRef, SeqSpec, Spec, UnknownSpec
 from gradlint.graph.model import Init, Node
+from gradlint.graph.frameworks import INIT_HOOKS
 from gradlint.graph.interp_common import Frame, MAX_NODES, _BoundMethod, _Budget, _Factory, _FlowSeq, _MODULE_METHODS, _Scaled, _is_known, _number, _span, _spatial_dims, _torch_kind
 
 
@@ -371,10 +372,10 @@ class TorchMixin:
             if _is_known(args[0]) and isinstance(args[1], ParamSpec):
                 self.set_attr(owner, str(args[0]), args[1], node)
             return None
-        if name == "post_init" and isinstance(owner, BlockSpec):
-            # Hugging Face convention: PreTrainedModel.post_init() applies the class's
-            # _init_weights to every submodule.
-            init_fn = self.index.method(owner.cls, "_init_weights")
+        if name in INIT_HOOKS and isinstance(owner, BlockSpec):
+            # a framework base class's hook that applies one of the model's own methods to every
+            # submodule (Hugging Face: PreTrainedModel.post_init() applies _init_weights)
+            init_fn = self.index.method(owner.cls, INIT_HOOKS[name])
             if init_fn is not None:
                 return self.module_method(owner, "apply", [FuncRef(init_fn, bound=owner)], {}, node, frame)
             return None

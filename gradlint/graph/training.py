@@ -13,11 +13,11 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from gradlint.graph.frameworks import CLIP_NAMES, TRAINERS
 from gradlint.graph.model import Span
 from gradlint.graph.recurrence import model_called_recurrently
 from gradlint.graph.seqlen import Ints, SeqLength, argparse_defaults, loop_length
 
-CLIP_NAMES = ("clip_grad_norm_", "clip_grad_value_", "clip_grad_norm", "clip_gradients", "clip_grad_value")
 UPDATE_METHODS = ("add_", "sub_", "addcmul_", "addcdiv_", "copy_")
 
 
@@ -301,9 +301,9 @@ def _off(value) -> bool:
 
 
 def framework_fits(tree: ast.Module, index) -> list[FrameworkFit]:
-    """Models handed to Lightning's or Hugging Face's ``Trainer``, with what clips them.
-    Lightning clips only when ``gradient_clip_val`` is set; Hugging Face's ``Trainer`` clips by
-    default (``TrainingArguments.max_grad_norm`` = 1.0) unless it is set to 0 or None."""
+    """Models handed to a framework's ``Trainer`` (:data:`gradlint.graph.frameworks.TRAINERS`),
+    with what clips them: Lightning only with ``gradient_clip_val``; Hugging Face by default
+    (``TrainingArguments.max_grad_norm`` = 1.0) unless it is set to 0 or None."""
     assigned: dict[str, ast.AST] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -314,31 +314,30 @@ def framework_fits(tree: ast.Module, index) -> list[FrameworkFit]:
         if not isinstance(node, ast.Call):
             continue
         q = index.qualname(node.func) or ""
-        top, kind = q.split(".")[0], q.rsplit(".", 1)[-1]
+        quirk = next((t for t in TRAINERS if t.matches(q)), None)
+        if quirk is None:
+            continue
         kws = {k.arg: k.value for k in node.keywords if k.arg}
-        if top in ("lightning", "pytorch_lightning") and kind == "Trainer":
-            clip = kws.get("gradient_clip_val")
-            clipping = None if clip is None or _off(clip) else f"gradient_clip_val={ast.unparse(clip)}"
-            off = ("with no `gradient_clip_val` (Lightning does not clip by default)" if clip is None
-                   else f"with `gradient_clip_val={ast.unparse(clip)}` (clipping off)")
-            model_text = _fitted(tree, node, assigned)
-            fits.append(FrameworkFit(_span(node), "Lightning", model_text, None, clipping,
-                                     "pass `gradient_clip_val=1.0` to `Trainer(...)`", off))
-        elif top == "transformers" and kind.endswith("Trainer"):
-            args = kws.get("args")
-            if isinstance(args, ast.Name):
-                args = assigned.get(args.id)
-            clipping, off = "max_grad_norm=1.0 (the default)", ""
-            if isinstance(args, ast.Call):
-                mg = {k.arg: k.value for k in args.keywords if k.arg}.get("max_grad_norm")
-                if mg is not None:
-                    clipping = None if _off(mg) else f"max_grad_norm={ast.unparse(mg)}"
-                    off = f"with `TrainingArguments(max_grad_norm={ast.unparse(mg)})` (clipping off)"
-            elif args is not None:
-                clipping = "its TrainingArguments (not resolved)"
+        holder = node
+        if quirk.on_args:
+            holder = kws.get("args")
+            if isinstance(holder, ast.Name):
+                holder = assigned.get(holder.id)
+        clipping, off = quirk.clips_by_default, quirk.absent
+        if isinstance(holder, ast.Call):
+            value = {k.arg: k.value for k in holder.keywords if k.arg}.get(quirk.setting)
+            if value is not None:
+                clipping = None if _off(value) else f"{quirk.setting}={ast.unparse(value)}"
+                where = f"TrainingArguments({quirk.setting}=" if quirk.on_args else f"{quirk.setting}="
+                off = f"with `{where}{ast.unparse(value)}{')' if quirk.on_args else ''}` (clipping off)"
+        elif holder is not None:
+            clipping = f"its {ast.unparse(holder)[:40]} (not resolved)"
+        if quirk.on_args:
             model = kws.get("model") or (node.args[0] if node.args else None)
-            fits.append(FrameworkFit(_span(node), "Hugging Face", ast.unparse(model) if model is not None else None,
-                                     None, clipping, "leave `TrainingArguments(max_grad_norm=...)` at 1.0", off))
+            model_text = ast.unparse(model) if model is not None else None
+        else:
+            model_text = _fitted(tree, node, assigned)
+        fits.append(FrameworkFit(_span(node), quirk.framework, model_text, None, clipping, quirk.how_to, off))
     for fit in fits:
         if fit.model_text:
             fit.model = _resolve_model(index, scope, fit.model_text, {})
