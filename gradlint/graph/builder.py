@@ -61,7 +61,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         self.names: dict[int, str] = {}  # id(spec) -> qualified name
         self.func_layers: dict[tuple, str] = {}  # call-site span -> functional layer name
         self.instantiated: set[str] = set()  # same-file classes used inside this one
-        self.unknown_logs: list[list] = []  # unknowns seen while instantiating (for the cache)
+        self.unknown_logs: list[dict] = []  # unknowns seen while instantiating (for the cache)
         self.unregistered = count(0)
 
     def text(self, node) -> str:
@@ -142,7 +142,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         """Record an unknown on the graph, and in every instantiation being captured."""
         self.graph.add_unknown(reason, span, kind)
         for log in self.unknown_logs:
-            log.append((reason, span, kind))
+            log[(reason, span, kind)] = None  # a dict: ordered, each unknown once
 
     def instantiate(self, cls: ast.ClassDef, args, kwargs, span: Span, frame: Frame, root=False) -> BlockSpec:
         if frame.depth > MAX_DEPTH:
@@ -160,7 +160,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         if not root:
             self.instantiated.add(cls.name)
         before = set(self.instantiated)
-        log: list = []
+        log: dict = {}
         self.unknown_logs.append(log)
         try:
             block = BlockSpec(cls, span, torch_base=self.index.module_classes.get(cls.name))
@@ -172,7 +172,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         finally:
             self.unknown_logs.pop()
         if key is not None:
-            cache[key] = (_clone(block, {}), frozenset(self.instantiated - before) | {cls.name}, tuple(log))
+            cache[key] = (_clone(block, {}), frozenset(self.instantiated - before) | {cls.name}, tuple(log))  # keys
         if any(isinstance(m, LeafSpec) and m.category == "recurrent" for _, m in self.all_modules(block, "")):
             self.index.recurrent_classes.add(cls.name)
         return block

@@ -212,7 +212,9 @@ class ModelGraph:
 
     def add_unknown(self, reason: str, span: Span | None, kind: UnknownKind = UnknownKind.VALUE) -> None:
         item = Unknown(reason, span, kind)
-        if item not in self.unknowns:
+        seen = self.__dict__.setdefault("_unknown_set", set())
+        if item not in seen:  # a set: a big model meets the same unknown many times
+            seen.add(item)
             self.unknowns.append(item)
 
     # ------------------------------------------------------------ layers
