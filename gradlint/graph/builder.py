@@ -173,7 +173,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
             self.unknown_logs.pop()
         if key is not None:
             cache[key] = (_clone(block, {}), frozenset(self.instantiated - before) | {cls.name}, tuple(log))  # keys
-        if any(isinstance(m, LeafSpec) and m.category == "recurrent" for _, m in self.all_modules(block, "")):
+        if _has_recurrent_leaf(block):
             self.index.recurrent_classes.add(cls.name)
         return block
 
@@ -206,6 +206,24 @@ def _factories(index: FileIndex) -> list[ast.FunctionDef]:
         if returns and calls:
             out.append(func)
     return out
+
+
+def _has_recurrent_leaf(spec) -> bool:
+    """Some module under ``spec`` is a recurrent layer (nn.RNN, nn.LSTMCell ...): one walk, no
+    names built, stopping at the first."""
+    stack, seen = [spec], set()
+    while stack:
+        cur = stack.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, LeafSpec):
+            if cur.category == "recurrent":
+                return True
+            continue
+        if isinstance(cur, Spec) and not isinstance(cur, ParamSpec):
+            stack.extend(child for _, child in cur.children())
+    return False
 
 
 def _guarded(builder: "Builder", index: FileIndex, name: str) -> ModelGraph | None:
