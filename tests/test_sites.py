@@ -2,7 +2,7 @@
 
 import pytest
 
-from gradlint.engine import lint_source
+from gradlint.engine import checked_graphs, lint_source
 from gradlint.graph.builder import build_graphs
 
 import ast
@@ -180,3 +180,26 @@ class Net(nn.Module):
     # train mode: the sigmoid branch is the model built and measured (the last branch, ReLU,
     # used to win in __init__)
     assert "GL101" in codes(src)
+
+
+@pytest.mark.parametrize("src, line", [
+    # module level, layers from a comprehension, initialized by a named_parameters() loop
+    ("import torch.nn as nn\n"
+     "tower = nn.Sequential(*[m for _ in range(16) for m in (nn.Linear(32, 32), nn.Sigmoid())])\n"
+     "for name, p in tower.named_parameters():\n    if name.endswith('weight'):\n        nn.init.normal_(p, std=0.01)\n", 2),
+    # inside a function, written out, through an import alias
+    ("import torch\nfrom torch import nn as tnn\n\ndef main():\n    net = tnn.Sequential(\n"
+     + "".join("        tnn.Linear(32, 32), tnn.Sigmoid(),\n" for _ in range(16)) + "    )\n    print(net)\n", 6),
+])
+def test_a_sequential_built_in_place_is_a_model(src, line):
+    got = [(d.code, d.line, d.message) for d in lint_source(src, "m.py")]
+    assert [(c, l) for c, l, _ in got] == [("GL101", line)], got
+    assert ("tower.0 " if "tower" in src else "net.0 ") in got[0][2]  # named by its variable
+    graph = checked_graphs(ast.parse(src), "m.py", src.splitlines())[1]
+    [g] = [g for g in graph if g.site_span is not None]
+    assert g.factory_of == "nn.Sequential" and len(g.layers("weighted")) == 16
+
+
+def test_a_sequential_without_layers_is_not_a_model():
+    src = "import torch.nn as nn\nhead = nn.Sequential()\nhead.add_module('fc', nn.Linear(4, 4))\n"
+    assert checked_graphs(ast.parse(src), "m.py", src.splitlines())[1] == []

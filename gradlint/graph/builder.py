@@ -35,7 +35,7 @@ from gradlint.graph.torch_semantics import TorchMixin
 from gradlint.graph.init_semantics import InitMixin
 from gradlint.graph.forward_emission import ForwardMixin
 from gradlint.graph.recurrence import forward_state_layers
-from gradlint.graph.sites import find_sites
+from gradlint.graph.sites import SEQUENTIAL, find_sites
 from gradlint.graph.values import BlockSpec, Flow, LeafSpec, ParamSpec, SeqSpec, Spec, UnknownSpec
 from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span, UnknownKind
 
@@ -81,13 +81,17 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         try:
             if self.factory is not None:
                 root = self.call_function(self.factory, [], {}, Frame(depth=0), root=True)
-                if not isinstance(root, BlockSpec) or root.cls.name not in self.index.module_classes:
+                if isinstance(root, SeqSpec) and root.kind == "Sequential" and root.items:
+                    root = _sequential_block(root, self.factory)  # ``model = nn.Sequential(...)``
+                if not isinstance(root, BlockSpec) or (root.cls.name not in self.index.module_classes
+                                                       and root.cls.name != SEQUENTIAL):
                     return None
                 self.cls = root.cls
                 g.factory_of = root.cls.name
             else:
                 root = self.instantiate(self.cls, [], {}, _span(self.cls), Frame(depth=0), root=True)
-            self.name_specs(root, "")
+            # a Sequential built in place is named by its variable (``tower.0``, ``tower.2``)
+            self.name_specs(root, self.factory.name if root.cls.name == SEQUENTIAL and self.factory else "")
             forward = self.index.method(self.cls, "forward")
             g.add_node(Node(0, "input"))
             if forward is not None or root.seq is not None:
@@ -206,6 +210,17 @@ def _factories(index: FileIndex) -> list[ast.FunctionDef]:
         if returns and calls:
             out.append(func)
     return out
+
+
+def _sequential_block(seq: SeqSpec, where) -> BlockSpec:
+    """An ``nn.Sequential`` built in place, as a model: a block of no class of the file whose
+    forward is the sequence."""
+    cls = ast.ClassDef(name=SEQUENTIAL, bases=[], keywords=[], body=[], decorator_list=[])
+    ast.copy_location(cls, where)
+    cls.end_lineno, cls.end_col_offset = where.end_lineno, where.end_col_offset
+    block = BlockSpec(cls, seq.span, torch_base="Sequential")
+    block.seq = seq
+    return block
 
 
 def _has_recurrent_leaf(spec) -> bool:

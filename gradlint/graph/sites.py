@@ -37,6 +37,9 @@ _INERT = frozenset({
 _WALKS = frozenset({"modules", "named_modules", "parameters", "named_parameters", "children", "named_children"})
 #: a site is at most this many statements (a script is not interpreted whole)
 MAX_CONFIG = 64
+#: the name a site's model gets when it is an ``nn.Sequential`` built in place
+SEQUENTIAL = "nn.Sequential"
+_SEQUENTIAL = frozenset({"torch.nn.Sequential", "torch.nn.modules.container.Sequential"})
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,10 @@ class _Scope:
         self._factory: dict[str, bool] = {}
 
     def model_call(self, value) -> str | None:
-        """The class or same-file factory ``value`` calls to get a model, or None."""
+        """The class or same-file factory ``value`` calls to get a model, or None. An
+        ``nn.Sequential(...)`` with layers is a model too (:data:`SEQUENTIAL`)."""
+        if isinstance(value, ast.Call) and value.args and self.index.qualname(value.func) in _SEQUENTIAL:
+            return SEQUENTIAL
         if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
             return None
         name = value.func.id
@@ -162,7 +168,7 @@ def find_sites(tree: ast.Module, index, skip=frozenset()) -> list[Site]:
     """The configured instantiation sites of ``tree`` (see the module docstring), deduplicated.
     Functions named in ``skip`` (factories the builder runs whole) are not searched."""
     models = set(index.module_classes)
-    if not models:
+    if not models and not any(q.startswith("torch") for q in index.imports.values()):
         return []
     functions = {n for n, f in index.functions.items() if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
     scope = _Scope(index, models, functions)
