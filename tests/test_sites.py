@@ -203,3 +203,23 @@ def test_a_sequential_built_in_place_is_a_model(src, line):
 def test_a_sequential_without_layers_is_not_a_model():
     src = "import torch.nn as nn\nhead = nn.Sequential()\nhead.add_module('fc', nn.Linear(4, 4))\n"
     assert checked_graphs(ast.parse(src), "m.py", src.splitlines())[1] == []
+
+
+def test_factories_that_only_hand_their_class_to_a_library_are_not_built():
+    # timm: the class goes to an imported builder, whose result gradlint cannot know; a factory
+    # calling the class (directly or through a helper of the file) is built
+    src = (
+        "import torch.nn as nn\nfrom timm.models._builder import build_model_with_cfg\n"
+        "class Net(nn.Module):\n    def __init__(self, depth=2):\n        super().__init__()\n"
+        "        self.fc = nn.Sequential(*[nn.Linear(8, 8) for _ in range(depth)])\n"
+        "    def forward(self, x):\n        return self.fc(x)\n"
+        "def _create(variant, **kw):\n    return build_model_with_cfg(Net, variant, **kw)\n"
+        "def net_tiny(**kw):\n    return _create('tiny', **dict(depth=2, **kw))\n"
+        "def _make(depth):\n    return Net(depth)\n"
+        "def net_deep():\n    return _make(6)\n"
+    )
+    from gradlint.graph.builder import _factories
+    from gradlint.graph.symbols import FileIndex
+
+    names = {f.name for f in _factories(FileIndex(ast.parse(src)))}
+    assert names == {"net_deep"}  # not net_tiny (imported builder); _create/_make need arguments

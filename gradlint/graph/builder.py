@@ -24,6 +24,7 @@ parts, each a module that imports only downward:
 from __future__ import annotations
 
 import ast
+import builtins
 from itertools import count
 
 from gradlint.graph.interp_common import Frame, MAX_DEPTH, _Budget, _clone, _instance_key, _span
@@ -194,6 +195,7 @@ def _factories(index: FileIndex) -> list[ast.FunctionDef]:
     Models whose classes take their structure as constructor arguments (``VGG(features)``,
     ``ResNet(block, layers)``) are only fully known through them."""
     out = []
+    memo: dict = {}
     local = set(index.module_classes) | set(index.functions)
     for name, func in index.functions.items():
         if not isinstance(func, ast.FunctionDef):
@@ -207,9 +209,36 @@ def _factories(index: FileIndex) -> list[ast.FunctionDef]:
                 returns = True
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local and node.func.id != name:
                 calls = True
-        if returns and calls:
+        if returns and calls and _may_construct(index, name, memo):
             out.append(func)
     return out
+
+
+def _may_construct(index: FileIndex, name: str, memo: dict, depth: int = 0) -> bool:
+    """Whether calling the function may construct one of the file's module classes: it (or a
+    same-file function it calls) calls a module class, or calls a local name (``cls(...)``,
+    a class passed in). timm's ``vit_base_patch16_224()`` only hands its class to an imported
+    ``build_model_with_cfg``: its result is unknowable, so it is not built at all."""
+    if name in memo:
+        return memo[name]
+    memo[name] = False  # guards recursion
+    func = index.functions.get(name)
+    found = False
+    if func is not None and depth < 8:
+        for node in ast.walk(func):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            callee = node.func.id
+            if callee in index.module_classes:
+                found = True
+            elif callee in index.functions:
+                found = callee != name and _may_construct(index, callee, memo, depth + 1)
+            elif callee not in index.imports and callee not in index.classes and not hasattr(builtins, callee):
+                found = True  # a local name: a class alias or an argument
+            if found:
+                break
+    memo[name] = found
+    return found
 
 
 def _sequential_block(seq: SeqSpec, where) -> BlockSpec:
