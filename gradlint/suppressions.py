@@ -56,8 +56,28 @@ class Directive:
         return None
 
 
-def _comments(text: str, lines: set[int]) -> list[tuple[int, int, str]]:
-    """(line, 0-based column, comment text) of the real comments on ``lines``."""
+def _comments(text: str, lines: set[int], src_lines: list[str] | None = None,
+              tree: ast.AST | None = None) -> list[tuple[int, int, str]]:
+    """(line, 0-based column, comment text) of the real comments on ``lines``.
+
+    With the parsed tree, each line is tokenized on its own: a line that no string of several
+    lines touches holds its own tokens (a big file with a few ``noqa`` lines is not tokenized
+    whole). Otherwise, or when a candidate line is touched by such a string, the whole text."""
+    if tree is not None and src_lines is not None:
+        spans = _multiline_strings(tree)
+        if not any(a <= n <= b for n in lines for a, b in spans):
+            out = []
+            for n in sorted(lines):
+                if not 1 <= n <= len(src_lines):
+                    continue
+                try:
+                    for tok in tokenize.generate_tokens(io.StringIO(src_lines[n - 1]).readline):
+                        if tok.type == tokenize.COMMENT:
+                            out.append((n, tok.start[1], tok.string))
+                except (tokenize.TokenError, IndentationError, SyntaxError):
+                    break  # a line that does not tokenize alone (a continued bracket): the whole text
+            else:
+                return out
     out = []
     try:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
@@ -65,6 +85,16 @@ def _comments(text: str, lines: set[int]) -> list[tuple[int, int, str]]:
                 out.append((tok.start[0], tok.start[1], tok.string))
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass
+    return out
+
+
+def _multiline_strings(tree: ast.AST) -> list[tuple[int, int]]:
+    """(first, last) lines of the string literals that span several lines (f-strings too)."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Constant, ast.JoinedStr)) and (node.end_lineno or node.lineno) > node.lineno:
+            if isinstance(node, ast.JoinedStr) or isinstance(node.value, (str, bytes)):
+                out.append((node.lineno, node.end_lineno))
     return out
 
 
@@ -86,10 +116,12 @@ def parse_directives(text: str, lines: list[str], tree: ast.AST | None = None) -
     candidates = {i + 1 for i, l in enumerate(lines) if "#" in l and _CANDIDATE.search(l)}
     if not candidates:
         return []
-    scopes = _scopes(tree)
+    scopes = None  # only a block directive needs the class/def scopes
     found: list[Directive] = []
-    for line, col, comment in _comments(text, candidates):
+    for line, col, comment in _comments(text, candidates, lines, tree):
         for m in _GRADLINT.finditer(comment):
+            if scopes is None:
+                scopes = _scopes(tree)
             kind = m.group("kind").lower()
             raw = m.group("codes")
             codes = tuple(c for c in re.split(r"[\s,]+", raw or "") if c)

@@ -159,3 +159,23 @@ def test_a_form_feed_line_does_not_shift_suppressions():
 def test_a_space_before_the_bracket_still_names_the_codes():
     # read as ignore[GL201] (which hides nothing here), not as a bare ignore hiding GL101
     assert sorted(codes(src(line="  # gradlint: ignore [GL201]"))) == ["GL003", "GL101"]
+
+
+@pytest.mark.parametrize("src, expected", [
+    # a "# noqa" inside a string of several lines is not a comment
+    ('x = 1\ns = """\nnot a comment  # noqa: GL101\n"""\ny = 2  # noqa: GL102\n', [(5, ("GL102",))]),
+    # a directive right after such a string ends, on its last line
+    ('s = """doc\nmore"""  # noqa: GL103\n', [(2, ("GL103",))]),
+    # inside a one-line string on a line of its own: still not a comment
+    ('t = "# noqa: GL104"\nu = 3  # noqa\n', [(2, ())]),
+    # a bracket continued over lines
+    ('z = f(1,\n      2)  # noqa: GL105\n', [(2, ("GL105",))]),
+])
+def test_directives_are_real_comments_only(src, expected):
+    import ast as _ast
+
+    from gradlint.engine import split_lines
+    from gradlint.suppressions import parse_directives
+
+    got = [(d.line, d.codes) for d in parse_directives(src, split_lines(src), _ast.parse(src))]
+    assert got == expected
