@@ -11,6 +11,7 @@ the files of the run by the engine), or left unknown. Like the graph builder it 
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 from gradlint.graph.frameworks import CLIP_NAMES, TRAINERS
@@ -291,8 +292,13 @@ def _global_clipping(tree) -> str | None:
     return None
 
 
+#: a call of ``backward`` (``loss.backward()``, ``torch.autograd.backward(...)``,
+#: ``accelerator.backward(loss)``); "backward compatibility" in a docstring is not one
+_BACKWARD_CALL = re.compile(r"\bbackward\s*\(")
+
+
 def _mentions_backward(lines: list[str], node) -> bool:
-    return any("backward" in l for l in lines[node.lineno - 1 : node.end_lineno])
+    return any("backward" in l and _BACKWARD_CALL.search(l) for l in lines[node.lineno - 1 : node.end_lineno])
 
 
 def _off(value) -> bool:
@@ -370,10 +376,11 @@ def extract(tree: ast.Module, index, lines: list[str] | None = None) -> Training
 
 
 def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str | None = None) -> TrainingFacts:
-    if text is not None and "backward" not in text:
+    if text is not None and ("backward" not in text or not _BACKWARD_CALL.search(text)):
         return TrainingFacts([], None)  # most model files: no training code at all
     scopes: list[tuple[_Scope, list]] = []
-    clip_helpers = frozenset(n for n, f in index.functions.items() if _contains_clip(f))
+    clips = text is None or any(n in text for n in CLIP_NAMES)
+    clip_helpers = frozenset(n for n, f in index.functions.items() if clips and _contains_clip(f))
     module_body = [s for s in tree.body if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     if lines is None or any(_mentions_backward(lines, s) for s in module_body):
         scopes.append((_Scope(index, module_body, "<module>", (), clip_helpers), module_body))
