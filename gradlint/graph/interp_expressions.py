@@ -191,14 +191,16 @@ class ExpressionsMixin:
     def eval_Set(self, node, frame):
         return list(self.eval_elts(node.elts, frame))
 
-    def eval_elts(self, elts, frame):
+    def eval_elts(self, elts, frame, unresolved: str = "unresolved *-expansion"):
+        """The values of list/tuple elements or positional arguments, ``*x`` spread out (an
+        unknown spread is one Unknown element, with ``unresolved`` as its reason)."""
         out = []
         for e in elts:
             if isinstance(e, ast.Starred):
                 v = self.eval(e.value, frame)
                 items = self.iterate(v)
                 if items is None:
-                    out.append(v if isinstance(v, Flow) else UnknownSpec(self.text(e.value)[:60], _span(e), "unresolved *-expansion"))
+                    out.append(v if isinstance(v, Flow) else UnknownSpec(self.text(e.value)[:60], _span(e), unresolved))
                 else:
                     out.extend(items)
             else:
@@ -431,17 +433,7 @@ class ExpressionsMixin:
         return self.call(callee, args, kwargs, node, frame)
 
     def eval_args(self, node, frame):
-        args = []
-        for a in node.args:
-            if isinstance(a, ast.Starred):
-                v = self.eval(a.value, frame)
-                items = self.iterate(v)
-                if items is None:
-                    args.append(v if isinstance(v, Flow) else UnknownSpec(self.text(a.value)[:60], _span(a), "unresolved *args"))
-                else:
-                    args.extend(items)
-            else:
-                args.append(self.eval(a, frame))
+        args = self.eval_elts(node.args, frame, "unresolved *args")
         kwargs = {}
         for k in node.keywords:
             v = self.eval(k.value, frame)

@@ -122,15 +122,9 @@ def _torch_subclass(kind: str, base: str) -> bool:
     return bool(test and test(kind))
 
 
-def _inherits(self, cls, base, depth=0):
-    if depth > 10:
-        return False
-    for b in cls.bases:
-        if isinstance(b, ast.Name) and b.id in self.index.classes:
-            c = self.index.classes[b.id]
-            if c is base or _inherits(self, c, base, depth + 1):
-                return True
-    return False
+def _inherits(self, cls, base) -> bool:
+    """``cls`` derives from ``base``, a class of this file."""
+    return any(c is base for c in self.index.same_file_mro(cls) if c is not cls)
 
 
 
@@ -182,24 +176,23 @@ def _numeric(fn):
     return wrapped
 
 
-@_builtin
-def _b_int(b, args, kwargs, node, frame):
-    if args and isinstance(args[0], (int, float, str)):
-        try:
-            return int(args[0])
-        except Exception:
-            return UNKNOWN
-    return UNKNOWN
+def _conversion(to):
+    """``int(x)`` / ``float(x)`` of a known number or string; UNKNOWN otherwise or on error."""
+
+    def convert(b, args, kwargs, node, frame):
+        if args and isinstance(args[0], (int, float, str)):
+            try:
+                return to(args[0])
+            except Exception:
+                return UNKNOWN
+        return UNKNOWN
+
+    convert.__name__ = f"_b_{to.__name__}"
+    return convert
 
 
-@_builtin
-def _b_float(b, args, kwargs, node, frame):
-    if args and isinstance(args[0], (int, float, str)):
-        try:
-            return float(args[0])
-        except Exception:
-            return UNKNOWN
-    return UNKNOWN
+_b_int = _builtin(_conversion(int))
+_b_float = _builtin(_conversion(float))
 
 
 _BUILTINS = {

@@ -150,33 +150,38 @@ class FileIndex:
                     return True
         return False
 
-    def method(self, cls: ast.ClassDef, name: str, _depth: int = 0):
-        for stmt in cls.body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
-                return stmt
-        if _depth > 10:
-            return None
-        for base in cls.bases:
-            if isinstance(base, ast.Name) and base.id in self.classes and self.classes[base.id] is not cls:
-                found = self.method(self.classes[base.id], name, _depth + 1)
-                if found is not None:
-                    return found
+    def same_file_mro(self, cls: ast.ClassDef):
+        """``cls`` and its base classes defined in this file, nearest first (depth-first, as
+        single inheritance resolves; each class once; at most 10 levels)."""
+        seen: set[int] = set()
+
+        def walk(c, depth):
+            if id(c) in seen or depth > 10:
+                return
+            seen.add(id(c))
+            yield c
+            for base in c.bases:
+                if isinstance(base, ast.Name) and base.id in self.classes:
+                    yield from walk(self.classes[base.id], depth + 1)
+
+        yield from walk(cls, 0)
+
+    def method(self, cls: ast.ClassDef, name: str):
+        """The method ``name`` of ``cls`` or of its nearest same-file base that defines it."""
+        for c in self.same_file_mro(cls):
+            for stmt in c.body:
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == name:
+                    return stmt
         return None
 
-    def class_attr(self, cls: ast.ClassDef, name: str, _depth: int = 0):
-        for stmt in cls.body:
-            if isinstance(stmt, ast.Assign):
-                for t in stmt.targets:
-                    if isinstance(t, ast.Name) and t.id == name:
+    def class_attr(self, cls: ast.ClassDef, name: str):
+        """The assignment of class attribute ``name`` in ``cls`` or its nearest same-file base."""
+        for c in self.same_file_mro(cls):
+            for stmt in c.body:
+                if isinstance(stmt, ast.Assign):
+                    if any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets):
                         return stmt
-            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                if stmt.target.id == name and stmt.value is not None:
-                    return stmt
-        if _depth > 10:
-            return None
-        for base in cls.bases:
-            if isinstance(base, ast.Name) and base.id in self.classes and self.classes[base.id] is not cls:
-                found = self.class_attr(self.classes[base.id], name, _depth + 1)
-                if found is not None:
-                    return found
+                elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                    if stmt.target.id == name and stmt.value is not None:
+                        return stmt
         return None
