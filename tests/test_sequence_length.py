@@ -14,6 +14,8 @@ from gradlint.graph.seqlen import Ints, argparse_defaults, loop_length
 from gradlint.graph.symbols import FileIndex
 from gradlint.graph.training import extract
 
+from conftest import FIXTURES
+
 
 def _loops(src: str):
     src = textwrap.dedent(src)
@@ -91,44 +93,28 @@ def test_argparse_defaults_by_flag_and_dest():
     assert argparse_defaults(tree) == {"seq_len": 50, "bptt": 7}
 
 
-CHAR_RNN = """
-import torch
-import torch.nn as nn
+#: the tutorials' char-RNN (a one-step model fed its own state by ``train``) and an Elman cell
+#: unrolled in ``forward`` (trained by ``fit``): one home, the fixture
+HANDWRITTEN = (FIXTURES / "configured" / "c05_handwritten_rnn.py").read_text()
 
-class RNN(nn.Module):
-    def __init__(self, input_size, hidden_size, output_size):
-        super().__init__()
-        self.hidden_size = hidden_size
-        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
-        self.i2o = nn.Linear(input_size + hidden_size, output_size)
-        self.softmax = nn.LogSoftmax(dim=1)
 
-    def forward(self, input, hidden):
-        combined = torch.cat((input, hidden), 1)
-        hidden = self.i2h(combined)
-        output = self.softmax(self.i2o(combined))
-        return output, hidden
+def _variant(src: str, *swaps: tuple[str, str]) -> str:
+    """``src`` with each ``old`` text replaced by ``new`` (each must be there)."""
+    for old, new in swaps:
+        assert old in src, old
+        src = src.replace(old, new)
+    return src
 
-rnn = RNN(57, 128, 18)
-criterion = nn.NLLLoss()
 
-def train(category_tensor, line_tensor):
-    hidden = torch.zeros(1, 128)
-    rnn.zero_grad()
-    for i in range({count}):
-        output, hidden = rnn(line_tensor[i], hidden)
-    loss = criterion(output, category_tensor)
-    loss.backward()
-    for p in rnn.parameters():
-        p.data.add_(p.grad.data, alpha=-0.005)
-"""
+def _gl401_of(src: str, cls: str):
+    return [d for d in _codes(src) if d[0] == "GL401" and f"({cls})" in d[3]]
 
 
 def test_char_rnn_of_the_tutorials_by_its_length():
     # measured (5 seeds, torch 2.13): the i2h state path multiplies the gradient norm by
     # 0.47-0.49 per step at init; the flow model says 0.48
-    known = [d for d in _codes(CHAR_RNN.replace("{count}", "12")) if d[0] == "GL401"]
-    unknown = [d for d in _codes(CHAR_RNN.replace("{count}", "line_tensor.size()[0]")) if d[0] == "GL401"]
+    known = _gl401_of(_variant(HANDWRITTEN, ("range(line_tensor.size(0))", "range(12)")), "CharRNN")
+    unknown = _gl401_of(HANDWRITTEN, "CharRNN")
     assert [d[1] for d in known] == ["info"] and "0.48 per step in `i2h`" in known[0][3]
     assert "the 12 steps this code uses (`range(12)`" in known[0][3]
     assert [d[1] for d in unknown] == ["warning"]
@@ -187,73 +173,37 @@ def test_dynamic_input_of_a_layer_with_unresolved_sizes_is_a_note_not_a_crash():
     from gradlint.dynamic.plan import input_spec
     from gradlint.graph.builder import build_graphs
 
-    src = textwrap.dedent(CHAR_RNN.replace("{count}", "12"))
-    graph = next(g for g in build_graphs(ast.parse(src), "m.py") if g.name == "RNN")
+    graph = next(g for g in build_graphs(ast.parse(HANDWRITTEN), "m.py") if g.name == "CharRNN")
     spec, note = input_spec(graph, recurrent=True)
     assert spec is None and "no known in_features" in note
 
 
-ELMAN = """
-import torch
-import torch.nn as nn
-
-class Elman(nn.Module):
-    def __init__(self, n_in=16, n_hidden=64):
-        super().__init__()
-        self.n_hidden = n_hidden
-        self.W = nn.Linear(n_in, n_hidden)
-        self.U = nn.Linear(n_hidden, n_hidden)
-        {init}
-        self.out = nn.Linear(n_hidden, 1)
-
-    def forward(self, x):
-        h = torch.zeros(x.size(1), self.n_hidden)
-        {loop}
-        return self.out(h)
-
-def fit(batches):
-    model = Elman()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    for x, y in batches:
-        opt.zero_grad()
-        ((model(x) - y) ** 2).mean().backward()
-        opt.step()
-"""
+ELMAN_LOOP = "for t in range(x.size(0)):\n            h = torch.tanh(self.W(x[t]) + self.U(h))"
+ELMAN_INIT = "nn.init.orthogonal_(self.U.weight, gain=3.0)"
 
 
 @pytest.mark.parametrize("loop", [
-    "for t in range(x.size(0)):\n            h = torch.tanh(self.W(x[t]) + self.U(h))",
-    "for x_t in x:\n            pre = self.W(x_t) + self.U(h)\n            h = torch.tanh(pre)",
+    ELMAN_LOOP,  # the fixture's style: index the time steps
+    "for x_t in x:\n            pre = self.W(x_t) + self.U(h)\n            h = torch.tanh(pre)",  # iterate them
 ])
 @pytest.mark.parametrize("init, severity, gain", [
     # measured (5 seeds, per-step factor of the gradient norm at init): 1.31-1.36 with an
     # orthogonal recurrent weight of gain 3, 0.44-0.47 with PyTorch's default init
-    ("nn.init.orthogonal_(self.U.weight, gain=3.0)", "error", "1.3"),
+    (ELMAN_INIT, "error", "1.3"),
     ("pass", "warning", "0.45"),
 ])
 def test_a_recurrence_written_out_in_forward(loop, init, severity, gain):
-    src = ELMAN.replace("{init}", init).replace("{loop}", loop)
-    [d] = [d for d in _codes(src) if d[0] == "GL401"]
+    src = _variant(HANDWRITTEN, (ELMAN_LOOP, loop), (ELMAN_INIT, init))
+    [d] = _gl401_of(src, "Elman")
     assert d[1] == severity, d[3]
     assert f"multiplied by {gain} per step in `U`" in d[3]
 
 
 def test_a_trainers_clipping_is_not_the_hand_written_loops():
     # Lightning clips what its Trainer fits; a loop written out in the same file is not clipped
-    src = textwrap.dedent("""
-        import torch
-        import torch.nn as nn
-        import lightning.pytorch as pl
-
-        class Seq(pl.LightningModule):
-            def __init__(self):
-                super().__init__()
-                self.lstm = nn.LSTM(8, 8)
-
-            def forward(self, x):
-                return self.lstm(x)[0]
-
-        pl.Trainer(gradient_clip_val=0.5).fit(Seq())
+    trainers = (FIXTURES / "configured" / "c08_framework_trainers.py").read_text()
+    src = _variant(trainers, ("pl.Trainer(max_epochs=3)", "pl.Trainer(gradient_clip_val=0.5)"),
+                   ("import torch.nn as nn\n", "import torch\nimport torch.nn as nn\n")) + textwrap.dedent("""
 
         def finetune(loader):
             model = nn.GRU(8, 8)
@@ -263,8 +213,9 @@ def test_a_trainers_clipping_is_not_the_hand_written_loops():
                 model(x)[0].sum().backward()
                 opt.step()
     """)
+    step = next(i for i, line in enumerate(src.splitlines(), 1) if line.strip() == "opt.step()")
     found = [(d.code, d.line) for d in lint_source(src, "t.py") if d.code == "GL401"]
-    assert found == [("GL401", 22)], found  # opt.step()
+    assert found == [("GL401", step)], found
     hooked = src.replace("    opt = torch.optim.Adam", "    for p in model.parameters():\n"
                          "        p.register_hook(lambda g: g.clamp(-1, 1))\n    opt = torch.optim.Adam")
     assert hooked != src
