@@ -7,6 +7,8 @@ import pytest
 from gradlint.engine import lint_source
 from gradlint.graph.builder import FileIndex
 
+from conftest import FIXTURES
+
 ELMAN = '''
 import torch
 import torch.nn as nn
@@ -37,50 +39,14 @@ for x, y in data:
     optimizer.step()
 '''
 
-CHAR_RNN = '''
-import torch
-import torch.nn as nn
-
-learning_rate = 0.005
-
-
-class RNN(nn.Module):
-    def __init__(self, input_size, hidden_size, output_size):
-        super(RNN, self).__init__()
-        self.hidden_size = hidden_size
-        self.i2h = nn.Linear(input_size + hidden_size, hidden_size)
-        self.i2o = nn.Linear(input_size + hidden_size, output_size)
-        self.softmax = nn.LogSoftmax(dim=1)
-
-    def forward(self, input, hidden):
-        combined = torch.cat((input, hidden), 1)
-        hidden = self.i2h(combined)
-        output = self.softmax(self.i2o(combined))
-        return output, hidden
-
-    def initHidden(self):
-        return torch.zeros(1, self.hidden_size)
+#: the tutorials' char-RNN, from its fixture (the part before the Elman cell there), with a
+#: CLIP placeholder after ``backward()``
+_FIXTURE = (FIXTURES / "configured" / "c05_handwritten_rnn.py").read_text().split("\n\nclass Elman")[0]
+assert "    loss.backward()\n" in _FIXTURE
+CHAR_RNN = _FIXTURE.replace("    loss.backward()\n", "    loss.backward()\n    CLIP\n") + "\n"
 
 
-rnn = RNN(57, 128, 18)
-criterion = nn.NLLLoss()
-
-
-def train(category_tensor, line_tensor):
-    hidden = rnn.initHidden()
-    rnn.zero_grad()
-    for i in range(line_tensor.size()[0]):
-        output, hidden = rnn(line_tensor[i], hidden)
-    loss = criterion(output, category_tensor)
-    loss.backward()
-    CLIP
-    for p in rnn.parameters():
-        p.data.add_(p.grad.data, alpha=-learning_rate)
-    return output, loss.item()
-'''
-
-
-@pytest.mark.parametrize("src, model", [(ELMAN, "Elman"), (CHAR_RNN, "RNN")])
+@pytest.mark.parametrize("src, model", [(ELMAN, "Elman"), (CHAR_RNN, "CharRNN")])
 def test_a_hand_written_recurrence_trained_without_clipping_is_gl401(src, model):
     found = [d for d in lint_source(src.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
     assert len(found) == 1 and f"({model})" in found[0].message
