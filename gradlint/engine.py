@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from gradlint.diagnostics import Diagnostic, Related
 from gradlint.files import DEFAULT_EXCLUDE, discover
+from gradlint.flow.hazards import forget as forget_judges
 from gradlint.graph.builder import FileIndex, build_graphs
 from gradlint.graph.seqlen import attach_lengths
 from gradlint.graph.training import extract as extract_training
@@ -277,6 +278,8 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
                 )
         diagnostics.extend(ctx.diagnostics)
         deferred.extend((req, d) for req, d in ctx.deferred if not suppressing(directives, d.code, d.name, d.line))
+    for graph in graphs:
+        forget_judges(graph)  # the rules are done with it: free it by reference counting
     enabled = {r.code for r in rules}
     return FileResult(finalize(diagnostics, lines, directives, enabled, path), deferred, frozenset(index.recurrent_classes))
 

@@ -86,3 +86,34 @@ def test_a_model_imported_from_another_file_of_the_run(tmp_path):
     assert "Seq, imported from nets.seq" in gl401[0].message
     # linted alone, the imported model cannot be resolved: no finding rather than a guess
     assert not [d for d in alone.diagnostics if d.code == "GL401"]
+
+
+def test_checking_a_file_leaves_none_of_its_structures_in_cyclic_garbage():
+    """Workers lint with the cyclic collector off (engine._lint_chunk): that is only sound while
+    the trees, graphs, profiles and judges of a file are freed by reference counting. A
+    reference cycle through them (a recursive closure over the index, a cache that points back
+    at its owner) keeps every structure of the file alive until a collection; here it would be
+    found. (The standard library's own small closures, ``ast.dump``'s, hold none of them.)"""
+    import ast
+    import gc
+    from pathlib import Path
+
+    paths = sorted(Path(__file__).parent.parent.joinpath("fixtures").rglob("*.py"))[:40]
+    sources = [(p.read_text(encoding="utf-8"), str(p)) for p in paths]
+    lint_source(SOURCE, "warm.py")  # first-use caches of the libraries (networkx, inspect)
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for text, path in sources:
+            lint_source(text, path)
+        gc.collect()
+        ours = [o for o in gc.garbage if isinstance(o, ast.AST) or type(o).__module__.startswith(("gradlint", "rules", "networkx.classes"))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was:
+            gc.enable()
+    assert len(sources) == 40
+    assert [type(o).__name__ for o in ours[:10]] == []

@@ -458,7 +458,7 @@ def _subgraph(graph, chain):
 
 
 def judge(graph, thresholds: dict | None = None) -> Judge:
-    """The graph's judge, cached on the graph (rules share it)."""
+    """The graph's judge, cached on the graph (rules share it) until :func:`forget`."""
     key = tuple(sorted((thresholds or {}).items()))
     cache = graph.__dict__.setdefault("_flow_judges", {})
     if key not in cache:
@@ -466,4 +466,10 @@ def judge(graph, thresholds: dict | None = None) -> Judge:
     return cache[key]
 
 
-__all__ = ["A", "Cause", "FlowHazard", "Judge", "Numbers", "judge"]
+def forget(graph) -> None:
+    """Drop the judges cached on ``graph``. A cached judge refers back to its graph, a cycle
+    that reference counting cannot free: whoever is done with the graph's rules breaks it."""
+    graph.__dict__.pop("_flow_judges", None)
+
+
+__all__ = ["A", "Cause", "FlowHazard", "Judge", "Numbers", "forget", "judge"]

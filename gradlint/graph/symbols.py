@@ -25,6 +25,7 @@ class FileIndex:
         #: models whose build failed (a builder bug): (name, span, message), for GL002
         self.build_errors: list = []
         self._qualname_cache: dict[int, str | None] = {}
+        self._mro_cache: dict[int, tuple[ast.ClassDef, ...]] = {}
         self.imports: dict[str, str] = {}
         #: modules of ``from M import *`` statements
         self.star_imports: list[str] = []
@@ -150,21 +151,27 @@ class FileIndex:
                     return True
         return False
 
-    def same_file_mro(self, cls: ast.ClassDef):
+    def same_file_mro(self, cls: ast.ClassDef) -> tuple[ast.ClassDef, ...]:
         """``cls`` and its base classes defined in this file, nearest first (depth-first, as
-        single inheritance resolves; each class once; at most 10 levels)."""
+        single inheritance resolves; each class once; at most 10 levels). Computed once per
+        class, without a recursive closure (one would make a reference cycle that keeps the
+        whole file's index alive until the cyclic collector runs)."""
+        found = self._mro_cache.get(id(cls))
+        if found is not None:
+            return found
+        out: list[ast.ClassDef] = []
         seen: set[int] = set()
-
-        def walk(c, depth):
+        stack = [(cls, 0)]
+        while stack:
+            c, depth = stack.pop()
             if id(c) in seen or depth > 10:
-                return
+                continue
             seen.add(id(c))
-            yield c
-            for base in c.bases:
-                if isinstance(base, ast.Name) and base.id in self.classes:
-                    yield from walk(self.classes[base.id], depth + 1)
-
-        yield from walk(cls, 0)
+            out.append(c)
+            bases = [self.classes[b.id] for b in c.bases if isinstance(b, ast.Name) and b.id in self.classes]
+            stack.extend((b, depth + 1) for b in reversed(bases))
+        found = self._mro_cache[id(cls)] = tuple(out)
+        return found
 
     def method(self, cls: ast.ClassDef, name: str):
         """The method ``name`` of ``cls`` or of its nearest same-file base that defines it."""
