@@ -164,6 +164,43 @@ def test_apply_with_isinstance_tuple_and_modules_loop():
     assert g.layer("fc").inits["weight"].scheme == "normal"
 
 
+def test_apply_replays_an_init_on_equal_blocks_and_only_on_equal_ones():
+    """``apply`` interprets an init function once per distinct module and replays its effect on
+    equal ones; what it can dispatch on (type, attributes, submodules) keeps blocks apart."""
+    g = graph_of("""
+        import torch.nn as nn
+        class Block(nn.Module):
+            def __init__(self, gated):
+                super().__init__()
+                self.gated = gated
+                self.fc = nn.Linear(16, 16)
+                self.gate = nn.Linear(16, 16)
+            def forward(self, x):
+                return self.fc(x) * self.gate(x).sigmoid()
+        def init(m):
+            if isinstance(m, Block):
+                nn.init.zeros_(m.fc.bias)
+                if m.gated:
+                    nn.init.constant_(m.gate.weight, 0.5)
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = Block(True)
+                self.b = Block(False)
+                self.c = Block(True)
+                self.d = Block(False)
+                self.apply(init)
+            def forward(self, x):
+                return self.d(self.c(self.b(self.a(x))))
+    """)
+    for name in "abcd":
+        assert g.layer(f"{name}.fc").inits["bias"].scheme == "zeros", name
+    for name in "ac":
+        assert g.layer(f"{name}.gate").inits["weight"].scheme == "constant", name
+    for name in "bd":
+        assert "weight" not in g.layer(f"{name}.gate").inits, name
+
+
 def test_helper_function_and_block_reuse_expand():
     g = graph_of("""
         import torch.nn as nn

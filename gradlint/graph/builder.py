@@ -63,6 +63,9 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         self.func_layers: dict[tuple, str] = {}  # call-site span -> functional layer name
         self.instantiated: set[str] = set()  # same-file classes used inside this one
         self.unknown_logs: list[dict] = []  # unknowns seen while instantiating (for the cache)
+        #: writes seen while an init function runs on one module (for replaying it, see
+        #: apply_to_modules): (spec, parameter, Init), or None for any other change to a module
+        self.effect_logs: list[list] = []
         self.unregistered = count(0)
 
     def text(self, node) -> str:

@@ -81,17 +81,23 @@ class InitMixin:
         current = owner.inits.get(ref.name)
         if current is None:
             current = Init("default", f"PyTorch's default init of {ref.name}", None, "default")
-        owner.inits[ref.name] = dataclasses.replace(current, scale=current.scale * factor,
+        self.set_init(owner, ref.name, dataclasses.replace(current, scale=current.scale * factor,
                                                     text=f"{current.text} then {self.text(node)}"[:120] if current.span else self.text(node)[:120],
-                                                    span=current.span or _span(node))
+                                                    span=current.span or _span(node)))
+
+    def set_init(self, owner, name: str, init) -> None:
+        """The one place a parameter's initializer is recorded (and logged, see ``effect_logs``)."""
+        owner.inits[name] = init
+        for log in self.effect_logs:
+            log.append((owner, name, init))
 
     def apply_init(self, target, init: Init, node) -> None:
         via = self.init_via
         if via:
             init = dataclasses.replace(init, via=via)
         if isinstance(target, ParamRef):
-            target.owner.inits[target.name] = init
+            self.set_init(target.owner, target.name, init)
         elif isinstance(target, ParamSpec):
-            target.inits["weight"] = init
+            self.set_init(target, "weight", init)
         elif target is UNKNOWN:
             self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node), UnknownKind.INIT)

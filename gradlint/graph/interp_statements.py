@@ -295,7 +295,7 @@ class StatementsMixin:
             elif isinstance(owner, ParamRef) and target.attr == "data":
                 pass
             elif isinstance(owner, LeafSpec) and isinstance(value, ParamSpec):
-                owner.inits[target.attr] = value.inits.get("weight")
+                self.set_init(owner, target.attr, value.inits.get("weight"))
         elif t is ast.Subscript:
             owner = self.eval(target.value, frame)
             key = self.eval(target.slice, frame)
@@ -325,6 +325,8 @@ class StatementsMixin:
             self.assign(target.value, value, frame, stmt)
 
     def set_attr(self, block: BlockSpec, name: str, value, stmt) -> None:
+        for log in self.effect_logs:
+            log.append(None)  # a change an init function's replay would not repeat
         if isinstance(value, list) and value and all(isinstance(v, Spec) for v in value):
             value = list(value)  # a plain list of modules is not registered by nn.Module
         if isinstance(value, Spec):

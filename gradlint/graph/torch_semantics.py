@@ -386,37 +386,70 @@ class TorchMixin:
     def apply_to_modules(self, owner, call_one, by_name=False, include_root=True) -> None:
         """``module.apply(fn)``: call ``fn`` on every submodule, children before parents.
 
-        An init function treats equal layers alike (it dispatches on their type and
-        arguments), so its effect on the first ``nn.Linear(768, 768)`` is replayed on the others instead of interpreting it
-        hundreds of times. Named calls are not replayed: they may dispatch on the name.
+        An init function sees a module only through its type and attributes, so its effect on
+        the first of several equal modules (an ``nn.Linear(768, 768)``; blocks of one class with
+        equal attributes and equal submodules) is replayed on the others instead of interpreting
+        it hundreds of times. The effect is the initializers the call set in the module's
+        subtree (``effect_logs``), replayed by relative path; a call that changes anything else,
+        or anything outside the subtree, is not replayed. Named calls are not replayed: they may
+        dispatch on the name.
         """
         saved = self.init_via
         self.init_via = "apply"
         memo: dict = {}
+        keys: dict = {}
         try:
             for mname, m in self.all_modules(owner, "", postorder=True):
                 if m is owner and not include_root:
                     continue
-                key = None if by_name else self._apply_key(m)
+                key = None if by_name else self._apply_key(m, keys)
                 if key is not None and key in memo:
-                    m.inits.update(memo[key])
+                    effect = memo[key]
+                    if effect:
+                        where = dict(self.all_modules(m, "", params=True))
+                        for rel, name, init in effect:
+                            self.set_init(where[rel], name, init)
                     continue
-                before = dict(m.inits) if key is not None else None
-                call_one(m, mname)
-                if key is not None:
-                    memo[key] = {k: v for k, v in m.inits.items() if before.get(k) is not v}
+                log: list = []
+                self.effect_logs.append(log)
+                try:
+                    call_one(m, mname)
+                finally:
+                    self.effect_logs.pop()
+                if key is None or None in log:
+                    continue
+                paths = {id(spec): rel for rel, spec in self.all_modules(m, "", params=True)} if log else {}
+                if all(id(spec) in paths for spec, _, _ in log):
+                    memo[key] = [(paths[id(spec)], name, init) for spec, name, init in log]
         finally:
             self.init_via = saved
 
-    def _apply_key(self, m):
+    def _apply_key(self, m, keys: dict):
+        """What an init function can tell of ``m`` (equal keys, equal effects); None when it
+        cannot be told: a module whose attributes or submodules are not all known and hashable."""
+        found = keys.get(id(m), False)
+        if found is not False:
+            return found
+        key = None
         if isinstance(m, LeafSpec):
-            key = (m.kind, tuple(sorted(m.params.items())))
-        else:
-            return None
-        try:
-            hash(key)
-        except TypeError:
-            return None
+            key = ("leaf", m.kind, tuple(sorted(m.params.items())))
+        elif isinstance(m, ParamSpec):
+            key = ("param", m.shape)
+        elif isinstance(m, SeqSpec):
+            parts = [(k, self._apply_key(v, keys)) for k, v in m.items]
+            if all(part is not None for _, part in parts):
+                key = ("seq", m.kind, tuple(parts))
+        elif isinstance(m, BlockSpec):
+            seq = self._apply_key(m.seq, keys) if m.seq is not None else ()
+            parts = [(k, self._apply_key(v, keys) if isinstance(v, Spec) else None) for k, v in m.attrs.items()]
+            if seq is not None and all(part is not None for _, part in parts):
+                key = ("block", id(m.cls), m.torch_base, tuple(sorted(m.values.items())), seq, tuple(parts))
+        if key is not None:
+            try:
+                hash(key)
+            except TypeError:
+                key = None
+        keys[id(m)] = key
         return key
 
     # ------------------------------------------------------------ forward: applying modules
