@@ -13,6 +13,8 @@ import tokenize
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from gradlint.files import read_source
+
 
 @dataclass
 class FixRun:
@@ -57,10 +59,9 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
     for path in targets:
         satisfied = frozenset(req for p, req in found.satisfied if p == path)
         try:
-            with open(path, "rb") as fh:
-                original = fh.read()
+            original = read_source(path)
         except OSError as exc:
-            run.notes.append(f"{path}: cannot read: {exc.strerror or exc}; not fixed")
+            run.notes.append(f"{path}: cannot read: {exc}; not fixed")
             continue
         try:
             if path.endswith(".ipynb"):

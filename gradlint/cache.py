@@ -40,6 +40,7 @@ import zlib
 from dataclasses import dataclass, fields
 
 import gradlint
+from gradlint.files import read_source
 
 #: bump when the entry format or what a key covers changes
 FORMAT = 1
@@ -158,10 +159,9 @@ class ResultCache:
                 found.result = result
                 return found
         try:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            data = read_source(path)
         except OSError:
-            return found
+            return found  # the caller's own read reports it
         found.digest = hashlib.sha256(data).digest()
         if stored is not None and stored[1] == found.digest:
             result = _load(stored[2])

@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from gradlint.diagnostics import Diagnostic, Related
-from gradlint.files import DEFAULT_EXCLUDE, discover
+from gradlint.files import DEFAULT_EXCLUDE, SourceError, discover, read_source
 from gradlint.flow.hazards import forget as forget_judges
 from gradlint.graph.builder import FileIndex, build_graphs
 from gradlint.graph.seqlen import attach_lengths
@@ -302,6 +302,13 @@ def finalize(diagnostics: list[Diagnostic], lines: list[str], directives=(), ena
     return sorted(kept, key=Diagnostic.sort_key)
 
 
+def _listing(codes: list[str], shown: int = 10) -> str:
+    """``GL101, GL102`` or, for a long list, its first codes and how many more."""
+    if len(codes) <= shown:
+        return ", ".join(codes)
+    return f"{', '.join(codes[:shown])} and {len(codes) - shown} more"
+
+
 def _unused_suppressions(directives, enabled, lines, path, everything=True) -> list[Diagnostic]:
     from gradlint.diagnostics import Edit, Fix
     from gradlint.rule import all_rules
@@ -315,13 +322,15 @@ def _unused_suppressions(directives, enabled, lines, path, everything=True) -> l
             continue
         written = f"# noqa: {', '.join(directive.codes)}" if directive.kind == "noqa" else \
             f"# gradlint: {directive.kind}" + (f"[{', '.join(directive.codes)}]" if directive.codes else "")
+        if len(written) > 80:
+            written = written[:76] + " ..."
         parts = []
         if dead == ["*"]:
             parts.append("hides no finding")
         elif dead:
-            parts.append(f"{', '.join(dead)} hide{'s' if len(dead) == 1 else ''} no finding")
+            parts.append(f"{_listing(dead)} hide{'s' if len(dead) == 1 else ''} no finding")
         if unknown:
-            parts.append(f"{', '.join(unknown)} name{'s' if len(unknown) == 1 else ''} no rule")
+            parts.append(f"{_listing(unknown)} name{'s' if len(unknown) == 1 else ''} no rule")
         line_text = lines[directive.line - 1] if directive.line <= len(lines) else ""
         start, end, content = removal(directive, dead + unknown, line_text)
         title = "remove the unused suppression" if not content else f"keep only `{content}`"
@@ -337,14 +346,12 @@ def _unused_suppressions(directives, enabled, lines, path, everything=True) -> l
 
 
 def read_file(path: str) -> tuple[bytes | None, FileResult | None]:
-    """(bytes, None), or (None, a GL001 result) for a path that cannot be read."""
+    """(bytes, None), or (None, a GL001 result) for a path that cannot be read
+    (:func:`gradlint.files.read_source`: only regular files, at most ``MAX_FILE_BYTES``)."""
     try:
-        with open(path, "rb") as fh:
-            return fh.read(), None
-    except IsADirectoryError:
-        return None, FileResult([_tool_diagnostic("GL001", path, 1, 1, "cannot read: is a directory — file skipped")])
-    except OSError as exc:
-        return None, FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc.strerror or exc} — file skipped")])
+        return read_source(path), None
+    except SourceError as exc:
+        return None, FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot read: {exc} — file skipped")])
 
 
 def lint_file(path: str, settings: Settings = Settings()) -> FileResult:

@@ -6,7 +6,9 @@ walking a directory apply to their subtree, like git's own.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass, field
 
 import pathspec
@@ -17,6 +19,54 @@ DEFAULT_EXCLUDE = (
     "__pypackages__", ".eggs", "*.egg-info", "build", "dist", ".ipynb_checkpoints",
 )
 SOURCE_SUFFIXES = (".py", ".ipynb")
+#: the most bytes gradlint reads of one file; a bigger one is GL001 "too large". (CPython's own
+#: parser needs about 500 bytes of memory per byte of a long literal: 10 MB is about 5 GB.)
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+class SourceError(OSError):
+    """A path that is not a readable source file; ``str()`` says why, in plain words."""
+
+
+def read_source(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file, at most ``limit`` of them. Anything else raises
+    :class:`SourceError`: a FIFO, socket or device (opened without blocking, never read), a
+    directory, a broken symbolic link, a link loop, an unreadable or too large file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SourceError("symbolic link loop") from None
+        if exc.errno == errno.ENOENT and os.path.islink(path):
+            raise SourceError("broken symbolic link") from None
+        if exc.errno == errno.EISDIR:
+            raise SourceError("is a directory") from None
+        raise SourceError(exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise SourceError("is a directory")
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+            raise SourceError(f"not a regular file ({kind})")
+        if st.st_size > limit:
+            raise SourceError(f"too large: {st.st_size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit")
+        chunks, total = [], 0
+        while True:  # a file that grows, or says size 0 (/proc), is still cut at the limit
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise SourceError(f"too large: over the {limit / 1e6:.0f} MB limit")
+        return b"".join(chunks)
+    except SourceError:
+        raise
+    except OSError as exc:
+        raise SourceError(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -93,7 +143,12 @@ def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, se
         subdirs = []
         for entry in entries:
             try:
-                is_dir = entry.is_dir()
+                # a symbolic link to a directory is not followed (as git and ruff do): two
+                # links to "." would otherwise make the walk exponential; a link to a file is
+                # a file, and one that is broken or loops is reported when it is read (GL001)
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if not is_dir and entry.is_symlink() and os.path.isdir(entry.path):
+                    continue
             except OSError:
                 continue
             rel = os.path.relpath(entry.path, root)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from gradlint.diagnostics import Diagnostic, Edit
+from gradlint.files import read_source
 
 #: most lint -> fix rounds before giving up (fixes that keep producing fixes do not converge)
 MAX_ROUNDS = 10
@@ -683,10 +684,9 @@ def fix_path(path: str, settings=None, unsafe: bool = False, write: bool = True)
     The file is written atomically, and only if its content did not change since it was
     read (``outcome.written`` is False and ``outcome.error`` says why otherwise)."""
     try:
-        with open(path, "rb") as fh:
-            original = fh.read()
+        original = read_source(path)
     except OSError as exc:
-        return FixOutcome("", "", error=f"cannot read: {exc.strerror or exc}")
+        return FixOutcome("", "", error=f"cannot read: {exc}")
     outcome = fix_bytes(original, path, settings, unsafe)
     if write and outcome.changed and outcome.data is not None:
         try:

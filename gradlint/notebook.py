@@ -59,7 +59,7 @@ class Notebook:
 def _source(cell) -> str:
     src = cell.get("source", "")
     if isinstance(src, list):
-        return "".join(s if isinstance(s, str) else str(s) for s in src)
+        return "".join(s for s in src if isinstance(s, str))  # nbformat: strings only
     return src if isinstance(src, str) else ""
 
 
@@ -101,6 +101,8 @@ def load(data: bytes) -> Notebook:
         nb = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NotebookError(f"not a notebook: {exc}") from None
+    except RecursionError:
+        raise NotebookError("not a notebook: its JSON nests deeper than Python's parser goes") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError("not a notebook: no list of cells (nbformat 4 is read)")
     out = Notebook(nb)

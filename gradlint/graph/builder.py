@@ -110,8 +110,9 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
                 self.note_unknown(
                     f"forward() is inherited from `{bases[0]}`, which gradlint cannot see" if bases
                     else "no forward() in this class or its same-file bases", _span(self.cls), UnknownKind.INHERITED)
-        except _Budget:
-            self.note_unknown("analysis budget exceeded: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
+        except _Budget as exc:
+            where = f" in `{exc.where}`" if exc.where else ""
+            self.note_unknown(f"analysis budget reached{where}: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
         except RecursionError:
             self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
         return g

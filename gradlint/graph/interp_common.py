@@ -15,6 +15,33 @@ MAX_UNROLL = 512  # iterations of one loop
 MAX_STEPS = 60_000  # evaluation steps per model class
 MAX_DEPTH = 24  # nested calls of the file's functions/classes
 MAX_NODES = 6_000  # forward nodes per graph
+MAX_FOLD_BITS = 4_096  # bits of an integer the builder folds (2 ** 4096 has 1,234 digits)
+MAX_FOLD_LEN = 10_000  # items of a string or tuple the builder folds
+
+
+def fold_too_large(op, left, right) -> bool:
+    """Whether ``left op right`` would be bigger than the builder folds, told *before*
+    computing it (``1 << (1 << 33)``, ``\"ab\" * 10**9``, ``x ** 64 ** 64`` would each take
+    seconds and gigabytes)."""
+    def bits(v):
+        return v.bit_length() if isinstance(v, int) else 0
+
+    def size(v):
+        return len(v) if isinstance(v, (str, tuple)) else 0
+
+    if isinstance(op, ast.Pow) and isinstance(left, int) and isinstance(right, (int, float)):
+        return abs(right) > 1 and bits(left) > 1 and bits(left) * abs(right) > MAX_FOLD_BITS
+    if isinstance(op, ast.LShift) and isinstance(left, int) and isinstance(right, int):
+        return left != 0 and bits(left) + right > MAX_FOLD_BITS
+    if isinstance(op, ast.Mult):
+        if isinstance(left, int) and isinstance(right, int):
+            return bits(left) + bits(right) > MAX_FOLD_BITS
+        seq, n = (left, right) if isinstance(right, int) else (right, left)
+        if isinstance(n, int) and isinstance(seq, (str, tuple)):
+            return size(seq) * n > MAX_FOLD_LEN
+    if isinstance(op, ast.Add):
+        return size(left) + size(right) > MAX_FOLD_LEN
+    return False
 
 _BINOPS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -37,7 +64,9 @@ class _Return(Exception):
 
 
 class _Budget(Exception):
-    pass
+    """The analysis budget (steps, nodes) ran out; ``where``: the innermost function then."""
+
+    where: str | None = None
 
 
 def _is_known(v) -> bool:

@@ -7,7 +7,7 @@ import ast
 from gradlint.graph import formulas
 from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, LeafSpec, ParamRef, ParamSpec, SeqSpec, Spec, UnknownSpec
 from gradlint.graph.model import Node, Provenance, UnknownKind
-from gradlint.graph.interp_common import Frame, MAX_STEPS, MAX_UNROLL, _BINOPS, _BoundMethod, _Budget, _CMPOPS, _Factory, _MODULE_METHODS, _Scaled, _is_known, _span
+from gradlint.graph.interp_common import Frame, MAX_FOLD_BITS, MAX_STEPS, MAX_UNROLL, _BINOPS, _BoundMethod, _Budget, _CMPOPS, _Factory, _MODULE_METHODS, _Scaled, _is_known, _span, fold_too_large
 from gradlint.graph.pybuiltins import _BUILTINS
 
 
@@ -37,6 +37,8 @@ class ExpressionsMixin:
                 x = self.eval(v.value, frame)
                 if not _is_known(x) or not isinstance(x, (int, float, str)):
                     return UNKNOWN
+                if isinstance(x, int) and x.bit_length() > MAX_FOLD_BITS:
+                    return UNKNOWN  # str() of it is refused by Python (int_max_str_digits)
                 parts.append(str(x))
             else:
                 return UNKNOWN
@@ -178,8 +180,8 @@ class ExpressionsMixin:
 
     def eval_Slice(self, node, frame):
         parts = [self.eval(p, frame) if p is not None else None for p in (node.lower, node.upper, node.step)]
-        if any(p is UNKNOWN for p in parts):
-            return UNKNOWN
+        if any(p is not None and (not isinstance(p, int) or isinstance(p, bool)) for p in parts):
+            return UNKNOWN  # ``net[0.5:]`` fails in Python too; ``net[:n]`` with n unknown
         return slice(*parts)
 
     def eval_Tuple(self, node, frame):
@@ -304,23 +306,22 @@ class ExpressionsMixin:
             if right > MAX_UNROLL:
                 return UNKNOWN
             return [self.copy_spec(x) if i else x for i in range(right) for x in left]
-        return self.fold(node.op, left, right)
+        return self.fold(node.op, left, right, node)
 
-    def fold(self, op, left, right):
+    def fold(self, op, left, right, node=None):
         fn = _BINOPS.get(type(op))
         if fn is None or not _is_known(left) or not _is_known(right):
             return UNKNOWN
         if not isinstance(left, (int, float, str, tuple)) or not isinstance(right, (int, float, str, tuple)):
             return UNKNOWN
+        if fold_too_large(op, left, right):
+            if node is not None:
+                self.note_unknown(f"value too large to fold: `{self.text(node)[:60]}`", _span(node), UnknownKind.BUDGET)
+            return UNKNOWN
         try:
-            if isinstance(op, ast.Pow) and isinstance(right, (int, float)) and abs(right) > 64:
-                return UNKNOWN
-            result = fn(left, right)
-        except Exception:
+            return fn(left, right)
+        except Exception:  # the operation fails in Python too (1 / 0, "a" - 1): nothing to fold
             return UNKNOWN
-        if isinstance(result, str) and len(result) > 10_000:
-            return UNKNOWN
-        return result
 
     def copy_spec(self, spec):
         # ``[block] * n`` repeats the *same* module object n times

@@ -26,6 +26,10 @@ class StatementsMixin:
             self.exec_body(func.body, frame)
         except _Return as r:
             return r.value
+        except _Budget as exc:
+            if exc.where is None:
+                exc.where = func.name
+            raise
         return None
 
     def bind(self, a: ast.arguments, args, kwargs, frame: Frame, root: bool) -> None:
@@ -267,7 +271,7 @@ class StatementsMixin:
             merged = self.binop_flow(stmt.op, current, value, stmt)
             self.assign(target, merged, frame, stmt)
             return
-        result = self.fold(stmt.op, current, value)
+        result = self.fold(stmt.op, current, value, stmt)
         self.assign(target, result, frame, stmt)
 
     def tag_repeat(self, items):

@@ -1,0 +1,206 @@
+"""Inputs that once crashed, hung or blew up gradlint (issue 12), each reproduced as it was
+found: every one now ends as a clear finding or an Unknown, in bounded time and memory.
+
+The expensive reproductions run ``gradlint check`` in a child process under a memory cap
+(RLIMIT_AS) and a timeout, so that a regression fails the test instead of the test machine.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gradlint.engine import lint_file, lint_source
+from gradlint.files import MAX_FILE_BYTES, discover
+from gradlint.graph.builder import build_graphs
+from gradlint.graph.model import UnknownKind
+
+CAP_BYTES = 1 << 30  # 1 GiB: each reproduction took 1.1-4.9 GB before
+
+
+def _check_bounded(tmp_path, *names, timeout=60):
+    """``gradlint check`` on ``names`` (in ``tmp_path``) under a 1 GiB cap: (rc, stdout)."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (CAP_BYTES, CAP_BYTES))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", "json", "-j", "1", *names],
+        cwd=tmp_path, capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _codes(diags):
+    return [d.code for d in diags]
+
+
+def _unknowns(source, name="M"):
+    graphs = {g.name: g for g in build_graphs(ast.parse(textwrap.dedent(source)), "t.py")}
+    return graphs[name].unknowns
+
+
+# ---------------------------------------------------------------- 1. GL002 on real code
+def test_a_module_function_that_exhausts_the_budget_is_no_internal_error():
+    source = textwrap.dedent("""
+        import torch
+
+        def step(i):
+            return i + 1
+
+        def build():
+            n = 0
+            for i in range(500):
+                for j in range(500):
+                    n = step(n)
+            return n
+    """)
+    assert "GL002" not in _codes(lint_source(source, "overrides.py"))
+
+
+def test_an_exhausted_budget_in_a_model_is_an_unknown_naming_the_function():
+    unknowns = _unknowns("""
+        import torch.nn as nn
+
+        def step(i):
+            return i + 1
+
+        def count():
+            n = 0
+            for i in range(500):
+                for j in range(500):
+                    n = step(n)
+            return n
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(4, 4)
+                self.n = count()
+            def forward(self, x):
+                return self.fc(x)
+    """)
+    budget = [u for u in unknowns if u.kind is UnknownKind.BUDGET]
+    # the innermost function running when the steps ran out: the loop in count() or step()
+    assert budget and re.match(r"analysis budget reached in `(count|step)`: graph truncated", budget[0].reason)
+
+
+def test_a_float_slice_and_a_huge_int_in_an_fstring_are_unknowns_not_crashes():
+    source = textwrap.dedent("""
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = nn.Sequential(*[nn.Linear(8, 8) if i % 2 == 0 else nn.Sigmoid() for i in range(40)])
+                self.head = self.net[0.5:]
+                self.tag = f"{1 << 20000}"
+            def forward(self, x):
+                return self.head(self.net(x))
+    """)
+    diags = lint_source(source, "m.py")
+    assert "GL002" not in _codes(diags)
+    assert "GL101" in _codes(diags)  # the sigmoid stack is still judged
+    reasons = [u.reason for u in _unknowns(source)]
+    assert any("too large to fold: `1 << 20000`" in r for r in reasons)
+
+
+def test_a_notebook_whose_json_nests_too_deep_is_gl001(tmp_path):
+    cell = json.dumps({"cell_type": "code", "metadata": {}, "source": ["import torch\n"], "outputs": []})
+    deep = "[" * 5000 + "]" * 5000
+    nb = tmp_path / "deep.ipynb"
+    nb.write_text('{"cells": [' + cell[:-1] + ', "x": ' + deep + '}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    diags = lint_file(str(nb)).diagnostics
+    assert _codes(diags) == ["GL001"]
+    assert "nests deeper" in diags[0].message
+
+
+# ---------------------------------------------------------------- 2. hangs
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_a_fifo_named_or_walked_is_gl001_and_never_read(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    os.mkfifo(tmp_path / "pkg" / "model.py")
+    (tmp_path / "pkg" / "ok.py").write_text("import torch\nimport torch.nn as nn\n")
+    for target in ("pkg", "pkg/model.py"):
+        rc, out, _ = _check_bounded(tmp_path, target, timeout=30)
+        found = json.loads(out)
+        fifo = [d for d in found if d["path"].endswith("model.py")]
+        assert rc == 1 and [d["code"] for d in fifo] == ["GL001"], (target, found)
+        assert "not a regular file (a FIFO)" in fifo[0]["message"]
+
+
+def test_symlinked_directories_are_not_followed_in_a_walk(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "m.py").write_text("import torch\n")
+    os.symlink(".", pkg / "again")
+    os.symlink("..", pkg / "up")
+    found = discover([str(pkg)])
+    assert found.files == [str(pkg / "m.py")]
+    # named on the command line, a symlinked directory is walked (the user asked for it)
+    assert discover([str(pkg / "again")]).files == [os.path.join(str(pkg / "again"), "m.py")]
+
+
+# ---------------------------------------------------------------- 3. memory from tiny sources
+def test_folds_are_bounded_before_they_are_computed(tmp_path):
+    (tmp_path / "blowup.py").write_text(textwrap.dedent("""
+        import torch.nn as nn
+        A = "ab" * 10**9
+        B = 1 << (1 << 33)
+        C = ((((3 ** 64) ** 64) ** 64) ** 64)
+        D = 2 ** 64 ** 64
+
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = nn.Sequential(*((nn.Linear(8, 8), nn.Sigmoid()) * 10**7))
+                self.sizes = (A, B, C, D)
+            def forward(self, x):
+                return self.net(x)
+    """))
+    rc, out, err = _check_bounded(tmp_path, "blowup.py")
+    assert rc in (0, 1), err
+    assert "GL002" not in [d["code"] for d in json.loads(out)]
+    reasons = [u.reason for u in _unknowns((tmp_path / "blowup.py").read_text())]
+    for text in ("'ab' * 10 ** 9", "1 << (1 << 33)", "(nn.Linear(8, 8), nn.Sigmoid()) * 10 ** 7"):
+        assert any(f"too large to fold: `{text}`" in r for r in reasons), (text, reasons)
+
+
+def test_a_link_to_dev_zero_and_a_file_over_the_size_cap_are_gl001(tmp_path):
+    os.symlink("/dev/zero", tmp_path / "zero.py")
+    with open(tmp_path / "huge.py", "w") as fh:
+        fh.write("import torch\nX = [" + "1, " * (MAX_FILE_BYTES // 3 + 10) + "]\n")
+    rc, out, err = _check_bounded(tmp_path, "zero.py", "huge.py")
+    found = {d["path"]: d for d in json.loads(out)}
+    assert rc == 1, err
+    assert found["zero.py"]["code"] == "GL001" and "not a regular file (a device)" in found["zero.py"]["message"]
+    assert found["huge.py"]["code"] == "GL001" and "too large" in found["huge.py"]["message"]
+
+
+# ---------------------------------------------------------------- 6. unreadable paths: one behaviour
+def test_broken_links_and_link_loops_are_gl001_named_or_walked(tmp_path):
+    os.symlink("nowhere.py", tmp_path / "dangling.py")
+    os.symlink("loop.py", tmp_path / "loop.py")
+    (tmp_path / "ok.py").write_text("import torch\n")
+    for targets in ((".",), ("dangling.py", "loop.py", "ok.py")):
+        rc, out, _ = _check_bounded(tmp_path, *targets, timeout=30)
+        found = {os.path.basename(d["path"]): d["message"] for d in json.loads(out)}
+        assert rc == 1
+        assert "broken symbolic link" in found["dangling.py"] and "symbolic link loop" in found["loop.py"], found
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_file_named_on_the_command_line_is_gl001_and_the_run_goes_on(tmp_path):
+    (tmp_path / "secret.py").write_text("import torch\n")
+    os.chmod(tmp_path / "secret.py", 0)
+    (tmp_path / "ok.py").write_text("import torch\n")
+    rc, out, _ = _check_bounded(tmp_path, "secret.py", "ok.py", timeout=30)
+    found = json.loads(out)
+    assert rc == 1 and [d["code"] for d in found] == ["GL001"] and "Permission denied" in found[0]["message"]
