@@ -161,12 +161,13 @@ def unused(directive: Directive, enabled_codes: set[str], known: dict[str, str],
             return [], []
         return ["*"], []
     dead, unknown = [], []
+    all_codes = set(known.values())
     for written in directive.codes:
         is_ours = written.upper().startswith("GL") or directive.kind != "noqa"
         if not is_ours or written in directive.used:
             continue
         exact = known.get(written.upper()) or known.get(written)
-        codes = [exact] if exact else [c for c in set(known.values()) if c.startswith(written.upper())]
+        codes = [exact] if exact else [c for c in all_codes if c.startswith(written.upper())]
         if not codes:
             unknown.append(written)
         elif all(c in enabled_codes for c in codes):
@@ -179,7 +180,8 @@ def removal(directive: Directive, drop: list[str], line_text: str):
     ``drop`` (``["*"]`` or every code: the whole directive, and the comment when nothing else
     is left in it). Columns are 1-based characters, end exclusive."""
     start, end = directive.column, directive.end_column
-    keep = [c for c in directive.codes if c not in drop]
+    dropped = set(drop)  # a set: a directive may list thousands of codes
+    keep = [c for c in directive.codes if c not in dropped]
     if keep:
         if directive.kind == "noqa":
             text = "# noqa: " + ", ".join(keep)

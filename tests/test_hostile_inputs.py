@@ -204,3 +204,48 @@ def test_an_unreadable_file_named_on_the_command_line_is_gl001_and_the_run_goes_
     rc, out, _ = _check_bounded(tmp_path, "secret.py", "ok.py", timeout=30)
     found = json.loads(out)
     assert rc == 1 and [d["code"] for d in found] == ["GL001"] and "Permission denied" in found[0]["message"]
+
+
+# ---------------------------------------------------------------- 4. suppressions
+def test_a_noqa_with_a_hundred_thousand_codes_is_linear_and_its_message_bounded(tmp_path):
+    # quadratic, as a list used as a set made it, this took minutes; linear, about a second
+    codes = ", ".join(f"GL{900 + i % 99:03d}" if i % 2 else f"X{i}" for i in range(100_000))
+    (tmp_path / "noqa.py").write_text(f"import torch\nimport torch.nn as nn\nx = 1  # noqa: {codes}\n")
+    rc, out, err = _check_bounded(tmp_path, "noqa.py", timeout=15)  # a hang guard, 20x the linear time
+    found = json.loads(out)
+    assert rc == 1, err
+    assert [d["code"] for d in found] == ["GL003"]
+    message = found[0]["message"]
+    assert len(message) < 400, len(message)
+    assert "and 49990 more name no rule" in message
+    # the fix keeps exactly the other tools' codes
+    keep = found[0]["fix"]["edits"][0]["content"]
+    assert keep == "# noqa: " + ", ".join(f"X{i}" for i in range(0, 100_000, 2))
+
+
+# ---------------------------------------------------------------- 5. file names that are not UTF-8
+@pytest.mark.skipif(sys.platform == "darwin", reason="APFS refuses file names that are not UTF-8")
+@pytest.mark.parametrize("fmt", ["json", "json-lines", "gitlab", "sarif", "github", "concise", "junit", "full"])
+def test_a_file_name_that_is_not_utf8_keeps_every_format_valid(tmp_path, fmt):
+    source = b"import torch\nimport torch.nn as nn\n# noqa: GL101\n"
+    try:
+        with open(os.path.join(os.fsencode(tmp_path), b"bad\xff.py"), "wb") as fh:
+            fh.write(source)
+    except OSError:
+        pytest.skip("this file system refuses a name that is not UTF-8")
+    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", fmt, "."],
+                          cwd=tmp_path, capture_output=True, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    text = proc.stdout.decode("utf-8")  # valid UTF-8, whatever the format
+    shown = "bad\\xff.py"  # each undecodable byte as the four characters \\xNN
+    if fmt == "json":
+        assert [d["path"] for d in json.loads(text)] == [shown]
+    elif fmt == "json-lines":
+        assert [json.loads(line)["path"] for line in text.splitlines()] == [shown]
+    elif fmt == "gitlab":
+        assert [d["location"]["path"] for d in json.loads(text)] == [shown]
+    elif fmt == "sarif":
+        uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in json.loads(text)["runs"][0]["results"]]
+        assert uris == ["bad%5Cxff.py"]
+    else:
+        assert shown in text

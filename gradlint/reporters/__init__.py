@@ -15,6 +15,7 @@ Module names use underscores where the format name has a dash (``json-lines``).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections import Counter
@@ -47,7 +48,35 @@ def render(fmt: str, diagnostics, **kwargs) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
     module = importlib.import_module(f"gradlint.reporters.{fmt.replace('-', '_')}")
+    diagnostics = [_displayable(d) for d in diagnostics]
+    if kwargs.get("files_checked"):
+        kwargs["files_checked"] = [display_path(p) for p in kwargs["files_checked"]]
+    if kwargs.get("sources"):
+        kwargs["sources"] = {display_path(k): v for k, v in kwargs["sources"].items()}
     return module.render(diagnostics, **kwargs)
+
+
+def display_path(path: str) -> str:
+    """A path as every output shows it: a file name that is not valid UTF-8 (``bad\\xff.py``
+    on disk, read by Python as a lone surrogate) is written with each undecodable byte as the
+    four characters ``\\xNN``, so that JSON, SARIF and the other formats stay valid UTF-8."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        try:
+            raw = path.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return path.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def _displayable(d):
+    """``d`` with its paths made displayable (unchanged, the same object, in the common case)."""
+    if display_path(d.path) == d.path and all(display_path(r.path) == r.path for r in d.related):
+        return d
+    related = tuple(dataclasses.replace(r, path=display_path(r.path)) for r in d.related)
+    return dataclasses.replace(d, path=display_path(d.path), related=related)
 
 
 def statistics(diagnostics) -> str:
