@@ -112,7 +112,8 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
         preview=preview, jobs=jobs, fixes=show_fixes,
     )
-    cache = None if no_cache else _cache_dir(cache_dir, config)
+    # --diff writes nothing, the cache included
+    cache = None if no_cache or (diff and not fix) else _cache_dir(cache_dir, config)
     dynamic_options = None
     if dynamic:
         dynamic_options = _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted)

@@ -181,10 +181,13 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
         return gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped")
     lines = split_lines(text)
     result = check_tree(tree, lines, path, settings, text)
-    if settings.fixes and any(d.fix is not None for d in result.diagnostics):
+    if settings.fixes and any(d.fix is not None for d in [*result.diagnostics, *(d for _, d in result.deferred)]):
         from gradlint.fixes import attach_edits
 
         result.diagnostics = attach_edits(text, path, result.diagnostics)
+        if result.deferred:  # cross-file findings (kept when the other file agrees) carry edits too
+            edited = attach_edits(text, path, [d for _, d in result.deferred])
+            result.deferred = [(req, d) for (req, _), d in zip(result.deferred, edited)]
     return result
 
 

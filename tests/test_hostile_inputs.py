@@ -249,3 +249,37 @@ def test_a_file_name_that_is_not_utf8_keeps_every_format_valid(tmp_path, fmt):
         assert uris == ["bad%5Cxff.py"]
     else:
         assert shown in text
+
+
+# ---------------------------------------------------------------- 10-11. --diff, --show-fixes
+def _crossfile_package(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    pkg = tmp_path / "seqpkg"
+    shutil.copytree(Path(__file__).parent.parent / "fixtures" / "crossfile" / "seqpkg", pkg)
+    return pkg
+
+
+def test_diff_writes_nothing_not_even_the_cache(tmp_path):
+    pkg = _crossfile_package(tmp_path)
+    before = sorted(p.name for p in pkg.iterdir())
+    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--diff", "--unsafe-fixes", "."],
+                          cwd=pkg, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "+++ " in proc.stdout, proc.stderr
+    assert sorted(p.name for p in pkg.iterdir()) == before  # no .gradlint_cache/
+
+
+def test_show_fixes_gives_the_edits_of_a_cross_file_finding(tmp_path):
+    pkg = _crossfile_package(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--show-fixes", "--output-format", "json", "."],
+                          cwd=pkg, capture_output=True, text=True, timeout=60)
+    gl401 = [d for d in json.loads(proc.stdout) if d["code"] == "GL401"]
+    assert len(gl401) == 1 and gl401[0]["path"] == "train.py"
+    edits = gl401[0]["fix"]["edits"]
+    assert edits and "clip_grad_norm_(model.parameters()" in edits[0]["content"]
+    # and they are the edits --fix applies
+    subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--fix", "--unsafe-fixes", "--select", "GL401", "."],
+                   cwd=pkg, capture_output=True, timeout=60)
+    fixed = (pkg / "train.py").read_text().splitlines()
+    assert fixed[edits[0]["line"] - 1] == edits[0]["content"].rstrip("\n")
