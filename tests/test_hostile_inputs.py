@@ -283,3 +283,40 @@ def test_show_fixes_gives_the_edits_of_a_cross_file_finding(tmp_path):
                    cwd=pkg, capture_output=True, timeout=60)
     fixed = (pkg / "train.py").read_text().splitlines()
     assert fixed[edits[0]["line"] - 1] == edits[0]["content"].rstrip("\n")
+
+
+# ---------------------------------------------------------------- 9. --fix keeps the file's identity
+_FIXABLE = "import torch\nimport torch.nn as nn\nx = 1  # noqa: GL101\n"  # GL003: the noqa hides nothing
+
+
+def _fix(path):
+    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--fix", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert "# noqa" not in path.read_text(), proc.stderr
+
+
+def test_fix_rewrites_a_hard_linked_file_through_every_name(tmp_path):
+    a = tmp_path / "a.py"
+    a.write_text(_FIXABLE)
+    os.link(a, tmp_path / "b.py")
+    inode = a.stat().st_ino
+    _fix(a)
+    assert a.stat().st_ino == inode
+    assert (tmp_path / "b.py").read_text() == a.read_text()
+
+
+def test_fix_keeps_the_mode(tmp_path):
+    a = tmp_path / "a.py"
+    a.write_text(_FIXABLE)
+    os.chmod(a, 0o640)
+    _fix(a)
+    assert a.stat().st_mode & 0o7777 == 0o640
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_fix_run_as_root_keeps_another_users_file_theirs(tmp_path):
+    a = tmp_path / "a.py"
+    a.write_text(_FIXABLE)
+    os.chown(a, 65534, 65534)
+    _fix(a)
+    assert (a.stat().st_uid, a.stat().st_gid) == (65534, 65534)
