@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import pickle
+import json
 import struct
 import sys
 import time
@@ -43,13 +43,19 @@ import gradlint
 from gradlint.files import read_source
 
 #: bump when the entry format or what a key covers changes
-FORMAT = 1
+FORMAT = 2  # 2: entries are JSON (1 was pickle, which runs code when loaded)
 MAGIC = b"GLCACHE%d" % FORMAT
 #: mtime_ns, ctime_ns, size, inode, content sha256, crc32 of the payload
 _HEADER = struct.Struct("<qqqq32sI")
 _NO_STAT = (-1, -1, -1, -1)
 #: a file modified this recently (ns) when its entry is written gets no stat shortcut
 RACY_NS = 2_000_000_000
+#: the largest entry read back (a bigger one is corrupt)
+MAX_ENTRY_BYTES = 64 * 1024 * 1024
+#: the cache keeps the entries of this many (gradlint version, settings) combinations, the
+#: most recently used, and deletes a combination unused for MAX_RUN_AGE_S
+KEEP_RUNS = 8
+MAX_RUN_AGE_S = 30 * 24 * 3600
 #: Settings fields that only decide which files are checked, never a file's findings
 DISCOVERY_ONLY = frozenset({"jobs", "exclude", "extend_exclude", "respect_gitignore", "force_exclude",
                             "cache", "cache_dir", "no_cache"})
@@ -138,6 +144,7 @@ class ResultCache:
         run_key = hashlib.sha256(f"{FORMAT}|{gradlint.__version__}|{code_stamp()}|{settings_key(settings)}".encode())
         self.folder = os.path.join(self.cache_dir, _safe(gradlint.__version__), run_key.hexdigest()[:20])
         self._root_ready = False
+        self._touched = False
 
     # ------------------------------------------------------------ the two halves
     def entry_path(self, path: str) -> str:
@@ -147,6 +154,12 @@ class ResultCache:
     def lookup(self, path: str) -> Lookup:
         """A hit (``.result``) or a miss carrying the bytes to lint (``.data``)."""
         found = Lookup(path, entry=self.entry_path(path))
+        if not self._touched:  # used now: the pruning of other runs keeps it
+            self._touched = True
+            try:
+                os.utime(self.folder)
+            except OSError:
+                pass
         try:
             st = os.stat(path)
             found.stat = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
@@ -180,8 +193,8 @@ class ResultCache:
         if any(d.code == "GL002" for d in getattr(result, "diagnostics", ())):
             return  # an internal error may be the environment's (memory, recursion); try again next time
         try:
-            payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
+            payload = _dump(result)
+        except (TypeError, ValueError):  # something that is not plain data: not cached
             return
         self._write(found, payload)
 
@@ -244,6 +257,33 @@ class ResultCache:
                 except OSError:
                     pass
         self._root_ready = True
+        self._prune()
+
+    def _prune(self) -> None:
+        """Delete the entries of other (version, settings) combinations beyond the
+        :data:`KEEP_RUNS` most recently used, and any unused for :data:`MAX_RUN_AGE_S`.
+        Another process using a deleted one only loses its cache. Never raises."""
+        import shutil
+
+        runs = []
+        try:
+            for version in os.scandir(self.cache_dir):
+                if not version.is_dir(follow_symlinks=False):
+                    continue
+                for run in os.scandir(version.path):
+                    if run.is_dir(follow_symlinks=False) and run.path != self.folder:
+                        runs.append((run.stat(follow_symlinks=False).st_mtime, run.path))
+        except OSError:
+            return
+        runs.sort(reverse=True)
+        now = time.time()
+        for i, (mtime, path) in enumerate(runs):
+            if i >= KEEP_RUNS - 1 or now - mtime > MAX_RUN_AGE_S:
+                shutil.rmtree(path, ignore_errors=True)
+                try:
+                    os.rmdir(os.path.dirname(path))  # the version folder, once empty
+                except OSError:
+                    pass
 
 
 def _safe(text: str) -> str:
@@ -253,8 +293,7 @@ def _safe(text: str) -> str:
 def _read_entry(entry: str):
     """(stat, digest, payload) of an entry, or None when it is missing or not a whole entry."""
     try:
-        with open(entry, "rb") as fh:
-            blob = fh.read()
+        blob = read_source(entry, MAX_ENTRY_BYTES)  # a FIFO or a link to /dev/zero is corrupt, not read
     except OSError:
         return None
     start = len(MAGIC) + _HEADER.size
@@ -267,11 +306,58 @@ def _read_entry(entry: str):
     return (mtime, ctime, size, ino), digest, payload
 
 
+def _dump(result) -> bytes:
+    """A FileResult as JSON: plain data only, so that loading an entry, even a planted one,
+    can never run code (as a pickle does)."""
+    return json.dumps(_encode(result), separators=(",", ":"), allow_nan=True).encode("utf-8", "surrogatepass")
+
+
+def _encode(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return [_encode(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return {"s": sorted((_encode(v) for v in value), key=repr)}
+    if isinstance(value, dict):
+        return {"m": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    name = type(value).__name__
+    if name in _entry_types() and type(value) is _entry_types()[name]:
+        return {"t": name, "v": [_encode(getattr(value, f.name)) for f in fields(value)]}
+    raise TypeError(f"not cacheable: {name}")
+
+
+def _decode(value):
+    """Arrays become tuples (the diagnostics are frozen); only the known types are built."""
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    if isinstance(value, dict):
+        if "s" in value:
+            return frozenset(_decode(v) for v in value["s"])
+        if "m" in value:
+            return {_decode(k): _decode(v) for k, v in value["m"]}
+        cls = _entry_types()[value["t"]]  # KeyError for anything else: a corrupt entry
+        return cls(*(_decode(v) for v in value["v"]))
+    return value
+
+
+def _entry_types() -> dict:
+    from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
+    from gradlint.engine import FileResult
+
+    return {c.__name__: c for c in (Diagnostic, Edit, Fix, Related, FileResult)}
+
+
 def _load(payload: bytes):
     from gradlint.engine import FileResult
 
     try:
-        result = pickle.loads(payload)
-    except Exception:
+        result = _decode(json.loads(payload.decode("utf-8", "surrogatepass")))
+    except Exception:  # a corrupt entry is a miss
         return None
-    return result if isinstance(result, FileResult) else None
+    if not isinstance(result, FileResult):
+        return None
+    result.diagnostics = list(result.diagnostics)
+    result.deferred = [tuple(item) for item in result.deferred]
+    result.recurrent_classes = frozenset(result.recurrent_classes)
+    return result

@@ -340,7 +340,7 @@ def test_concurrent_writers_leave_a_valid_cache(project):
 
 
 def test_results_round_trip_with_fixes_and_deferred_findings(project):
-    # FileResult round-trips through pickle with every field (fixes, related, deferred)
+    # FileResult round-trips through the JSON entry with every field (fixes, related, deferred)
     cache = ResultCache(".gradlint_cache", Settings(fixes=True))
     shutil.copy(MODELS / "stale_suppression.py", project / "src" / "stale.py")
     first = cache.lint_file("src/stale.py")
@@ -359,3 +359,76 @@ def test_notebooks_are_cached_like_the_engine_lints_them(project, monkeypatch):
     forbid_analysis(monkeypatch)
     again = ResultCache(".gradlint_cache", Settings()).lint_file("src/model.ipynb")
     assert again == expected and again.sources == expected.sources
+
+
+def test_the_fields_equality_ignores_round_trip_too(project):
+    cache = ResultCache(".gradlint_cache", Settings())
+    first = cache.lint_file("src/deep.py")
+    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    assert first.diagnostics and again is not first
+    for a, b in zip(first.diagnostics, again.diagnostics):
+        assert (a.target, a.hazard, a.prediction) == (b.target, b.hazard, b.prediction)
+        assert a.prediction, "the fixture's finding carries the flow model's prediction"
+    assert again.recurrent_classes == first.recurrent_classes
+
+
+def test_a_planted_pickle_entry_runs_nothing(project, tmp_path):
+    """Entries were pickles: one planted for a file ran its code during a plain static check.
+    They are JSON now; a pickle, however well framed, is a corrupt entry."""
+    import zlib
+
+    cache = ResultCache(".gradlint_cache", Settings())
+    good = cache.lint_file("src/deep.py")
+    entry = _entry(cache, "src/deep.py")
+    blob = open(entry, "rb").read()
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Exploit())
+    header = blob[len(cache_mod.MAGIC): len(cache_mod.MAGIC) + cache_mod._HEADER.size]
+    fields = list(cache_mod._HEADER.unpack(header))
+    fields[-1] = zlib.crc32(payload)
+    with open(entry, "wb") as fh:
+        fh.write(cache_mod.MAGIC + cache_mod._HEADER.pack(*fields) + payload)
+    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    assert not marker.exists()
+    assert again == good
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_an_entry_that_is_not_a_regular_file_is_corrupt_and_never_read(project, calls, kind):
+    cache = ResultCache(".gradlint_cache", Settings())
+    good = cache.lint_file("src/deep.py")
+    entry = _entry(cache, "src/deep.py")
+    os.unlink(entry)
+    if kind == "fifo":
+        os.mkfifo(entry)
+    else:
+        os.symlink("/dev/zero", entry)
+    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")  # would block or fill memory
+    assert again == good and len(calls) == 2
+
+
+def test_the_cache_keeps_the_most_recently_used_runs_only(project):
+    """Each (version, settings) combination has its folder; the oldest beyond KEEP_RUNS, and any
+    unused for MAX_RUN_AGE_S, are deleted when a run writes."""
+    root = project / ".gradlint_cache"
+    now = time.time()
+    made = []
+    for i in range(cache_mod.KEEP_RUNS + 3):
+        folder = root / f"0.0.{i}" / f"run{i:02d}"
+        (folder / "ab").mkdir(parents=True)
+        (folder / "ab" / "entry").write_bytes(b"x")
+        age = (i + 1) * 60 if i < cache_mod.KEEP_RUNS + 2 else cache_mod.MAX_RUN_AGE_S + 60
+        os.utime(folder, (now - age, now - age))
+        made.append(folder)
+    cache = ResultCache(str(root), Settings())
+    cache.lint_file("src/deep.py")  # a miss: written, and the others pruned
+    kept = [f for f in made if f.exists()]
+    assert kept == made[: cache_mod.KEEP_RUNS - 1]  # the newest others, beside this run's own
+    assert os.path.isdir(cache.folder)
+    assert not (root / f"0.0.{cache_mod.KEEP_RUNS + 2}").exists()  # emptied version folders go too
