@@ -143,6 +143,8 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         if not torch_available():
             missing_torch = True
         else:
+            click.echo("gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
+                       "with a timeout and a memory cap)", err=True)
             result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format)
     stream = sys.stdout
     color = output_file is None and output_format == "full" and _use_color(stream)

@@ -156,10 +156,22 @@ def document_path(uri: str) -> str | None:
 
 
 # ---------------------------------------------------------------- the server
+class _Answered:
+    """A message already answered (with an error): pygls's handle_message skips a message whose
+    ``jsonrpc`` is not "2.0"."""
+
+    jsonrpc = "answered"
+
+
+_ANSWERED = _Answered()
+
+
 def create_server():
     """The configured pygls ``LanguageServer`` (not started)."""
     from lsprotocol import types
+    from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
     from pygls.lsp.server import LanguageServer
+    from pygls.protocol import LanguageServerProtocol
     from pygls.uris import from_fs_path
 
     severities = {
@@ -168,9 +180,27 @@ def create_server():
         "info": types.DiagnosticSeverity.Information,
     }
 
+    class GradlintProtocol(LanguageServerProtocol):
+        """pygls answers a request whose params do not deserialize with only a
+        ``window/showMessage``; JSON-RPC wants an error response carrying the request's id."""
+
+        def structure_message(self, data):
+            try:
+                return super().structure_message(data)
+            except JsonRpcException as exc:
+                if not (isinstance(data, dict) and "id" in data and "method" in data and "jsonrpc" in data):
+                    raise  # a notification or a response: nothing to answer
+                cause = exc.__cause__ or exc
+                text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+                code = getattr(exc, "CODE", JsonRpcInvalidParams.CODE)
+                self._send_response(data["id"], error=types.ResponseError(
+                    code=code, message=f"invalid params for {data['method']}: {text}"[:500]))
+                return _ANSWERED  # handled: handle_message ignores it
+
     class GradlintServer(LanguageServer):
         def __init__(self):
-            super().__init__("gradlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+            super().__init__("gradlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                             protocol_cls=GradlintProtocol)
             self.debounce = DEFAULT_DEBOUNCE_MS / 1000
             self.linter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlint-lint")
             self.pending: dict[str, asyncio.Task] = {}

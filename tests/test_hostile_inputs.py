@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -320,3 +321,62 @@ def test_fix_run_as_root_keeps_another_users_file_theirs(tmp_path):
     os.chown(a, 65534, 65534)
     _fix(a)
     assert (a.stat().st_uid, a.stat().st_gid) == (65534, 65534)
+
+
+# ---------------------------------------------------------------- 19. language server: invalid params
+def _lsp_send(stdin, message: dict) -> None:
+    body = json.dumps(message).encode("utf-8")
+    stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    stdin.flush()
+
+
+def _lsp_read(stdout) -> dict:
+    length = None
+    while True:
+        line = stdout.readline()
+        if not line:
+            raise EOFError("the server closed its output")
+        if line in (b"\r\n", b"\n"):
+            break
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return json.loads(stdout.read(length))
+
+
+def test_a_request_with_invalid_params_gets_a_jsonrpc_error_response():
+    pytest.importorskip("pygls", reason="the language server needs pygls (lsp extra)")
+    import queue
+    import threading
+
+    proc = subprocess.Popen([sys.executable, "-m", "gradlint", "server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL)
+    inbox: queue.Queue = queue.Queue()
+
+    def read_all():
+        try:
+            while True:
+                inbox.put(_lsp_read(proc.stdout))
+        except (EOFError, ValueError, OSError):
+            return
+
+    threading.Thread(target=read_all, daemon=True).start()
+
+    def answer(msg_id):
+        while True:
+            message = inbox.get(timeout=30)  # queue.Empty: no answer came
+            if message.get("id") == msg_id and "method" not in message:
+                return message
+
+    try:
+        _lsp_send(proc.stdin, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                               "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        assert "result" in answer(1)
+        _lsp_send(proc.stdin, {"jsonrpc": "2.0", "id": 7, "method": "textDocument/codeAction",
+                               "params": {"textDocument": 42, "bogus": True}})
+        error = answer(7)["error"]
+        assert error["code"] == -32602 and "textDocument/codeAction" in error["message"]
+        _lsp_send(proc.stdin, {"jsonrpc": "2.0", "id": 8, "method": "shutdown"})
+        assert "error" not in answer(8)  # and the server goes on answering
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from gradlint.dynamic import verdict as V
 from gradlint.dynamic.plan import plan
-from gradlint.dynamic.runner import run_child
+from gradlint.dynamic.runner import remove_stale_folders, run_child
 
 INSTALL_HINT = "--dynamic needs torch: pip install 'gradlint[dynamic]'"
 
@@ -80,6 +80,7 @@ def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutco
     ``progress(done, total, label)`` is called as model files finish.
     """
     diagnostics = list(diagnostics)
+    remove_stale_folders()  # of earlier runs whose gradlint was killed before it cleaned up
     by_file, plan_notes = plan(diagnostics, options.models)
     notes: list[str] = []
     models: list[ModelMeasurement] = []

@@ -457,4 +457,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    # the result is complete: gradlint ends this process now, whatever the model file left
+    # running (threads, children) that would keep it from exiting
+    with open(sys.argv[2] + ".done", "w", encoding="ascii"):
+        pass
+    sys.exit(status)

@@ -1,0 +1,180 @@
+"""--dynamic isolation (issue 12, items 12-18): hostile model files that once outlived the
+timeout, left processes running, filled the parent's memory, escaped the memory cap or killed
+gradlint. Each file does its hostile thing when imported, after an 8-layer sigmoid tower that
+the static pass reports (so that --dynamic has a model to measure).
+
+Every case runs twice where it matters: with the PID namespace the kernel allows here, and
+with the fallback (shim + child subreaper + sweep) that machines without one get.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from gradlint.dynamic import DynamicOptions, confirm, runner  # noqa: E402
+from gradlint.engine import Settings, lint_paths  # noqa: E402
+
+MODEL = textwrap.dedent("""
+    import torch.nn as nn
+
+    class Tower(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(16, 16), nn.Sigmoid())])
+
+        def forward(self, x):
+            return self.net(x)
+    """)
+
+
+@pytest.fixture(params=["namespace", "fallback"])
+def isolation(request, monkeypatch):
+    if request.param == "fallback":
+        monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    return request.param
+
+
+def _run(tmp_path, hostile: str, timeout: float = 60, memory_limit: float | None = 2.0):
+    path = tmp_path / "model.py"
+    path.write_text(MODEL + textwrap.dedent(hostile))
+    static = lint_paths([str(path)], Settings()).diagnostics
+    assert [d.code for d in static] == ["GL101"]
+    options = DynamicOptions(device="cpu", seeds=1, timeout=timeout, memory_limit=memory_limit)
+    start = time.monotonic()
+    outcome = confirm(static, options)
+    return outcome, time.monotonic() - start
+
+
+def _running(marker: str) -> list[int]:
+    """Processes whose command line holds ``marker`` (zombies are not running)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            state = Path(f"/proc/{name}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if marker.encode() in cmdline and state != b"Z":
+            out.append(int(name))
+    return out
+
+
+def _sleeper(marker: str, session: bool) -> str:
+    """Code that starts a process sleeping 120 s, holding the child's stderr open."""
+    return f"""
+    import subprocess, sys
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "{marker}"],
+                     start_new_session={session}, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    """
+
+
+# ---------------------------------------------------------------- 12, 13: hard timeout, no survivors
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the survivors")
+def test_a_grandchild_in_its_own_session_holding_stderr_neither_delays_nor_survives(tmp_path, isolation):
+    marker = f"gradlint-test-{uuid.uuid4().hex}"
+    outcome, elapsed = _run(tmp_path, _sleeper(marker, session=True) + "\nimport time\ntime.sleep(120)\n", timeout=8)
+    assert elapsed < 8 + 10, elapsed  # was 93.6 s under --timeout 10
+    assert any("8 s timeout" in n for n in outcome.notes), outcome.notes
+    assert _running(marker) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the survivors")
+def test_processes_a_finished_measurement_leaves_are_ended_at_once(tmp_path, isolation):
+    """17: forked children, same-group and new-session processes and a non-daemon thread used
+    to keep the parent waiting the full timeout although the result was written."""
+    marker = f"gradlint-test-{uuid.uuid4().hex}"
+    hostile = _sleeper(marker, session=True) + _sleeper(marker, session=False) + """
+    import os, threading, time
+    threading.Thread(target=time.sleep, args=(120,)).start()
+    if os.fork() == 0:
+        time.sleep(120)
+        os._exit(0)
+    """
+    outcome, elapsed = _run(tmp_path, hostile, timeout=100)
+    assert elapsed < 60, elapsed
+    assert [dict(d.evidence)["verdict"] for d in outcome.diagnostics] == ["confirmed"]
+    assert _running(marker) == []
+
+
+# ---------------------------------------------------------------- 14: bounded reading
+def test_a_child_writing_hundreds_of_megabytes_to_stderr_costs_the_parent_only_a_tail(tmp_path, isolation):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hostile = """
+    import os
+    block = b"x" * (1 << 20)
+    for _ in range(300):
+        os.write(2, block)
+    raise RuntimeError("after the flood")
+    """
+    outcome, _ = _run(tmp_path, hostile)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, grown_mb  # 300 MB were written (the parent once held them all)
+    assert any("after the flood" in n for n in outcome.notes), outcome.notes
+
+
+# ---------------------------------------------------------------- 15: the cap covers shared memory
+@pytest.mark.skipif(runner.cuda_may_be_used("cpu"), reason="RLIMIT_AS applies where CUDA is not in use")
+def test_the_memory_cap_counts_shared_memory_on_cpu(tmp_path):
+    hostile = """
+    import mmap
+    m = mmap.mmap(-1, 3 << 30, flags=mmap.MAP_SHARED)
+    for i in range(0, 3 << 30, 4096):
+        m[i] = 1
+    """
+    outcome, _ = _run(tmp_path, hostile, memory_limit=1.0)
+    assert [dict(d.evidence)["verdict"] for d in outcome.diagnostics] == ["not-run"]
+    note = " ".join(outcome.notes)
+    assert "memory" in note.lower(), outcome.notes
+
+
+# ---------------------------------------------------------------- 16: the child cannot end gradlint
+def test_a_model_file_that_kills_its_parent_ends_only_its_own_measurement(tmp_path, isolation):
+    hostile = """
+    import os, signal
+    os.kill(os.getppid(), signal.SIGKILL)
+    import time
+    time.sleep(5)
+    """
+    outcome, elapsed = _run(tmp_path, hostile, timeout=30)
+    # this process (the parent) is alive to read the outcome
+    assert [dict(d.evidence)["verdict"] for d in outcome.diagnostics] == ["not-run"]
+    assert outcome.notes and elapsed < 30
+
+
+def test_temporary_folders_of_a_killed_gradlint_are_removed_by_the_next_run(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / "gradlint-dyn-stale"
+    stale.mkdir()
+    (stale / "owner.pid").write_text(str(dead.pid))
+    alive = tmp_path / "gradlint-dyn-alive"
+    alive.mkdir()
+    (alive / "owner.pid").write_text(str(os.getpid()))
+    runner.remove_stale_folders()
+    assert not stale.exists() and alive.exists()
+
+
+# ---------------------------------------------------------------- 18: said once per run
+def test_dynamic_says_once_on_stderr_that_it_runs_the_code(tmp_path):
+    (tmp_path / "model.py").write_text(MODEL)
+    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--dynamic", "--device", "cpu",
+                           "--seeds", "1", "--output-format", "json", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stderr.count("--dynamic imports and runs the checked files' code") == 1, proc.stderr
+    assert proc.stdout.lstrip().startswith("[")  # stdout stays the report
