@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench calibrate accuracy clean
+.PHONY: run test bench calibrate accuracy fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(STAMP)
 
 calibrate: $(STAMP)
 	$(BIN)/python benchmarks/calibrate.py
+
+# 10,000 generated, structure-aware and mutated programs: no GL002, traceback, hang or blow-up
+fuzz: $(STAMP)
+	$(BIN)/python benchmarks/fuzz.py
 
 # precision, recall and F1 per hazard class on generated models labelled by measurement
 accuracy: $(STAMP)

@@ -380,3 +380,27 @@ def test_a_request_with_invalid_params_gets_a_jsonrpc_error_response():
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- found by benchmarks/fuzz.py
+def test_sizes_that_cannot_be_are_unknowns_and_counts_are_bounded():
+    source = textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+        class M(nn.Module):
+            def __init__(self, w=-1, depth=10 ** 9):
+                super().__init__()
+                self.fc = nn.Linear(w, 0)
+                self.rnn = nn.GRU(16, 16, depth)
+                self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10 ** 30)])
+            def forward(self, x):
+                out, h = self.rnn(self.fc(x))
+                return out[-1]
+    """)
+    reasons = [u.reason for u in _unknowns(source)]
+    assert any("nn.Linear `in_features` = -1 is not a usable size" in r for r in reasons), reasons
+    assert any("nn.Linear `out_features` = 0 is not a usable size" in r for r in reasons), reasons
+    assert any("nn.GRU `num_layers` = 1000000000 is not a usable size" in r for r in reasons), reasons
+    rc_diags = lint_source(source, "m.py")  # flow model and rules too (math domain errors, 500 s unrolls before)
+    assert "GL002" not in _codes(rc_diags)

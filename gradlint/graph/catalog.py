@@ -179,3 +179,16 @@ FUNCTIONAL_SHAPE = {
     "torch.nn.functional.dropout": ("Dropout", ("p",)),
     "torch.nn.functional.dropout2d": ("Dropout2d", ("p",)),
 }
+
+
+#: the constructor arguments that are sizes (widths, channels, counts): positive integers
+SIZE_PARAMS = frozenset({
+    "in_features", "out_features", "in1_features", "in2_features", "in_channels", "out_channels", "num_features",
+    "num_channels", "num_groups", "input_size", "hidden_size", "num_layers", "embed_dim", "num_heads",
+    "num_embeddings", "embedding_dim", "normalized_shape",
+})
+#: the largest size taken as given (2 ** 40 elements of one dimension is already unallocatable)
+MAX_SIZE = 2 ** 40
+#: the largest count taken as given (layers of one recurrent module, heads, groups)
+MAX_COUNT = 10_000
+COUNT_PARAMS = frozenset({"num_layers", "num_heads", "num_groups"})

@@ -184,7 +184,10 @@ class StatementsMixin:
         if isinstance(value, (list, tuple)):
             return list(value)
         if isinstance(value, range):
-            return list(value) if len(value) <= 100_000 else None
+            try:
+                return list(value) if len(value) <= 100_000 else None
+            except OverflowError:  # range(10 ** 30): len() does not fit in a C ssize_t
+                return None
         if isinstance(value, dict):
             return list(value.keys())
         if isinstance(value, str):

@@ -6,7 +6,7 @@ import ast
 
 from gradlint.graph import catalog
 from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, Iterated, LeafSpec, ParamRef, ParamSpec, PartialRef, SeqSpec, Spec, UnknownSpec
-from gradlint.graph.model import Init, Node
+from gradlint.graph.model import Init, Node, UnknownKind
 from gradlint.graph.frameworks import INIT_HOOKS
 from gradlint.graph.interp_common import Frame, MAX_NODES, _BoundMethod, _Budget, _Factory, _FlowSeq, _MODULE_METHODS, _Scaled, _is_known, _number, _span, _spatial_dims, _torch_kind
 
@@ -149,6 +149,14 @@ class TorchMixin:
             return UnknownSpec(kind, span, "bare nn.Module()")
         category = catalog.layer_category(kind)
         params = self.layer_params(kind, args, kwargs)
+        for name in catalog.SIZE_PARAMS.intersection(params):
+            value = params[name]
+            sizes = value if isinstance(value, tuple) else (value,)
+            bound = catalog.MAX_COUNT if name in catalog.COUNT_PARAMS else catalog.MAX_SIZE
+            if any(isinstance(v, (int, float)) and (isinstance(v, bool) or not 0 < v <= bound) for v in sizes):
+                # nn.Linear(8, -1) raises in PyTorch; a size of 2 ** 4096 cannot be allocated
+                self.note_unknown(f"nn.{kind} `{name}` = {str(value)[:40]} is not a usable size", span, UnknownKind.VALUE)
+                params[name] = UNKNOWN
         activation = catalog.ACTIVATION_MODULES.get(kind)
         if kind in ("RNN", "RNNCell"):
             nl = params.get("nonlinearity", "tanh")
