@@ -225,8 +225,18 @@ def lint_batch(batch):
             problems.append((kind, name, source, f"slow: {spent:.1f} s"))
         if spent > worst[0]:
             worst = (spent, f"{kind}/{name}")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return problems, worst, peak_mb, len(batch)
+    return problems, worst, _peak_mb(), len(batch)
+
+
+def _peak_mb() -> float:
+    """This process's own peak RSS (VmHWM: ru_maxrss would include the parent's, across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
 
 
 def main() -> int:
