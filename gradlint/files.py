@@ -22,16 +22,21 @@ SOURCE_SUFFIXES = (".py", ".ipynb")
 #: the most bytes gradlint reads of one file; a bigger one is GL001 "too large". (CPython's own
 #: parser needs about 500 bytes of memory per byte of a long literal: 10 MB is about 5 GB.)
 MAX_FILE_BYTES = 10 * 1024 * 1024
+#: the same for a notebook, whose outputs (images, tables) may be most of it
+MAX_NOTEBOOK_BYTES = 100 * 1024 * 1024
 
 
 class SourceError(OSError):
     """A path that is not a readable source file; ``str()`` says why, in plain words."""
 
 
-def read_source(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file, at most ``limit`` of them. Anything else raises
+def read_source(path: str, limit: int | None = None) -> bytes:
+    """The bytes of a regular file, at most ``limit`` of them (default: MAX_FILE_BYTES, or
+    MAX_NOTEBOOK_BYTES for a ``.ipynb``). Anything else raises
     :class:`SourceError`: a FIFO, socket or device (opened without blocking, never read), a
     directory, a broken symbolic link, a link loop, an unreadable or too large file."""
+    if limit is None:
+        limit = MAX_NOTEBOOK_BYTES if path.endswith(".ipynb") else MAX_FILE_BYTES
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:

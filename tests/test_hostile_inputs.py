@@ -404,3 +404,15 @@ def test_sizes_that_cannot_be_are_unknowns_and_counts_are_bounded():
     assert any("nn.GRU `num_layers` = 1000000000 is not a usable size" in r for r in reasons), reasons
     rc_diags = lint_source(source, "m.py")  # flow model and rules too (math domain errors, 500 s unrolls before)
     assert "GL002" not in _codes(rc_diags)
+
+
+def test_a_notebook_with_big_outputs_is_still_read(tmp_path):
+    """The 10 MB cap is for Python source; a notebook's images may make it much bigger."""
+    cells = [{"cell_type": "code", "metadata": {}, "execution_count": 1,
+              "source": ["import torch.nn as nn\n", "net = nn.Sequential(*[nn.Sigmoid() for _ in range(30)])\n"],
+              "outputs": [{"output_type": "display_data", "metadata": {},
+                           "data": {"image/png": "A" * (MAX_FILE_BYTES + (1 << 20))}}]}]
+    nb = tmp_path / "big.ipynb"
+    nb.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert nb.stat().st_size > MAX_FILE_BYTES
+    assert "GL001" not in _codes(lint_file(str(nb)).diagnostics)
