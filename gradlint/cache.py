@@ -29,6 +29,7 @@ reported. A cache that cannot be written (read-only, disk full) only stops cachi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import os
@@ -341,6 +342,7 @@ def _decode(value):
     return value
 
 
+@functools.lru_cache(maxsize=1)
 def _entry_types() -> dict:
     from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
     from gradlint.engine import FileResult
