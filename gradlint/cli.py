@@ -6,6 +6,7 @@ import difflib
 import json
 import os
 import sys
+import time
 
 import click
 
@@ -136,6 +137,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     for _, message in result.errors:
         _fail(message)
     missing_torch = False
+    dynamic_seconds = None
     dynamic_messages: list[str] = []
     if dynamic_options is not None:
         from gradlint.dynamic import INSTALL_HINT, torch_available
@@ -145,7 +147,9 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         else:
             click.echo("gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
                        "with a timeout and a memory cap)", err=True)
+            started = time.perf_counter()
             result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format)
+            dynamic_seconds = time.perf_counter() - started
     stream = sys.stdout
     color = output_file is None and output_format == "full" and _use_color(stream)
     if statistics:
@@ -167,7 +171,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
             click.echo(line, err=True)
     if fixed is not None:
         _fix_summary(fixed, diff=False, show=show_fixes)
-    _summary(result)
+    _summary(result, dynamic_seconds)
     if missing_torch:
         _fail(INSTALL_HINT)
         sys.exit(EXIT_ERROR)
@@ -285,9 +289,16 @@ def _run_dynamic(diagnostics, options, output_format):
     interactive = output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
     bar = None
 
-    def progress(done, total, label):
+    def progress(done, total, label, measured):
         nonlocal bar
-        if not interactive or total == 0:
+        if not interactive:
+            # off a terminal (CI logs, pipes): one line per measured model, as each file finishes
+            for m in measured:
+                what = f"{m.note}" if m.note else f"{m.seeds} seed{'s' if m.seeds != 1 else ''} on {m.device}"
+                click.echo(f"gradlint --dynamic: {os.path.relpath(m.path)}::{m.name} measured in {m.seconds:.1f} s ({what})",
+                           err=True)
+            return
+        if total == 0:
             return
         if bar is None:
             bar = click.progressbar(length=total, label="gradlint --dynamic", file=sys.stderr,
@@ -324,12 +335,13 @@ def _run_dynamic(diagnostics, options, output_format):
     return kept, messages
 
 
-def _summary(result) -> None:
+def _summary(result, dynamic_seconds: float | None = None) -> None:
     diags = result.diagnostics
     files = len({d.path for d in diags})
     counts = {s: sum(1 for d in diags if d.severity == s) for s in ("error", "warning", "info")}
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
-    checked = f"{result.files_checked} file{'s' if result.files_checked != 1 else ''} checked in {result.seconds:.2f} s."
+    checked = f"{result.files_checked} file{'s' if result.files_checked != 1 else ''} checked in {result.seconds:.2f} s"
+    checked += f", measured by --dynamic in {dynamic_seconds:.1f} s." if dynamic_seconds is not None else "."
     safe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == "safe")
     unsafe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == "unsafe")
     fixable = []

@@ -178,3 +178,8 @@ def test_dynamic_says_once_on_stderr_that_it_runs_the_code(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.stderr.count("--dynamic imports and runs the checked files' code") == 1, proc.stderr
     assert proc.stdout.lstrip().startswith("[")  # stdout stays the report
+    # off a terminal: one line per measured model with its time; the summary times --dynamic apart
+    import re
+
+    assert re.search(r"gradlint --dynamic: .*model\.py::Tower measured in \d+\.\d s \(1 seed on cpu\)", proc.stderr), proc.stderr
+    assert re.search(r"1 file checked in \d+\.\d\d s, measured by --dynamic in \d+\.\d s\.", proc.stderr), proc.stderr

@@ -77,7 +77,8 @@ def _not_run(d, note: str):
 def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutcome:
     """Measure every finding that has a target; findings without one are returned as they were.
 
-    ``progress(done, total, label)`` is called as model files finish.
+    ``progress(done, total, label, measured)`` is called as model files finish; ``measured``:
+    the :class:`ModelMeasurement` of each model of that file.
     """
     diagnostics = list(diagnostics)
     remove_stale_folders()  # of earlier runs whose gradlint was killed before it cleaned up
@@ -114,7 +115,7 @@ def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutco
                 futures[path] = pool.submit(run_child, spec_of(path, runnable), options.timeout, cap)
         done_count = 0
         if progress:
-            progress(0, total, "")
+            progress(0, total, "", [])
         for path, jobs in files:
             rel = os.path.relpath(path)
             runnable = [j for j in jobs if j.input is not None]
@@ -125,13 +126,14 @@ def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutco
                     notes.append(f"{rel}: dynamic check skipped for `{job.name}`: {why}")
                     for i, *_ in job.probes:
                         diagnostics[i] = _not_run(diagnostics[i], why)
+            before = len(models)
             if runnable:
                 child = futures[path].result()
                 device_seen = device_seen or child.data.get("device")
                 _collect(child, runnable, rel, path, options, diagnostics, notes, models)
             done_count += 1
             if progress:
-                progress(done_count, total, rel)
+                progress(done_count, total, rel, models[before:])
     return DynamicOutcome(diagnostics, notes, models, device_seen)
 
 
