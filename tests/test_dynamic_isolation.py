@@ -183,3 +183,14 @@ def test_dynamic_says_once_on_stderr_that_it_runs_the_code(tmp_path):
 
     assert re.search(r"gradlint --dynamic: .*model\.py::Tower measured in \d+\.\d s \(1 seed on cpu\)", proc.stderr), proc.stderr
     assert re.search(r"1 file checked in \d+\.\d\d s, measured by --dynamic in \d+\.\d s\.", proc.stderr), proc.stderr
+
+
+def test_the_stderr_reader_keeps_only_a_bounded_tail():
+    proc = subprocess.Popen([sys.executable, "-c", "import os\nfor i in range(40): os.write(2, bytes([65 + i % 26]) * (1 << 18))\nos.write(2, b'END')"],
+                            stderr=subprocess.PIPE)
+    tail = runner._Tail(proc.stderr)
+    proc.wait(timeout=60)
+    tail.join(timeout=10)
+    text = tail.text()
+    assert len(text) == runner.STDERR_TAIL_BYTES  # 10 MB written, 64 KiB kept
+    assert text.endswith("END") and tail.size - len(tail.chunks[0]) < runner.STDERR_TAIL_BYTES
