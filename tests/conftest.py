@@ -7,6 +7,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
+#: an 8-layer sigmoid tower the static pass reports (GL101): the model the --dynamic tests of
+#: user-code failures and isolation append their hostile code to
+SIGMOID_TOWER = """
+import torch.nn as nn
+
+class Tower(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(16, 16), nn.Sigmoid())])
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
 
 def pytest_addoption(parser):
     parser.addoption(

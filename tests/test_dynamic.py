@@ -23,6 +23,8 @@ from gradlint.diagnostics import Diagnostic  # noqa: E402
 from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
 from gradlint.engine import Settings, lint_paths  # noqa: E402
 
+from conftest import SIGMOID_TOWER  # noqa: E402
+
 HERE = Path(__file__).parent / "dynamic_models"
 DEVICE = os.environ.get("GRADLINT_TEST_DEVICE", "cpu")
 
@@ -106,17 +108,7 @@ FAILURES = {
     "segfaults.py": "import ctypes\nctypes.string_at(0)\n",
     "eats_memory.py": "hog = bytearray(4 * 1024 ** 3)\n",
 }
-MODEL = textwrap.dedent("""
-    import torch.nn as nn
-
-    class Tower(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(16, 16), nn.Sigmoid())])
-
-        def forward(self, x):
-            return self.net(x)
-    """)
+MODEL = SIGMOID_TOWER
 
 
 def test_every_failure_of_user_code_is_a_note_within_its_timeout(tmp_path):

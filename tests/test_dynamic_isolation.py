@@ -25,17 +25,9 @@ pytest.importorskip("torch")
 from gradlint.dynamic import DynamicOptions, confirm, runner  # noqa: E402
 from gradlint.engine import Settings, lint_paths  # noqa: E402
 
-MODEL = textwrap.dedent("""
-    import torch.nn as nn
+from conftest import SIGMOID_TOWER  # noqa: E402
 
-    class Tower(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(16, 16), nn.Sigmoid())])
-
-        def forward(self, x):
-            return self.net(x)
-    """)
+MODEL = SIGMOID_TOWER
 
 
 @pytest.fixture(params=["namespace", "fallback"])
