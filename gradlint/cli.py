@@ -53,7 +53,24 @@ def _formats():
     return FORMATS
 
 
-@cli.command()
+class _CheckCommand(click.Command):
+    """``check``, where ``--dynamic=findings`` (or ``=all``) sets the scope: ``--dynamic`` alone
+    stays a flag, so ``--dynamic PATH`` never takes the path as its value."""
+
+    def parse_args(self, ctx, args):
+        out = []
+        for k, arg in enumerate(args):
+            if arg == "--":  # paths follow, whatever they look like
+                out += args[k:]
+                break
+            if arg.startswith("--dynamic="):
+                out += ["--dynamic", "--dynamic-scope", arg.split("=", 1)[1]]
+            else:
+                out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+@cli.command(cls=_CheckCommand)
 @click.argument("paths", nargs=-1, type=click.Path())
 @rule_selection_options
 @click.option("--extend-select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable on top of the selection.")
@@ -80,7 +97,10 @@ def _formats():
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where the result cache lives (default: .gradlint_cache).")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
 @click.option("--exit-zero", is_flag=True, default=None, help="Exit 0 even when there are findings.")
-@click.option("--dynamic", is_flag=True, help="Confirm each finding by a real backward pass (needs gradlint[dynamic]); runs your model code in a child process.")
+@click.option("--dynamic", is_flag=True, help="Measure every model with real backward passes and give each finding a verdict "
+              "(needs gradlint[dynamic]); runs your model code in child processes. --dynamic=findings: only the models with findings.")
+@click.option("--dynamic-scope", type=click.Choice(["all", "findings"]), default=None,
+              help="[--dynamic] all: every model of the checked files (default); findings: only those with static findings.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[--dynamic] Where to run the backward passes (default: auto, CUDA when present).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None, help="[--dynamic] Random initializations measured per model (default: 3).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="[--dynamic] Seconds per model file before its child is stopped (default: 300).")
@@ -89,7 +109,7 @@ def _formats():
 @click.option("--hide-refuted/--show-refuted", default=None, help="[--dynamic] Drop findings the measurement refuted.")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
-          jobs, exit_zero, dynamic, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
+          jobs, exit_zero, dynamic, dynamic_scope, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     from gradlint.config import settings_from
     from gradlint.engine import lint_paths
@@ -117,7 +137,11 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     cache = None if no_cache or (diff and not fix) else _cache_dir(cache_dir, config)
     dynamic_options = None
     if dynamic:
-        dynamic_options = _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted)
+        dynamic_options = _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted,
+                                           dynamic_scope)
+        from gradlint.engine import enabled_codes
+
+        dynamic_options.enabled = lambda path: enabled_codes(settings, path)
     targets = paths or (".",)
     fixed = None
     if fix or diff:
@@ -148,7 +172,8 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
             click.echo("gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
                        "with a timeout and a memory cap)", err=True)
             started = time.perf_counter()
-            result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format)
+            result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format,
+                                                                result.files)
             dynamic_seconds = time.perf_counter() - started
     stream = sys.stdout
     color = output_file is None and output_format == "full" and _use_color(stream)
@@ -262,7 +287,7 @@ def _fix_summary(fixed, diff: bool, show: bool) -> None:
         click.echo("No fixes available.", err=True)
 
 
-def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
+def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted, scope=None):
     """CLI flags over ``[tool.gradlint.dynamic]`` over the defaults."""
     from gradlint.dynamic import DynamicOptions
 
@@ -280,10 +305,11 @@ def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, h
         report = str(config.root / report)
     options.report = report
     options.hide_refuted = bool(hide_refuted if hide_refuted is not None else table.get("hide-refuted", False))
+    options.scope = scope or table.get("scope", options.scope)
     return options
 
 
-def _run_dynamic(diagnostics, options, output_format):
+def _run_dynamic(diagnostics, options, output_format, files=()):
     from gradlint.dynamic import confirm
 
     interactive = output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
@@ -308,7 +334,7 @@ def _run_dynamic(diagnostics, options, output_format):
         if done >= total:
             bar.__exit__(None, None, None)
 
-    outcome = confirm(diagnostics, options, progress=progress)
+    outcome = confirm(diagnostics, options, progress=progress, files=files)
     messages = list(outcome.notes)
     counts: dict = {}
     for d in outcome.diagnostics:

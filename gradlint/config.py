@@ -183,9 +183,14 @@ def validate_rule_options(table: dict, where: str, warnings: list[str]) -> dict:
 
 DYNAMIC_KEYS = {
     "device": str, "seeds": int, "timeout": (int, float), "report": str, "memory-limit": (int, float),
-    "hide-refuted": bool, "thresholds": dict, "models": dict,
+    "hide-refuted": bool, "thresholds": dict, "models": dict, "scope": str,
 }
-MODEL_KEYS = {"kwargs": dict, "input-shape": list, "input-dtype": str, "input-high": int}
+MODEL_KEYS = {"kwargs": dict, "input-shape": list, "input-dtype": str, "input-high": int, "inputs": list,
+              "kwargs-inputs": dict, "input-fn": str}
+#: the keys of one tensor of ``inputs`` / ``kwargs-inputs``
+TENSOR_KEYS = {"shape": list, "dtype": str, "high": int, "fill": str}
+TENSOR_DTYPES = {"float32": "float", "float": "float", "long": "long", "int64": "long", "int": "long", "bool": "bool"}
+TENSOR_FILLS = ("random", "ones", "zeros")
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", list: "an array",
                (int, float): "a number", float: "a number"}
 
@@ -229,6 +234,9 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
         raise ConfigError(f"{where} seeds must be at least 1")
     if "timeout" in out and out["timeout"] <= 0:
         raise ConfigError(f"{where} timeout must be a positive number of seconds")
+    if "scope" in out and out["scope"] not in ("all", "findings"):
+        raise ConfigError(f"{where} scope must be `all` (every model) or `findings` (the models with findings), "
+                          f"not {out['scope']!r}")
     from gradlint.dynamic.verdict import THRESHOLDS
 
     schema = {key: (int, float) for key in THRESHOLDS}
@@ -245,9 +253,50 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
             raise ConfigError(f"{mwhere} input-shape must be an array of positive integers")
         if clean.get("input-dtype", "float32") not in ("float32", "float", "long", "int64"):
             raise ConfigError(f"{mwhere} input-dtype must be float32 or long")
+        if "input-high" in clean and clean["input-high"] < 1:
+            raise ConfigError(f"{mwhere} input-high must be at least 1")
+        if "inputs" in clean:
+            clean["inputs"] = [_tensor_spec(t, f"{mwhere} inputs[{k}]", warnings) for k, t in enumerate(clean["inputs"])]
+        if "kwargs-inputs" in clean:
+            clean["kwargs-inputs"] = {str(n): _tensor_spec(t, f"{mwhere} kwargs-inputs.{n}", warnings)
+                                      for n, t in clean["kwargs-inputs"].items()}
+        if "input-fn" in clean:
+            where_fn, _, fn = clean["input-fn"].rpartition(":")
+            if not where_fn or not fn.isidentifier():
+                raise ConfigError(f'{mwhere} input-fn must be "module:function" or "path/file.py:function", '
+                                  f"not {clean['input-fn']!r}")
+            if where_fn.endswith(".py"):  # a file, relative to this configuration file
+                clean["input-fn"] = f"{(path.parent / where_fn).resolve()}:{fn}"
         file_part, _, name = key.rpartition("::")
         models[(str((path.parent / file_part).resolve()), name)] = clean
     out["models"] = models
+    return out
+
+
+def _tensor_spec(value, where: str, warnings: list[str]) -> dict:
+    """One input tensor: a shape (``[8, 32]``) or a table ``{shape, dtype, high, fill}``, as
+    the plain dict ``--dynamic`` passes to its worker (``dtype`` float, long or bool)."""
+    if isinstance(value, list):
+        value = {"shape": value}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a shape (an array of positive integers) or a table with `shape`")
+    clean = _known_keys(value, TENSOR_KEYS, where, warnings)
+    shape = clean.get("shape")
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ConfigError(f"{where} shape must be a non-empty array of positive integers")
+    dtype = clean.get("dtype", "float32")
+    if dtype not in TENSOR_DTYPES:
+        raise ConfigError(f"{where} dtype must be one of {', '.join(TENSOR_DTYPES)}, not {dtype!r}")
+    fill = clean.get("fill", "random")
+    if fill not in TENSOR_FILLS:
+        raise ConfigError(f"{where} fill must be one of {', '.join(TENSOR_FILLS)}, not {fill!r}")
+    out = {"shape": list(shape), "dtype": TENSOR_DTYPES[dtype], "fill": fill}
+    if "high" in clean:
+        if clean["high"] < 1:
+            raise ConfigError(f"{where} high must be at least 1")
+        out["high"] = clean["high"]
+    elif out["dtype"] == "long":
+        out["high"] = 2
     return out
 
 

@@ -112,6 +112,11 @@ def _rules(settings: Settings, path: str | None = None):
     return _RULES_CACHE[key]
 
 
+def enabled_codes(settings: Settings, path: str | None = None) -> frozenset[str]:
+    """The codes of the rules enabled for ``path`` (selection, ignores, per-file ignores)."""
+    return frozenset(r.code for r in _rules(settings, path))
+
+
 def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str) -> Diagnostic:
     rule = rule_by_code(code)
     return Diagnostic(

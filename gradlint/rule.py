@@ -39,6 +39,9 @@ class Rule:
     fix_safety: ClassVar[str | None] = None
     #: diagnostics of this code are produced by the engine itself (parse errors)
     engine_emitted: ClassVar[bool] = False
+    #: diagnostics of this code come from ``--dynamic``'s measurements (GL9xx): its examples are
+    #: measured by the dynamic tests, not linted
+    measured: ClassVar[bool] = False
     #: new rules start in preview: enabled only with ``--preview`` / ``preview = true``
     preview: ClassVar[bool] = False
 
@@ -73,6 +76,17 @@ class Rule:
             elif current is not None:
                 sections[current] += line + "\n"
         return {k: v.strip() for k, v in sections.items()}
+
+
+def char_column(lines: list[str], line: int, byte_col: int) -> int:
+    """1-based character column, on 1-based ``line`` of ``lines``, of a 0-based UTF-8 byte
+    offset (``ast`` gives bytes)."""
+    if 1 <= line <= len(lines):
+        text = lines[line - 1]
+        if text.isascii():
+            return byte_col + 1
+        return len(text.encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
+    return byte_col + 1
 
 
 class FileModel:
@@ -112,12 +126,7 @@ class RuleContext:
 
     def column(self, line: int, byte_col: int) -> int:
         """1-based character column of a 0-based UTF-8 byte offset (``ast`` gives bytes)."""
-        if 1 <= line <= len(self.lines):
-            text = self.lines[line - 1]
-            if text.isascii():
-                return byte_col + 1
-            return len(text.encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
-        return byte_col + 1
+        return char_column(self.lines, line, byte_col)
 
     def edit(self, span: Span, content: str) -> Edit:
         """A text edit replacing ``span`` (ast byte columns) with ``content``."""

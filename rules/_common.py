@@ -142,3 +142,14 @@ def flow_activations(graph, h) -> str:
     if acts and acts[-1] is None and any(acts[:-1]):
         acts = acts[:-1]
     return "/".join(sorted({a or "linear" for a in acts}))
+
+
+def doc_examples(rule) -> tuple[list[str], list[str]]:
+    """``(invalid, valid)``: the code blocks of a rule's ``## Example`` section, before and after
+    its "Use instead:" (for rules whose examples are measured rather than linted)."""
+    import re
+
+    example = rule.doc_sections().get("Example", "")
+    before, _, after = example.partition("Use instead:")
+    blocks = re.compile(r"```python\n(.*?)```", re.S)
+    return blocks.findall(before), blocks.findall(after)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -239,7 +240,66 @@ def test_hide_refuted_and_text_output(tmp_path):
                 "concise", "lstm.py"], tmp_path)
     assert f"✘ refuted on {DEVICE}" in res.stdout and "1 seed: 8 BPTT steps of length 200: max ‖∇‖ =" in res.stdout
     assert "kept, marked refuted" in res.stdout
-    assert f"Dynamic: 1 model measured on {DEVICE}" in res.stderr and "1 seed: 1 refuted." in res.stderr
+    # every model of the file is measured (scope all); the selection keeps GL9xx findings out
+    assert f"Dynamic: 4 models measured on {DEVICE}" in res.stderr and "1 seed: 1 refuted." in res.stderr
     res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--hide-refuted",
                 "--output-format", "concise", "lstm.py"], tmp_path)
     assert "GL401" not in res.stdout
+
+
+# ---------------------------------------------------------------- every model measured (GL9xx)
+MEASURED = Path(__file__).resolve().parent.parent / "fixtures" / "measured"
+
+
+def test_hazards_no_static_finding_predicted_become_gl9xx_findings():
+    path = MEASURED / "runtime_scales.py"
+    assert lint_paths([str(path)], Settings()).diagnostics == []  # the static pass sees nothing
+    expected = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        mark = re.search(r"# measured: (GL9\d\d)", line)
+        if mark:
+            expected[n] = mark.group(1)
+    outcome = confirm([], options(), files=[str(path)])
+    found = {d.line: d for d in outcome.diagnostics}
+    assert {n: d.code for n, d in found.items()} == expected
+    for d in found.values():
+        ev = dict(d.evidence)
+        assert d.confidence == "measured" and ev["verdict"] == "confirmed"
+        assert ev["measured_hazard"] == d.hazard and ev["decided_by"]
+        assert [entry["name"] for entry in ev["layers"]]  # the measured profile
+    assert dict(found[min(expected)].evidence)["leaves_band_at"] == "fcs.8"
+    # the healthy tower is measured too, and charted: four models, three findings
+    assert sorted(m.name for m in outcome.models) == ["Gated", "Growing", "Shrinking", "Steady"]
+    steady = next(m for m in outcome.models if m.name == "Steady")
+    assert steady.hazard["hazard"] == "none" and not steady.findings
+    # the narrower scope measures only the models with findings: here none
+    assert confirm([], options(scope="findings"), files=[str(path)]).models == []
+
+
+def test_a_gl9xx_finding_respects_the_selection_and_noqa(tmp_path):
+    src = (MEASURED / "runtime_scales.py").read_text()
+    (tmp_path / "m.py").write_text(src.replace("# measured: GL901", "# noqa: GL901"))
+    outcome = confirm([], options(seeds=1, enabled=lambda path: frozenset({"GL901", "GL903"})),
+                      files=[str(tmp_path / "m.py")])
+    assert sorted(d.code for d in outcome.diagnostics) == ["GL903"]
+
+
+@pytest.mark.parametrize("code", ["GL901", "GL902", "GL903"])
+def test_measured_rule_examples(tmp_path, code):
+    # a measured rule's documented examples are its tests: the bad one gets the code, the fix not
+    from gradlint.rule import rule_by_code
+
+    rule = rule_by_code(code)
+    assert rule.measured and rule.INVALID and rule.VALID
+    files = []
+    for kind, sources in (("invalid", rule.INVALID), ("valid", rule.VALID)):
+        for k, source in enumerate(sources):
+            files.append(tmp_path / f"{kind}_{k}.py")
+            files[-1].write_text(source)
+    outcome = confirm([], options(seeds=2), files=[str(f) for f in files])
+    by_file = {}
+    for d in outcome.diagnostics:
+        by_file.setdefault(Path(d.path).name, []).append(d.code)
+    for f in files:
+        codes = by_file.get(f.name, [])
+        assert (code in codes) == f.name.startswith("invalid"), (f.name, codes, outcome.notes, outcome.unmeasured)

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from gradlint.dynamic import verdict as V
-from gradlint.dynamic.plan import plan
+from gradlint.diagnostics import Diagnostic
+from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
 from gradlint.dynamic.runner import remove_stale_folders, run_child
 
 INSTALL_HINT = "--dynamic needs torch: pip install 'gradlint[dynamic]'"
@@ -34,10 +35,15 @@ class DynamicOptions:
     thresholds: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # (abs path, name) -> config table
     steps: int = 8  # BPTT training steps for recurrent findings
-    seq_len: int = 200  # the long sequence of recurrent findings
+    seq_len: int = TRAINING_SEQUENCE  # the BPTT length when the training code does not say
     report: str | None = None  # folder for the charts and index.html
     jobs: int = 0  # model files measured at once (0: one per core)
     hide_refuted: bool = False
+    #: ``all``: every model of the checked files; ``findings``: only the models with findings
+    scope: str = "all"
+    #: ``enabled(path)``: the codes enabled for a file; a GL9xx finding is made only where its
+    #: code is (None: all are)
+    enabled: object = None
 
 
 @dataclass
@@ -49,9 +55,12 @@ class ModelMeasurement:
     device: str | None
     seeds: int
     seconds: float
-    layers: list  # [{"name", "norms"}] in forward order
+    layers: list  # [{"name", "norms", "output_norms", "kind", "weighted"}] in execution order
     findings: list = field(default_factory=list)  # indexes into the diagnostics
     note: str | None = None
+    modules: list = field(default_factory=list)  # every submodule, in execution order (forward hooks)
+    hazard: dict = field(default_factory=dict)  # verdict.model_class: what the whole model measures
+    probes: dict = field(default_factory=dict)  # diagnostic index -> the probe's raw measurements
 
 
 @dataclass
@@ -60,6 +69,8 @@ class DynamicOutcome:
     notes: list  # one line each: models that could not be measured
     models: list  # ModelMeasurement
     device: str | None
+    #: models without findings that were not measured, and why (one line each)
+    unmeasured: list = field(default_factory=list)
 
 
 def _with_verdict(d, verdict: str, numbers: dict, text: str, device: str | None, seeds: int, seconds: float | None):
@@ -74,54 +85,53 @@ def _not_run(d, note: str):
     return replace(d, evidence=(("verdict", "not-run"), ("summary", f"not measured: {note}")))
 
 
-def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutcome:
-    """Measure every finding that has a target; findings without one are returned as they were.
+def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> DynamicOutcome:
+    """Measure the models of the run: with ``options.scope == "all"`` every model of ``files``
+    (the checked files) and of the findings, else only the models findings target. Findings
+    get verdicts; a hazard a model measures that no finding of it predicted becomes a finding
+    of its own (GL9xx); findings without a target are returned as they were.
 
     ``progress(done, total, label, measured)`` is called as model files finish; ``measured``:
     the :class:`ModelMeasurement` of each model of that file.
     """
     diagnostics = list(diagnostics)
     remove_stale_folders()  # of earlier runs whose gradlint was killed before it cleaned up
-    by_file, plan_notes = plan(diagnostics, options.models)
+    by_file, plan_notes, unmeasured = plan(diagnostics, options.models, files=files, scope=options.scope)
     notes: list[str] = []
     models: list[ModelMeasurement] = []
+    measured_findings: list = []
     device_seen = None
     for i, note in plan_notes.items():
         diagnostics[i] = _not_run(diagnostics[i], note)
         notes.append(f"{diagnostics[i].path}:{diagnostics[i].line}: dynamic check skipped for {diagnostics[i].code}: {note}")
     cap = int(options.memory_limit * 2**30) if options.memory_limit else None
-    files = sorted(by_file.items())
-    total = len(files)
-    workers = max(1, min(len(files) or 1, options.jobs or os.cpu_count() or 1))
+    files_planned = sorted(by_file.items())
+    total = len(files_planned)
+    workers = max(1, min(len(files_planned) or 1, options.jobs or os.cpu_count() or 1))
     threads = max(1, (os.cpu_count() or 1) // workers)
 
     def spec_of(path, runnable):
         return {
             "path": path, "device": options.device, "seeds": options.seeds, "steps": options.steps,
             "seq_len": options.seq_len, "threads": threads,
-            "models": [
-                {"id": str(k), "name": j.name, "kwargs": j.kwargs, "input": j.input, "config_key": j.config_key,
-                 "probes": [{"id": i, "expect": e, "layers": list(l), "clip": c, "length": n}
-                            for i, e, l, c, n in j.probes]}
-                for k, j in enumerate(runnable)
-            ],
+            "models": [j.spec(str(k)) for k, j in enumerate(runnable)],
         }
 
     futures = {}
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, jobs in files:
+        for path, jobs in files_planned:
             runnable = [j for j in jobs if j.input is not None]
             if runnable:
                 futures[path] = pool.submit(run_child, spec_of(path, runnable), options.timeout, cap)
         done_count = 0
         if progress:
             progress(0, total, "", [])
-        for path, jobs in files:
+        for path, jobs in files_planned:
             rel = os.path.relpath(path)
             runnable = [j for j in jobs if j.input is not None]
             for job in jobs:
                 if job.input is None:
-                    why = (f"cannot synthesize an input: {job.input_note} — set input-shape under "
+                    why = (f"cannot synthesize an input: {job.input_note} — set inputs (or input-shape, input-fn) under "
                            f"[tool.gradlint.dynamic.models.\"{job.config_key}\"]")
                     notes.append(f"{rel}: dynamic check skipped for `{job.name}`: {why}")
                     for i, *_ in job.probes:
@@ -130,17 +140,23 @@ def confirm(diagnostics, options: DynamicOptions, progress=None) -> DynamicOutco
             if runnable:
                 child = futures[path].result()
                 device_seen = device_seen or child.data.get("device")
-                _collect(child, runnable, rel, path, options, diagnostics, notes, models)
+                _collect(child, runnable, rel, path, options, diagnostics, notes, models, measured_findings, unmeasured)
             done_count += 1
             if progress:
                 progress(done_count, total, rel, models[before:])
-    return DynamicOutcome(diagnostics, notes, models, device_seen)
+    first_new = len(diagnostics)
+    for m, d in measured_findings:
+        m.findings.append(len(diagnostics))
+        diagnostics.append(d)
+    del first_new
+    return DynamicOutcome(diagnostics, notes, models, device_seen, unmeasured)
 
 
-def _collect(child, runnable, rel, path, options, diagnostics, notes, models) -> None:
+def _collect(child, runnable, rel, path, options, diagnostics, notes, models, measured_findings, unmeasured) -> None:
     """Verdicts for one file's models from its child's result (or notes for why not)."""
     data = child.data
     device = data.get("device")
+    t = {**V.THRESHOLDS, **(options.thresholds or {})}
     for k, job in enumerate(runnable):
         entry = data.get("models", {}).get(str(k))
         if data.get("import_note"):
@@ -152,14 +168,117 @@ def _collect(child, runnable, rel, path, options, diagnostics, notes, models) ->
         else:
             why = None
         if why is not None:
-            notes.append(f"{rel}: dynamic check skipped for `{job.name}`: {why}")
+            if job.probes:
+                notes.append(f"{rel}: dynamic check skipped for `{job.name}`: {why}")
+            else:
+                unmeasured.append(f"{rel}::{job.name}: not measured: {why}")
             for i, *_ in job.probes:
                 diagnostics[i] = _not_run(diagnostics[i], why)
             continue
-        measurement = ModelMeasurement(path, job.name, device, options.seeds, entry.get("seconds", 0.0), entry["layers"])
+        measurement = ModelMeasurement(path, job.name, device, options.seeds, entry.get("seconds", 0.0), entry["layers"],
+                                       modules=list(entry.get("modules") or ()))
+        measurement.hazard = V.model_class(entry["layers"], t)
         for i, expect, layers, _clip, _length in job.probes:
             raw = entry.get("probes", {}).get(str(i), {})
+            measurement.probes[i] = raw
             verdict, numbers, text = V.judge(expect, layers, entry, raw, options.thresholds)
             diagnostics[i] = _with_verdict(diagnostics[i], verdict, numbers, text, device, options.seeds, entry.get("seconds"))
             measurement.findings.append(i)
+        finding = measured_finding(job, measurement, [diagnostics[i] for i, *_ in job.probes], t, options)
+        if finding is not None:
+            measured_findings.append((measurement, finding))
         models.append(measurement)
+
+
+def measured_finding(job, measurement, findings, t, options):
+    """A GL9xx finding for a hazard the model measures that none of its findings predicted
+    (their ``hazard``), at the class (or the line that configures the model); None otherwise."""
+    from gradlint.rule import char_column, rule_by_code
+
+    hazard = measurement.hazard.get("hazard")
+    code = MEASURED_CODES.get(hazard)
+    if code is None or job.span is None:
+        return None
+    if options.enabled is not None and code not in options.enabled(job.path):
+        return None
+    if any(hazard in predicted_classes(d) for d in findings):
+        return None
+    rule = rule_by_code(code)
+    line, col, end_line, end_col = job.span
+    text = ""
+    try:
+        from gradlint.engine import decode, split_lines
+        from gradlint.files import read_source
+
+        text = decode(read_source(job.path)) if not job.path.endswith(".ipynb") else ""
+        lines = split_lines(text)
+    except Exception:  # noqa: BLE001 - the columns then count bytes; the finding stays
+        lines = []
+    if lines and _suppressed(text, lines, line, code, rule.name):
+        return None
+    model = measurement.hazard
+    text = V.describe_class(model, t)
+    kind, _, numbers = text.partition(": ")
+    message = (f"a real backward pass ({measurement.seeds} seed{'s' if measurement.seeds != 1 else ''} on "
+               f"{measurement.device}) measures {'a dead network' if kind == 'dead' else f'an {kind} gradient' if kind[0] in 'aeiou' else f'a {kind} gradient'} "
+               f"in `{job.name}`: {numbers}; no static finding predicted it")
+    evidence = {"verdict": V.CONFIRMED, "device": measurement.device, "seeds": measurement.seeds,
+                "summary": f"measured {text}", "measured_hazard": hazard, "decided_by": model.get("test"),
+                "first_layer": model.get("first_layer"), "last_layer": model.get("last_layer"),
+                "ratio": model.get("ratio"), "first_grad_norm": model.get("first"), "total_grad_norm": model.get("total"),
+                "leaves_band_at": model.get("leaves_band_at"),
+                "layers": [{"name": e["name"], "grad_norm": V.geomean(e["norms"])} for e in measurement.layers],
+                "seconds": round(measurement.seconds, 3)}
+    return Diagnostic(
+        path=job.path if not os.path.isabs(job.path) else os.path.relpath(job.path) if _under_cwd(job.path) else job.path,
+        line=line, column=char_column(lines, line, col), end_line=end_line, end_column=char_column(lines, end_line, end_col),
+        code=code, name=rule.name, severity=rule.severity, message=message, confidence="measured",
+        help=MEASURED_HELP[hazard], evidence=tuple(evidence.items()), hazard=hazard,
+        target=(("model", job.name), ("layers", (model.get("first_layer"), model.get("last_layer"))), ("expect", hazard)),
+    )
+
+
+#: what a finding's ``expect`` claims, as measured hazard classes
+_EXPECTS = {"vanishing": {"vanishing"}, "exploding": {"exploding"}, "dead": {"dead"},
+            "recurrent-vanishing": {"vanishing"}, "recurrent-exploding": {"exploding"},
+            "symmetric": {"dead"}, "starved": {"dead"}, "degradation": {"vanishing", "exploding"}}
+#: a dead first layer is a vanished gradient, and the reverse: one family for "predicted"
+_FAMILY = {"vanishing": {"vanishing", "dead"}, "dead": {"dead", "vanishing"}, "exploding": {"exploding"}}
+
+
+def predicted_classes(d) -> set:
+    """The hazard classes a static finding predicts: its ``hazard``, and what its target expects."""
+    out = set()
+    if str(getattr(d, "hazard", "none")) not in ("none", ""):
+        out.add(str(d.hazard))
+    expect = dict(d.target).get("expect") if d.target else None
+    out |= _EXPECTS.get(expect, set())
+    return {c for h in out for c in _FAMILY.get(h, {h})}
+
+
+def _under_cwd(path: str) -> bool:
+    try:
+        return not os.path.relpath(path).startswith("..")
+    except ValueError:
+        return False
+
+
+def _suppressed(text: str, lines, line: int, code: str, name: str) -> bool:
+    from gradlint.suppressions import parse_directives, suppressing
+
+    try:
+        return bool(suppressing(parse_directives(text, lines), code, name, line))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+#: the measured hazard class -> its GL9xx code
+MEASURED_CODES = {"vanishing": "GL901", "exploding": "GL902", "dead": "GL903"}
+MEASURED_HELP = {
+    "vanishing": "run `gradlint check --dynamic --report DIR` to see where; use ReLU-family activations, "
+                 "normalization or skip connections across that span",
+    "exploding": "check the initializer scales (Kaiming/Xavier for the activation), add normalization, or "
+                 "scale residual branches",
+    "dead": "the layers before the last get no gradient at all: look for a constant or zero initializer, "
+            "a ReLU fed only negative values, or a detached branch",
+}

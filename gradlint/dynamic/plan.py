@@ -19,17 +19,37 @@ BATCH = 8
 SPATIAL = {1: 64, 2: 64, 3: 16}
 TOKENS = 32
 SHORT_SEQUENCE = 32
+#: the BPTT length of a recurrent training finding when the code does not say (as GL401 assumes)
+TRAINING_SEQUENCE = 100
 
 
 @dataclass
 class ModelJob:
     path: str  # absolute path of the file that defines the model
-    name: str  # class name, or ``factory()``
+    name: str  # class name, ``factory()``, or ``var = Cls(...)`` for a model a script configures
     config_key: str
     kwargs: dict = field(default_factory=dict)
+    #: ``{"args": [tensor], "kwargs": {name: tensor}, "fn": "module:function" | None}``; a tensor
+    #: is ``{"shape", "dtype", "high", "fill", "time_axis"}`` (see ``worker.make_tensor``)
     input: dict | None = None
     input_note: str | None = None
     probes: list = field(default_factory=list)  # (diagnostic index, expect, layers, clip, length)
+    #: for a configured model: the statements that build it (``def var(): ...; return var``)
+    source: str | None = None
+    entry: str | None = None
+    #: where a finding of this model's own goes (the class, or the configuring call): (line, col, end_line, end_col)
+    span: tuple | None = None
+    #: the static graph of the model, for the parent's verdicts (never sent to the worker)
+    graph: object = field(default=None, repr=False)
+
+    def spec(self, key: str) -> dict:
+        """What the worker needs to build, feed and probe this model."""
+        out = {"id": key, "name": self.name, "kwargs": self.kwargs, "input": self.input, "config_key": self.config_key,
+               "probes": [{"id": i, "expect": e, "layers": list(l), "clip": c, "length": n}
+                          for i, e, l, c, n in self.probes]}
+        if self.source:
+            out["source"], out["entry"] = self.source, self.entry
+        return out
 
 
 def target_of(diag) -> dict:
@@ -62,7 +82,7 @@ def model_path(diag, target: dict) -> str | None:
 
 
 def input_spec(graph, recurrent: bool) -> tuple[dict | None, str | None]:
-    """An input for the model, from the first layer its forward applies to the input."""
+    """The main input tensor of the model, from the first layer its forward applies to it."""
     if graph is None:
         return None, "the model's layer graph was not found"
     nodes = {n.id: n for n in graph.nodes()}
@@ -96,7 +116,7 @@ def _spec_for(layer, recurrent: bool):
     kind, p = layer.kind, layer.params
     # recurrent findings about training loops measure long BPTT runs; a recurrent layer judged by
     # the flow model is unrolled over the flow model's own assumed length
-    seq = 200 if recurrent else (RECURRENT_STEPS if layer.category == "recurrent" else SHORT_SEQUENCE)
+    seq = TRAINING_SEQUENCE if recurrent else (RECURRENT_STEPS if layer.category == "recurrent" else SHORT_SEQUENCE)
     what = f"its first layer `{layer.name}` (nn.{kind})"
     if kind == "Linear" or kind == "Bilinear":
         n = _int(p.get("in_features"), p.get("in1_features"))
@@ -134,11 +154,102 @@ def _spec_for(layer, recurrent: bool):
     return None, f"gradlint cannot synthesize an input for {what}"
 
 
-def plan(diagnostics, models_config: dict) -> tuple[dict[str, list[ModelJob]], dict[int, str]]:
-    """Jobs per file, and a note for each finding that cannot be measured at all."""
+def _read_graphs(path: str) -> dict:
+    """The file's model graphs, by name, as ``check`` builds them (configured sites included)."""
+    data = Path(path).read_bytes()
+    if path.endswith(".ipynb"):
+        from gradlint.notebook import NotebookError, load
+
+        try:
+            data = load(data).virtual
+        except NotebookError as exc:
+            raise ValueError(str(exc)) from None
+    tree = ast.parse(data, filename=path)
+    graphs = {g.name: g for g in build_graphs(tree, path, everything=False)}
+    required = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    a = item.args
+                    positional = [x.arg for x in (a.posonlyargs + a.args)[1:]]
+                    needed = positional[: len(positional) - len(a.defaults)]
+                    needed += [x.arg for x, d in zip(a.kwonlyargs, a.kw_defaults) if d is None]
+                    required[node.name] = needed
+    for g in graphs.values():
+        g.required_args = required.get(g.name, [])
+    return graphs
+
+
+def _model_input(conf: dict, graph, recurrent: bool) -> tuple[dict | None, str | None]:
+    """The worker's ``input`` for one model: the configuration's, else synthesized."""
+    auto, note = input_spec(graph, recurrent)
+    if conf.get("input-fn"):
+        return {"args": [], "kwargs": {}, "fn": conf["input-fn"], "batch": BATCH}, None
+    if "inputs" in conf or "kwargs-inputs" in conf:
+        args = [dict(t) for t in conf.get("inputs", ())]
+        kwargs = {k: dict(t) for k, t in conf.get("kwargs-inputs", {}).items()}
+        if args and auto and "time_axis" in auto and len(auto["shape"]) == len(args[0]["shape"]):
+            args[0]["time_axis"] = auto["time_axis"]
+        return {"args": args, "kwargs": kwargs, "fn": None, "complete": False}, None
+    if "input-shape" in conf:
+        dtype = conf.get("input-dtype", "float32")
+        main = {"shape": list(conf["input-shape"]), "dtype": "long" if dtype in ("long", "int64") else "float",
+                "high": int(conf.get("input-high", 2))}
+        if auto and "time_axis" in auto and len(auto["shape"]) == len(main["shape"]):
+            main["time_axis"] = auto["time_axis"]
+        return {"args": [main], "kwargs": {}, "fn": None}, None
+    if auto is None:
+        return None, note
+    if "input-high" in conf and auto.get("dtype") == "long":
+        auto = {**auto, "high": int(conf["input-high"])}
+    return {"args": [auto], "kwargs": {}, "fn": None}, None
+
+
+def _span_of(graph) -> tuple | None:
+    span = graph.site_span or graph.span if graph is not None else None
+    if span is None:
+        return None
+    return (span.line, span.col, span.end_line, span.end_col)  # ast's: 0-based UTF-8 byte columns
+
+
+def _new_job(path: str, name: str, graph, conf: dict, recurrent: bool) -> ModelJob:
+    rel = os.path.relpath(path)
+    job = ModelJob(path=path, name=name, config_key=f"{rel}::{name}", graph=graph, span=_span_of(graph))
+    job.kwargs = dict(conf.get("kwargs", {}))
+    if graph is not None and graph.site_func is not None:
+        job.source, job.entry = ast.unparse(ast.Module(body=[graph.site_func], type_ignores=[])), graph.site_func.name
+    job.input, job.input_note = _model_input(conf, graph, recurrent)
+    return job
+
+
+def measurable(graph) -> bool:
+    """A model of its own: it has a forward, no other model of the file expands it, and it is
+    not only the default of a class a script configures (the configured model is measured)."""
+    if graph is None or not graph.has_forward or not graph.is_root:
+        return False
+    return graph.site_span is not None or not graph.checked_in_context
+
+
+def plan(diagnostics, models_config: dict, files=(), scope: str = "findings"):
+    """``(jobs per file, a note per finding that cannot be measured, notes on models without
+    findings that cannot be measured)``. With ``scope="all"``, every model of ``files`` is
+    measured, the models with findings and the others."""
     jobs: dict[tuple, ModelJob] = {}
     notes: dict[int, str] = {}
+    quiet: list[str] = []
     graphs_cache: dict[str, dict] = {}
+
+    def graphs_of(path, i=None):
+        if path not in graphs_cache:
+            try:
+                graphs_cache[path] = _read_graphs(path)
+            except (OSError, SyntaxError, ValueError, RecursionError) as exc:
+                graphs_cache[path] = {}
+                if i is not None:
+                    notes[i] = f"cannot read `{path}`: {exc}"
+        return graphs_cache[path]
+
     for i, d in enumerate(diagnostics):
         target = target_of(d)
         if not target:
@@ -151,39 +262,32 @@ def plan(diagnostics, models_config: dict) -> tuple[dict[str, list[ModelJob]], d
         name = target["model"]
         key = (path, name)
         if key not in jobs:
-            rel = os.path.relpath(path)
-            job = ModelJob(path=path, name=name, config_key=f"{rel}::{name}")
-            conf = models_config.get(key, {})
-            job.kwargs = dict(conf.get("kwargs", {}))
-            if path not in graphs_cache:
-                try:
-                    data = Path(path).read_bytes()
-                    if path.endswith(".ipynb"):
-                        from gradlint.notebook import NotebookError, load
-
-                        try:
-                            data = load(data).virtual
-                        except NotebookError as exc:
-                            raise ValueError(str(exc)) from None
-                    tree = ast.parse(data, filename=path)
-                    graphs_cache[path] = {g.name: g for g in build_graphs(tree, path)}
-                except (OSError, SyntaxError, ValueError) as exc:
-                    graphs_cache[path] = {}
-                    notes[i] = f"cannot read `{path}`: {exc}"
-            graph = graphs_cache[path].get(name)
-            recurrent = expect.startswith("recurrent")
-            if "input-shape" in conf:
-                dtype = conf.get("input-dtype", "float32")
-                job.input = {"shape": list(conf["input-shape"]), "dtype": "long" if dtype in ("long", "int64") else "float",
-                             "high": int(conf.get("input-high", 2))}
-                auto, _ = input_spec(graph, recurrent)
-                if auto and "time_axis" in auto and len(auto["shape"]) == len(job.input["shape"]):
-                    job.input["time_axis"] = auto["time_axis"]
-            else:
-                job.input, job.input_note = input_spec(graph, recurrent)
-            jobs[key] = job
+            graph = graphs_of(path, i).get(name)
+            jobs[key] = _new_job(path, name, graph, models_config.get(key, {}), expect.startswith("recurrent"))
         jobs[key].probes.append((i, expect, tuple(target.get("layers", ())), target.get("clip"), target.get("length")))
+    if scope == "all":
+        for path in files:
+            path = str(Path(path).resolve())
+            if not path.endswith((".py", ".pyi", ".ipynb")) or path.endswith(".pyi"):
+                continue
+            for name, graph in graphs_of(path).items():
+                key = (path, name)
+                if key in jobs or not measurable(graph):
+                    continue
+                conf = models_config.get(key, {})
+                needs = [a for a in getattr(graph, "required_args", ()) if a not in conf.get("kwargs", {})]
+                if needs and graph.site_func is None and not graph.factory_of:
+                    quiet.append(f"{os.path.relpath(path)}::{name}: not measured: its constructor needs "
+                                 f"{', '.join(f'`{a}`' for a in needs)} (set kwargs under "
+                                 f'[tool.gradlint.dynamic.models."{os.path.relpath(path)}::{name}"])')
+                    continue
+                job = _new_job(path, name, graph, conf, False)
+                if job.input is None:
+                    quiet.append(f"{os.path.relpath(path)}::{name}: not measured: cannot synthesize an input: "
+                                 f"{job.input_note}")
+                    continue
+                jobs[key] = job
     by_file: dict[str, list[ModelJob]] = {}
-    for job in jobs.values():
+    for job in sorted(jobs.values(), key=lambda j: (j.span or (0,))[0]):
         by_file.setdefault(job.path, []).append(job)
-    return by_file, notes
+    return by_file, notes, quiet

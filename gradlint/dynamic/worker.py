@@ -104,8 +104,17 @@ def resolve_device(requested: str) -> torch.device:
 
 
 def construct(module, spec: dict, path: str):
-    """Build the model: a factory function, or the class with the configured kwargs."""
+    """Build the model: a factory function, the class with the configured kwargs, or the
+    statements of the script that configure it (``model = Net(...)`` and the inits after it)."""
     name = spec["name"]
+    if spec.get("source"):
+        # the site's statements, as the file has them, run as a function in the module's namespace
+        namespace = dict(vars(module))
+        exec(compile(spec["source"], path, "exec"), namespace)  # noqa: S102 - the user's own lines
+        model = namespace[spec["entry"]]()
+        if not isinstance(model, nn.Module):
+            raise _Skip(f"`{name}` gave {type(model).__name__}, not an nn.Module")
+        return model
     kwargs = dict(spec.get("kwargs") or {})
     obj = getattr(module, name[:-2] if name.endswith("()") else name, None)
     if obj is None:
@@ -135,14 +144,172 @@ class _Skip(Exception):
     """The model cannot be measured, for a reason that is not an error in the user's code."""
 
 
-def make_input(spec: dict, device, generator_seed: int, seq_len: int | None = None):
-    shape = list(spec["shape"])
+#: forward parameters that take a mask of ones (all positions valid) beside token ids
+_MASKS = ("attention_mask", "mask", "padding_mask", "src_mask", "attn_mask", "input_mask", "key_padding_mask")
+#: forward parameters that take each sequence's length (every sequence full length)
+_LENGTHS = ("lengths", "lens", "seq_lens", "seq_lengths", "input_lengths", "x_lens")
+
+
+def make_tensor(spec: dict, device, generator_seed: int, seq_len: int | None = None):
+    """One synthesized tensor: ``shape``, ``dtype`` (float, long, bool), ``fill`` (random,
+    ones, zeros) and for integers ``high`` (exclusive); ``time_axis`` takes ``seq_len``."""
+    shape = [int(n) for n in spec["shape"]]
     if seq_len is not None and spec.get("time_axis") is not None:
         shape[spec["time_axis"]] = seq_len
+    dtype = spec.get("dtype", "float")
+    fill = spec.get("fill", "random")
+    integer = dtype in ("long", "int64", "int", "int32")
+    torch_dtype = torch.long if integer else torch.bool if dtype == "bool" else torch.float32
+    if fill == "ones":
+        return torch.ones(shape, dtype=torch_dtype, device=device)
+    if fill == "zeros":
+        return torch.zeros(shape, dtype=torch_dtype, device=device)
     g = torch.Generator().manual_seed(generator_seed)
-    if spec.get("dtype", "float") in ("long", "int64", "int"):
-        return torch.randint(0, int(spec.get("high", 2)), shape, generator=g).to(device)
+    if integer or dtype == "bool":
+        high = 2 if dtype == "bool" else int(spec.get("high", 2))
+        return torch.randint(0, high, shape, generator=g).to(device=device, dtype=torch_dtype)
     return torch.randn(shape, generator=g).to(device)
+
+
+def make_input(spec: dict, device, generator_seed: int, seq_len: int | None = None):
+    """The first positional input (the model's main input)."""
+    args, _ = _synthesize(spec, device, generator_seed, seq_len)
+    return args[0]
+
+
+def _synthesize(spec: dict, device, seed: int, seq_len):
+    args = [make_tensor(t, device, seed + 7919 * k, seq_len) for k, t in enumerate(spec.get("args") or ())]
+    kwargs = {name: make_tensor(t, device, seed + 104729 * (k + 1), seq_len)
+              for k, (name, t) in enumerate((spec.get("kwargs") or {}).items())}
+    return args, kwargs
+
+
+def _to(value, device):
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device) for v in value) if not hasattr(value, "_fields") else type(value)(*(_to(v, device) for v in value))
+    return value
+
+
+def _load_hook(ref: str, path: str):
+    """``module:function`` (importable beside the model file) or ``file.py:function``."""
+    where, _, name = ref.rpartition(":")
+    if not where or not name:
+        raise _Skip(f"input-fn `{ref}` is not `module:function`")
+    if where.endswith(".py"):
+        file = Path(where) if os.path.isabs(where) else Path.cwd() / where
+        if not file.is_file():
+            file = Path(path).parent / where
+        spec = importlib.util.spec_from_file_location(f"gradlint_input_{file.stem}", file)
+        if spec is None or not file.is_file():
+            raise _Skip(f"input-fn `{ref}`: no file `{where}`")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    else:
+        mod = importlib.import_module(where)
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise _Skip(f"input-fn `{ref}`: `{name}` is not a function of `{where}`")
+    return fn
+
+
+def model_inputs(spec: dict, model, device, seed: int, seq_len, path: str):
+    """``(args, kwargs)`` for one forward: from the ``input-fn`` hook, or synthesized from the
+    input specs, completed with masks of ones and full lengths where ``forward`` asks for them."""
+    inp = spec["input"]
+    if inp.get("fn"):
+        fn = _load_hook(inp["fn"], path)
+        offered = {"model": model, "seed": seed, "device": device, "batch_size": inp.get("batch", 8),
+                   "seq_len": seq_len}
+        try:
+            params = inspect.signature(fn).parameters
+            accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+            kw = {k: v for k, v in offered.items() if accepts_any or k in params}
+        except (TypeError, ValueError):
+            kw = {}
+        torch.manual_seed(10_000 + seed)
+        out = fn(**kw)
+        if isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict) and isinstance(out[0], (list, tuple)):
+            args, kwargs = list(out[0]), dict(out[1])
+        else:
+            args, kwargs = [out], {}
+        return _to(args, device), _to(kwargs, device)
+    args, kwargs = _synthesize(inp, device, seed, seq_len)
+    if inp.get("complete", True) and args:
+        _complete(model, args, kwargs)
+    return args, kwargs
+
+
+def _forward_params(model):
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    return [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _complete(model, args, kwargs) -> None:
+    """Required ``forward`` parameters after the given ones that are masks or lengths."""
+    params = _forward_params(model)
+    if not params:
+        return
+    first = args[0]
+    for p in params[len(args):]:
+        if p.name in kwargs or p.default is not inspect.Parameter.empty:
+            continue
+        if p.name in _MASKS and first.dim() >= 2:
+            kwargs[p.name] = torch.ones(first.shape[:2], dtype=torch.long if not first.is_floating_point() else first.dtype,
+                                        device=first.device)
+        elif p.name in _LENGTHS and first.dim() >= 2:
+            kwargs[p.name] = torch.full((first.shape[0],), first.shape[1], dtype=torch.long)
+        else:
+            return  # a parameter gradlint cannot fill: the forward's error says so
+
+
+def _describe_value(v) -> str:
+    if isinstance(v, torch.Tensor):
+        kind = "" if v.is_floating_point() else f" of {str(v.dtype).replace('torch.', '')}"
+        return f"a Tensor{kind} of shape ({', '.join(str(n) for n in v.shape)})"
+    if isinstance(v, dict):
+        return "a dict with " + ", ".join(f"{k!r}" for k in list(v)[:6])
+    return f"a {type(v).__name__}"
+
+
+def _reads_of(model, name: str) -> list[str]:
+    """How ``forward`` reads its parameter ``name``: ``name["key"]`` and ``name.attr``."""
+    import ast
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(type(model).forward)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return []
+    reads = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name:
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                reads.append(f"{name}[{node.slice.value!r}]")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
+            if not hasattr(torch.Tensor, node.attr):
+                reads.append(f"{name}.{node.attr}")
+    return list(dict.fromkeys(reads))[:4]
+
+
+def forward_failure(model, spec, args, kwargs, exc, path) -> str:
+    """What was passed, what ``forward`` wanted, and the key to set."""
+    params = _forward_params(model) or []
+    sig = ", ".join(p.name + ("" if p.default is inspect.Parameter.empty else "=…") for p in params)
+    given = [_describe_value(a) for a in args] + [f"{k}={_describe_value(v)}" for k, v in kwargs.items()]
+    text = f"forward({sig}) got {' and '.join(given) or 'nothing'}"
+    if params and args:
+        reads = _reads_of(model, params[0].name)
+        if reads:
+            text += f"; it reads {', '.join(reads)}"
+    key = f"[tool.gradlint.dynamic.models.\"{spec['config_key']}\"]"
+    return (f"{text}: {_short(exc)}{_where(exc, path)} — set inputs, kwargs-inputs or input-fn under {key}")
 
 
 def first_tensor(out):
@@ -163,23 +330,49 @@ def first_tensor(out):
     return None
 
 
+_NOT_WEIGHTED = (nn.Embedding, nn.EmbeddingBag, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+                 *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+
+
+def is_weighted(m: nn.Module) -> bool:
+    """A layer whose weight mixes units (a matrix or a kernel): what the flow model's first
+    and last weighted layer are. Embeddings (a lookup) and normalization scales are not."""
+    if isinstance(m, _NOT_WEIGHTED):
+        return False
+    return any(p.dim() >= 2 for p in m.parameters(recurse=False))
+
+
 class Recorder:
-    """Forward order and gradient norms of every module that holds parameters of its own."""
+    """Execution order (forward pre-hooks on every module) and gradient norms of every module
+    that holds parameters of its own."""
 
     def __init__(self, model: nn.Module):
         self.model = model
-        self.order: list[str] = []
+        self.calls: list[str] = []  # every submodule, in the order its forward first started
+        self._called: set[str] = set()
         self.owners = {}
         for name, m in model.named_modules():
             if any(True for _ in m.parameters(recurse=False)):
                 self.owners[name] = m
         self.outputs: dict[str, torch.Tensor] = {}
-        self.hooks = [m.register_forward_hook(self._seen(name)) for name, m in self.owners.items() if name]
+        self.hooks = []
+        for name, m in model.named_modules():
+            if not name:
+                continue
+            self.hooks.append(m.register_forward_pre_hook(self._started(name)))
+            if name in self.owners:
+                self.hooks.append(m.register_forward_hook(self._seen(name)))
+
+    def _started(self, name):
+        def hook(module, inputs):
+            if name not in self._called:
+                self._called.add(name)
+                self.calls.append(name)
+        return hook
 
     def _seen(self, name):
         def hook(module, inputs, output):
-            if name not in self.order:
-                self.order.append(name)
+            if name not in self.outputs:
                 t = output[0] if isinstance(output, (tuple, list)) and output else output
                 if isinstance(t, torch.Tensor) and t.requires_grad:
                     t.retain_grad()  # the gradient at the layer's output: the backward signal
@@ -195,10 +388,44 @@ class Recorder:
         for h in self.hooks:
             h.remove()
 
+    def order(self) -> list[str]:
+        """Every submodule in execution order. One never called (the output projection that
+        ``nn.MultiheadAttention`` applies through the functional API) goes right after the
+        calls of its nearest called ancestor's subtree, where it runs."""
+        order = list(self.calls)
+        for name, _ in self.model.named_modules():
+            if not name or name in self._called:
+                continue
+            parent = name
+            anchor = None
+            while "." in parent:
+                parent = parent.rsplit(".", 1)[0]
+                if parent in order:
+                    anchor = parent
+                    break
+            if anchor is None:
+                order.append(name)
+                continue
+            at = order.index(anchor)
+            end = at + 1
+            while end < len(order) and order[end].startswith(anchor + "."):
+                end += 1
+            order.insert(end, name)
+        return order
+
     def names(self) -> list[str]:
-        """Forward order first, then modules never called (and the root's own parameters)."""
-        rest = [n for n in self.owners if n not in self.order]
-        return self.order + rest
+        """The parameter-holding modules in execution order, then the root's own parameters."""
+        names = [n for n in self.order() if n in self.owners]
+        if "" in self.owners:
+            names += list(dict(self.owners[""].named_parameters(recurse=False)))
+        return names
+
+    def kinds(self) -> dict[str, tuple[str, bool]]:
+        out = {n: (type(m).__name__, is_weighted(m)) for n, m in self.owners.items() if n}
+        if "" in self.owners:
+            for pname in dict(self.owners[""].named_parameters(recurse=False)):
+                out[pname] = ("Parameter", False)
+        return out
 
     def grad_norms(self) -> dict[str, float]:
         out = {}
@@ -260,87 +487,161 @@ def _weight(model, name):
         return None
 
 
-def _backward(model, x):
-    out = model(x)
-    t = first_tensor(out)
-    if t is None:
-        raise _Skip("the model's output holds no floating tensor with a gradient")
+class _Run:
+    """One model of the job: builds it and its inputs, runs a forward, and names what was
+    passed when the forward fails."""
+
+    def __init__(self, module, spec, job, device, seq_len):
+        self.module, self.spec, self.job, self.device, self.seq_len = module, spec, job, device, seq_len
+        self.path = job["path"]
+
+    def build(self, seed: int):
+        torch.manual_seed(seed)
+        model = construct(self.module, self.spec, self.path).to(self.device)
+        model.train()
+        return model
+
+    def inputs(self, model, seed: int, seq_len=None):
+        return model_inputs(self.spec, model, self.device, seed, seq_len if seq_len is not None else self.seq_len, self.path)
+
+    def forward(self, model, args, kwargs):
+        try:
+            return model(*args, **kwargs)
+        except (TypeError, IndexError, KeyError, ValueError, AttributeError, RuntimeError) as exc:
+            if _out_of_memory(exc):
+                raise
+            raise _Skip(forward_failure(model, self.spec, args, kwargs, exc, os.path.abspath(self.path))) from None
+
+
+def _readout_loss(t):
     # a random linear read-out, scaled so the gradient at the output has norm about 1 per
     # example whatever the output's size: absolute thresholds then mean the same for every model
-    per_example = max(1, t.numel() // max(1, t.shape[0]))
+    per_example = max(1, t.numel() // max(1, t.shape[0] if t.dim() else 1))
     readout = torch.randn(t.shape, generator=torch.Generator().manual_seed(1234)).to(t.device, t.dtype)
-    loss = (t * readout).sum() / (max(1, t.shape[0]) * math.sqrt(per_example))
-    loss.backward()
+    return (t * readout).sum() / (max(1, t.shape[0] if t.dim() else 1) * math.sqrt(per_example))
+
+
+def _backward(run: _Run, model, args, kwargs):
+    t = first_tensor(run.forward(model, args, kwargs))
+    if t is None:
+        raise _Skip("the model's output holds no floating tensor with a gradient")
+    _readout_loss(t).backward()
     return t
 
 
 def measure_model(module, spec: dict, job: dict, device) -> dict:
+    """Every seed in this one process: a plain backward pass per seed (per-layer weight-gradient
+    norms, gradients at the layers' outputs, execution order), then each probe's own test."""
     seeds = int(job.get("seeds", 3))
     probes = spec.get("probes", [])
-    recurrent = any(p["expect"].startswith("recurrent") for p in probes)
-    seq_len = int(job.get("seq_len", 200)) if recurrent else None
+    recurrent = [p for p in probes if p["expect"].startswith("recurrent")]
+    # the sequence length the code uses (the static finding carries it), else the job's default
+    seq_len = None
+    if recurrent:
+        seq_len = max(int(p.get("length") or job.get("seq_len", 100)) for p in recurrent)
+    run = _Run(module, spec, job, device, seq_len)
     per_layer: dict[str, list[float]] = {}
     per_output: dict[str, list[float]] = {}
     order: list[str] = []
+    kinds: dict = {}
+    modules: list[str] = []
     raw = {str(p["id"]): {"seeds": []} for p in probes}
+    recovered: list[int] = []
     for seed in range(seeds):
-        torch.manual_seed(seed)
-        model = construct(module, spec, job["path"]).to(device)
-        model.train()
+        model = run.build(seed)
         rec = Recorder(model)
-        x = make_input(spec["input"], device, seed, seq_len)
+        args, kwargs = run.inputs(model, seed)
         model.zero_grad(set_to_none=True)
-        _backward(model, x)
+        _backward(run, model, args, kwargs)
         norms = rec.grad_norms()
         out_norms = rec.output_grad_rms()
         if not order:
-            order = rec.names()
+            order, kinds, modules = rec.names(), rec.kinds(), rec.order()
+        rec.close()
+        init_norms = norms
+        weighted = [n for n in order if kinds.get(n, ("", False))[1]]
+        if len(weighted) > 1 and all(norms.get(n, 0.0) == 0.0 for n in weighted[:-1]):
+            # nothing below the last weighted layer gets a gradient: dead, or only a zero-initialized
+            # layer (an output head) that blocks it until its first update? Measured after a few steps.
+            after = _after_steps(run, seed, weighted)
+            if after is not None:
+                norms, out_norms = after
+                recovered.append(seed)
         for name in order:
             per_layer.setdefault(name, []).append(norms.get(name, 0.0))
             per_output.setdefault(name, []).append(out_norms.get(name, float("nan")))
-        rec.close()
         for p in probes:
             entry = raw[str(p["id"])]
             expect = p["expect"]
             if expect in ("symmetric", "starved"):
-                entry["seeds"].append(_symmetry(module, spec, job, device, seed, p["layers"], order, norms))
+                entry["seeds"].append(_symmetry(run, seed, p["layers"], order, kinds, init_norms))
             elif expect == "recurrent-vanishing":
-                entry["seeds"].append(_through_time(module, spec, job, device, seed, p["layers"], seq_len))
+                entry["seeds"].append(_through_time(run, seed, p["layers"], seq_len))
             elif expect == "recurrent-exploding":
-                # over the sequence length the training code uses, when it says
-                entry["seeds"].append(_training(module, spec, job, device, seed, p.get("clip"), p.get("length") or seq_len))
-    return {"layers": [{"name": n, "norms": per_layer[n], "output_norms": per_output[n]} for n in order], "probes": raw}
+                entry["seeds"].append(_training(run, seed, p.get("clip"), p.get("length") or seq_len))
+    layers = [{"name": n, "norms": per_layer[n], "output_norms": per_output[n], "kind": kinds.get(n, ("?", False))[0],
+               "weighted": kinds.get(n, ("?", False))[1]} for n in order]
+    return {"layers": layers, "modules": modules, "probes": raw, "batch": _batch_of(spec),
+            "recovered": {"seeds": recovered, "steps": SYMMETRY_STEPS}}
 
 
-def _symmetry(module, spec, job, device, seed, layers, order, first_norms) -> dict:
-    """Rows of each probed weight (and its gradient) after a few SGD steps; and whether the
-    gradient reaches the layers before the first probed one at all."""
-    torch.manual_seed(seed)
-    model = construct(module, spec, job["path"]).to(device)
-    model.train()
+def _after_steps(run, seed, weighted):
+    """The plain backward pass after :data:`SYMMETRY_STEPS` SGD steps, when the gradient then
+    reaches a layer below the last weighted one (it was blocked only at initialization); None
+    when the network stays dead."""
+    model = run.build(seed)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
+    for step in range(SYMMETRY_STEPS):
+        opt.zero_grad(set_to_none=True)
+        args, kwargs = run.inputs(model, 5000 + 100 * seed + step)
+        _backward(run, model, args, kwargs)
+        opt.step()
+    rec = Recorder(model)
+    model.zero_grad(set_to_none=True)
+    args, kwargs = run.inputs(model, seed)
+    _backward(run, model, args, kwargs)
+    norms, out_norms = rec.grad_norms(), rec.output_grad_rms()
+    rec.close()
+    if any(norms.get(n, 0.0) != 0.0 for n in weighted[:-1]):
+        return norms, out_norms
+    return None
+
+
+def _batch_of(spec) -> int | None:
+    args = (spec.get("input") or {}).get("args") or ()
+    return int(args[0]["shape"][0]) if args and args[0].get("shape") else None
+
+
+def _symmetry(run, seed, layers, order, kinds, first_norms) -> dict:
+    """Rows of each weight (and its gradient) after a few SGD steps, for every weighted layer
+    (the probed ones decide, the rest are the chart's context); and whether the gradient
+    reaches the layers before the first probed one at all."""
+    model = run.build(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    weighted = [n for n in order if kinds.get(n, ("", False))[1]]
+    every = list(dict.fromkeys([*layers, *weighted]))
     grad_spread = {}
     for step in range(SYMMETRY_STEPS):
         opt.zero_grad(set_to_none=True)
-        _backward(model, make_input(spec["input"], device, 1000 * seed + step))
+        args, kwargs = run.inputs(model, 1000 * seed + step)
+        _backward(run, model, args, kwargs)
         if step == 0:
-            grad_spread = {n: _rows_spread(getattr(_weight(model, n), "grad", None)) for n in layers}
+            grad_spread = {n: _rows_spread(getattr(_weight(model, n), "grad", None)) for n in every}
         opt.step()
-    weight_spread = {n: _rows_spread(_weight(model, n)) for n in layers}
+    weight_spread = {n: _rows_spread(_weight(model, n)) for n in every}
     weight_cosine = {n: _rows_cosine(_weight(model, n)) for n in layers}
     upstream = []
     if layers and layers[0] in order:
         upstream = order[: order.index(layers[0])]
     blocked = bool(upstream) and all(first_norms.get(n, 0.0) == 0.0 for n in upstream)
     return {"grad_rows_spread": grad_spread, "weight_rows_spread": weight_spread, "weight_rows_cosine": weight_cosine,
-            "upstream": len(upstream), "upstream_blocked": blocked, "steps": SYMMETRY_STEPS}
+            "upstream": len(upstream), "upstream_blocked": blocked, "steps": SYMMETRY_STEPS, "order": every}
 
 
-def _through_time(module, spec, job, device, seed, layers, seq_len) -> dict:
+def _through_time(run, seed, layers, seq_len) -> dict:
     """The gradient of the last step's output at the recurrent layer's input, first time
     step against last: how much of it crosses the sequence."""
-    torch.manual_seed(seed)
-    model = construct(module, spec, job["path"]).to(device)
+    model = run.build(seed)
     target = _module(model, layers[0]) if layers else None
     if target is None:
         raise _Skip(f"no submodule `{layers[0] if layers else '?'}` in the built model")
@@ -353,10 +654,10 @@ def _through_time(module, spec, job, device, seed, layers, seq_len) -> dict:
             captured["out"] = output
 
     handle = target.register_forward_hook(hook)
-    x = make_input(spec["input"], device, seed, seq_len)
-    if x.is_floating_point():
-        x.requires_grad_(True)
-    model(x)
+    args, kwargs = run.inputs(model, seed, seq_len)
+    if args and args[0].is_floating_point():
+        args[0].requires_grad_(True)
+    run.forward(model, args, kwargs)
     handle.remove()
     if "x" not in captured or not captured["x"].requires_grad:
         raise _Skip(f"could not capture the input of `{layers[0]}` with a gradient")
@@ -372,34 +673,35 @@ def _through_time(module, spec, job, device, seed, layers, seq_len) -> dict:
     return {"first_step": first_g, "last_step": last_g, "length": int(g.shape[time_axis])}
 
 
-def _training(module, spec, job, device, seed, clip, seq_len) -> dict:
-    """A few steps of BPTT training on random sequences with SGD; the gradient norm that
-    reaches each update (after the loop's own clipping, when it clips)."""
-    torch.manual_seed(seed)
-    model = construct(module, spec, job["path"]).to(device)
-    model.train()
+def _training(run, seed, clip, seq_len) -> dict:
+    """A few steps of BPTT training on random sequences with SGD: per step, the gradient norm
+    the backward pass gives (raw) and the one that reaches the update (after the loop's own
+    clipping, when it clips)."""
+    model = run.build(seed)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-    steps = int(job.get("steps", 8))
-    norms = []
+    steps = int(run.job.get("steps", 8))
+    raw, norms = [], []
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
-        x = make_input(spec["input"], device, 7000 + 100 * seed + step, seq_len)
-        t = first_tensor(model(x))
+        args, kwargs = run.inputs(model, 7000 + 100 * seed + step, seq_len)
+        t = first_tensor(run.forward(model, args, kwargs))
         if t is None:
             raise _Skip("the model's output holds no floating tensor with a gradient")
         target = torch.randn(t.shape, generator=torch.Generator().manual_seed(step)).to(t.device, t.dtype)
         ((t - target) ** 2).mean().backward()
         params = [p for p in model.parameters() if p.grad is not None]
+        before = math.sqrt(sum(_norm(p.grad) ** 2 for p in params)) if params else 0.0
         if clip and clip[0] == "norm":
             torch.nn.utils.clip_grad_norm_(params, float(clip[1]))
         elif clip and clip[0] == "value":
             torch.nn.utils.clip_grad_value_(params, float(clip[1]))
-        total = math.sqrt(sum(_norm(p.grad) ** 2 for p in params)) if params else 0.0
-        norms.append(total)
-        if not math.isfinite(total):
+        after = math.sqrt(sum(_norm(p.grad) ** 2 for p in params)) if clip and params else before
+        raw.append(before)
+        norms.append(after)
+        if not (math.isfinite(after) and math.isfinite(before)):
             break
         opt.step()
-    return {"norms": norms, "steps": steps, "length": seq_len, "clip": clip}
+    return {"norms": norms, "raw_norms": raw, "steps": steps, "length": seq_len, "clip": clip}
 
 
 def main(argv: list[str]) -> int:

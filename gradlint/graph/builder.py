@@ -331,6 +331,7 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
             continue
         graph.name = site.name
         graph.site_span = _span(site.call)
+        graph.site_func = site.func
         graph.instantiates = frozenset(builder.instantiated)
         built[graph.name] = graph
         if graph.factory_of:

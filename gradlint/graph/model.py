@@ -190,6 +190,9 @@ class ModelGraph:
         self.factory_of: str | None = None
         #: for a model as a script configures it (``model = Net(...)`` and what follows): that line
         self.site_span: Span | None = None
+        #: ... and the statements that build and configure it, as one synthetic ``def NAME():``
+        #: returning the model (``gradlint.graph.sites``), which ``--dynamic`` runs to build it
+        self.site_func = None
         #: the sequence length the file's training code runs this model over, when it says:
         #: ``(steps, gradlint.graph.seqlen.SeqLength)`` (set by ``training.attach_lengths``)
         self.sequence: tuple | None = None

@@ -65,7 +65,9 @@ class LoudLSTM(nn.Module):
 
 def train(model, batches):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for x, y in batches:
+    for _ in range(batches):
+        x = torch.randn(8, 200, 16)  # sequences of 200 steps: the BPTT length --dynamic measures
+        y = torch.randn(8, 200, 1)
         opt.zero_grad()
         loss = ((model(x) - y) ** 2).mean()
         loss.backward()
@@ -73,4 +75,4 @@ def train(model, batches):
 
 
 if __name__ == "__main__":
-    train(LoudLSTM(), [])
+    train(LoudLSTM(), 100)
