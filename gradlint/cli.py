@@ -336,6 +336,11 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
 
     outcome = confirm(diagnostics, options, progress=progress, files=files)
     messages = list(outcome.notes)
+    shown = 10  # models without findings that could not be measured: the first few, then a count
+    messages += outcome.unmeasured[:shown]
+    if len(outcome.unmeasured) > shown:
+        messages.append(f"... and {len(outcome.unmeasured) - shown} more model(s) without findings not measured"
+                        + (" (listed in the report)" if options.report else ""))
     counts: dict = {}
     for d in outcome.diagnostics:
         verdict = dict(d.evidence).get("verdict") if d.evidence else None

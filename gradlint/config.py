@@ -325,7 +325,27 @@ def settings_from(config: Config, *, select=(), extend_select=(), ignore=(), exc
         jobs=int(data.get("jobs", 0) if jobs is None else jobs),
         fixes=fixes,
         root=root,
+        configured=configured_models(data.get("dynamic", {}).get("models", {})),
     )
+
+
+def configured_models(models: dict) -> tuple:
+    """The models ``[tool.gradlint.dynamic.models]`` builds with constructor kwargs, for the
+    static analysis too: ((absolute path, class name, sorted kwargs pairs), ...)."""
+    out = []
+    for (path, name), spec in sorted(models.items()):
+        kwargs = spec.get("kwargs")
+        if kwargs and not name.endswith("()"):
+            out.append((path, name, tuple(sorted((str(k), _frozen(v)) for k, v in kwargs.items()))))
+    return tuple(out)
+
+
+def _frozen(value):
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((str(k), _frozen(v)) for k, v in value.items())
+    return value
 
 
 def settings_for(path: Path, isolated: bool = False):

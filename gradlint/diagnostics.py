@@ -6,7 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 SEVERITIES = ("error", "warning", "info")
-CONFIDENCES = ("heuristic", "inferred", "confirmed", "refuted")
+CONFIDENCES = ("heuristic", "inferred", "confirmed", "refuted", "measured")
 #: the values of ``gradlint.flow.convention.Hazard``, as plain strings
 HAZARDS = ("vanishing", "exploding", "dead", "none")
 #: the keys of a prediction, in the order the JSON object lists them

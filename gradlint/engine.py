@@ -48,6 +48,9 @@ class Settings:
     fixes: bool = False
     #: the project root (the configuration file's folder): per-file-ignores and excludes are relative to it
     root: str = ""
+    #: models the configuration builds with constructor kwargs (``[tool.gradlint.dynamic.models]``):
+    #: ((absolute path, class name, ((keyword, value), ...)), ...), analysed as configured
+    configured: tuple = ()
 
 
 @dataclass
@@ -110,6 +113,14 @@ def _rules(settings: Settings, path: str | None = None):
     if key not in _RULES_CACHE:
         _RULES_CACHE[key] = [r() for r in select_rules(settings.select, ignore, settings.extend_select, settings.preview)]
     return _RULES_CACHE[key]
+
+
+def configured_for(settings: Settings, path: str) -> tuple:
+    """The ``(class name, kwargs pairs)`` the configuration builds in the file ``path``."""
+    if not settings.configured:
+        return ()
+    here = os.path.abspath(path)
+    return tuple((name, kwargs) for file, name, kwargs in settings.configured if file == here)
 
 
 def enabled_codes(settings: Settings, path: str | None = None) -> frozenset[str]:
@@ -196,12 +207,13 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     return result
 
 
-def checked_graphs(tree: ast.Module, path: str, lines: list[str] | None = None):
+def checked_graphs(tree: ast.Module, path: str, lines: list[str] | None = None, configured: tuple = ()):
     """``(index, graphs, training facts)`` of a parsed file as ``check`` builds them: the models
-    rules judge (classes, factories, the models as the script configures them) with what the
-    file's training code says of them (the sequence length it uses)."""
+    rules judge (classes, factories, the models as the script and the configuration build
+    them: ``configured`` is ((class name, kwargs pairs), ...)) with what the file's training
+    code says of them (the sequence length it uses)."""
     index = FileIndex(tree)
-    graphs = build_graphs(tree, path, everything=False, index=index)
+    graphs = build_graphs(tree, path, everything=False, index=index, configured_kwargs=configured)
     training = extract_training(tree, index, lines)
     attach_lengths(graphs, training, index)
     return index, graphs, training
@@ -230,7 +242,12 @@ def _locate_at_site(rule, graph, graphs, ctx, before: int, options) -> None:
         if d.line == site.line:
             continue
         in_class = default is not None and default.span.line <= d.line <= default.span.end_line
-        if in_class and codes is not None and d.code not in codes:
+        if in_class and codes is not None and d.code not in codes and graph.from_config:
+            # no call in the file to point at: the finding stays at its layers and says why
+            ctx.diagnostics[k] = dataclasses.replace(
+                d, message=f"{d.message} (with the constructor kwargs of [tool.gradlint.dynamic.models]: "
+                           f"`{graph.name}`; `{graph.factory_of}` with its defaults does not have it)")
+        elif in_class and codes is not None and d.code not in codes:
             where = Related(d.path, d.line, d.column, "the layers it concerns")
             ctx.diagnostics[k] = dataclasses.replace(
                 d, line=site.line, column=ctx.column(site.line, site.col), end_line=site.end_line,
@@ -248,7 +265,7 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
     rules = _rules(settings, path)
     directives = parse_directives(text if text is not None else "\n".join(lines), lines, tree)
     try:
-        index, graphs, training = checked_graphs(tree, path, lines)
+        index, graphs, training = checked_graphs(tree, path, lines, configured_for(settings, path))
     except Exception as exc:  # a builder bug must not end the run
         return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
     for name, span, message in getattr(index, "build_errors", ()):

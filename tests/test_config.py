@@ -102,7 +102,7 @@ def test_unknown_keys_warn_with_the_closest_valid_key(proj):
 @pytest.mark.parametrize("table, message", [
     ('select = "GL1"', "select must be an array, not str"),
     ("select = [1]", "select must be an array of strings"),
-    ('select = ["GL9"]', "unknown rule selector `GL9`"),
+    ('select = ["GL8"]', "unknown rule selector `GL8`"),
     ("preview = 1", "preview must be true or false, not int"),
     ('[rules.GL101]\nmin-layers = "many"', "rules.GL101 min-layers must be a number, not str"),
     ("[rules.GL101]\nmin-layers = 0", "min-layers must be at least 1"),

@@ -303,3 +303,58 @@ def test_measured_rule_examples(tmp_path, code):
     for f in files:
         codes = by_file.get(f.name, [])
         assert (code in codes) == f.name.startswith("invalid"), (f.name, codes, outcome.notes, outcome.unmeasured)
+
+
+# ---------------------------------------------------------------- inputs for real models
+def _inputs_project(tmp_path, config: str) -> Path:
+    for name in ("inputs.py", "input_helpers.py"):
+        (tmp_path / name).write_text((HERE / name).read_text())
+    (tmp_path / "pyproject.toml").write_text("[tool.gradlint.dynamic]\nseeds = 1\n" + textwrap.dedent(config))
+    return tmp_path
+
+
+def test_two_input_transformer_and_dict_model_are_measured_through_config_alone(tmp_path):
+    root = _inputs_project(tmp_path, """
+        [tool.gradlint.dynamic.models."inputs.py::TwoInputTransformer"]
+        inputs = [{shape = [4, 12], dtype = "long", high = 100}, {shape = [4, 12], dtype = "long", fill = "ones"}]
+
+        [tool.gradlint.dynamic.models."inputs.py::DictModel"]
+        input-fn = "input_helpers:make_batch"
+        """)
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "inputs.py"], root)
+    assert res.returncode == 0, res.stderr
+    assert "inputs.py::TwoInputTransformer measured in" in res.stderr
+    assert "inputs.py::DictModel measured in" in res.stderr
+    assert "not measured" not in res.stderr and "Dynamic: 2 models measured" in res.stderr
+
+
+def test_keyword_tensors_and_inferred_masks(tmp_path):
+    # the mask as a keyword tensor; and with no configuration at all, the token ids come from
+    # the Embedding's vocabulary and the attention mask is filled with ones
+    root = _inputs_project(tmp_path, """
+        [tool.gradlint.dynamic.models."inputs.py::TwoInputTransformer"]
+        inputs = [{shape = [4, 12], dtype = "long", high = 100}]
+        kwargs-inputs = {attention_mask = {shape = [4, 12], dtype = "long", fill = "ones"}}
+        """)
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "inputs.py"], root)
+    assert "inputs.py::TwoInputTransformer measured in" in res.stderr, res.stderr
+    (root / "pyproject.toml").write_text("[tool.gradlint.dynamic]\nseeds = 1\n")
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "inputs.py"], root)
+    assert "inputs.py::TwoInputTransformer measured in" in res.stderr, res.stderr
+    # the dict model's forward fails on a tensor: the note says what was passed, what forward
+    # reads, and the key to set
+    assert ("inputs.py::DictModel: not measured: forward(batch) got a Tensor of shape (8, 16); it reads "
+            "batch['features'], batch['scale']") in res.stderr
+    assert 'set input-fn (a function returning (args, kwargs)) under [tool.gradlint.dynamic.models."inputs.py::DictModel"]' in res.stderr
+
+
+def test_bad_inputs_config_is_a_clear_error(tmp_path):
+    root = _inputs_project(tmp_path, """
+        [tool.gradlint.dynamic.models."inputs.py::DictModel"]
+        inputs = [{shape = [4, 0]}]
+        """)
+    res = _cli(["check", "--dynamic", "inputs.py"], root)
+    assert res.returncode == 2 and "inputs[0] shape must be a non-empty array of positive integers" in res.stderr
+    (root / "pyproject.toml").write_text('[tool.gradlint.dynamic.models."inputs.py::DictModel"]\ninput-fn = "make_batch"\n')
+    res = _cli(["check", "--dynamic", "inputs.py"], root)
+    assert res.returncode == 2 and 'input-fn must be "module:function"' in res.stderr

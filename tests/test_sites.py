@@ -1,5 +1,7 @@
 """Models as scripts configure them: call-site arguments and inits applied from outside."""
 
+import textwrap
+
 import pytest
 
 from gradlint.engine import checked_graphs, lint_source
@@ -223,3 +225,36 @@ def test_factories_that_only_hand_their_class_to_a_library_are_not_built():
 
     names = {f.name for f in _factories(FileIndex(ast.parse(src)))}
     assert names == {"net_deep"}  # not net_tiny (imported builder); _create/_make need arguments
+
+
+def test_constructor_kwargs_of_the_dynamic_config_configure_the_static_analysis(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "net.py").write_text(textwrap.dedent("""
+        import torch
+        import torch.nn as nn
+
+
+        class Net(nn.Module):
+            def __init__(self, depth=4):
+                super().__init__()
+                self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(depth))
+
+            def forward(self, x):
+                for fc in self.fcs:
+                    x = torch.sigmoid(fc(x))
+                return x
+        """))
+
+    def check():
+        res = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", "concise", "net.py"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        return res.stdout.strip().splitlines()
+
+    assert check() == []  # four sigmoid layers: healthy
+    (tmp_path / "pyproject.toml").write_text('[tool.gradlint.dynamic.models."net.py::Net"]\nkwargs = {depth = 20}\n')
+    [line] = check()
+    assert line.startswith("net.py:13:17: GL101 20 stacked sigmoid layers (fcs.0 … fcs.19)")
+    assert line.endswith("(with the constructor kwargs of [tool.gradlint.dynamic.models]: `Net(depth=20)`; "
+                         "`Net` with its defaults does not have it)")

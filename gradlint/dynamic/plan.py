@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gradlint.config import configured_models
 from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
 
@@ -154,8 +155,9 @@ def _spec_for(layer, recurrent: bool):
     return None, f"gradlint cannot synthesize an input for {what}"
 
 
-def _read_graphs(path: str) -> dict:
-    """The file's model graphs, by name, as ``check`` builds them (configured sites included)."""
+def _read_graphs(path: str, configured: tuple = ()) -> dict:
+    """The file's model graphs, by name, as ``check`` builds them (configured sites included,
+    and the models the configuration builds with constructor kwargs)."""
     data = Path(path).read_bytes()
     if path.endswith(".ipynb"):
         from gradlint.notebook import NotebookError, load
@@ -165,7 +167,8 @@ def _read_graphs(path: str) -> dict:
         except NotebookError as exc:
             raise ValueError(str(exc)) from None
     tree = ast.parse(data, filename=path)
-    graphs = {g.name: g for g in build_graphs(tree, path, everything=False)}
+    mine = tuple((name, kwargs) for file, name, kwargs in configured if file == path)
+    graphs = {g.name: g for g in build_graphs(tree, path, everything=False, configured_kwargs=mine)}
     required = {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
@@ -239,11 +242,12 @@ def plan(diagnostics, models_config: dict, files=(), scope: str = "findings"):
     notes: dict[int, str] = {}
     quiet: list[str] = []
     graphs_cache: dict[str, dict] = {}
+    configured = configured_models(models_config)
 
     def graphs_of(path, i=None):
         if path not in graphs_cache:
             try:
-                graphs_cache[path] = _read_graphs(path)
+                graphs_cache[path] = _read_graphs(path, configured)
             except (OSError, SyntaxError, ValueError, RecursionError) as exc:
                 graphs_cache[path] = {}
                 if i is not None:

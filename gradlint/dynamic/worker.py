@@ -291,11 +291,11 @@ def _reads_of(model, name: str) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == name:
             if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
-                reads.append(f"{name}[{node.slice.value!r}]")
+                reads.append(((node.lineno, node.col_offset), f"{name}[{node.slice.value!r}]"))
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == name:
             if not hasattr(torch.Tensor, node.attr):
-                reads.append(f"{name}.{node.attr}")
-    return list(dict.fromkeys(reads))[:4]
+                reads.append(((node.lineno, node.col_offset), f"{name}.{node.attr}"))
+    return list(dict.fromkeys(text for _, text in sorted(reads)))[:4]
 
 
 def forward_failure(model, spec, args, kwargs, exc, path) -> str:
@@ -304,12 +304,14 @@ def forward_failure(model, spec, args, kwargs, exc, path) -> str:
     sig = ", ".join(p.name + ("" if p.default is inspect.Parameter.empty else "=…") for p in params)
     given = [_describe_value(a) for a in args] + [f"{k}={_describe_value(v)}" for k, v in kwargs.items()]
     text = f"forward({sig}) got {' and '.join(given) or 'nothing'}"
+    keys = "inputs, kwargs-inputs or input-fn"
     if params and args:
         reads = _reads_of(model, params[0].name)
         if reads:
             text += f"; it reads {', '.join(reads)}"
+            keys = "input-fn (a function returning (args, kwargs))"
     key = f"[tool.gradlint.dynamic.models.\"{spec['config_key']}\"]"
-    return (f"{text}: {_short(exc)}{_where(exc, path)} — set inputs, kwargs-inputs or input-fn under {key}")
+    return f"{text}: {_short(exc)}{_where(exc, path)} — set {keys} under {key}"
 
 
 def first_tensor(out):

@@ -36,7 +36,7 @@ from gradlint.graph.torch_semantics import TorchMixin
 from gradlint.graph.init_semantics import InitMixin
 from gradlint.graph.forward_emission import ForwardMixin
 from gradlint.graph.recurrence import forward_state_layers
-from gradlint.graph.sites import SEQUENTIAL, find_sites
+from gradlint.graph.sites import SEQUENTIAL, config_site, find_sites
 from gradlint.graph.values import BlockSpec, Flow, LeafSpec, ParamSpec, SeqSpec, Spec, UnknownSpec
 from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span, UnknownKind
 
@@ -288,7 +288,8 @@ def _guarded(builder: "Builder", index: FileIndex, name: str) -> ModelGraph | No
         return None
 
 
-def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None) -> list[ModelGraph]:
+def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None,
+                 configured_kwargs: tuple = ()) -> list[ModelGraph]:
     """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first.
 
     A class that another model of the file instantiates is expanded inside that model, with
@@ -324,7 +325,11 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
         built[graph.name] = graph
     # the models as the script configures them (call-site arguments, inits applied from outside)
     configured: set[str] = set()
-    for site in find_sites(tree, index, skip=frozenset(f.name for f in factories)):
+    sites = find_sites(tree, index, skip=frozenset(f.name for f in factories))
+    # the models a configuration builds with constructor kwargs ([tool.gradlint.dynamic.models])
+    sites += [config_site(index.classes[name], kwargs) for name, kwargs in configured_kwargs
+              if name in index.classes and name in index.module_classes]
+    for site in sites:
         builder = Builder(index, path, None, factory=site.func)
         graph = _guarded(builder, index, site.name)
         if graph is None or not graph.has_forward:
@@ -332,6 +337,7 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
         graph.name = site.name
         graph.site_span = _span(site.call)
         graph.site_func = site.func
+        graph.from_config = site.label is not None
         graph.instantiates = frozenset(builder.instantiated)
         built[graph.name] = graph
         if graph.factory_of:

@@ -193,6 +193,8 @@ class ModelGraph:
         #: ... and the statements that build and configure it, as one synthetic ``def NAME():``
         #: returning the model (``gradlint.graph.sites``), which ``--dynamic`` runs to build it
         self.site_func = None
+        #: the site is the configuration's (constructor kwargs of ``[tool.gradlint.dynamic.models]``)
+        self.from_config = False
         #: the sequence length the file's training code runs this model over, when it says:
         #: ``(steps, gradlint.graph.seqlen.SeqLength)`` (set by ``training.attach_lengths``)
         self.sequence: tuple | None = None

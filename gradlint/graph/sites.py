@@ -49,10 +49,12 @@ class Site:
     line: int
     func: ast.FunctionDef  # the synthetic factory: constants, the call, the configuration, return
     call: ast.stmt  # the ``NAME = Cls(...)`` statement
+    #: the model's name when it is not ``NAME = Cls(...)`` (a configuration's ``Cls(depth=40)``)
+    label: str | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.var} = {self.cls}(...)"
+        return self.label or f"{self.var} = {self.cls}(...)"
 
 
 def _root(expr) -> str | None:
@@ -230,3 +232,29 @@ def _returns_model(func, models: set[str]) -> bool:
             if node.value.func.id in models:
                 return True
     return False
+
+
+def _literal(value) -> ast.expr:
+    """A configuration value (TOML: numbers, strings, booleans, arrays, tables) as an expression."""
+    if isinstance(value, (list, tuple)):
+        return ast.List(elts=[_literal(v) for v in value], ctx=ast.Load())
+    if isinstance(value, dict):
+        return ast.Dict(keys=[ast.Constant(str(k)) for k in value], values=[_literal(v) for v in value.values()])
+    return ast.Constant(value)
+
+
+def config_site(cls_node: ast.ClassDef, kwargs: tuple) -> Site:
+    """The model a configuration builds (``[tool.gradlint.dynamic.models."f.py::Cls"] kwargs``)
+    as a site: ``Cls(**kwargs)``, located at the class (there is no call in the file)."""
+    var = "configured"
+    call = ast.Call(func=ast.Name(id=cls_node.name, ctx=ast.Load()), args=[],
+                    keywords=[ast.keyword(arg=k, value=_literal(v)) for k, v in kwargs])
+    stmt = ast.Assign(targets=[ast.Name(id=var, ctx=ast.Store())], value=call)
+    ret = ast.Return(value=ast.Name(id=var, ctx=ast.Load()))
+    args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
+    func = ast.FunctionDef(name=var, args=args, body=[stmt, ret], decorator_list=[], returns=None)
+    for node in ast.walk(func):  # every span points at the class line
+        node.lineno, node.col_offset = cls_node.lineno, cls_node.col_offset
+        node.end_lineno, node.end_col_offset = cls_node.lineno, cls_node.col_offset + len("class")
+    label = f"{cls_node.name}({', '.join(f'{k}={v!r}' for k, v in kwargs)})"
+    return Site(var, cls_node.name, cls_node.lineno, func, stmt, label=label)
