@@ -357,12 +357,13 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
         from gradlint.dynamic.report import write_report
 
         try:
-            index = write_report(options.report, outcome, options.thresholds)
+            charts: list[str] = []
+            index = write_report(options.report, outcome, options.thresholds, written=charts)
         except ImportError as exc:
             _fail(f"--report needs matplotlib ({exc}): pip install 'gradlint[dynamic]'")
             sys.exit(EXIT_ERROR)
         messages.append(f"Report: {index} ({len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''}, "
-                        f"{len(outcome.models)} chart{'s' if len(outcome.models) != 1 else ''})")
+                        f"{len(charts)} chart{'s' if len(charts) != 1 else ''})")
     return kept, messages
 
 

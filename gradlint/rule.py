@@ -42,6 +42,9 @@ class Rule:
     #: diagnostics of this code come from ``--dynamic``'s measurements (GL9xx): its examples are
     #: measured by the dynamic tests, not linted
     measured: ClassVar[bool] = False
+    #: its findings carry a target that ``--dynamic`` measures; one without a target (its model
+    #: could not be resolved) gets a verdict saying why it was not measured
+    confirmable: ClassVar[bool] = False
     #: new rules start in preview: enabled only with ``--preview`` / ``preview = true``
     preview: ClassVar[bool] = False
 

@@ -89,6 +89,8 @@ class ConstantWeightInit(Rule):
     """
 
     code = "GL201"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "constant-weight-init"
     severity = "error"
     fix_safety = "unsafe"

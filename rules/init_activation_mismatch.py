@@ -88,6 +88,8 @@ class InitActivationMismatch(Rule):
     """
 
     code = "GL203"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "init-activation-mismatch"
     severity = "warning"
     summary = "the weight initializer does not suit the stack's activation: the gradient vanishes or explodes"

@@ -81,6 +81,8 @@ class InitScaleMismatch(Rule):
     """
 
     code = "GL202"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "init-scale-mismatch"
     severity = "warning"
     summary = "a fixed-scale initializer compounds over a plain stack: the gradient vanishes or explodes"

@@ -65,6 +65,8 @@ class MisplacedGradientClipping(Rule):
     """
 
     code = "GL402"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "misplaced-gradient-clipping"
     severity = "warning"
     fix_safety = "unsafe"

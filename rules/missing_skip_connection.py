@@ -70,6 +70,8 @@ class MissingSkipConnection(Rule):
     """
 
     code = "GL302"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "missing-skip-connection"
     severity = "warning"
     summary = "a very deep plain path without skip connections is hard to optimize (degradation)"

@@ -73,6 +73,8 @@ class NarrowReluNet(Rule):
     """
 
     code = "GL305"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "narrow-relu-net"
     severity = "warning"
     summary = "a deep, narrow ReLU net is likely dead at initialization"

@@ -95,6 +95,8 @@ class NormalizedPlainStack(Rule):
     """
 
     code = "GL304"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "normalized-plain-stack"
     severity = "warning"
     summary = "a deep normalized stack without skip connections: the gradient explodes"

@@ -74,6 +74,8 @@ class OverflowingActivation(Rule):
     """
 
     code = "GL103"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "overflowing-activation"
     severity = "error"
     summary = "an exponential activation between layers overflows float32 at initialization"

@@ -89,6 +89,8 @@ class SaturatingActivationStack(Rule):
     """
 
     code = "GL101"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "saturating-activation-stack"
     severity = "warning"
     summary = "stacked sigmoid/tanh layers make the gradient to the first layer vanish"

@@ -127,6 +127,8 @@ class UnclippedRecurrentTraining(Rule):
     """
 
     code = "GL401"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "unclipped-recurrent-training"
     severity = "warning"
     fix_safety = "unsafe"

@@ -77,6 +77,8 @@ class UnnormalizedDeepStack(Rule):
     """
 
     code = "GL301"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "unnormalized-deep-stack"
     severity = "warning"
     summary = "a deep plain stack without normalization or skips: the gradient vanishes or explodes"

@@ -110,6 +110,8 @@ class UnnormalizedResidualStack(Rule):
     """
 
     code = "GL303"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "unnormalized-residual-stack"
     severity = "warning"
     summary = "many residual blocks without normalization or branch scaling: the gradient explodes"

@@ -59,6 +59,8 @@ class VanillaRecurrentCell(Rule):
     """
 
     code = "GL102"
+    #: --dynamic measures what its findings claim (they carry a target)
+    confirmable = True
     name = "vanilla-recurrent-cell"
     severity = "info"
     summary = "an ungated nn.RNN/nn.RNNCell over long sequences: the gradient through time vanishes or explodes"

@@ -220,18 +220,70 @@ def test_without_torch_static_findings_print_and_one_line_says_how_to_install(tm
 
 def test_report_page_and_charts(tmp_path):
     pytest.importorskip("matplotlib")
-    from gradlint.dynamic.report import write_report
+    from gradlint.dynamic.report import chart, symmetry_chart, training_chart, write_report
 
-    static = lint_paths([str(HERE / "hazards.py")], Settings(select=("GL101", "GL202"))).diagnostics
-    outcome = confirm(static, options(seeds=1))
+    static = lint_paths([str(HERE / "hazards.py")], Settings(select=("GL101", "GL201", "GL401"))).diagnostics
+    outcome = confirm(static, options(seeds=1), files=[str(HERE / "hazards.py"), str(HERE / "inputs.py")])
     index = write_report(str(tmp_path / "rep"), outcome)
-    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
-    assert pngs == ["hazards-NormalReLU.png", "hazards-Sigmoid20.png"]
-    for p in pngs:
-        assert (tmp_path / "rep" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svgs = sorted(p.name for p in (tmp_path / "rep").glob("*.svg"))
+    # every model is charted, the healthy ones too; and GL201, GL401 get their evidence's chart
+    assert svgs == ["hazards-ConstantMLP-GL201-line29.svg", "hazards-ConstantMLP.svg", "hazards-LoudLSTM-GL401-line74.svg",
+                    "hazards-LoudLSTM.svg", "hazards-NormalReLU.svg", "hazards-Sigmoid20.svg",
+                    "inputs-TwoInputTransformer.svg"]
+    for name in svgs:
+        text = (tmp_path / "rep" / name).read_text()
+        assert text.startswith("<?xml") and "<svg" in text and "<title>" in text  # hover tooltips
     page = index.read_text()
-    assert page.count("<img ") == 2 and "Sigmoid20" in page and "NormalReLU" in page
-    assert page.count('class="confirmed"') == 2
+    assert page.count("<object ") == len(svgs)
+    assert page.count('href="#m-') == len(outcome.models) == 5  # the summary table links every model
+    assert "leaving the healthy band at <code>fcs.15</code>" in page and "`" not in page  # markdown rendered
+    by_name = {m.name: m for m in outcome.models}
+    by_code = {d.code: (k, d) for k, d in enumerate(outcome.diagnostics)}
+
+    # the flow chart: layers in the order the forward hooks saw them (the transformer's
+    # out_proj right after its attention, which applies it without calling it), every bar's
+    # ratio against the last weighted layer the way the verdicts take it
+    tr = by_name["TwoInputTransformer"]
+    drawn = chart(tr, outcome.diagnostics, {}, tmp_path / "flow.svg")
+    assert drawn["kind"] == "flow"
+    assert drawn["layers"] == [n for n in tr.modules if n in set(drawn["layers"])]
+    assert drawn["layers"][0] == "embed" and drawn["layers"][-1] == "head"
+    at = drawn["layers"].index("encoder.layers.0.self_attn")
+    assert drawn["layers"][at + 1] == "encoder.layers.0.self_attn.out_proj"
+    assert drawn["relative"][-1] == pytest.approx(1.0)
+
+    sig = by_name["Sigmoid20"]
+    drawn = chart(sig, outcome.diagnostics, {}, tmp_path / "sig.svg")
+    assert drawn["layers"] == [f"fcs.{k}" for k in range(20)]
+    ratio = dict(by_code["GL101"][1].evidence)["ratio"]
+    assert drawn["relative"][0] == pytest.approx(ratio, rel=1e-6)  # the bar is the verdict's number
+    assert drawn["relative"][0] < 1e-3  # below the ratio band, as the verdict says: confirmed vanishing
+
+    k, gl201 = by_code["GL201"]
+    cm = by_name["ConstantMLP"]
+    drawn = symmetry_chart(cm, cm.probes[k], gl201, {}, tmp_path / "sym.svg")
+    assert drawn["kind"] == "symmetry" and drawn["layers"] == ["fc1", "fc2", "fc3"]
+    assert drawn["measured"][0] <= 1e-6 and drawn["measured"][2] > 1e-6  # fc3 (the head) is not symmetric
+
+    _, gl401 = by_code["GL401"]
+    drawn = training_chart(by_name["LoudLSTM"], gl401, {}, tmp_path / "train.svg")
+    ev = dict(gl401.evidence)
+    assert drawn["kind"] == "training" and drawn["steps"] == list(range(1, len(ev["per_step"]) + 1))
+    assert drawn["raw"] == [s["raw"] for s in ev["per_step"]] and drawn["clipped"] == [s["clipped"] for s in ev["per_step"]]
+
+
+def test_a_deep_model_gets_horizontal_grouped_bars(tmp_path):
+    pytest.importorskip("matplotlib")
+    from gradlint.dynamic import ModelMeasurement
+    from gradlint.dynamic.report import chart
+
+    layers = [{"name": f"blocks.{b}.{part}", "norms": [10.0 ** (-b / 10)], "weighted": part == "fc"}
+              for b in range(48) for part in ("fc", "norm")] + [{"name": "head", "norms": [1.0], "weighted": True}]
+    m = ModelMeasurement("deep.py", "Deep", "cpu", 1, 0.1, layers)
+    drawn = chart(m, [], {}, tmp_path / "deep.svg")
+    assert drawn["horizontal"] and len(drawn["layers"]) == 97
+    assert drawn["bars"][:2] == ["blocks.0 (2)", "blocks.1 (2)"] and drawn["bars"][-1] == "head"
+    assert len(drawn["bars"]) == 49  # one bar per repeated block
 
 
 def test_hide_refuted_and_text_output(tmp_path):

@@ -91,11 +91,11 @@ def test_series_is_aligned_with_the_bars_and_carries_the_prediction(run):
 def test_chart_draws_the_prediction_line(run, tmp_path):
     _, outcome, _ = run
     m = _the_model(outcome)
-    drawn = chart(m, outcome.diagnostics, {}, tmp_path / "one.png")
+    drawn = chart(m, outcome.diagnostics, {}, tmp_path / "one.svg")
     assert drawn["layers"] == [entry["name"] for entry in m.layers]
     assert drawn["predicted"] == prediction_series(m, outcome.diagnostics)
     assert any(v is not None for _, v in drawn["predicted"])
-    assert (tmp_path / "one.png").stat().st_size > 0
+    assert "<svg" in (tmp_path / "one.svg").read_text()
 
 
 def test_chart_breaks_the_line_where_a_layer_has_no_prediction(run, tmp_path):
@@ -126,8 +126,7 @@ def test_page_compares_predicted_and_measured(run):
     # the measured ratio is the verdict's own number (one seed, same layer pair)
     finding = outcome.diagnostics[m.findings[0]]
     assert m_ratio == pytest.approx(dict(finding.evidence)["ratio"])
-    pngs = list((root / "rep").glob("*.png"))
-    assert len(pngs) == 1 and pngs[0].stat().st_size > 0
-    assert pngs[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert pngs[0].name in page
+    svgs = list((root / "rep").glob("*.svg"))
+    assert len(svgs) == 1 and "<svg" in svgs[0].read_text()
+    assert svgs[0].name in page
     assert PREDICTION_LABEL == "predicted (static flow model)"

@@ -15,6 +15,7 @@ from pathlib import Path
 from gradlint.config import configured_models
 from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
+from gradlint.rule import rule_by_code
 
 BATCH = 8
 SPATIAL = {1: 64, 2: 64, 3: 16}
@@ -257,6 +258,10 @@ def plan(diagnostics, models_config: dict, files=(), scope: str = "findings"):
     for i, d in enumerate(diagnostics):
         target = target_of(d)
         if not target:
+            rule = rule_by_code(d.code)
+            if rule is not None and rule.confirmable and not d.evidence:
+                notes[i] = ("the finding names no model gradlint can build: the model it is about is not "
+                            "resolved to a class or factory of the checked files")
             continue
         expect = target.get("expect")
         path = model_path(d, target)
