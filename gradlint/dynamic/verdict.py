@@ -71,7 +71,12 @@ def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, threshold
     numbers["model_test"] = model["test"]
     if model.get("leaves_band_at"):
         numbers["leaves_band_at"] = model["leaves_band_at"]
-    if model["hazard"] != "unknown":
+    same = (numbers.get("first_layer"), numbers.get("last_layer"), numbers.get("measured_hazard")) == (
+        model.get("first_layer"), model.get("last_layer"), model["hazard"])
+    if same:  # the finding's layers are the model's: only where the gradient leaves the band is new
+        if model.get("leaves_band_at"):
+            text += f"; the gradient leaves the healthy band at `{model['leaves_band_at']}`"
+    elif model["hazard"] != "unknown":
         text += f"; the model measures {describe_class(model, t)}"
     return verdict, numbers, text
 
