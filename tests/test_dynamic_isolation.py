@@ -3,8 +3,10 @@ timeout, left processes running, filled the parent's memory, escaped the memory 
 gradlint. Each file does its hostile thing when imported, after an 8-layer sigmoid tower that
 the static pass reports (so that --dynamic has a model to measure).
 
-Every case runs twice where it matters: with the PID namespace the kernel allows here, and
-with the fallback (shim + child subreaper + sweep) that machines without one get.
+Every case runs where it matters with the PID namespace the kernel allows here, and with the
+fallback (child subreaper + sweep) that machines without one get; and each of those with the
+children forked by the fork server (``zygote``) and with each child a new interpreter started
+through the shim (what runs where the server cannot).
 """
 
 from __future__ import annotations
@@ -30,19 +32,26 @@ from conftest import SIGMOID_TOWER  # noqa: E402
 MODEL = SIGMOID_TOWER
 
 
+@pytest.fixture(params=["zygote", "shim"])
+def launch(request, monkeypatch):
+    if request.param == "shim":
+        monkeypatch.setattr(runner, "USE_ZYGOTE", False)
+    return request.param
+
+
 @pytest.fixture(params=["namespace", "fallback"])
-def isolation(request, monkeypatch):
+def isolation(request, monkeypatch, launch):
     if request.param == "fallback":
         monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
     return request.param
 
 
-def _run(tmp_path, hostile: str, timeout: float = 60, memory_limit: float | None = 2.0):
-    path = tmp_path / "model.py"
-    path.write_text(MODEL + textwrap.dedent(hostile))
-    static = lint_paths([str(path)], Settings()).diagnostics
-    assert [d.code for d in static] == ["GL101"]
-    options = DynamicOptions(device="cpu", seeds=1, timeout=timeout, memory_limit=memory_limit)
+def _run(tmp_path, hostile: str, timeout: float = 60, memory_limit: float | None = 2.0, files=("model.py",), jobs=0):
+    for name in files:
+        (tmp_path / name).write_text(MODEL + textwrap.dedent(hostile))
+    static = lint_paths([str(tmp_path / name) for name in files], Settings()).diagnostics
+    assert [d.code for d in static] == ["GL101"] * len(files)
+    options = DynamicOptions(device="cpu", seeds=1, timeout=timeout, memory_limit=memory_limit, jobs=jobs)
     start = time.monotonic()
     outcome = confirm(static, options)
     return outcome, time.monotonic() - start
@@ -119,7 +128,7 @@ def test_a_child_writing_hundreds_of_megabytes_to_stderr_costs_the_parent_only_a
 
 # ---------------------------------------------------------------- 15: the cap covers shared memory
 @pytest.mark.skipif(runner.cuda_may_be_used("cpu"), reason="RLIMIT_AS applies where CUDA is not in use")
-def test_the_memory_cap_counts_shared_memory_on_cpu(tmp_path):
+def test_the_memory_cap_counts_shared_memory_on_cpu(tmp_path, launch):
     hostile = """
     import mmap
     m = mmap.mmap(-1, 3 << 30, flags=mmap.MAP_SHARED)
@@ -186,3 +195,89 @@ def test_the_stderr_reader_keeps_only_a_bounded_tail():
     text = tail.text()
     assert len(text) == runner.STDERR_TAIL_BYTES  # 10 MB written, 64 KiB kept
     assert text.endswith("END") and tail.size - len(tail.chunks[0]) < runner.STDERR_TAIL_BYTES
+
+
+# ---------------------------------------------------------------- the fork server
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+
+
+def _verdicts(outcome) -> list[str]:
+    return [dict(d.evidence)["verdict"] for d in outcome.diagnostics]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to follow the parents")
+def test_children_are_forked_by_one_fork_server_that_stays_clean(tmp_path, monkeypatch):
+    """Without a PID namespace the worker can see its parents: the shim's stand-in, then the
+    server, which imported torch once. What the first file does to torch, sys.path and
+    sys.modules at import is undone for the second (each fork starts from the clean server)."""
+    monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    spoiler = MODEL + textwrap.dedent("""
+        import os, sys, torch
+        open(os.path.join(os.path.dirname(__file__), "a.ppid"), "w").write(str(os.getppid()))
+        torch.nn.Sigmoid.forward = lambda self, x: x  # the tower is linear now: nothing vanishes
+        sys.modules["gradlint_user_b"] = None
+        """)
+    (tmp_path / "a.py").write_text(spoiler)
+    (tmp_path / "b.py").write_text(MODEL + "import os\nopen(os.path.join(os.path.dirname(__file__), 'b.ppid'), 'w').write(str(os.getppid()))\n")
+    static = lint_paths([str(tmp_path)], Settings()).diagnostics
+    outcome = confirm(static, DynamicOptions(device="cpu", seeds=1, timeout=60, jobs=1))
+    by_file = {Path(d.path).name: dict(d.evidence)["verdict"] for d in outcome.diagnostics}
+    assert by_file == {"a.py": "refuted", "b.py": "confirmed"}, outcome.notes
+    server = runner._zygote.proc.pid
+    assert b"gradlint.dynamic.zygote" in Path(f"/proc/{server}/cmdline").read_bytes()
+    assert _parent_of(server) == os.getpid()
+    stand_ins = {int((tmp_path / f"{n}.ppid").read_text()) for n in "ab"}
+    assert len(stand_ins) == 2 and server not in stand_ins and os.getpid() not in stand_ins
+
+
+def test_files_measured_at_once_share_the_fork_server(tmp_path, isolation):
+    outcome, _ = _run(tmp_path, "", files=("m1.py", "m2.py", "m3.py", "m4.py"), jobs=3)
+    assert _verdicts(outcome) == ["confirmed"] * 4, outcome.notes
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the server")
+def test_a_model_file_that_kills_the_fork_server_is_still_measured_and_the_next_one_too(tmp_path, monkeypatch):
+    """The server's children outlive it (re-parented to gradlint, the subreaper), and what
+    gradlint measures next is forked by a new server, or started through the shim."""
+    monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    hostile = """
+    import os, signal, time
+    from pathlib import Path
+    server = int(Path(f"/proc/{os.getppid()}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+    if b"gradlint.dynamic.zygote" in Path(f"/proc/{server}/cmdline").read_bytes():
+        os.kill(server, signal.SIGKILL)
+    time.sleep(0.5)
+    """
+    first = runner._zygote_now(runner._child_env())
+    outcome, _ = _run(tmp_path, hostile, files=("k1.py", "k2.py"), jobs=1)
+    assert _verdicts(outcome) == ["confirmed"] * 2, outcome.notes
+    assert first.proc.poll() == -9 and not first.alive
+    assert os.getpid() not in [_parent_of(p) for p in _running("gradlint.dynamic.worker")]
+
+
+def test_where_the_fork_server_cannot_start_the_shim_runs_the_children(tmp_path, monkeypatch):
+    runner.close()
+    monkeypatch.setattr(runner, "_ZYGOTE_MODULE", "gradlint.dynamic.no_such_module")
+    try:
+        outcome, _ = _run(tmp_path, "")
+        assert _verdicts(outcome) == ["confirmed"], outcome.notes
+        assert runner._zygote is None and runner._zygote_failed
+    finally:
+        runner.close()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the server")
+def test_the_fork_server_ends_with_close_and_with_gradlint(tmp_path):
+    runner._zygote_now(runner._child_env())
+    server = runner._zygote.proc
+    runner.close()
+    assert server.poll() is not None and runner._zygote is None
+    script = ("import os, signal\nfrom gradlint.dynamic import runner\nz = runner._zygote_now(runner._child_env())\n"
+              "print(z.proc.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    pid = int(proc.stdout.split()[0])
+    end = time.monotonic() + 10
+    while time.monotonic() < end and pid in _running("gradlint.dynamic.zygote"):
+        time.sleep(0.05)
+    assert pid not in _running("gradlint.dynamic.zygote")

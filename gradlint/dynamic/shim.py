@@ -4,7 +4,8 @@ Run as a script, ``python -S shim.py PROGRAM ARGS...`` (no package import, nothi
 ``os``), as the child gradlint starts for each file (:mod:`gradlint.dynamic.runner`). When
 gradlint could give the child a PID namespace of its own, the worker forked here is PID 1
 of it. Otherwise the shim is at least what the worker's ``os.getppid()`` names: a model
-file that signals its parent ends its own measurement, not gradlint.
+file that signals its parent ends its own measurement, not gradlint. (Where the fork server
+runs, :mod:`gradlint.dynamic.zygote`, its forked child plays this part.)
 """
 
 import os
@@ -27,8 +28,12 @@ def main(argv):
             continue
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP: no handler to reset
+            pass
         os.kill(os.getpid(), sig)  # end by the same signal, so gradlint can name it
+        return 128 + sig
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
 
 
