@@ -236,7 +236,7 @@ def test_report_page_and_charts(tmp_path):
     page = index.read_text()
     assert page.count("<object ") == len(svgs)
     assert page.count('href="#m-') == len(outcome.models) == 5  # the summary table links every model
-    assert "leaving the healthy band at <code>fcs.15</code>" in page and "`" not in page  # markdown rendered
+    assert "healthy band at <code>fcs.15</code>" in page and "`" not in page  # markdown rendered
     by_name = {m.name: m for m in outcome.models}
     by_code = {d.code: (k, d) for k, d in enumerate(outcome.diagnostics)}
 

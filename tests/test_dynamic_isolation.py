@@ -215,6 +215,9 @@ def test_children_are_forked_by_one_fork_server_that_stays_clean(tmp_path, monke
     spoiler = MODEL + textwrap.dedent("""
         import os, sys, torch
         open(os.path.join(os.path.dirname(__file__), "a.ppid"), "w").write(str(os.getppid()))
+        _grand = open(f"/proc/{os.getppid()}/stat", "rb").read().rsplit(b")", 1)[1].split()[1].decode()
+        open(os.path.join(os.path.dirname(__file__), "a.server"), "wb").write(
+            _grand.encode() + b" " + open(f"/proc/{_grand}/cmdline", "rb").read())
         torch.nn.Sigmoid.forward = lambda self, x: x  # the tower is linear now: nothing vanishes
         sys.modules["gradlint_user_b"] = None
         """)
@@ -224,9 +227,11 @@ def test_children_are_forked_by_one_fork_server_that_stays_clean(tmp_path, monke
     outcome = confirm(static, DynamicOptions(device="cpu", seeds=1, timeout=60, jobs=1))
     by_file = {Path(d.path).name: dict(d.evidence)["verdict"] for d in outcome.diagnostics}
     assert by_file == {"a.py": "refuted", "b.py": "confirmed"}, outcome.notes
-    server = runner._zygote.proc.pid
-    assert b"gradlint.dynamic.zygote" in Path(f"/proc/{server}/cmdline").read_bytes()
-    assert _parent_of(server) == os.getpid()
+    # the file saw its stand-in's parent: the server (the run's end has closed it since)
+    pid, _, cmdline = (tmp_path / "a.server").read_bytes().partition(b" ")
+    server = int(pid)
+    assert b"gradlint.dynamic.zygote" in cmdline and server != os.getpid()
+    assert runner._zygote is None  # confirm() ends its server
     stand_ins = {int((tmp_path / f"{n}.ppid").read_text()) for n in "ab"}
     assert len(stand_ins) == 2 and server not in stand_ins and os.getpid() not in stand_ins
 
@@ -259,10 +264,14 @@ def test_a_model_file_that_kills_the_fork_server_is_still_measured_and_the_next_
 def test_where_the_fork_server_cannot_start_the_shim_runs_the_children(tmp_path, monkeypatch):
     runner.close()
     monkeypatch.setattr(runner, "_ZYGOTE_MODULE", "gradlint.dynamic.no_such_module")
+    monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    # the model file records who started it: the shim, when no server could
+    spy = ("import os\nopen(os.path.join(os.path.dirname(__file__), 'parent'), 'wb').write("
+           "open(f'/proc/{os.getppid()}/cmdline', 'rb').read())\n")
     try:
-        outcome, _ = _run(tmp_path, "")
+        outcome, _ = _run(tmp_path, spy)
         assert _verdicts(outcome) == ["confirmed"], outcome.notes
-        assert runner._zygote is None and runner._zygote_failed
+        assert b"shim.py" in (tmp_path / "parent").read_bytes()
     finally:
         runner.close()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from gradlint.dynamic import verdict as V
 from gradlint.diagnostics import Diagnostic
 from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
+from gradlint.dynamic import runner
 from gradlint.dynamic.runner import remove_stale_folders, run_child
 
 INSTALL_HINT = "--dynamic needs torch: pip install 'gradlint[dynamic]'"
@@ -100,7 +101,7 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
     notes: list[str] = []
     models: list[ModelMeasurement] = []
     measured_findings: list = []
-    device_seen = None
+    seen: dict = {}  # the device the children report
     for i, note in plan_notes.items():
         diagnostics[i] = _not_run(diagnostics[i], note)
         notes.append(f"{diagnostics[i].path}:{diagnostics[i].line}: dynamic check skipped for {diagnostics[i].code}: {note}")
@@ -118,6 +119,19 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
         }
 
     futures = {}
+    try:
+        _measure(files_planned, futures, workers, spec_of, options, cap, total, progress, diagnostics, notes, models,
+                 measured_findings, unmeasured, seen)
+    finally:
+        runner.close()  # the fork server of this run (its children are done)
+    for m, d in measured_findings:
+        m.findings.append(len(diagnostics))
+        diagnostics.append(d)
+    return DynamicOutcome(diagnostics, notes, models, seen.get("device"), unmeasured)
+
+
+def _measure(files_planned, futures, workers, spec_of, options, cap, total, progress, diagnostics, notes, models,
+             measured_findings, unmeasured, seen) -> None:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for path, jobs in files_planned:
             runnable = [j for j in jobs if j.input is not None]
@@ -139,17 +153,12 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
             before = len(models)
             if runnable:
                 child = futures[path].result()
-                device_seen = device_seen or child.data.get("device")
+                if seen.get("device") is None:
+                    seen["device"] = child.data.get("device")
                 _collect(child, runnable, rel, path, options, diagnostics, notes, models, measured_findings, unmeasured)
             done_count += 1
             if progress:
                 progress(done_count, total, rel, models[before:])
-    first_new = len(diagnostics)
-    for m, d in measured_findings:
-        m.findings.append(len(diagnostics))
-        diagnostics.append(d)
-    del first_new
-    return DynamicOutcome(diagnostics, notes, models, device_seen, unmeasured)
 
 
 def _collect(child, runnable, rel, path, options, diagnostics, notes, models, measured_findings, unmeasured) -> None:
