@@ -410,3 +410,69 @@ def test_bad_inputs_config_is_a_clear_error(tmp_path):
     (root / "pyproject.toml").write_text('[tool.gradlint.dynamic.models."inputs.py::DictModel"]\ninput-fn = "make_batch"\n')
     res = _cli(["check", "--dynamic", "inputs.py"], root)
     assert res.returncode == 2 and 'input-fn must be "module:function"' in res.stderr
+
+
+RECURRENT_STATE = textwrap.dedent("""
+    import torch
+    import torch.nn as nn
+
+
+    class WordLM(nn.Module):
+        '''pytorch/examples' word language model: time-first, forward(input, hidden).'''
+
+        def __init__(self, ntoken=100, ninp=32, nhid=64, nlayers=2):
+            super().__init__()
+            self.encoder = nn.Embedding(ntoken, ninp)
+            self.rnn = nn.LSTM(ninp, nhid, nlayers)
+            self.decoder = nn.Linear(nhid, ntoken)
+            self.nlayers, self.nhid = nlayers, nhid
+
+        def forward(self, input, hidden):
+            output, hidden = self.rnn(self.encoder(input), hidden)
+            return self.decoder(output), hidden
+
+        def init_hidden(self, bsz):
+            weight = next(self.parameters())
+            return (weight.new_zeros(self.nlayers, bsz, self.nhid), weight.new_zeros(self.nlayers, bsz, self.nhid))
+
+
+    class OneAtATime(nn.Module):
+        '''A tutorial's RNN: its first state is a batch of one, so it is fed one sequence.'''
+
+        def __init__(self, n_in=16, hidden=32):
+            super().__init__()
+            self.rnn = nn.RNN(n_in, hidden, batch_first=True)
+            self.out = nn.Linear(hidden, 4)
+            self.hidden = hidden
+
+        def forward(self, x, h):
+            y, h = self.rnn(x, h)
+            return self.out(y[:, -1])
+
+        def initHidden(self):
+            return torch.zeros(1, 1, self.hidden)
+    """)
+
+
+def test_a_recurrent_forward_gets_the_models_own_first_state(tmp_path):
+    (tmp_path / "lm.py").write_text(RECURRENT_STATE)
+    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "lm.py"], tmp_path)
+    assert "lm.py::WordLM measured in" in res.stderr and "lm.py::OneAtATime measured in" in res.stderr, res.stderr
+    assert "not measured" not in res.stderr
+
+
+def test_static_layer_names_map_to_the_built_modules_or_say_why():
+    from gradlint.dynamic.verdict import resolve_layers
+
+    measured = {"layers": [{"name": n} for n in ("blocks.0.fc", "blocks.8.fc", "head")],
+                "modules": ["blocks", "blocks.0", "blocks.0.fc", "blocks.0.act", "blocks.8", "blocks.8.fc", "blocks.8.act", "head"]}
+    # an activation (no parameters) stands for the nearest parameterized module: after it for
+    # the first layer, before it for the last; a container for its first or last descendant
+    assert resolve_layers(("blocks.0.act", "blocks.8.act"), measured)[:2] == (
+        ("blocks.8.fc", "blocks.8.fc"), {"blocks.0.act": "blocks.8.fc", "blocks.8.act": "blocks.8.fc"})
+    assert resolve_layers(("blocks.0", "head"), measured)[0] == ("blocks.0.fc", "head")
+    # a model a script builds in place: `net.0` is `0` of the built Sequential
+    seq = {"layers": [{"name": "0"}, {"name": "2"}], "modules": ["0", "1", "2"]}
+    assert resolve_layers(("net.0", "net.2"), seq)[0] == ("0", "2")
+    names, _, why = resolve_layers(("encoder.fc", "head"), measured)
+    assert why.startswith("the static layer `encoder.fc` is not a module of the built model (its parameterized modules: `blocks.0.fc`")

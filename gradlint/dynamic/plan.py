@@ -15,6 +15,7 @@ from pathlib import Path
 from gradlint.config import configured_models
 from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
+from gradlint.graph.seqlen import recurrent_batch_first
 from gradlint.rule import rule_by_code
 
 BATCH = 8
@@ -39,6 +40,7 @@ class ModelJob:
     #: for a configured model: the statements that build it (``def var(): ...; return var``)
     source: str | None = None
     entry: str | None = None
+    lines: list = field(default_factory=list)  # the file's line of each of its statements
     #: where a finding of this model's own goes (the class, or the configuring call): (line, col, end_line, end_col)
     span: tuple | None = None
     #: the static graph of the model, for the parent's verdicts (never sent to the worker)
@@ -50,7 +52,7 @@ class ModelJob:
                "probes": [{"id": i, "expect": e, "layers": list(l), "clip": c, "length": n}
                           for i, e, l, c, n in self.probes]}
         if self.source:
-            out["source"], out["entry"] = self.source, self.entry
+            out["source"], out["entry"], out["lines"] = self.source, self.entry, self.lines
         return out
 
 
@@ -97,7 +99,11 @@ def input_spec(graph, recurrent: bool) -> tuple[dict | None, str | None]:
         if node.op == "layer":
             layer = graph.layer_of(node)
             if layer is not None and layer.category in ("weighted", "recurrent", "norm", "embedding"):
-                return _spec_for(layer, recurrent)
+                spec, note = _spec_for(layer, recurrent)
+                if spec is not None and layer.kind in ("Embedding", "EmbeddingBag") and recurrent_batch_first(graph) is False:
+                    # token ids embedded, then a time-first recurrent layer: (time, batch)
+                    spec = {**spec, "shape": spec["shape"][::-1], "time_axis": 0, "batch_axis": 1}
+                return spec, note
         for nxt in sorted(graph.successors(node), key=lambda n: n.id):
             if nxt.id not in seen:
                 seen.add(nxt.id)
@@ -140,7 +146,7 @@ def _spec_for(layer, recurrent: bool):
             return None, f"{what} has no known input_size"
         if p.get("batch_first") is True:
             return {"shape": [BATCH, seq, n], "dtype": "float", "time_axis": 1}, None
-        return {"shape": [seq, BATCH, n], "dtype": "float", "time_axis": 0}, None
+        return {"shape": [seq, BATCH, n], "dtype": "float", "time_axis": 0, "batch_axis": 1}, None
     if kind in ("RNNCell", "LSTMCell", "GRUCell"):
         n = _int(p.get("input_size"))
         if not n:
@@ -223,6 +229,7 @@ def _new_job(path: str, name: str, graph, conf: dict, recurrent: bool) -> ModelJ
     job.kwargs = dict(conf.get("kwargs", {}))
     if graph is not None and graph.site_func is not None:
         job.source, job.entry = ast.unparse(ast.Module(body=[graph.site_func], type_ignores=[])), graph.site_func.name
+        job.lines = [stmt.lineno for stmt in graph.site_func.body]
     job.input, job.input_note = _model_input(conf, graph, recurrent)
     return job
 

@@ -97,6 +97,16 @@ def resolve_layers(names: tuple, measured: dict) -> tuple[tuple, dict, str | Non
             continue
         first = k == 0 and len(names) > 1
         found = None
+        head, _, rest = name.partition(".")
+        if rest and (rest in known or rest in modules):
+            # a model a script builds in place (``tower = nn.Sequential(...)``): the static graph
+            # names its layers after the variable (``tower.0``), the built module has ``0``
+            name_in_model = rest
+            if rest in known:
+                out.append(rest)
+                mapped[name] = rest
+                continue
+            name = name_in_model
         inside = [n for n in layers if n.startswith(name + ".")]
         if inside:
             found = inside[0] if first else inside[-1]
@@ -167,8 +177,8 @@ def describe_class(model: dict, t: dict) -> str:
     h, test = model["hazard"], model["test"]
     first, last = model.get("first_layer"), model.get("last_layer")
     if h == "none":
-        return (f"healthy: ‖∇{first}‖ / ‖∇{last}‖ = {_fmt(model['ratio'])}, ‖∇{first}‖ = {_fmt(model['first'])}, "
-                f"whole gradient {_fmt(model['total'])}")
+        ratio = f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(model['ratio'])}, " if first != last else ""
+        return f"healthy: {ratio}‖∇{first}‖ = {_fmt(model['first'])}, whole gradient {_fmt(model['total'])}"
     if test == "overflow":
         what = "non-finite gradients"
     elif test == "dead":

@@ -108,10 +108,19 @@ def construct(module, spec: dict, path: str):
     statements of the script that configure it (``model = Net(...)`` and the inits after it)."""
     name = spec["name"]
     if spec.get("source"):
-        # the site's statements, as the file has them, run as a function in the module's namespace
+        # the site's statements, as the file has them, run as a function in the module's
+        # namespace, at their own line numbers (a failure names the user's line), under no_grad
+        # as initialization is (a statement the file ran inside ``with torch.no_grad():``)
+        import ast
+
+        tree = ast.parse(spec["source"], filename=path)
+        func = tree.body[0]
+        for stmt, line in zip(func.body, spec.get("lines") or ()):
+            ast.increment_lineno(stmt, line - stmt.lineno)
         namespace = dict(vars(module))
-        exec(compile(spec["source"], path, "exec"), namespace)  # noqa: S102 - the user's own lines
-        model = namespace[spec["entry"]]()
+        exec(compile(tree, path, "exec"), namespace)  # noqa: S102 - the user's own lines
+        with torch.no_grad():
+            model = namespace[spec["entry"]]()
         if not isinstance(model, nn.Module):
             raise _Skip(f"`{name}` gave {type(model).__name__}, not an nn.Module")
         return model
@@ -148,6 +157,10 @@ class _Skip(Exception):
 _MASKS = ("attention_mask", "mask", "padding_mask", "src_mask", "attn_mask", "input_mask", "key_padding_mask")
 #: forward parameters that take each sequence's length (every sequence full length)
 _LENGTHS = ("lengths", "lens", "seq_lens", "seq_lengths", "input_lengths", "x_lens")
+#: forward parameters that take a recurrent state, and the model methods that make the first one
+_STATES = ("hidden", "h", "hx", "h0", "state", "states", "hidden_state", "hc")
+_STATE_MAKERS = ("init_hidden", "initHidden", "init_state", "begin_state", "initial_state", "zero_state",
+                 "init_hidden_state", "init_states")
 
 
 def make_tensor(spec: dict, device, generator_seed: int, seq_len: int | None = None):
@@ -239,7 +252,7 @@ def model_inputs(spec: dict, model, device, seed: int, seq_len, path: str):
         return _to(args, device), _to(kwargs, device)
     args, kwargs = _synthesize(inp, device, seed, seq_len)
     if inp.get("complete", True) and args:
-        _complete(model, args, kwargs)
+        _complete(model, args, kwargs, int((inp.get("args") or [{}])[0].get("batch_axis", 0)))
     return args, kwargs
 
 
@@ -251,7 +264,7 @@ def _forward_params(model):
     return [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def _complete(model, args, kwargs) -> None:
+def _complete(model, args, kwargs, batch_axis: int = 0) -> None:
     """Required ``forward`` parameters after the given ones that are masks or lengths."""
     params = _forward_params(model)
     if not params:
@@ -265,8 +278,35 @@ def _complete(model, args, kwargs) -> None:
                                         device=first.device)
         elif p.name in _LENGTHS and first.dim() >= 2:
             kwargs[p.name] = torch.full((first.shape[0],), first.shape[1], dtype=torch.long)
+        elif p.name in _STATES and _first_state(model, args, kwargs, p.name, batch_axis):
+            pass
         else:
             return  # a parameter gradlint cannot fill: the forward's error says so
+
+
+def _first_state(model, args, kwargs, name: str, batch_axis: int = 0) -> bool:
+    """The model's own first recurrent state (``init_hidden(batch_size)``, ``initHidden()``)
+    for ``forward``'s parameter ``name``. A maker that takes no batch size and returns a batch
+    of one: the inputs are cut to one example, as the code that calls it feeds them."""
+    maker = next((getattr(model, m) for m in _STATE_MAKERS if callable(getattr(model, m, None))), None)
+    if maker is None:
+        return False
+    batch = args[0].shape[batch_axis] if args[0].dim() > batch_axis else args[0].shape[0]
+    try:
+        needed = [q for q in inspect.signature(maker).parameters.values()
+                  if q.default is inspect.Parameter.empty and q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        needed = []
+    state = maker(batch) if len(needed) == 1 else maker() if not needed else None
+    if state is None:
+        return False
+    first = state[0] if isinstance(state, (tuple, list)) and state else state
+    device = args[0].device
+    if not needed and isinstance(first, torch.Tensor) and first.dim() >= 1 and 1 in first.shape[:2] and batch != 1:
+        args[:] = [a.narrow(batch_axis, 0, 1) if isinstance(a, torch.Tensor) and a.dim() > batch_axis
+                   and a.shape[batch_axis] == batch else a for a in args]
+    kwargs[name] = _to(state, device)
+    return True
 
 
 def _describe_value(v) -> str:
@@ -479,6 +519,15 @@ def _module(model, name):
         return None
 
 
+def _in_model(model, name: str) -> str:
+    """A static layer name as the built model names it: a model a script builds in place
+    (``net = nn.Sequential(...)``) has ``0`` where the static graph says ``net.0``."""
+    if _module(model, name) is not None:
+        return name
+    _, _, rest = name.partition(".")
+    return rest if rest and _module(model, rest) is not None else name
+
+
 def _weight(model, name):
     m = _module(model, name)
     if m is not None and isinstance(getattr(m, "weight", None), torch.Tensor):
@@ -620,6 +669,7 @@ def _symmetry(run, seed, layers, order, kinds, first_norms) -> dict:
     reaches the layers before the first probed one at all."""
     model = run.build(seed)
     opt = torch.optim.SGD(model.parameters(), lr=LR)
+    layers = [_in_model(model, n) for n in layers]
     weighted = [n for n in order if kinds.get(n, ("", False))[1]]
     every = list(dict.fromkeys([*layers, *weighted]))
     grad_spread = {}
@@ -644,6 +694,7 @@ def _through_time(run, seed, layers, seq_len) -> dict:
     """The gradient of the last step's output at the recurrent layer's input, first time
     step against last: how much of it crosses the sequence."""
     model = run.build(seed)
+    layers = [_in_model(model, n) for n in layers]
     target = _module(model, layers[0]) if layers else None
     if target is None:
         raise _Skip(f"no submodule `{layers[0] if layers else '?'}` in the built model")
