@@ -1012,10 +1012,13 @@ def save_cache(path: Path, cache: dict) -> None:
 # prediction
 # ---------------------------------------------------------------------------------------
 
-def run_gradlint(folder: Path):
-    """Start gradlint on ``folder``; :func:`collect_gradlint` reads its answer."""
+def run_gradlint(folder: Path, dynamic_seeds: int = 0):
+    """Start gradlint on ``folder`` (with ``--dynamic`` when ``dynamic_seeds``);
+    :func:`collect_gradlint` reads its answer."""
     cmd = [sys.executable, "-m", "gradlint", "check", "--isolated", "--no-cache", "--no-respect-gitignore",
            "--output-format", "json", str(folder)]
+    if dynamic_seeds:
+        cmd[4:4] = ["--dynamic", "--device", "cpu", "--seeds", str(dynamic_seeds)]
     return cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(folder))
 
 
@@ -1032,9 +1035,15 @@ def collect_gradlint(proc) -> tuple[dict[str, dict], str]:
         raise RuntimeError(f"gradlint exited {proc.returncode}: {stderr.strip()[-2000:]}")
     per_file: dict[str, dict] = {}
     for f in findings:
-        entry = per_file.setdefault(Path(f["path"]).name, {"hazards": [], "codes": [], "unknown": 0, "findings": 0})
+        entry = per_file.setdefault(Path(f["path"]).name, {"hazards": [], "codes": [], "unknown": 0, "findings": 0,
+                                                           "verdicts": []})
+        if f.get("confidence") == "measured":  # GL9xx: made by --dynamic, not a static prediction
+            entry.setdefault("measured", []).append(str(f.get("hazard")))
+            continue
         entry["findings"] += 1
         entry["codes"].append(f.get("code"))
+        ev = f.get("evidence") or {}
+        entry["verdicts"].append((f.get("code"), str(f.get("hazard")), ev.get("verdict"), ev.get("summary", "")))
         hazard = f.get("hazard")
         if hazard is None:
             entry["unknown"] += 1
@@ -1174,6 +1183,45 @@ def report(rows: list[dict], scores: dict, errors: list[dict], unknown: int, fin
     return "\n".join(lines)
 
 
+def dynamic_report(rows: list[dict], per_file: dict, worst: int = 15) -> str:
+    """How ``--dynamic``'s verdicts agree with the labels. A finding's claim is its ``hazard``;
+    the verdict agrees when it is ``confirmed`` and the label is that hazard, or ``refuted``
+    and the label is another. Decided: confirmed or refuted (not inconclusive, not-run). And
+    for models no static finding flags: whether ``--dynamic`` made a GL9xx of the label."""
+    decided = agree = total = 0
+    wrong, undecided = [], {}
+    by_file = {r["file"]: r for r in rows}
+    for name, entry in per_file.items():
+        row = by_file.get(name)
+        if row is None:
+            continue
+        for code, hazard, verdict, summary in entry.get("verdicts", ()):
+            if hazard not in ("vanishing", "exploding", "dead"):
+                continue
+            total += 1
+            if verdict not in ("confirmed", "refuted"):
+                undecided[verdict or "none"] = undecided.get(verdict or "none", 0) + 1
+                continue
+            decided += 1
+            ok = (verdict == "confirmed") == (row["label"] == hazard)
+            agree += ok
+            if not ok:
+                wrong.append((name, code, hazard, verdict, row["label"], summary))
+    misses = [r for r in rows if r["label"] != "none" and not r["predicted"]]
+    caught = [r for r in misses if r["label"] in per_file.get(r["file"], {}).get("measured", [])]
+    false_gl9 = [r for r in rows if r["label"] == "none" and per_file.get(r["file"], {}).get("measured")]
+    lines = ["--dynamic verdicts against the labels:",
+             f"  findings with a hazard claim: {total}; decided {decided} ({decided / total:.2f})" if total else
+             "  no finding with a hazard claim",
+             f"  agreeing with the label: {agree} of {decided} decided ({agree / decided:.3f})" if decided else "",
+             f"  undecided: {', '.join(f'{n} {v}' for v, n in sorted(undecided.items())) or 'none'}",
+             f"  static misses (hazard measured, no finding): {len(misses)}; caught by a GL9xx of the label: {len(caught)}",
+             f"  GL9xx on models labelled none: {len(false_gl9)}"]
+    for name, code, hazard, verdict, label, summary in wrong[:worst]:
+        lines.append(f"  disagree: {name} {code} claims {hazard}, {verdict}, label {label}: {summary[:160]}")
+    return "\n".join(line for line in lines if line)
+
+
 def _strict(obj):
     """Non-finite numbers as the strings "inf", "-inf", "nan", so the JSON stays strict."""
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -1216,6 +1264,8 @@ def main(argv=None) -> int:
     ap.add_argument("--worst", type=int, default=15, help="misses to list")
     ap.add_argument("--check", action="store_true",
                     help=f"exit 1 when any-hazard F1 < {CHECK_ANY_F1} or a class F1 < {CHECK_CLASS_F1}")
+    ap.add_argument("--dynamic", action="store_true",
+                    help="run gradlint with --dynamic and score its verdicts against the labels")
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._worker:
@@ -1235,7 +1285,7 @@ def main(argv=None) -> int:
         fam_counts = ", ".join(f"{f}={sum(1 for m in models if m.family == f)}" for f in FAMILIES)
         print(f"generated {len(models)} models ({fam_counts}) in {folder}", flush=True)
 
-        cmd, glproc = run_gradlint(folder)  # runs while the labels are measured
+        cmd, glproc = run_gradlint(folder, args.seeds if args.dynamic else 0)  # runs while the labels are measured
         t_label = time.perf_counter()
         cache = {} if args.no_label_cache else load_cache(args.cache)
         keys = {m.name: source_key(m.source, args.seeds) for m in models}
@@ -1298,6 +1348,9 @@ def main(argv=None) -> int:
         scores = score([(r["label"], set(r["predicted"])) for r in rows])
         print()
         print(report(rows, scores, errors, unknown, findings, args.worst))
+        if args.dynamic:
+            print()
+            print(dynamic_report(rows, {m.filename: per_file.get(m.filename, {}) for m in models}, args.worst))
         print()
         print(f"gradlint: {' '.join(cmd[1:])}  ({gl_note})")
         print(f"time: {time.perf_counter() - t_start:.1f} s total, labelling {label_s:.1f} s, "

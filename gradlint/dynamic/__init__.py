@@ -62,6 +62,9 @@ class ModelMeasurement:
     modules: list = field(default_factory=list)  # every submodule, in execution order (forward hooks)
     hazard: dict = field(default_factory=dict)  # verdict.model_class: what the whole model measures
     probes: dict = field(default_factory=dict)  # diagnostic index -> the probe's raw measurements
+    #: ``{"seeds": [...], "steps": n}``: the seeds in which a gradient blocked below the last
+    #: weighted layer at initialization flows after ``steps`` SGD steps
+    recovered: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -185,12 +188,13 @@ def _collect(child, runnable, rel, path, options, diagnostics, notes, models, me
                 diagnostics[i] = _not_run(diagnostics[i], why)
             continue
         measurement = ModelMeasurement(path, job.name, device, options.seeds, entry.get("seconds", 0.0), entry["layers"],
-                                       modules=list(entry.get("modules") or ()))
+                                       modules=list(entry.get("modules") or ()), recovered=dict(entry.get("recovered") or {}))
         measurement.hazard = V.model_class(entry["layers"], t)
         for i, expect, layers, _clip, _length in job.probes:
             raw = entry.get("probes", {}).get(str(i), {})
             measurement.probes[i] = raw
-            verdict, numbers, text = V.judge(expect, layers, entry, raw, options.thresholds)
+            verdict, numbers, text = V.judge(expect, layers, entry, raw, options.thresholds,
+                                             claim=str(getattr(diagnostics[i], "hazard", "none")))
             diagnostics[i] = _with_verdict(diagnostics[i], verdict, numbers, text, device, options.seeds, entry.get("seconds"))
             measurement.findings.append(i)
         finding = measured_finding(job, measurement, [diagnostics[i] for i, *_ in job.probes], t, options)
@@ -211,6 +215,11 @@ def measured_finding(job, measurement, findings, t, options):
     if options.enabled is not None and code not in options.enabled(job.path):
         return None
     if any(hazard in predicted_classes(d) for d in findings):
+        return None
+    recovered = (measurement.recovered or {}).get("seeds") or ()
+    if hazard == "dead" and len(recovered) * 2 > measurement.seeds:
+        # the gradient is blocked only until a zero-initialized layer (an output head, a
+        # deliberate choice) has had its first update: not a dead network
         return None
     rule = rule_by_code(code)
     line, col, end_line, end_col = job.span

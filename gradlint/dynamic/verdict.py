@@ -43,7 +43,8 @@ def _norms(layers: list[dict], name: str, key: str = "norms") -> list[float] | N
     return None
 
 
-def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, thresholds: dict) -> tuple[str, dict, str]:
+def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, thresholds: dict,
+          claim: str = "none") -> tuple[str, dict, str]:
     """``(verdict, numbers, text)`` for one finding; ``measured`` is the model's entry of the
     worker's result, ``raw`` the probe's own measurements. Every verdict names the test that
     decided it (``decided_by``) and the hazard class the whole model measures."""
@@ -66,6 +67,13 @@ def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, threshold
     if mapped:
         numbers["mapped_layers"] = mapped
     model = model_class(measured.get("layers") or [], t)
+    if verdict == REFUTED and expect in ("symmetric", "starved") and claim in ("dead", "vanishing") \
+            and model["hazard"] == claim:
+        # a constant init whose units do come apart, but whose claim of a dead (or vanishing)
+        # gradient at initialization the whole model's measurement bears out
+        verdict = CONFIRMED
+        numbers["decided_by"] = model["test"]
+        text += f"; confirmed as {claim} at initialization by the model's {model['test']} test"
     numbers.setdefault("decided_by", None)
     numbers["model_hazard"] = model["hazard"]
     numbers["model_test"] = model["test"]
@@ -148,8 +156,9 @@ def model_class(layers: list[dict], t: dict | None = None) -> dict:
     per_seed = []
     for i in range(seeds):
         first, last = w[0]["norms"][i], w[-1]["norms"][i]
-        every = [e["norms"][i] for e in layers if i < len(e.get("norms") or ())]
-        finite = all(math.isfinite(v) for v in every)
+        # the whole gradient as the convention defines it: every weighted layer's ‖∇W‖ in quadrature
+        every = [e["norms"][i] for e in w]
+        finite = all(math.isfinite(v) for e in layers for v in (e.get("norms") or ())[i:i + 1])
         total = math.sqrt(sum(v * v for v in every)) if finite else float("inf")
         dead = len(w) > 1 and all(e["norms"][i] == 0.0 for e in w[:-1])
         ratio = first / last if last > 0 else (float("inf") if first > 0 else float("nan"))
@@ -211,10 +220,10 @@ def _stack(expect, names, layers, t):
     oa, ob = _norms(layers, first, "output_norms"), _norms(layers, last, "output_norms")
     gain = geomean(_ratios(oa, ob)) if oa and ob and all(v == v for v in oa + ob) else float("nan")
     finite = all(math.isfinite(v) for v in a + b)
-    # the whole gradient, seed by seed: every measured layer's norm in quadrature
+    # the whole gradient, seed by seed: every weighted layer's norm in quadrature
     totals = []
     for i in range(len(a)):
-        sq = [entry["norms"][i] for entry in layers if i < len(entry.get("norms") or ())]
+        sq = [entry["norms"][i] for entry in (_weighted(layers) or layers) if i < len(entry.get("norms") or ())]
         totals.append(math.sqrt(sum(v * v for v in sq)) if all(math.isfinite(v) for v in sq) else float("inf"))
     total = geomean(totals)
     # the tests the static flow model applies, seed by seed, the class most seeds show

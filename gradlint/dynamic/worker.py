@@ -477,7 +477,11 @@ class Recorder:
                 for pname, p in params.items():
                     out[pname] = _norm(p.grad)
                 continue
-            chosen = [params["weight"]] if "weight" in params else list(params.values())
+            if isinstance(m, nn.RNNBase) and "weight_ih_l0" in params and "weight_hh_l0" in params:
+                # a recurrent layer's ‖∇W‖ in the convention: its first layer's two matrices
+                chosen = [params["weight_ih_l0"], params["weight_hh_l0"]]
+            else:
+                chosen = [params["weight"]] if "weight" in params else list(params.values())
             total = 0.0
             for p in chosen:
                 n = _norm(p.grad)
@@ -609,14 +613,12 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
         if not order:
             order, kinds, modules = rec.names(), rec.kinds(), rec.order()
         rec.close()
-        init_norms = norms
         weighted = [n for n in order if kinds.get(n, ("", False))[1]]
         if len(weighted) > 1 and all(norms.get(n, 0.0) == 0.0 for n in weighted[:-1]):
-            # nothing below the last weighted layer gets a gradient: dead, or only a zero-initialized
-            # layer (an output head) that blocks it until its first update? Measured after a few steps.
-            after = _after_steps(run, seed, weighted)
-            if after is not None:
-                norms, out_norms = after
+            # nothing below the last weighted layer gets a gradient: dead for good, or only until a
+            # zero-initialized layer (an output head) has had its first update? The measurement stays
+            # the one at initialization; whether the gradient flows after a few steps is recorded
+            if _after_steps(run, seed, weighted) is not None:
                 recovered.append(seed)
         for name in order:
             per_layer.setdefault(name, []).append(norms.get(name, 0.0))
@@ -625,7 +627,7 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
             entry = raw[str(p["id"])]
             expect = p["expect"]
             if expect in ("symmetric", "starved"):
-                entry["seeds"].append(_symmetry(run, seed, p["layers"], order, kinds, init_norms))
+                entry["seeds"].append(_symmetry(run, seed, p["layers"], order, kinds, norms))
             elif expect == "recurrent-vanishing":
                 entry["seeds"].append(_through_time(run, seed, p["layers"], seq_len))
             elif expect == "recurrent-exploding":
