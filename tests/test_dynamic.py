@@ -81,7 +81,36 @@ def test_unclipped_lstm_loop_is_confirmed_exploding(hazards):
     ev = dict(hazards["GL401"].evidence)
     assert ev["verdict"] == "confirmed", ev
     assert not ev["finite"] or ev["max_grad_norm"] > 1e3
+    # the BPTT length is the one the training loop uses (its inputs are 200 steps long)
     assert ev["sequence_length"] == 200 and ev["clip"] is None
+    # per-step evidence: the raw norm and the one reaching the update (the same, unclipped)
+    steps = ev["per_step"]
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 1
+    assert all(s["raw"] == s["clipped"] for s in steps)
+    # the steps are geometric means over the seeds; the verdict takes the largest of any seed
+    assert max(s["clipped"] for s in steps) <= ev["max_grad_norm"] * (1 + 1e-9) or not ev["finite"]
+    assert ev["decided_by"] in ("max-grad-norm", "overflow")
+
+
+def test_clipped_training_evidence_has_raw_and_clipped_norms_per_step():
+    path = HERE / "healthy.py"
+    d = forced(path, "GL401", "LoudLSTM", (), "recurrent-exploding", clip=("norm", 1.0), module="hazards")
+    [out] = confirm([d], options(seeds=1)).diagnostics
+    ev = dict(out.evidence)
+    assert ev["verdict"] == "refuted" and ev["sequence_length"] == 100  # the code does not say: 100
+    assert any(s["raw"] > 1.0 for s in ev["per_step"])  # the backward pass gives more ...
+    assert all(s["clipped"] <= 1.0 + 1e-6 for s in ev["per_step"])  # ... than the update gets
+
+
+def test_a_refuted_finding_names_the_class_the_model_measures():
+    # a dead-network claim on an exploding net: refuted, and the verdict says what was measured
+    d = forced(HERE / "hazards.py", "GL305", "NormalReLU", ("layers.0", "layers.14"), "dead")
+    out, measured = confirm([d], options(seeds=1)).diagnostics
+    ev = dict(out.evidence)
+    # and as no finding predicted it, the exploding gradient is a finding of its own
+    assert measured.code == "GL902" and measured.confidence == "measured"
+    assert ev["verdict"] == "refuted" and ev["model_hazard"] == "exploding" and ev["decided_by"] == "dead"
+    assert "the model measures exploding: ‖∇layers.0‖ = " in ev["summary"]
 
 
 def test_healthy_versions_are_refuted_when_the_rules_are_forced_on():
