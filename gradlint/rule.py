@@ -60,6 +60,11 @@ class Rule:
         rule shares with ``--dynamic``, ``{calibration-note}`` for how its calibration table was
         measured, both written from their one home."""
         text = inspect.cleandoc(cls.__doc__ or "")
+        if "{measured-" in text:
+            from gradlint.flow.convention import MEASURED_DOC
+
+            for key, value in MEASURED_DOC.items():
+                text = text.replace("{" + key + "}", value)
         if "{shared-thresholds}" in text or "{calibration-note}" in text:
             from gradlint.flow.convention import describe_calibration, describe_tests
 

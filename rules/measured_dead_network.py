@@ -8,27 +8,14 @@ class MeasuredDeadNetwork(Rule):
     gradient in a real backward pass (in most seeds), when no static finding predicted a dead
     network.
 
-    It is made by `gradlint check --dynamic` only, which measures every model of the checked
-    files with real backward passes (the scope `--dynamic=findings` measures only the models
-    that have static findings, and makes none of these). The finding is at the model's class,
-    or at the line that builds and configures it (`model = Net(...)`); its `evidence` holds
-    the measured numbers, the test that decided them, the per-layer weight-gradient norms and,
-    where the gradient leaves the healthy band, the layer where it does.
+    {measured-scope}
 
     ## Why is this bad?
     Nothing below the last layer can learn: a whole ReLU layer is inactive for every input,
     or the path to the output is cut (a detached branch, a zero gate). Training then fits only
     the last layer.
 
-    The measurement uses the convention of the static flow model: a batch of 8 inputs drawn
-    from N(0, 1) (token ids drawn uniformly), the loss a fixed random read-out of the output
-    with a unit gradient per example, several seeds, and the class most seeds show.
-    {shared-thresholds}
-
-    A finding of this code means the static rules missed the hazard: the model reads a value
-    gradlint cannot resolve (a scale computed at run time, a layer from a library it cannot
-    see), or the hazard comes from a combination no rule covers. The static findings of the
-    model, when it has some, carry their own verdicts.
+    {measured-convention}
 
     ## Example
     ```python
@@ -75,14 +62,10 @@ class MeasuredDeadNetwork(Rule):
     ```
 
     ## Known problems
-    The measurement is at initialization, on synthesized inputs; a model whose forward needs
-    real data is measured only when its inputs are configured (`inputs`, `kwargs-inputs` or
-    `input-fn` under `[tool.gradlint.dynamic.models."file.py::Class"]`).
+    {measured-known-problems}
 
     ## References
-    - [Glorot & Bengio, Understanding the difficulty of training deep feedforward neural networks (2010)](https://proceedings.mlr.press/v9/glorot10a.html)
-    - [He et al., Delving Deep into Rectifiers (2015)](https://arxiv.org/abs/1502.01852)
-    - [Schoenholz et al., Deep Information Propagation (2017)](https://arxiv.org/abs/1611.01232)
+    {measured-references}
     """
 
     code = "GL903"

@@ -8,47 +8,32 @@ class MeasuredExplodingGradient(Rule):
     on its way back to the first layers, when no static finding of the model predicted an
     exploding gradient.
 
-    It is made by `gradlint check --dynamic` only, which measures every model of the checked
-    files with real backward passes (the scope `--dynamic=findings` measures only the models
-    that have static findings, and makes none of these). The finding is at the model's class,
-    or at the line that builds and configures it (`model = Net(...)`); its `evidence` holds
-    the measured numbers, the test that decided them, the per-layer weight-gradient norms and,
-    where the gradient leaves the healthy band, the layer where it does.
+    {measured-scope}
 
     ## Why is this bad?
     The first updates are enormous: the loss jumps to `inf` or NaN, or the weights are thrown
     far from where training could recover. Lowering the learning rate only hides it.
 
-    The measurement uses the convention of the static flow model: a batch of 8 inputs drawn
-    from N(0, 1) (token ids drawn uniformly), the loss a fixed random read-out of the output
-    with a unit gradient per example, several seeds, and the class most seeds show.
-    {shared-thresholds}
-
-    A finding of this code means the static rules missed the hazard: the model reads a value
-    gradlint cannot resolve (a scale computed at run time, a layer from a library it cannot
-    see), or the hazard comes from a combination no rule covers. The static findings of the
-    model, when it has some, carry their own verdicts.
+    {measured-convention}
 
     ## Example
     ```python
     import torch
     import torch.nn as nn
 
-    SCALE = float(torch.tensor(6.0))  # computed when the file runs
+    STD = float(torch.tensor(0.5))  # computed when the file runs
 
 
-    class Growing(nn.Module):
+    class Wide(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(12))
-            for fc in self.fcs:
-                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
-                fc.weight.data.mul_(SCALE)
+            self.layers = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(256, 256), nn.ReLU())])
+            for m in self.layers:
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0.0, STD)
 
         def forward(self, x):
-            for fc in self.fcs:
-                x = torch.relu(fc(x))
-            return x
+            return self.layers(x)
     ```
 
     Use instead:
@@ -56,32 +41,26 @@ class MeasuredExplodingGradient(Rule):
     import torch
     import torch.nn as nn
 
-    SCALE = float(torch.tensor(1.0))  # computed when the file runs
+    STD = float(torch.tensor(2 / 256)) ** 0.5  # Kaiming's std for ReLU
 
 
-    class Growing(nn.Module):
+    class Wide(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(12))
-            for fc in self.fcs:
-                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
-                fc.weight.data.mul_(SCALE)
+            self.layers = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(256, 256), nn.ReLU())])
+            for m in self.layers:
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0.0, STD)
 
         def forward(self, x):
-            for fc in self.fcs:
-                x = torch.relu(fc(x))
-            return x
+            return self.layers(x)
     ```
 
     ## Known problems
-    The measurement is at initialization, on synthesized inputs; a model whose forward needs
-    real data is measured only when its inputs are configured (`inputs`, `kwargs-inputs` or
-    `input-fn` under `[tool.gradlint.dynamic.models."file.py::Class"]`).
+    {measured-known-problems}
 
     ## References
-    - [Glorot & Bengio, Understanding the difficulty of training deep feedforward neural networks (2010)](https://proceedings.mlr.press/v9/glorot10a.html)
-    - [He et al., Delving Deep into Rectifiers (2015)](https://arxiv.org/abs/1502.01852)
-    - [Schoenholz et al., Deep Information Propagation (2017)](https://arxiv.org/abs/1611.01232)
+    {measured-references}
     """
 
     code = "GL902"

@@ -43,8 +43,6 @@ class ModelJob:
     lines: list = field(default_factory=list)  # the file's line of each of its statements
     #: where a finding of this model's own goes (the class, or the configuring call): (line, col, end_line, end_col)
     span: tuple | None = None
-    #: the static graph of the model, for the parent's verdicts (never sent to the worker)
-    graph: object = field(default=None, repr=False)
 
     def spec(self, key: str) -> dict:
         """What the worker needs to build, feed and probe this model."""
@@ -225,7 +223,7 @@ def _span_of(graph) -> tuple | None:
 
 def _new_job(path: str, name: str, graph, conf: dict, recurrent: bool) -> ModelJob:
     rel = os.path.relpath(path)
-    job = ModelJob(path=path, name=name, config_key=f"{rel}::{name}", graph=graph, span=_span_of(graph))
+    job = ModelJob(path=path, name=name, config_key=f"{rel}::{name}", span=_span_of(graph))
     job.kwargs = dict(conf.get("kwargs", {}))
     if graph is not None and graph.site_func is not None:
         job.source, job.entry = ast.unparse(ast.Module(body=[graph.site_func], type_ignores=[])), graph.site_func.name

@@ -184,12 +184,6 @@ def make_tensor(spec: dict, device, generator_seed: int, seq_len: int | None = N
     return torch.randn(shape, generator=g).to(device)
 
 
-def make_input(spec: dict, device, generator_seed: int, seq_len: int | None = None):
-    """The first positional input (the model's main input)."""
-    args, _ = _synthesize(spec, device, generator_seed, seq_len)
-    return args[0]
-
-
 def _synthesize(spec: dict, device, seed: int, seq_len):
     args = [make_tensor(t, device, seed + 7919 * k, seq_len) for k, t in enumerate(spec.get("args") or ())]
     kwargs = {name: make_tensor(t, device, seed + 104729 * (k + 1), seq_len)

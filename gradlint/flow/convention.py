@@ -162,3 +162,33 @@ def describe_calibration() -> str:
     return (f"Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,\n"
             f"batch {BATCH}, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, "
             f"first = ‖∇W first‖;\nthe whole grid is in `docs/calibration.md`):")
+
+
+#: the documentation the measured rules (GL901-GL903) share, by placeholder
+MEASURED_DOC = {
+    "measured-scope": (
+        "It is made by `gradlint check --dynamic` only, which measures every model of the checked\n"
+        "files with real backward passes (the scope `--dynamic=findings` measures only the models\n"
+        "that have static findings, and makes none of these). The finding is at the model's class,\n"
+        "or at the line that builds and configures it (`model = Net(...)`); its `evidence` holds\n"
+        "the measured numbers, the test that decided them, the per-layer weight-gradient norms and,\n"
+        "where the gradient leaves the healthy band, the layer where it does."),
+    "measured-convention": (
+        "The measurement uses the convention of the static flow model: a batch of 8 inputs drawn\n"
+        "from N(0, 1) (token ids drawn uniformly), the loss a fixed random read-out of the output\n"
+        "with a unit gradient per example, several seeds, and the class most seeds show.\n"
+        "{shared-thresholds}\n\n"
+        "A finding of this code means the static rules missed the hazard: the model reads a value\n"
+        "gradlint cannot resolve (a scale computed at run time, a layer from a library it cannot\n"
+        "see), or the hazard comes from a combination no rule covers. The static findings of the\n"
+        "model, when it has some, carry their own verdicts."),
+    "measured-known-problems": (
+        "The measurement is at initialization, on synthesized inputs; a model whose forward needs\n"
+        "real data is measured only when its inputs are configured (`inputs`, `kwargs-inputs` or\n"
+        "`input-fn` under `[tool.gradlint.dynamic.models.\"file.py::Class\"]`)."),
+    "measured-references": (
+        "- [Glorot & Bengio, Understanding the difficulty of training deep feedforward neural networks (2010)]"
+        "(https://proceedings.mlr.press/v9/glorot10a.html)\n"
+        "- [He et al., Delving Deep into Rectifiers (2015)](https://arxiv.org/abs/1502.01852)\n"
+        "- [Schoenholz et al., Deep Information Propagation (2017)](https://arxiv.org/abs/1611.01232)"),
+}
