@@ -119,8 +119,8 @@ def test_select_and_ignore(project):
     assert [l.split(": ")[1].split()[0] for l in r.stdout.splitlines()] == ["GL201"]
     r = run_cli("check", "--output-format", "concise", "--ignore", "GL201,GL001", ".", cwd=project.root)
     assert [l.split(": ")[1].split()[0] for l in r.stdout.splitlines()] == ["GL101"]
-    r = run_cli("check", "--select", "GL9", ".", cwd=project.root)
-    assert r.returncode == 2 and "unknown rule selector `GL9`" in r.stderr
+    r = run_cli("check", "--select", "GL8", ".", cwd=project.root)
+    assert r.returncode == 2 and "unknown rule selector `GL8`" in r.stderr
 
 
 def test_unreadable_inputs_become_gl001_and_the_run_goes_on(project):
