@@ -245,7 +245,7 @@ def model_inputs(spec: dict, model, device, seed: int, seq_len, path: str):
             args, kwargs = [out], {}
         return _to(args, device), _to(kwargs, device)
     args, kwargs = _synthesize(inp, device, seed, seq_len)
-    if inp.get("complete", True) and args:
+    if inp.get("complete", True) and args and isinstance(args[0], torch.Tensor):
         _complete(model, args, kwargs, int((inp.get("args") or [{}])[0].get("batch_axis", 0)))
     return args, kwargs
 
@@ -704,7 +704,7 @@ def _through_time(run, seed, layers, seq_len) -> dict:
 
     handle = target.register_forward_hook(hook)
     args, kwargs = run.inputs(model, seed, seq_len)
-    if args and args[0].is_floating_point():
+    if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
         args[0].requires_grad_(True)
     run.forward(model, args, kwargs)
     handle.remove()
