@@ -315,7 +315,7 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
     interactive = output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
     bar = None
 
-    def progress(done, total, label, measured):
+    def progress(done, total, label, measured, diagnostics):
         nonlocal bar
         if not interactive:
             # off a terminal (CI logs, pipes): one line per measured model, as each file finishes
@@ -356,11 +356,14 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
     if options.report:
         from gradlint.dynamic.report import write_report
 
+        charts: list[str] = []
         try:
-            charts: list[str] = []
             index = write_report(options.report, outcome, options.thresholds, written=charts)
         except ImportError as exc:
             _fail(f"--report needs matplotlib ({exc}): pip install 'gradlint[dynamic]'")
+            sys.exit(EXIT_ERROR)
+        except OSError as exc:
+            _fail(f"cannot write the report to {options.report}: {exc.strerror or exc}")
             sys.exit(EXIT_ERROR)
         messages.append(f"Report: {index} ({len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''}, "
                         f"{len(charts)} chart{'s' if len(charts) != 1 else ''})")

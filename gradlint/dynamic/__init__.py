@@ -95,15 +95,15 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
     get verdicts; a hazard a model measures that no finding of it predicted becomes a finding
     of its own (GL9xx); findings without a target are returned as they were.
 
-    ``progress(done, total, label, measured)`` is called as model files finish; ``measured``:
-    the :class:`ModelMeasurement` of each model of that file.
+    ``progress(done, total, label, measured, diagnostics)`` is called as model files finish;
+    ``measured``: the :class:`ModelMeasurement` of each model of that file, complete (its
+    findings' verdicts, and its GL9xx finding, are in ``diagnostics`` then).
     """
     diagnostics = list(diagnostics)
     remove_stale_folders()  # of earlier runs whose gradlint was killed before it cleaned up
     by_file, plan_notes, unmeasured = plan(diagnostics, options.models, files=files, scope=options.scope)
     notes: list[str] = []
     models: list[ModelMeasurement] = []
-    measured_findings: list = []
     seen: dict = {}  # the device the children report
     for i, note in plan_notes.items():
         diagnostics[i] = _not_run(diagnostics[i], note)
@@ -124,17 +124,14 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
     futures = {}
     try:
         _measure(files_planned, futures, workers, spec_of, options, cap, total, progress, diagnostics, notes, models,
-                 measured_findings, unmeasured, seen)
+                 unmeasured, seen)
     finally:
         runner.close()  # the fork server of this run (its children are done)
-    for m, d in measured_findings:
-        m.findings.append(len(diagnostics))
-        diagnostics.append(d)
     return DynamicOutcome(diagnostics, notes, models, seen.get("device"), unmeasured)
 
 
 def _measure(files_planned, futures, workers, spec_of, options, cap, total, progress, diagnostics, notes, models,
-             measured_findings, unmeasured, seen) -> None:
+             unmeasured, seen) -> None:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for path, jobs in files_planned:
             runnable = [j for j in jobs if j.input is not None]
@@ -142,7 +139,7 @@ def _measure(files_planned, futures, workers, spec_of, options, cap, total, prog
                 futures[path] = pool.submit(run_child, spec_of(path, runnable), options.timeout, cap)
         done_count = 0
         if progress:
-            progress(0, total, "", [])
+            progress(0, total, "", [], diagnostics)
         for path, jobs in files_planned:
             rel = os.path.relpath(path)
             runnable = [j for j in jobs if j.input is not None]
@@ -158,13 +155,13 @@ def _measure(files_planned, futures, workers, spec_of, options, cap, total, prog
                 child = futures[path].result()
                 if seen.get("device") is None:
                     seen["device"] = child.data.get("device")
-                _collect(child, runnable, rel, path, options, diagnostics, notes, models, measured_findings, unmeasured)
+                _collect(child, runnable, rel, path, options, diagnostics, notes, models, unmeasured)
             done_count += 1
             if progress:
-                progress(done_count, total, rel, models[before:])
+                progress(done_count, total, rel, models[before:], diagnostics)
 
 
-def _collect(child, runnable, rel, path, options, diagnostics, notes, models, measured_findings, unmeasured) -> None:
+def _collect(child, runnable, rel, path, options, diagnostics, notes, models, unmeasured) -> None:
     """Verdicts for one file's models from its child's result (or notes for why not)."""
     data = child.data
     device = data.get("device")
@@ -199,7 +196,10 @@ def _collect(child, runnable, rel, path, options, diagnostics, notes, models, me
             measurement.findings.append(i)
         finding = measured_finding(job, measurement, [diagnostics[i] for i, *_ in job.probes], t, options)
         if finding is not None:
-            measured_findings.append((measurement, finding))
+            # appended at once: the original findings keep their indexes, and the file's
+            # measurements are complete when progress reports them (the report draws them then)
+            measurement.findings.append(len(diagnostics))
+            diagnostics.append(finding)
         models.append(measurement)
 
 

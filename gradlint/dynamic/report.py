@@ -209,7 +209,27 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    # text stays text in the SVG (searchable, a tenth of the size, several times faster to write
+    # than glyphs as paths); the same hash salt gives the same file for the same chart
+    matplotlib.rcParams["svg.fonttype"] = "none"
+    matplotlib.rcParams["svg.hashsalt"] = "gradlint"
     return plt
+
+
+def _decade(value, _pos=None) -> str:
+    """A log axis's tick label as plain text (``1e-3``): matplotlib's default is mathtext,
+    parsed per label, which is most of a chart's drawing time."""
+    return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e").replace("e+", "e").replace("1e0", "1")
+
+
+def _no_minor_ticks(ax) -> None:
+    """Log axes draw labelled decades only (no minor ticks, plain-text labels)."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
+    for axis in (ax.xaxis, ax.yaxis):
+        if axis.get_scale() == "log":
+            axis.set_minor_locator(NullLocator())
+            axis.set_major_formatter(FuncFormatter(_decade))
 
 
 def _colours(measurement, diagnostics, names) -> tuple[list[str], dict]:
@@ -249,21 +269,34 @@ def _save(fig, path: Path, tips: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
-def _bars(ax, values, colours, labels, horizontal, tips, prefix, what) -> None:
+def _bars(ax, values, colours, labels, horizontal, tips, prefix, what, labelled: bool = True) -> None:
+    """Bars on a log axis, one per label. The labels are plain texts beside the category axis,
+    which has no ticks (a tick per bar is most of a chart's drawing time); only the panel that
+    shows them gets them (``labelled``)."""
+    from matplotlib.transforms import blended_transform_factory
+
     positions = list(range(len(values)))
     heights = [_shown(v) for v in values]
+    size = 6 if len(labels) > 25 else 7
     if horizontal:
         artists = ax.barh(positions, heights, color=colours, height=0.8)
-        ax.set_yticks(positions)
-        ax.set_yticklabels(labels, fontsize=6 if len(labels) > 25 else 7)
-        if not ax.yaxis_inverted():  # the first layer on top (once: panels may share the axis)
-            ax.invert_yaxis()
+        ax.set_ylim(len(values) - 0.5, -0.5)  # the first layer on top: forward order reads downwards
+        ax.set_yticks([])
         ax.set_xscale("log")
+        if labelled:
+            where = blended_transform_factory(ax.transAxes, ax.transData)
+            for k, label in enumerate(labels):
+                ax.text(-0.01, k, label, transform=where, ha="right", va="center", fontsize=size)
     else:
         artists = ax.bar(positions, heights, color=colours, width=0.8)
-        ax.set_xticks(positions)
-        ax.set_xticklabels(labels, rotation=70, ha="right", fontsize=6 if len(labels) > 25 else 7)
+        ax.set_xlim(-0.5, len(values) - 0.5)
+        ax.set_xticks([])
         ax.set_yscale("log")
+        if labelled:
+            where = blended_transform_factory(ax.transData, ax.transAxes)
+            for k, label in enumerate(labels):
+                ax.text(k, -0.02, label, transform=where, ha="right", va="top", rotation=70, rotation_mode="anchor",
+                        fontsize=size)
     for k, (artist, v) in enumerate(zip(artists, values)):
         gid = f"{prefix}-{k}"
         artist.set_gid(gid)
@@ -290,6 +323,7 @@ def _limits(ax, values, low, high, horizontal) -> None:
     lo = min(finite + [low]) / 10
     hi = max(finite + [high]) * 10
     (ax.set_xlim if horizontal else ax.set_ylim)(lo, hi)
+    _no_minor_ticks(ax)
 
 
 def _line(ax, values, horizontal, tips, prefix, labels) -> bool:
@@ -342,8 +376,9 @@ def chart(measurement, diagnostics, thresholds: dict, path: Path) -> dict:
     tips: dict[str, str] = {}
     rel, ab = pooled(s["relative"]), pooled(s["absolute"])
     bar_colours = pooled_colour()
-    _bars(ax_r, rel, bar_colours, labels, horizontal, tips, "ratio", f"‖∇W‖ / ‖∇W {s['last']}‖ =")
-    _bars(ax_a, ab, bar_colours, labels, horizontal, tips, "abs", "‖∇W‖ =")
+    # the layer names once: left of the first panel (horizontal), under the second (vertical)
+    _bars(ax_r, rel, bar_colours, labels, horizontal, tips, "ratio", f"‖∇W‖ / ‖∇W {s['last']}‖ =", labelled=horizontal)
+    _bars(ax_a, ab, bar_colours, labels, horizontal, tips, "abs", "‖∇W‖ =", labelled=not horizontal)
     drew = _line(ax_r, pooled(s["predicted_relative"]), horizontal, tips, "pred-ratio", labels)
     drew = _line(ax_a, pooled(s["predicted"]), horizontal, tips, "pred-abs", labels) or drew
     _band(ax_r, t["vanishing-ratio"], t["exploding-ratio"], horizontal, f"vanishing < {t['vanishing-ratio']:.0e}",
@@ -357,12 +392,14 @@ def chart(measurement, diagnostics, thresholds: dict, path: Path) -> dict:
     if horizontal:
         ax_r.set_xlabel(rel_label, fontsize=8)
         ax_a.set_xlabel(abs_label, fontsize=8)
-        ax_r.set_ylabel("layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""), fontsize=8)
+        # beyond the layer names, which sit where the axis label would
+        fig.text(0.005, 0.5, "layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
+                 rotation=90, va="center", ha="left", fontsize=8)
     else:
         ax_r.set_ylabel(rel_label, fontsize=8)
         ax_a.set_ylabel(abs_label, fontsize=8)
-        ax_a.set_xlabel("parameterized layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
-                        fontsize=8)
+        fig.text(0.41, 0.01, "parameterized layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
+                 ha="center", va="bottom", fontsize=8)
     hazard = (measurement.hazard or {}).get("hazard")
     hazard = {"none": "healthy", None: "?"}.get(hazard, hazard)
     fig.suptitle(f"{os.path.relpath(measurement.path)} · {measurement.name} · measured {hazard} · "
@@ -485,6 +522,26 @@ code {{ background: #f4f6f6; padding: 0 0.2em; border-radius: 3px; }}
 """
 
 
+def _draw_one(task) -> str:
+    func, args = task
+    func(*args)
+    return args[-1].name
+
+
+def _pool(workers: int):
+    """A pool of chart drawers forked from this process with matplotlib already imported
+    (called once the measurement is over: no other thread of gradlint runs then); None where
+    none can start."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _plt()
+    try:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    except (OSError, ValueError, RuntimeError, ImportError):
+        return None
+
+
 def markdown(text: str) -> str:
     """The inline markdown of gradlint's messages as HTML: `code` spans (escaped first)."""
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
@@ -496,87 +553,143 @@ def _embed(name: str, alt: str) -> str:
             f'<img src="{html.escape(name)}" alt="{html.escape(alt)}"></object>')
 
 
-def write_report(folder: str, outcome, thresholds: dict | None = None, written: list | None = None) -> Path:
-    """Write the charts of every measured model (SVG) and ``index.html``; return the page's path.
-    The chart files' names are appended to ``written`` when it is given."""
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    diagnostics = outcome.diagnostics
-    sections, rows = [], []
-    used = set()
-    for m in outcome.models:
-        base = _slug(f"{Path(m.path).stem}-{m.name}")
-        name, n = base, 1
-        while name in used:
-            n += 1
-            name = f"{base}-{n}"
-        used.add(name)
-        charts = [(f"{name}.svg", "gradient flow")]
-        chart(m, diagnostics, thresholds or {}, out / charts[0][0])
-        for i in m.findings:
-            d = diagnostics[i]
-            expect = dict(d.target).get("expect") if d.target else None
-            if expect in ("symmetric", "starved") and i in m.probes:
+class ReportWriter:
+    """``--report DIR``: :meth:`add` queues models' charts (drawn by a pool of processes, on
+    every core), :meth:`finish` waits for them and writes ``index.html``."""
+
+    def __init__(self, folder: str, thresholds: dict | None = None, parallel: bool = True):
+        self.out = Path(folder)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.thresholds = thresholds or {}
+        self.used: set[str] = set()
+        self.charts: dict[int, tuple[str, list]] = {}  # id(measurement) -> (name, [(file, what)])
+        self.written: list[str] = []
+        self.futures: list = []
+        self.pool = _pool(os.cpu_count() or 1) if parallel and (os.cpu_count() or 1) > 1 else None
+
+    def add(self, models, diagnostics) -> None:
+        """Queue the charts of ``models`` (their findings' verdicts final)."""
+        for m in models:
+            base = _slug(f"{Path(m.path).stem}-{m.name}")
+            name, n = base, 1
+            while name in self.used:
+                n += 1
+                name = f"{base}-{n}"
+            self.used.add(name)
+            mine = {i: diagnostics[i] for i in m.findings}  # what the charts read, not the whole run
+            tasks = [(chart, (m, mine, self.thresholds, self.out / f"{name}.svg"))]
+            charts = [(f"{name}.svg", "gradient flow")]
+            for i in m.findings:
+                d = diagnostics[i]
+                expect = dict(d.target).get("expect") if d.target else None
                 file = f"{name}-{d.code}-line{d.line}.svg"
-                symmetry_chart(m, m.probes[i], d, thresholds or {}, out / file)
-                charts.append((file, f"{d.code}: row spread"))
-            elif expect == "recurrent-exploding" and dict(d.evidence).get("per_step"):
-                file = f"{name}-{d.code}-line{d.line}.svg"
-                training_chart(m, d, thresholds or {}, out / file)
-                charts.append((file, f"{d.code}: gradient norm per training step"))
-        if written is not None:
-            written.extend(file for file, _ in charts)
-        finding_rows = []
-        verdicts = []
-        for i in m.findings:
-            d = diagnostics[i]
-            ev = dict(d.evidence)
-            verdict = ev.get("verdict", "")
-            verdicts.append(f'{d.code} <span class="{html.escape(verdict)}">{html.escape(verdict)}</span>')
-            finding_rows.append(
-                f"<tr><td>{html.escape(d.path)}:{d.line}</td><td>{d.code}</td>"
-                f"<td class=\"{html.escape(verdict)}\">{html.escape(verdict)}</td>"
-                f"<td>{markdown(d.message)}<br><span class=\"muted\">{markdown(ev.get('summary', ''))}</span></td></tr>"
+                if expect in ("symmetric", "starved") and i in m.probes:
+                    tasks.append((symmetry_chart, (m, m.probes[i], d, self.thresholds, self.out / file)))
+                    charts.append((file, f"{d.code}: row spread"))
+                elif expect == "recurrent-exploding" and d.evidence and dict(d.evidence).get("per_step"):
+                    tasks.append((training_chart, (m, d, self.thresholds, self.out / file)))
+                    charts.append((file, f"{d.code}: gradient norm per training step"))
+            self.charts[id(m)] = (name, charts)
+            self.written.extend(file for file, _ in charts)
+            for task in tasks:
+                self.futures.append(self._submit(task))
+
+    def _submit(self, task):
+        if self.pool is not None:
+            try:
+                return self.pool.submit(_draw_one, task)
+            except (OSError, RuntimeError):  # the pool broke: draw here from now on
+                self.pool = None
+        _draw_one(task)
+        return None
+
+    def finish(self, outcome) -> Path:
+        """Wait for the charts and write ``index.html``; return its path."""
+        try:
+            for future in self.futures:
+                if future is not None:
+                    future.result()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown()
+        return self._page(outcome)
+
+    def _page(self, outcome) -> Path:
+        diagnostics = outcome.diagnostics
+        sections, rows = [], []
+        for m in outcome.models:
+            if id(m) not in self.charts:
+                self.add([m], diagnostics)  # measured, but never handed to add(): drawn here
+                for future in self.futures[-len(self.charts[id(m)][1]):]:
+                    if future is not None:
+                        future.result()
+            name, charts = self.charts[id(m)]
+            finding_rows = []
+            verdicts = []
+            for i in m.findings:
+                d = diagnostics[i]
+                ev = dict(d.evidence)
+                verdict = ev.get("verdict", "")
+                verdicts.append(f'{d.code} <span class="{html.escape(verdict)}">{html.escape(verdict)}</span>')
+                finding_rows.append(
+                    f"<tr><td>{html.escape(d.path)}:{d.line}</td><td>{d.code}</td>"
+                    f"<td class=\"{html.escape(verdict)}\">{html.escape(verdict)}</td>"
+                    f"<td>{markdown(d.message)}<br><span class=\"muted\">{markdown(ev.get('summary', ''))}</span></td></tr>"
+                )
+            hazard = m.hazard or {}
+            h = hazard.get("hazard", "unknown")
+            h = "healthy" if h == "none" else h
+            anchor = f"m-{name}"
+            rows.append(f'<tr><td><a href="#{anchor}">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code></a></td>'
+                        f'<td class="{html.escape(h)}">{html.escape(h)}{" (" + html.escape(str(hazard["test"])) + " test)" if hazard.get("test") else ""}</td>'
+                        f"<td>{', '.join(verdicts) or '<span class=muted>no static finding</span>'}</td>"
+                        f"<td>{len(m.layers)}</td><td>{m.seconds:.1f} s</td></tr>")
+            line = prediction_line(m, diagnostics)
+            table = (f"<table><tr><th>where</th><th>rule</th><th>verdict</th><th>finding and measurement</th></tr>"
+                     f"{''.join(finding_rows)}</table>") if finding_rows else ""
+            sections.append(
+                f"<h2 id=\"{anchor}\">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code> · "
+                f"measured <span class=\"{html.escape(h)}\">{html.escape(h)}</span></h2>"
+                f"<p class=\"muted\">{len(m.layers)} parameterized layers, {m.seeds} seed(s) on {html.escape(str(m.device))}, "
+                f"{m.seconds:.1f} s</p>"
+                + "".join(_embed(file, f"{what} of {m.name}") for file, what in charts)
+                + table
+                + (f"<p class=\"prediction\">{html.escape(line)}</p>" if line else "")
             )
-        hazard = m.hazard or {}
-        h = hazard.get("hazard", "unknown")
-        h = "healthy" if h == "none" else h
-        anchor = f"m-{name}"
-        rows.append(f'<tr><td><a href="#{anchor}">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code></a></td>'
-                    f'<td class="{html.escape(h)}">{html.escape(h)}{" (" + html.escape(str(hazard["test"])) + " test)" if hazard.get("test") else ""}</td>'
-                    f"<td>{', '.join(verdicts) or '<span class=muted>no static finding</span>'}</td>"
-                    f"<td>{len(m.layers)}</td><td>{m.seconds:.1f} s</td></tr>")
-        line = prediction_line(m, diagnostics)
-        table = (f"<table><tr><th>where</th><th>rule</th><th>verdict</th><th>finding and measurement</th></tr>"
-                 f"{''.join(finding_rows)}</table>") if finding_rows else ""
-        sections.append(
-            f"<h2 id=\"{anchor}\">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code> · "
-            f"measured <span class=\"{html.escape(h)}\">{html.escape(h)}</span></h2>"
-            f"<p class=\"muted\">{len(m.layers)} parameterized layers, {m.seeds} seed(s) on {html.escape(str(m.device))}, "
-            f"{m.seconds:.1f} s</p>"
-            + "".join(_embed(file, f"{what} of {m.name}") for file, what in charts)
-            + table
-            + (f"<p class=\"prediction\">{html.escape(line)}</p>" if line else "")
-        )
-    skipped = ""
-    missing = list(outcome.notes) + list(getattr(outcome, "unmeasured", ()))
-    if missing:
-        items = "".join(f"<li>{markdown(n)}</li>" for n in missing)
-        skipped = f"<h2>Not measured</h2><ul>{items}</ul>"
-    counts = {}
-    for d in diagnostics:
-        v = dict(d.evidence).get("verdict") if d.evidence else None
-        if v:
-            counts[v] = counts.get(v, 0) + 1
-    summary = f"{len(outcome.models)} model(s) measured on {html.escape(str(outcome.device))}; " + (
-        ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings to measure")
-    overview = ("<table><tr><th>model</th><th>measured</th><th>findings</th><th>layers</th><th>time</th></tr>"
-                + "".join(rows) + "</table>") if rows else ""
-    page = _PAGE.format(aspect=f"{FIGSIZE[0]:g} / {FIGSIZE[1]:g}", summary=summary, overview=overview, sections="\n".join(sections) or "<p>No model was measured.</p>",
-                        skipped=skipped)
-    index = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, index)
+        skipped = ""
+        missing = list(outcome.notes) + list(getattr(outcome, "unmeasured", ()))
+        if missing:
+            items = "".join(f"<li>{markdown(n)}</li>" for n in missing)
+            skipped = f"<h2>Not measured</h2><ul>{items}</ul>"
+        counts = {}
+        for d in diagnostics:
+            v = dict(d.evidence).get("verdict") if d.evidence else None
+            if v:
+                counts[v] = counts.get(v, 0) + 1
+        summary = f"{len(outcome.models)} model(s) measured on {html.escape(str(outcome.device))}; " + (
+            ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings to measure")
+        overview = ("<table><tr><th>model</th><th>measured</th><th>findings</th><th>layers</th><th>time</th></tr>"
+                    + "".join(rows) + "</table>") if rows else ""
+        page = _PAGE.format(aspect=f"{FIGSIZE[0]:g} / {FIGSIZE[1]:g}", summary=summary, overview=overview,
+                            sections="\n".join(sections) or "<p>No model was measured.</p>", skipped=skipped)
+        index = self.out / "index.html"
+        tmp = self.out / ".index.html.tmp"
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, index)
+        return index
+
+
+
+def write_report(folder: str, outcome, thresholds: dict | None = None, written: list | None = None) -> Path:
+    """Write the charts of every measured model (SVG) and ``index.html``; return the page's
+    path. The chart files' names are appended to ``written`` when it is given."""
+    writer = ReportWriter(folder, thresholds, parallel=len(outcome.models) >= PARALLEL_FROM)
+    writer.add(outcome.models, outcome.diagnostics)
+    index = writer.finish(outcome)
+    if written is not None:
+        written.extend(writer.written)
     return index
 
+
+#: fewer models than this are drawn in this process (a pool costs more than it saves)
+PARALLEL_FROM = 8
