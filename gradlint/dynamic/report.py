@@ -639,9 +639,12 @@ class ReportWriter:
             hazard = m.hazard or {}
             h = hazard.get("hazard", "unknown")
             h = "healthy" if h == "none" else h
+            recovered = (getattr(m, "recovered", None) or {}).get("seeds") or ()
+            after = (f", flows after {m.recovered.get('steps', 3)} SGD steps"
+                     if h == "dead" and len(recovered) * 2 > m.seeds else "")
             anchor = f"m-{name}"
             rows.append(f'<tr><td><a href="#{anchor}">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code></a></td>'
-                        f'<td class="{html.escape(h)}">{html.escape(h)}{" (" + html.escape(str(hazard["test"])) + " test)" if hazard.get("test") else ""}</td>'
+                        f'<td class="{html.escape(h)}">{html.escape(h)}{" (" + html.escape(str(hazard["test"])) + " test" + after + ")" if hazard.get("test") else ""}</td>'
                         f"<td>{', '.join(verdicts) or '<span class=muted>no static finding</span>'}</td>"
                         f"<td>{len(m.layers)}</td><td>{m.seconds:.1f} s</td></tr>")
             line = prediction_line(m, diagnostics)
