@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet 'torch==2.13.0'
+	# the distribution was called `gradlint` before it became torch-gradlint: an old .venv drops it
+	$(BIN)/python -m pip uninstall --quiet -y gradlint 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[dev,dynamic,lsp]'
 	touch $(STAMP)
 

@@ -10,7 +10,7 @@ in this process (no protocol, no thread hop), median of 20.
 
     .venv/bin/python benchmarks/lsp_latency.py [--edits 20] [--file PATH]
 
-Needs the corpus (``make bench`` or ``python benchmarks/corpus.py``) and gradlint[lsp].
+Needs the corpus (``make bench`` or ``python benchmarks/corpus.py``) and torch-gradlint[lsp].
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     try:
         import pygls  # noqa: F401
     except ImportError:
-        print("needs the lsp extra: pip install 'gradlint[lsp]'", file=sys.stderr)
+        print("needs the lsp extra: pip install 'torch-gradlint[lsp]'", file=sys.stderr)
         return 2
     text = path.read_text(encoding="utf-8")
     sys.path.insert(0, str(REPO))

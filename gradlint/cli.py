@@ -10,7 +10,7 @@ import time
 
 import click
 
-from gradlint import __version__
+from gradlint import __version__, install_hint
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -98,7 +98,7 @@ class _CheckCommand(click.Command):
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
 @click.option("--exit-zero", is_flag=True, default=None, help="Exit 0 even when there are findings.")
 @click.option("--dynamic", is_flag=True, help="Measure every model with real backward passes and give each finding a verdict "
-              "(needs gradlint[dynamic]); runs your model code in child processes. --dynamic=findings: only the models with findings.")
+              "(needs torch-gradlint[dynamic]); runs your model code in child processes. --dynamic=findings: only the models with findings.")
 @click.option("--dynamic-scope", type=click.Choice(["all", "findings"]), default=None,
               help="[--dynamic] all: every model of the checked files (default); findings: only those with static findings.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[--dynamic] Where to run the backward passes (default: auto, CUDA when present).")
@@ -107,9 +107,13 @@ class _CheckCommand(click.Command):
 @click.option("--memory-limit", type=click.FloatRange(min=0), default=None, help="[--dynamic] GiB of memory per child process; 0: no cap (default: 8).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="[--dynamic] Write a gradient-flow chart per model and an HTML page to this folder.")
 @click.option("--hide-refuted/--show-refuted", default=None, help="[--dynamic] Drop findings the measurement refuted.")
+@click.option("--stdin-filename", type=click.Path(), default=None,
+              help="With `-` as the path: the file the source read from standard input is (for configuration, "
+                   "per-file ignores and the names in output).")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
-          jobs, exit_zero, dynamic, dynamic_scope, device, seeds, timeout, memory_limit, report_dir, hide_refuted):
+          jobs, exit_zero, dynamic, dynamic_scope, device, seeds, timeout, memory_limit, report_dir, hide_refuted,
+          stdin_filename):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     from gradlint.config import settings_from
     from gradlint.engine import lint_paths
@@ -121,7 +125,17 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         if not any(k.startswith(code.upper()) or k == code for k in known):
             _fail(f"unknown rule selector `{code}`; `gradlint rules` lists them")
             sys.exit(EXIT_ERROR)
-    config = _load_config(paths, config_file, isolated)
+    stdin = "-" in paths
+    if stdin and len(paths) != 1:
+        _fail("`-` (standard input) cannot be checked together with other paths")
+        sys.exit(EXIT_ERROR)
+    if stdin and dynamic:
+        _fail("--dynamic imports the model's file: it cannot measure standard input")
+        sys.exit(EXIT_ERROR)
+    if stdin_filename and not stdin:
+        _fail("--stdin-filename names the file read from standard input: give `-` as the path")
+        sys.exit(EXIT_ERROR)
+    config = _load_config((stdin_filename,) if stdin and stdin_filename else paths, config_file, isolated)
     data = config.data
     output_format = output_format or data.get("output-format", "full")
     fix = bool(fix if fix is not None else data.get("fix", False))
@@ -142,6 +156,9 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         from gradlint.engine import enabled_codes
 
         dynamic_options.enabled = lambda path: enabled_codes(settings, path)
+    if stdin:
+        sys.exit(_check_stdin(stdin_filename, settings, output_format, output_file, statistics, fix, unsafe_fixes, diff,
+                              exit_zero))
     targets = paths or (".",)
     fixed = None
     if fix or diff:
@@ -240,6 +257,13 @@ def _start_dir(paths):
 
     existing = [os.path.abspath(p) for p in paths if os.path.exists(p)]
     if not existing:
+        # a name that is not on disk (--stdin-filename of a new buffer): its nearest existing folder
+        for p in paths:
+            folder = os.path.dirname(os.path.abspath(p))
+            while folder and not os.path.isdir(folder):
+                folder = os.path.dirname(folder)
+            if folder:
+                return Path(folder)
         return Path.cwd()
     common = os.path.commonpath(existing)
     return Path(common if os.path.isdir(common) else os.path.dirname(common))
@@ -360,7 +384,7 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
         try:
             index = write_report(options.report, outcome, options.thresholds, written=charts)
         except ImportError as exc:
-            _fail(f"--report needs matplotlib ({exc}): pip install 'gradlint[dynamic]'")
+            _fail(f"--report needs matplotlib ({exc}): {install_hint('dynamic')}")
             sys.exit(EXIT_ERROR)
         except OSError as exc:
             _fail(f"cannot write the report to {options.report}: {exc.strerror or exc}")
@@ -368,6 +392,77 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
         messages.append(f"Report: {index} ({len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''}, "
                         f"{len(charts)} chart{'s' if len(charts) != 1 else ''})")
     return kept, messages
+
+
+def _check_stdin(filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero) -> int:
+    """``gradlint check -``: lint (or with ``--fix`` fix, printing the fixed source) what
+    standard input holds, as the file ``--stdin-filename`` names."""
+    from gradlint.engine import analyse_any, decode
+    from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
+    from gradlint.reporters import render, statistics as render_statistics
+
+    path = filename or "-"
+    limit = MAX_NOTEBOOK_BYTES if path.endswith(".ipynb") else MAX_FILE_BYTES
+    started = time.perf_counter()
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) > limit:
+        _fail(f"standard input is larger than {limit // 2**20} MB, the most gradlint reads of a file")
+        return EXIT_ERROR
+    if settings.force_exclude and filename and _excluded(filename, settings):
+        return EXIT_CLEAN  # what pre-commit-style runners expect for an excluded file
+    if fix or diff:
+        from dataclasses import replace as _replace
+
+        from gradlint.apply import _fix_notebook, _fix_text, _encoding
+        from gradlint.fixes import unified_diff
+
+        fixing = _replace(settings, fixes=True)
+        if path.endswith(".ipynb"):
+            new, fixed, old_text, new_text = _fix_notebook(data, path, fixing, unsafe)
+        else:
+            codec, bom = _encoding(data)
+            old_text = decode(data)
+            new_text, fixed = _fix_text(old_text, path, fixing, unsafe)
+            new = bom + new_text.encode(codec) if fixed else data
+        if diff:
+            sys.stdout.write(unified_diff(path, old_text, new_text) if fixed else "")
+            click.echo(f"Would fix {len(fixed)} finding{'s' if len(fixed) != 1 else ''}." if fixed else "No fixes available.",
+                       err=True)
+            return EXIT_FINDINGS if fixed else EXIT_CLEAN
+        sys.stdout.buffer.write(new)  # the fixed source, for the editor or tool that piped it in
+        sys.stdout.flush()
+        left = analyse_any(new, path, settings).diagnostics
+        click.echo(f"Fixed {len(fixed)} finding{'s' if len(fixed) != 1 else ''}, {len(left)} left.", err=True)
+        return EXIT_FINDINGS if left and not exit_zero else EXIT_CLEAN
+    result = analyse_any(data, path, settings)
+    diags = result.diagnostics
+    text = decode(data) if not path.endswith(".ipynb") else None
+    if statistics:
+        out = render_statistics(diags)
+    else:
+        out = render(output_format, diags, color=output_file is None and output_format == "full" and _use_color(sys.stdout),
+                     root=os.getcwd(), sources={path: text} if text is not None else {}, files_checked=[path])
+    if output_file is not None:
+        try:
+            _write_report(output_file, out)
+        except OSError as exc:
+            _fail(f"cannot write {output_file}: {exc.strerror or exc}")
+            return EXIT_ERROR
+    elif out:
+        click.echo(out, nl=False)
+    seconds = time.perf_counter() - started
+    summary = type("StdinRun", (), {"diagnostics": diags, "files_checked": 1, "seconds": seconds})()
+    _summary(summary)
+    if any(d.code == "GL002" for d in diags):
+        return EXIT_ERROR
+    return EXIT_FINDINGS if diags and not exit_zero else EXIT_CLEAN
+
+
+def _excluded(filename: str, settings) -> bool:
+    """Whether the configuration's excludes leave out ``filename`` (for --force-exclude)."""
+    from gradlint.files import exclude_spec, file_excluded
+
+    return file_excluded(filename, exclude_spec(settings.exclude, settings.extend_exclude), settings.root or os.getcwd())
 
 
 def _summary(result, dynamic_seconds: float | None = None) -> None:
@@ -479,11 +574,11 @@ def graph_cmd(file, fmt, model, flow, as_checked):
 
 @cli.command("server")
 def server_cmd():
-    """Run the language server over stdio (needs gradlint[lsp]); editors start it."""
+    """Run the language server over stdio (needs torch-gradlint[lsp]); editors start it."""
     try:
         import pygls  # noqa: F401
     except ImportError:
-        _fail("the language server needs pygls: pip install 'gradlint[lsp]'")
+        _fail(f"the language server needs pygls: {install_hint('lsp')}")
         sys.exit(EXIT_ERROR)
     from gradlint.server import main as serve
 

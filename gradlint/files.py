@@ -86,6 +86,22 @@ def _spec(patterns) -> pathspec.PathSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(patterns) if patterns else None
 
 
+def file_excluded(path: str, spec, root: str) -> bool:
+    """Whether the exclude patterns (``spec``, from :func:`exclude_spec`) leave out the file
+    ``path``: matched relative to ``root``, or by its name when it lies outside the root."""
+    if spec is None:
+        return False
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if rel == ".." or rel.startswith(".." + os.sep):
+        rel = os.path.basename(path)
+    return spec.match_file(rel.replace(os.sep, "/"))
+
+
+def exclude_spec(exclude=DEFAULT_EXCLUDE, extend_exclude=()):
+    """The compiled exclude patterns (gitignore syntax), or None when there are none."""
+    return _spec([*exclude, *extend_exclude])
+
+
 def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignore=True, force_exclude=False,
              root: str | None = None) -> Discovery:
     """Expand ``paths`` into the sorted list of files to check.
@@ -94,7 +110,7 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
     configuration file's folder; default the current directory). Files named explicitly are
     checked even when excluded, unless ``force_exclude`` (pre-commit passes files by name)."""
     result = Discovery()
-    excluded = _spec([*exclude, *extend_exclude])
+    excluded = exclude_spec(exclude, extend_exclude)
     seen: set[str] = set()
     root = os.path.abspath(root or os.getcwd())
 
@@ -116,8 +132,7 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
         if os.path.isdir(path):
             _walk(path, result, is_excluded, respect_gitignore, seen, from_root)
         else:
-            rel = from_root(path)
-            if force_exclude and (is_excluded(rel, False) if rel is not None else is_excluded(os.path.basename(path), False)):
+            if force_exclude and file_excluded(path, excluded, root):
                 continue
             if path not in seen:
                 seen.add(path)

@@ -1,4 +1,4 @@
-"""The language server: ``gradlint server`` (pygls 2.x over stdio, extra ``gradlint[lsp]``).
+"""The language server: ``gradlint server`` (pygls 2.x over stdio, extra ``torch-gradlint[lsp]``).
 
 A thin adapter around :func:`gradlint.engine.lint_source`; it never runs the dynamic mode.
 
@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradlint import __version__
+from gradlint import __version__, install_hint
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.engine import Settings, lint_source
 
@@ -520,7 +520,7 @@ def main() -> None:
     try:
         server = create_server()
     except ImportError as exc:
-        sys.stderr.write(f"gradlint: error: the language server needs pygls ({exc.name or exc}): pip install 'gradlint[lsp]'\n")
+        sys.stderr.write(f"gradlint: error: the language server needs pygls ({exc.name or exc}): {install_hint('lsp')}\n")
         raise SystemExit(2) from None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     server.start_io()

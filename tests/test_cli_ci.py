@@ -145,7 +145,7 @@ def test_server_without_pygls_says_how_to_install(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_pygls)
     r = CliRunner().invoke(cli, ["server"])
-    assert r.exit_code == 2 and "pip install 'gradlint[lsp]'" in r.stderr
+    assert r.exit_code == 2 and "pip install 'torch-gradlint[lsp]'" in r.stderr
 
 
 def test_diff_on_a_missing_path_is_an_error(proj):

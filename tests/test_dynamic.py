@@ -244,7 +244,7 @@ def test_without_torch_static_findings_print_and_one_line_says_how_to_install(tm
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2
     assert "GL101" in res.stdout
-    assert res.stderr.strip().splitlines()[-1] == "gradlint: error: --dynamic needs torch: pip install 'gradlint[dynamic]'"
+    assert res.stderr.strip().splitlines()[-1] == "gradlint: error: --dynamic needs torch: pip install 'torch-gradlint[dynamic]'"
 
 
 def test_report_page_and_charts(tmp_path):

@@ -14,13 +14,14 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from gradlint import install_hint
 from gradlint.dynamic import verdict as V
 from gradlint.diagnostics import Diagnostic
 from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
 from gradlint.dynamic import runner
 from gradlint.dynamic.runner import remove_stale_folders, run_child
 
-INSTALL_HINT = "--dynamic needs torch: pip install 'gradlint[dynamic]'"
+INSTALL_HINT = f"--dynamic needs torch: {install_hint('dynamic')}"
 
 
 def torch_available() -> bool:

@@ -21,7 +21,7 @@ used:
 Bars of the layers a finding names are drawn in the finding's verdict colour; the legend is
 outside the plot area; every chart has the same size. Each bar (or point) carries a tooltip
 (SVG ``<title>``: the layer and the number), shown on hover when the page is opened in a
-browser. matplotlib (extra ``gradlint[dynamic]``) is imported here only, with the Agg backend.
+browser. matplotlib (extra ``torch-gradlint[dynamic]``) is imported here only, with the Agg backend.
 """
 
 from __future__ import annotations
