@@ -97,6 +97,10 @@ class _CheckCommand(click.Command):
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where the result cache lives (default: .gradlint_cache).")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
 @click.option("--exit-zero", is_flag=True, default=None, help="Exit 0 even when there are findings.")
+@click.option("--fail-level", type=click.Choice(["info", "warning", "error"]), default=None,
+              help="The least severe finding that makes the run exit 1 (default: warning: info findings never fail it).")
+@click.option("--fail-on-refuted/--no-fail-on-refuted", default=None,
+              help="[--dynamic] Let findings the measurement refuted fail the run too (default: they do not).")
 @click.option("--dynamic", is_flag=True, help="Measure every model with real backward passes and give each finding a verdict "
               "(needs torch-gradlint[dynamic]); runs your model code in child processes. --dynamic=findings: only the models with findings.")
 @click.option("--dynamic-scope", type=click.Choice(["all", "findings"]), default=None,
@@ -112,8 +116,8 @@ class _CheckCommand(click.Command):
                    "per-file ignores and the names in output).")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
-          jobs, exit_zero, dynamic, dynamic_scope, device, seeds, timeout, memory_limit, report_dir, hide_refuted,
-          stdin_filename):
+          jobs, exit_zero, fail_level, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
+          report_dir, hide_refuted, stdin_filename):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     from gradlint.config import settings_from
     from gradlint.engine import lint_paths
@@ -142,6 +146,10 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     unsafe_fixes = bool(unsafe_fixes if unsafe_fixes is not None else data.get("unsafe-fixes", False))
     show_fixes = bool(show_fixes if show_fixes is not None else data.get("show-fixes", False))
     exit_zero = bool(exit_zero if exit_zero is not None else data.get("exit-zero", False))
+    from gradlint.config import DEFAULT_FAIL_LEVEL
+
+    failing = _failing(fail_level or data.get("fail-level", DEFAULT_FAIL_LEVEL),
+                       bool(fail_on_refuted if fail_on_refuted is not None else data.get("fail-on-refuted", False)))
     settings = settings_from(
         config, select=select, extend_select=extend_select, ignore=ignore, exclude=_split(exclude),
         extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
@@ -158,7 +166,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         dynamic_options.enabled = lambda path: enabled_codes(settings, path)
     if stdin:
         sys.exit(_check_stdin(stdin_filename, settings, output_format, output_file, statistics, fix, unsafe_fixes, diff,
-                              exit_zero))
+                              exit_zero, failing))
     targets = paths or (".",)
     fixed = None
     if fix or diff:
@@ -219,9 +227,23 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         sys.exit(EXIT_ERROR)
     if result.errors or result.internal_errors:
         sys.exit(EXIT_ERROR)
-    if result.diagnostics and not exit_zero:
+    if any(map(failing, result.diagnostics)) and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _failing(level: str, refuted_fail: bool):
+    """Whether a finding makes the run exit 1: at least as severe as ``level``, and not
+    refuted by a measurement unless ``refuted_fail``."""
+    from gradlint.config import FAIL_LEVELS
+
+    least = FAIL_LEVELS.index(level)
+
+    def fails(d) -> bool:
+        if d.confidence == "refuted" and not refuted_fail:
+            return False
+        return d.severity in FAIL_LEVELS and FAIL_LEVELS.index(d.severity) >= least
+    return fails
 
 
 def _all_rules():
@@ -394,7 +416,7 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
     return kept, messages
 
 
-def _check_stdin(filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero) -> int:
+def _check_stdin(filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero, failing) -> int:
     """``gradlint check -``: lint (or with ``--fix`` fix, printing the fixed source) what
     standard input holds, as the file ``--stdin-filename`` names."""
     from gradlint.engine import analyse_any, decode
@@ -433,7 +455,7 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
         sys.stdout.flush()
         left = analyse_any(new, path, settings).diagnostics
         click.echo(f"Fixed {len(fixed)} finding{'s' if len(fixed) != 1 else ''}, {len(left)} left.", err=True)
-        return EXIT_FINDINGS if left and not exit_zero else EXIT_CLEAN
+        return EXIT_FINDINGS if any(map(failing, left)) and not exit_zero else EXIT_CLEAN
     result = analyse_any(data, path, settings)
     diags = result.diagnostics
     text = decode(data) if not path.endswith(".ipynb") else None
@@ -455,7 +477,7 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
     _summary(summary)
     if any(d.code == "GL002" for d in diags):
         return EXIT_ERROR
-    return EXIT_FINDINGS if diags and not exit_zero else EXIT_CLEAN
+    return EXIT_FINDINGS if any(map(failing, diags)) and not exit_zero else EXIT_CLEAN
 
 
 def _excluded(filename: str, settings) -> bool:

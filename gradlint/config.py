@@ -94,7 +94,11 @@ TOP_KEYS = {
     "exclude": list, "extend-exclude": list, "respect-gitignore": bool, "force-exclude": bool,
     "preview": bool, "rules": dict, "cache-dir": str, "output-format": str, "jobs": int,
     "exit-zero": bool, "fix": bool, "unsafe-fixes": bool, "show-fixes": bool, "dynamic": dict,
+    "fail-level": str, "fail-on-refuted": bool,
 }
+#: ``fail-level``: the least severe finding that makes the run exit 1
+FAIL_LEVELS = ("info", "warning", "error")
+DEFAULT_FAIL_LEVEL = "warning"
 _LIST_OF_STRINGS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
 
 
@@ -118,6 +122,8 @@ def _selectors(values: list[str], where: str) -> list[str]:
 
 def validate_top(data: dict, path: Path, where: str, warnings: list[str]) -> dict:
     out = _known_keys(data, TOP_KEYS, where, warnings)
+    if "fail-level" in out and out["fail-level"] not in FAIL_LEVELS:
+        raise ConfigError(f"{where} fail-level must be one of {', '.join(FAIL_LEVELS)}, not {out['fail-level']!r}")
     for key in _LIST_OF_STRINGS:
         if key in out:
             out[key] = _strings(out[key], f"{where} {key}")

@@ -505,3 +505,12 @@ def test_static_layer_names_map_to_the_built_modules_or_say_why():
     assert resolve_layers(("net.0", "net.2"), seq)[0] == ("0", "2")
     names, _, why = resolve_layers(("encoder.fc", "head"), measured)
     assert why.startswith("the static layer `encoder.fc` is not a module of the built model (its parameterized modules: `blocks.0.fc`")
+
+
+def test_a_refuted_finding_does_not_fail_the_run_unless_asked(tmp_path):
+    (tmp_path / "lstm.py").write_text((HERE / "hazards.py").read_text().replace("nn.init.normal_(p, 0, 0.5)", "pass"))
+    # the healthy LSTM's GL401 (an info: the length is known) fails at --fail-level info, unless refuted
+    args = ["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--fail-level", "info", "lstm.py"]
+    res = _cli(args, tmp_path)
+    assert "refuted" in res.stdout and res.returncode == 0, res.stdout + res.stderr
+    assert _cli([*args[:-1], "--fail-on-refuted", "lstm.py"], tmp_path).returncode == 1
