@@ -185,6 +185,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     result = lint_paths(targets, settings, cache_dir=cache)
     for _, message in result.errors:
         _fail(message)
+    _warn_empty_folders(targets, result.files)
     missing_torch = False
     dynamic_seconds = None
     dynamic_messages: list[str] = []
@@ -203,7 +204,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     stream = sys.stdout
     color = output_file is None and output_format == "full" and _use_color(stream)
     if statistics:
-        out = render_statistics(result.diagnostics)
+        out = render_statistics(result.diagnostics, unsafe=unsafe_fixes)
     else:
         out = render(output_format, result.diagnostics, color=color, root=os.getcwd(), sources=result.sources,
                      files_checked=result.files)
@@ -460,7 +461,7 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
     diags = result.diagnostics
     text = decode(data) if not path.endswith(".ipynb") else None
     if statistics:
-        out = render_statistics(diags)
+        out = render_statistics(diags, unsafe=unsafe)
     else:
         out = render(output_format, diags, color=output_file is None and output_format == "full" and _use_color(sys.stdout),
                      root=os.getcwd(), sources={path: text} if text is not None else {}, files_checked=[path])
@@ -487,6 +488,17 @@ def _excluded(filename: str, settings) -> bool:
     return file_excluded(filename, exclude_spec(settings.exclude, settings.extend_exclude), settings.root or os.getcwd())
 
 
+def _warn_empty_folders(targets, files) -> None:
+    """A folder named on the command line in which no file was checked is worth a word."""
+    checked = [os.path.abspath(f) for f in files]
+    for target in targets:
+        if not os.path.isdir(target):
+            continue
+        folder = os.path.join(os.path.abspath(target), "")
+        if not any(f.startswith(folder) for f in checked):
+            click.echo(f"gradlint: warning: no Python files found under {target} (or all of them are excluded)", err=True)
+
+
 def _summary(result, dynamic_seconds: float | None = None) -> None:
     diags = result.diagnostics
     files = len({d.path for d in diags})
@@ -505,7 +517,9 @@ def _summary(result, dynamic_seconds: float | None = None) -> None:
     if diags:
         click.echo(f"Found {', '.join(parts)} in {files} file{'s' if files != 1 else ''}{note}. {checked}", err=True)
     else:
-        click.echo(f"No findings. {checked}", err=True)
+        # after a path that does not exist, "No findings." would read as a clean run
+        errors = getattr(result, "errors", None)
+        click.echo(f"{checked[0].upper()}{checked[1:]}" if errors else f"No findings. {checked}", err=True)
 
 
 @cli.command("rule")

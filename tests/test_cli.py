@@ -64,7 +64,7 @@ def test_exit_codes_clean_findings_missing(project):
     assert r.returncode == 0 and r.stdout == "" and "No findings" in r.stderr
     r = run_cli("check", "--output-format", "concise", "bad.py", cwd=project.root)
     assert r.returncode == 1
-    assert re.match(r"bad\.py:6:\d+: GL101 10 stacked sigmoid layers", r.stdout)
+    assert re.match(r"bad\.py:6:\d+: GL101 \[error\] 10 stacked sigmoid layers", r.stdout)
     assert "Found 1 error in 1 file" in r.stderr
     r = run_cli("check", "--output-format", "concise", "missing_dir/", "bad.py", cwd=project.root)
     assert r.returncode == 2
@@ -109,7 +109,7 @@ def test_noqa_suppression(project):
     r = run_cli("check", "--output-format", "concise", ".", cwd=project.root)
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("b.py:") and "GL101" in lines[0]
-    assert lines[1].startswith("b.py:") and "GL003 unused suppression `# noqa: GL201`" in lines[1]
+    assert lines[1].startswith("b.py:") and "GL003 [warning] unused suppression `# noqa: GL201`" in lines[1]
 
 
 def test_select_and_ignore(project):
@@ -134,9 +134,9 @@ def test_unreadable_inputs_become_gl001_and_the_run_goes_on(project):
     r = run_cli("check", "--output-format", "concise", ".", cwd=project.root)
     assert "Traceback" not in r.stderr
     out = r.stdout
-    assert re.search(r"^syntax\.py:2:\d+: GL001 cannot parse: .* — file skipped$", out, re.M)
-    assert re.search(r"^latin1\.py:2:\d+: GL001 cannot decode: invalid continuation byte", out, re.M)
-    assert re.search(r"^nul\.py:2:6: GL001 cannot parse: source contains a NUL byte", out, re.M)
+    assert re.search(r"^syntax\.py:2:\d+: GL001 \[error\] cannot parse: .* — file skipped$", out, re.M)
+    assert re.search(r"^latin1\.py:2:\d+: GL001 \[error\] cannot decode: invalid continuation byte", out, re.M)
+    assert re.search(r"^nul\.py:2:6: GL001 \[error\] cannot parse: source contains a NUL byte", out, re.M)
     assert "cookie.py" not in out  # a declared encoding is honoured
     assert re.search(r"^pkg\.py/inner\.py:6:\d+: GL101", out, re.M)
     assert re.search(r"^ok\.py:6:\d+: GL101", out, re.M)
@@ -226,3 +226,22 @@ def test_version_and_module_entry_point():
 def test_usage_error_exit_code():
     r = run_cli("check", "--output-format", "xml")
     assert r.returncode == 2
+
+
+def test_a_missing_path_is_not_followed_by_no_findings_and_an_empty_folder_is_named(tmp_path):
+    r = run_cli("check", "nosuch.py", cwd=tmp_path)
+    assert r.returncode == 2 and "path does not exist: nosuch.py" in r.stderr and "No findings" not in r.stderr
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("not python\n")
+    r = run_cli("check", "docs", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "gradlint: warning: no Python files found under docs" in r.stderr
+    (tmp_path / "docs" / "m.py").write_text("x = 1\n")
+    assert "no Python files found" not in run_cli("check", "docs", cwd=tmp_path).stderr
+
+
+def test_concise_carries_the_severity(project):
+    project("bad.py", SIGMOID_STACK.format(noqa=""))
+    r = run_cli("check", "--output-format", "concise", "bad.py", cwd=project.root)
+    [line] = r.stdout.splitlines()
+    assert re.match(r"bad\.py:6:\d+: GL101 \[error\] ", line)

@@ -63,7 +63,10 @@ def test_statistics(proj):
     r = run("--statistics", ".")
     assert r.exit_code == 1
     lines = r.stdout.splitlines()
-    assert len(lines) == 2 and "GL101" in lines[0] + lines[1] and "[*]" in next(l for l in lines if "GL401" in l)
+    # GL401's fix is unsafe: marked only when --unsafe-fixes would apply it
+    assert len(lines) == 2 and "GL101" in lines[0] + lines[1] and "[*]" not in r.stdout
+    lines = run("--statistics", "--unsafe-fixes", ".").stdout.splitlines()
+    assert "[*]" in next(l for l in lines if "GL401" in l)
 
 
 def test_exit_zero(proj):

@@ -321,6 +321,9 @@ def test_hide_refuted_and_text_output(tmp_path):
                 "concise", "lstm.py"], tmp_path)
     assert f"✘ refuted on {DEVICE}" in res.stdout and "1 seed: 8 BPTT steps of length 200: max ‖∇‖ =" in res.stdout
     assert "kept, marked refuted" in res.stdout
+    # concise stays one line per finding: the verdict in brackets at its end
+    [line] = res.stdout.splitlines()
+    assert line.startswith("lstm.py:") and " GL401 [info] " in line and line.endswith("— kept, marked refuted]")
     # every model of the file is measured (scope all); the selection keeps GL9xx findings out
     assert f"Dynamic: 4 models measured on {DEVICE}" in res.stderr and "1 seed: 1 refuted." in res.stderr
     res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--hide-refuted",

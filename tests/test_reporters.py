@@ -478,11 +478,20 @@ def test_statistics_counts_codes():
         diag(code="GL101"), diag(code="GL101"), diag(code="GL201", name="constant-weight-init"),
         diag(code="GL102", name="vanilla-recurrent-cell"), diag(code="GL101"),
     ]
+    # the only fix is unsafe: `--fix` alone would not apply it, so nothing is marked ...
     assert statistics(diagnostics) == (
+        "3\tGL101\tsaturating-activation-stack\n"
+        "2\tGL201\tconstant-weight-init\n"
+        "1\tGL102\tvanilla-recurrent-cell\n"
+    )
+    # ... unless --unsafe-fixes is given
+    assert statistics(diagnostics, unsafe=True) == (
         "3\tGL101\t    saturating-activation-stack\n"
         "2\tGL201\t[*] constant-weight-init\n"
         "1\tGL102\t    vanilla-recurrent-cell\n"
     )
+    safe = [diag(code="GL003", name="unused-suppression", fix=Fix("remove it", "safe")), diag()]
+    assert statistics(safe) == "1\tGL003\t[*] unused-suppression\n1\tGL101\t    saturating-activation-stack\n"
     assert statistics([]) == ""
     assert statistics([diag()] * 12) == "12\tGL101\tsaturating-activation-stack\n"
 
@@ -500,7 +509,7 @@ def test_statistics_of_fixture_findings(fixture_run):
 
 def test_concise_and_full_place_notebook_findings_in_their_cell():
     d = diag(path="nb/a.ipynb", line=2, column=5, end_column=9, cell=3, message="cell finding")
-    assert render("concise", [d]) == "nb/a.ipynb:cell 3:2:5: GL101 cell finding\n"
+    assert render("concise", [d]) == "nb/a.ipynb:cell 3:2:5: GL101 [warning] cell finding\n"
     cell_text = "import torch.nn as nn\nnet = nn.Sigmoid()\n"
     full = render("full", [d], sources={"nb/a.ipynb:cell 3": cell_text})
     assert full.startswith("nb/a.ipynb:cell 3:2:5: GL101 [warning] cell finding\n")
@@ -512,7 +521,7 @@ def test_concise_and_full_place_notebook_findings_in_their_cell():
 
 def test_concise_and_full_unchanged_for_files(project):
     d = diag(related=(Related("pkg/model.py", 6, 9, "second"),), help="use ReLU", fix=Fix("swap", "safe"))
-    assert render("concise", [d]) == "pkg/model.py:5:9: GL101 3 stacked sigmoid layers: the gradient vanishes\n"
+    assert render("concise", [d]) == "pkg/model.py:5:9: GL101 [warning] 3 stacked sigmoid layers: the gradient vanishes\n"
     assert render("full", [d]) == (
         "pkg/model.py:5:9: GL101 [warning] 3 stacked sigmoid layers: the gradient vanishes\n"
         "  |\n"

@@ -79,16 +79,18 @@ def _displayable(d):
     return dataclasses.replace(d, path=display_path(d.path), related=related)
 
 
-def statistics(diagnostics) -> str:
+def statistics(diagnostics, unsafe: bool = False) -> str:
     """One line per rule code, like ruff's ``--statistics``: count, code, ``[*]`` when some
-    finding of the code has a fix, and the rule's name; most frequent first."""
+    finding of the code has a fix that ``--fix`` would apply with the current flags (a safe
+    one, or an unsafe one when ``unsafe``: ``--unsafe-fixes``), and the rule's name; most
+    frequent first."""
     diagnostics = list(diagnostics)
     counts = Counter(d.code for d in diagnostics)
     names: dict[str, str] = {}
     fixable: set[str] = set()
     for d in diagnostics:
         names.setdefault(d.code, d.name)
-        if d.fix is not None:
+        if d.fix is not None and (d.fix.applicability == "safe" or unsafe):
             fixable.add(d.code)
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     if not rows:
