@@ -22,7 +22,13 @@ def _split(values) -> tuple:
     return tuple(out)
 
 
+#: --color: auto (a terminal, unless NO_COLOR), always, never
+_color_mode = "auto"
+
+
 def _use_color(stream) -> bool:
+    if _color_mode != "auto":
+        return _color_mode == "always"
     if os.environ.get("NO_COLOR"):
         return False
     if os.environ.get("FORCE_COLOR"):
@@ -30,8 +36,26 @@ def _use_color(stream) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+#: how much gradlint says besides the findings: -s/--silent, -q/--quiet, default, -v/--verbose
+SILENT, QUIET, NORMAL, VERBOSE = 0, 1, 2, 3
+_level = NORMAL
+
+
+def _say(message: str = "", **kwargs) -> None:
+    """A summary, note or warning on stderr: said unless --quiet or --silent."""
+    if _level >= NORMAL:
+        click.echo(message, err=True, **kwargs)
+
+
+def _detail(message: str) -> None:
+    """What only --verbose says (the configuration, the files, the cache)."""
+    if _level >= VERBOSE:
+        click.echo(f"gradlint: {message}", err=True)
+
+
 def _fail(message: str) -> None:
-    click.echo(f"gradlint: error: {message}", err=True)
+    if _level > SILENT:
+        click.echo(f"gradlint: error: {message}", err=True)
 
 
 def rule_selection_options(f):
@@ -111,14 +135,22 @@ class _CheckCommand(click.Command):
 @click.option("--memory-limit", type=click.FloatRange(min=0), default=None, help="[--dynamic] GiB of memory per child process; 0: no cap (default: 8).")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="[--dynamic] Write a gradient-flow chart per model and an HTML page to this folder.")
 @click.option("--hide-refuted/--show-refuted", default=None, help="[--dynamic] Drop findings the measurement refuted.")
+@click.option("-q", "--quiet", is_flag=True, help="Print the findings only: no summary, notes or warnings.")
+@click.option("-s", "--silent", is_flag=True, help="Print nothing at all; the exit status tells.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say which configuration, files and cache the run used.")
+@click.option("--color", "color_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour the full format (auto: on a terminal, unless NO_COLOR is set).")
 @click.option("--stdin-filename", type=click.Path(), default=None,
               help="With `-` as the path: the file the source read from standard input is (for configuration, "
                    "per-file ignores and the names in output).")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
           jobs, exit_zero, fail_level, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
-          report_dir, hide_refuted, stdin_filename):
+          report_dir, hide_refuted, quiet, silent, verbose, color_mode, stdin_filename):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
+    global _level, _color_mode
+    _level = SILENT if silent else QUIET if quiet else VERBOSE if verbose else NORMAL
+    _color_mode = color_mode
     from gradlint.config import settings_from
     from gradlint.engine import lint_paths
     from gradlint.reporters import render, statistics as render_statistics
@@ -174,15 +206,19 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
 
         fixed = fix_paths(targets, settings, unsafe=unsafe_fixes, write=not diff, cache_dir=cache)
         for message in fixed.notes:
-            click.echo(f"gradlint: warning: {message}", err=True)
+            _say(f"gradlint: warning: {message}")
         if diff:
             for _, message in fixed.errors:
                 _fail(message)
-            if fixed.diff:
+            if fixed.diff and _level > SILENT:
                 click.echo(fixed.diff, nl=False)
             _fix_summary(fixed, diff=True, show=show_fixes)
             sys.exit(EXIT_ERROR if fixed.errors else EXIT_FINDINGS if fixed.diff else EXIT_CLEAN)
+    _detail(f"configuration: {config.path if config.path is not None else 'none found (the defaults)'}")
+    _detail(f"cache: {cache or 'off'}")
     result = lint_paths(targets, settings, cache_dir=cache)
+    for path in result.files:
+        _detail(f"checked {os.path.relpath(path) if os.path.isabs(path) else path}")
     for _, message in result.errors:
         _fail(message)
     _warn_empty_folders(targets, result.files)
@@ -195,8 +231,8 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         if not torch_available():
             missing_torch = True
         else:
-            click.echo("gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
-                       "with a timeout and a memory cap)", err=True)
+            _say("gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
+                       "with a timeout and a memory cap)")
             started = time.perf_counter()
             result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format,
                                                                 result.files)
@@ -214,12 +250,12 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         except OSError as exc:
             _fail(f"cannot write {output_file}: {exc.strerror or exc}")
             sys.exit(EXIT_ERROR)
-    elif out:
+    elif out and _level > SILENT:
         click.echo(out, nl=False, color=color)
     if dynamic_options is not None and not missing_torch:
         sys.stdout.flush()
         for line in dynamic_messages:
-            click.echo(line, err=True)
+            _say(line)
     if fixed is not None:
         _fix_summary(fixed, diff=False, show=show_fixes)
     _summary(result, dynamic_seconds)
@@ -270,7 +306,7 @@ def _load_config(paths, config_file, isolated):
         _fail(str(exc))
         sys.exit(EXIT_ERROR)
     for warning in config.warnings:
-        click.echo(f"gradlint: warning: {warning}", err=True)
+        _say(f"gradlint: warning: {warning}")
     return config
 
 
@@ -322,16 +358,16 @@ def _fix_summary(fixed, diff: bool, show: bool) -> None:
     n = fixed.count
     if show and fixed.applied:
         verb = "Would fix" if diff else "Fixed"
-        click.echo(f"{verb} {n} finding{'s' if n != 1 else ''}:", err=True)
+        _say(f"{verb} {n} finding{'s' if n != 1 else ''}:")
         for path, items in fixed.applied.items():
-            click.echo(f"- {path}:", err=True)
+            _say(f"- {path}:")
             for code, title, count in items:
-                click.echo(f"    {count} × {code} ({title})", err=True)
+                _say(f"    {count} × {code} ({title})")
     elif n:
-        click.echo(f"{'Would fix' if diff else 'Fixed'} {n} finding{'s' if n != 1 else ''} "
-                   f"in {len(fixed.applied)} file{'s' if len(fixed.applied) != 1 else ''}.", err=True)
+        _say(f"{'Would fix' if diff else 'Fixed'} {n} finding{'s' if n != 1 else ''} "
+                   f"in {len(fixed.applied)} file{'s' if len(fixed.applied) != 1 else ''}.")
     elif diff:
-        click.echo("No fixes available.", err=True)
+        _say("No fixes available.")
 
 
 def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted, scope=None):
@@ -359,7 +395,8 @@ def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, h
 def _run_dynamic(diagnostics, options, output_format, files=()):
     from gradlint.dynamic import confirm
 
-    interactive = output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
+    interactive = (output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
+                   and _level >= NORMAL)
     bar = None
 
     def progress(done, total, label, measured, diagnostics):
@@ -368,8 +405,7 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
             # off a terminal (CI logs, pipes): one line per measured model, as each file finishes
             for m in measured:
                 what = f"{m.note}" if m.note else f"{m.seeds} seed{'s' if m.seeds != 1 else ''} on {m.device}"
-                click.echo(f"gradlint --dynamic: {os.path.relpath(m.path)}::{m.name} measured in {m.seconds:.1f} s ({what})",
-                           err=True)
+                _say(f"gradlint --dynamic: {os.path.relpath(m.path)}::{m.name} measured in {m.seconds:.1f} s ({what})")
             return
         if total == 0:
             return
@@ -448,14 +484,15 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
             new_text, fixed = _fix_text(old_text, path, fixing, unsafe)
             new = bom + new_text.encode(codec) if fixed else data
         if diff:
-            sys.stdout.write(unified_diff(path, old_text, new_text) if fixed else "")
-            click.echo(f"Would fix {len(fixed)} finding{'s' if len(fixed) != 1 else ''}." if fixed else "No fixes available.",
-                       err=True)
+            if _level > SILENT:
+                sys.stdout.write(unified_diff(path, old_text, new_text) if fixed else "")
+            _say(f"Would fix {len(fixed)} finding{'s' if len(fixed) != 1 else ''}." if fixed else "No fixes available.")
             return EXIT_FINDINGS if fixed else EXIT_CLEAN
-        sys.stdout.buffer.write(new)  # the fixed source, for the editor or tool that piped it in
+        if _level > SILENT:
+            sys.stdout.buffer.write(new)  # the fixed source, for the editor or tool that piped it in
         sys.stdout.flush()
         left = analyse_any(new, path, settings).diagnostics
-        click.echo(f"Fixed {len(fixed)} finding{'s' if len(fixed) != 1 else ''}, {len(left)} left.", err=True)
+        _say(f"Fixed {len(fixed)} finding{'s' if len(fixed) != 1 else ''}, {len(left)} left.")
         return EXIT_FINDINGS if any(map(failing, left)) and not exit_zero else EXIT_CLEAN
     result = analyse_any(data, path, settings)
     diags = result.diagnostics
@@ -471,8 +508,8 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
         except OSError as exc:
             _fail(f"cannot write {output_file}: {exc.strerror or exc}")
             return EXIT_ERROR
-    elif out:
-        click.echo(out, nl=False)
+    elif out and _level > SILENT:
+        click.echo(out, nl=False, color=_use_color(sys.stdout) and output_format == "full")
     seconds = time.perf_counter() - started
     summary = type("StdinRun", (), {"diagnostics": diags, "files_checked": 1, "seconds": seconds})()
     _summary(summary)
@@ -496,7 +533,7 @@ def _warn_empty_folders(targets, files) -> None:
             continue
         folder = os.path.join(os.path.abspath(target), "")
         if not any(f.startswith(folder) for f in checked):
-            click.echo(f"gradlint: warning: no Python files found under {target} (or all of them are excluded)", err=True)
+            _say(f"gradlint: warning: no Python files found under {target} (or all of them are excluded)")
 
 
 def _summary(result, dynamic_seconds: float | None = None) -> None:
@@ -515,11 +552,11 @@ def _summary(result, dynamic_seconds: float | None = None) -> None:
         fixable.append(f"{unsafe} fixable with --unsafe-fixes")
     note = f" ({', '.join(fixable)})" if fixable else ""
     if diags:
-        click.echo(f"Found {', '.join(parts)} in {files} file{'s' if files != 1 else ''}{note}. {checked}", err=True)
+        _say(f"Found {', '.join(parts)} in {files} file{'s' if files != 1 else ''}{note}. {checked}")
     else:
         # after a path that does not exist, "No findings." would read as a clean run
         errors = getattr(result, "errors", None)
-        click.echo(f"{checked[0].upper()}{checked[1:]}" if errors else f"No findings. {checked}", err=True)
+        _say(f"{checked[0].upper()}{checked[1:]}" if errors else f"No findings. {checked}")
 
 
 @cli.command("rule")

@@ -245,3 +245,20 @@ def test_concise_carries_the_severity(project):
     r = run_cli("check", "--output-format", "concise", "bad.py", cwd=project.root)
     [line] = r.stdout.splitlines()
     assert re.match(r"bad\.py:6:\d+: GL101 \[error\] ", line)
+
+
+def test_quiet_silent_verbose_and_color(project):
+    project("bad.py", SIGMOID_STACK.format(noqa=""))
+    normal = run_cli("check", "--output-format", "concise", "bad.py", cwd=project.root)
+    quiet = run_cli("check", "-q", "--output-format", "concise", "bad.py", cwd=project.root)
+    assert quiet.returncode == 1 and quiet.stdout == normal.stdout and quiet.stderr == "" and "Found 1 error" in normal.stderr
+    silent = run_cli("check", "--silent", "bad.py", "missing.py", cwd=project.root)
+    assert silent.returncode == 2 and silent.stdout == "" and silent.stderr == ""
+    assert run_cli("check", "-s", "bad.py", cwd=project.root).returncode == 1
+    verbose = run_cli("check", "-v", "--no-cache", "bad.py", cwd=project.root)
+    assert "gradlint: configuration: " in verbose.stderr and "gradlint: cache: off" in verbose.stderr
+    assert "gradlint: checked bad.py" in verbose.stderr
+    always = run_cli("check", "--color", "always", "bad.py", cwd=project.root)  # NO_COLOR is set by run_cli
+    assert "\x1b[" in always.stdout
+    never = run_cli("check", "--color", "never", "bad.py", cwd=project.root, env={"FORCE_COLOR": "1"})
+    assert "\x1b[" not in never.stdout and "GL101" in never.stdout
