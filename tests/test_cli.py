@@ -262,3 +262,18 @@ def test_quiet_silent_verbose_and_color(project):
     assert "\x1b[" in always.stdout
     never = run_cli("check", "--color", "never", "bad.py", cwd=project.root, env={"FORCE_COLOR": "1"})
     assert "\x1b[" not in never.stdout and "GL101" in never.stdout
+
+
+def test_text_output_shows_paths_relative_to_the_working_directory(project):
+    bad = project("bad.py", SIGMOID_STACK.format(noqa=""))
+    absolute = str(project.root / "bad.py")
+    r = run_cli("check", "--output-format", "concise", absolute, cwd=project.root)
+    assert r.stdout.startswith("bad.py:6:"), r.stdout
+    full = run_cli("check", absolute, cwd=project.root)
+    assert full.stdout.startswith("bad.py:6:") and "6 |" in full.stdout  # the source lines still found
+    # machine formats keep the path as given; outside the working directory it stays absolute
+    assert f'"path": "{absolute}"' in run_cli("check", "--output-format", "json", absolute, cwd=project.root).stdout
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    assert run_cli("check", "--output-format", "concise", absolute, cwd=elsewhere).stdout.startswith(absolute)
+    del bad

@@ -48,12 +48,30 @@ def render(fmt: str, diagnostics, **kwargs) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose from {', '.join(FORMATS)}")
     module = importlib.import_module(f"gradlint.reporters.{fmt.replace('-', '_')}")
-    diagnostics = [_displayable(d) for d in diagnostics]
+    shown = _relative_display if fmt in TEXT_FORMATS else display_path
+    diagnostics = [_displayable(d, shown) for d in diagnostics]
     if kwargs.get("files_checked"):
-        kwargs["files_checked"] = [display_path(p) for p in kwargs["files_checked"]]
+        kwargs["files_checked"] = [shown(p) for p in kwargs["files_checked"]]
     if kwargs.get("sources"):
-        kwargs["sources"] = {display_path(k): v for k, v in kwargs["sources"].items()}
+        kwargs["sources"] = {shown(k): v for k, v in kwargs["sources"].items()}
     return module.render(diagnostics, **kwargs)
+
+
+#: the formats people read: their paths are relative to the working directory when under it
+TEXT_FORMATS = ("full", "concise")
+
+
+def _relative_display(path: str) -> str:
+    """:func:`display_path`, relative to the working directory for a path under it (as the
+    user would type it); an absolute path elsewhere stays absolute."""
+    if os.path.isabs(path):
+        try:
+            rel = os.path.relpath(path)
+        except ValueError:  # another drive (Windows)
+            rel = path
+        if rel != ".." and not rel.startswith(".." + os.sep):
+            path = rel
+    return display_path(path)
 
 
 def display_path(path: str) -> str:
@@ -71,12 +89,13 @@ def display_path(path: str) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
-def _displayable(d):
+def _displayable(d, shown=None):
     """``d`` with its paths made displayable (unchanged, the same object, in the common case)."""
-    if display_path(d.path) == d.path and all(display_path(r.path) == r.path for r in d.related):
+    shown = shown or display_path
+    if shown(d.path) == d.path and all(shown(r.path) == r.path for r in d.related):
         return d
-    related = tuple(dataclasses.replace(r, path=display_path(r.path)) for r in d.related)
-    return dataclasses.replace(d, path=display_path(d.path), related=related)
+    related = tuple(dataclasses.replace(r, path=shown(r.path)) for r in d.related)
+    return dataclasses.replace(d, path=shown(d.path), related=related)
 
 
 def statistics(diagnostics, unsafe: bool = False) -> str:
