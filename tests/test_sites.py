@@ -255,6 +255,6 @@ def test_constructor_kwargs_of_the_dynamic_config_configure_the_static_analysis(
     assert check() == []  # four sigmoid layers: healthy
     (tmp_path / "pyproject.toml").write_text('[tool.gradlint.dynamic.models."net.py::Net"]\nkwargs = {depth = 20}\n')
     [line] = check()
-    assert line.startswith("net.py:13:17: GL101 20 stacked sigmoid layers (fcs.0 … fcs.19)")
+    assert line.startswith("net.py:13:17: GL101 [error] 20 stacked sigmoid layers (fcs.0 … fcs.19)")
     assert line.endswith("(with the constructor kwargs of [tool.gradlint.dynamic.models]: `Net(depth=20)`; "
                          "`Net` with its defaults does not have it)")
