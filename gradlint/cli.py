@@ -69,6 +69,8 @@ def rule_selection_options(f):
 @click.version_option(__version__, prog_name="gradlint")
 def cli() -> None:
     """Find the causes of vanishing and exploding gradients in PyTorch model code."""
+    global _level, _color_mode
+    _level, _color_mode = NORMAL, "auto"  # each command starts from the defaults (one process may run several)
 
 
 def _formats():
