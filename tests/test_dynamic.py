@@ -517,3 +517,27 @@ def test_a_refuted_finding_does_not_fail_the_run_unless_asked(tmp_path):
     res = _cli(args, tmp_path)
     assert "refuted" in res.stdout and res.returncode == 0, res.stdout + res.stderr
     assert _cli([*args[:-1], "--fail-on-refuted", "lstm.py"], tmp_path).returncode == 1
+
+
+def test_a_gl9xx_finding_in_a_notebook_names_its_cell(tmp_path):
+    cells = ["import torch\nimport torch.nn as nn\n",
+             "class Shrinking(nn.Module):\n"
+             "    def __init__(self):\n"
+             "        super().__init__()\n"
+             "        self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(12))\n"
+             "        for fc in self.fcs:\n"
+             "            nn.init.kaiming_normal_(fc.weight, nonlinearity='relu')\n"
+             "            fc.weight.data.mul_(float(torch.tensor(0.05)))  # a scale computed when it runs\n"
+             "\n"
+             "    def forward(self, x):\n"
+             "        for fc in self.fcs:\n"
+             "            x = torch.relu(fc(x))\n"
+             "        return x\n"]
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# a model"]}]
+          + [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c.splitlines(True)}
+             for c in cells],
+          "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "m.ipynb").write_text(json.dumps(nb))
+    outcome = confirm([], options(seeds=1), files=[str(tmp_path / "m.ipynb")])
+    [d] = outcome.diagnostics
+    assert d.code == "GL901" and (d.cell, d.line, d.column) == (3, 1, 1)

@@ -224,12 +224,18 @@ def measured_finding(job, measurement, findings, t, options):
         return None
     rule = rule_by_code(code)
     line, col, end_line, end_col = job.span
-    text = ""
+    text, notebook = "", None
     try:
         from gradlint.engine import decode, split_lines
         from gradlint.files import read_source
 
-        text = decode(read_source(job.path)) if not job.path.endswith(".ipynb") else ""
+        if job.path.endswith(".ipynb"):  # the graph's lines are the code cells' joined source
+            from gradlint.notebook import load
+
+            notebook = load(read_source(job.path))
+            text = notebook.virtual
+        else:
+            text = decode(read_source(job.path))
         lines = split_lines(text)
     except Exception:  # noqa: BLE001 - the columns then count bytes; the finding stays
         lines = []
@@ -248,13 +254,18 @@ def measured_finding(job, measurement, findings, t, options):
                 "leaves_band_at": model.get("leaves_band_at"),
                 "layers": [{"name": e["name"], "grad_norm": V.geomean(e["norms"])} for e in measurement.layers],
                 "seconds": round(measurement.seconds, 3)}
-    return Diagnostic(
+    finding = Diagnostic(
         path=job.path if not os.path.isabs(job.path) else os.path.relpath(job.path) if _under_cwd(job.path) else job.path,
         line=line, column=char_column(lines, line, col), end_line=end_line, end_column=char_column(lines, end_line, end_col),
         code=code, name=rule.name, severity=rule.severity, message=message, confidence="measured",
         help=MEASURED_HELP[hazard], evidence=tuple(evidence.items()), hazard=hazard,
         target=(("model", job.name), ("layers", (model.get("first_layer"), model.get("last_layer"))), ("expect", hazard)),
     )
+    if notebook is not None:  # at its cell and the line within it, as the static findings are
+        from gradlint.notebook import map_diagnostic
+
+        finding = map_diagnostic(notebook, finding)
+    return finding
 
 
 #: what a finding's ``expect`` claims, as measured hazard classes
