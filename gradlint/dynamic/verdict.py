@@ -251,7 +251,7 @@ def _stack(expect, names, layers, t):
         verdict = CONFIRMED if degraded else REFUTED
         text = (f"across the stack `{first}` … `{last}`: ‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} "
                 f"(band {_fmt(t['vanishing-ratio'])} … {_fmt(t['exploding-ratio'])}), ‖∇{first}‖ = {_fmt(absolute)}, "
-                f"backward gain {_fmt(gain)}")
+                f"the gradient at `{first}`'s output {_fmt(gain)} of that at `{last}`'s (per unit)")
         text += (f": the gradient is measurably {measured_hazard} across it (its {test} test)" if degraded else
                  ": the gradient crosses it within the healthy band at initialization")
         text += " (the slower training of deep plain stacks stays the static caveat: one backward pass cannot show it)"
