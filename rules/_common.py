@@ -144,6 +144,15 @@ def flow_activations(graph, h) -> str:
     return "/".join(sorted({a or "linear" for a in acts}))
 
 
+def measured_rule(rule):
+    """Class decorator of the rules whose findings ``--dynamic`` makes (GL9xx): engine-emitted,
+    measured, and their examples the documented ones (measured by tests/test_dynamic.py)."""
+    rule.engine_emitted = True
+    rule.measured = True
+    rule.INVALID, rule.VALID = doc_examples(rule)
+    return rule
+
+
 def doc_examples(rule) -> tuple[list[str], list[str]]:
     """``(invalid, valid)``: the code blocks of a rule's ``## Example`` section, before and after
     its "Use instead:" (for rules whose examples are measured rather than linted)."""

@@ -1,7 +1,8 @@
 from gradlint.rule import Rule
-from gradlint.rules._common import doc_examples
+from gradlint.rules._common import measured_rule
 
 
+@measured_rule
 class MeasuredDeadNetwork(Rule):
     """## What it does
     Reports a model in which every weighted layer before the last gets an exactly-zero
@@ -72,9 +73,4 @@ class MeasuredDeadNetwork(Rule):
     name = "measured-dead-network"
     severity = "error"
     summary = "a real backward pass measures no gradient below the last layer, and no static finding predicted it"
-    engine_emitted = True
-    measured = True
 
-
-# its examples are the documented ones, measured by tests/test_dynamic.py
-MeasuredDeadNetwork.INVALID, MeasuredDeadNetwork.VALID = doc_examples(MeasuredDeadNetwork)

@@ -1,7 +1,8 @@
 from gradlint.rule import Rule
-from gradlint.rules._common import doc_examples
+from gradlint.rules._common import measured_rule
 
 
+@measured_rule
 class MeasuredExplodingGradient(Rule):
     """## What it does
     Reports a model whose gradient, measured by a real backward pass, explodes (or overflows)
@@ -67,9 +68,4 @@ class MeasuredExplodingGradient(Rule):
     name = "measured-exploding-gradient"
     severity = "error"
     summary = "a real backward pass measures an exploding gradient that no static finding predicted"
-    engine_emitted = True
-    measured = True
 
-
-# its examples are the documented ones, measured by tests/test_dynamic.py
-MeasuredExplodingGradient.INVALID, MeasuredExplodingGradient.VALID = doc_examples(MeasuredExplodingGradient)

@@ -1,7 +1,8 @@
 from gradlint.rule import Rule
-from gradlint.rules._common import doc_examples
+from gradlint.rules._common import measured_rule
 
 
+@measured_rule
 class MeasuredVanishingGradient(Rule):
     """## What it does
     Reports a model whose gradient, measured by a real backward pass, vanishes before it
@@ -71,9 +72,4 @@ class MeasuredVanishingGradient(Rule):
     name = "measured-vanishing-gradient"
     severity = "error"
     summary = "a real backward pass measures a vanishing gradient that no static finding predicted"
-    engine_emitted = True
-    measured = True
 
-
-# its examples are the documented ones, measured by tests/test_dynamic.py
-MeasuredVanishingGradient.INVALID, MeasuredVanishingGradient.VALID = doc_examples(MeasuredVanishingGradient)
