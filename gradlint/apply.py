@@ -49,10 +49,22 @@ def wanted(d, unsafe: bool) -> bool:
 def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_dir: str | None = None) -> FixRun:
     """Fix every file under ``paths`` that has a fix to apply; with ``write=False`` only
     collect the unified diff."""
-    from gradlint.engine import decode, lint_paths
+    from gradlint.engine import Settings, decode, lint_paths
 
     run = FixRun()
-    plain = replace(settings, fixes=False)
+    if isinstance(settings, Settings):
+        plain = replace(settings, fixes=False)
+
+        def settings_of(_path):
+            return settings
+    else:  # each file its own (gradlint.config.Resolver)
+        settings_of, memo = settings, {}
+
+        def plain(path):
+            own = settings_of(path)
+            if own not in memo:
+                memo[own] = replace(own, fixes=False)
+            return memo[own]
     found = lint_paths(paths, plain, cache_dir=cache_dir)
     run.errors = list(found.errors)
     targets = sorted({d.path for d in found.diagnostics if wanted(d, unsafe)})
@@ -65,11 +77,11 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
             continue
         try:
             if path.endswith(".ipynb"):
-                new, fixed, old_text, new_text = _fix_notebook(original, path, settings, unsafe, satisfied)
+                new, fixed, old_text, new_text = _fix_notebook(original, path, settings_of(path), unsafe, satisfied)
             else:
                 codec, bom = _encoding(original)
                 old_text = decode(original)
-                new_text, fixed = _fix_text(old_text, path, settings, unsafe, satisfied)
+                new_text, fixed = _fix_text(old_text, path, settings_of(path), unsafe, satisfied)
                 new = bom + new_text.encode(codec)
         except Exception as exc:  # one file's failure never loses the others' fixes
             run.notes.append(f"{path}: fixes not applied: {type(exc).__name__}: {exc}")

@@ -57,6 +57,10 @@ MAX_ENTRY_BYTES = 64 * 1024 * 1024
 #: most recently used, and deletes a combination unused for MAX_RUN_AGE_S
 KEEP_RUNS = 8
 MAX_RUN_AGE_S = 30 * 24 * 3600
+#: a combination used this recently (seconds) is never pruned: the same run may be using it
+#: for another sub-project's settings (one combination per configuration file), or a
+#: concurrent run may be
+IN_USE_S = 300
 #: Settings fields that only decide which files are checked, never a file's findings
 DISCOVERY_ONLY = frozenset({"jobs", "exclude", "extend_exclude", "respect_gitignore", "force_exclude",
                             "cache", "cache_dir", "no_cache"})
@@ -279,6 +283,8 @@ class ResultCache:
         runs.sort(reverse=True)
         now = time.time()
         for i, (mtime, path) in enumerate(runs):
+            if now - mtime < IN_USE_S:
+                continue
             if i >= KEEP_RUNS - 1 or now - mtime > MAX_RUN_AGE_S:
                 shutil.rmtree(path, ignore_errors=True)
                 try:

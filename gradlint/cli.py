@@ -142,18 +142,20 @@ class _CheckCommand(click.Command):
 @click.option("-v", "--verbose", is_flag=True, help="Also say which configuration, files and cache the run used.")
 @click.option("--color", "color_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the full format (auto: on a terminal, unless NO_COLOR is set).")
+@click.option("--show-settings", type=click.Path(), default=None, metavar="FILE",
+              help="Print the settings FILE is checked with, and the configuration files they came from; check nothing.")
+@click.option("--show-files", is_flag=True, help="Print the files that would be checked, one per line; check nothing.")
 @click.option("--stdin-filename", type=click.Path(), default=None,
               help="With `-` as the path: the file the source read from standard input is (for configuration, "
                    "per-file ignores and the names in output).")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
           jobs, exit_zero, fail_level, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
-          report_dir, hide_refuted, quiet, silent, verbose, color_mode, stdin_filename):
+          report_dir, hide_refuted, quiet, silent, verbose, color_mode, show_settings, show_files, stdin_filename):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     global _level, _color_mode
     _level = SILENT if silent else QUIET if quiet else VERBOSE if verbose else NORMAL
     _color_mode = color_mode
-    from gradlint.config import settings_from
     from gradlint.engine import lint_paths
     from gradlint.reporters import render, statistics as render_statistics
 
@@ -173,7 +175,17 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     if stdin_filename and not stdin:
         _fail("--stdin-filename names the file read from standard input: give `-` as the path")
         sys.exit(EXIT_ERROR)
-    config = _load_config((stdin_filename,) if stdin and stdin_filename else paths, config_file, isolated)
+    resolver = _resolver(dict(
+        select=select, extend_select=extend_select, ignore=ignore, exclude=_split(exclude),
+        extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
+        preview=preview, jobs=jobs, fixes=show_fixes,
+    ), config_file, isolated)
+    if show_settings is not None:
+        click.echo(_configured(resolver.show, show_settings), nl=False)
+        sys.exit(EXIT_CLEAN)
+    # the run's own options (formats, fixing, exit codes, cache, --dynamic) come from the
+    # configuration of the folder holding every path; each file's rules from its nearest one
+    config = _configured(resolver.config_for, _start_dir((stdin_filename,) if stdin and stdin_filename else paths))
     data = config.data
     output_format = output_format or data.get("output-format", "full")
     fix = bool(fix if fix is not None else data.get("fix", False))
@@ -184,11 +196,17 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
 
     failing = _failing(fail_level or data.get("fail-level", DEFAULT_FAIL_LEVEL),
                        bool(fail_on_refuted if fail_on_refuted is not None else data.get("fail-on-refuted", False)))
-    settings = settings_from(
-        config, select=select, extend_select=extend_select, ignore=ignore, exclude=_split(exclude),
-        extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
-        preview=preview, jobs=jobs, fixes=show_fixes,
-    )
+    if show_files:
+        from gradlint.files import discover
+
+        found = _configured(lambda targets: discover(targets, resolve=resolver), paths or (".",))
+        for _, message in found.errors:
+            _fail(message)
+        if _level > SILENT:
+            for path in found.files:
+                click.echo(path)
+        sys.exit(EXIT_ERROR if found.errors else EXIT_CLEAN)
+    settings = resolver
     # --diff writes nothing, the cache included
     cache = None if no_cache or (diff and not fix) else _cache_dir(cache_dir, config)
     dynamic_options = None
@@ -197,16 +215,16 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
                                            dynamic_scope)
         from gradlint.engine import enabled_codes
 
-        dynamic_options.enabled = lambda path: enabled_codes(settings, path)
+        dynamic_options.enabled = lambda path: enabled_codes(resolver(path), path)
     if stdin:
-        sys.exit(_check_stdin(stdin_filename, settings, output_format, output_file, statistics, fix, unsafe_fixes, diff,
+        sys.exit(_check_stdin(stdin_filename, _configured(resolver, stdin_filename or os.path.join(os.getcwd(), "-")), output_format, output_file, statistics, fix, unsafe_fixes, diff,
                               exit_zero, failing))
     targets = paths or (".",)
     fixed = None
     if fix or diff:
         from gradlint.apply import fix_paths
 
-        fixed = fix_paths(targets, settings, unsafe=unsafe_fixes, write=not diff, cache_dir=cache)
+        fixed = _configured(lambda: fix_paths(targets, settings, unsafe=unsafe_fixes, write=not diff, cache_dir=cache))
         for message in fixed.notes:
             _say(f"gradlint: warning: {message}")
         if diff:
@@ -218,7 +236,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
             sys.exit(EXIT_ERROR if fixed.errors else EXIT_FINDINGS if fixed.diff else EXIT_CLEAN)
     _detail(f"configuration: {config.path if config.path is not None else 'none found (the defaults)'}")
     _detail(f"cache: {cache or 'off'}")
-    result = lint_paths(targets, settings, cache_dir=cache)
+    result = _configured(lambda: lint_paths(targets, settings, cache_dir=cache))
     for path in result.files:
         _detail(f"checked {os.path.relpath(path) if os.path.isabs(path) else path}")
     for _, message in result.errors:
@@ -291,25 +309,24 @@ def _all_rules():
     return all_rules()
 
 
-def _load_config(paths, config_file, isolated):
-    """The configuration the run uses: ``--config``, else the nearest to the paths checked."""
-    from pathlib import Path
+def _resolver(overrides, config_file, isolated):
+    """Each file's settings (its nearest configuration, or ``--config``'s, or none with
+    ``--isolated``) with the command line's values over them."""
+    from gradlint.config import Resolver
 
-    from gradlint.config import ConfigError, load_config, load_config_file
+    return _configured(lambda: Resolver(overrides, isolated=isolated, config_file=config_file,
+                                        warn=lambda w: _say(f"gradlint: warning: {w}")))
+
+
+def _configured(call, *args):
+    """``call(*args)``, where a configuration file that cannot be used ends the run (exit 2)."""
+    from gradlint.config import ConfigError
 
     try:
-        if isolated:
-            config = load_config(isolated=True)
-        elif config_file:
-            config = load_config_file(Path(config_file))
-        else:
-            config = load_config(_start_dir(paths))
+        return call(*args)
     except ConfigError as exc:
         _fail(str(exc))
         sys.exit(EXIT_ERROR)
-    for warning in config.warnings:
-        _say(f"gradlint: warning: {warning}")
-    return config
 
 
 def _start_dir(paths):

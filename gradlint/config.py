@@ -1,7 +1,8 @@
-"""``[tool.gradlint]`` in the nearest ``pyproject.toml`` (or a ``gradlint.toml``).
+"""``[tool.gradlint]`` in the nearest ``pyproject.toml`` (or a ``gradlint.toml``) of each file.
 
 Keys equal the CLI flags' names (``extend-exclude`` for ``--extend-exclude``); the command line
-wins over the file. A wrong type or value is a :class:`ConfigError` with a message that names
+wins over the file. ``extend`` inherits another file (:func:`merge`); :class:`Resolver` gives
+each checked file the settings of its own nearest configuration. A wrong type or value is a :class:`ConfigError` with a message that names
 the key and the file (the CLI exits 2); an unknown key is a warning naming the closest valid
 key. ``--isolated`` ignores every configuration file.
 """
@@ -9,8 +10,10 @@ key. ``--isolated`` ignores every configuration file.
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -28,6 +31,8 @@ class Config:
     path: Path | None = None
     data: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the files this configuration was read from: its own first, then those it extends
+    chain: tuple = ()
 
     @property
     def root(self) -> Path:
@@ -39,23 +44,32 @@ def find_config(start: Path) -> Path | None:
     from ``start`` upwards."""
     start = start.resolve()
     for folder in [start, *start.parents] if start.is_dir() else [start.parent, *start.parent.parents]:
-        own = folder / "gradlint.toml"
-        if own.is_file():
-            return own
-        pyproject = folder / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                text = pyproject.read_text(encoding="utf-8")
-                data = tomllib.loads(text)
-            except (OSError, UnicodeDecodeError):
-                continue
-            except tomllib.TOMLDecodeError as exc:
-                if "gradlint" in text:  # meant for us: say so rather than run without it
-                    raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
-                continue
-            tool = data.get("tool")
-            if isinstance(tool, dict) and "gradlint" in tool:
-                return pyproject
+        found = config_in(folder)
+        if found is not None:
+            return found
+    return None
+
+
+def config_in(folder: Path) -> Path | None:
+    """The configuration file of ``folder`` itself: its ``gradlint.toml``, or its
+    ``pyproject.toml`` when that has a ``[tool.gradlint]`` table; else None."""
+    own = folder / "gradlint.toml"
+    if own.is_file():
+        return own
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            text = pyproject.read_text(encoding="utf-8")
+            if "gradlint" not in text:
+                return None
+            data = tomllib.loads(text)
+        except (OSError, UnicodeDecodeError):
+            return None
+        except tomllib.TOMLDecodeError as exc:  # meant for us: say so rather than run without it
+            raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
+        tool = data.get("tool")
+        if isinstance(tool, dict) and "gradlint" in tool:
+            return pyproject
     return None
 
 
@@ -69,8 +83,10 @@ def load_config(start: Path | None = None, isolated: bool = False) -> Config:
     return load_config_file(path)
 
 
-def load_config_file(path: Path) -> Config:
-    """One named ``pyproject.toml`` (its ``[tool.gradlint]``) or ``gradlint.toml``."""
+def load_config_file(path: Path, _chain: tuple = ()) -> Config:
+    """One named ``pyproject.toml`` (its ``[tool.gradlint]``) or ``gradlint.toml``, with the
+    files it ``extend``s merged under it (see :func:`merge`)."""
+    path = Path(os.path.abspath(path))
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -85,7 +101,110 @@ def load_config_file(path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a table")
     config.data = validate_top(data, path, where, config.warnings)
+    config.chain = (path,)
+    parent_name = config.data.pop("extend", None)
+    if parent_name is not None:
+        parent_path = Path(os.path.abspath(path.parent / os.path.expanduser(parent_name)))
+        if parent_path in (path, *_chain):
+            cycle = " -> ".join(str(p) for p in (*_chain, path, parent_path))
+            raise ConfigError(f"{where} extend makes a cycle: {cycle}")
+        if not parent_path.is_file():
+            raise ConfigError(f"{where} extend: no such file: {parent_path}")
+        if len(_chain) >= MAX_EXTEND_DEPTH:
+            raise ConfigError(f"{where} extend: more than {MAX_EXTEND_DEPTH} files deep")
+        parent = load_config_file(parent_path, (*_chain, path))
+        config.data = merge(parent.data, parent.root, config.data, config.root)
+        config.warnings = parent.warnings + config.warnings
+        config.chain = (path, *parent.chain)
     return config
+
+
+#: how many files an ``extend`` chain may hold
+MAX_EXTEND_DEPTH = 16
+
+
+def merge(parent: dict, parent_root: Path, child: dict, child_root: Path) -> dict:
+    """The configuration ``child`` (in ``child_root``) that ``extend``s ``parent`` (in
+    ``parent_root``), as ruff merges them: a key the child sets replaces the parent's, except
+
+    * ``extend-select`` and ``ignore`` add to the parent's, unless the child sets ``select``
+      (which starts the rule selection afresh);
+    * ``extend-exclude`` adds to the parent's; ``per-file-ignores`` and ``rules`` are merged by
+      pattern and by rule; the ``dynamic`` table key by key (its ``models`` by model).
+
+    Patterns and paths the parent wrote stay relative to the parent's folder: an anchored
+    pattern (``/legacy``, ``a/*.py``) is rewritten to match the same files from the child's
+    folder, and dropped when it cannot match anything below it."""
+    parent = dict(parent)
+    for key in ("exclude", "extend-exclude"):
+        if key in parent:
+            parent[key] = [q for q in (rebase(p, parent_root, child_root) for p in parent[key]) if q is not None]
+    if "per-file-ignores" in parent:
+        pfi = {}
+        for pattern, codes in parent["per-file-ignores"].items():
+            moved = rebase(pattern, parent_root, child_root)
+            if moved is not None:
+                pfi[moved] = codes
+        parent["per-file-ignores"] = pfi
+    if "cache-dir" in parent:
+        parent["cache-dir"] = str((parent_root / parent["cache-dir"]).resolve())
+    if "dynamic" in parent and "report" in parent["dynamic"]:
+        parent["dynamic"] = {**parent["dynamic"], "report": str((parent_root / parent["dynamic"]["report"]).resolve())}
+    out = {**parent, **child}
+    if "select" in child:
+        out.pop("extend-select", None)
+        out.pop("ignore", None)
+        out.update({k: child[k] for k in ("extend-select", "ignore") if k in child})
+    else:
+        for key in ("extend-select", "ignore"):
+            if key in parent and key in child:
+                out[key] = [*parent[key], *(c for c in child[key] if c not in parent[key])]
+    if "extend-exclude" in parent and "extend-exclude" in child:
+        out["extend-exclude"] = [*parent["extend-exclude"], *child["extend-exclude"]]
+    if "per-file-ignores" in parent and "per-file-ignores" in child:
+        out["per-file-ignores"] = {**parent["per-file-ignores"], **child["per-file-ignores"]}
+    if "rules" in parent and "rules" in child:
+        out["rules"] = {code: {**parent["rules"].get(code, {}), **child["rules"].get(code, {})}
+                        for code in {**parent["rules"], **child["rules"]}}
+    if "dynamic" in parent and "dynamic" in child:
+        dynamic = {**parent["dynamic"], **child["dynamic"]}
+        for key in ("thresholds", "models"):
+            dynamic[key] = {**parent["dynamic"].get(key, {}), **child["dynamic"].get(key, {})}
+        out["dynamic"] = dynamic
+    return out
+
+
+def rebase(pattern: str, old: Path, new: Path) -> str | None:
+    """The gitignore-style ``pattern``, written relative to the folder ``old``, relative to the
+    folder ``new`` instead; None when it matches nothing below ``new``. A pattern without a
+    slash but at its end (``build/``, ``*.py``) matches at any depth, and stays as it is."""
+    if old == new:
+        return pattern
+    negated = pattern.startswith("!")
+    body = pattern[1:] if negated else pattern
+    if "/" not in body.rstrip("/") or body.startswith("**/"):
+        return pattern
+    trailing = "/" if body.endswith("/") else ""
+    parts = [p for p in body.strip("/").split("/") if p]
+    try:
+        down = new.resolve().relative_to(old.resolve()).parts  # new lies below old
+    except ValueError:
+        try:
+            up = old.resolve().relative_to(new.resolve()).parts  # old lies below new
+        except ValueError:
+            return None  # unrelated folders: nothing the parent anchored is below the child
+        return ("!" if negated else "") + "/" + "/".join([*up, *parts]) + trailing
+    for k, folder in enumerate(down):
+        if not parts:
+            return ("!" if negated else "") + "**"  # the pattern names a folder above the files: all of them
+        if parts[0] == "**":
+            return ("!" if negated else "") + "/".join(parts) + trailing
+        if not fnmatch.fnmatchcase(folder, parts[0]):
+            return None
+        parts = parts[1:]
+    if not parts:
+        return ("!" if negated else "") + "**"
+    return ("!" if negated else "") + "/" + "/".join(parts) + trailing
 
 
 #: top-level keys: the CLI flag names, with their TOML types
@@ -94,7 +213,7 @@ TOP_KEYS = {
     "exclude": list, "extend-exclude": list, "respect-gitignore": bool, "force-exclude": bool,
     "preview": bool, "rules": dict, "cache-dir": str, "output-format": str, "jobs": int,
     "exit-zero": bool, "fix": bool, "unsafe-fixes": bool, "show-fixes": bool, "dynamic": dict,
-    "fail-level": str, "fail-on-refuted": bool,
+    "fail-level": str, "fail-on-refuted": bool, "extend": str,
 }
 #: ``fail-level``: the least severe finding that makes the run exit 1
 FAIL_LEVELS = ("info", "warning", "error")
@@ -356,4 +475,90 @@ def _frozen(value):
 
 def settings_for(path: Path, isolated: bool = False):
     """Settings for linting one file from its nearest configuration (the language server's view)."""
-    return settings_from(load_config(Path(path), isolated=isolated))
+    return Resolver(isolated=isolated)(path)
+
+
+class Resolver:
+    """The settings of each file: those of its nearest configuration file, as ruff resolves
+    them (so a file's findings do not depend on what else is checked with it), with the
+    command line's values (``overrides``, the keywords of :func:`settings_from`) over them.
+
+    With ``config_file`` (``--config``) or ``isolated``, every file gets that one
+    configuration. Lookups are memoized per folder and per configuration file; a
+    configuration's warnings go to ``warn`` once, when it is first read."""
+
+    def __init__(self, overrides: dict | None = None, *, isolated: bool = False, config_file=None, warn=None) -> None:
+        self.overrides = dict(overrides or {})
+        self.warn = warn
+        self._fixed: Config | None = None
+        self._folders: dict[str, Path | None] = {}
+        self._configs: dict[Path | None, Config] = {}
+        self._settings: dict[Path | None, object] = {}
+        if isolated:
+            self._fixed = Config()
+        elif config_file is not None:
+            self._fixed = self._read(Path(os.path.abspath(config_file)))
+
+    def _read(self, path: Path | None) -> Config:
+        config = self._configs.get(path)
+        if config is None:
+            config = self._configs[path] = Config() if path is None else load_config_file(path)
+            if self.warn is not None:
+                for warning in config.warnings:
+                    self.warn(warning)
+        return config
+
+    def _nearest(self, folder: str) -> Path | None:
+        walked = []
+        found: Path | None = None
+        while True:
+            if folder in self._folders:
+                found = self._folders[folder]
+                break
+            walked.append(folder)
+            found = config_in(Path(folder))
+            if found is not None:
+                break
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                break
+            folder = parent
+        for f in walked:
+            self._folders[f] = found
+        return found
+
+    def config_for(self, path) -> Config:
+        """The configuration that governs ``path`` (a file, a folder, or a name not on disk)."""
+        if self._fixed is not None:
+            return self._fixed
+        path = os.path.abspath(path)
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        while folder and not os.path.isdir(folder):  # a new buffer's name: its nearest existing folder
+            folder = os.path.dirname(folder) if os.path.dirname(folder) != folder else ""
+        return self._read(self._nearest(folder or os.getcwd()))
+
+    def __call__(self, path):
+        """The Settings for ``path``."""
+        config = self.config_for(path)
+        key = config.path
+        settings = self._settings.get(key)
+        if settings is None:
+            settings = self._settings[key] = settings_from(config, **self.overrides)
+        return settings
+
+    def show(self, path) -> str:
+        """``--show-settings``: the resolved settings of ``path`` and the files they came from."""
+        config = self.config_for(path)
+        settings = self(path)
+        lines = [f"Settings for {path}", "Read from: " + (" <- extends ".join(map(str, config.chain)) if config.chain
+                                                          else "no configuration file (the defaults)")]
+        if self.overrides:
+            given = sorted(k for k, v in self.overrides.items() if v not in (None, (), False))
+            if given:
+                lines.append("Command line: " + ", ".join(k.replace("_", "-") for k in given))
+        for f in fields(settings):
+            lines.append(f"  {f.name.replace('_', '-')} = {getattr(settings, f.name)!r}")
+        from gradlint.engine import enabled_codes
+
+        lines.append(f"  enabled rules for this file = {', '.join(sorted(enabled_codes(settings, str(path)))) or 'none'}")
+        return "\n".join(lines) + "\n"

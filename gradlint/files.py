@@ -103,26 +103,35 @@ def exclude_spec(exclude=DEFAULT_EXCLUDE, extend_exclude=()):
 
 
 def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignore=True, force_exclude=False,
-             root: str | None = None) -> Discovery:
+             root: str | None = None, resolve=None) -> Discovery:
     """Expand ``paths`` into the sorted list of files to check.
 
     Patterns are matched against paths relative to ``root`` (the project root: the
     configuration file's folder; default the current directory). Files named explicitly are
-    checked even when excluded, unless ``force_exclude`` (pre-commit passes files by name)."""
+    checked even when excluded, unless ``force_exclude`` (pre-commit passes files by name).
+
+    With ``resolve`` (a folder or file -> the engine's Settings), each folder's entries are
+    judged by the settings of that folder's own nearest configuration instead: its excludes,
+    its root, its ``respect-gitignore`` and ``force-exclude``."""
     result = Discovery()
-    excluded = exclude_spec(exclude, extend_exclude)
     seen: set[str] = set()
-    root = os.path.abspath(root or os.getcwd())
+    if resolve is None:
+        fixed = _Rules(exclude_spec(exclude, extend_exclude), os.path.abspath(root or os.getcwd()),
+                       respect_gitignore, force_exclude)
 
-    def is_excluded(rel: str, is_dir: bool) -> bool:
-        if excluded is None:
-            return False
-        rel = rel.replace(os.sep, "/")
-        return excluded.match_file(rel + "/" if is_dir else rel)
+        def rules_for(_path):
+            return fixed
+    else:
+        memo: dict = {}
 
-    def from_root(path: str) -> str | None:
-        rel = os.path.relpath(os.path.abspath(path), root)
-        return None if rel == ".." or rel.startswith(".." + os.sep) else rel
+        def rules_for(path):
+            settings = resolve(path)
+            rules = memo.get(settings)
+            if rules is None:
+                rules = memo[settings] = _Rules(exclude_spec(settings.exclude, settings.extend_exclude),
+                                                os.path.abspath(settings.root or os.getcwd()),
+                                                settings.respect_gitignore, settings.force_exclude)
+            return rules
 
     for raw in paths:
         path = os.path.normpath(raw)
@@ -130,9 +139,10 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
             result.errors.append((raw, f"path does not exist: {raw}"))
             continue
         if os.path.isdir(path):
-            _walk(path, result, is_excluded, respect_gitignore, seen, from_root)
+            _walk(path, result, rules_for, seen)
         else:
-            if force_exclude and file_excluded(path, excluded, root):
+            rules = rules_for(path)
+            if rules.force_exclude and file_excluded(path, rules.spec, rules.root):
                 continue
             if path not in seen:
                 seen.add(path)
@@ -141,12 +151,35 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
     return result
 
 
-def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, seen: set, from_root) -> None:
-    # stack of (base directory, compiled .gitignore) in force for the current directory
-    stack = [(root, [])]
+@dataclass(frozen=True)
+class _Rules:
+    """What decides which entries of a folder are checked."""
+
+    spec: object
+    root: str
+    respect_gitignore: bool
+    force_exclude: bool
+
+    def excluded(self, path: str, name: str, rel: str, is_dir: bool) -> bool:
+        """Inside the project, patterns match the path from its root (gitignore semantics:
+        "/legacy/" only there, "legacy/" at any depth); outside it, from the walked folder."""
+        if self.spec is None:
+            return False
+        project_rel = os.path.relpath(path, self.root)
+        tail = "/" if is_dir else ""
+        if not (project_rel == ".." or project_rel.startswith(".." + os.sep)):
+            return self.spec.match_file(project_rel.replace(os.sep, "/") + tail)
+        return self.spec.match_file(name + tail) or self.spec.match_file(rel.replace(os.sep, "/") + tail)
+
+
+def _walk(top: str, result: Discovery, rules_for, seen: set) -> None:
+    # stack of (directory, the .gitignore files in force there: (their folder, compiled))
+    stack = [(top, [])]
+    top_abs = os.path.abspath(top)
     while stack:
         directory, ignores = stack.pop()
-        if respect_gitignore:
+        rules = rules_for(directory)
+        if rules.respect_gitignore:
             gi = os.path.join(directory, ".gitignore")
             if os.path.isfile(gi):
                 try:
@@ -171,19 +204,18 @@ def _walk(root: str, result: Discovery, is_excluded, respect_gitignore: bool, se
                     continue
             except OSError:
                 continue
-            rel = os.path.relpath(entry.path, root)
-            project_rel = from_root(entry.path)
-            # inside the project, patterns match the path from its root (gitignore semantics:
-            # "/legacy/" only there, "legacy/" at any depth); outside it, from the walked folder
-            if is_excluded(project_rel, is_dir) if project_rel is not None else (
-                is_excluded(entry.name, is_dir) or is_excluded(rel, is_dir)
-            ):
+            if not is_dir and not entry.name.endswith(SOURCE_SUFFIXES):
                 continue
-            if any(spec.match_file(os.path.relpath(entry.path, base).replace(os.sep, "/") + ("/" if is_dir else "")) for base, spec in ignores):
+            full = os.path.abspath(entry.path)
+            if rules.excluded(full, entry.name, os.path.relpath(full, top_abs), is_dir):
+                continue
+            if rules.respect_gitignore and any(
+                    spec.match_file(os.path.relpath(entry.path, base).replace(os.sep, "/") + ("/" if is_dir else ""))
+                    for base, spec in ignores):
                 continue
             if is_dir:
                 subdirs.append(entry.path)
-            elif entry.name.endswith(SOURCE_SUFFIXES) and entry.path not in seen:
+            elif entry.path not in seen:
                 seen.add(entry.path)
                 result.files.append(os.path.normpath(entry.path))
         for sub in reversed(subdirs):

@@ -423,7 +423,7 @@ def test_the_cache_keeps_the_most_recently_used_runs_only(project):
         folder = root / f"0.0.{i}" / f"run{i:02d}"
         (folder / "ab").mkdir(parents=True)
         (folder / "ab" / "entry").write_bytes(b"x")
-        age = (i + 1) * 60 if i < cache_mod.KEEP_RUNS + 2 else cache_mod.MAX_RUN_AGE_S + 60
+        age = cache_mod.IN_USE_S + (i + 1) * 60 if i < cache_mod.KEEP_RUNS + 2 else cache_mod.MAX_RUN_AGE_S + 60
         os.utime(folder, (now - age, now - age))
         made.append(folder)
     cache = ResultCache(str(root), Settings())
@@ -432,3 +432,27 @@ def test_the_cache_keeps_the_most_recently_used_runs_only(project):
     assert kept == made[: cache_mod.KEEP_RUNS - 1]  # the newest others, beside this run's own
     assert os.path.isdir(cache.folder)
     assert not (root / f"0.0.{cache_mod.KEEP_RUNS + 2}").exists()  # emptied version folders go too
+
+
+def test_a_monorepo_run_keeps_the_cache_of_every_sub_project(tmp_path, monkeypatch):
+    """One combination per configuration file: a run over more sub-projects than KEEP_RUNS
+    prunes none of its own (they were all used just now), and the second run hits them all."""
+    from gradlint.config import Resolver
+    from gradlint.engine import lint_paths
+
+    monkeypatch.chdir(tmp_path)
+    n = cache_mod.KEEP_RUNS + 3
+    for k in range(n):
+        (tmp_path / f"p{k}").mkdir()
+        (tmp_path / f"p{k}" / "gradlint.toml").write_text(f"[rules.GL101]\nmin-layers = {k + 2}\n", encoding="utf-8")
+        shutil.copy(DEEP, tmp_path / f"p{k}" / "m.py")
+        os.utime(tmp_path / f"p{k}" / "m.py", (time.time() - 3600,) * 2)
+    cache_dir = str(tmp_path / ".gradlint_cache")
+    first = lint_paths(["."], Resolver({"jobs": 1}), cache_dir=cache_dir)
+    runs = [p for v in (tmp_path / ".gradlint_cache").iterdir() if v.is_dir() for p in v.iterdir() if p.is_dir()]
+    assert len(runs) == n
+    calls = []
+    real = engine.analyse_any
+    monkeypatch.setattr(engine, "analyse_any", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    again = lint_paths(["."], Resolver({"jobs": 1}), cache_dir=cache_dir)
+    assert calls == [] and again.diagnostics == first.diagnostics

@@ -62,7 +62,8 @@ def test_pyproject_table_and_the_nearest_file_wins(proj):
     proj("sub/pyproject.toml", '[tool.gradlint]\nignore = ["GL201"]\n')
     proj("sub/tower.py", SIGMOID_STACK.format(noqa=""))
     proj("sub/const.py", CONSTANT.format(noqa=""))
-    assert check(".")[1] == ["GL201:const.py", "GL201:sub/const.py"]
+    # each file is checked with its nearest configuration, whatever else is checked with it
+    assert check(".")[1] == ["GL101:sub/tower.py", "GL201:const.py"]
     # checking inside sub/ uses sub/pyproject.toml, the nearest
     assert check("sub")[1] == ["GL101:sub/tower.py"]
     # a pyproject.toml without [tool.gradlint] is passed over

@@ -302,6 +302,20 @@ async def test_the_nearest_configuration_applies(client: LanguageClient, tmp_pat
     assert await published(client, uri, 1) == []
 
 
+@pytest.mark.asyncio
+async def test_a_monorepo_gives_each_file_what_the_cli_gives_it(client: LanguageClient, tmp_path):
+    from test_monorepo import EXPECTED, build_monorepo, check
+
+    build_monorepo(tmp_path)
+    await start(client, root=tmp_path)
+    cli_found, _ = check(tmp_path, ".")
+    for n, name in enumerate(sorted(EXPECTED)):
+        path = tmp_path / name
+        uri = open_doc(client, path, path.read_text(encoding="utf-8"))
+        codes = sorted(str(d.code) for d in await published(client, uri, 1))
+        assert codes == sorted(EXPECTED[name]) == sorted(cli_found.get(name, [])), name
+
+
 # ---------------------------------------------------------------- code actions
 async def actions_for(client: LanguageClient, uri: str, diag: types.Diagnostic) -> list[types.CodeAction]:
     result = await within(client, client.text_document_code_action_async(types.CodeActionParams(
