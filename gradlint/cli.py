@@ -615,6 +615,15 @@ def rules_cmd(output_format):
         click.echo(f"{r.code}  {r.name:<30} {r.severity:<8} {r.summary}")
 
 
+@cli.command("schema")
+@click.option("--pyproject", is_flag=True, help="A schema for a whole pyproject.toml that checks its [tool.gradlint].")
+def schema_cmd(pyproject):
+    """Print the JSON Schema of the configuration ([tool.gradlint], or a gradlint.toml), for editors."""
+    from gradlint.schema import config_schema, pyproject_schema
+
+    click.echo(json.dumps(pyproject_schema() if pyproject else config_schema(), indent=2))
+
+
 @cli.command("graph")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True)

@@ -207,18 +207,121 @@ def rebase(pattern: str, old: Path, new: Path) -> str | None:
     return ("!" if negated else "") + "/" + "/".join(parts) + trailing
 
 
-#: top-level keys: the CLI flag names, with their TOML types
-TOP_KEYS = {
-    "select": list, "extend-select": list, "ignore": list, "per-file-ignores": dict,
-    "exclude": list, "extend-exclude": list, "respect-gitignore": bool, "force-exclude": bool,
-    "preview": bool, "rules": dict, "cache-dir": str, "output-format": str, "jobs": int,
-    "exit-zero": bool, "fix": bool, "unsafe-fixes": bool, "show-fixes": bool, "dynamic": dict,
-    "fail-level": str, "fail-on-refuted": bool, "extend": str,
-}
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its TOML type and the values it takes. The validation below and
+    the JSON Schema (:mod:`gradlint.schema`) are both read off these tables, so they agree."""
+
+    #: str, int, bool, list, dict or NUMBER
+    type: object
+    help: str
+    #: the allowed values (a tuple, or a function returning one, for values defined elsewhere)
+    choices: object = ()
+    #: the least value (inclusive; exclusive when ``above``)
+    minimum: float | None = None
+    above: bool = False
+    #: how the bound reads in an error ("must be 0 (one per core) or more")
+    bound: str = ""
+    #: an array's items: str, or int (with ``item_minimum``)
+    items: object = None
+    item_minimum: int | None = None
+    #: a table's values: another key table (a dict of Key), or a Key they all are
+    values: object = None
+    #: what the value is beyond its type: "selectors" (rule codes, prefixes or names), "rules"
+    #: (options by rule), "models" (``values`` tables by "path::Class"), "tensors" (each a shape
+    #: or a ``values`` table), "whole" (a whole number)
+    kind: str = ""
+
+    def allowed(self) -> tuple:
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+
+NUMBER = (int, float)
+
+
+def _formats() -> tuple:
+    from gradlint.reporters import FORMATS
+
+    return tuple(FORMATS)
+
+
+def _thresholds() -> tuple:
+    from gradlint.dynamic.verdict import THRESHOLDS
+
+    return tuple(THRESHOLDS)
+
+
 #: ``fail-level``: the least severe finding that makes the run exit 1
 FAIL_LEVELS = ("info", "warning", "error")
 DEFAULT_FAIL_LEVEL = "warning"
-_LIST_OF_STRINGS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
+TENSOR_DTYPES = {"float32": "float", "float": "float", "long": "long", "int64": "long", "int": "long", "bool": "bool"}
+TENSOR_FILLS = ("random", "ones", "zeros")
+
+#: one input tensor of ``inputs`` / ``kwargs-inputs``, when written as a table
+TENSOR_KEYS = {
+    "shape": Key(list, "The tensor's shape, batch first.", items=int, item_minimum=1),
+    "dtype": Key(str, "float32 (the default), long (token ids) or bool.", choices=tuple(TENSOR_DTYPES)),
+    "high": Key(int, "For a long tensor: values are drawn from 0 to high - 1 (default 2).", minimum=1),
+    "fill": Key(str, "random (the default), ones or zeros.", choices=TENSOR_FILLS),
+}
+#: ``[tool.gradlint.dynamic.models."path/file.py::Class"]``
+MODEL_KEYS = {
+    "kwargs": Key(dict, "Constructor keyword arguments (they configure the static analysis too)."),
+    "input-shape": Key(list, "The shape of the one input tensor, batch first.", items=int, item_minimum=1),
+    "input-dtype": Key(str, "float32 (the default) or long (token ids).", choices=("float32", "float", "long", "int64")),
+    "input-high": Key(int, "For long inputs: token ids are drawn from 0 to input-high - 1.", minimum=1),
+    "inputs": Key(list, "One entry per positional tensor: a shape, or a table {shape, dtype, high, fill}.",
+                  values=TENSOR_KEYS, kind="tensors"),
+    "kwargs-inputs": Key(dict, "Keyword tensors of forward: name -> a shape or a table {shape, dtype, high, fill}.",
+                         values=TENSOR_KEYS, kind="tensors"),
+    "input-fn": Key(str, '"module:function" or "path/file.py:function", returning (args, kwargs) for forward.'),
+}
+DYNAMIC_KEYS = {
+    "device": Key(str, "Where the backward passes run: auto (CUDA when present), cpu or cuda.",
+                  choices=("auto", "cpu", "cuda")),
+    "seeds": Key(int, "Random initializations measured per model (default 3).", minimum=1),
+    "timeout": Key(NUMBER, "Seconds per model file before its child process is stopped (default 300).",
+                   minimum=0, above=True, bound="must be a positive number of seconds"),
+    "report": Key(str, "A folder for the gradient-flow charts and their HTML page."),
+    "memory-limit": Key(NUMBER, "GiB of memory per child process; 0: no cap (default 8).", minimum=0),
+    "hide-refuted": Key(bool, "Drop the findings the measurement refuted."),
+    "thresholds": Key(dict, "The verdict's thresholds, by name.", values=Key(NUMBER, "A threshold.", minimum=0,
+                                                                                above=True), choices=_thresholds),
+    "models": Key(dict, 'How to build and feed one model: "path/file.py::ClassName" (or ::factory()) -> a table.',
+                  values=MODEL_KEYS, kind="models"),
+    "scope": Key(str, "all: every model of the checked files (the default); findings: only those with findings.",
+                 choices=("all", "findings")),
+}
+_SELECTORS = Key(list, "", items=str, kind="selectors")
+#: the top-level keys: the command-line flags' names
+TOP_KEYS = {
+    "extend": Key(str, "Another pyproject.toml or gradlint.toml whose settings this file inherits (and overrides)."),
+    "select": Key(list, "Only these rule codes, prefixes or names (default: every rule).", items=str, kind="selectors"),
+    "extend-select": Key(list, "Rule codes, prefixes or names to enable on top of the selection.", items=str,
+                         kind="selectors"),
+    "ignore": Key(list, "Rule codes, prefixes or names to skip.", items=str, kind="selectors"),
+    "per-file-ignores": Key(dict, "A gitignore-style pattern (from this file's folder) -> the rules to skip there.",
+                            values=_SELECTORS),
+    "exclude": Key(list, "Replace the default excludes (gitignore syntax).", items=str),
+    "extend-exclude": Key(list, "Exclude these too (gitignore syntax).", items=str),
+    "respect-gitignore": Key(bool, "Skip the files .gitignore files exclude (default true)."),
+    "force-exclude": Key(bool, "Apply the excludes to files named on the command line too."),
+    "preview": Key(bool, "Enable rules that are still in preview."),
+    "rules": Key(dict, "Each rule's options, by code or name (`gradlint rule CODE` lists them).", kind="rules"),
+    "cache-dir": Key(str, "Where the result cache lives (default .gradlint_cache)."),
+    "output-format": Key(str, "How findings are printed (default full).", choices=_formats),
+    "jobs": Key(int, "Worker processes; 0: one per core.", minimum=0, bound="must be 0 (one per core) or more"),
+    "exit-zero": Key(bool, "Exit 0 even when there are findings."),
+    "fix": Key(bool, "Apply the safe fixes."),
+    "unsafe-fixes": Key(bool, "Apply the unsafe fixes too."),
+    "show-fixes": Key(bool, "List the fixes applied, and those available for what remains."),
+    "fail-level": Key(str, "The least severe finding that makes the run exit 1 (default warning).",
+                      choices=FAIL_LEVELS),
+    "fail-on-refuted": Key(bool, "Let the findings --dynamic refuted fail the run too."),
+    "dynamic": Key(dict, "The --dynamic options.", values=DYNAMIC_KEYS),
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", list: "an array",
+               NUMBER: "a number", float: "a number"}
 
 
 def _strings(value, where: str) -> list[str]:
@@ -241,11 +344,6 @@ def _selectors(values: list[str], where: str) -> list[str]:
 
 def validate_top(data: dict, path: Path, where: str, warnings: list[str]) -> dict:
     out = _known_keys(data, TOP_KEYS, where, warnings)
-    if "fail-level" in out and out["fail-level"] not in FAIL_LEVELS:
-        raise ConfigError(f"{where} fail-level must be one of {', '.join(FAIL_LEVELS)}, not {out['fail-level']!r}")
-    for key in _LIST_OF_STRINGS:
-        if key in out:
-            out[key] = _strings(out[key], f"{where} {key}")
     for key in ("select", "extend-select", "ignore"):
         if key in out:
             out[key] = _selectors(out[key], f"{where} {key}")
@@ -258,17 +356,25 @@ def validate_top(data: dict, path: Path, where: str, warnings: list[str]) -> dic
                 raise ConfigError(f'{where} per-file-ignores."{pattern}" must be an array of rule codes, not {codes!r}')
             pfi[pattern] = _selectors(_strings(codes, f'{where} per-file-ignores."{pattern}"'), f'{where} per-file-ignores."{pattern}"')
         out["per-file-ignores"] = pfi
-    if "output-format" in out:
-        from gradlint.reporters import FORMATS
-
-        if out["output-format"] not in FORMATS:
-            raise ConfigError(f"{where} output-format must be one of {', '.join(FORMATS)}, not {out['output-format']!r}")
-    if "jobs" in out and out["jobs"] < 0:
-        raise ConfigError(f"{where} jobs must be 0 (one per core) or more")
     if "rules" in out:
         out["rules"] = validate_rule_options(out["rules"], where, warnings)
     if "dynamic" in out:
         out["dynamic"] = validate_dynamic(out["dynamic"], path, warnings)
+    return out
+
+
+def rule_option_keys(rule) -> dict:
+    """A rule's options as a key table, typed by their defaults."""
+    out = {}
+    for k, v in rule.options.items():
+        if isinstance(v, bool):
+            out[k] = Key(bool, f"default {str(v).lower()}")
+        elif isinstance(v, int):
+            out[k] = Key(NUMBER, f"default {v}; a whole number", minimum=1, kind="whole")
+        elif isinstance(v, float):
+            out[k] = Key(NUMBER, f"default {v}", minimum=0, above=True)
+        else:
+            out[k] = Key(type(v), f"default {v!r}")
     return out
 
 
@@ -288,36 +394,15 @@ def validate_rule_options(table: dict, where: str, warnings: list[str]) -> dict:
         if not rule.options:
             warnings.append(f"{rwhere}: {rule.code} has no options")
             continue
-        schema = {k: (int, float) if isinstance(v, (int, float)) and not isinstance(v, bool) else type(v)
-                  for k, v in rule.options.items()}
-        clean = _known_keys(options, schema, rwhere, warnings)
+        clean = _known_keys(options, rule_option_keys(rule), rwhere, warnings)
         for k, v in clean.items():
-            if isinstance(rule.options[k], float) or isinstance(v, float):
-                if v <= 0:
-                    raise ConfigError(f"{rwhere} {k} must be positive, not {v!r}")
-                clean[k] = float(v) if isinstance(rule.options[k], float) else v
-            if isinstance(rule.options[k], int) and not isinstance(rule.options[k], bool):
-                if isinstance(v, float) and not v.is_integer():
-                    raise ConfigError(f"{rwhere} {k} must be a whole number, not {v!r}")
-                if v < 1:
-                    raise ConfigError(f"{rwhere} {k} must be at least 1, not {v!r}")
+            default = rule.options[k]
+            if isinstance(default, float):
+                clean[k] = float(v)
+            elif isinstance(default, int) and not isinstance(default, bool):
                 clean[k] = int(v)
         out[rule.code] = {**out.get(rule.code, {}), **clean}
     return out
-
-
-DYNAMIC_KEYS = {
-    "device": str, "seeds": int, "timeout": (int, float), "report": str, "memory-limit": (int, float),
-    "hide-refuted": bool, "thresholds": dict, "models": dict, "scope": str,
-}
-MODEL_KEYS = {"kwargs": dict, "input-shape": list, "input-dtype": str, "input-high": int, "inputs": list,
-              "kwargs-inputs": dict, "input-fn": str}
-#: the keys of one tensor of ``inputs`` / ``kwargs-inputs``
-TENSOR_KEYS = {"shape": list, "dtype": str, "high": int, "fill": str}
-TENSOR_DTYPES = {"float32": "float", "float": "float", "long": "long", "int64": "long", "int": "long", "bool": "bool"}
-TENSOR_FILLS = ("random", "ones", "zeros")
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", list: "an array",
-               (int, float): "a number", float: "a number"}
 
 
 def _norm_keys(table: dict) -> dict:
@@ -325,9 +410,28 @@ def _norm_keys(table: dict) -> dict:
 
 
 def _check_type(value, expected, where: str) -> None:
-    ok = isinstance(value, expected) and not (expected in (int, (int, float)) and isinstance(value, bool))
+    ok = isinstance(value, expected) and not (expected in (int, NUMBER) and isinstance(value, bool))
     if not ok:
         raise ConfigError(f"{where} must be {_TYPE_NAMES[expected]}, not {type(value).__name__} ({value!r})")
+
+
+def check_value(value, key: Key, where: str) -> None:
+    """What :class:`Key` says of a value: its type, its choices, its bounds, its items."""
+    _check_type(value, key.type, where)
+    allowed = key.allowed()
+    if allowed and key.type is str and value not in allowed:
+        raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
+    if key.minimum is not None and (value <= key.minimum if key.above else value < key.minimum):
+        raise ConfigError(f"{where} {key.bound or ('must be positive' if key.above and key.minimum == 0 else f'must be at least {key.minimum:g}')}, not {value!r}")
+    if key.kind == "whole" and isinstance(value, float) and not value.is_integer():
+        raise ConfigError(f"{where} must be a whole number, not {value!r}")
+    if key.items is str:
+        _strings(value, where)
+    elif key.items is int:
+        low = key.item_minimum
+        if not value or not all(isinstance(n, int) and not isinstance(n, bool) and (low is None or n >= low)
+                                for n in value):
+            raise ConfigError(f"{where} must be a non-empty array of {'positive ' if low == 1 else ''}integers")
 
 
 def _unknown(key: str, valid, where: str, warnings: list[str]) -> None:
@@ -336,14 +440,14 @@ def _unknown(key: str, valid, where: str, warnings: list[str]) -> None:
 
 
 def _known_keys(table: dict, schema: dict, where: str, warnings: list[str]) -> dict:
-    """The keys of ``table`` that ``schema`` (key -> type) knows, type-checked; unknown keys
+    """The keys of ``table`` that ``schema`` (key -> :class:`Key`) knows, checked; unknown keys
     are warned about with the closest known key."""
     out = {}
     for key, value in _norm_keys(table).items():
         if key not in schema:
             _unknown(key, schema, where, warnings)
             continue
-        _check_type(value, schema[key], f"{where} {key}")
+        check_value(value, schema[key], f"{where} {key}")
         out[key] = value
     return out
 
@@ -353,18 +457,8 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
     if not isinstance(table, dict):
         raise ConfigError(f"{where} must be a table")
     out = _known_keys(table, DYNAMIC_KEYS, where, warnings)
-    if "device" in out and out["device"] not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"{where} device must be one of auto, cpu, cuda, not {out['device']!r}")
-    if "seeds" in out and out["seeds"] < 1:
-        raise ConfigError(f"{where} seeds must be at least 1")
-    if "timeout" in out and out["timeout"] <= 0:
-        raise ConfigError(f"{where} timeout must be a positive number of seconds")
-    if "scope" in out and out["scope"] not in ("all", "findings"):
-        raise ConfigError(f"{where} scope must be `all` (every model) or `findings` (the models with findings), "
-                          f"not {out['scope']!r}")
-    from gradlint.dynamic.verdict import THRESHOLDS
-
-    schema = {key: (int, float) for key in THRESHOLDS}
+    threshold = DYNAMIC_KEYS["thresholds"]
+    schema = {name: threshold.values for name in threshold.allowed()}
     out["thresholds"] = {k: float(v) for k, v in _known_keys(out.get("thresholds", {}), schema, f"{where} thresholds", warnings).items()}
     models = {}
     for key, spec in out.get("models", {}).items():
@@ -374,12 +468,6 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
         if not isinstance(spec, dict):
             raise ConfigError(f"{mwhere} must be a table")
         clean = _known_keys(spec, MODEL_KEYS, mwhere, warnings)
-        if "input-shape" in clean and not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in clean["input-shape"]):
-            raise ConfigError(f"{mwhere} input-shape must be an array of positive integers")
-        if clean.get("input-dtype", "float32") not in ("float32", "float", "long", "int64"):
-            raise ConfigError(f"{mwhere} input-dtype must be float32 or long")
-        if "input-high" in clean and clean["input-high"] < 1:
-            raise ConfigError(f"{mwhere} input-high must be at least 1")
         if "inputs" in clean:
             clean["inputs"] = [_tensor_spec(t, f"{mwhere} inputs[{k}]", warnings) for k, t in enumerate(clean["inputs"])]
         if "kwargs-inputs" in clean:
@@ -406,19 +494,11 @@ def _tensor_spec(value, where: str, warnings: list[str]) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a shape (an array of positive integers) or a table with `shape`")
     clean = _known_keys(value, TENSOR_KEYS, where, warnings)
-    shape = clean.get("shape")
-    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+    if "shape" not in clean:
         raise ConfigError(f"{where} shape must be a non-empty array of positive integers")
-    dtype = clean.get("dtype", "float32")
-    if dtype not in TENSOR_DTYPES:
-        raise ConfigError(f"{where} dtype must be one of {', '.join(TENSOR_DTYPES)}, not {dtype!r}")
-    fill = clean.get("fill", "random")
-    if fill not in TENSOR_FILLS:
-        raise ConfigError(f"{where} fill must be one of {', '.join(TENSOR_FILLS)}, not {fill!r}")
-    out = {"shape": list(shape), "dtype": TENSOR_DTYPES[dtype], "fill": fill}
+    out = {"shape": list(clean["shape"]), "dtype": TENSOR_DTYPES[clean.get("dtype", "float32")],
+           "fill": clean.get("fill", "random")}
     if "high" in clean:
-        if clean["high"] < 1:
-            raise ConfigError(f"{where} high must be at least 1")
         out["high"] = clean["high"]
     elif out["dtype"] == "long":
         out["high"] = 2

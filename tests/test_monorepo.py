@@ -110,9 +110,13 @@ def test_files_checked_together_keep_their_own_findings(mono, args, names):
 def test_the_folder_the_run_starts_in_changes_nothing(mono):
     found, _ = check(mono, "../b", "tower.py", cwd=mono / "a")
     assert found == expected("b/tower.py", "b/const.py", "b/legacy/tower.py", "a/tower.py")
-    # with many workers too (files are grouped by their settings across the pool)
+    # with many workers too (files are grouped by their settings across the pool, which
+    # runs for 8 files or more)
+    for k in range(4):
+        for project in ("a", "b"):
+            (mono / project / f"more{k}.py").write_text(FILES[f"{project}/const.py"], encoding="utf-8")
     found, _ = check(mono, "-j", "2", ".", cwd=mono)
-    assert found == expected(*EXPECTED)
+    assert found == {**expected(*EXPECTED), **{f"a/more{k}.py": ["GL201"] for k in range(4)}}
 
 
 def test_an_inherited_exclude_is_anchored_where_it_was_written(mono):
