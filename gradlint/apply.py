@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import tokenize
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -135,3 +136,104 @@ def _notebook_diff(path: str, old: bytes, new: bytes) -> str:
         if a.get("cell_type") == "code" and _source(a) != _source(b):
             out.append(unified_diff(f"{path}:cell {number}", _source(a), _source(b)))
     return "".join(out)
+
+
+# ---------------------------------------------------------------- --add-noqa
+@dataclass
+class NoqaRun:
+    #: path -> how many lines got a directive (or more codes in one)
+    added: dict = field(default_factory=dict)
+    #: (path, line, codes) of the findings no comment can hide where they are
+    refused: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+
+#: findings no comment can hide: an internal error is gradlint's, not the code's
+_NOT_SUPPRESSIBLE = frozenset({"GL002"})
+
+
+def add_noqa(paths, settings, cache_dir: str | None = None) -> NoqaRun:
+    """``--add-noqa``: give every current finding under ``paths`` a ``# noqa: CODE`` on its
+    line (codes added to a ``# noqa:`` list the line has), so that a team can adopt gradlint
+    on an existing codebase and see only new findings. A file that does not parse gets
+    ``# gradlint: file-ignore[GL001]`` at its top. Running it again changes nothing: every
+    finding it can hide is hidden. Files are written atomically, encoding and BOM kept."""
+    from gradlint.engine import decode, lint_paths, split_lines
+    from gradlint.fixes import apply_edits, write_atomic
+    from gradlint.suppressions import noqa_edits
+
+    run = NoqaRun()
+    found = lint_paths(paths, settings, cache_dir=cache_dir)
+    run.errors = list(found.errors)
+    by_file: dict[str, list] = {}
+    for d in found.diagnostics:
+        if d.code not in _NOT_SUPPRESSIBLE:
+            by_file.setdefault(d.path, []).append(d)
+    for path, diags in sorted(by_file.items()):
+        try:
+            original = read_source(path)
+        except OSError as exc:
+            run.notes.append(f"{path}: cannot read: {exc}; no directive added")
+            continue
+        notebook = path.endswith(".ipynb")
+        try:
+            if notebook:
+                from gradlint.notebook import load
+
+                nb = load(original)
+                text = nb.virtual
+                virtual = {cell_line: n for n, cell_line in enumerate(nb.line_map) if n}
+                lines_of = {d: virtual.get((d.cell, d.line)) for d in diags}
+            else:
+                codec, bom = _encoding(original)
+                text = decode(original)
+                lines_of = {d: d.line for d in diags}
+        except Exception as exc:  # noqa: BLE001 - one file's failure never loses the others
+            run.notes.append(f"{path}: no directive added: {type(exc).__name__}: {exc}")
+            continue
+        lines = split_lines(text)
+        wanted: dict[int, list[str]] = {}
+        unparsed = False
+        for d in diags:
+            if d.code == "GL001" and notebook:  # a cell that does not parse: analysed as `pass`
+                run.refused.append((path, d.line, ("GL001",)))
+            elif d.code == "GL001":
+                unparsed = True
+            elif lines_of[d] is not None:
+                wanted.setdefault(lines_of[d], []).append(d.code)
+        edits, refused = noqa_edits(text, lines, wanted)
+        run.refused.extend((path, n, tuple(dict.fromkeys(wanted[n]))) for n in refused)
+        new_text = apply_edits(text, edits) if edits else text
+        if unparsed and not notebook:
+            new_text = _file_ignore(new_text, "GL001")
+        if new_text == text:
+            continue
+        try:
+            if notebook:
+                from gradlint.notebook import write_back
+
+                new = write_back(nb, new_text)
+            else:
+                new = bom + new_text.encode(codec)
+        except Exception as exc:  # noqa: BLE001
+            run.notes.append(f"{path}: no directive added: {type(exc).__name__}: {exc}")
+            continue
+        if not write_atomic(path, new, original):
+            run.notes.append(f"{path} changed on disk while directives were being added; left as it is")
+            continue
+        run.added[path] = len(edits) + (1 if unparsed and not notebook else 0)
+    return run
+
+
+def _file_ignore(text: str, code: str) -> str:
+    """``text`` with ``# gradlint: file-ignore[CODE]`` as its first line, after a shebang and
+    an encoding declaration (which must stay on the first two lines)."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.split(newline) if text else []
+    at = 0
+    while at < min(2, len(lines)) and (lines[at].startswith("#!") and at == 0
+                                       or re.match(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", lines[at])):
+        at += 1
+    lines.insert(at, f"# gradlint: file-ignore[{code}]")
+    return newline.join(lines) if text else lines[0] + newline

@@ -118,6 +118,8 @@ class _CheckCommand(click.Command):
 @click.option("--fix/--no-fix", default=None, help="Apply safe fixes (files are rewritten in place, atomically).")
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=None, help="Apply unsafe fixes too (with --fix or --diff).")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing; exit 1 if there is a diff.")
+@click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to the line of every current finding (to adopt "
+              "gradlint on an existing codebase); a second run changes nothing.")
 @click.option("--show-fixes/--no-show-fixes", default=None, help="List the fixes applied, and the fixes available for what remains.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where the result cache lives (default: .gradlint_cache).")
@@ -150,7 +152,7 @@ class _CheckCommand(click.Command):
                    "per-file ignores and the names in output).")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
-          jobs, exit_zero, fail_level, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
+          jobs, exit_zero, fail_level, add_noqa, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
           report_dir, hide_refuted, quiet, silent, verbose, color_mode, show_settings, show_files, stdin_filename):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     global _level, _color_mode
@@ -220,6 +222,11 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         sys.exit(_check_stdin(stdin_filename, _configured(resolver, stdin_filename or os.path.join(os.getcwd(), "-")), output_format, output_file, statistics, fix, unsafe_fixes, diff,
                               exit_zero, failing))
     targets = paths or (".",)
+    if add_noqa:
+        if fix or diff or dynamic:
+            _fail("--add-noqa adds suppressions to the findings as they are: use it without --fix, --diff or --dynamic")
+            sys.exit(EXIT_ERROR)
+        sys.exit(_add_noqa(targets, settings, cache))
     fixed = None
     if fix or diff:
         from gradlint.apply import fix_paths
@@ -287,6 +294,27 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     if any(map(failing, result.diagnostics)) and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+def _add_noqa(targets, settings, cache) -> int:
+    from gradlint.apply import add_noqa
+
+    run = _configured(lambda: add_noqa(targets, settings, cache_dir=cache))
+    for _, message in run.errors:
+        _fail(message)
+    for message in run.notes:
+        _say(f"gradlint: warning: {message}")
+    for path, line, codes in run.refused:
+        _say(f"gradlint: warning: {_shown(path)}:{line}: no comment can go on this line (it ends inside a string "
+             f"of several lines, or continues with a backslash): {', '.join(codes)} left as found")
+    n, files = sum(run.added.values()), len(run.added)
+    _say(f"Added {n} noqa directive{'s' if n != 1 else ''} to {files} file{'s' if files != 1 else ''}."
+         if n else "No noqa directive to add.")
+    return EXIT_ERROR if run.errors else EXIT_CLEAN
+
+
+def _shown(path: str) -> str:
+    return os.path.relpath(path) if os.path.isabs(path) else path
 
 
 def _failing(level: str, refuted_fail: bool):

@@ -192,9 +192,9 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
-        return gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped")
+        return _unless_suppressed(gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped"), text)
     except (ValueError, RecursionError, MemoryError) as exc:
-        return gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped")
+        return _unless_suppressed(gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped"), text)
     lines = split_lines(text)
     result = check_tree(tree, lines, path, settings, text)
     if settings.fixes and any(d.fix is not None for d in [*result.diagnostics, *(d for _, d in result.deferred)]):
@@ -205,6 +205,17 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
             edited = attach_edits(text, path, [d for _, d in result.deferred])
             result.deferred = [(req, d) for (req, _), d in zip(result.deferred, edited)]
     return result
+
+
+def _unless_suppressed(result: FileResult, text: str) -> FileResult:
+    """A file that does not parse may still say ``# gradlint: file-ignore[GL001]`` (what
+    ``--add-noqa`` writes), or ``# noqa: GL001`` on the line the parse fails at: its comments
+    are read by the tokenizer up to where it fails."""
+    if not result.diagnostics:
+        return result
+    directives = parse_directives(text, split_lines(text))
+    kept = [d for d in result.diagnostics if not suppressing(directives, d.code, d.name, d.line)]
+    return FileResult(kept) if len(kept) != len(result.diagnostics) else result
 
 
 def checked_graphs(tree: ast.Module, path: str, lines: list[str] | None = None, configured: tuple = ()):
@@ -340,9 +351,27 @@ def _unused_suppressions(directives, enabled, lines, path, everything=True) -> l
 
     known = {r.code: r.code for r in all_rules()} | {r.name: r.code for r in all_rules()}
     rule = rule_by_code("GL003")
-    out = []
-    for directive in directives:
+
+    def own(written: str) -> bool:  # GL003 itself (its code, a prefix of it, or its name)
+        return written == rule.name or (written.upper().startswith("GL") and "GL003".startswith(written.upper()))
+
+    # A directive that hides nothing is kept by a `# noqa: GL003` (or an ignore[GL003]) that
+    # names GL003 and covers its line, as ruff's RUF100 is kept by `# noqa: RUF100`; then, and only then, that
+    # GL003 hid something. GL003's own codes are judged once that is known.
+    excused = set()
+    for k, directive in enumerate(directives):
         dead, unknown = unused(directive, enabled, known, everything)
+        if [c for c in dead if not own(c)] or unknown:
+            for other in directives:  # only a directive that names GL003 (a bare one is judged itself)
+                written = other.matches("GL003", rule.name) if other.covers(directive.line) else None
+                if written not in (None, "*"):
+                    other.used.add(written)
+                    excused.add(k)
+    out = []
+    for k, directive in enumerate(directives):
+        dead, unknown = unused(directive, enabled, known, everything)
+        if k in excused:
+            dead, unknown = [c for c in dead if own(c)], []
         if not dead and not unknown:
             continue
         written = f"# noqa: {', '.join(directive.codes)}" if directive.kind == "noqa" else \

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import logging
 import os
 import re
 import sys
 import threading
-import tokenize
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +51,6 @@ UNSUPPRESSIBLE = frozenset({"GL001", "GL002", "GL003"})
 URI_SCHEMES = ("file", "untitled")
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the LSP's line terminators (and Python's)
-_NOQA_CODES = re.compile(r"#\s*noqa\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*)", re.IGNORECASE)
 
 
 def rule_doc_url(code: str, name: str) -> str:
@@ -94,36 +91,12 @@ def to_position(lines: list[str], line: int, column: int, encoding: str) -> tupl
 
 
 def suppression_edit(text: str, lines: list[str], line: int, code: str) -> Edit | None:
-    """The edit that makes ``# noqa`` hide ``code`` on 1-based ``line``, or None.
+    """The edit that makes ``# noqa`` hide ``code`` on 1-based ``line``, or None (the code is
+    there already, or a comment cannot go there): :func:`gradlint.suppressions.noqa_edits`."""
+    from gradlint.suppressions import noqa_edits
 
-    Adds the code to the line's ``# noqa: ...`` list if it has one, else appends
-    ``  # noqa: CODE``. None where a comment cannot go: the line ends inside a string or
-    continues with a backslash."""
-    if not 1 <= line <= len(lines):
-        return None
-    comment = None  # (0-based column, text)
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.start[0] > line:
-                break
-            if tok.type == tokenize.COMMENT and tok.start[0] == line:
-                comment = (tok.start[1], tok.string)
-            elif tok.start[0] <= line < tok.end[0] and tok.type not in (tokenize.NL, tokenize.NEWLINE):
-                return None  # a multi-line string (or f-string part) spans the line's end
-    except (tokenize.TokenError, SyntaxError):
-        pass  # text after the line does not tokenize; what came before is enough
-    source = lines[line - 1]
-    if comment is not None:
-        m = _NOQA_CODES.search(comment[1])
-        if m is not None:
-            if code in {c.upper() for c in re.split(r"[\s,]+", m.group("codes"))}:
-                return None
-            at = comment[0] + m.end("codes") + 1
-            return Edit(line, at, line, at, f", {code}")
-    elif source.rstrip().endswith("\\"):
-        return None
-    stripped = len(source.rstrip())
-    return Edit(line, stripped + 1, line, len(source) + 1, f"  # noqa: {code}")
+    edits, _ = noqa_edits(text, lines, {line: [code]})
+    return edits[0] if edits else None
 
 
 # ---------------------------------------------------------------- lint results (pure)

@@ -211,3 +211,61 @@ def removal(directive: Directive, drop: list[str], line_text: str):
             start -= 1
         return start, c0 + len(directive.comment), ""
     return start, end + tail, ""
+
+
+_NOQA_LIST = re.compile(r"#\s*noqa\s*:\s*(?P<codes>[A-Za-z]+[0-9]+(?:[\s,]+[A-Za-z]+[0-9]+)*)", re.IGNORECASE)
+_BARE_NOQA = re.compile(r"#\s*noqa\b(?!\s*:)", re.IGNORECASE)
+
+
+def noqa_edits(text: str, lines: list[str], wanted: dict[int, list[str]]):
+    """The edits that make ``# noqa`` hide ``wanted`` (1-based line -> codes) on each line:
+    the codes are added to the line's ``# noqa: ...`` list when it has one, else
+    ``  # noqa: CODES`` is appended. Returns ``(edits, refused)``: ``refused`` are the lines
+    where a comment cannot go (the line ends inside a string of several lines, or continues
+    with a backslash, or lies past what tokenizes). A line whose codes are all there already
+    (or that has a bare ``# noqa``) gets no edit. One pass of the tokenizer for all the lines."""
+    from gradlint.diagnostics import Edit
+
+    wanted = {n: c for n, c in wanted.items() if 1 <= n <= len(lines) and c}
+    if not wanted:
+        return [], []
+    last = max(wanted)
+    comments: dict[int, tuple[int, str]] = {}  # line -> (0-based column, comment)
+    inside: set[int] = set()  # lines whose end lies inside a token (a string of several lines)
+    reached = 0
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.start[0] > last:
+                reached = last
+                break
+            if tok.type == tokenize.COMMENT:
+                comments[tok.start[0]] = (tok.start[1], tok.string)
+            elif tok.end[0] > tok.start[0] and tok.type not in (tokenize.NL, tokenize.NEWLINE):
+                inside.update(range(tok.start[0], tok.end[0]))
+            reached = tok.end[0]
+        else:
+            reached = len(lines)
+    except (tokenize.TokenError, SyntaxError):
+        pass  # what came before the failure is known; the lines after it are refused
+    edits, refused = [], []
+    for n in sorted(wanted):
+        codes = list(dict.fromkeys(c.upper() for c in wanted[n]))
+        source = lines[n - 1]
+        if n > reached or n in inside or (n not in comments and source.rstrip().endswith("\\")):
+            refused.append(n)
+            continue
+        comment = comments.get(n)
+        if comment is not None:
+            if _BARE_NOQA.search(comment[1]):
+                continue  # a bare # noqa hides everything already
+            m = _NOQA_LIST.search(comment[1])
+            if m is not None:
+                have = {c.upper() for c in re.split(r"[\s,]+", m.group("codes"))}
+                missing = [c for c in codes if c not in have]
+                if missing:
+                    at = comment[0] + m.end("codes") + 1
+                    edits.append(Edit(n, at, n, at, "".join(f", {c}" for c in missing)))
+                continue
+        stripped = len(source.rstrip())
+        edits.append(Edit(n, stripped + 1, n, len(source) + 1, f"  # noqa: {', '.join(codes)}"))
+    return edits, refused

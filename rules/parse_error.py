@@ -23,6 +23,11 @@ class ParseError(Rule):
     net = nn.Sequential(nn.Linear(4, 4))
     ```
 
+    A file that is not meant to parse (a template, Python 2 code) is better excluded
+    (`extend-exclude`); `# gradlint: file-ignore[GL001]` in it, or `# noqa: GL001` on the
+    line the parser stops at, also hides the finding (what comes before that line is read
+    for the comment). `--add-noqa` writes the first.
+
     ## Known problems
     Files that never mention `torch` are skipped before parsing, so a syntax error in them
     is not reported.

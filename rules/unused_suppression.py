@@ -17,6 +17,10 @@ class UnusedSuppression(Rule):
     bare `# noqa` may serve one. A code whose rule is not enabled in the run (through
     `select`, `ignore` or `per-file-ignores`) cannot be judged and is left alone.
 
+    A directive that names GL003 and covers the line (`# noqa: GL201, GL003`, as ruff's
+    `# noqa: RUF100`) keeps a suppression that hides nothing; a GL003 in it that keeps
+    nothing is itself reported. `--add-noqa` writes such a code.
+
     ## Example
     ```python
     import torch.nn as nn
