@@ -118,6 +118,8 @@ class _CheckCommand(click.Command):
 @click.option("--fix/--no-fix", default=None, help="Apply safe fixes (files are rewritten in place, atomically).")
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=None, help="Apply unsafe fixes too (with --fix or --diff).")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing; exit 1 if there is a diff.")
+@click.option("-w", "--watch", is_flag=True, help="Check again whenever a checked file or a configuration file changes "
+              "(through the cache: only changed files are analysed again). Ctrl-C stops it.")
 @click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to the line of every current finding (to adopt "
               "gradlint on an existing codebase); a second run changes nothing.")
 @click.option("--show-fixes/--no-show-fixes", default=None, help="List the fixes applied, and the fixes available for what remains.")
@@ -152,7 +154,7 @@ class _CheckCommand(click.Command):
                    "per-file ignores and the names in output).")
 def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
           force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
-          jobs, exit_zero, fail_level, add_noqa, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
+          jobs, exit_zero, fail_level, watch, add_noqa, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
           report_dir, hide_refuted, quiet, silent, verbose, color_mode, show_settings, show_files, stdin_filename):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     global _level, _color_mode
@@ -180,11 +182,8 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     resolver = _resolver(dict(
         select=select, extend_select=extend_select, ignore=ignore, exclude=_split(exclude),
         extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
-        preview=preview, jobs=jobs, fixes=show_fixes,
+        preview=preview, jobs=jobs,
     ), config_file, isolated)
-    if show_settings is not None:
-        click.echo(_configured(resolver.show, show_settings), nl=False)
-        sys.exit(EXIT_CLEAN)
     # the run's own options (formats, fixing, exit codes, cache, --dynamic) come from the
     # configuration of the folder holding every path; each file's rules from its nearest one
     config = _configured(resolver.config_for, _start_dir((stdin_filename,) if stdin and stdin_filename else paths))
@@ -194,6 +193,10 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     unsafe_fixes = bool(unsafe_fixes if unsafe_fixes is not None else data.get("unsafe-fixes", False))
     show_fixes = bool(show_fixes if show_fixes is not None else data.get("show-fixes", False))
     exit_zero = bool(exit_zero if exit_zero is not None else data.get("exit-zero", False))
+    resolver.override(fixes=show_fixes)
+    if show_settings is not None:
+        click.echo(_configured(resolver.show, show_settings), nl=False)
+        sys.exit(EXIT_CLEAN)
     from gradlint.config import DEFAULT_FAIL_LEVEL
 
     failing = _failing(fail_level or data.get("fail-level", DEFAULT_FAIL_LEVEL),
@@ -222,6 +225,12 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         sys.exit(_check_stdin(stdin_filename, _configured(resolver, stdin_filename or os.path.join(os.getcwd(), "-")), output_format, output_file, statistics, fix, unsafe_fixes, diff,
                               exit_zero, failing))
     targets = paths or (".",)
+    if watch:
+        if fix or diff or dynamic or add_noqa or stdin or show_files:
+            _fail("--watch checks again on every change: use it without --fix, --diff, --dynamic, --add-noqa, "
+                  "--show-files or `-`")
+            sys.exit(EXIT_ERROR)
+        sys.exit(_watch(targets, resolver, cache, output_format, statistics, unsafe_fixes))
     if add_noqa:
         if fix or diff or dynamic:
             _fail("--add-noqa adds suppressions to the findings as they are: use it without --fix, --diff or --dynamic")
@@ -294,6 +303,80 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     if any(map(failing, result.diagnostics)) and not exit_zero:
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
+
+
+#: --watch: seconds between two looks at the files (more when a look takes long)
+WATCH_INTERVAL = 0.5
+
+
+def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
+    """Check ``targets``, then again each time a file to check, or a configuration file the
+    run read, is added, changed or removed. It polls (no file-system events), and each run
+    goes through the result cache, so only the changed files are analysed again. Ctrl-C ends
+    it with exit 0."""
+    from gradlint.config import Resolver
+    from gradlint.engine import lint_paths
+    from gradlint.files import discover
+    from gradlint.reporters import render, statistics as render_statistics
+
+    def stamp(path):
+        try:
+            st = os.stat(path)
+            return (path, st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            return (path, None)
+
+    def signature():
+        """(the files to check, the configuration files that are or could be read) with their stats."""
+        found = _configured(lambda: discover(targets, resolve=resolver))
+        folders = set()
+        for path in found.files:
+            folder = os.path.dirname(os.path.abspath(path))
+            while folder not in folders:
+                folders.add(folder)
+                parent = os.path.dirname(folder)
+                if parent == folder:
+                    break
+                folder = parent
+        candidates = {os.path.join(f, name) for f in folders for name in ("pyproject.toml", "gradlint.toml")}
+        candidates |= {str(p) for p in resolver.read_files()}
+        return tuple(map(stamp, found.files)), tuple(map(stamp, sorted(candidates)))
+
+    def once(reason: str) -> None:
+        if sys.stdout.isatty() and _level > SILENT:
+            click.clear()
+        _say(f"[{time.strftime('%H:%M:%S')}] {reason}")
+        result = _configured(lambda: lint_paths(targets, resolver, cache_dir=cache))
+        for _, message in result.errors:
+            _fail(message)
+        if statistics:
+            out = render_statistics(result.diagnostics, unsafe=unsafe)
+        else:
+            color = output_format == "full" and _use_color(sys.stdout)
+            out = render(output_format, result.diagnostics, color=color, root=os.getcwd(), sources=result.sources,
+                         files_checked=result.files)
+        if out and _level > SILENT:
+            click.echo(out, nl=False, color=output_format == "full" and _use_color(sys.stdout))
+        _summary(result)
+        _say("Watching for changes (Ctrl-C to stop).")
+        sys.stdout.flush()
+
+    try:
+        once("Checking in watch mode...")
+        last = signature()
+        while True:
+            started = time.monotonic()
+            now = signature()
+            spent = time.monotonic() - started
+            if now != last:
+                if now[1] != last[1]:  # a configuration file changed, came or went: read them all again
+                    resolver = Resolver(resolver.overrides, isolated=resolver.isolated, config_file=resolver.config_file,
+                                        warn=resolver.warn)
+                once("File change detected...")
+                last = signature()
+            time.sleep(max(WATCH_INTERVAL, 4 * spent))
+    except KeyboardInterrupt:
+        return EXIT_CLEAN
 
 
 def _add_noqa(targets, settings, cache) -> int:

@@ -570,6 +570,7 @@ class Resolver:
     def __init__(self, overrides: dict | None = None, *, isolated: bool = False, config_file=None, warn=None) -> None:
         self.overrides = dict(overrides or {})
         self.warn = warn
+        self.isolated, self.config_file = isolated, config_file
         self._fixed: Config | None = None
         self._folders: dict[str, Path | None] = {}
         self._configs: dict[Path | None, Config] = {}
@@ -578,6 +579,15 @@ class Resolver:
             self._fixed = Config()
         elif config_file is not None:
             self._fixed = self._read(Path(os.path.abspath(config_file)))
+
+    def read_files(self) -> list[Path]:
+        """Every configuration file read so far (with the files they extend)."""
+        return sorted({p for config in self._configs.values() for p in config.chain})
+
+    def override(self, **values) -> None:
+        """Set more command-line values (the settings made so far are made again)."""
+        self.overrides.update(values)
+        self._settings.clear()
 
     def _read(self, path: Path | None) -> Config:
         config = self._configs.get(path)

@@ -185,3 +185,15 @@ def test_anchored_excludes_match_from_the_project_root_only(proj):
     proj("src/legacy/kept.py", SIGMOID_STACK.format(noqa=""))
     found = check(".")[1]
     assert "GL101:src/legacy/kept.py" in found and not any("legacy/old.py" in c and "src" not in c for c in found)
+
+
+def test_show_fixes_from_the_file_fills_in_the_edits(proj):
+    """`show-fixes = true` in the file computes the fixes' edits as the flag does."""
+    def edits(*args):
+        result = CliRunner().invoke(cli, ["check", "--no-cache", "-j", "1", "--output-format", "json", *args, "const.py"])
+        (d,) = json.loads(result.stdout)
+        return d["fix"]["edits"]
+    assert edits() == []
+    assert edits("--show-fixes") != []
+    proj("gradlint.toml", "show-fixes = true\n")
+    assert edits() != [] and edits() == edits("--show-fixes")
