@@ -254,7 +254,9 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     _detail(f"cache: {cache or 'off'}")
     result = _configured(lambda: lint_paths(targets, settings, cache_dir=cache))
     for path in result.files:
-        _detail(f"checked {os.path.relpath(path) if os.path.isabs(path) else path}")
+        own = resolver.config_for(path).path
+        _detail(f"checked {_shown(path)}" + (f" (configuration: {_shown(str(own))})" if own is not None and own != config.path
+                                             else ""))
     for _, message in result.errors:
         _fail(message)
     _warn_empty_folders(targets, result.files)
