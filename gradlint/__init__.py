@@ -9,3 +9,12 @@ DISTRIBUTION = "torch-gradlint"
 def install_hint(extra: str) -> str:
     """``pip install 'torch-gradlint[EXTRA]'``: the one spelling every hint uses."""
     return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
+#: the project's repository; its docs/ folder is the published reference
+REPOSITORY = "https://github.com/gradlint/gradlint"
+
+
+def docs_url(page: str) -> str:
+    """The published page ``docs/PAGE`` (``rules.md``, ``calibration.md``, ...)."""
+    return f"{REPOSITORY}/blob/main/docs/{page}"

@@ -364,8 +364,9 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
         sys.stdout.flush()
 
     try:
-        once("Checking in watch mode...")
+        # the state is taken before each run: a change made while it runs is seen after it
         last = signature()
+        once("Checking in watch mode...")
         while True:
             started = time.monotonic()
             now = signature()
@@ -374,8 +375,9 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
                 if now[1] != last[1]:  # a configuration file changed, came or went: read them all again
                     resolver = Resolver(resolver.overrides, isolated=resolver.isolated, config_file=resolver.config_file,
                                         warn=resolver.warn)
+                    now = signature()
+                last = now
                 once("File change detected...")
-                last = signature()
             time.sleep(max(WATCH_INTERVAL, 4 * spent))
     except KeyboardInterrupt:
         return EXIT_CLEAN

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradlint import __version__, install_hint
+from gradlint import __version__, docs_url, install_hint
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.engine import Settings, lint_source
 
@@ -42,7 +42,7 @@ logger = logging.getLogger("gradlint.server")
 
 DEFAULT_DEBOUNCE_MS = 150
 #: the generated rule reference; each rule has a section (GitHub heading anchors)
-DOCS_URL = "https://github.com/gradlint/gradlint/blob/main/docs/rules.md"
+DOCS_URL = docs_url("rules.md")
 #: set in the server's environment to register the ``gradlint.debug`` command (tests only)
 DEBUG_ENV = "GRADLINT_LSP_DEBUG"
 #: findings a ``# noqa`` comment cannot hide: the file did not parse, gradlint crashed,

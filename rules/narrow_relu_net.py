@@ -31,7 +31,7 @@ class NarrowReluNet(Rule):
     | `w5/d20` | 1.5 | 1 | 5.8e-04 | 3.2e-03 | none / none |
     | `w5/d30` | 1.8 | 1 | 1.6e-04 | 2.7e-04 | dead / dead |
 
-    (The notes of `docs/calibration.md` give the dead fraction over 20 seeds, measured/predicted.)
+    (The notes of gradlint's calibration table give the dead fraction over 20 seeds, measured/predicted.)
 
     ## Example
     ```python

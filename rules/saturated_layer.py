@@ -20,7 +20,7 @@ class SaturatedLayer(Rule):
     fraction of saturated units (local derivative below 1 % of its largest value) from the
     initializer and reports a layer when it is over one half.
 
-    Predicted against measured fraction of saturated units (`make calibrate`, one
+    Predicted against measured fraction of saturated units (gradlint's calibration grid, one
     `Linear(n, 50)` with `normal_(0, 1)` weights, then tanh): n = 30: 0.58 / 0.57, n = 100:
     0.76 / 0.77, n = 300: 0.86 / 0.87.
 

@@ -45,7 +45,7 @@ class UnnormalizedResidualStack(Rule):
     covered unnormalized branches only; its meaning now follows the flow model's cause
     (residual growth).
 
-    Every residual cell of `make calibrate` agrees within 7x. LayerNorm inside the branch
+    Every residual cell of gradlint's calibration grid agrees within 7x. LayerNorm inside the branch
     (pre-LN transformers) keeps the stream from compounding, and so do scaled branches (Fixup,
     ReZero, LayerScale, a zero-initialized last layer, `1/sqrt(N)` branch factors).
 

@@ -89,11 +89,12 @@ def consumer(tmp_path_factory):
     return repo, env
 
 
-def try_repo(consumer, *files: str, hook: str = "gradlint") -> subprocess.CompletedProcess:
+def try_repo(consumer, *files: str, hook: str = "gradlint", ref: str | None = None) -> subprocess.CompletedProcess:
     repo, env = consumer
     start = time.perf_counter()
+    at = ["--ref", ref] if ref else []
     proc = subprocess.run(
-        [str(PRE_COMMIT), "try-repo", str(ROOT), hook, "--verbose", "--color", "never", "--files", *files],
+        [str(PRE_COMMIT), "try-repo", str(ROOT), hook, *at, "--verbose", "--color", "never", "--files", *files],
         cwd=repo, env=env, capture_output=True, text=True, timeout=900,
     )
     seconds = time.perf_counter() - start
@@ -171,3 +172,66 @@ def test_hook_passes_on_a_healthy_model_and_on_excluded_files(consumer):
     assert "1 file checked" in out, out  # good.py, and not legacy/bad.py
     assert proc.returncode == 0, out
     assert "Passed" in out
+
+
+# ---------------------------------------------------------------- the README's snippet
+def _readme_snippet() -> dict:
+    import re
+
+    import yaml  # pre-commit's own dependency
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## pre-commit\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    (repo,) = yaml.safe_load(block)["repos"]
+    repo["comment"] = re.search(r"rev: \S+(.*)$", block, re.M).group(1)
+    return repo
+
+
+def _commit(rev: str) -> str | None:
+    res = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def _pinned_rev() -> str:
+    snippet = _readme_snippet()
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    if _commit(snippet["rev"]) is None:
+        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True,
+                                 text=True).stdout.strip()
+        if shallow == "true":
+            pytest.skip("a shallow clone: the pinned commit is not in it")
+    return snippet["rev"]
+
+
+def test_the_readme_snippet_pins_a_commit_of_this_repository():
+    snippet = _readme_snippet()
+    import tomllib
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
+    assert snippet["repo"] == urls["Repository"]
+    rev = _pinned_rev()
+    assert _commit(rev) == rev, f"the README's rev {rev} is not a commit of this repository"
+    # as `pre-commit autoupdate --freeze` writes it: the commit, and the tag it is
+    assert snippet["comment"].strip() == "# frozen: v0.1.0"
+    tagged = _commit("v0.1.0")
+    if tagged is not None:  # a clone may come without tags; where the tag is, it is that commit
+        assert tagged == rev
+    # the hooks it names exist in the manifest at that commit
+    manifest = subprocess.run(["git", "show", f"{rev}:.pre-commit-hooks.yaml"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout
+    import yaml
+
+    ids = {h["id"] for h in yaml.safe_load(manifest)}
+    assert {h["id"] for h in snippet["hooks"]} <= ids
+
+
+def test_the_readme_snippet_runs_through_try_repo_at_its_rev(consumer):
+    rev = _pinned_rev()
+    (hook,) = [h["id"] for h in _readme_snippet()["hooks"]]
+    proc = try_repo(consumer, "bad.py", "good.py", hook=hook, ref=rev)
+    out = _hook_section(proc.stdout + proc.stderr)
+    assert proc.returncode != 0 and "exit code: 1" in out, out
+    assert "bad.py:9:" in out and "GL101" in out and "good.py:" not in out, out

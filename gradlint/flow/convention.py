@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from enum import Enum
 
+from gradlint import docs_url
+
 #: examples per measured batch
 BATCH = 8
 #: float32 limits: a value beyond FLOAT32_MAX is inf in torch's default dtype
@@ -159,9 +161,13 @@ def geomean(values) -> float:
 
 def describe_calibration() -> str:
     """The sentence that introduces a rule doc's calibration excerpt (``{calibration-note}``)."""
-    return (f"Prediction against measurement (`make calibrate`: torch backward passes at init, 3 seeds,\n"
-            f"batch {BATCH}, the loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, "
-            f"first = ‖∇W first‖;\nthe whole grid is in `docs/calibration.md`):")
+    return (f"Prediction against measurement (torch backward passes at init, 3 seeds, batch {BATCH}, the\n"
+            f"loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖; the whole\n"
+            f"grid, and how it is measured, is gradlint's calibration table, {CALIBRATION_URL}):")
+
+
+#: where gradlint's calibration grid is published (it is measured from a clone of the repository)
+CALIBRATION_URL = docs_url("calibration.md")
 
 
 #: the documentation the measured rules (GL901-GL903) share, by placeholder

@@ -20,10 +20,12 @@ import importlib
 import os
 from collections import Counter
 
+from gradlint import docs_url
+
 FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif", "junit", "gitlab")
 
 #: where the generated rule reference lives (``python -m gradlint.docs`` writes docs/rules.md)
-DOCS_URL = "https://github.com/gradlint/gradlint/blob/main/docs/rules.md"
+DOCS_URL = docs_url("rules.md")
 
 _MARKS = {"confirmed": "✔", "refuted": "✘", "inconclusive": "?", "not-run": "-"}
 
