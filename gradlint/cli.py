@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -695,8 +696,10 @@ def _summary(result, dynamic_seconds: float | None = None) -> None:
 
 @cli.command("rule")
 @click.argument("code")
-def rule_cmd(code):
-    """Explain one rule: its documentation, options and examples."""
+@click.option("--pager/--no-pager", default=None,
+              help="Page the documentation (default: on a terminal, through $GRADLINT_PAGER, $PAGER or less, as git does).")
+def rule_cmd(code, pager):
+    """Explain one rule: its documentation, levels, options and examples (markdown; rendered on a terminal)."""
     from gradlint.rule import all_rules, rule_by_code
 
     rule = rule_by_code(code)
@@ -705,29 +708,44 @@ def rule_cmd(code):
         close = difflib.get_close_matches(code, names, n=1)
         _fail(f"unknown rule `{code}`" + (f"; did you mean `{close[0]}`?" if close else "; `gradlint rules` lists them"))
         sys.exit(EXIT_ERROR)
-    click.echo(f"# {rule.code} {rule.name}\n")
-    click.echo(f"Default severity: {rule.severity}")
-    if rule.options:
-        click.echo("Options: " + ", ".join(f"{k} = {v!r}" for k, v in rule.options.items()))
-    click.echo()
-    click.echo(rule.documentation())
+    from gradlint.docs import render_markdown, rule_markdown
+
+    text = rule_markdown(rule)
+    terminal = sys.stdout.isatty()
+    if not terminal:
+        click.echo(text, nl=False)  # markdown, for a file or another program
+        return
+    width = min(shutil.get_terminal_size((100, 40)).columns, 100)
+    rendered = render_markdown(text, width=width, color=_use_color(sys.stdout))
+    if pager is False or os.environ.get("GRADLINT_PAGER", os.environ.get("PAGER")) == "":
+        click.echo(rendered, nl=False)
+        return
+    # as git: less quits at once when it all fits (F), keeps colours (R) and the screen (X)
+    os.environ.setdefault("LESS", "FRX")
+    if os.environ.get("GRADLINT_PAGER"):
+        os.environ["PAGER"] = os.environ["GRADLINT_PAGER"]
+    click.echo_via_pager(rendered, color=_use_color(sys.stdout))
 
 
 @cli.command("rules")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def rules_cmd(output_format):
-    """List every rule."""
+    """List every rule with the levels its findings can have."""
     from gradlint.rule import all_rules
 
     rules = all_rules()
     if output_format == "json":
         click.echo(json.dumps([
-            {"code": r.code, "name": r.name, "severity": r.severity, "summary": r.summary, "options": r.options}
+            {"code": r.code, "name": r.name, "severity": r.severity, "severities": r.levels(), "summary": r.summary,
+             "options": r.options}
             for r in rules
         ], indent=2))
         return
     for r in rules:
-        click.echo(f"{r.code}  {r.name:<30} {r.severity:<8} {r.summary}")
+        click.echo(f"{r.code}  {r.name:<30} {'/'.join(r.levels()):<19} {r.summary}")
+    click.echo("\nA rule with several levels gives each finding the one its numbers call for (a gradient predicted "
+               "100x beyond its threshold is an error, for instance): `gradlint rule CODE` says when. --fail-level "
+               "sets which levels fail the run (default: warning and error).")
 
 
 @cli.command("schema")

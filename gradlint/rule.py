@@ -29,6 +29,8 @@ class Rule:
     code: ClassVar[str]
     name: ClassVar[str]  # kebab-case pattern name, not an order
     severity: ClassVar[str] = "warning"  # default level
+    #: every level a finding of the rule can have -> when it has it; empty: only ``severity``
+    severities: ClassVar[dict[str, str]] = {}
     summary: ClassVar[str]  # one line, for `gradlint rules`
     #: source snippets on which the rule must stay silent / must report
     VALID: ClassVar[list[str]] = []
@@ -53,6 +55,13 @@ class Rule:
 
     def check_training(self, file: "FileModel", ctx: "RuleContext") -> None:
         """Once per file, with its training loops and the models they train."""
+
+    @classmethod
+    def levels(cls) -> dict[str, str]:
+        """Each level a finding of this rule can have, most severe first, with when it has it."""
+        given = cls.severities or {cls.severity: "always"}
+        order = ("error", "warning", "info")
+        return {level: given[level] for level in order if level in given}
 
     @classmethod
     def documentation(cls) -> str:

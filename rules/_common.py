@@ -88,6 +88,14 @@ def flow_sentence(h) -> str:
     return ""
 
 
+#: the levels of a finding judged by the flow model (:func:`flow_severity`)
+FLOW_SEVERITIES = {
+    "error": "the predicted gradient is more than 100x beyond its threshold, overflows float32, or the net is dead "
+             "with a probability over 90 %",
+    "warning": "the prediction is beyond its threshold, by less than that",
+}
+
+
 def flow_severity(h) -> str:
     """An error when the prediction is 100x beyond its threshold (or overflows, or the net is
     almost surely dead); a warning otherwise."""
@@ -137,11 +145,24 @@ def flow_matched_init(graph, h) -> tuple[str, str]:
     return "Xavier", "initialize the weights with `nn.init.xavier_uniform_(w)`"
 
 
-def flow_activations(graph, h) -> str:
+def flow_layer_count(graph, h) -> tuple[int, str, str]:
+    """``(n, activation, detail)`` for naming a hazard's weighted layers as the user wrote them.
+
+    When every layer is followed by the same activation: ``(40, "tanh", "")``, read "40 tanh
+    layers". Otherwise the activation is "weighted" and the detail counts the activations that
+    are there: ``(41, "weighted", "; tanh after 40 of them")`` for 40 tanh layers and a head,
+    ``(14, "weighted", "; relu after 9, sigmoid after 4")``."""
     acts = [graph.next_activation(l) for l in h.layers]
-    if acts and acts[-1] is None and any(acts[:-1]):
-        acts = acts[:-1]
-    return "/".join(sorted({a or "linear" for a in acts}))
+    n = len(acts)
+    named = [a for a in acts if a]
+    kinds = sorted(set(named), key=lambda a: (-named.count(a), a))
+    if len(kinds) == 1 and len(named) == n:
+        return n, kinds[0], ""
+    if not kinds:
+        return n, "weighted", "; no activation between them"
+    if len(kinds) == 1:
+        return n, "weighted", f"; {kinds[0]} after {len(named)} of them"
+    return n, "weighted", "; " + ", ".join(f"{a} after {named.count(a)}" for a in kinds)
 
 
 def measured_rule(rule):

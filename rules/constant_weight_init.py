@@ -18,7 +18,7 @@ class ConstantWeightInit(Rule):
     receives the same gradient, so the units never become different: the layer behaves like a
     single unit (the symmetry is never broken). When the biases are constant too (or absent)
     the symmetry is exact and permanent; when PyTorch's random default biases are left in
-    place only the biases tell the units apart, and they learn nearly alike (starved).
+    place only the biases tell the units apart, and they learn nearly alike.
     Zero weights additionally block the gradient to every layer before them.
 
     Not reported: biases, normalization-layer weights (set to 1 by design), the output layer
@@ -93,6 +93,10 @@ class ConstantWeightInit(Rule):
     confirmable = True
     name = "constant-weight-init"
     severity = "error"
+    severities = {
+        "error": "a zero init, or a constant one with constant biases too: nothing can ever tell the units apart",
+        "warning": "a constant init whose random biases still tell the units apart, barely",
+    }
     fix_safety = "unsafe"
     summary = "a weight initialized to a constant keeps its units identical (symmetric or dead)"
 
@@ -173,13 +177,13 @@ class ConstantWeightInit(Rule):
             where = layers[0].name if len(layers) == 1 else f"{len(layers)} {what} weights ({describe_names(layers[0].name, layers[-1].name)})"
             value = "zero" if init.value == 0.0 else "constant"
             if init.value == 0.0:
-                effect = "the gradient to the layers before it is zero and its units stay symmetric (dead)"
+                effect = "the gradient to the layers before it is zero, and its units stay identical to each other"
                 severity = "error"
             elif biases_constant:
-                effect = "its units start identical and get identical gradients: the symmetry is never broken (dead/symmetric units)"
+                effect = "its units start identical and get identical gradients, so they stay identical: the layer works as one unit"
                 severity = "error"
             else:
-                effect = "only the random biases tell its units apart, so they start and learn nearly alike (starved)"
+                effect = "only the random biases tell its units apart, so they start nearly identical and learn nearly alike"
                 severity = "warning"
             feed = "feeds" if len(layers) == 1 else "feed"
             message = f"{value} init `{text}` on {where}, which {feed} other layers: {effect}"

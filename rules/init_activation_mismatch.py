@@ -3,7 +3,8 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    flow_activations, flow_direction, flow_hazards, flow_matched_init, flow_names, flow_related, flow_report, flow_sentence,
+    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_layer_count, flow_matched_init, flow_names,
+    flow_related, flow_report, flow_sentence,
 )
 
 _SCHEME_NAMES = {
@@ -92,6 +93,7 @@ class InitActivationMismatch(Rule):
     confirmable = True
     name = "init-activation-mismatch"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "the weight initializer does not suit the stack's activation: the gradient vanishes or explodes"
     options = {"min-layers": 3}
 
@@ -135,8 +137,9 @@ class InitActivationMismatch(Rule):
             matched, remedy = flow_matched_init(graph, h)
             cured = (f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
                      if h.cured is not None and h.cured.ratio is not None else "")
+            n, act, detail = flow_layer_count(graph, h)
             message = (
-                f"{len(h.layers)} {flow_activations(graph, h)} layers ({flow_names(h)}) with {'/'.join(names)} init: "
+                f"{n} {act} layers ({flow_names(h)}{detail}) with {'/'.join(names)} init: "
                 f"{flow_direction(h)} — {flow_sentence(h)}{cured}"
             )
             flow_report(ctx, graph, h, span, message, remedy + ", or add normalization between the layers",

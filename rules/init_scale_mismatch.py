@@ -4,7 +4,8 @@ from gradlint.flow.hazards import FIXED_SCALE, Cause
 from gradlint.flow.propagate import weight_moments
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    flow_activations, flow_direction, flow_hazards, flow_matched_init, flow_names, flow_related, flow_report, flow_sentence,
+    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_layer_count, flow_matched_init, flow_names,
+    flow_related, flow_report, flow_sentence,
 )
 
 
@@ -85,6 +86,7 @@ class InitScaleMismatch(Rule):
     confirmable = True
     name = "init-scale-mismatch"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "a fixed-scale initializer compounds over a plain stack: the gradient vanishes or explodes"
     options = {"min-layers": 3}
 
@@ -130,12 +132,14 @@ class InitScaleMismatch(Rule):
             layer, init = fixed[0]
             scale = init_scale(graph, layer)
             matched, remedy = flow_matched_init(graph, h)
-            scale_text = f" (std·√fan_in = {scale:.2g} per layer)" if scale is not None else ""
+            scale_text = (f" (std × √fan_in = {scale:.2g} per layer, where about 1, or √2 before a ReLU, keeps the "
+                          f"signal's scale)" if scale is not None else "")
             cured = (f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
                      if h.cured is not None and h.cured.ratio is not None else "")
+            n, act, detail = flow_layer_count(graph, h)
             message = (
-                f"fixed-scale init `{init.text}`{scale_text} on {len(h.layers)} {flow_activations(graph, h)} layers "
-                f"({flow_names(h)}): {flow_direction(h)} — {flow_sentence(h)}{cured}"
+                f"fixed-scale init `{init.text}`{scale_text} on {n} {act} layers "
+                f"({flow_names(h)}{detail}): {flow_direction(h)} — {flow_sentence(h)}{cured}"
             )
             remedy += " (a scale that follows the layer's width), or add normalization between the layers"
             flow_report(ctx, graph, h, init.span or layer.span, message, remedy, flow_related(ctx, h))

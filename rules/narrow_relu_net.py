@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_direction, flow_hazards, flow_names, flow_report, flow_sentence
+from gradlint.rules._common import (
+    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_names, flow_report, flow_sentence,
+)
 
 
 class NarrowReluNet(Rule):
@@ -77,6 +79,7 @@ class NarrowReluNet(Rule):
     confirmable = True
     name = "narrow-relu-net"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "a deep, narrow ReLU net is likely dead at initialization"
 
     VALID = [

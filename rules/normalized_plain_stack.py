@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_direction, flow_hazards, flow_names, flow_related, flow_report, flow_sentence
+from gradlint.rules._common import (
+    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_names, flow_related, flow_report, flow_sentence,
+)
 
 
 class NormalizedPlainStack(Rule):
@@ -99,6 +101,7 @@ class NormalizedPlainStack(Rule):
     confirmable = True
     name = "normalized-plain-stack"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "a deep normalized stack without skip connections: the gradient explodes"
     options = {"min-layers": 3}
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_direction, flow_hazards, flow_report, flow_sentence
+from gradlint.rules._common import FLOW_SEVERITIES, flow_direction, flow_hazards, flow_report, flow_sentence
 
 
 class OverflowingActivation(Rule):
@@ -78,6 +78,7 @@ class OverflowingActivation(Rule):
     confirmable = True
     name = "overflowing-activation"
     severity = "error"
+    severities = FLOW_SEVERITIES
     summary = "an exponential activation between layers overflows float32 at initialization"
 
     VALID = [

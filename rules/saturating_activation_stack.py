@@ -3,7 +3,9 @@ from __future__ import annotations
 from gradlint.flow import activations as A
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_direction, flow_hazards, flow_names, flow_report, flow_sentence, repeat_related
+from gradlint.rules._common import (
+    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_names, flow_report, flow_sentence, repeat_related,
+)
 
 
 class SaturatingActivationStack(Rule):
@@ -93,6 +95,7 @@ class SaturatingActivationStack(Rule):
     confirmable = True
     name = "saturating-activation-stack"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "stacked sigmoid/tanh layers make the gradient to the first layer vanish"
     options = {"min-layers": 2}
 

@@ -131,6 +131,12 @@ class UnclippedRecurrentTraining(Rule):
     confirmable = True
     name = "unclipped-recurrent-training"
     severity = "warning"
+    severities = {
+        "error": "the flow model predicts the gradient through time explodes over the sequence length the code uses "
+                 "(100 steps when it does not say)",
+        "warning": "the growth through time is not predicted to explode, or is unknown",
+        "info": "the code's own sequence length keeps the predicted gradient through time bounded",
+    }
     fix_safety = "unsafe"
     summary = "a recurrent model is trained without gradient clipping: gradients may explode"
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    flow_activations, flow_direction, flow_hazards, flow_names, flow_related, flow_report, flow_sentence,
+    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_layer_count, flow_names, flow_related, flow_report,
+    flow_sentence,
 )
 
 
@@ -81,6 +82,7 @@ class UnnormalizedDeepStack(Rule):
     confirmable = True
     name = "unnormalized-deep-stack"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "a deep plain stack without normalization or skips: the gradient vanishes or explodes"
     options = {"min-layers": 3}
 
@@ -119,8 +121,10 @@ class UnnormalizedDeepStack(Rule):
                 without = "normalized but without skip connections"
             else:
                 without = "without normalization or skip connections"
+            n, act, detail = flow_layer_count(graph, h)
+            kind = "" if act == "weighted" else f"{act} "
             message = (
-                f"{len(h.layers)}-layer {'' if h.detail.get('skips') else 'plain '}{flow_activations(graph, h)} stack ({flow_names(h)}) {without}: "
+                f"{n}-layer {'' if h.detail.get('skips') else 'plain '}{kind}stack ({flow_names(h)}{detail}) {without}: "
                 f"{flow_direction(h)} — {flow_sentence(h)}, even with the initializer matched to the activation"
             )
             flow_report(ctx, graph, h, h.layers[0].span, message,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import flow_direction, flow_hazards, flow_report, flow_sentence
+from gradlint.rules._common import FLOW_SEVERITIES, flow_direction, flow_hazards, flow_report, flow_sentence
 
 
 class UnnormalizedResidualStack(Rule):
@@ -14,8 +14,9 @@ class UnnormalizedResidualStack(Rule):
 
     ## Why is this bad?
     A skip connection passes the gradient back undiminished, but each block also adds its
-    branch: the backward gain of a block is about `sqrt(1 + chi)`, where `chi` is the branch's
-    own squared gain (about 1 for a He-initialized ReLU branch). Over `N` blocks that compounds
+    branch: going back through a block, the gradient's norm is multiplied by about
+    `sqrt(1 + chi)`, where `chi` is how much the branch alone multiplies the squared norm of
+    what passes through it (about 1 for a He-initialized ReLU branch). Over `N` blocks that compounds
     to `(1 + chi)^(N/2)`: with `chi = 1` the gradient grows about 180x over 15 blocks and
     3e4x over 30. The forward signal grows too: a ReLU branch adds a positive mean that every
     unit of the stream shares, so stream and branch add in amplitude, not only in energy, and
@@ -114,6 +115,7 @@ class UnnormalizedResidualStack(Rule):
     confirmable = True
     name = "unnormalized-residual-stack"
     severity = "warning"
+    severities = FLOW_SEVERITIES
     summary = "many residual blocks without normalization or branch scaling: the gradient explodes"
     options = {"min-blocks": 2}
 

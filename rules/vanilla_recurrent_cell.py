@@ -63,6 +63,11 @@ class VanillaRecurrentCell(Rule):
     confirmable = True
     name = "vanilla-recurrent-cell"
     severity = "info"
+    severities = {
+        "error": "the flow model predicts the gradient through time more than 100x beyond its threshold",
+        "warning": "the flow model predicts the gradient through time beyond its threshold",
+        "info": "an ungated cell over long or unknown sequences, with no predicted growth",
+    }
     summary = "an ungated nn.RNN/nn.RNNCell over long sequences: the gradient through time vanishes or explodes"
     options = {"short-sequence": 16}
 

@@ -87,3 +87,12 @@ def test_readme_sarif_sample_is_a_result_of_a_document_that_validates():
     sarif_schema_validator().validate(doc)
     shown = [json.loads(block) for lang, block in _blocks() if lang == "json" and '"ruleId"' in block]
     assert len(shown) == 1 and shown[0] in doc["runs"][0]["results"]
+
+
+def test_the_readme_rules_table_lists_every_rule_with_its_levels():
+    from gradlint.rule import all_rules
+
+    rows = {m.group(1): m for m in re.finditer(r"^\| (GL\d{3}) \| ([a-z-]+) \| ([a-z/]+) \| .+ \|$", README, re.M)}
+    for rule in all_rules():
+        assert rule.code in rows, f"{rule.code} is not in the README's rules table"
+        assert rows[rule.code].group(2) == rule.name and rows[rule.code].group(3) == "/".join(rule.levels()), rule.code
