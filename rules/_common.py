@@ -52,11 +52,11 @@ def flow_names(h) -> str:
     return describe_names(h.layers[0].name, h.layers[-1].name)
 
 
-_DIRECTION = {"vanishing": "vanishes", "exploding": "explodes", "dead": "is exactly 0 below some layer", "none": "is healthy"}
+_DIRECTION = {"vanishing": "vanishes", "exploding": "explodes", "dead": "is exactly 0 below a dead layer", "none": "is healthy"}
 
 
 def flow_direction(h) -> str:
-    """``the gradient vanishes`` / ``explodes`` / ``is exactly 0 below some layer``: from the hazard class
+    """``the gradient vanishes`` / ``explodes`` / ``is exactly 0 below a dead layer``: from the hazard class
     the numbers decided, so the words cannot disagree with them."""
     return f"the gradient {_DIRECTION[str(h.hazard)]}"
 
