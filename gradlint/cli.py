@@ -364,6 +364,12 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
         _say("Watching for changes (Ctrl-C to stop).")
         sys.stdout.flush()
 
+    import signal
+
+    # Ctrl-C ends the watch even when gradlint was started with SIGINT ignored (a shell's
+    # background job inherits that); SIGTERM ends it the same way
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         # the state is taken before each run: a change made while it runs is seen after it
         last = signature()

@@ -22,9 +22,11 @@ class Watcher:
     def __init__(self, folder: Path, *args):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("GRADLINT_OUTPUT_FORMAT", None)
+        # started with SIGINT ignored, as a background job of a shell is: Ctrl-C must still stop it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gradlint", "check", "--watch", "--output-format", "concise", *args, "."],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
