@@ -597,7 +597,8 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
 def _check_stdin(filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero, failing) -> int:
     """``gradlint check -``: lint (or with ``--fix`` fix, printing the fixed source) what
     standard input holds, as the file ``--stdin-filename`` names."""
-    from gradlint.engine import analyse_any, decode
+    from gradlint.engine import analyse_any
+    from gradlint.text import decode
     from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
     from gradlint.reporters import render, statistics as render_statistics
 
@@ -775,7 +776,7 @@ def graph_cmd(file, fmt, model, flow, as_checked):
     """Print the layer graph gradlint builds for FILE (or, with --flow, its flow profile)."""
     import ast
 
-    from gradlint.engine import decode
+    from gradlint.text import decode
     from gradlint.graph.builder import build_graphs
     from gradlint.graph.dump import RENDERERS
 
@@ -791,7 +792,8 @@ def graph_cmd(file, fmt, model, flow, as_checked):
         _fail(f"cannot parse {file}{where}: {getattr(exc, 'msg', None) or exc}")
         sys.exit(EXIT_ERROR)
     if as_checked:
-        from gradlint.engine import checked_graphs, split_lines
+        from gradlint.engine import checked_graphs
+        from gradlint.text import split_lines
 
         graphs = checked_graphs(tree, file, split_lines(decode(data)))[1]
     else:

@@ -9,11 +9,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import gc
-import io
 import os
-import re
 import time
-import tokenize
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,6 +22,7 @@ from gradlint.graph.seqlen import attach_lengths
 from gradlint.graph.training import extract as extract_training
 from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
 from gradlint.suppressions import parse_directives, removal, suppressing, unused
+from gradlint.text import decode, split_lines
 
 #: files that never mention torch are skipped before parsing
 PREFILTER = b"torch"
@@ -72,19 +70,6 @@ class RunResult:
 
 # ---------------------------------------------------------------- one file
 _RULES_CACHE: dict = {}
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def split_lines(text: str) -> list[str]:
-    """The lines as Python numbers them (``\\n``, ``\\r\\n``, ``\\r``; not form feeds or
-    ``\\u2028``, which ``str.splitlines`` also breaks at)."""
-    if "\r" not in text and text.isascii() and "\x0c" not in text and "\x0b" not in text and "\x1c" not in text \
-            and "\x1d" not in text and "\x1e" not in text:
-        return text.splitlines()  # the same lines, faster
-    lines = _LINE_BREAK.split(text)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def _file_ignores(settings: Settings, path: str) -> tuple:
@@ -134,17 +119,6 @@ def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str)
         path=path, line=max(line, 1), column=max(column, 1), end_line=max(line, 1), end_column=max(column, 1) + 1,
         code=code, name=rule.name, severity=rule.severity, message=message, confidence="confirmed",
     )
-
-
-def decode(data: bytes) -> str:
-    """Decode Python source bytes honouring a BOM or a PEP 263 coding cookie."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    head = data[:400]
-    if b"coding" in head:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding)
-    return data.decode("utf-8")
 
 
 @dataclass

@@ -41,29 +41,15 @@ from functools import lru_cache
 
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.files import read_source
+from gradlint.text import LINE_BREAK
+from gradlint.text import split_lines_keepends as split_lines
 
 #: most lint -> fix rounds before giving up (fixes that keep producing fixes do not converge)
 MAX_ROUNDS = 10
-#: Python's own line breaks (``str.splitlines`` also breaks at form feeds and other
-#: separators, which would put edits on other lines than ``ast`` reports)
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
 # ---------------------------------------------------------------- text edits
-def split_lines(text: str) -> list[str]:
-    """Lines with their line breaks, broken where Python breaks them (``\\n``, ``\\r\\n``, ``\\r``)."""
-    out, start = [], 0
-    for m in _LINE_BREAK.finditer(text):
-        out.append(text[start : m.end()])
-        start = m.end()
-    if start < len(text):
-        out.append(text[start:])
-    return out
-
-
 def _line_starts(text: str) -> list[int]:
     """Offsets where lines start; a text ending in a line break has an empty last line."""
-    return [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
+    return [0] + [m.end() for m in LINE_BREAK.finditer(text)]
 
 
 def _offset(starts: list[int], length: int, line: int, column: int) -> int:
@@ -665,7 +651,8 @@ def _apply(text: str, chosen: list[Diagnostic]) -> str | None:
 def fix_bytes(data: bytes, path: str = "<string>", settings=None, unsafe: bool = False) -> FixOutcome:
     """:func:`fix_source` on a file's bytes: decoded as the engine decodes them (BOM, PEP 263
     cookie) and encoded back the same way; line endings are never translated."""
-    from gradlint.engine import Settings, decode, lint_source
+    from gradlint.engine import Settings, lint_source
+    from gradlint.text import decode
 
     settings = settings if settings is not None else Settings()
     try:

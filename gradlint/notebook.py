@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from gradlint.diagnostics import Diagnostic, Related
-from gradlint.engine import split_lines
+from gradlint.text import split_lines
 
 BOUNDARY = "# %% gradlint-cell-boundary"
 _MAGIC_MARK = re.compile(r"^(\s*)pass  # gradlint-magic (\d+)$")

@@ -27,7 +27,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import re
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +36,7 @@ from pathlib import Path
 from gradlint import __version__, docs_url, install_hint
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.engine import Settings, lint_source
+from gradlint.text import LINE_BREAK
 
 logger = logging.getLogger("gradlint.server")
 
@@ -50,7 +50,6 @@ DEBUG_ENV = "GRADLINT_LSP_DEBUG"
 UNSUPPRESSIBLE = frozenset({"GL001", "GL002", "GL003"})
 URI_SCHEMES = ("file", "untitled")
 
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # the LSP's line terminators (and Python's)
 
 
 def rule_doc_url(code: str, name: str) -> str:
@@ -61,7 +60,7 @@ def rule_doc_url(code: str, name: str) -> str:
 # ---------------------------------------------------------------- positions (pure)
 def split_lines(text: str) -> list[str]:
     """The document's lines as the LSP counts them (``\\n``, ``\\r\\n`` or ``\\r``)."""
-    return _LINE_BREAK.split(text)
+    return LINE_BREAK.split(text)
 
 
 def code_units(text: str, encoding: str) -> int:

@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from gradlint.engine import checked_graphs, lint_source, split_lines
+from gradlint.engine import checked_graphs, lint_source
+from gradlint.text import split_lines
 from gradlint.graph.dump import render_text
 from gradlint.reporters import render
 

@@ -174,7 +174,7 @@ def test_a_space_before_the_bracket_still_names_the_codes():
 def test_directives_are_real_comments_only(src, expected):
     import ast as _ast
 
-    from gradlint.engine import split_lines
+    from gradlint.text import split_lines
     from gradlint.suppressions import parse_directives
 
     got = [(d.line, d.codes) for d in parse_directives(src, split_lines(src), _ast.parse(src))]

@@ -226,7 +226,7 @@ def measured_finding(job, measurement, findings, t, options):
     line, col, end_line, end_col = job.span
     text, notebook = "", None
     try:
-        from gradlint.engine import decode, split_lines
+        from gradlint.text import decode, split_lines
         from gradlint.files import read_source
 
         if job.path.endswith(".ipynb"):  # the graph's lines are the code cells' joined source

@@ -21,6 +21,7 @@ import os
 from collections import Counter
 
 from gradlint import docs_url
+from gradlint.text import source_lines, split_lines
 
 FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif", "junit", "gitlab")
 
@@ -171,13 +172,9 @@ class SourceLines:
     def lines(self, key: str, read: bool = True) -> list[str]:
         if key not in self._cache:
             if key in self._sources:
-                self._cache[key] = str(self._sources[key]).splitlines()
+                self._cache[key] = split_lines(str(self._sources[key]))
             elif read:
-                try:
-                    with open(key, "rb") as fh:
-                        self._cache[key] = fh.read().decode("utf-8", "replace").splitlines()
-                except (OSError, ValueError):
-                    self._cache[key] = []
+                self._cache[key] = source_lines(key)
             else:
                 self._cache[key] = []
         return self._cache[key]

@@ -5,24 +5,21 @@ from __future__ import annotations
 import click
 
 from gradlint.reporters import verdict_line
+from gradlint.text import source_lines, split_lines
 
 _SEVERITY_COLOUR = {"error": "red", "warning": "yellow", "info": "blue"}
 
 
 def _read_lines(path: str, cache: dict) -> list[str]:
     if path not in cache:
-        try:
-            with open(path, "rb") as fh:
-                cache[path] = fh.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            cache[path] = []
+        cache[path] = source_lines(path)
     return cache[path]
 
 
 def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -> str:
     """``sources`` maps path -> text for findings on content that is not on disk; a notebook
     cell's text is keyed ``f"{path}:cell {n}"`` (without it, a cell finding has no excerpt)."""
-    cache: dict = {p: t.splitlines() for p, t in (sources or {}).items()}
+    cache: dict = {p: split_lines(t) for p, t in (sources or {}).items()}
 
     def style(text, **kw):
         return click.style(text, **kw) if color else text
