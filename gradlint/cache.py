@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import os
 import json
 import struct
@@ -42,6 +41,7 @@ from dataclasses import dataclass, fields
 
 import gradlint
 from gradlint.files import read_source
+from gradlint.text import write_atomic
 
 #: bump when the entry format or what a key covers changes
 FORMAT = 2  # 2: entries are JSON (1 was pickle, which runs code when loaded)
@@ -70,7 +70,6 @@ CACHEDIR_TAG = (b"Signature: 8a477f597d28d172789f06886806bc55\n"
 DEFAULT_DIRNAME = ".gradlint_cache"
 
 _code_stamp: str | None = None
-_tmp_counter = itertools.count()
 
 
 def default_cache_dir(settings=None) -> str:
@@ -226,20 +225,13 @@ class ResultCache:
 
     def _write(self, found: Lookup, payload: bytes) -> None:
         header = _HEADER.pack(*self._shortcut(found.stat), found.digest, zlib.crc32(payload))
-        folder = os.path.dirname(found.entry)
-        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{next(_tmp_counter)}-{os.urandom(4).hex()}")
         try:
             if not self._root_ready:
                 self._prepare_root()
-            os.makedirs(folder, exist_ok=True)
-            with open(tmp, "wb") as fh:
-                fh.write(MAGIC + header + payload)
-            os.replace(tmp, found.entry)
+            os.makedirs(os.path.dirname(found.entry), exist_ok=True)
+            write_atomic(found.entry, MAGIC + header + payload, durable=False, keep_links=False)
         except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass
 
     def _prepare_root(self) -> None:
         os.makedirs(self.cache_dir, exist_ok=True)
@@ -251,16 +243,10 @@ class ResultCache:
                         continue
             except OSError:
                 pass
-            tmp = f"{target}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
             try:
-                with open(tmp, "wb") as fh:
-                    fh.write(content)
-                os.replace(tmp, target)
+                write_atomic(target, content, durable=False, keep_links=False)
             except OSError:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+                pass
         self._root_ready = True
         self._prune()
 

@@ -481,18 +481,9 @@ def _cache_dir(cache_dir, config):
 
 
 def _write_report(path: str, text: str) -> None:
-    import tempfile
+    from gradlint.text import write_atomic
 
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".gradlint-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, text.encode("utf-8"))
 
 
 def _fix_summary(fixed, diff: bool, show: bool) -> None:

@@ -33,7 +33,6 @@ import difflib
 import io
 import os
 import re
-import tempfile
 import tokenize
 import warnings
 from dataclasses import dataclass, field, replace
@@ -41,7 +40,7 @@ from functools import lru_cache
 
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.files import read_source
-from gradlint.text import LINE_BREAK
+from gradlint.text import LINE_BREAK, write_atomic  # noqa: F401  (--fix writes through it)
 from gradlint.text import split_lines_keepends as split_lines
 
 #: most lint -> fix rounds before giving up (fixes that keep producing fixes do not converge)
@@ -685,75 +684,6 @@ def fix_path(path: str, settings=None, unsafe: bool = False, write: bool = True)
             if not outcome.written:
                 outcome.error = "changed on disk while it was being fixed; not written"
     return outcome
-
-
-def write_atomic(path: str, new_bytes: bytes, original_bytes: bytes) -> bool:
-    """Replace the file's content with ``new_bytes`` unless it no longer holds
-    ``original_bytes`` (changed on disk since it was read): then return False and write
-    nothing. The new content goes to a temporary file in the same folder, is flushed to
-    disk and renamed over the original (``os.replace``), with the file's mode, owner and
-    group; a symbolic link is followed, not replaced. A file with several hard links is
-    rewritten in place instead (a rename would leave the other names on the old text):
-    the one case that is not atomic."""
-    target = os.path.realpath(path)
-    with open(target, "rb") as fh:
-        if fh.read() != original_bytes:
-            return False
-        st = os.fstat(fh.fileno())
-    if st.st_nlink > 1:
-        return _write_in_place(target, new_bytes, original_bytes)
-    folder = os.path.dirname(target) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".gradlint-tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(new_bytes)
-            out.flush()
-            os.fsync(out.fileno())
-        if hasattr(os, "chown") and (st.st_uid, st.st_gid) != _owner(tmp):
-            try:
-                os.chown(tmp, st.st_uid, st.st_gid)  # root fixing another user's file keeps it theirs
-            except PermissionError:  # not root: keep at least the group, when it is one of ours
-                if st.st_gid in os.getgroups():
-                    os.chown(tmp, -1, st.st_gid)
-        os.chmod(tmp, st.st_mode & 0o7777)  # after chown, which clears set-id bits
-        with open(target, "rb") as fh:  # last look: someone may have written meanwhile
-            if fh.read() != original_bytes:
-                os.unlink(tmp)
-                return False
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return True
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-    return True
-
-
-def _owner(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_uid, st.st_gid
-
-
-def _write_in_place(target: str, new_bytes: bytes, original_bytes: bytes) -> bool:
-    """Rewrite a hard-linked file through its own inode, so every name sees the fix."""
-    with open(target, "r+b") as fh:
-        if fh.read() != original_bytes:
-            return False
-        fh.seek(0)
-        fh.write(new_bytes)
-        fh.truncate()
-        fh.flush()
-        os.fsync(fh.fileno())
-    return True
 
 
 __all__ = [

@@ -10,7 +10,9 @@ numbers lines goes through here.
 from __future__ import annotations
 
 import io
+import os
 import re
+import tempfile
 import tokenize
 
 #: Python's (and the LSP's) line terminators
@@ -67,3 +69,102 @@ def source_lines(path: str) -> list[str]:
             return split_lines(decode_lenient(fh.read()))
     except (OSError, ValueError):
         return []
+
+
+# ---------------------------------------------------------------- writing files
+def write_atomic(path: str, new_bytes: bytes, original_bytes: bytes | None = None, durable: bool = True,
+                 keep_links: bool = True) -> bool:
+    """Write ``new_bytes`` to ``path`` atomically: a temporary file in the same folder, renamed
+    over it (``os.replace``), so a reader sees the old content or the new, never a part.
+
+    - With ``original_bytes``, the file is replaced only while it still holds them (it did not
+      change on disk since it was read); otherwise nothing is written and False is returned.
+    - An existing file keeps its mode, owner and group; a new one gets the mode the umask
+      gives. A symbolic link is followed, not replaced.
+    - A file with several hard links is rewritten in place instead (a rename would leave the
+      other names on the old text): the one case that is not atomic.
+    - ``durable``: the data and the rename are flushed to disk (``fsync``); the cache, which
+      can always be rebuilt, skips it.
+    - ``keep_links=False`` (the cache's own files): the name gets a new file whatever is
+      there; a link planted at it is replaced, never followed or written through, and the
+      new file gets no mode or owner from what was there."""
+    target = os.path.realpath(path) if keep_links else os.path.abspath(path)
+    st = None
+    if keep_links or original_bytes is not None:
+        try:
+            with open(target, "rb") as fh:
+                if original_bytes is not None and fh.read() != original_bytes:
+                    return False
+                st = os.fstat(fh.fileno())
+        except FileNotFoundError:
+            if original_bytes is not None:
+                return False
+    if not keep_links:
+        st = None
+    if st is not None and st.st_nlink > 1:
+        return _write_in_place(target, new_bytes, original_bytes)
+    folder = os.path.dirname(target) or "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".gradlint-tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(new_bytes)
+            out.flush()
+            if durable:
+                os.fsync(out.fileno())
+        if st is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what a new file gets
+        else:
+            if hasattr(os, "chown") and (st.st_uid, st.st_gid) != _owner(tmp):
+                try:
+                    os.chown(tmp, st.st_uid, st.st_gid)  # root fixing another user's file keeps it theirs
+                except PermissionError:  # not root: keep at least the group, when it is one of ours
+                    if st.st_gid in os.getgroups():
+                        os.chown(tmp, -1, st.st_gid)
+            os.chmod(tmp, st.st_mode & 0o7777)  # after chown, which clears set-id bits
+        if original_bytes is not None:
+            with open(target, "rb") as fh:  # last look: someone may have written meanwhile
+                if fh.read() != original_bytes:
+                    os.unlink(tmp)
+                    return False
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if durable:
+        _sync_folder(folder)
+    return True
+
+
+def _sync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def _owner(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_uid, st.st_gid
+
+
+def _write_in_place(target: str, new_bytes: bytes, original_bytes: bytes | None) -> bool:
+    """Rewrite a hard-linked file through its own inode, so every name sees the new text."""
+    with open(target, "r+b") as fh:
+        if original_bytes is not None and fh.read() != original_bytes:
+            return False
+        fh.seek(0)
+        fh.write(new_bytes)
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True

@@ -50,3 +50,44 @@ def test_the_full_format_shows_the_line_the_finding_is_on(tmp_path):
     text = "# -*- coding: latin-1 -*-\n" + TOWER.format(extra="").replace("super().__init__()", "super().__init__()  # é")
     out = _full(tmp_path, text, encoding="latin-1")
     assert "super().__init__()  # é" in out and "\ufffd" not in out, out
+
+
+def test_write_atomic_keeps_an_existing_files_mode_and_gives_a_new_one_the_umasks(tmp_path):
+    import os
+
+    from gradlint.text import write_atomic
+
+    old = tmp_path / "old.txt"
+    old.write_bytes(b"a")
+    os.chmod(old, 0o640)
+    assert write_atomic(str(old), b"b") and old.read_bytes() == b"b" and (old.stat().st_mode & 0o777) == 0o640
+    mask = os.umask(0o022)
+    try:
+        assert write_atomic(str(tmp_path / "new.txt"), b"c")
+    finally:
+        os.umask(mask)
+    assert ((tmp_path / "new.txt").stat().st_mode & 0o777) == 0o644  # not mkstemp's 0600
+    # a file that changed since it was read is left alone
+    assert not write_atomic(str(old), b"d", original_bytes=b"not what it holds") and old.read_bytes() == b"b"
+    assert [p.name for p in tmp_path.iterdir() if "gradlint-tmp" in p.name] == []
+
+
+def test_write_atomic_without_keep_links_replaces_a_planted_link(tmp_path):
+    import os
+
+    from gradlint.text import write_atomic
+
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "entry"
+    os.symlink(victim, link)
+    assert write_atomic(str(link), b"cache entry", durable=False, keep_links=False)
+    assert victim.read_bytes() == b"precious" and not link.is_symlink() and link.read_bytes() == b"cache entry"
+    hard = tmp_path / "hard"
+    os.link(victim, hard)
+    assert write_atomic(str(hard), b"again", durable=False, keep_links=False)
+    assert victim.read_bytes() == b"precious" and hard.read_bytes() == b"again"
+    # keep_links (a user's file, as --fix writes it): the link is followed, both names see it
+    os.link(victim, tmp_path / "second-name")
+    assert write_atomic(str(victim), b"fixed", original_bytes=b"precious")
+    assert (tmp_path / "second-name").read_bytes() == b"fixed"

@@ -33,6 +33,7 @@ import re
 from pathlib import Path
 
 from gradlint.dynamic.verdict import THRESHOLDS, geomean
+from gradlint.text import write_atomic
 
 _COLOURS = {"confirmed": "#c0392b", "refuted": "#2e86c1", "inconclusive": "#b7950b", "not-run": "#b7950b"}
 _PLAIN = "#95a5a6"
@@ -264,9 +265,7 @@ def _save(fig, path: Path, tips: dict[str, str]) -> None:
     svg = buf.getvalue()
     for gid, tip in tips.items():
         svg = svg.replace(f'<g id="{gid}">', f'<g id="{gid}"><title>{html.escape(tip)}</title>', 1)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(svg, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(str(path), svg.encode("utf-8"), durable=False)
 
 
 def _bars(ax, values, colours, labels, horizontal, tips, prefix, what, labelled: bool = True) -> None:
@@ -676,9 +675,7 @@ class ReportWriter:
         page = _PAGE.format(aspect=f"{FIGSIZE[0]:g} / {FIGSIZE[1]:g}", summary=summary, overview=overview,
                             sections="\n".join(sections) or "<p>No model was measured.</p>", skipped=skipped)
         index = self.out / "index.html"
-        tmp = self.out / ".index.html.tmp"
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, index)
+        write_atomic(str(index), page.encode("utf-8"))
         return index
 
 
