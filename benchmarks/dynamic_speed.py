@@ -152,7 +152,7 @@ def planned(paths, device: str) -> dict:
     from gradlint.config import load_config, settings_from
     from gradlint.dynamic import DynamicOptions
     from gradlint.dynamic.plan import plan
-    from gradlint.engine import lint_paths
+    from gradlint.run import lint_paths
 
     os.chdir(ROOT)
     config = load_config(ROOT)

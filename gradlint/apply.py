@@ -50,7 +50,8 @@ def wanted(d, unsafe: bool) -> bool:
 def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_dir: str | None = None) -> FixRun:
     """Fix every file under ``paths`` that has a fix to apply; with ``write=False`` only
     collect the unified diff."""
-    from gradlint.engine import Settings, lint_paths
+    from gradlint.engine import Settings
+    from gradlint.run import lint_paths
     from gradlint.text import decode
 
     run = FixRun()
@@ -160,7 +161,7 @@ def add_noqa(paths, settings, cache_dir: str | None = None) -> NoqaRun:
     on an existing codebase and see only new findings. A file that does not parse gets
     ``# gradlint: file-ignore[GL001]`` at its top. Running it again changes nothing: every
     finding it can hide is hidden. Files are written atomically, encoding and BOM kept."""
-    from gradlint.engine import lint_paths
+    from gradlint.run import lint_paths
     from gradlint.text import decode, split_lines
     from gradlint.fixes import apply_edits, write_atomic
     from gradlint.suppressions import noqa_edits

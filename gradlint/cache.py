@@ -202,20 +202,6 @@ class ResultCache:
             return
         self._write(found, payload)
 
-    # ------------------------------------------------------------ convenience
-    def lint_file(self, path: str):
-        """``engine.lint_file(path, settings)``, through the cache."""
-        from gradlint import engine
-
-        found = self.lookup(path)
-        if found.result is not None:
-            return found.result
-        if found.data is None:
-            return engine.lint_file(path, self.settings)
-        result = engine.analyse_any(found.data, path, self.settings)
-        self.store(found, result)
-        return result
-
     # ------------------------------------------------------------ internals
     def _shortcut(self, stat: tuple) -> tuple:
         """The stat to record: none while the file is too recently modified to trust it."""

@@ -161,7 +161,7 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     global _level, _color_mode
     _level = SILENT if silent else QUIET if quiet else VERBOSE if verbose else NORMAL
     _color_mode = color_mode
-    from gradlint.engine import lint_paths
+    from gradlint.run import lint_paths
     from gradlint.reporters import render, statistics as render_statistics
 
     select, ignore, extend_select = _split(select), _split(ignore), _split(extend_select)
@@ -318,7 +318,7 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
     goes through the result cache, so only the changed files are analysed again. Ctrl-C ends
     it with exit 0."""
     from gradlint.config import Resolver
-    from gradlint.engine import lint_paths
+    from gradlint.run import lint_paths
     from gradlint.files import discover
     from gradlint.reporters import render, statistics as render_statistics
 
@@ -588,7 +588,7 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
 def _check_stdin(filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero, failing) -> int:
     """``gradlint check -``: lint (or with ``--fix`` fix, printing the fixed source) what
     standard input holds, as the file ``--stdin-filename`` names."""
-    from gradlint.engine import analyse_any
+    from gradlint.run import analyse_any
     from gradlint.text import decode
     from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
     from gradlint.reporters import render, statistics as render_statistics

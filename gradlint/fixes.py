@@ -10,7 +10,7 @@ The protocol between rules and this module:
    only plain hashable ``(key, value)`` pairs its fixer needs (spans as 1-based character
    positions, the model expression, the initializer name...). The static path never
    imports libcst.
-2. With ``Settings(fixes=True)`` the engine calls :func:`attach_edits`, which parses the file
+2. With ``Settings(fixes=True)`` a run calls :func:`attach_edits` (:func:`with_edits`), which parses the file
    once with libcst and calls each fixable rule's ``fix(source, diagnostic)`` method
    (``source`` is a :class:`CstSource`: the module, its positions and parents, and helpers
    that locate nodes by position, insert statements and spell names through the file's
@@ -548,13 +548,39 @@ def _encode(text: str, bom: bool = False) -> bytes:
     return (b"\xef\xbb\xbf" + data) if bom else data
 
 
+def with_edits(result, source, path: str):
+    """``result`` (an engine FileResult of ``source``, bytes or text) with the edits of its
+    fixable findings filled in, the cross-file ones (kept when the other file agrees) too."""
+    if not any(d.fix is not None for d in [*result.diagnostics, *(d for _, d in result.deferred)]):
+        return result
+    if isinstance(source, bytes):
+        from gradlint.text import decode
+
+        try:
+            source = decode(source)
+        except (UnicodeDecodeError, LookupError, SyntaxError):
+            return result
+    result.diagnostics = attach_edits(source, path, result.diagnostics)
+    if result.deferred:
+        edited = attach_edits(source, path, [d for _, d in result.deferred])
+        result.deferred = [(req, d) for (req, _), d in zip(result.deferred, edited)]
+    return result
+
+
+def lint_with_edits(source, path: str, settings) -> list[Diagnostic]:
+    """The file's findings (those that hold without other files), with their edits."""
+    from gradlint.engine import analyse
+
+    return with_edits(analyse(source, path, settings), source, path).diagnostics
+
+
 def _lint(text: str, path: str, settings, satisfied=frozenset()):
     """The file's findings with their edits; with ``satisfied``, also the findings that hold
     through other files of the run (a training loop whose recurrent model is imported)."""
-    from gradlint.engine import analyse, lint_source
+    from gradlint.engine import analyse
 
     if not satisfied:
-        return lint_source(_encode(text), path, settings)
+        return lint_with_edits(_encode(text), path, settings)
     result = analyse(_encode(text), path, settings)
     across = [d for req, d in result.deferred if req in satisfied]
     if across:
@@ -650,14 +676,14 @@ def _apply(text: str, chosen: list[Diagnostic]) -> str | None:
 def fix_bytes(data: bytes, path: str = "<string>", settings=None, unsafe: bool = False) -> FixOutcome:
     """:func:`fix_source` on a file's bytes: decoded as the engine decodes them (BOM, PEP 263
     cookie) and encoded back the same way; line endings are never translated."""
-    from gradlint.engine import Settings, lint_source
+    from gradlint.engine import Settings
     from gradlint.text import decode
 
     settings = settings if settings is not None else Settings()
     try:
         text = decode(data)
     except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
-        remaining = lint_source(data, path, replace(settings, fixes=True))
+        remaining = lint_with_edits(data, path, replace(settings, fixes=True))
         return FixOutcome("", "", [], remaining, 0, True, data, None, f"cannot decode: {exc}")
     outcome = fix_source(text, path, settings, unsafe)
     outcome.data = _encode(outcome.source, bom=data.startswith(b"\xef\xbb\xbf")) if outcome.changed else data
@@ -687,6 +713,7 @@ def fix_path(path: str, settings=None, unsafe: bool = False, write: bool = True)
 
 
 __all__ = [
-    "CstSource", "Edit", "FixOutcome", "MAX_ROUNDS", "applicable", "apply_edits", "attach_edits",
+    "CstSource", "Edit", "FixOutcome", "MAX_ROUNDS", "applicable", "apply_edits", "attach_edits", "lint_with_edits",
+    "with_edits",
     "fix_bytes", "fix_path", "fix_source", "split_lines", "text_edits", "unified_diff", "write_atomic",
 ]

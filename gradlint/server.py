@@ -311,7 +311,9 @@ def create_server():
             fixed = linted.findings
             if self.fixes_available and any(d.fix is not None and not d.fix.edits for d in linted.findings):
                 try:
-                    again = lint_source(linted.text, linted.path, dataclasses.replace(linted.settings, fixes=True))
+                    from gradlint.fixes import lint_with_edits
+
+                    again = lint_with_edits(linted.text, linted.path, dataclasses.replace(linted.settings, fixes=True))
                 except ImportError:  # the fix stage is not there (yet): offer the fixes we have
                     self.fixes_available = False
                 else:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from gradlint import fixes
 from gradlint.diagnostics import Diagnostic, Edit, Fix
 from gradlint.engine import Settings, lint_source
+from gradlint.fixes import lint_with_edits
 from gradlint.fixes import (
     apply_edits, attach_edits, fix_bytes, fix_path, fix_source, text_edits, unified_diff, write_atomic,
 )
@@ -33,7 +34,7 @@ def fixed(text, unsafe=True):
 
 
 def only(text, code):
-    found = [d for d in lint_source(text, "f.py", FIXES) if d.code == code]
+    found = [d for d in lint_with_edits(text, "f.py", FIXES) if d.code == code]
     assert len(found) == 1, format_diagnostics(found)
     return found[0]
 
@@ -201,7 +202,7 @@ def test_no_fix_for_an_unnamed_model_expression():
         "        x.sum().backward()\n"
         "        opt.step()\n"
     )
-    for d in lint_source(src, "f.py", FIXES):
+    for d in lint_with_edits(src, "f.py", FIXES):
         assert d.code != "GL401" or d.fix is None
 
 

@@ -15,6 +15,8 @@ import pytest
 import gradlint
 from gradlint import cache as cache_mod
 from gradlint import engine
+from gradlint import run
+from gradlint.run import lint_cached
 from gradlint.cache import ResultCache, default_cache_dir
 from gradlint.engine import FileResult, Settings
 
@@ -62,7 +64,7 @@ def forbid_analysis(monkeypatch):
         raise AssertionError("analysed again: the cache missed")
 
     monkeypatch.setattr(engine, "analyse", fail)
-    monkeypatch.setattr(engine, "lint_file", fail)
+    monkeypatch.setattr(run, "lint_file", fail)
 
 
 def all_files(root) -> list[str]:
@@ -72,21 +74,21 @@ def all_files(root) -> list[str]:
 # ---------------------------------------------------------------- hits
 def test_second_run_is_served_from_the_cache(project, monkeypatch):
     cache = ResultCache(".gradlint_cache", Settings())
-    first = cache.lint_file("src/deep.py")
+    first = lint_cached(cache, "src/deep.py")
     assert "GL101" in codes(first)
-    assert first == engine.lint_file("src/deep.py", Settings())
-    assert cache.lint_file("src/healthy.py").diagnostics == []
+    assert first == run.lint_file("src/deep.py", Settings())
+    assert lint_cached(cache, "src/healthy.py").diagnostics == []
 
     forbid_analysis(monkeypatch)
     again = ResultCache(".gradlint_cache", Settings())  # a new run
-    assert again.lint_file("src/deep.py") == first
-    assert again.lint_file("src/healthy.py").diagnostics == []
+    assert lint_cached(again, "src/deep.py") == first
+    assert lint_cached(again, "src/healthy.py").diagnostics == []
 
 
 def test_unchanged_old_file_is_a_hit_without_reading_it(project, monkeypatch):
     monkeypatch.setattr(cache_mod, "RACY_NS", 0)
     cache = ResultCache(".gradlint_cache", Settings())
-    cache.lint_file("src/deep.py")
+    lint_cached(cache, "src/deep.py")
     found = cache.lookup("src/deep.py")
     assert found.result is not None
     assert found.digest == b""  # the stat matched: the content was neither read nor hashed
@@ -96,7 +98,7 @@ def test_recently_modified_file_is_checked_by_its_content(project, calls):
     # written just now: its stat cannot be trusted yet, the content hash decides
     cache = ResultCache(".gradlint_cache", Settings())
     (project / "src" / "deep.py").write_bytes(DEEP.read_bytes())
-    cache.lint_file("src/deep.py")
+    lint_cached(cache, "src/deep.py")
     found = cache.lookup("src/deep.py")
     assert found.result is not None and found.digest != b""
     assert calls == ["src/deep.py"]
@@ -104,8 +106,8 @@ def test_recently_modified_file_is_checked_by_its_content(project, calls):
 
 def test_result_carries_the_path_as_given(project):
     cache = ResultCache(".gradlint_cache", Settings())
-    relative = cache.lint_file("src/deep.py")
-    absolute = cache.lint_file(str(project / "src" / "deep.py"))
+    relative = lint_cached(cache, "src/deep.py")
+    absolute = lint_cached(cache, str(project / "src" / "deep.py"))
     assert {d.path for d in relative.diagnostics} == {"src/deep.py"}
     assert {d.path for d in absolute.diagnostics} == {str(project / "src" / "deep.py")}
 
@@ -117,7 +119,7 @@ def test_same_size_edit_with_mtime_put_back_is_a_miss(project, monkeypatch, call
     path = project / "src" / "deep.py"
     before = os.stat(path)
     cache = ResultCache(".gradlint_cache", Settings())
-    assert "GL101" in codes(cache.lint_file("src/deep.py"))
+    assert "GL101" in codes(lint_cached(cache, "src/deep.py"))
 
     text = path.read_text()
     edited = text.replace("DEPTH = 10", "DEPTH =  1")
@@ -127,7 +129,7 @@ def test_same_size_edit_with_mtime_put_back_is_a_miss(project, monkeypatch, call
     after = os.stat(path)
     assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
 
-    result = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    result = lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     assert "GL101" not in codes(result)
     assert calls == ["src/deep.py", "src/deep.py"]
 
@@ -136,7 +138,7 @@ def test_touched_file_with_same_content_is_a_hit_and_its_stat_refreshed(project,
     monkeypatch.setattr(cache_mod, "RACY_NS", 0)
     path = project / "src" / "deep.py"
     cache = ResultCache(".gradlint_cache", Settings())
-    cache.lint_file("src/deep.py")
+    lint_cached(cache, "src/deep.py")
     later = time.time() - 60
     os.utime(path, (later, later))  # a checkout, a `touch`
     found = cache.lookup("src/deep.py")
@@ -146,8 +148,8 @@ def test_touched_file_with_same_content_is_a_hit_and_its_stat_refreshed(project,
 
 
 def test_settings_that_change_results_invalidate(project, calls):
-    ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
-    ignored = ResultCache(".gradlint_cache", Settings(ignore=("GL101",))).lint_file("src/deep.py")
+    lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
+    ignored = lint_cached(ResultCache(".gradlint_cache", Settings(ignore=("GL101",))), "src/deep.py")
     assert "GL101" not in codes(ignored)
     assert len(calls) == 2
     for other in (Settings(preview=True), Settings(select=("GL1",)), Settings(fixes=True),
@@ -157,11 +159,11 @@ def test_settings_that_change_results_invalidate(project, calls):
 
 
 def test_discovery_only_settings_share_the_entries(project, monkeypatch):
-    ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     forbid_analysis(monkeypatch)
     for other in (Settings(jobs=1), Settings(extend_exclude=("legacy/",)), Settings(respect_gitignore=False),
                   Settings(force_exclude=True), Settings(exclude=())):
-        assert "GL101" in codes(ResultCache(".gradlint_cache", other).lint_file("src/deep.py"))
+        assert "GL101" in codes(lint_cached(ResultCache(".gradlint_cache", other), "src/deep.py"))
 
 
 def test_unknown_settings_fields_count(project):
@@ -173,18 +175,18 @@ def test_unknown_settings_fields_count(project):
 
 
 def test_version_change_invalidates(project, monkeypatch, calls):
-    ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     monkeypatch.setattr(gradlint, "__version__", "99.0.0")
     cache = ResultCache(".gradlint_cache", Settings())
     assert "99.0.0" in cache.folder
-    cache.lint_file("src/deep.py")
+    lint_cached(cache, "src/deep.py")
     assert len(calls) == 2
 
 
 def test_gradlint_source_change_invalidates(project, monkeypatch, calls):
-    ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     monkeypatch.setattr(cache_mod, "code_stamp", lambda: "an edited rule")
-    ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     assert len(calls) == 2
 
 
@@ -213,7 +215,7 @@ def _entry(cache: ResultCache, path: str) -> str:
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "flipped-byte", "not-a-result", "other-format"])
 def test_corrupt_entry_is_rebuilt_silently(project, monkeypatch, calls, capsys, damage):
     cache = ResultCache(".gradlint_cache", Settings())
-    good = cache.lint_file("src/deep.py")
+    good = lint_cached(cache, "src/deep.py")
     entry = _entry(cache, "src/deep.py")
     blob = open(entry, "rb").read()
     if damage == "garbage":
@@ -240,44 +242,44 @@ def test_corrupt_entry_is_rebuilt_silently(project, monkeypatch, calls, capsys, 
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+        again = lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     assert again == good
     assert len(calls) == 2  # a miss, re-analysed
     assert capsys.readouterr() == ("", "")
     forbid_analysis(monkeypatch)
-    assert ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py") == good  # rebuilt
+    assert lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py") == good  # rebuilt
 
 
 def test_entry_replaced_by_a_folder_or_cache_dir_a_file_only_stops_caching(project, calls):
     cache = ResultCache(".gradlint_cache", Settings())
     os.makedirs(_entry(cache, "src/deep.py"))
-    assert "GL101" in codes(cache.lint_file("src/deep.py"))
-    assert "GL101" in codes(cache.lint_file("src/deep.py"))
+    assert "GL101" in codes(lint_cached(cache, "src/deep.py"))
+    assert "GL101" in codes(lint_cached(cache, "src/deep.py"))
     (project / "not_a_dir").write_text("x")
     blocked = ResultCache("not_a_dir", Settings())
-    assert "GL101" in codes(blocked.lint_file("src/deep.py"))
+    assert "GL101" in codes(lint_cached(blocked, "src/deep.py"))
     assert (project / "not_a_dir").read_text() == "x"
     assert not [p for p in all_files(project) if ".tmp-" in p]
 
 
 def test_unreadable_files_are_reported_not_cached(project):
     cache = ResultCache(".gradlint_cache", Settings())
-    missing = cache.lint_file("src/missing.py")
+    missing = lint_cached(cache, "src/missing.py")
     assert codes(missing) == ["GL001"]
     assert not os.path.exists(_entry(cache, "src/missing.py"))
-    assert codes(cache.lint_file("src")) == ["GL001"]  # a directory
+    assert codes(lint_cached(cache, "src")) == ["GL001"]  # a directory
 
 
 def test_internal_errors_are_not_cached(project, monkeypatch):
     cache = ResultCache(".gradlint_cache", Settings())
     crashed = FileResult([engine._tool_diagnostic("GL002", "src/deep.py", 1, 1, "internal error: boom")])
     monkeypatch.setattr(engine, "analyse", lambda *a, **k: crashed)
-    assert cache.lint_file("src/deep.py") is crashed
+    assert lint_cached(cache, "src/deep.py") is crashed
     assert not os.path.exists(_entry(cache, "src/deep.py"))
 
 
 def test_cache_folder_is_tagged_and_ignored(project):
-    ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     root = project / ".gradlint_cache"
     assert (root / "CACHEDIR.TAG").read_bytes().startswith(b"Signature: 8a477f597d28d172789f06886806bc55")
     assert "*" in (root / ".gitignore").read_text().splitlines()
@@ -296,7 +298,7 @@ def test_cache_pickles_for_workers(project):
     cache = ResultCache(".gradlint_cache", Settings(jobs=2))
     clone = pickle.loads(pickle.dumps(cache))
     assert clone.folder == cache.folder
-    assert "GL101" in codes(clone.lint_file("src/deep.py"))
+    assert "GL101" in codes(lint_cached(clone, "src/deep.py"))
 
 
 # ---------------------------------------------------------------- several processes
@@ -311,9 +313,9 @@ def _hammer(args):
                     os.unlink(cache.entry_path(f))
                 except OSError:
                     pass
-            cache.lint_file(f)
+            lint_cached(cache, f)
     cache = ResultCache(".gradlint_cache", Settings())
-    return [(f, cache.lint_file(f)) for f in files]
+    return [(f, lint_cached(cache, f)) for f in files]
 
 
 def test_concurrent_writers_leave_a_valid_cache(project):
@@ -321,7 +323,7 @@ def test_concurrent_writers_leave_a_valid_cache(project):
     for name in ("deep_gelu_mlp.py", "rnn_tanh.py", "residual_sigmoid.py", "tanh_default_deep.py"):
         shutil.copy(MODELS / name, src / name)
     files = sorted(f"src/{p.name}" for p in src.iterdir())
-    expected = {f: engine.lint_file(f, Settings()) for f in files}
+    expected = {f: run.lint_file(f, Settings()) for f in files}
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     with multiprocessing.get_context(method).Pool(4) as pool:
         outcomes = pool.map(_hammer, [(str(project), files, 6)] * 4)
@@ -343,9 +345,9 @@ def test_results_round_trip_with_fixes_and_deferred_findings(project):
     # FileResult round-trips through the JSON entry with every field (fixes, related, deferred)
     cache = ResultCache(".gradlint_cache", Settings(fixes=True))
     shutil.copy(MODELS / "stale_suppression.py", project / "src" / "stale.py")
-    first = cache.lint_file("src/stale.py")
+    first = lint_cached(cache, "src/stale.py")
     assert any(d.fix is not None and d.fix.edits for d in first.diagnostics)
-    again = ResultCache(".gradlint_cache", Settings(fixes=True)).lint_file("src/stale.py")
+    again = lint_cached(ResultCache(".gradlint_cache", Settings(fixes=True)), "src/stale.py")
     assert again == first and again.deferred == first.deferred
     assert [d.fix for d in again.diagnostics] == [d.fix for d in first.diagnostics]
 
@@ -353,18 +355,18 @@ def test_results_round_trip_with_fixes_and_deferred_findings(project):
 def test_notebooks_are_cached_like_the_engine_lints_them(project, monkeypatch):
     notebook = FIXTURES / "notebooks" / "sequence_model.ipynb"
     shutil.copy(notebook, project / "src" / "model.ipynb")
-    expected = engine.lint_file("src/model.ipynb", Settings())
+    expected = run.lint_file("src/model.ipynb", Settings())
     assert expected.diagnostics and all(d.cell is not None for d in expected.diagnostics)
-    assert ResultCache(".gradlint_cache", Settings()).lint_file("src/model.ipynb") == expected
+    assert lint_cached(ResultCache(".gradlint_cache", Settings()), "src/model.ipynb") == expected
     forbid_analysis(monkeypatch)
-    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/model.ipynb")
+    again = lint_cached(ResultCache(".gradlint_cache", Settings()), "src/model.ipynb")
     assert again == expected and again.sources == expected.sources
 
 
 def test_the_fields_equality_ignores_round_trip_too(project):
     cache = ResultCache(".gradlint_cache", Settings())
-    first = cache.lint_file("src/deep.py")
-    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    first = lint_cached(cache, "src/deep.py")
+    again = lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     assert first.diagnostics and again is not first
     for a, b in zip(first.diagnostics, again.diagnostics):
         assert (a.target, a.hazard, a.prediction) == (b.target, b.hazard, b.prediction)
@@ -378,7 +380,7 @@ def test_a_planted_pickle_entry_runs_nothing(project, tmp_path):
     import zlib
 
     cache = ResultCache(".gradlint_cache", Settings())
-    good = cache.lint_file("src/deep.py")
+    good = lint_cached(cache, "src/deep.py")
     entry = _entry(cache, "src/deep.py")
     blob = open(entry, "rb").read()
     marker = tmp_path / "pwned"
@@ -393,7 +395,7 @@ def test_a_planted_pickle_entry_runs_nothing(project, tmp_path):
     fields[-1] = zlib.crc32(payload)
     with open(entry, "wb") as fh:
         fh.write(cache_mod.MAGIC + cache_mod._HEADER.pack(*fields) + payload)
-    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")
+    again = lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     assert not marker.exists()
     assert again == good
 
@@ -402,14 +404,14 @@ def test_a_planted_pickle_entry_runs_nothing(project, tmp_path):
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
 def test_an_entry_that_is_not_a_regular_file_is_corrupt_and_never_read(project, calls, kind):
     cache = ResultCache(".gradlint_cache", Settings())
-    good = cache.lint_file("src/deep.py")
+    good = lint_cached(cache, "src/deep.py")
     entry = _entry(cache, "src/deep.py")
     os.unlink(entry)
     if kind == "fifo":
         os.mkfifo(entry)
     else:
         os.symlink("/dev/zero", entry)
-    again = ResultCache(".gradlint_cache", Settings()).lint_file("src/deep.py")  # would block or fill memory
+    again = lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")  # would block or fill memory
     assert again == good and len(calls) == 2
 
 
@@ -427,7 +429,7 @@ def test_the_cache_keeps_the_most_recently_used_runs_only(project):
         os.utime(folder, (now - age, now - age))
         made.append(folder)
     cache = ResultCache(str(root), Settings())
-    cache.lint_file("src/deep.py")  # a miss: written, and the others pruned
+    lint_cached(cache, "src/deep.py")  # a miss: written, and the others pruned
     kept = [f for f in made if f.exists()]
     assert kept == made[: cache_mod.KEEP_RUNS - 1]  # the newest others, beside this run's own
     assert os.path.isdir(cache.folder)
@@ -438,7 +440,7 @@ def test_a_monorepo_run_keeps_the_cache_of_every_sub_project(tmp_path, monkeypat
     """One combination per configuration file: a run over more sub-projects than KEEP_RUNS
     prunes none of its own (they were all used just now), and the second run hits them all."""
     from gradlint.config import Resolver
-    from gradlint.engine import lint_paths
+    from gradlint.run import lint_paths
 
     monkeypatch.chdir(tmp_path)
     n = cache_mod.KEEP_RUNS + 3
@@ -452,7 +454,7 @@ def test_a_monorepo_run_keeps_the_cache_of_every_sub_project(tmp_path, monkeypat
     runs = [p for v in (tmp_path / ".gradlint_cache").iterdir() if v.is_dir() for p in v.iterdir() if p.is_dir()]
     assert len(runs) == n
     calls = []
-    real = engine.analyse_any
-    monkeypatch.setattr(engine, "analyse_any", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = run.analyse_any
+    monkeypatch.setattr(run, "analyse_any", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     again = lint_paths(["."], Resolver({"jobs": 1}), cache_dir=cache_dir)
     assert calls == [] and again.diagnostics == first.diagnostics

@@ -22,7 +22,8 @@ pytest.importorskip("torch")
 
 from gradlint.diagnostics import Diagnostic  # noqa: E402
 from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
-from gradlint.engine import Settings, lint_paths  # noqa: E402
+from gradlint.engine import Settings  # noqa: E402
+from gradlint.run import lint_paths  # noqa: E402
 
 from conftest import SIGMOID_TOWER  # noqa: E402
 

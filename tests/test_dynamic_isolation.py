@@ -25,7 +25,8 @@ import pytest
 pytest.importorskip("torch")
 
 from gradlint.dynamic import DynamicOptions, confirm, runner  # noqa: E402
-from gradlint.engine import Settings, lint_paths  # noqa: E402
+from gradlint.engine import Settings  # noqa: E402
+from gradlint.run import lint_paths  # noqa: E402
 
 from conftest import SIGMOID_TOWER  # noqa: E402
 

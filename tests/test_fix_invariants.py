@@ -6,6 +6,7 @@ import libcst
 import pytest
 
 from gradlint.engine import Settings, lint_source
+from gradlint.fixes import lint_with_edits
 from gradlint.fixes import apply_edits, fix_source
 from gradlint.rule import all_rules, rule_by_code
 
@@ -24,7 +25,7 @@ def _fixable(diags):
 def test_fixes_parse_converge_and_declare_safety(source):
     text = source
     for _ in range(12):
-        fixable = _fixable(lint_source(text, "f.py", FIXES))
+        fixable = _fixable(lint_with_edits(text, "f.py", FIXES))
         if not fixable:
             break
         for d in fixable:
@@ -36,7 +37,7 @@ def test_fixes_parse_converge_and_declare_safety(source):
         libcst.parse_module(text)  # the edit engine accepts it too
     else:
         pytest.fail(f"fixes do not converge:\n{text}")
-    assert not _fixable(lint_source(text, "f.py", FIXES))
+    assert not _fixable(lint_with_edits(text, "f.py", FIXES))
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -65,7 +66,7 @@ def test_fix_declaration_without_fixes_asked_has_no_edits():
 def test_some_fix_is_exercised():
     fixed = set()
     for param in SOURCES:
-        fixed |= {d.code for d in _fixable(lint_source(param.values[0], "f.py", FIXES))}
+        fixed |= {d.code for d in _fixable(lint_with_edits(param.values[0], "f.py", FIXES))}
     assert {"GL201", "GL401", "GL402"} <= fixed
 
 
@@ -78,7 +79,7 @@ def test_every_fixing_rule_declares_its_safety_and_fixer():
 
 def test_constant_init_fix_matches_the_activation():
     src = (FIXTURES / "models" / "constant_init_mlp.py").read_text()
-    d = [x for x in _fixable(lint_source(src, "f.py", FIXES)) if x.code == "GL201"][0]
+    d = [x for x in _fixable(lint_with_edits(src, "f.py", FIXES)) if x.code == "GL201"][0]
     new = apply_edits(src, d.fix.edits)
     assert 'nn.init.kaiming_normal_(m.weight, nonlinearity="relu")' in new
     assert "constant_(m.bias, 0.0)" in new  # biases untouched

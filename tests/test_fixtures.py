@@ -30,7 +30,8 @@ def _diagnostics(path):
     if "crossfile" in path.parts:
         import os
 
-        from gradlint.engine import Settings, lint_paths
+        from gradlint.engine import Settings
+        from gradlint.run import lint_paths
 
         package = path.parent
         cwd = os.getcwd()

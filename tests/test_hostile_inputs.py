@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from gradlint.engine import lint_file, lint_source
+from gradlint.engine import lint_source
+from gradlint.run import lint_file
 from gradlint.files import MAX_FILE_BYTES, discover
 from gradlint.graph.builder import build_graphs
 from gradlint.graph.model import UnknownKind

@@ -38,3 +38,55 @@ def test_graph_modules_import_without_cycles():
 def test_no_graph_module_is_over_about_500_lines():
     sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in GRAPH.glob("*.py")}
     assert max(sizes.values()) <= 500, sizes
+
+
+PACKAGE = GRAPH.parent
+RULES = PACKAGE.parent / "rules"
+
+
+def _package_modules() -> dict:
+    """Every module of gradlint (the rules as gradlint.rules.*), by dotted name."""
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    for path in RULES.glob("*.py"):
+        out["gradlint.rules" + ("" if path.stem == "__init__" else "." + path.stem)] = path
+    return out
+
+
+def test_the_package_has_no_import_cycle_counting_imports_inside_functions():
+    """Imports point downward only: text < diagnostics/settings < graph/flow/rules <
+    suppressions < the single-file pipeline (engine) < fixes < cache/notebooks < run <
+    apply < server/cli. An import inside a function counts: it only hides a cycle."""
+    modules = _package_modules()
+
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    g = nx.DiGraph()
+    for name, path in modules.items():
+        g.add_node(name)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("gradlint"):
+                targets = [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("gradlint")]
+            else:
+                continue
+            for target in targets:
+                dep = owner(target)
+                # a module's own package (gradlint/__init__.py: names, no imports) is not a cycle
+                if dep and dep != name and not name.startswith(dep + "."):
+                    g.add_edge(name, dep)
+    assert len(g) > 60
+    assert nx.is_directed_acyclic_graph(g), sorted(nx.simple_cycles(g))[:5]
+    # the pipeline knows nothing of runs, caches, fixes or notebooks
+    below_pipeline = nx.descendants(g, "gradlint.engine")
+    assert not below_pipeline & {"gradlint.run", "gradlint.cache", "gradlint.fixes", "gradlint.notebook",
+                                 "gradlint.apply", "gradlint.cli", "gradlint.server"}, below_pipeline
+    # the text home is a leaf
+    assert not [d for d in g.successors("gradlint.text") if d != "gradlint"]

@@ -23,7 +23,8 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # 
 
 from gradlint import server as gserver  # noqa: E402
 from gradlint.diagnostics import Edit  # noqa: E402
-from gradlint.engine import Settings, lint_source  # noqa: E402
+from gradlint.engine import Settings, lint_source
+from gradlint.fixes import lint_with_edits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30  # seconds; generous for a loaded 2-core machine
@@ -358,7 +359,7 @@ def _fix_available(text: str) -> bool:
     from gradlint import fixes
 
     settings = Settings(fixes=hasattr(fixes, "attach_edits"))
-    return any(d.code == "GL201" and d.fix is not None and d.fix.edits for d in lint_source(text, "x.py", settings))
+    return any(d.code == "GL201" and d.fix is not None and d.fix.edits for d in lint_with_edits(text, "x.py", settings))
 
 
 @pytest.mark.asyncio

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.engine import lint_paths, lint_source
+from gradlint.engine import lint_source
+from gradlint.run import lint_paths
 from gradlint.rule import all_rules
 
 ROOT = Path(__file__).resolve().parent.parent

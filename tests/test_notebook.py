@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from gradlint.cli import cli
-from gradlint.engine import Settings, lint_file
+from gradlint.engine import Settings
+from gradlint.run import lint_file
 from gradlint.notebook import load, write_back
 
 from conftest import FIXTURES
@@ -177,7 +178,8 @@ def _nb_with_a_broken_cell():
 
 
 def test_a_cell_that_does_not_parse_is_one_gl001_and_the_others_are_analysed():
-    from gradlint.engine import Settings, analyse_notebook
+    from gradlint.engine import Settings
+    from gradlint.run import analyse_notebook
 
     found = analyse_notebook(_nb_with_a_broken_cell(), "ex.ipynb", Settings()).diagnostics
     assert [(d.code, d.path.endswith("ex.ipynb")) for d in found if d.code == "GL001"] == [("GL001", True)]

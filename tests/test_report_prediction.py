@@ -23,7 +23,8 @@ from gradlint.dynamic.report import (  # noqa: E402
     prediction_series,
     write_report,
 )
-from gradlint.engine import Settings, lint_paths  # noqa: E402
+from gradlint.engine import Settings  # noqa: E402
+from gradlint.run import lint_paths  # noqa: E402
 
 MODEL = textwrap.dedent(
     """

@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT
 
 from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
-from gradlint.engine import Settings, lint_paths
+from gradlint.engine import Settings
+from gradlint.run import lint_paths
 from gradlint.reporters import FORMATS, relative_path, render, stable_identities, statistics
 from gradlint.reporters import github as github_reporter
 from gradlint.rule import all_rules

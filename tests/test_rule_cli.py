@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from gradlint.cli import cli
 from gradlint.docs import render_markdown, rule_markdown
-from gradlint.engine import lint_paths
+from gradlint.run import lint_paths
 from gradlint.rule import all_rules, rule_by_code
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -119,7 +119,7 @@ def test_the_fix_keeps_the_used_code():
 
 
 def test_deferred_cross_file_findings_count_as_used(tmp_path):
-    from gradlint.engine import lint_paths
+    from gradlint.run import lint_paths
 
     (tmp_path / "seqmod.py").write_text(
         "import torch.nn as nn\nclass Seq(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
