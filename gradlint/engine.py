@@ -232,10 +232,12 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
             "GL002", path, span.line, span.col + 1, f"internal error in the graph builder on class {name}: {message}"))
     file_model = FileModel(graphs, training, index.recurrent_classes, index.module_classes)
     options = {code: dict(opts) for code, opts in settings.rule_options}
+    claimed = {cause for rule in rules for cause in rule.claims}
     for rule in rules:
         if rule.engine_emitted:
             continue
         ctx = RuleContext(path, lines, type(rule), options.get(rule.code))
+        ctx.orphaned = tuple(cause for cause in rule.takes_over if cause not in claimed)
         for graph in graphs:
             if graph.checked_in_context:
                 continue

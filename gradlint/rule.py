@@ -49,6 +49,12 @@ class Rule:
     confirmable: ClassVar[bool] = False
     #: new rules start in preview: enabled only with ``--preview`` / ``preview = true``
     preview: ClassVar[bool] = False
+    #: the flow model's causes (:class:`gradlint.flow.hazards.Cause`) whose hazards this rule
+    #: reports; each cause has one claimant
+    claims: ClassVar[tuple] = ()
+    #: causes this rule reports when no enabled rule claims them, so that switching one rule
+    #: off never leaves a hazard reported by nobody (the engine hands them over: ``ctx.orphaned``)
+    takes_over: ClassVar[tuple] = ()
 
     def check(self, graph: ModelGraph, ctx: "RuleContext") -> None:
         """Per model class. Rules about training code implement ``check_training`` instead."""
@@ -140,6 +146,8 @@ class RuleContext:
         self.diagnostics: list[Diagnostic] = []
         self.deferred: list[tuple] = []  # (requirement, Diagnostic) resolved across files
         self.graph = None  # the model graph being checked (set by the engine), for targets
+        #: the causes of ``rule.takes_over`` that no enabled rule claims (set by the engine)
+        self.orphaned: tuple = ()
 
     def column(self, line: int, byte_col: int) -> int:
         """1-based character column of a 0-based UTF-8 byte offset (``ast`` gives bytes)."""

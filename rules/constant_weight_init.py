@@ -99,6 +99,7 @@ class ConstantWeightInit(Rule):
     }
     fix_safety = "unsafe"
     summary = "a weight initialized to a constant keeps its units identical (symmetric or dead)"
+    claims = (Cause.CONSTANT_INIT,)
 
     VALID = [
         # constant biases, random weights

@@ -95,6 +95,7 @@ class InitActivationMismatch(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "the weight initializer does not suit the stack's activation: the gradient vanishes or explodes"
+    claims = (Cause.INIT_MISMATCH,)
     options = {"min-layers": 3}
 
     VALID = [

@@ -88,6 +88,7 @@ class InitScaleMismatch(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "a fixed-scale initializer compounds over a plain stack: the gradient vanishes or explodes"
+    claims = (Cause.INIT_SCALE,)
     options = {"min-layers": 3}
 
     VALID = [

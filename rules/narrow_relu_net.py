@@ -81,6 +81,7 @@ class NarrowReluNet(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "a deep, narrow ReLU net is likely dead at initialization"
+    claims = (Cause.NARROW_WIDTH,)
 
     VALID = [
         # wide

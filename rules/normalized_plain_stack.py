@@ -103,6 +103,7 @@ class NormalizedPlainStack(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "a deep normalized stack without skip connections: the gradient explodes"
+    claims = (Cause.NORM_WITHOUT_SKIPS,)
     options = {"min-layers": 3}
 
     VALID = [

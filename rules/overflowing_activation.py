@@ -80,6 +80,7 @@ class OverflowingActivation(Rule):
     severity = "error"
     severities = FLOW_SEVERITIES
     summary = "an exponential activation between layers overflows float32 at initialization"
+    claims = (Cause.OVERFLOW,)
 
     VALID = [
         # softplus grows linearly

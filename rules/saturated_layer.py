@@ -67,6 +67,7 @@ class SaturatedLayer(Rule):
     name = "saturated-layer"
     severity = "warning"
     summary = "a bounded activation sits saturated at initialization: its units pass almost no gradient"
+    claims = (Cause.SATURATED_LAYER,)
 
     VALID = [
         # Xavier keeps tanh in its linear range

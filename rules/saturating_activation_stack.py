@@ -97,6 +97,7 @@ class SaturatingActivationStack(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "stacked sigmoid/tanh layers make the gradient to the first layer vanish"
+    claims = (Cause.ACTIVATION,)
     options = {"min-layers": 2}
 
     VALID = [

@@ -8,6 +8,15 @@ from gradlint.rules._common import (
 )
 
 
+#: a taken-over hazard's cause, in words
+_CAUSE_WORDS = {
+    Cause.ACTIVATION: "its activation", Cause.OVERFLOW: "an activation that overflows",
+    Cause.CONSTANT_INIT: "a constant init", Cause.INIT_SCALE: "a fixed-scale init",
+    Cause.INIT_MISMATCH: "an init that does not suit the activation", Cause.RESIDUAL_GROWTH: "unscaled residual branches",
+    Cause.NORM_WITHOUT_SKIPS: "normalization without skip connections", Cause.NARROW_WIDTH: "narrow ReLU layers",
+}
+
+
 class UnnormalizedDeepStack(Rule):
     """## What it does
     Finds a path of weighted layers with no normalization and no skip connection whose
@@ -27,6 +36,9 @@ class UnnormalizedDeepStack(Rule):
 
     Causes with a more specific rule are reported there instead, once: a mismatched or default
     initializer (GL203), a fixed-scale initializer (GL202), saturating activations (GL101).
+    When that rule is not enabled (`--ignore GL203`), this rule reports the hazard itself and
+    says which rule names its cause: switching one rule off never leaves a vanishing or
+    exploding stack reported by nobody.
 
     {calibration-note}
 
@@ -84,6 +96,10 @@ class UnnormalizedDeepStack(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "a deep plain stack without normalization or skips: the gradient vanishes or explodes"
+    claims = (Cause.DEPTH,)
+    #: a stack's gradient hazard whose own rule is switched off is still reported, here
+    takes_over = (Cause.ACTIVATION, Cause.OVERFLOW, Cause.CONSTANT_INIT, Cause.INIT_SCALE, Cause.INIT_MISMATCH,
+                  Cause.RESIDUAL_GROWTH, Cause.NORM_WITHOUT_SKIPS, Cause.NARROW_WIDTH)
     options = {"min-layers": 3}
 
     VALID = [
@@ -130,3 +146,21 @@ class UnnormalizedDeepStack(Rule):
             flow_report(ctx, graph, h, h.layers[0].span, message,
                         "add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",
                         flow_related(ctx, h))
+        for h in flow_hazards(graph, *ctx.orphaned):
+            self._taken_over(graph, ctx, h)
+
+    @staticmethod
+    def _taken_over(graph, ctx, h) -> None:
+        """A hazard whose own rule (the one that names its cause) is not enabled."""
+        from gradlint.rule import all_rules
+
+        owner = next((r for r in all_rules() if h.cause in r.claims), None)
+        n, act, detail = flow_layer_count(graph, h)
+        who = f"{owner.code} ({owner.name})" if owner is not None else "the rule for its cause"
+        message = (
+            f"{n} {act} layers ({flow_names(h)}{detail}): {flow_direction(h)} — {flow_sentence(h)}; "
+            f"{who}, which names the cause ({_CAUSE_WORDS.get(h.cause, str(h.cause))}), is not enabled"
+        )
+        remedy = (f"see `gradlint rule {owner.code}` for the cause and its remedy" if owner is not None
+                  else "add normalization between the layers, or residual connections")
+        flow_report(ctx, graph, h, h.layers[0].span, message, remedy, flow_related(ctx, h))

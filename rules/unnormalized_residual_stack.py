@@ -117,6 +117,7 @@ class UnnormalizedResidualStack(Rule):
     severity = "warning"
     severities = FLOW_SEVERITIES
     summary = "many residual blocks without normalization or branch scaling: the gradient explodes"
+    claims = (Cause.RESIDUAL_GROWTH,)
     options = {"min-blocks": 2}
 
     VALID = [

@@ -69,6 +69,7 @@ class VanillaRecurrentCell(Rule):
         "info": "an ungated cell over long or unknown sequences, with no predicted growth",
     }
     summary = "an ungated nn.RNN/nn.RNNCell over long sequences: the gradient through time vanishes or explodes"
+    claims = (Cause.RECURRENT,)
     options = {"short-sequence": 16}
 
     VALID = [

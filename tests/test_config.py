@@ -41,10 +41,13 @@ def test_without_config_everything_is_reported(proj):
 
 @pytest.mark.parametrize("table, expected", [
     ('select = ["GL2"]', ["GL201:const.py"]),
-    ('ignore = ["GL101"]', ["GL201:const.py"]),
-    ('ignore = ["saturating-activation-stack"]', ["GL201:const.py"]),
+    # with GL101 off, GL301 takes its hazard over (and says GL101 would name the cause)
+    ('ignore = ["GL101"]', ["GL201:const.py", "GL301:tower.py"]),
+    ('ignore = ["saturating-activation-stack"]', ["GL201:const.py", "GL301:tower.py"]),
+    ('ignore = ["GL101", "GL301"]', ["GL201:const.py"]),
     ('select = ["GL2"]\nextend-select = ["GL101"]', ["GL101:tower.py", "GL201:const.py"]),
-    ('[per-file-ignores]\n"tower.py" = ["GL101"]', ["GL201:const.py"]),
+    ('[per-file-ignores]\n"tower.py" = ["GL101"]', ["GL201:const.py", "GL301:tower.py"]),
+    ('[per-file-ignores]\n"tower.py" = ["GL101", "GL301"]', ["GL201:const.py"]),
     ('[per-file-ignores]\n"const*.py" = ["GL2"]', ["GL101:tower.py"]),
     ('extend-exclude = ["tower.py"]', ["GL201:const.py"]),
     ('exclude = ["const.py"]', ["GL101:tower.py"]),
@@ -63,16 +66,17 @@ def test_pyproject_table_and_the_nearest_file_wins(proj):
     proj("sub/tower.py", SIGMOID_STACK.format(noqa=""))
     proj("sub/const.py", CONSTANT.format(noqa=""))
     # each file is checked with its nearest configuration, whatever else is checked with it
-    assert check(".")[1] == ["GL101:sub/tower.py", "GL201:const.py"]
+    # (tower.py's sigmoid stack, its GL101 off, is GL301's: the hazard is still reported)
+    assert check(".")[1] == ["GL101:sub/tower.py", "GL201:const.py", "GL301:tower.py"]
     # checking inside sub/ uses sub/pyproject.toml, the nearest
     assert check("sub")[1] == ["GL101:sub/tower.py"]
     # a pyproject.toml without [tool.gradlint] is passed over
     proj("sub/pyproject.toml", '[project]\nname = "y"\n')
-    assert check("sub")[1] == ["GL201:sub/const.py"]
+    assert check("sub")[1] == ["GL201:sub/const.py", "GL301:sub/tower.py"]
 
 
 def test_isolated_ignores_config_files(proj):
-    proj("gradlint.toml", 'ignore = ["GL1", "GL2"]\n')
+    proj("gradlint.toml", 'ignore = ["GL1", "GL2", "GL3"]\n')
     assert check(".")[1] == []
     assert check("--isolated", ".")[1] == ["GL101:tower.py", "GL201:const.py"]
 

@@ -297,7 +297,7 @@ async def test_a_configuration_error_is_shown_and_defaults_are_used(client: Lang
 
 @pytest.mark.asyncio
 async def test_the_nearest_configuration_applies(client: LanguageClient, tmp_path):
-    (tmp_path / "pyproject.toml").write_text('[tool.gradlint]\nignore = ["GL101"]\n')
+    (tmp_path / "pyproject.toml").write_text('[tool.gradlint]\nignore = ["GL101", "GL301"]\n')
     await start(client, root=tmp_path)
     uri = open_doc(client, tmp_path / "tower.py", TOWER)
     assert await published(client, uri, 1) == []

@@ -17,7 +17,7 @@ ROOT_CONFIG = """[project]
 name = "mono"
 
 [tool.gradlint]
-ignore = ["GL201"]
+ignore = ["GL201", "GL301"]
 extend-exclude = ["/b/generated/"]
 
 [tool.gradlint.per-file-ignores]
@@ -27,7 +27,7 @@ extend-exclude = ["/b/generated/"]
 min-layers = 11
 """
 #: project a: its own configuration, extending nothing (GL201 is reported there)
-A_CONFIG = '[tool.gradlint]\nignore = ["GL101"]\n'
+A_CONFIG = '[tool.gradlint]\nignore = ["GL101", "GL301"]\n'
 #: project b: extends the root's (GL201 ignored, legacy/ without GL101, generated/ excluded),
 #: and lowers GL101's depth so its 10-layer tower is reported
 B_CONFIG = 'extend = "../pyproject.toml"\n\n[rules.GL101]\nmin-layers = 4\n'
@@ -137,7 +137,7 @@ def test_show_settings_names_the_files_they_came_from(mono):
     assert result.exit_code == 0
     out = result.stdout
     assert f"{mono / 'b' / 'gradlint.toml'} <- extends {mono / 'pyproject.toml'}" in out
-    assert "ignore = ('GL201',)" in out
+    assert "ignore = ('GL201', 'GL301')" in out
     assert "per-file-ignores = (('/legacy/*.py', ('GL101',)),)" in out
     assert "('GL101', (('min-layers', 4),))" in out
     assert "GL101" not in out.split("enabled rules for this file = ")[1].split(",")  # legacy/: ignored

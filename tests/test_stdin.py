@@ -23,7 +23,7 @@ def test_stdin_uses_the_configuration_and_per_file_ignores_of_its_name(tmp_path)
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "pyproject.toml").write_text(textwrap.dedent("""
         [tool.gradlint]
-        per-file-ignores = {"legacy/*.py" = ["GL101"]}
+        per-file-ignores = {"legacy/*.py" = ["GL101", "GL301"]}
         """))
     r = run_cli("check", "--stdin-filename", "sub/legacy/old.py", "-", cwd=tmp_path, input=SIGMOID)
     assert r.returncode == 0 and r.stdout == "", r.stdout
