@@ -24,6 +24,8 @@ run: $(STAMP)
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # the one piece of gradlint this benchmark shares: the measurement convention and its tests
-from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds, geomean  # noqa: E402
+from gradlint.flow.convention import BATCH, THRESHOLDS, classify_seeds, geomean  # noqa: E402
 
 CACHE = BENCH / ".work" / "accuracy_cache.json"
 #: bump when the measurement changes, so cached labels are not reused
@@ -76,6 +76,7 @@ MODEL_TIMEOUT_S = 180.0
 # ---------------------------------------------------------------------------------------
 # generator
 # ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class Model:
@@ -103,8 +104,18 @@ ACTS = {
     "exp": (None, ["torch.exp({x})", "{x}.exp()"]),
     "square": (None, ["{x} ** 2"]),
 }
-ACT_WEIGHTS = {"sigmoid": 14, "tanh": 16, "relu": 20, "leaky_relu": 8, "gelu": 8, "silu": 7, "elu": 7,
-               "softplus": 6, "exp": 6, "square": 5}
+ACT_WEIGHTS = {
+    "sigmoid": 14,
+    "tanh": 16,
+    "relu": 20,
+    "leaky_relu": 8,
+    "gelu": 8,
+    "silu": 7,
+    "elu": 7,
+    "softplus": 6,
+    "exp": 6,
+    "square": 5,
+}
 NORM_CLASSES = {"bn": "nn.BatchNorm1d", "ln": "nn.LayerNorm", "gn": "nn.GroupNorm"}
 
 
@@ -153,8 +164,18 @@ def _pick_width(rng, narrow: float = 0.3) -> int:
 
 
 def _pick_init(rng, family: str) -> dict:
-    kinds = {"default": 24, "xavier_uniform": 9, "xavier_normal": 7, "kaiming_uniform": 9,
-             "kaiming_normal": 10, "normal": 16, "uniform": 7, "orthogonal": 6, "constant": 6, "zeros": 5}
+    kinds = {
+        "default": 24,
+        "xavier_uniform": 9,
+        "xavier_normal": 7,
+        "kaiming_uniform": 9,
+        "kaiming_normal": 10,
+        "normal": 16,
+        "uniform": 7,
+        "orthogonal": 6,
+        "constant": 6,
+        "zeros": 5,
+    }
     if family == "residual":  # He init is what residual MLPs are usually written with
         kinds.update(kaiming_uniform=16, kaiming_normal=20)
     kind = _weighted(rng, kinds)
@@ -204,18 +225,29 @@ def _init_body(rng, init: dict, targets: str, conv: bool) -> list[str]:
         body.append(f"nn.init.{w}_(m.weight, {mode}nonlinearity='relu')")
     elif w == "normal":
         std = init["param"]
-        body.append(rng.choice([f"nn.init.normal_(m.weight, 0.0, {std})", f"nn.init.normal_(m.weight, mean=0.0, std={std})",
-                                f"m.weight.data.normal_(0.0, {std})"]))
+        body.append(
+            rng.choice(
+                [
+                    f"nn.init.normal_(m.weight, 0.0, {std})",
+                    f"nn.init.normal_(m.weight, mean=0.0, std={std})",
+                    f"m.weight.data.normal_(0.0, {std})",
+                ]
+            )
+        )
     elif w == "uniform":
         a = init["param"]
         body.append(rng.choice([f"nn.init.uniform_(m.weight, -{a}, {a})", f"m.weight.data.uniform_(-{a}, {a})"]))
     elif w == "orthogonal":
-        body.append(f"nn.init.orthogonal_(m.weight, gain={gain})" if gain is not None else "nn.init.orthogonal_(m.weight)")
+        body.append(
+            f"nn.init.orthogonal_(m.weight, gain={gain})" if gain is not None else "nn.init.orthogonal_(m.weight)"
+        )
     elif w == "constant":
         c = init["param"]
         body.append(rng.choice([f"nn.init.constant_(m.weight, {c})", f"m.weight.data.fill_({c})"]))
     elif w == "zeros":
-        body.append(rng.choice(["nn.init.zeros_(m.weight)", "m.weight.data.zero_()", "nn.init.constant_(m.weight, 0.0)"]))
+        body.append(
+            rng.choice(["nn.init.zeros_(m.weight)", "m.weight.data.zero_()", "nn.init.constant_(m.weight, 0.0)"])
+        )
     if init["bias"] == "zero":
         stmt = rng.choice(["nn.init.zeros_(m.bias)", "m.bias.data.zero_()", "nn.init.constant_(m.bias, 0.0)"])
         if rng.random() < 0.4:
@@ -224,8 +256,13 @@ def _init_body(rng, init: dict, targets: str, conv: bool) -> list[str]:
             body.append(stmt)
     if init["scale"] is not None:
         f = init["scale"]
-        body += rng.choice([[f"m.weight.data.mul_({f})"], [f"m.weight.data *= {f}"],
-                            ["with torch.no_grad():", f"    m.weight.mul_({f})"]])
+        body += rng.choice(
+            [
+                [f"m.weight.data.mul_({f})"],
+                [f"m.weight.data *= {f}"],
+                ["with torch.no_grad():", f"    m.weight.mul_({f})"],
+            ]
+        )
     if not body:
         return []
     return [f"if isinstance(m, {targets}):"] + ["    " + b for b in body]
@@ -270,7 +307,9 @@ def _assemble(rng, p: Parts) -> tuple[str, str]:
             init_lines += p.post_init
         elif style == "method":
             init_lines.append("self._init_weights()")
-            body = (["for m in self.modules():"] + ["    " + c for c in p.init_code] if p.init_code else []) + p.post_init
+            body = (
+                ["for m in self.modules():"] + ["    " + c for c in p.init_code] if p.init_code else []
+            ) + p.post_init
             methods = ["def _init_weights(self):"] + ["    " + b for b in body]
         else:  # apply
             init_lines.append("self.apply(init_weights)")
@@ -368,8 +407,15 @@ def gen_mlp(rng: random.Random, name: str) -> Model:
         styles.append("explicit")
     style = rng.choice(styles)
     act = Act(rng, act_name, functional_ok=style in ("modulelist", "explicit"))
-    names = Names(rng, {"in": ("IN_FEATURES", "in_features", in_f), "width": ("WIDTH", "width", width),
-                        "depth": ("DEPTH", "depth", depth), "out": ("OUT_FEATURES", "out_features", out_f)})
+    names = Names(
+        rng,
+        {
+            "in": ("IN_FEATURES", "in_features", in_f),
+            "width": ("WIDTH", "width", width),
+            "depth": ("DEPTH", "depth", depth),
+            "out": ("OUT_FEATURES", "out_features", out_f),
+        },
+    )
     p = Parts()
     I, W, O = names["in"], names["width"], names["out"]
     nexpr = _norm_expr(norm, W, width) if norm else None
@@ -398,23 +444,34 @@ def gen_mlp(rng: random.Random, name: str) -> Model:
             p.init += [f"layers.append(nn.Linear({W}, {O}))", "self.net = nn.Sequential(*layers)"]
         else:
             items = block("dim")
-            p.init = ["layers = []", f"dim = {I}", f"for _ in range({D1}):",
-                      f"    layers += [{', '.join(items)}]", f"    dim = {W}",
-                      f"layers.append(nn.Linear(dim, {O}))", "self.net = nn.Sequential(*layers)"]
+            p.init = [
+                "layers = []",
+                f"dim = {I}",
+                f"for _ in range({D1}):",
+                f"    layers += [{', '.join(items)}]",
+                f"    dim = {W}",
+                f"layers.append(nn.Linear(dim, {O}))",
+                "self.net = nn.Sequential(*layers)",
+            ]
         p.forward = ["return self.net(x)"]
     elif style == "modulelist":
         D1 = names.minus("depth", 1)
         if rng.random() < 0.5:
             p.init = [f"self.layers = nn.ModuleList([nn.Linear({I} if i == 0 else {W}, {W}) for i in range({D1})])"]
         else:
-            p.init = [f"self.layers = nn.ModuleList([nn.Linear({I}, {W})] + [nn.Linear({W}, {W}) for _ in range({names.minus('depth', 2)})])"]
+            p.init = [
+                f"self.layers = nn.ModuleList([nn.Linear({I}, {W})] + [nn.Linear({W}, {W}) for _ in"
+                f" range({names.minus('depth', 2)})])"
+            ]
         if norm:
             p.init.append(f"self.norms = nn.ModuleList([{nexpr} for _ in range({D1})])")
         if act.form == "attr":
             p.init.append(f"self.act = {act.module}")
         p.init.append(f"self.head = nn.Linear({W}, {O})")
         if norm:
-            loop = rng.choice(["for layer, norm in zip(self.layers, self.norms):", "for i, layer in enumerate(self.layers):"])
+            loop = rng.choice(
+                ["for layer, norm in zip(self.layers, self.norms):", "for i, layer in enumerate(self.layers):"]
+            )
             nref = "norm" if loop.startswith("for layer, norm") else "self.norms[i]"
             if norm_pos == "pre":
                 body = [f"x = {nref}(layer(x))", f"x = {act.call('x')}"]
@@ -436,8 +493,11 @@ def gen_mlp(rng: random.Random, name: str) -> Model:
         compact = rng.random() < 0.5
         for i in range(1, depth):
             if norm and norm_pos == "pre":
-                p.forward.append(f"x = {act.call(f'self.{prefix}{i}(self.fc{i}(x))')}" if compact
-                                 else f"x = self.{prefix}{i}(self.fc{i}(x))")
+                p.forward.append(
+                    f"x = {act.call(f'self.{prefix}{i}(self.fc{i}(x))')}"
+                    if compact
+                    else f"x = self.{prefix}{i}(self.fc{i}(x))"
+                )
                 if not compact:
                     p.forward.append(f"x = {act.call('x')}")
             elif norm:
@@ -447,14 +507,28 @@ def gen_mlp(rng: random.Random, name: str) -> Model:
             else:
                 p.forward += [f"x = self.fc{i}(x)", f"x = {act.call('x')}"]
         p.forward.append(f"return self.fc{depth}(x)")
-    src, init_style = _finish(rng, p, names, init, "nn.Linear", False, act.uses_f,
-                              f"({BATCH}, {names.shape_ref('in')})")
+    src, init_style = _finish(
+        rng, p, names, init, "nn.Linear", False, act.uses_f, f"({BATCH}, {names.shape_ref('in')})"
+    )
     norm_desc = f"{norm}/{norm_pos}" if norm else "none"
-    desc = (f"mlp depth={depth} width={width} act={act_name} init={_init_desc(init)} norm={norm_desc} "
-            f"style={style}/{act.form}/{names.mode}/{init_style}")
-    meta = {"depth": depth, "width": width, "in": in_f, "out": out_f, "act": act_name, "init": init,
-            "norm": norm, "norm_pos": norm_pos, "style": style, "act_form": act.form, "names": names.mode,
-            "init_style": init_style}
+    desc = (
+        f"mlp depth={depth} width={width} act={act_name} init={_init_desc(init)} norm={norm_desc} "
+        f"style={style}/{act.form}/{names.mode}/{init_style}"
+    )
+    meta = {
+        "depth": depth,
+        "width": width,
+        "in": in_f,
+        "out": out_f,
+        "act": act_name,
+        "init": init,
+        "norm": norm,
+        "norm_pos": norm_pos,
+        "style": style,
+        "act_form": act.form,
+        "names": names.mode,
+        "init_style": init_style,
+    }
     return Model(name, "mlp", desc, src, meta)
 
 
@@ -479,8 +553,15 @@ def gen_residual(rng: random.Random, name: str) -> Model:
             styles.append("explicit")
     style = rng.choice(styles)
     act = Act(rng, act_name, functional_ok=style == "lists")
-    names = Names(rng, {"in": ("IN_FEATURES", "in_features", in_f), "width": ("WIDTH", "width", width),
-                        "blocks": ("NUM_BLOCKS", "num_blocks", blocks), "out": ("OUT_FEATURES", "out_features", out_f)})
+    names = Names(
+        rng,
+        {
+            "in": ("IN_FEATURES", "in_features", in_f),
+            "width": ("WIDTH", "width", width),
+            "blocks": ("NUM_BLOCKS", "num_blocks", blocks),
+            "out": ("OUT_FEATURES", "out_features", out_f),
+        },
+    )
     I, W, O = names["in"], names["width"], names["out"]
     nexpr = _norm_expr(norm, W, width) if norm else None
     a_text = f"{alpha} * " if alpha is not None else ""
@@ -508,8 +589,12 @@ def gen_residual(rng: random.Random, name: str) -> Model:
         if style == "seq_blocks":
             p.init.append(f"self.blocks = nn.ModuleList([{seq} for _ in range({names['blocks']})])")
         elif style == "list_loop":
-            p.init += ["blocks = []", f"for _ in range({names['blocks']}):", f"    blocks.append({seq})",
-                       "self.blocks = nn.ModuleList(blocks)"]
+            p.init += [
+                "blocks = []",
+                f"for _ in range({names['blocks']}):",
+                f"    blocks.append({seq})",
+                "self.blocks = nn.ModuleList(blocks)",
+            ]
         else:
             for b in range(1, blocks + 1):
                 p.init.append(f"self.block{b} = {seq}")
@@ -523,13 +608,18 @@ def gen_residual(rng: random.Random, name: str) -> Model:
             p.forward = pre + body + ["return self.head(x)"]
             if zero_last:
                 for b in range(1, blocks + 1):
-                    p.post_init += [f"nn.init.zeros_(self.block{b}[{last_linear}].weight)",
-                                    f"nn.init.zeros_(self.block{b}[{last_linear}].bias)"]
+                    p.post_init += [
+                        f"nn.init.zeros_(self.block{b}[{last_linear}].weight)",
+                        f"nn.init.zeros_(self.block{b}[{last_linear}].bias)",
+                    ]
         else:
             p.forward = pre + ["for block in self.blocks:", f"    x = x + {a_text}block(x)", "return self.head(x)"]
             if zero_last:
-                p.post_init += ["for block in self.blocks:", f"    nn.init.zeros_(block[{last_linear}].weight)",
-                                f"    nn.init.zeros_(block[{last_linear}].bias)"]
+                p.post_init += [
+                    "for block in self.blocks:",
+                    f"    nn.init.zeros_(block[{last_linear}].weight)",
+                    f"    nn.init.zeros_(block[{last_linear}].bias)",
+                ]
     else:  # parallel ModuleLists, functional forward
         B = names["blocks"]
         p.init.append(f"self.lin1 = nn.ModuleList([nn.Linear({W}, {W}) for _ in range({B})])")
@@ -560,15 +650,36 @@ def gen_residual(rng: random.Random, name: str) -> Model:
         p.forward = [f"x = {inp_call}", loop] + ["    " + b for b in body] + ["return self.head(x)"]
         if zero_last:
             last = "self.lin2" if n_layers == 2 else "self.lin1"
-            p.post_init += [f"for layer in {last}:", "    nn.init.zeros_(layer.weight)", "    nn.init.zeros_(layer.bias)"]
-    src, init_style = _finish(rng, p, names, init, "nn.Linear", False, act.uses_f,
-                              f"({BATCH}, {names.shape_ref('in')})")
+            p.post_init += [
+                f"for layer in {last}:",
+                "    nn.init.zeros_(layer.weight)",
+                "    nn.init.zeros_(layer.bias)",
+            ]
+    src, init_style = _finish(
+        rng, p, names, init, "nn.Linear", False, act.uses_f, f"({BATCH}, {names.shape_ref('in')})"
+    )
     norm_desc = f"{norm}/{norm_pos}" if norm else "none"
-    desc = (f"residual blocks={blocks}x{n_layers} width={width} act={act_name} init={_init_desc(init)} "
-            f"norm={norm_desc} zero_last={zero_last} alpha={alpha} style={style}/{act.form}/{names.mode}/{init_style}")
-    meta = {"blocks": blocks, "branch_layers": n_layers, "width": width, "in": in_f, "out": out_f, "act": act_name,
-            "init": init, "norm": norm, "norm_pos": norm_pos, "zero_last": zero_last, "alpha": alpha,
-            "style": style, "act_form": act.form, "names": names.mode, "init_style": init_style}
+    desc = (
+        f"residual blocks={blocks}x{n_layers} width={width} act={act_name} init={_init_desc(init)} "
+        f"norm={norm_desc} zero_last={zero_last} alpha={alpha} style={style}/{act.form}/{names.mode}/{init_style}"
+    )
+    meta = {
+        "blocks": blocks,
+        "branch_layers": n_layers,
+        "width": width,
+        "in": in_f,
+        "out": out_f,
+        "act": act_name,
+        "init": init,
+        "norm": norm,
+        "norm_pos": norm_pos,
+        "zero_last": zero_last,
+        "alpha": alpha,
+        "style": style,
+        "act_form": act.form,
+        "names": names.mode,
+        "init_style": init_style,
+    }
     return Model(name, "residual", desc, src, meta)
 
 
@@ -588,8 +699,14 @@ def gen_conv(rng: random.Random, name: str) -> Model:
     styles = ["seq_literal", "list_loop", "modulelist"] + (["explicit"] if depth <= 12 else [])
     style = rng.choice(styles)
     act = Act(rng, act_name, functional_ok=style in ("modulelist", "explicit"))
-    names = Names(rng, {"ch": ("CHANNELS", "channels", ch), "depth": ("DEPTH", "depth", depth),
-                        "classes": ("NUM_CLASSES", "num_classes", 10)})
+    names = Names(
+        rng,
+        {
+            "ch": ("CHANNELS", "channels", ch),
+            "depth": ("DEPTH", "depth", depth),
+            "classes": ("NUM_CLASSES", "num_classes", 10),
+        },
+    )
     C, K = names["ch"], names["classes"]
     bias = ", bias=False" if no_bias else ""
     p = Parts()
@@ -608,15 +725,21 @@ def gen_conv(rng: random.Random, name: str) -> Model:
                 items.append(act.module)
             p.init = ["self.features = nn.Sequential("] + [f"    {it}," for it in items] + [")"]
         else:
-            p.init = ["layers = []", f"in_ch = {in_ch}", f"for _ in range({names['depth']}):",
-                      f"    layers.append({conv('in_ch')})"]
+            p.init = [
+                "layers = []",
+                f"in_ch = {in_ch}",
+                f"for _ in range({names['depth']}):",
+                f"    layers.append({conv('in_ch')})",
+            ]
             if bn:
                 p.init.append(f"    layers.append(nn.BatchNorm2d({C}))")
             p.init += [f"    layers.append({act.module})", f"    in_ch = {C}", "self.features = nn.Sequential(*layers)"]
         p.init.append(f"self.classifier = nn.Linear({C}, {K})")
         p.forward = ["x = self.features(x)"]
     elif style == "modulelist":
-        p.init = [f"self.convs = nn.ModuleList([{conv(f'{in_ch} if i == 0 else {C}')} for i in range({names['depth']})])"]
+        p.init = [
+            f"self.convs = nn.ModuleList([{conv(f'{in_ch} if i == 0 else {C}')} for i in range({names['depth']})])"
+        ]
         if bn:
             p.init.append(f"self.bns = nn.ModuleList([nn.BatchNorm2d({C}) for _ in range({names['depth']})])")
         if act.form == "attr":
@@ -642,13 +765,27 @@ def gen_conv(rng: random.Random, name: str) -> Model:
     else:
         p.forward.append("x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)")
     p.forward.append("return self.classifier(x)")
-    src, init_style = _finish(rng, p, names, init, targets, True, act.uses_f or pool == "adaptive",
-                              f"({BATCH}, {in_ch}, {size}, {size})")
-    desc = (f"conv depth={depth} ch={ch} in={in_ch}x{size}x{size} act={act_name} init={_init_desc(init)} "
-            f"on={targets} bn={bn} style={style}/{act.form}/{names.mode}/{init_style}")
-    meta = {"depth": depth, "channels": ch, "in_ch": in_ch, "size": size, "act": act_name, "init": init,
-            "init_targets": targets, "bn": bn, "style": style, "act_form": act.form, "names": names.mode,
-            "init_style": init_style}
+    src, init_style = _finish(
+        rng, p, names, init, targets, True, act.uses_f or pool == "adaptive", f"({BATCH}, {in_ch}, {size}, {size})"
+    )
+    desc = (
+        f"conv depth={depth} ch={ch} in={in_ch}x{size}x{size} act={act_name} init={_init_desc(init)} "
+        f"on={targets} bn={bn} style={style}/{act.form}/{names.mode}/{init_style}"
+    )
+    meta = {
+        "depth": depth,
+        "channels": ch,
+        "in_ch": in_ch,
+        "size": size,
+        "act": act_name,
+        "init": init,
+        "init_targets": targets,
+        "bn": bn,
+        "style": style,
+        "act_form": act.form,
+        "names": names.mode,
+        "init_style": init_style,
+    }
     return Model(name, "conv", desc, src, meta)
 
 
@@ -669,8 +806,14 @@ def gen_rnn(rng: random.Random, name: str) -> Model:
     bias_zero = rng.random() < 0.3
     attr = {"rnn_tanh": "rnn", "rnn_relu": "rnn", "lstm": "lstm", "gru": "gru"}[cell]
     cls = {"rnn_tanh": "nn.RNN", "rnn_relu": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[cell]
-    names = Names(rng, {"feat": ("INPUT_SIZE", "input_size", feat), "hidden": ("HIDDEN_SIZE", "hidden_size", hidden),
-                        "out": ("NUM_OUTPUTS", "num_outputs", out_f)})
+    names = Names(
+        rng,
+        {
+            "feat": ("INPUT_SIZE", "input_size", feat),
+            "hidden": ("HIDDEN_SIZE", "hidden_size", hidden),
+            "out": ("NUM_OUTPUTS", "num_outputs", out_f),
+        },
+    )
     seq_const = rng.random() < 0.5
     Fe, H, O = names["feat"], names["hidden"], names["out"]
     kwargs = []
@@ -682,8 +825,12 @@ def gen_rnn(rng: random.Random, name: str) -> Model:
         kwargs.append("batch_first=True")
     p = Parts()
     p.init = [f"self.{attr} = {cls}({Fe}, {H}{''.join(', ' + k for k in kwargs)})", f"self.fc = nn.Linear({H}, {O})"]
-    hh_stmt = {"default": None, "orthogonal": f"nn.init.orthogonal_({{p}}, gain={param})",
-               "normal": f"nn.init.normal_({{p}}, 0.0, {param})", "eye": "nn.init.eye_({p})"}[hh]
+    hh_stmt = {
+        "default": None,
+        "orthogonal": f"nn.init.orthogonal_({{p}}, gain={param})",
+        "normal": f"nn.init.normal_({{p}}, 0.0, {param})",
+        "eye": "nn.init.eye_({p})",
+    }[hh]
     if hh == "orthogonal" and param == 1.0 and rng.random() < 0.5:
         hh_stmt = "nn.init.orthogonal_({p})"
     if hh_stmt or ih_xavier or bias_zero:
@@ -724,11 +871,25 @@ def gen_rnn(rng: random.Random, name: str) -> Model:
     p.input_shape = f"({BATCH}, {s}, {fref})" if batch_first else f"({s}, {BATCH}, {fref})"
     src, init_style = _assemble(rng, p)
     hh_desc = hh + (f"({param:g})" if param is not None else "")
-    desc = (f"rnn cell={cell} hidden={hidden} seq={seq} feat={feat} weight_hh={hh_desc} ih_xavier={ih_xavier} "
-            f"b0={bias_zero} batch_first={batch_first} read={read} style={names.mode}/{init_style}")
-    meta = {"cell": cell, "hidden": hidden, "seq": seq, "feat": feat, "out": out_f, "batch_first": batch_first,
-            "weight_hh": hh, "param": param, "ih_xavier": ih_xavier, "bias_zero": bias_zero, "read": read,
-            "names": names.mode, "init_style": init_style}
+    desc = (
+        f"rnn cell={cell} hidden={hidden} seq={seq} feat={feat} weight_hh={hh_desc} ih_xavier={ih_xavier} "
+        f"b0={bias_zero} batch_first={batch_first} read={read} style={names.mode}/{init_style}"
+    )
+    meta = {
+        "cell": cell,
+        "hidden": hidden,
+        "seq": seq,
+        "feat": feat,
+        "out": out_f,
+        "batch_first": batch_first,
+        "weight_hh": hh,
+        "param": param,
+        "ih_xavier": ih_xavier,
+        "bias_zero": bias_zero,
+        "read": read,
+        "names": names.mode,
+        "init_style": init_style,
+    }
     return Model(name, "rnn", desc, src, meta)
 
 
@@ -757,6 +918,7 @@ def write_models(models: list[Model], out: Path) -> None:
 # ---------------------------------------------------------------------------------------
 # measurement (runs in a child process: the only part that imports torch)
 # ---------------------------------------------------------------------------------------
+
 
 def load_module(path: str):
     import importlib.util
@@ -805,6 +967,7 @@ def measure_seed(module, seed: int) -> dict:
     outputs: dict = {}
     hooks = []
     for name, m in weighted_modules(model):
+
         def hook(mod, inputs, output, name=name):
             if any(n == name for n, _ in order):
                 return
@@ -813,6 +976,7 @@ def measure_seed(module, seed: int) -> dict:
             if isinstance(t, torch.Tensor) and t.requires_grad:
                 t.retain_grad()
                 outputs[name] = t
+
         hooks.append(m.register_forward_hook(hook))
     x = torch.randn(tuple(module.INPUT_SHAPE), generator=torch.Generator().manual_seed(seed))
     out = model(x)
@@ -830,7 +994,9 @@ def measure_seed(module, seed: int) -> dict:
     for name, _ in order:
         t = outputs.get(name)
         g = None if t is None else t.grad
-        rms.append(float("nan") if g is None else float(g.detach().double().norm().item()) / math.sqrt(max(1, g.numel())))
+        rms.append(
+            float("nan") if g is None else float(g.detach().double().norm().item()) / math.sqrt(max(1, g.numel()))
+        )
     finite = bool(torch.isfinite(out).all().item()) and math.isfinite(float(loss.item()))
     all_sq = 0.0
     for p in model.parameters():
@@ -844,10 +1010,19 @@ def measure_seed(module, seed: int) -> dict:
     gain = rms[0] / rms[-1] if rms and rms[-1] > 0 else float("nan")
     total = math.sqrt(sum(v * v for v in norms)) if all(math.isfinite(v) for v in norms) else float("nan")
     dead = len(norms) >= 2 and all(v == 0.0 for v in norms[:-1])
-    return {"first": first, "last": last, "ratio": ratio, "gain": gain, "total": total,
-            "total_all_params": math.sqrt(all_sq) if math.isfinite(all_sq) else float("nan"),
-            "finite": finite, "dead": dead, "layers": len(norms), "first_layer": order[0][0] if order else None,
-            "last_layer": order[-1][0] if order else None}
+    return {
+        "first": first,
+        "last": last,
+        "ratio": ratio,
+        "gain": gain,
+        "total": total,
+        "total_all_params": math.sqrt(all_sq) if math.isfinite(all_sq) else float("nan"),
+        "finite": finite,
+        "dead": dead,
+        "layers": len(norms),
+        "first_layer": order[0][0] if order else None,
+        "last_layer": order[-1][0] if order else None,
+    }
 
 
 def combine(per_seed: list[dict]) -> dict:
@@ -855,7 +1030,9 @@ def combine(per_seed: list[dict]) -> dict:
     (``convention.classify_seeds``), so one unlucky seed (a net dead in one seed of three, whose
     zero would drag a geometric mean to 0) does not decide."""
     n = len(per_seed)
-    combined = {k: geomean(s[k] for s in per_seed) for k in ("ratio", "first", "last", "total", "gain", "total_all_params")}
+    combined = {
+        k: geomean(s[k] for s in per_seed) for k in ("ratio", "first", "last", "total", "gain", "total_all_params")
+    }
     combined["finite"] = all(s["finite"] for s in per_seed)
     combined["dead"] = sum(bool(s["dead"]) for s in per_seed) * 2 > n
     combined["dead_seeds"] = sum(bool(s["dead"]) for s in per_seed)
@@ -891,7 +1068,10 @@ def worker_main(seeds: int, threads: int) -> int:
         try:
             row = {"path": path, "result": measure_file(path, seeds)}
         except Exception as exc:  # noqa: BLE001 - reported per model
-            row = {"path": path, "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"}
+            row = {
+                "path": path,
+                "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}",
+            }
         row["seconds"] = time.perf_counter() - t0
         out.write(json.dumps(row) + "\n")
         out.flush()
@@ -901,8 +1081,21 @@ def worker_main(seeds: int, threads: int) -> int:
 class _Worker:
     def __init__(self, seeds: int, threads: int):
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--_worker", "--seeds", str(seeds), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--_worker",
+                "--seeds",
+                str(seeds),
+                "--threads",
+                str(threads),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         self.current: str | None = None
         self.started = 0.0
         self.buffer = ""
@@ -924,8 +1117,9 @@ class _Worker:
             self.proc.wait()
 
 
-def label_paths(paths: list[str], seeds: int, jobs: int, threads: int, timeout: float = MODEL_TIMEOUT_S,
-                progress=None) -> dict[str, dict]:
+def label_paths(
+    paths: list[str], seeds: int, jobs: int, threads: int, timeout: float = MODEL_TIMEOUT_S, progress=None
+) -> dict[str, dict]:
     """``{path: {"result": ...} | {"error": ...}}``, measured by ``jobs`` child processes."""
     results: dict[str, dict] = {}
     queue = list(paths)
@@ -990,7 +1184,8 @@ def label_paths(paths: list[str], seeds: int, jobs: int, threads: int, timeout: 
 
 
 def source_key(source: str, seeds: int) -> str:
-    text = f"v{MEASURE_VERSION};seeds={seeds};batch={BATCH};readout={READOUT_SEED};thresholds={sorted(THRESHOLDS.items())}\n{source}"
+    key = f"v{MEASURE_VERSION};seeds={seeds};batch={BATCH};readout={READOUT_SEED}"
+    text = f"{key};thresholds={sorted(THRESHOLDS.items())}\n{source}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -1012,11 +1207,22 @@ def save_cache(path: Path, cache: dict) -> None:
 # prediction
 # ---------------------------------------------------------------------------------------
 
+
 def run_gradlint(folder: Path, dynamic_seeds: int = 0):
     """Start gradlint on ``folder`` (with ``--dynamic`` when ``dynamic_seeds``);
     :func:`collect_gradlint` reads its answer."""
-    cmd = [sys.executable, "-m", "gradlint", "check", "--isolated", "--no-cache", "--no-respect-gitignore",
-           "--output-format", "json", str(folder)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "gradlint",
+        "check",
+        "--isolated",
+        "--no-cache",
+        "--no-respect-gitignore",
+        "--output-format",
+        "json",
+        str(folder),
+    ]
     if dynamic_seeds:
         cmd[4:4] = ["--dynamic", "--device", "cpu", "--seeds", str(dynamic_seeds)]
     return cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(folder))
@@ -1035,8 +1241,9 @@ def collect_gradlint(proc) -> tuple[dict[str, dict], str]:
         raise RuntimeError(f"gradlint exited {proc.returncode}: {stderr.strip()[-2000:]}")
     per_file: dict[str, dict] = {}
     for f in findings:
-        entry = per_file.setdefault(Path(f["path"]).name, {"hazards": [], "codes": [], "unknown": 0, "findings": 0,
-                                                           "verdicts": []})
+        entry = per_file.setdefault(
+            Path(f["path"]).name, {"hazards": [], "codes": [], "unknown": 0, "findings": 0, "verdicts": []}
+        )
         if f.get("confidence") == "measured":  # GL9xx: made by --dynamic, not a static prediction
             entry.setdefault("measured", []).append(str(f.get("hazard")))
             continue
@@ -1055,6 +1262,7 @@ def collect_gradlint(proc) -> tuple[dict[str, dict], str]:
 # ---------------------------------------------------------------------------------------
 # scoring
 # ---------------------------------------------------------------------------------------
+
 
 def predicted_set(hazards) -> set[str]:
     return {h for h in hazards if h != "none"}
@@ -1139,10 +1347,14 @@ def report(rows: list[dict], scores: dict, errors: list[dict], unknown: int, fin
     lines.append(f"{'class':<11} {'support':>7} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>9} {'recall':>7} {'F1':>6}")
     for c in (*CLASSES, "any"):
         s = scores[c]
-        lines.append(f"{c if c != 'any' else 'any hazard':<11} {s['support']:>7} {s['tp']:>4} {s['fp']:>4} {s['fn']:>4} "
-                     f"{_p(s['precision']):>9} {_p(s['recall']):>7} {_p(s['f1']):>6}")
-    lines.append(f"({len(rows)} models scored, {sum(1 for r in rows if r['label'] == 'none')} healthy; "
-                 f"{len(errors)} not measurable; {findings} findings, {unknown} without a `hazard` key counted as 'unknown')")
+        lines.append(
+            f"{c if c != 'any' else 'any hazard':<11} {s['support']:>7} {s['tp']:>4} {s['fp']:>4} {s['fn']:>4} "
+            f"{_p(s['precision']):>9} {_p(s['recall']):>7} {_p(s['f1']):>6}"
+        )
+    lines.append(
+        f"({len(rows)} models scored, {sum(1 for r in rows if r['label'] == 'none')} healthy; "
+        f"{len(errors)} not measurable; {findings} findings, {unknown} without a `hazard` key counted as 'unknown')"
+    )
     lines.append("")
     lines.append("confusion (measured label -> predicted hazard set: count)")
     for label in (*CLASSES, "none"):
@@ -1163,17 +1375,26 @@ def report(rows: list[dict], scores: dict, errors: list[dict], unknown: int, fin
         dist = ", ".join(f"{c}={sum(1 for r in fr if r['label'] == c)}" for c in (*CLASSES, "none"))
         f1 = score([(r["label"], set(r["predicted"])) for r in fr])["any"]["f1"]
         lines.append(f"  {fam:<9} n={len(fr):<4} {dist}  F1={_p(f1)}")
-    misses = [r for r in rows if (r["label"] != "none" and r["label"] not in r["predicted"])
-              or any(p != r["label"] for p in r["predicted"])]
+    misses = [
+        r
+        for r in rows
+        if (r["label"] != "none" and r["label"] not in r["predicted"]) or any(p != r["label"] for p in r["predicted"])
+    ]
     misses.sort(key=lambda r: -r["margin"])
     lines.append("")
-    lines.append(f"worst misses ({len(misses)} models with a miss; the {min(worst, len(misses))} most clear-cut by measurement)")
+    lines.append(
+        f"worst misses ({len(misses)} models with a miss; the {min(worst, len(misses))} most clear-cut by measurement)"
+    )
     for r in misses[:worst]:
         m = r["measured"]
-        lines.append(f"  {r['file']}: label={r['label']}({r['test']}) predicted={'+'.join(sorted(r['predicted'])) or 'none'} "
-                     f"codes={','.join(sorted(set(c for c in r['codes'] if c))) or '-'}")
-        lines.append(f"      ratio={_f(m['ratio'])} first={_f(m['first'])} total={_f(m['total'])} gain={_f(m['gain'])} "
-                     f"finite={m['finite']} dead_seeds={m['dead_seeds']}  margin={r['margin']:.1f} dec")
+        lines.append(
+            f"  {r['file']}: label={r['label']}({r['test']}) predicted={'+'.join(sorted(r['predicted'])) or 'none'} "
+            f"codes={','.join(sorted(set(c for c in r['codes'] if c))) or '-'}"
+        )
+        lines.append(
+            f"      ratio={_f(m['ratio'])} first={_f(m['first'])} total={_f(m['total'])} gain={_f(m['gain'])} "
+            f"finite={m['finite']} dead_seeds={m['dead_seeds']}  margin={r['margin']:.1f} dec"
+        )
         lines.append(f"      {r['desc']}")
     if errors:
         lines.append("")
@@ -1210,13 +1431,16 @@ def dynamic_report(rows: list[dict], per_file: dict, worst: int = 15) -> str:
     misses = [r for r in rows if r["label"] != "none" and not r["predicted"]]
     caught = [r for r in misses if r["label"] in per_file.get(r["file"], {}).get("measured", [])]
     false_gl9 = [r for r in rows if r["label"] == "none" and per_file.get(r["file"], {}).get("measured")]
-    lines = ["--dynamic verdicts against the labels:",
-             f"  findings with a hazard claim: {total}; decided {decided} ({decided / total:.2f})" if total else
-             "  no finding with a hazard claim",
-             f"  agreeing with the label: {agree} of {decided} decided ({agree / decided:.3f})" if decided else "",
-             f"  undecided: {', '.join(f'{n} {v}' for v, n in sorted(undecided.items())) or 'none'}",
-             f"  static misses (hazard measured, no finding): {len(misses)}; caught by a GL9xx of the label: {len(caught)}",
-             f"  GL9xx on models labelled none: {len(false_gl9)}"]
+    lines = [
+        "--dynamic verdicts against the labels:",
+        f"  findings with a hazard claim: {total}; decided {decided} ({decided / total:.2f})"
+        if total
+        else "  no finding with a hazard claim",
+        f"  agreeing with the label: {agree} of {decided} decided ({agree / decided:.3f})" if decided else "",
+        f"  undecided: {', '.join(f'{n} {v}' for v, n in sorted(undecided.items())) or 'none'}",
+        f"  static misses (hazard measured, no finding): {len(misses)}; caught by a GL9xx of the label: {len(caught)}",
+        f"  GL9xx on models labelled none: {len(false_gl9)}",
+    ]
     for name, code, hazard, verdict, label, summary in wrong[:worst]:
         lines.append(f"  disagree: {name} {code} claims {hazard}, {verdict}, label {label}: {summary[:160]}")
     return "\n".join(line for line in lines if line)
@@ -1249,8 +1473,11 @@ def check_failures(scores: dict) -> list[str]:
 # main
 # ---------------------------------------------------------------------------------------
 
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_N} models")
     ap.add_argument("--n", type=int, default=None, help=f"number of models (default {DEFAULT_N})")
     ap.add_argument("--seed", type=int, default=0, help="generator seed")
@@ -1262,10 +1489,14 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=CACHE, help="label cache file")
     ap.add_argument("--no-label-cache", action="store_true", help="measure every model again")
     ap.add_argument("--worst", type=int, default=15, help="misses to list")
-    ap.add_argument("--check", action="store_true",
-                    help=f"exit 1 when any-hazard F1 < {CHECK_ANY_F1} or a class F1 < {CHECK_CLASS_F1}")
-    ap.add_argument("--dynamic", action="store_true",
-                    help="run gradlint with --dynamic and score its verdicts against the labels")
+    ap.add_argument(
+        "--check",
+        action="store_true",
+        help=f"exit 1 when any-hazard F1 < {CHECK_ANY_F1} or a class F1 < {CHECK_CLASS_F1}",
+    )
+    ap.add_argument(
+        "--dynamic", action="store_true", help="run gradlint with --dynamic and score its verdicts against the labels"
+    )
     ap.add_argument("--_worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._worker:
@@ -1290,15 +1521,19 @@ def main(argv=None) -> int:
         cache = {} if args.no_label_cache else load_cache(args.cache)
         keys = {m.name: source_key(m.source, args.seeds) for m in models}
         todo = [m for m in models if keys[m.name] not in cache]
-        print(f"labelling: {len(models) - len(todo)} cached, {len(todo)} to measure "
-              f"({args.jobs} processes x {args.threads} thread, {args.seeds} seeds)", flush=True)
+        print(
+            f"labelling: {len(models) - len(todo)} cached, {len(todo)} to measure "
+            f"({args.jobs} processes x {args.threads} thread, {args.seeds} seeds)",
+            flush=True,
+        )
 
         def progress(done):
             if done % 25 == 0 or done == len(todo):
                 print(f"  measured {done}/{len(todo)} ({time.perf_counter() - t_label:.0f} s)", flush=True)
 
-        measured = label_paths([str(folder / m.filename) for m in todo], args.seeds, args.jobs, args.threads,
-                               progress=progress)
+        measured = label_paths(
+            [str(folder / m.filename) for m in todo], args.seeds, args.jobs, args.threads, progress=progress
+        )
         transient: dict[str, dict] = {}  # timeouts and crashes: not cached, they may pass next time
         for m in todo:
             row = measured.get(str(folder / m.filename), {"error": "not measured"})
@@ -1321,8 +1556,11 @@ def main(argv=None) -> int:
         wait_s = time.perf_counter() - t_wait
         internal = sorted(name for name, e in per_file.items() if "GL002" in e["codes"])
         if internal:
-            print(f"warning: gradlint reported internal errors (GL002) in {len(internal)} files: "
-                  f"{', '.join(internal[:10])}{' …' if len(internal) > 10 else ''}", flush=True)
+            print(
+                f"warning: gradlint reported internal errors (GL002) in {len(internal)} files: "
+                f"{', '.join(internal[:10])}{' …' if len(internal) > 10 else ''}",
+                flush=True,
+            )
 
         rows, errors = [], []
         unknown = findings = 0
@@ -1337,12 +1575,31 @@ def main(argv=None) -> int:
             pred = per_file.get(m.filename, {"hazards": [], "codes": [], "unknown": 0, "findings": 0})
             unknown += pred["unknown"]
             findings += pred["findings"]
-            row = {"file": m.filename, "family": m.family, "desc": m.desc, "meta": m.meta,
-                   "label": res["label"], "test": res["test"],
-                   "measured": {k: res[k] for k in ("ratio", "first", "last", "total", "gain", "total_all_params",
-                                                    "finite", "dead", "dead_seeds")},
-                   "predicted": sorted(predicted_set(pred["hazards"])), "hazards": pred["hazards"],
-                   "codes": pred["codes"]}
+            row = {
+                "file": m.filename,
+                "family": m.family,
+                "desc": m.desc,
+                "meta": m.meta,
+                "label": res["label"],
+                "test": res["test"],
+                "measured": {
+                    k: res[k]
+                    for k in (
+                        "ratio",
+                        "first",
+                        "last",
+                        "total",
+                        "gain",
+                        "total_all_params",
+                        "finite",
+                        "dead",
+                        "dead_seeds",
+                    )
+                },
+                "predicted": sorted(predicted_set(pred["hazards"])),
+                "hazards": pred["hazards"],
+                "codes": pred["codes"],
+            }
             row["margin"] = margin(row)
             rows.append(row)
         scores = score([(r["label"], set(r["predicted"])) for r in rows])
@@ -1353,8 +1610,10 @@ def main(argv=None) -> int:
             print(dynamic_report(rows, {m.filename: per_file.get(m.filename, {}) for m in models}, args.worst))
         print()
         print(f"gradlint: {' '.join(cmd[1:])}  ({gl_note})")
-        print(f"time: {time.perf_counter() - t_start:.1f} s total, labelling {label_s:.1f} s, "
-              f"waiting for gradlint afterwards {wait_s:.1f} s")
+        print(
+            f"time: {time.perf_counter() - t_start:.1f} s total, labelling {label_s:.1f} s, "
+            f"waiting for gradlint afterwards {wait_s:.1f} s"
+        )
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             payload = {"rows": rows, "errors": errors, "scores": scores, "unknown_hazard_findings": unknown}

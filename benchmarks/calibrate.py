@@ -73,7 +73,7 @@ warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from gradlint.flow.convention import BATCH, THRESHOLDS, classify, classify_seeds, geomean  # noqa: E402
+from gradlint.flow.convention import BATCH, THRESHOLDS, classify_seeds, geomean  # noqa: E402
 from gradlint.flow.hazards import Numbers, judge  # noqa: E402
 from gradlint.graph.builder import build_graphs  # noqa: E402
 
@@ -106,8 +106,13 @@ class Cell:
     saturation: bool = False
 
 
-ACT_MODULE = {"sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()", "relu": "nn.ReLU()", "gelu": "nn.GELU()",
-              "softplus": "nn.Softplus()"}
+ACT_MODULE = {
+    "sigmoid": "nn.Sigmoid()",
+    "tanh": "nn.Tanh()",
+    "relu": "nn.ReLU()",
+    "gelu": "nn.GELU()",
+    "softplus": "nn.Softplus()",
+}
 INIT_LINE = {
     "default": None,
     "xavier": "nn.init.xavier_uniform_(m.weight)",
@@ -140,15 +145,16 @@ def plain_source(act: str, init: str, depth: int, width: int = 256) -> str:
         "            layers.append(nn.Linear(width, width))\n"
         "            if i < depth - 1:\n"
         f"                layers.append({ACT_MODULE[act]})\n"
-        "        self.net = nn.Sequential(*layers)\n"
-        + _init_block(init) +
-        "\n    def forward(self, x):\n"
+        "        self.net = nn.Sequential(*layers)\n" + _init_block(init) + "\n    def forward(self, x):\n"
         "        return self.net(x)\n"
     )
 
 
-NORM_MODULE = {"batchnorm": "nn.BatchNorm1d(width)", "layernorm": "nn.LayerNorm(width)",
-               "groupnorm": "nn.GroupNorm(8, width)"}
+NORM_MODULE = {
+    "batchnorm": "nn.BatchNorm1d(width)",
+    "layernorm": "nn.LayerNorm(width)",
+    "groupnorm": "nn.GroupNorm(8, width)",
+}
 
 
 def normalized_source(norm: str, act: str, depth: int) -> str:
@@ -168,8 +174,16 @@ def normalized_source(norm: str, act: str, depth: int) -> str:
     )
 
 
-def residual_source(act: str, init: str, depth: int, norm: bool, branch: int,
-                    zero_last: bool = False, scale: float | None = None, width: int = 128) -> str:
+def residual_source(
+    act: str,
+    init: str,
+    depth: int,
+    norm: bool,
+    branch: int,
+    zero_last: bool = False,
+    scale: float | None = None,
+    width: int = 128,
+) -> str:
     inner = "self.norm(x)" if norm else "x"
     if branch == 1:
         layers = "        self.fc = nn.Linear(width, width)\n"
@@ -179,8 +193,7 @@ def residual_source(act: str, init: str, depth: int, norm: bool, branch: int,
         layers = "        self.fc1 = nn.Linear(width, width)\n        self.fc2 = nn.Linear(width, width)\n"
         expr = f"self.fc2(self.act(self.fc1({inner})))"
         last = "fc2"
-    zero = (f"        for block in self.blocks:\n            nn.init.zeros_(block.{last}.weight)\n"
-            if zero_last else "")
+    zero = f"        for block in self.blocks:\n            nn.init.zeros_(block.{last}.weight)\n" if zero_last else ""
     add = f"{scale} * block(x)" if scale is not None else "block(x)"
     return (
         HEADER + "INPUT_SHAPE = (8, 32)\n\n\n"
@@ -188,8 +201,8 @@ def residual_source(act: str, init: str, depth: int, norm: bool, branch: int,
         "    def __init__(self, width):\n"
         "        super().__init__()\n"
         + ("        self.norm = nn.LayerNorm(width)\n" if norm else "")
-        + layers +
-        f"        self.act = {ACT_MODULE[act]}\n"
+        + layers
+        + f"        self.act = {ACT_MODULE[act]}\n"
         "\n    def forward(self, x):\n"
         f"        return {expr}\n"
         "\n\nclass Net(nn.Module):\n"
@@ -197,9 +210,7 @@ def residual_source(act: str, init: str, depth: int, norm: bool, branch: int,
         "        super().__init__()\n"
         "        self.stem = nn.Linear(32, width)\n"
         "        self.blocks = nn.ModuleList([Block(width) for _ in range(depth)])\n"
-        "        self.head = nn.Linear(width, 10)\n"
-        + _init_block(init) + zero +
-        "\n    def forward(self, x):\n"
+        "        self.head = nn.Linear(width, 10)\n" + _init_block(init) + zero + "\n    def forward(self, x):\n"
         "        x = self.stem(x)\n"
         "        for block in self.blocks:\n"
         f"            x = x + {add}\n"
@@ -218,8 +229,8 @@ def narrow_source(width: int, depth: int) -> str:
         "            layers += [nn.Linear(width, width), nn.ReLU()]\n"
         "        layers.append(nn.Linear(width, 1))\n"
         "        self.net = nn.Sequential(*layers)\n"
-        + _init_block("kaiming", zero_bias=True) +
-        "\n    def forward(self, x):\n"
+        + _init_block("kaiming", zero_bias=True)
+        + "\n    def forward(self, x):\n"
         "        return self.net(x)\n"
     )
 
@@ -236,8 +247,8 @@ def unbounded_source(act: str, depth: int, width: int, init: str = "default") ->
         "        self.layers = nn.ModuleList([nn.Linear(width, width) for _ in range(depth)])\n"
         + ("        self.act = nn.Softplus()\n" if act == "softplus" else "")
         + "        self.head = nn.Linear(width, 1)\n"
-        + _init_block(init) +
-        "\n    def forward(self, x):\n"
+        + _init_block(init)
+        + "\n    def forward(self, x):\n"
         "        for layer in self.layers:\n"
         f"            x = {UNBOUNDED_EXPR[act]}\n"
         "        return self.head(x)\n"
@@ -260,7 +271,7 @@ def saturated_source(n: int) -> str:
 
 
 def conv_source(depth: int, bn: bool, init: str, channels: int = 16) -> str:
-    norm = f" nn.BatchNorm2d(channels)," if bn else ""
+    norm = " nn.BatchNorm2d(channels)," if bn else ""
     return (
         HEADER + "INPUT_SHAPE = (8, 3, 64, 64)\n\n\n"
         "class Net(nn.Module):\n"
@@ -274,8 +285,8 @@ def conv_source(depth: int, bn: bool, init: str, channels: int = 16) -> str:
         "        self.features = nn.Sequential(*layers)\n"
         "        self.pool = nn.AdaptiveAvgPool2d(1)\n"
         "        self.head = nn.Linear(channels, 10)\n"
-        + _init_block(init, kinds="(nn.Conv2d, nn.Linear)") +
-        "\n    def forward(self, x):\n"
+        + _init_block(init, kinds="(nn.Conv2d, nn.Linear)")
+        + "\n    def forward(self, x):\n"
         "        x = self.pool(self.features(x))\n"
         "        return self.head(torch.flatten(x, 1))\n"
     )
@@ -296,22 +307,50 @@ def recurrent_source(steps: int, hidden: int = 64, n_in: int = 16) -> str:
 
 
 #: the ``--quick`` slice: a few cells of every family, each hazard class represented
-QUICK = frozenset({
-    "plain:sigmoid/default/d5", "plain:sigmoid/xavier/d5", "plain:sigmoid/xavier/d20", "plain:sigmoid/normal1/d20",
-    "plain:tanh/default/d20", "plain:tanh/xavier/d20", "plain:tanh/kaiming/d5", "plain:tanh/normal1/d5",
-    "plain:relu/default/d20", "plain:relu/kaiming/d20", "plain:relu/normal1/d5", "plain:relu/normal.01/d10",
-    "plain:gelu/default/d20", "plain:gelu/kaiming/d10",
-    "normalized:batchnorm/relu/d10", "normalized:batchnorm/relu/d80", "normalized:layernorm/tanh/d80",
-    "normalized:groupnorm/relu/d40",
-    "residual:plain/b1/relu/kaiming/d10", "residual:plain/b2/relu/kaiming/d20", "residual:plain/b2/relu/default/d80",
-    "residual:ln/b1/relu/kaiming/d80", "residual:ln/b2/tanh/default/d20", "residual:plain/b1/tanh/default/d40",
-    "residual:zero-last/b2/relu/kaiming/d10", "residual:x0.1/b1/relu/kaiming/d40",
-    "narrow:w2/d20", "narrow:w5/d8", "narrow:w5/d30", "narrow:w16/d20",
-    "unbounded:exp/w5/d10", "unbounded:exp/w16/d2", "unbounded:square/w8/d4", "unbounded:softplus/default/w16/d10",
-    "saturated:tanh/n4", "saturated:tanh/n100",
-    "conv:plain/relu/default/d10", "conv:bn/relu/default/d5",
-    "recurrent:rnn-tanh/h64/T10", "recurrent:rnn-tanh/h64/T300",
-})
+QUICK = frozenset(
+    {
+        "plain:sigmoid/default/d5",
+        "plain:sigmoid/xavier/d5",
+        "plain:sigmoid/xavier/d20",
+        "plain:sigmoid/normal1/d20",
+        "plain:tanh/default/d20",
+        "plain:tanh/xavier/d20",
+        "plain:tanh/kaiming/d5",
+        "plain:tanh/normal1/d5",
+        "plain:relu/default/d20",
+        "plain:relu/kaiming/d20",
+        "plain:relu/normal1/d5",
+        "plain:relu/normal.01/d10",
+        "plain:gelu/default/d20",
+        "plain:gelu/kaiming/d10",
+        "normalized:batchnorm/relu/d10",
+        "normalized:batchnorm/relu/d80",
+        "normalized:layernorm/tanh/d80",
+        "normalized:groupnorm/relu/d40",
+        "residual:plain/b1/relu/kaiming/d10",
+        "residual:plain/b2/relu/kaiming/d20",
+        "residual:plain/b2/relu/default/d80",
+        "residual:ln/b1/relu/kaiming/d80",
+        "residual:ln/b2/tanh/default/d20",
+        "residual:plain/b1/tanh/default/d40",
+        "residual:zero-last/b2/relu/kaiming/d10",
+        "residual:x0.1/b1/relu/kaiming/d40",
+        "narrow:w2/d20",
+        "narrow:w5/d8",
+        "narrow:w5/d30",
+        "narrow:w16/d20",
+        "unbounded:exp/w5/d10",
+        "unbounded:exp/w16/d2",
+        "unbounded:square/w8/d4",
+        "unbounded:softplus/default/w16/d10",
+        "saturated:tanh/n4",
+        "saturated:tanh/n100",
+        "conv:plain/relu/default/d10",
+        "conv:bn/relu/default/d5",
+        "recurrent:rnn-tanh/h64/T10",
+        "recurrent:rnn-tanh/h64/T300",
+    }
+)
 
 
 def grid(quick: bool = False, dead_seeds: int = 20) -> list[Cell]:
@@ -348,10 +387,16 @@ def full_grid(dead_seeds: int = 20) -> list[Cell]:
                         add("residual", tag, residual_source(act, init, d, norm, branch))
     for d in (10, 40):
         for branch in (1, 2):
-            add("residual", f"zero-last/b{branch}/relu/kaiming/d{d}",
-                residual_source("relu", "kaiming", d, False, branch, zero_last=True))
-            add("residual", f"x0.1/b{branch}/relu/kaiming/d{d}",
-                residual_source("relu", "kaiming", d, False, branch, scale=0.1))
+            add(
+                "residual",
+                f"zero-last/b{branch}/relu/kaiming/d{d}",
+                residual_source("relu", "kaiming", d, False, branch, zero_last=True),
+            )
+            add(
+                "residual",
+                f"x0.1/b{branch}/relu/kaiming/d{d}",
+                residual_source("relu", "kaiming", d, False, branch, scale=0.1),
+            )
 
     for w in (2, 3, 4, 5, 8, 16):
         for d in (8, 15, 20, 30):
@@ -381,8 +426,19 @@ def full_grid(dead_seeds: int = 20) -> list[Cell]:
 
 
 # ---------------------------------------------------------------- measurement
-WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-            nn.ConvTranspose3d, nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.Bilinear)
+WEIGHTED = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.RNNBase,
+    nn.Bilinear,
+)
 
 
 def load(source: str, name: str = "cell.py"):
@@ -446,8 +502,9 @@ def measure_seed(net_cls, shape, seed: int, saturation: bool = False) -> dict:
     for m in order:
         g = outputs[m].grad if isinstance(outputs[m], torch.Tensor) else None
         rms.append(_norm(g) / math.sqrt(max(1, g.numel())) if g is not None else float("nan"))
-    finite = bool(torch.isfinite(out).all().item()) and math.isfinite(loss.item()) and all(
-        math.isfinite(v) for v in norms)
+    finite = (
+        bool(torch.isfinite(out).all().item()) and math.isfinite(loss.item()) and all(math.isfinite(v) for v in norms)
+    )
     first, last = norms[0], norms[-1]
     res = dict(
         first=first,
@@ -458,8 +515,10 @@ def measure_seed(net_cls, shape, seed: int, saturation: bool = False) -> dict:
         finite=finite,
         dead=len(norms) >= 2 and all(v == 0.0 for v in norms[:-1]),
         layers=len(norms),
-        per_layer=[dict(grad_norm=n, out_grad_rms=g, input_rms=inputs_rms.get(m, float("nan")))
-                   for m, n, g in zip(order, norms, rms)],
+        per_layer=[
+            dict(grad_norm=n, out_grad_rms=g, input_rms=inputs_rms.get(m, float("nan")))
+            for m, n, g in zip(order, norms, rms)
+        ],
     )
     if saturation and pre:
         z = pre[0].double()
@@ -506,7 +565,7 @@ def measure(cell: Cell, seeds: int = 3) -> dict:
         m["spread"] = _spread(runs)
     if cell.dead_seeds:
         more = runs + [measure_seed(net_cls, shape, s) for s in range(seeds, max(seeds, cell.dead_seeds))]
-        more = more[:max(seeds, cell.dead_seeds)]
+        more = more[: max(seeds, cell.dead_seeds)]
         m["dead_fraction"] = sum(r["dead"] for r in more) / len(more)
         m["dead_n"] = len(more)
         m["ratio_all"] = geomean(r["ratio"] for r in more)  # over every seed (dead ones give NaN: skipped)
@@ -532,14 +591,28 @@ def predict(cell: Cell) -> dict:
     p = judge(graph).profile
     nums = Numbers.of(p)
     hazard, test = nums.judge()
-    out = dict(ok=True, ratio=p.ratio, first=p.first, total=p.total, gain=p.gain, finite=p.finite,
-               dead_probability=p.dead_probability, complete=p.complete, hazard=hazard.value, test=test,
-               layers=len(p.layers), certain=len(p.certain_layers()))
+    out = dict(
+        ok=True,
+        ratio=p.ratio,
+        first=p.first,
+        total=p.total,
+        gain=p.gain,
+        finite=p.finite,
+        dead_probability=p.dead_probability,
+        complete=p.complete,
+        hazard=hazard.value,
+        test=test,
+        layers=len(p.layers),
+        certain=len(p.certain_layers()),
+    )
     if not p.complete:
         whys = sorted({st.why for st in p.stats.values() if not st.certain and st.why})
         out["why"] = "; ".join(whys) or "uncertain layers"
-    sats = [p.stats[n.id].saturated for n in graph.nodes()
-            if n.op == "layer" and graph.activation_of(n) == "tanh" and n.id in p.stats]
+    sats = [
+        p.stats[n.id].saturated
+        for n in graph.nodes()
+        if n.op == "layer" and graph.activation_of(n) == "tanh" and n.id in p.stats
+    ]
     if sats:
         out["saturated"] = max(sats)
     return out
@@ -619,8 +692,14 @@ def summary(rows: list[Row]) -> dict:
         not_predicted=len(rows) - len(compared),
         factor_cells=len(factors),
         # compared for the verdict, but the model left the ratio open (an uncertain layer)
-        no_ratio=sum(1 for r in compared if r.pred.get("ok") and r.pred.get("ratio") is None
-                     and r.meas["ratio"] is not None and math.isfinite(r.meas["ratio"])),
+        no_ratio=sum(
+            1
+            for r in compared
+            if r.pred.get("ok")
+            and r.pred.get("ratio") is None
+            and r.meas["ratio"] is not None
+            and math.isfinite(r.meas["ratio"])
+        ),
         worst_factor=10 ** worst[0] if worst[0] is not None else None,
         worst_cell=f"{worst[1].family}:{worst[1].cell.name}" if worst[1] else None,
         agreement=agree / len(compared) if compared else float("nan"),
@@ -650,14 +729,16 @@ def _g(x) -> str:
 
 
 def _factor_text(lf) -> str:
-    return "-" if lf is None else f"{10 ** lf:.2g}x" if lf < 3 else f"{10 ** lf:.1e}x"
+    return "-" if lf is None else f"{10**lf:.2g}x" if lf < 3 else f"{10**lf:.1e}x"
 
 
 def _extra(r: Row) -> str:
     bits = []
     if "dead_fraction" in r.meas:
-        bits.append(f"dead {r.meas['dead_fraction']:.2f}/{r.pred.get('dead_probability', float('nan')):.2f}"
-                    f" (n={r.meas['dead_n']})")
+        bits.append(
+            f"dead {r.meas['dead_fraction']:.2f}/{r.pred.get('dead_probability', float('nan')):.2f}"
+            f" (n={r.meas['dead_n']})"
+        )
     if "ratio_all" in r.meas:
         bits.append(f"ratio over {r.meas['dead_n']} seeds {_g(r.meas['ratio_all'])}")
     if r.meas.get("spread", 0) >= SPREAD_NOTE:
@@ -679,8 +760,16 @@ COLUMNS = ("cell", "ratio meas", "ratio pred", "factor", "first meas", "first pr
 def _cells(r: Row) -> list[str]:
     pred_h = r.pred.get("hazard", "-") if r.predicted else "(not predicted)"
     mark = "" if not r.predicted or (r.agrees and r.ratio_ok) else " !"
-    return [r.cell.name + mark, _g(r.meas["ratio"]), _g(r.pred.get("ratio")), _factor_text(r.factor),
-            _g(r.meas["first"]), _g(r.pred.get("first")), r.meas["hazard"], pred_h]
+    return [
+        r.cell.name + mark,
+        _g(r.meas["ratio"]),
+        _g(r.pred.get("ratio")),
+        _factor_text(r.factor),
+        _g(r.meas["first"]),
+        _g(r.pred.get("first")),
+        r.meas["hazard"],
+        pred_h,
+    ]
 
 
 def render(rows: list[Row]) -> str:
@@ -700,13 +789,15 @@ def render(rows: list[Row]) -> str:
 
 
 def render_markdown(rows: list[Row], s: dict, seeds: int) -> str:
-    out = [f"Flow model against torch (`make calibrate`: {s['cells']} cells, {seeds} seeds, batch {BATCH}, "
-           f"float32, torch {torch.__version__}). Ratio = ‖∇W_first‖ / ‖∇W_last‖, "
-           "first = ‖∇W_first‖; "
-           "factor = predicted ratio over measured (either way).", ""]
+    out = [
+        f"Flow model against torch (`make calibrate`: {s['cells']} cells, {seeds} seeds, batch {BATCH}, "
+        f"float32, torch {torch.__version__}). Ratio = ‖∇W_first‖ / ‖∇W_last‖, "
+        "first = ‖∇W_first‖; "
+        "factor = predicted ratio over measured (either way).",
+        "",
+    ]
     for family in dict.fromkeys(r.family for r in rows):
-        out += [f"### {family}", "", "| " + " | ".join(COLUMNS) + " | notes |",
-                "|" + "---|" * (len(COLUMNS) + 1)]
+        out += [f"### {family}", "", "| " + " | ".join(COLUMNS) + " | notes |", "|" + "---|" * (len(COLUMNS) + 1)]
         for r in rows:
             if r.family == family:
                 cells = _cells(r)
@@ -717,10 +808,32 @@ def render_markdown(rows: list[Row], s: dict, seeds: int) -> str:
     return "\n".join(out) + "\n"
 
 
-CSV_FIELDS = ("family", "cell", "predicted", "meas_ratio", "pred_ratio", "log10_factor", "meas_first", "pred_first",
-              "meas_total", "pred_total", "meas_gain", "pred_gain", "meas_finite", "pred_finite", "meas_dead",
-              "meas_dead_fraction", "pred_dead_probability", "meas_saturated", "pred_saturated", "meas_hazard",
-              "pred_hazard", "pred_test", "pred_complete", "seconds")
+CSV_FIELDS = (
+    "family",
+    "cell",
+    "predicted",
+    "meas_ratio",
+    "pred_ratio",
+    "log10_factor",
+    "meas_first",
+    "pred_first",
+    "meas_total",
+    "pred_total",
+    "meas_gain",
+    "pred_gain",
+    "meas_finite",
+    "pred_finite",
+    "meas_dead",
+    "meas_dead_fraction",
+    "pred_dead_probability",
+    "meas_saturated",
+    "pred_saturated",
+    "meas_hazard",
+    "pred_hazard",
+    "pred_test",
+    "pred_complete",
+    "seconds",
+)
 
 
 def write_csv(rows: list[Row], path: str) -> None:
@@ -729,24 +842,47 @@ def write_csv(rows: list[Row], path: str) -> None:
         w.writeheader()
         for r in rows:
             m, p = r.meas, r.pred
-            w.writerow(dict(
-                family=r.family, cell=r.cell.name, predicted=r.predicted, meas_ratio=m["ratio"],
-                pred_ratio=p.get("ratio"), log10_factor=r.factor, meas_first=m["first"], pred_first=p.get("first"),
-                meas_total=m["total"], pred_total=p.get("total"), meas_gain=m["gain"], pred_gain=p.get("gain"),
-                meas_finite=m["finite"], pred_finite=p.get("finite"), meas_dead=m["dead"],
-                meas_dead_fraction=m.get("dead_fraction"), pred_dead_probability=p.get("dead_probability"),
-                meas_saturated=m.get("saturated"), pred_saturated=p.get("saturated"), meas_hazard=m["hazard"],
-                pred_hazard=p.get("hazard"), pred_test=p.get("test"), pred_complete=p.get("complete"),
-                seconds=round(r.seconds, 3),
-            ))
+            w.writerow(
+                dict(
+                    family=r.family,
+                    cell=r.cell.name,
+                    predicted=r.predicted,
+                    meas_ratio=m["ratio"],
+                    pred_ratio=p.get("ratio"),
+                    log10_factor=r.factor,
+                    meas_first=m["first"],
+                    pred_first=p.get("first"),
+                    meas_total=m["total"],
+                    pred_total=p.get("total"),
+                    meas_gain=m["gain"],
+                    pred_gain=p.get("gain"),
+                    meas_finite=m["finite"],
+                    pred_finite=p.get("finite"),
+                    meas_dead=m["dead"],
+                    meas_dead_fraction=m.get("dead_fraction"),
+                    pred_dead_probability=p.get("dead_probability"),
+                    meas_saturated=m.get("saturated"),
+                    pred_saturated=p.get("saturated"),
+                    meas_hazard=m["hazard"],
+                    pred_hazard=p.get("hazard"),
+                    pred_test=p.get("test"),
+                    pred_complete=p.get("complete"),
+                    seconds=round(r.seconds, 3),
+                )
+            )
 
 
 def summary_line(s: dict) -> str:
-    worst = (f"worst factor {s['worst_factor']:.3g}x ({s['worst_cell']})" if s["worst_factor"] is not None
-             else "worst factor -")
-    return (f"{s['cells']} cells, {worst}, verdict agreement {100 * s['agreement']:.1f} % "
-            f"({s['agree']}/{s['compared']}; {s['not_predicted']} not predicted; "
-            f"{s['factor_cells']} ratios compared, {s['no_ratio']} left open by the model)")
+    worst = (
+        f"worst factor {s['worst_factor']:.3g}x ({s['worst_cell']})"
+        if s["worst_factor"] is not None
+        else "worst factor -"
+    )
+    return (
+        f"{s['cells']} cells, {worst}, verdict agreement {100 * s['agreement']:.1f} % "
+        f"({s['agree']}/{s['compared']}; {s['not_predicted']} not predicted; "
+        f"{s['factor_cells']} ratios compared, {s['no_ratio']} left open by the model)"
+    )
 
 
 def _straddle(r: Row) -> str:
@@ -761,36 +897,44 @@ def render_failures(s: dict, rows: list[Row]) -> str:
     out = []
     fac = sorted(s["factor_failures"], key=lambda r: -r.factor)
     if fac:
-        out.append(f"\nratio off by more than {10 ** MAX_LOG_FACTOR:g}x ({len(fac)} cells):")
+        out.append(f"\nratio off by more than {10**MAX_LOG_FACTOR:g}x ({len(fac)} cells):")
         for r in fac[:25]:
-            out.append(f"  {r.family}:{r.cell.name}: measured {_g(r.meas['ratio'])}, predicted "
-                       f"{_g(r.pred.get('ratio'))} ({_factor_text(r.factor)}); first {_g(r.meas['first'])} vs "
-                       f"{_g(r.pred.get('first'))}")
+            out.append(
+                f"  {r.family}:{r.cell.name}: measured {_g(r.meas['ratio'])}, predicted "
+                f"{_g(r.pred.get('ratio'))} ({_factor_text(r.factor)}); first {_g(r.meas['first'])} vs "
+                f"{_g(r.pred.get('first'))}"
+            )
     ver = s["verdict_failures"]
     if ver:
         out.append(f"\nhazards that disagree ({len(ver)} cells):")
         for r in ver[:40]:
             m, p = r.meas, r.pred
-            out.append(f"  {r.family}:{r.cell.name}: measured {m['hazard']} (ratio {_g(m['ratio'])}, first "
-                       f"{_g(m['first'])}, total {_g(m['total'])}, gain {_g(m['gain'])}, finite {_g(m['finite'])}, "
-                       f"dead {_g(m['dead'])}), predicted {p.get('hazard')} by {p.get('test')} (ratio "
-                       f"{_g(p.get('ratio'))}, first {_g(p.get('first'))}, total {_g(p.get('total'))}, gain "
-                       f"{_g(p.get('gain'))}, finite {_g(p.get('finite'))}, dead p {_g(p.get('dead_probability'))})"
-                       + _straddle(r))
+            out.append(
+                f"  {r.family}:{r.cell.name}: measured {m['hazard']} (ratio {_g(m['ratio'])}, first "
+                f"{_g(m['first'])}, total {_g(m['total'])}, gain {_g(m['gain'])}, finite {_g(m['finite'])}, "
+                f"dead {_g(m['dead'])}), predicted {p.get('hazard')} by {p.get('test')} (ratio "
+                f"{_g(p.get('ratio'))}, first {_g(p.get('first'))}, total {_g(p.get('total'))}, gain "
+                f"{_g(p.get('gain'))}, finite {_g(p.get('finite'))}, dead p {_g(p.get('dead_probability'))})"
+                + _straddle(r)
+            )
     dead = [r for r in rows if "dead_fraction" in r.meas and r.pred.get("ok")]
     if dead:
         gaps = sorted(dead, key=lambda r: -abs(r.meas["dead_fraction"] - r.pred["dead_probability"]))
         r = gaps[0]
-        out.append(f"\ndead probability: largest gap {abs(r.meas['dead_fraction'] - r.pred['dead_probability']):.2f} "
-                   f"({r.cell.name}: measured {r.meas['dead_fraction']:.2f} of {r.meas['dead_n']} seeds, "
-                   f"predicted {r.pred['dead_probability']:.2f})")
+        out.append(
+            f"\ndead probability: largest gap {abs(r.meas['dead_fraction'] - r.pred['dead_probability']):.2f} "
+            f"({r.cell.name}: measured {r.meas['dead_fraction']:.2f} of {r.meas['dead_n']} seeds, "
+            f"predicted {r.pred['dead_probability']:.2f})"
+        )
     unpred = [r for r in rows if not r.predicted]
     if unpred:
         out.append(f"\nnot predicted ({len(unpred)} cells; measured numbers for later calibration):")
         for r in unpred:
             m = r.meas
-            out.append(f"  {r.family}:{r.cell.name}: ratio {_g(m['ratio'])}, first {_g(m['first'])}, total "
-                       f"{_g(m['total'])}, gain {_g(m['gain'])}, finite {_g(m['finite'])} -> {m['hazard']}")
+            out.append(
+                f"  {r.family}:{r.cell.name}: ratio {_g(m['ratio'])}, first {_g(m['first'])}, total "
+                f"{_g(m['total'])}, gain {_g(m['gain'])}, finite {_g(m['finite'])} -> {m['hazard']}"
+            )
     return "\n".join(out)
 
 
@@ -802,8 +946,10 @@ def render_layers(cell: Cell, seeds: int = 3) -> str:
     runs = [measure_seed(net_cls, shape, s) for s in range(seeds)]
     graph = [g for g in build_graphs(ast.parse(cell.source), f"{cell.name}.py") if g.name == "Net"][0]
     p = judge(graph).profile
-    head = (f"{'#':>3}  {'layer':<16} {'in rms meas':>11} {'pred':>9}  {'|gW| meas':>9} {'pred':>9}  "
-            f"{'dL/dz rms meas':>14} {'pred':>9}")
+    head = (
+        f"{'#':>3}  {'layer':<16} {'in rms meas':>11} {'pred':>9}  {'|gW| meas':>9} {'pred':>9}  "
+        f"{'dL/dz rms meas':>14} {'pred':>9}"
+    )
     out = [f"{cell.family}:{cell.name} (measured over {seeds} seeds)", head, "-" * len(head)]
     n = max(len(runs[0]["per_layer"]), len(p.layers))
     for i in range(n):
@@ -813,8 +959,10 @@ def render_layers(cell: Cell, seeds: int = 3) -> str:
         mg = geomean(x["grad_norm"] for x in m) if m else None
         mo = geomean(x["out_grad_rms"] for x in m) if m else None
         name = (lf.name + ("" if lf.certain else "?")) if lf else "-"
-        out.append(f"{i:>3}  {name:<16} {_g(mi):>11} {_g(lf.input_rms if lf else None):>9}  {_g(mg):>9} "
-                   f"{_g(lf.grad_norm if lf else None):>9}  {_g(mo):>14} {_g(lf.out_grad_rms if lf else None):>9}")
+        out.append(
+            f"{i:>3}  {name:<16} {_g(mi):>11} {_g(lf.input_rms if lf else None):>9}  {_g(mg):>9} "
+            f"{_g(lf.grad_norm if lf else None):>9}  {_g(mo):>14} {_g(lf.out_grad_rms if lf else None):>9}"
+        )
     return "\n".join(out)
 
 
@@ -827,9 +975,13 @@ def main(argv=None) -> int:
     parser.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
     parser.add_argument("--csv", metavar="FILE", help="write every cell's numbers as CSV")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
-    parser.add_argument("--layers", metavar="CELL", action="append",
-                        help="print per-layer measured vs predicted numbers of the cells whose name contains CELL "
-                             "(family:name), then stop")
+    parser.add_argument(
+        "--layers",
+        metavar="CELL",
+        action="append",
+        help="print per-layer measured vs predicted numbers of the cells whose name contains CELL "
+        "(family:name), then stop",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print each cell as it is measured")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -849,10 +1001,19 @@ def main(argv=None) -> int:
 
     rows = calibrate(cells, args.seeds, progress)
     s = summary(rows)
-    shown = ("vanishing-ratio", "vanishing-absolute", "vanishing-gain", "exploding-ratio", "exploding-absolute",
-             "exploding-total", "exploding-gain")
-    print(f"gradlint flow model vs torch {torch.__version__} (cpu, float32, {args.seeds} seeds, batch {BATCH}, "
-          f"loss sum(out*r)/(B*sqrt(P)); thresholds {', '.join(f'{k}={THRESHOLDS[k]:g}' for k in shown)})")
+    shown = (
+        "vanishing-ratio",
+        "vanishing-absolute",
+        "vanishing-gain",
+        "exploding-ratio",
+        "exploding-absolute",
+        "exploding-total",
+        "exploding-gain",
+    )
+    print(
+        f"gradlint flow model vs torch {torch.__version__} (cpu, float32, {args.seeds} seeds, batch {BATCH}, "
+        f"loss sum(out*r)/(B*sqrt(P)); thresholds {', '.join(f'{k}={THRESHOLDS[k]:g}' for k in shown)})"
+    )
     print(render(rows))
     print(render_failures(s, rows))
     elapsed = time.perf_counter() - start
@@ -865,7 +1026,7 @@ def main(argv=None) -> int:
     if not ok:
         why = []
         if s["factor_failures"]:
-            why.append(f"{len(s['factor_failures'])} cells off by more than {10 ** MAX_LOG_FACTOR:g}x")
+            why.append(f"{len(s['factor_failures'])} cells off by more than {10**MAX_LOG_FACTOR:g}x")
         if s["agreement"] < MIN_AGREEMENT:
             why.append(f"verdict agreement below {100 * MIN_AGREEMENT:.0f} %")
         print("FAIL: " + "; ".join(why))

@@ -88,22 +88,28 @@ WHEELS = (
     WheelSource("torchvision", re.compile(r"^torchvision/models/(?:[^/]+/)*[^/]+\.py$")),
     WheelSource("timm", re.compile(r"^timm/models/(?:[^/]+/)*[^/]+\.py$")),
     # TensorFlow / Flax ports are not PyTorch code (transformers < 5 ships them).
-    WheelSource("transformers", re.compile(r"^transformers/models/[^/]+/modeling_[^/]*\.py$"),
-                re.compile(r"/modeling_(?:tf|flax)_[^/]*\.py$")),
+    WheelSource(
+        "transformers",
+        re.compile(r"^transformers/models/[^/]+/modeling_[^/]*\.py$"),
+        re.compile(r"/modeling_(?:tf|flax)_[^/]*\.py$"),
+    ),
     # Training code is pinned: the reviewed sample of findings in the notes refers to these.
     WheelSource("d2l==1.0.3", re.compile(r"^d2l/torch\.py$"), kind="training"),
     WheelSource("lightning==2.6.6", re.compile(r"^lightning/pytorch/demos/[^/]+\.py$"), kind="training"),
-    WheelSource("accelerate==1.15.0", re.compile(r"^accelerate/test_utils/(?:[^/]+/)*[^/]+\.py$"),
-                kind="training"),
-    WheelSource("pytorch-ignite==0.5.5",
-                re.compile(r"^ignite/(?:engine|contrib/engines)/[^/]+\.py$"), kind="training"),
+    WheelSource("accelerate==1.15.0", re.compile(r"^accelerate/test_utils/(?:[^/]+/)*[^/]+\.py$"), kind="training"),
+    WheelSource("pytorch-ignite==0.5.5", re.compile(r"^ignite/(?:engine|contrib/engines)/[^/]+\.py$"), kind="training"),
     WheelSource("skorch==1.4.0", re.compile(r"^skorch/net\.py$"), kind="training"),
 )
 PACKAGES = tuple(w.name for w in WHEELS)
 
 GIT_SOURCES = (
-    GitSource("pytorch/examples", "77f55b912142e11fcfdf5b530231fb9c52f181e8", "pytorch-examples",
-              re.compile(r"^(?:[^/]+/)*[^/]+\.py$"), re.compile(r"^(?:docs|cpp)/")),
+    GitSource(
+        "pytorch/examples",
+        "77f55b912142e11fcfdf5b530231fb9c52f181e8",
+        "pytorch-examples",
+        re.compile(r"^(?:[^/]+/)*[^/]+\.py$"),
+        re.compile(r"^(?:docs|cpp)/"),
+    ),
 )
 MIRROR_ENV = "GRADLINT_CORPUS_MIRROR"
 ARCHIVE_URL = "https://codeload.github.com/{repo}/tar.gz/{commit}"
@@ -130,10 +136,19 @@ def corpus_stats(root: Path | None = None) -> tuple[int, int]:
 
 def _pip_download(dest: Path, packages: list[str], extra: list[str] = ()) -> subprocess.CompletedProcess:
     cmd = [
-        sys.executable, "-m", "pip", "download",
-        "--no-deps", "--only-binary", ":all:",
-        "--disable-pip-version-check", "--quiet",
-        "-d", str(dest), *extra, *packages,
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "-d",
+        str(dest),
+        *extra,
+        *packages,
     ]
     return subprocess.run(cmd, capture_output=True, text=True)
 
@@ -215,10 +230,22 @@ def _git_archive(source: GitSource, into: Path) -> tuple[Path, str]:
         git_dir = Path(mirror) / source.repo.replace("/", "+") / "repo"
         if git_dir.is_dir():
             res = subprocess.run(
-                ["git", "--git-dir", str(git_dir), "archive", "--format=tar",
-                 f"--prefix={source.folder}/", "-o", str(tar), source.commit,
-                 "--", ":(glob)**/*.py"],  # a mirror may lack big data files
-                capture_output=True, text=True)
+                [
+                    "git",
+                    "--git-dir",
+                    str(git_dir),
+                    "archive",
+                    "--format=tar",
+                    f"--prefix={source.folder}/",
+                    "-o",
+                    str(tar),
+                    source.commit,
+                    "--",
+                    ":(glob)**/*.py",
+                ],  # a mirror may lack big data files
+                capture_output=True,
+                text=True,
+            )
             if res.returncode == 0:
                 return tar, f"mirror {git_dir}"
     url = ARCHIVE_URL.format(repo=source.repo, commit=source.commit)
@@ -266,8 +293,11 @@ def build_corpus(force: bool = False, quiet: bool = False) -> Path:
             wheel = wheels[source.name]
             n_files, n_lines = extract_wheel(wheel, source, tree)
             manifest["packages"][source.name] = {
-                "wheel": wheel.name, "version": _wheel_version(wheel), "kind": source.kind,
-                "files": n_files, "lines": n_lines,
+                "wheel": wheel.name,
+                "version": _wheel_version(wheel),
+                "kind": source.kind,
+                "files": n_files,
+                "lines": n_lines,
             }
             say(f"corpus:   {wheel.name}: {n_files} files, {n_lines} lines ({source.kind})")
         for source in GIT_SOURCES:
@@ -276,12 +306,16 @@ def build_corpus(force: bool = False, quiet: bool = False) -> Path:
                 tar, origin = _git_archive(source, staging)
                 n_files, n_lines = extract_git(tar, source, tree)
                 entry.update(files=n_files, lines=n_lines, source=origin)
-                say(f"corpus:   {source.repo}@{source.commit[:10]}: {n_files} files, {n_lines} lines"
-                    f" ({source.kind}, from {origin})")
+                say(
+                    f"corpus:   {source.repo}@{source.commit[:10]}: {n_files} files, {n_lines} lines"
+                    f" ({source.kind}, from {origin})"
+                )
             except (OSError, RuntimeError, tarfile.TarError) as exc:
                 entry["skipped"] = f"{type(exc).__name__}: {exc}"
-                say(f"corpus:   {source.repo}: LEFT OUT, could not be downloaded ({entry['skipped']});"
-                    f" set {MIRROR_ENV} to a folder of git mirrors to include it")
+                say(
+                    f"corpus:   {source.repo}: LEFT OUT, could not be downloaded ({entry['skipped']});"
+                    f" set {MIRROR_ENV} to a folder of git mirrors to include it"
+                )
             manifest["repositories"][source.repo] = entry
         (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
         if CORPUS_DIR.exists():

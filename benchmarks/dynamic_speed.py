@@ -6,7 +6,8 @@ Two goals of issue 13, both measured in the same run:
    the charts included) in at most 30 s on 2 CPU cores;
 2. at most 1.5x the time of a bare torch script that does the same forward and backward
    passes (gradlint measured without ``--report``, as the script draws nothing; the ratio
-   with make run's charts is printed beside it): one process, torch imported once, every model of the plan built and run through
+   with make run's charts is printed beside it): one process, torch imported once, every model
+   of the plan built and run through
    the same protocol (per seed one backward pass; the SGD steps of the constant-init probes;
    the BPTT training steps of the recurrent probes over the same sequence lengths), written
    here with plain torch calls and none of gradlint's worker code. What the peer does not
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 GOAL_SECONDS = 30.0
 GOAL_RATIO = 1.5
 
-PEER = r'''
+PEER = r"""
 import importlib.util, json, math, os, sys, time, types
 start = time.perf_counter()
 import torch
@@ -130,15 +131,27 @@ for job in plan["jobs"]:
         except Exception:
             pass
 json.dump({"seconds": time.perf_counter() - start, "models": done}, open(sys.argv[2], "w"))
-'''
+"""
 
 
 def gradlint_run(paths, device: str, report: bool = True) -> tuple[float, float, str, str]:
     """(wall seconds, the dynamic part's seconds as gradlint reports it, tally line, stderr),
     for ``make run``'s command (``--report`` into a temporary folder) or without the report."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "gradlint", "check", "--dynamic", "--device", device, "--no-cache",
-               "--output-format", "json", *(["--report", tmp] if report else []), *paths]
+        cmd = [
+            sys.executable,
+            "-m",
+            "gradlint",
+            "check",
+            "--dynamic",
+            "--device",
+            device,
+            "--no-cache",
+            "--output-format",
+            "json",
+            *(["--report", tmp] if report else []),
+            *paths,
+        ]
         start = time.perf_counter()
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     wall = time.perf_counter() - start
@@ -159,15 +172,22 @@ def planned(paths, device: str) -> dict:
     settings = settings_from(config)
     result = lint_paths(list(paths), settings)
     options = DynamicOptions()
-    by_file, _, _ = plan(result.diagnostics, config.data.get("dynamic", {}).get("models", {}), files=result.files,
-                         scope="all")
+    by_file, _, _ = plan(
+        result.diagnostics, config.data.get("dynamic", {}).get("models", {}), files=result.files, scope="all"
+    )
     jobs = []
     for path, models in sorted(by_file.items()):
         runnable = [j for j in models if j.input is not None and not j.input.get("fn")]
         if runnable:
             jobs.append({"path": path, "models": [j.spec(str(k)) for k, j in enumerate(runnable)]})
-    return {"device": device, "threads": os.cpu_count() or 1, "seeds": options.seeds, "steps": options.steps,
-            "seq_len": options.seq_len, "jobs": jobs}
+    return {
+        "device": device,
+        "threads": os.cpu_count() or 1,
+        "seeds": options.seeds,
+        "steps": options.steps,
+        "seq_len": options.seq_len,
+        "jobs": jobs,
+    }
 
 
 def peer_run(plan_data: dict) -> tuple[float, int]:
@@ -176,8 +196,13 @@ def peer_run(plan_data: dict) -> tuple[float, int]:
         script.write_text(PEER)
         plan_file.write_text(json.dumps(plan_data))
         start = time.perf_counter()
-        subprocess.run([sys.executable, str(script), str(plan_file), str(out)], cwd=tmp, capture_output=True, timeout=1800,
-                       env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        subprocess.run(
+            [sys.executable, str(script), str(plan_file), str(out)],
+            cwd=tmp,
+            capture_output=True,
+            timeout=1800,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
         wall = time.perf_counter() - start
         data = json.loads(out.read_text()) if out.exists() else {"models": 0}
         return wall, int(data.get("models", 0))
@@ -191,8 +216,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     plan_data = planned(args.paths, args.device)
     n_models = sum(len(j["models"]) for j in plan_data["jobs"])
-    print(f"plan: {n_models} models in {len(plan_data['jobs'])} files, {plan_data['seeds']} seeds, "
-          f"device {args.device}, {os.cpu_count()} cores")
+    print(
+        f"plan: {n_models} models in {len(plan_data['jobs'])} files, {plan_data['seeds']} seeds, "
+        f"device {args.device}, {os.cpu_count()} cores"
+    )
     ours, dynamic, bare_runs, peers, tallies = [], [], [], [], set()
     for _ in range(args.repeat):  # interleaved: a loaded machine slows both sides alike
         wall, dyn, tally, _ = gradlint_run(args.paths, args.device)
@@ -203,20 +230,32 @@ def main(argv=None) -> int:
         peer_wall, peer_models = peer_run(plan_data)
         peers.append(peer_wall)
     best_dyn, best_peer = min(dynamic), min(peers)
-    print(f"gradlint check --dynamic --report DIR {' '.join(args.paths)} (make run's): dynamic part {best_dyn:.1f} s "
-          f"(whole run {min(ours):.1f} s); runs: {', '.join(f'{d:.1f}' for d in dynamic)}")
-    print(f"  the same without --report: {min(bare_runs):.1f} s (the charts take the rest); runs: "
-          f"{', '.join(f'{d:.1f}' for d in bare_runs)}")
-    print(f"bare torch script, same passes ({peer_models} models): {best_peer:.1f} s; runs: "
-          f"{', '.join(f'{p:.1f}' for p in peers)}")
-    print(f"goal 1: dynamic part <= {GOAL_SECONDS:g} s: {best_dyn:.1f} s = {best_dyn / GOAL_SECONDS:.2f} of the goal "
-          f"-> {'met' if best_dyn <= GOAL_SECONDS else 'MISSED'}")
+    print(
+        f"gradlint check --dynamic --report DIR {' '.join(args.paths)} (make run's): dynamic part {best_dyn:.1f} s "
+        f"(whole run {min(ours):.1f} s); runs: {', '.join(f'{d:.1f}' for d in dynamic)}"
+    )
+    print(
+        f"  the same without --report: {min(bare_runs):.1f} s (the charts take the rest); runs: "
+        f"{', '.join(f'{d:.1f}' for d in bare_runs)}"
+    )
+    print(
+        f"bare torch script, same passes ({peer_models} models): {best_peer:.1f} s; runs: "
+        f"{', '.join(f'{p:.1f}' for p in peers)}"
+    )
+    print(
+        f"goal 1: dynamic part <= {GOAL_SECONDS:g} s: {best_dyn:.1f} s = {best_dyn / GOAL_SECONDS:.2f} of the goal "
+        f"-> {'met' if best_dyn <= GOAL_SECONDS else 'MISSED'}"
+    )
     passes = min(bare_runs) / best_peer if best_peer > 0 else float("inf")
     ratio = best_dyn / best_peer if best_peer > 0 else float("inf")
-    print(f"goal 2: the same passes, gradlint / bare script <= {GOAL_RATIO:g}: {passes:.2f} "
-          f"-> {'met' if passes <= GOAL_RATIO else 'MISSED'}")
-    print(f"        with make run's charts (which the bare script does not draw): {ratio:.2f} "
-          f"-> {'met' if ratio <= GOAL_RATIO else 'MISSED'}")
+    print(
+        f"goal 2: the same passes, gradlint / bare script <= {GOAL_RATIO:g}: {passes:.2f} "
+        f"-> {'met' if passes <= GOAL_RATIO else 'MISSED'}"
+    )
+    print(
+        f"        with make run's charts (which the bare script does not draw): {ratio:.2f} "
+        f"-> {'met' if ratio <= GOAL_RATIO else 'MISSED'}"
+    )
     for tally in sorted(tallies):
         print(f"  {tally}")
     return 1 if len(tallies) > 1 else 0

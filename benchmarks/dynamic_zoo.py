@@ -105,13 +105,21 @@ def main(argv=None) -> int:
         rows.append((d.message, ev.get("verdict"), f"{ev.get('seconds', float('nan')):.1f}", ev.get("summary", "")))
     rows.append(("(both originals, wall clock incl. torch start-up)", "", f"{wall:.1f}", ""))
 
-    for name, old, new, code in (
-        ("vgg.py", "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),
-    ):
+    for name, old, new, code in (("vgg.py", "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),):
         text = (models / name).read_text(encoding="utf-8")
         mutant = models / f"mutant_{name}"
         mutant.write_text(text.replace(old, new), encoding="utf-8")
-        flags = ["--dynamic", "--device", args.device, "--seeds", str(args.seeds), "--select", code, "--output-format", "json"]
+        flags = [
+            "--dynamic",
+            "--device",
+            args.device,
+            "--seeds",
+            str(args.seeds),
+            "--select",
+            code,
+            "--output-format",
+            "json",
+        ]
         if args.report:
             flags += ["--report", str(Path(args.report).resolve() / Path(name).stem)]
         secs, found, err = cli([*flags, str(mutant.relative_to(pkg.parent))], pkg.parent)
@@ -119,13 +127,22 @@ def main(argv=None) -> int:
         # the error (plain VGG with sigmoids) must be confirmed; the warning on the BatchNorm
         # variants sits at the threshold (vgg19_bn measures a ratio of 1.3e-3 against 1e-3) and
         # whatever the measurement says of it is shown, not required
-        errors = {f["evidence"]["verdict"] for f in found
-                  if f["code"] == code and f.get("evidence") and f["severity"] == "error"}
+        errors = {
+            f["evidence"]["verdict"]
+            for f in found
+            if f["code"] == code and f.get("evidence") and f["severity"] == "error"
+        }
         ok = errors == {"confirmed"}
         failures += not ok
         summary = "; ".join(sorted({f["evidence"]["summary"] for f in found if f.get("evidence")}))[:160]
-        rows.append((f"{name}: {old} -> {new} ({code}, {len(found)} finding(s))", ",".join(sorted(verdicts)) or "-",
-                     f"{secs:.1f}", summary))
+        rows.append(
+            (
+                f"{name}: {old} -> {new} ({code}, {len(found)} finding(s))",
+                ",".join(sorted(verdicts)) or "-",
+                f"{secs:.1f}",
+                summary,
+            )
+        )
         if not ok:
             print(err)
     text = (models / "resnet.py").read_text(encoding="utf-8")
@@ -136,10 +153,18 @@ def main(argv=None) -> int:
     secs = time.perf_counter() - start
     ev = dict(out.diagnostics[0].evidence)
     failures += ev.get("verdict") != "confirmed"
-    rows.append(("resnet.py: BatchNorm -> Identity, resnet152(), exploding forced on",
-                 ev.get("verdict"), f"{secs:.1f}", ev.get("summary", "")))
-    print(f"gradlint --dynamic on torchvision {corpus.name} sources, device {args.device}, {args.seeds} seeds, "
-          f"synthesized inputs (8, 3, 64, 64)")
+    rows.append(
+        (
+            "resnet.py: BatchNorm -> Identity, resnet152(), exploding forced on",
+            ev.get("verdict"),
+            f"{secs:.1f}",
+            ev.get("summary", ""),
+        )
+    )
+    print(
+        f"gradlint --dynamic on torchvision {corpus.name} sources, device {args.device}, {args.seeds} seeds, "
+        f"synthesized inputs (8, 3, 64, 64)"
+    )
     for case, verdict, secs, summary in rows:
         print(f"- {case}\n    {verdict or ''} {secs} s  {summary}")
     return 1 if failures else 0

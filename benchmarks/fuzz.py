@@ -44,34 +44,75 @@ SLOW_S = 5.0
 # ---------------------------------------------------------------- structure-aware model code
 ACTS = ["ReLU", "Sigmoid", "Tanh", "GELU", "SiLU", "LeakyReLU", "Softplus", "ELU", "Identity", "Hardtanh"]
 NORMS = ["LayerNorm({w})", "BatchNorm1d({w})", "GroupNorm(1, {w})", "RMSNorm({w})"]
-INITS = ["nn.init.zeros_({p})", "nn.init.constant_({p}, {c})", "nn.init.normal_({p}, 0, {c})",
-         "nn.init.xavier_uniform_({p})", "nn.init.kaiming_normal_({p}, nonlinearity='relu')",
-         "nn.init.orthogonal_({p})", "{p}.data.fill_({c})", "{p}.data.mul_({c})", "nn.init.uniform_({p}, -{c}, {c})"]
-NUMBERS = ["0", "1", "2", "8", "16", "64", "0.5", "1e-3", "10 ** 3", "2 ** 64", "1 << 40", "10 ** 9", "-1", "3.7",
-           "(1 << (1 << 12))", "int('9' * 50)", "float('inf')", "len('abc') * 4", "n", "CONFIG['depth']"]
+INITS = [
+    "nn.init.zeros_({p})",
+    "nn.init.constant_({p}, {c})",
+    "nn.init.normal_({p}, 0, {c})",
+    "nn.init.xavier_uniform_({p})",
+    "nn.init.kaiming_normal_({p}, nonlinearity='relu')",
+    "nn.init.orthogonal_({p})",
+    "{p}.data.fill_({c})",
+    "{p}.data.mul_({c})",
+    "nn.init.uniform_({p}, -{c}, {c})",
+]
+NUMBERS = [
+    "0",
+    "1",
+    "2",
+    "8",
+    "16",
+    "64",
+    "0.5",
+    "1e-3",
+    "10 ** 3",
+    "2 ** 64",
+    "1 << 40",
+    "10 ** 9",
+    "-1",
+    "3.7",
+    "(1 << (1 << 12))",
+    "int('9' * 50)",
+    "float('inf')",
+    "len('abc') * 4",
+    "n",
+    "CONFIG['depth']",
+]
 
 
 def model_program(rng: random.Random) -> str:
     w = rng.choice(["8", "16", "64", "WIDTH", "w", "2 ** 20", "0"])
     depth = rng.choice(["3", "12", "50", "DEPTH", "depth", "10 ** 7", "-2", "n_layers"])
     act = rng.choice(ACTS)
-    lines = ["import torch", "import torch.nn as nn", "import torch.nn.functional as F",
-             f"WIDTH = {rng.choice(NUMBERS)}", f"DEPTH = {rng.choice(NUMBERS)}",
-             f"CONFIG = {{'depth': {rng.choice(NUMBERS)}, 'act': '{act}'}}"]
+    lines = [
+        "import torch",
+        "import torch.nn as nn",
+        "import torch.nn.functional as F",
+        f"WIDTH = {rng.choice(NUMBERS)}",
+        f"DEPTH = {rng.choice(NUMBERS)}",
+        f"CONFIG = {{'depth': {rng.choice(NUMBERS)}, 'act': '{act}'}}",
+    ]
     if rng.random() < 0.3:
         lines += ["from model import *", "from .layers import Block as B"]
     if rng.random() < 0.5:
-        lines += ["class Base(nn.Module):", "    def forward(self, x):",
-                  f"        {rng.choice(['return self.net(x)', 'for l in self.layers: x = l(x)', 'return x'])}",
-                  "        return x"]
+        lines += [
+            "class Base(nn.Module):",
+            "    def forward(self, x):",
+            f"        {rng.choice(['return self.net(x)', 'for l in self.layers: x = l(x)', 'return x'])}",
+            "        return x",
+        ]
     base = rng.choice(["nn.Module", "Base", "nn.Sequential", "nn.ModuleList", "Unknown", "B"])
-    lines += [f"class Net({base}):", f"    def __init__(self, w={w}, depth={depth}, act='{act}', **kw):",
-              "        super().__init__()"]
+    lines += [
+        f"class Net({base}):",
+        f"    def __init__(self, w={w}, depth={depth}, act='{act}', **kw):",
+        "        super().__init__()",
+    ]
     body = []
     for _ in range(rng.randint(1, 8)):
         kind = rng.randrange(12)
         if kind == 0:
-            body.append(f"self.layers = nn.ModuleList([nn.Linear(w, w) for _ in range({rng.choice(['depth', depth])})])")
+            body.append(
+                f"self.layers = nn.ModuleList([nn.Linear(w, w) for _ in range({rng.choice(['depth', depth])})])"
+            )
         elif kind == 1:
             body.append(f"self.net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(w, w), nn.{act}())])")
         elif kind == 2:
@@ -80,7 +121,10 @@ def model_program(rng: random.Random) -> str:
             p = rng.choice(["self.layers[0].weight", "self.net[0].weight", "self.fc.weight", "self.p"])
             body.append(rng.choice(INITS).format(p=p, c=rng.choice(NUMBERS)))
         elif kind == 4:
-            body.append(f"self.rnn = nn.{rng.choice(['RNN', 'LSTM', 'GRU', 'RNNCell'])}(w, w, {rng.choice(['2', 'depth', '1'])})")
+            body.append(
+                f"self.rnn = nn.{rng.choice(['RNN', 'LSTM', 'GRU', 'RNNCell'])}(w, w,"
+                f" {rng.choice(['2', 'depth', '1'])})"
+            )
         elif kind == 5:
             body.append(f"self.p = nn.Parameter(torch.randn(w, w) * {rng.choice(NUMBERS)})")
         elif kind == 6:
@@ -89,39 +133,67 @@ def model_program(rng: random.Random) -> str:
         elif kind == 7:
             body.append("for i in range(depth):\n            setattr(self, f'h{i}', nn.Linear(w, w))")
         elif kind == 8:
-            body.append(f"self.head = self.{rng.choice(['net', 'layers', 'fc'])}[{rng.choice(['0', '-1', '1:', '0.5:', 'depth', ':n'])}]")
+            body.append(
+                f"self.head ="
+                f" self.{rng.choice(['net', 'layers', 'fc'])}[{rng.choice(['0', '-1', '1:', '0.5:', 'depth', ':n'])}]"
+            )
         elif kind == 9:
-            body.append("if kw.get('deep'):\n            self.extra = nn.Sequential(*[nn.Tanh() for _ in range(depth)])")
+            body.append(
+                "if kw.get('deep'):\n            self.extra = nn.Sequential(*[nn.Tanh() for _ in range(depth)])"
+            )
         elif kind == 10:
-            body.append(f"self.tag = f\"{{{rng.choice(NUMBERS)}}}\" * {rng.choice(NUMBERS)}")
+            body.append(f'self.tag = f"{{{rng.choice(NUMBERS)}}}" * {rng.choice(NUMBERS)}')
         else:
             body.append("self.apply(lambda m: nn.init.zeros_(m.weight) if isinstance(m, nn.Linear) else None)")
     lines += ["        " + b for b in body]
-    fwd = rng.choice([
-        "for l in self.layers:\n            x = torch.sigmoid(l(x))",
-        "x = self.net(x)",
-        "h = x\n        for t in range(x.size(0)):\n            h = torch.tanh(self.fc(torch.cat((x[t], h), 1)))\n        x = h",
-        "x = x + self.net(self.norm(x))",
-        "x = 1 / (1 + torch.exp(-self.fc(x)))",
-        "x = torch.where(x > 0, x, 0.01 * x) * x.clamp(min=0)",
-        "out, h = self.rnn(x)\n        x = out[-1]",
-        "x = self.head(x) ** 64 ** 64",
-    ])
+    fwd = rng.choice(
+        [
+            "for l in self.layers:\n            x = torch.sigmoid(l(x))",
+            "x = self.net(x)",
+            "h = x\n        for t in range(x.size(0)):\n            h = torch.tanh(self.fc(torch.cat((x[t], h),"
+            " 1)))\n        x = h",
+            "x = x + self.net(self.norm(x))",
+            "x = 1 / (1 + torch.exp(-self.fc(x)))",
+            "x = torch.where(x > 0, x, 0.01 * x) * x.clamp(min=0)",
+            "out, h = self.rnn(x)\n        x = out[-1]",
+            "x = self.head(x) ** 64 ** 64",
+        ]
+    )
     lines += ["    def forward(self, x):", "        " + fwd, "        return x"]
-    site = rng.choice(["model = Net()", "model = Net(w=8, depth=100)", "model = Net(depth=10 ** 9)",
-                       "model = Net(**CONFIG)", "model = nn.Sequential(*[nn.Sigmoid() for _ in range(40)])",
-                       "def make():\n    return Net(depth=30)\nmodel = make()"])
+    site = rng.choice(
+        [
+            "model = Net()",
+            "model = Net(w=8, depth=100)",
+            "model = Net(depth=10 ** 9)",
+            "model = Net(**CONFIG)",
+            "model = nn.Sequential(*[nn.Sigmoid() for _ in range(40)])",
+            "def make():\n    return Net(depth=30)\nmodel = make()",
+        ]
+    )
     lines += [site]
     if rng.random() < 0.6:
-        lines += [rng.choice(["model.apply(init)", "init_weights(model)", "model.apply(lambda m: None)"]),
-                  "def init(m):", f"    {rng.choice(INITS).format(p='m.weight', c=rng.choice(NUMBERS))}"]
+        lines += [
+            rng.choice(["model.apply(init)", "init_weights(model)", "model.apply(lambda m: None)"]),
+            "def init(m):",
+            f"    {rng.choice(INITS).format(p='m.weight', c=rng.choice(NUMBERS))}",
+        ]
     if rng.random() < 0.6:
-        clip = rng.choice(["", "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)",
-                           "    torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)"])
-        lines += ["opt = torch.optim.SGD(model.parameters(), lr=0.1)",
-                  f"for step in range({rng.choice(['10', '1000', 'DEPTH', 'n'])}):",
-                  "    loss = model(torch.randn(35, 8, 8)).sum()", "    opt.zero_grad()", "    loss.backward()",
-                  clip, "    opt.step()"]
+        clip = rng.choice(
+            [
+                "",
+                "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)",
+                "    torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)",
+            ]
+        )
+        lines += [
+            "opt = torch.optim.SGD(model.parameters(), lr=0.1)",
+            f"for step in range({rng.choice(['10', '1000', 'DEPTH', 'n'])}):",
+            "    loss = model(torch.randn(35, 8, 8)).sum()",
+            "    opt.zero_grad()",
+            "    loss.backward()",
+            clip,
+            "    opt.step()",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +219,9 @@ def mutate(text: str, rng: random.Random) -> str:
         elif op == 3:
             lines[i] = lines[i][: rng.randrange(len(lines[i]) + 1)] + "\n"
         elif op == 4:
-            lines[i] = "".join(rng.choice(["10 ** 9", "1 << 64", "0", "-1", "2.5"]) if c.isdigit() else c for c in lines[i])
+            lines[i] = "".join(
+                rng.choice(["10 ** 9", "1 << 64", "0", "-1", "2.5"]) if c.isdigit() else c for c in lines[i]
+            )
         elif op == 5:
             lines[i] = lines[i].replace("self", rng.choice(["other", "self.self", "cls", "self[0]"]))
         elif op == 6:
@@ -172,8 +246,14 @@ def grammar_programs(n: int, seed: int) -> list[str]:
 
     out: list[str] = []
 
-    @settings(max_examples=n, database=None, deadline=None, phases=[Phase.generate], derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(hypothesmith.from_grammar())
     def collect(source):
         out.append("import torch\n" + source)
@@ -259,11 +339,13 @@ def main() -> int:
         programs.append(("mutants", f"x{i}", mutate(texts[path], rng)))
     generated = time.perf_counter() - t0
     by_kind = {k: sum(1 for p in programs if p[0] == k) for k in ("grammar", "models", "mutants")}
-    print(f"gradlint fuzz benchmark: {len(programs)} programs ({', '.join(f'{v} {k}' for k, v in by_kind.items())}), "
-          f"generated in {generated:.1f} s; mutants from {len(texts)} files of "
-          f"{'the benchmark corpus' if (HERE / '.corpus').is_dir() else 'fixtures/'}")
+    print(
+        f"gradlint fuzz benchmark: {len(programs)} programs ({', '.join(f'{v} {k}' for k, v in by_kind.items())}), "
+        f"generated in {generated:.1f} s; mutants from {len(texts)} files of "
+        f"{'the benchmark corpus' if (HERE / '.corpus').is_dir() else 'fixtures/'}"
+    )
     rng.shuffle(programs)
-    batches = [programs[i::args.jobs * 8] for i in range(args.jobs * 8)]
+    batches = [programs[i :: args.jobs * 8] for i in range(args.jobs * 8)]
     t1 = time.perf_counter()
     # spawned, not forked: a fork would carry this process's memory (the programs, hypothesis)
     # into the 1 GiB address-space cap of each worker
@@ -280,9 +362,13 @@ def main() -> int:
     for _, _, _, what in problems:
         counts[what.split(":")[0]] = counts.get(what.split(":")[0], 0) + 1
     print(f"linted {done} programs in {linted:.1f} s with {args.jobs} worker(s)")
-    print(f"  GL002: {counts['GL002']}   tracebacks: {counts['traceback']}   hangs (> {ALARM_S} s): {counts['hang']}   "
-          f"over {SLOW_S:g} s: {counts['slow']}")
-    print(f"  slowest program: {worst[0]:.2f} s ({worst[1]});  peak worker RSS: {peak:.0f} MB (cap {CAP_BYTES >> 20} MB)")
+    print(
+        f"  GL002: {counts['GL002']}   tracebacks: {counts['traceback']}   hangs (> {ALARM_S} s): {counts['hang']}   "
+        f"over {SLOW_S:g} s: {counts['slow']}"
+    )
+    print(
+        f"  slowest program: {worst[0]:.2f} s ({worst[1]});  peak worker RSS: {peak:.0f} MB (cap {CAP_BYTES >> 20} MB)"
+    )
     if problems:
         out = HERE / ".work" / "fuzz"
         out.mkdir(parents=True, exist_ok=True)

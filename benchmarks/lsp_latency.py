@@ -59,9 +59,12 @@ async def measure(path: Path, text: str, edits: int, debounce_ms: int | None) ->
 
     await client.start_io(sys.executable, "-m", "gradlint.server")
     options = {} if debounce_ms is None else {"debounceMs": debounce_ms}
-    await client.initialize_async(types.InitializeParams(
-        capabilities=types.ClientCapabilities(), initialization_options=options,
-    ))
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            initialization_options=options,
+        )
+    )
     client.initialized(types.InitializedParams())
     uri = from_fs_path(str(path))
 
@@ -70,17 +73,24 @@ async def measure(path: Path, text: str, edits: int, debounce_ms: int | None) ->
         if version not in arrived:
             await asyncio.wait_for(event.wait(), 120)
 
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text),
-    ))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text),
+        )
+    )
     await wait(1)
     # each edit types one character into a comment on the last line
     row = len(text.split("\n")) - 1
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-        content_changes=[types.TextDocumentContentChangePartial(
-            range=types.Range(start=types.Position(row, 0), end=types.Position(row, 0)), text="# edits: ")],
-    ))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=types.Position(row, 0), end=types.Position(row, 0)), text="# edits: "
+                )
+            ],
+        )
+    )
     await wait(2)
     column = len("# edits: ")
     latencies = []
@@ -88,11 +98,16 @@ async def measure(path: Path, text: str, edits: int, debounce_ms: int | None) ->
         version = 3 + i
         waiters[version] = asyncio.Event()
         sent = time.perf_counter()
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=types.Position(row, column), end=types.Position(row, column)), text="x")],
-        ))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=types.Position(row, column), end=types.Position(row, column)), text="x"
+                    )
+                ],
+            )
+        )
         column += 1
         await wait(version)
         latencies.append((arrived[version] - sent) * 1000)
@@ -109,8 +124,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     path = args.file or largest_modeling_file()
     if path is None:
-        print("no transformers modeling_*.py under benchmarks/.corpus/transformers: "
-              "run `python benchmarks/corpus.py` (or `make bench`) first", file=sys.stderr)
+        print(
+            "no transformers modeling_*.py under benchmarks/.corpus/transformers: "
+            "run `python benchmarks/corpus.py` (or `make bench`) first",
+            file=sys.stderr,
+        )
         return 2
     try:
         import pygls  # noqa: F401
@@ -133,9 +151,11 @@ def main(argv=None) -> int:
     for label, debounce in (("debounce 0 ms", 0), ("default debounce", None)):
         latencies, count = asyncio.run(measure(path, text, args.edits, debounce))
         med = statistics.median(latencies)
-        print(f"didChange -> publishDiagnostics, {label}: median {med:.1f} ms, p90 {pct(latencies, 0.9):.1f} ms, "
-              f"min {min(latencies):.1f} ms, max {max(latencies):.1f} ms over {len(latencies)} edits "
-              f"({count} diagnostics); median / peer = {med / peer_median:.2f}")
+        print(
+            f"didChange -> publishDiagnostics, {label}: median {med:.1f} ms, p90 {pct(latencies, 0.9):.1f} ms, "
+            f"min {min(latencies):.1f} ms, max {max(latencies):.1f} ms over {len(latencies)} edits "
+            f"({count} diagnostics); median / peer = {med / peer_median:.2f}"
+        )
     return 0
 
 

@@ -24,20 +24,38 @@ from corpus import ensure_corpus  # noqa: E402
 
 #: (name, corpus file, text to replace, replacement, the rule that must fire; None: nothing may)
 MUTANTS = [
-    ("vgg: ReLU -> Sigmoid", "torchvision/models/vgg.py",
-     "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),
-    ("vgg: Kaiming -> constant_(0.5)", "torchvision/models/vgg.py",
-     'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', "nn.init.constant_(m.weight, 0.5)", "GL201"),
-    ("vgg: Kaiming -> normal_(0, 1)", "torchvision/models/vgg.py",
-     'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', "nn.init.normal_(m.weight, 0, 1)", "GL202"),
+    ("vgg: ReLU -> Sigmoid", "torchvision/models/vgg.py", "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),
+    (
+        "vgg: Kaiming -> constant_(0.5)",
+        "torchvision/models/vgg.py",
+        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+        "nn.init.constant_(m.weight, 0.5)",
+        "GL201",
+    ),
+    (
+        "vgg: Kaiming -> normal_(0, 1)",
+        "torchvision/models/vgg.py",
+        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+        "nn.init.normal_(m.weight, 0, 1)",
+        "GL202",
+    ),
     # a control: Xavier on VGG's at most 19 ReLU layers stays inside the band (backward gain
     # about 2^-9; the VGG paper trained its deep nets with Glorot init), so nothing is expected
-    ("vgg: Kaiming -> xavier_normal_ (control)", "torchvision/models/vgg.py",
-     'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', "nn.init.xavier_normal_(m.weight)", None),
-    ("resnet: BatchNorm -> Identity", "torchvision/models/resnet.py",
-     "norm_layer = nn.BatchNorm2d", "norm_layer = nn.Identity", "GL303"),
-    ("alexnet: ReLU -> Sigmoid", "torchvision/models/alexnet.py",
-     "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),
+    (
+        "vgg: Kaiming -> xavier_normal_ (control)",
+        "torchvision/models/vgg.py",
+        'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")',
+        "nn.init.xavier_normal_(m.weight)",
+        None,
+    ),
+    (
+        "resnet: BatchNorm -> Identity",
+        "torchvision/models/resnet.py",
+        "norm_layer = nn.BatchNorm2d",
+        "norm_layer = nn.Identity",
+        "GL303",
+    ),
+    ("alexnet: ReLU -> Sigmoid", "torchvision/models/alexnet.py", "nn.ReLU(inplace=True)", "nn.Sigmoid()", "GL101"),
 ]
 
 
@@ -53,7 +71,8 @@ ORIGINALS = {"torchvision/models/resnet.py": "GL303"}
 def lint(path: Path) -> list[dict]:
     res = subprocess.run(
         [sys.executable, "-m", "gradlint", "check", "--output-format", "json", str(path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if res.returncode not in (0, 1):
         raise SystemExit(f"gradlint failed on {path} (exit {res.returncode}):\n{res.stderr}")
@@ -70,8 +89,14 @@ def main() -> int:
             want = ORIGINALS.get(rel)
             ok = codes == ([want] if want else [])
             failures += not ok
-            rows.append((f"{rel} (original)", want or "-", ",".join(codes) or "-",
-                         ("found" if want else "ok") if ok else "REPORTED"))
+            rows.append(
+                (
+                    f"{rel} (original)",
+                    want or "-",
+                    ",".join(codes) or "-",
+                    ("found" if want else "ok") if ok else "REPORTED",
+                )
+            )
         for i, (name, rel, old, new, code) in enumerate(MUTANTS):
             text = (corpus / rel).read_text(encoding="utf-8")
             if old not in text:
@@ -94,14 +119,16 @@ def main() -> int:
     print(f"{'case':<{width}}  expected  reported             result")
     for case, expected, got, result in rows:
         print(f"{case:<{width}}  {expected:<8}  {got:<19}  {result}")
-    mutants, origs = rows[len(originals):], rows[:len(originals)]
+    mutants, origs = rows[len(originals) :], rows[: len(originals)]
     hazards = sum(code is not None and not code.endswith("?") for *_, code in MUTANTS)
     found = sum(r[3] == "found" and not r[1].endswith("?") for r in mutants)
     controls = [r for r in mutants if r[1] == "-"]
     known = [r for r in mutants if r[1].endswith("?")]
-    print(f"\n{found}/{hazards} injected hazards found; {sum(r[3] == 'ok' for r in controls)}/{len(controls)} "
-          f"controls clean; {sum(r[3] in ('ok', 'found') for r in origs)}/{len(origs)} originals as listed "
-          f"({len(ORIGINALS)} with a measured hazard); {len(known)} known miss(es) listed")
+    print(
+        f"\n{found}/{hazards} injected hazards found; {sum(r[3] == 'ok' for r in controls)}/{len(controls)} "
+        f"controls clean; {sum(r[3] in ('ok', 'found') for r in origs)}/{len(origs)} originals as listed "
+        f"({len(ORIGINALS)} with a measured hazard); {len(known)} known miss(es) listed"
+    )
     return 1 if failures else 0
 
 

@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import count_lines, corpus_files, describe_versions, ensure_corpus  # noqa: E402
+from corpus import corpus_files, count_lines, describe_versions, ensure_corpus  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -44,7 +44,7 @@ FINDINGS_JSON = WORK_DIR / "findings.json"
 LIN_DIR = WORK_DIR / "lin"
 LIN_SIZES = (10, 100, 1000)
 
-GL_PARSE = "GL001"     # file could not be parsed
+GL_PARSE = "GL001"  # file could not be parsed
 GL_INTERNAL = "GL002"  # internal error
 
 # One small, realistic model file, copied many times for the linearity runs.
@@ -96,6 +96,7 @@ def build_model(num_classes: int = 10) -> SigmoidMLP:
 # gradlint subprocess
 # --------------------------------------------------------------------------- #
 
+
 class GradlintUnavailable(RuntimeError):
     pass
 
@@ -108,12 +109,13 @@ def gradlint_check_flags(jobs: int | None) -> tuple[list[str], list[str]]:
     """
     res = subprocess.run(
         [sys.executable, "-m", "gradlint", "check", "--help"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     if res.returncode != 0:
         raise GradlintUnavailable(
-            f"`python -m gradlint check --help` exited {res.returncode}:\n"
-            + (res.stderr.strip() or res.stdout.strip())
+            f"`python -m gradlint check --help` exited {res.returncode}:\n" + (res.stderr.strip() or res.stdout.strip())
         )
     help_text = res.stdout + res.stderr
 
@@ -146,8 +148,10 @@ def run_gradlint(target: Path, flags: list[str]) -> tuple[float, subprocess.Comp
         res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        fail(f"gradlint on {rel(target)} ran past {TIMEOUT_S:.0f} s and was stopped",
-             subprocess.CompletedProcess(cmd, -9, "", err))
+        fail(
+            f"gradlint on {rel(target)} ran past {TIMEOUT_S:.0f} s and was stopped",
+            subprocess.CompletedProcess(cmd, -9, "", err),
+        )
     return time.perf_counter() - t0, res
 
 
@@ -201,6 +205,7 @@ def finding_path(f: dict) -> Path:
 # floors (this process, one file after the other)
 # --------------------------------------------------------------------------- #
 
+
 def ast_floor(files: list[Path]) -> tuple[float, list[tuple[Path, str]]]:
     failures = []
     t0 = time.perf_counter()
@@ -230,6 +235,7 @@ def libcst_floor(files: list[Path]) -> tuple[float, list[tuple[Path, str]]]:
 # --------------------------------------------------------------------------- #
 # output helpers
 # --------------------------------------------------------------------------- #
+
 
 def rel(p: Path) -> str:
     try:
@@ -265,6 +271,7 @@ def cores() -> str:
 def libcst_version() -> str:
     try:
         from importlib.metadata import version
+
         return version("libcst")
     except Exception:
         return "?"
@@ -284,6 +291,7 @@ def show_failures(label: str, failures: list[tuple[Path, str]], limit: int = 10)
 # main
 # --------------------------------------------------------------------------- #
 
+
 def write_lin_dirs() -> dict[int, Path]:
     dirs = {}
     for n in LIN_SIZES:
@@ -302,8 +310,10 @@ def linearity(flags: list[str]) -> int:
     """Time gradlint on 10/100/1000 copies of LIN_MODEL; return the GL002 count."""
     lin_lines_per_file = count_lines(LIN_MODEL.encode())
     dirs = write_lin_dirs()
-    print(f"(d) linearity: gradlint check {' '.join(flags)} on N copies of one "
-          f"{lin_lines_per_file}-line model ({rel(LIN_DIR)}/nN)")
+    print(
+        f"(d) linearity: gradlint check {' '.join(flags)} on N copies of one "
+        f"{lin_lines_per_file}-line model ({rel(LIN_DIR)}/nN)"
+    )
     lin_rows = []
     rates = {}
     times = {}
@@ -318,11 +328,12 @@ def linearity(flags: list[str]) -> int:
         times[n] = secs
         internal = sum(1 for f in findings if f.get("code") == GL_INTERNAL)
         internal_total += internal
-        lin_rows.append([str(n), str(lines), f"{secs:.2f}", fmt_rate(lines, secs),
-                         str(len(findings)), str(internal)])
+        lin_rows.append([str(n), str(lines), f"{secs:.2f}", fmt_rate(lines, secs), str(len(findings)), str(internal)])
     table(["files", "lines", "seconds", "lines/s", "findings", GL_INTERNAL], lin_rows)
-    print(f"lines/s(1000) / lines/s(100) = {rates[1000] / rates[100]:.2f}"
-          "  (1.0 = linear; above 1 = fixed start-up cost being amortised; well below 1 = superlinear)")
+    print(
+        f"lines/s(1000) / lines/s(100) = {rates[1000] / rates[100]:.2f}"
+        "  (1.0 = linear; above 1 = fixed start-up cost being amortised; well below 1 = superlinear)"
+    )
     per_line = lin_lines_per_file
     for a, b in ((10, 100), (100, 1000)):
         extra = times[b] - times[a]
@@ -335,13 +346,28 @@ def main(argv: list[str] | None = None) -> int:
     global TIMEOUT_S
     ap = argparse.ArgumentParser(description="gradlint speed benchmark")
     ap.add_argument("--skip-libcst", action="store_true", help="do not time libcst.parse_module")
-    ap.add_argument("--jobs", type=int, default=None, metavar="N",
-                    help="passed on as `gradlint check --jobs N` when the CLI has that flag")
-    ap.add_argument("--repeat", type=int, default=3, metavar="N",
-                    help="time gradlint and the ast.parse floor N times, interleaved, and compare the "
-                         "fastest of each (a shared machine's load inflates single runs; default 3)")
-    ap.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="S",
-                    help=f"stop a gradlint run after S seconds (default {TIMEOUT_S:.0f})")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="passed on as `gradlint check --jobs N` when the CLI has that flag",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="time gradlint and the ast.parse floor N times, interleaved, and compare the "
+        "fastest of each (a shared machine's load inflates single runs; default 3)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=TIMEOUT_S,
+        metavar="S",
+        help=f"stop a gradlint run after S seconds (default {TIMEOUT_S:.0f})",
+    )
     args = ap.parse_args(argv)
     TIMEOUT_S = args.timeout
 
@@ -376,13 +402,17 @@ def main(argv: list[str] | None = None) -> int:
         parse_files = {finding_path(f) for f in findings if f.get("code") == GL_PARSE}
         internal = [f for f in findings if f.get("code") == GL_INTERNAL]
         reported_files = {finding_path(f) for f in findings}
-        print(f"    {gl_secs:.2f} s, {len(findings)} findings in {len(reported_files)} of {n_files} files"
-              f" (raw JSON: {rel(FINDINGS_JSON)})")
+        print(
+            f"    {gl_secs:.2f} s, {len(findings)} findings in {len(reported_files)} of {n_files} files"
+            f" (raw JSON: {rel(FINDINGS_JSON)})"
+        )
         if checked is None:
             print("    gradlint printed no 'N files checked' summary on stderr")
         else:
-            print(f"    gradlint says: {checked} files checked"
-                  + ("" if checked == n_files else f"  <-- WARNING: the corpus has {n_files}"))
+            print(
+                f"    gradlint says: {checked} files checked"
+                + ("" if checked == n_files else f"  <-- WARNING: the corpus has {n_files}")
+            )
         print("    findings per code:")
         for code, count in sorted(by_code.items()):
             name = next((str(f.get("name", "")) for f in findings if str(f.get("code")) == code), "")
@@ -399,8 +429,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"      ... and {len(internal) - 20} more")
         if internal:
             status = max(status, 1)
-        rows.append(["gradlint check (subprocess)", str(n_files), str(n_lines),
-                     f"{gl_secs:.2f}", fmt_rate(n_lines, gl_secs), ""])
+        rows.append(
+            [
+                "gradlint check (subprocess)",
+                str(n_files),
+                str(n_lines),
+                f"{gl_secs:.2f}",
+                fmt_rate(n_lines, gl_secs),
+                "",
+            ]
+        )
 
     # (b) ast.parse floor ---------------------------------------------------- #
     print()
@@ -413,21 +451,32 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat - 1):
             gl_runs.append(checked_run(corpus, flags, "the corpus")[0])
             ast_runs.append(ast_floor(files)[0])
-        print(f"    {args.repeat} interleaved rounds: gradlint {', '.join(f'{x:.2f}' for x in gl_runs)} s; "
-              f"ast.parse {', '.join(f'{x:.2f}' for x in ast_runs)} s; the fastest of each is compared")
+        print(
+            f"    {args.repeat} interleaved rounds: gradlint {', '.join(f'{x:.2f}' for x in gl_runs)} s; "
+            f"ast.parse {', '.join(f'{x:.2f}' for x in ast_runs)} s; the fastest of each is compared"
+        )
         gl_secs, ast_secs = min(gl_runs), min(ast_runs)
         rows[0][3], rows[0][4] = f"{gl_secs:.2f}", fmt_rate(n_lines, gl_secs)
-    rows.append(["ast.parse floor", str(n_files), str(n_lines),
-                 f"{ast_secs:.2f}", fmt_rate(n_lines, ast_secs), "1.00"])
+    rows.append(["ast.parse floor", str(n_files), str(n_lines), f"{ast_secs:.2f}", fmt_rate(n_lines, ast_secs), "1.00"])
 
     # (c) libcst floor ------------------------------------------------------- #
     if not args.skip_libcst:
         cst_secs, cst_fail = libcst_floor(files)
-        print(f"(c) libcst {libcst_version()} parse_module (read + parse, this process): "
-              f"{cst_secs:.2f} s, {len(cst_fail)} failure(s)")
+        print(
+            f"(c) libcst {libcst_version()} parse_module (read + parse, this process): "
+            f"{cst_secs:.2f} s, {len(cst_fail)} failure(s)"
+        )
         show_failures("    libcst", cst_fail)
-        rows.append([f"libcst.parse_module floor", str(n_files), str(n_lines),
-                     f"{cst_secs:.2f}", fmt_rate(n_lines, cst_secs), f"{cst_secs / ast_secs:.2f}"])
+        rows.append(
+            [
+                "libcst.parse_module floor",
+                str(n_files),
+                str(n_lines),
+                f"{cst_secs:.2f}",
+                fmt_rate(n_lines, cst_secs),
+                f"{cst_secs / ast_secs:.2f}",
+            ]
+        )
     else:
         print("(c) libcst: skipped (--skip-libcst)")
 
@@ -435,24 +484,29 @@ def main(argv: list[str] | None = None) -> int:
         rows[0][5] = f"{gl_secs / ast_secs:.2f}"
         n_cores = usable_cores()
         if gl_secs < ast_secs / n_cores:
-            print(f"    WARNING: gradlint took less than the ast.parse floor divided by {n_cores} cores;"
-                  " it may have skipped files (hidden or git-ignored folders?)")
+            print(
+                f"    WARNING: gradlint took less than the ast.parse floor divided by {n_cores} cores;"
+                " it may have skipped files (hidden or git-ignored folders?)"
+            )
         if not reported_files and checked is None:
-            print("    WARNING: gradlint reported no finding at all on the corpus;"
-                  " check that it looked at the files")
+            print("    WARNING: gradlint reported no finding at all on the corpus; check that it looked at the files")
         if ast_fail:
             ast_bad = {p.resolve() for p, _ in ast_fail}
             missed = ast_bad - parse_files
-            print(f"    files ast.parse rejects: {len(ast_bad)}, of them without a {GL_PARSE} "
-                  f"from gradlint: {len(missed)}")
+            print(
+                f"    files ast.parse rejects: {len(ast_bad)}, of them without a {GL_PARSE} "
+                f"from gradlint: {len(missed)}"
+            )
 
     print()
     print(f"Corpus: {rel(corpus)} ({describe_versions(corpus) or 'versions unknown'})")
     table(["tool", "files", "lines", "seconds", "lines/s", "x ast time"], rows)
     jobs_used = flags is not None and "--jobs" in flags
-    print("gradlint runs as a subprocess (interpreter start included) and "
-          + (f"was told --jobs {args.jobs}" if jobs_used else f"may use all the machine's cores ({cores()})")
-          + "; the ast.parse and libcst floors run in this one process, one file at a time.")
+    print(
+        "gradlint runs as a subprocess (interpreter start included) and "
+        + (f"was told --jobs {args.jobs}" if jobs_used else f"may use all the machine's cores ({cores()})")
+        + "; the ast.parse and libcst floors run in this one process, one file at a time."
+    )
     print("'x ast time' = seconds / ast.parse seconds.")
 
     # (d) linearity ---------------------------------------------------------- #
@@ -472,8 +526,10 @@ def main(argv: list[str] | None = None) -> int:
         cached = [f for f in flags if f != "--no-cache"] + ["--cache-dir", str(cache)]
         cold, _ = run_gradlint(corpus, cached)
         warm, _ = run_gradlint(corpus, cached)
-        print(f"(e) cache (--cache-dir {rel(cache)}): cold {cold:.2f} s, warm {warm:.2f} s; "
-              f"warm / ast.parse floor = {warm / ast_secs:.2f}, warm / cold = {warm / cold:.3f}")
+        print(
+            f"(e) cache (--cache-dir {rel(cache)}): cold {cold:.2f} s, warm {warm:.2f} s; "
+            f"warm / ast.parse floor = {warm / ast_secs:.2f}, warm / cold = {warm / cold:.3f}"
+        )
     print()
     if status == 1:
         print(f"RESULT: {GL_INTERNAL} (internal error) reported, see above")

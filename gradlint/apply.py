@@ -68,6 +68,7 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
             if own not in memo:
                 memo[own] = replace(own, fixes=False)
             return memo[own]
+
     found = lint_paths(paths, plain, cache_dir=cache_dir)
     run.errors = list(found.errors)
     targets = sorted({d.path for d in found.diagnostics if wanted(d, unsafe)})
@@ -161,10 +162,10 @@ def add_noqa(paths, settings, cache_dir: str | None = None) -> NoqaRun:
     on an existing codebase and see only new findings. A file that does not parse gets
     ``# gradlint: file-ignore[GL001]`` at its top. Running it again changes nothing: every
     finding it can hide is hidden. Files are written atomically, encoding and BOM kept."""
-    from gradlint.run import lint_paths
-    from gradlint.text import decode, split_lines
     from gradlint.fixes import apply_edits, write_atomic
+    from gradlint.run import lint_paths
     from gradlint.suppressions import noqa_edits
+    from gradlint.text import decode, split_lines
 
     run = NoqaRun()
     found = lint_paths(paths, settings, cache_dir=cache_dir)
@@ -235,8 +236,9 @@ def _file_ignore(text: str, code: str) -> str:
     newline = "\r\n" if "\r\n" in text else "\n"
     lines = text.split(newline) if text else []
     at = 0
-    while at < min(2, len(lines)) and (lines[at].startswith("#!") and at == 0
-                                       or re.match(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", lines[at])):
+    while at < min(2, len(lines)) and (
+        lines[at].startswith("#!") and at == 0 or re.match(r"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+", lines[at])
+    ):
         at += 1
     lines.insert(at, f"# gradlint: file-ignore[{code}]")
     return newline.join(lines) if text else lines[0] + newline

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import json
+import os
 import struct
 import sys
 import time
@@ -62,11 +62,14 @@ MAX_RUN_AGE_S = 30 * 24 * 3600
 #: concurrent run may be
 IN_USE_S = 300
 #: Settings fields that only decide which files are checked, never a file's findings
-DISCOVERY_ONLY = frozenset({"jobs", "exclude", "extend_exclude", "respect_gitignore", "force_exclude",
-                            "cache", "cache_dir", "no_cache"})
-CACHEDIR_TAG = (b"Signature: 8a477f597d28d172789f06886806bc55\n"
-                b"# This file is a cache directory tag created by gradlint.\n"
-                b"# For information about cache directory tags see https://bford.info/cachedir/\n")
+DISCOVERY_ONLY = frozenset(
+    {"jobs", "exclude", "extend_exclude", "respect_gitignore", "force_exclude", "cache", "cache_dir", "no_cache"}
+)
+CACHEDIR_TAG = (
+    b"Signature: 8a477f597d28d172789f06886806bc55\n"
+    b"# This file is a cache directory tag created by gradlint.\n"
+    b"# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
 DEFAULT_DIRNAME = ".gradlint_cache"
 
 _code_stamp: str | None = None
@@ -92,8 +95,10 @@ def code_stamp() -> str:
         h = hashlib.sha256()
         h.update(f"{sys.implementation.cache_tag}|{sys.version}|".encode())
         rules = find_spec("gradlint.rules")  # the rules folder, without importing the rules
-        roots = {os.path.dirname(os.path.abspath(gradlint.__file__)),
-                 *(os.path.abspath(p) for p in ((rules.submodule_search_locations or ()) if rules else ()))}
+        roots = {
+            os.path.dirname(os.path.abspath(gradlint.__file__)),
+            *(os.path.abspath(p) for p in ((rules.submodule_search_locations or ()) if rules else ())),
+        }
         for root in sorted(roots):
             for folder, dirs, files in os.walk(root):
                 dirs[:] = sorted(d for d in dirs if d != "__pycache__")
@@ -111,8 +116,11 @@ def code_stamp() -> str:
 
 def settings_key(settings) -> str:
     """What of ``settings`` changes a file's result, as text (the run key hashes it)."""
-    parts = [f"{f.name}={getattr(settings, f.name)!r}" for f in sorted(fields(settings), key=lambda f: f.name)
-             if f.name not in DISCOVERY_ONLY]
+    parts = [
+        f"{f.name}={getattr(settings, f.name)!r}"
+        for f in sorted(fields(settings), key=lambda f: f.name)
+        if f.name not in DISCOVERY_ONLY
+    ]
     if getattr(settings, "per_file_ignores", ()) and not getattr(settings, "root", ""):
         parts.append(f"cwd={os.getcwd()!r}")  # per-file-ignores then match relative to it
     if getattr(settings, "fixes", False):

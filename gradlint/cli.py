@@ -61,8 +61,15 @@ def _fail(message: str) -> None:
 
 def rule_selection_options(f):
     """--select / --ignore, shared by every command that runs rules."""
-    f = click.option("--ignore", multiple=True, metavar="CODES", help="Rule codes or prefixes to skip (comma-separated).")(f)
-    f = click.option("--select", multiple=True, metavar="CODES", help="Only these rule codes or prefixes (comma-separated), e.g. GL1,GL201.")(f)
+    f = click.option(
+        "--ignore", multiple=True, metavar="CODES", help="Rule codes or prefixes to skip (comma-separated)."
+    )(f)
+    f = click.option(
+        "--select",
+        multiple=True,
+        metavar="CODES",
+        help="Only these rule codes or prefixes (comma-separated), e.g. GL1,GL201.",
+    )(f)
     return f
 
 
@@ -100,69 +107,210 @@ class _CheckCommand(click.Command):
 @cli.command(cls=_CheckCommand)
 @click.argument("paths", nargs=-1, type=click.Path())
 @rule_selection_options
-@click.option("--extend-select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable on top of the selection.")
+@click.option(
+    "--extend-select", multiple=True, metavar="CODES", help="Rule codes or prefixes to enable on top of the selection."
+)
 @click.option("--preview/--no-preview", default=None, help="Enable rules that are still in preview.")
-@click.option("--output-format", type=click.Choice(_formats()), default=None, envvar="GRADLINT_OUTPUT_FORMAT",
-              show_envvar=True, help="How findings are printed (default: full).")
-@click.option("-o", "--output-file", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write the findings to this file instead of standard output.")
+@click.option(
+    "--output-format",
+    type=click.Choice(_formats()),
+    default=None,
+    envvar="GRADLINT_OUTPUT_FORMAT",
+    show_envvar=True,
+    help="How findings are printed (default: full).",
+)
+@click.option(
+    "-o",
+    "--output-file",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the findings to this file instead of standard output.",
+)
 @click.option("--statistics", is_flag=True, help="Print how many findings each rule made, instead of the findings.")
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Replace the default excludes (gitignore syntax).")
 @click.option("--extend-exclude", multiple=True, metavar="PATTERN", help="Exclude these too (gitignore syntax).")
-@click.option("--force-exclude/--no-force-exclude", default=None,
-              help="Apply excludes to files named on the command line too (for pre-commit).")
-@click.option("--respect-gitignore/--no-respect-gitignore", default=None,
-              help="Skip files that .gitignore files exclude (default: on).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Use this pyproject.toml or gradlint.toml instead of the nearest one.")
+@click.option(
+    "--force-exclude/--no-force-exclude",
+    default=None,
+    help="Apply excludes to files named on the command line too (for pre-commit).",
+)
+@click.option(
+    "--respect-gitignore/--no-respect-gitignore",
+    default=None,
+    help="Skip files that .gitignore files exclude (default: on).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Use this pyproject.toml or gradlint.toml instead of the nearest one.",
+)
 @click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
 @click.option("--fix/--no-fix", default=None, help="Apply safe fixes (files are rewritten in place, atomically).")
 @click.option("--unsafe-fixes/--no-unsafe-fixes", default=None, help="Apply unsafe fixes too (with --fix or --diff).")
-@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing; exit 1 if there is a diff.")
-@click.option("-w", "--watch", is_flag=True, help="Check again whenever a checked file or a configuration file changes "
-              "(through the cache: only changed files are analysed again). Ctrl-C stops it.")
-@click.option("--add-noqa", is_flag=True, help="Add `# noqa: CODE` to the line of every current finding (to adopt "
-              "gradlint on an existing codebase); a second run changes nothing.")
-@click.option("--show-fixes/--no-show-fixes", default=None, help="List the fixes applied, and the fixes available for what remains.")
+@click.option(
+    "--diff", is_flag=True, help="Print the fixes as a unified diff and write nothing; exit 1 if there is a diff."
+)
+@click.option(
+    "-w",
+    "--watch",
+    is_flag=True,
+    help="Check again whenever a checked file or a configuration file changes "
+    "(through the cache: only changed files are analysed again). Ctrl-C stops it.",
+)
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add `# noqa: CODE` to the line of every current finding (to adopt "
+    "gradlint on an existing codebase); a second run changes nothing.",
+)
+@click.option(
+    "--show-fixes/--no-show-fixes",
+    default=None,
+    help="List the fixes applied, and the fixes available for what remains.",
+)
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Where the result cache lives (default: .gradlint_cache).")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the result cache lives (default: .gradlint_cache).",
+)
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=None, help="Worker processes (0: one per core).")
 @click.option("--exit-zero", is_flag=True, default=None, help="Exit 0 even when there are findings.")
-@click.option("--fail-level", type=click.Choice(["info", "warning", "error"]), default=None,
-              help="The least severe finding that makes the run exit 1 (default: warning: info findings never fail it).")
-@click.option("--fail-on-refuted/--no-fail-on-refuted", default=None,
-              help="[--dynamic] Let findings the measurement refuted fail the run too (default: they do not).")
-@click.option("--dynamic", is_flag=True, help="Measure every model with real backward passes and give each finding a verdict "
-              "(needs torch-gradlint[dynamic]); runs your model code in child processes. --dynamic=findings: only the models with findings.")
-@click.option("--dynamic-scope", type=click.Choice(["all", "findings"]), default=None,
-              help="[--dynamic] all: every model of the checked files (default); findings: only those with static findings.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[--dynamic] Where to run the backward passes (default: auto, CUDA when present).")
-@click.option("--seeds", type=click.IntRange(min=1), default=None, help="[--dynamic] Random initializations measured per model (default: 3).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="[--dynamic] Seconds per model file before its child is stopped (default: 300).")
-@click.option("--memory-limit", type=click.FloatRange(min=0), default=None, help="[--dynamic] GiB of memory per child process; 0: no cap (default: 8).")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="[--dynamic] Write a gradient-flow chart per model and an HTML page to this folder.")
+@click.option(
+    "--fail-level",
+    type=click.Choice(["info", "warning", "error"]),
+    default=None,
+    help="The least severe finding that makes the run exit 1 (default: warning: info findings never fail it).",
+)
+@click.option(
+    "--fail-on-refuted/--no-fail-on-refuted",
+    default=None,
+    help="[--dynamic] Let findings the measurement refuted fail the run too (default: they do not).",
+)
+@click.option(
+    "--dynamic",
+    is_flag=True,
+    help="Measure every model with real backward passes and give each finding a verdict "
+    "(needs torch-gradlint[dynamic]); runs your model code in child processes. --dynamic=findings: only the models"
+    " with findings.",
+)
+@click.option(
+    "--dynamic-scope",
+    type=click.Choice(["all", "findings"]),
+    default=None,
+    help="[--dynamic] all: every model of the checked files (default); findings: only those with static findings.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="[--dynamic] Where to run the backward passes (default: auto, CUDA when present).",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="[--dynamic] Random initializations measured per model (default: 3).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="[--dynamic] Seconds per model file before its child is stopped (default: 300).",
+)
+@click.option(
+    "--memory-limit",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="[--dynamic] GiB of memory per child process; 0: no cap (default: 8).",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="[--dynamic] Write a gradient-flow chart per model and an HTML page to this folder.",
+)
 @click.option("--hide-refuted/--show-refuted", default=None, help="[--dynamic] Drop findings the measurement refuted.")
 @click.option("-q", "--quiet", is_flag=True, help="Print the findings only: no summary, notes or warnings.")
 @click.option("-s", "--silent", is_flag=True, help="Print nothing at all; the exit status tells.")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which configuration, files and cache the run used.")
-@click.option("--color", "color_mode", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour the full format (auto: on a terminal, unless NO_COLOR is set).")
-@click.option("--show-settings", type=click.Path(), default=None, metavar="FILE",
-              help="Print the settings FILE is checked with, and the configuration files they came from; check nothing.")
+@click.option(
+    "--color",
+    "color_mode",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the full format (auto: on a terminal, unless NO_COLOR is set).",
+)
+@click.option(
+    "--show-settings",
+    type=click.Path(),
+    default=None,
+    metavar="FILE",
+    help="Print the settings FILE is checked with, and the configuration files they came from; check nothing.",
+)
 @click.option("--show-files", is_flag=True, help="Print the files that would be checked, one per line; check nothing.")
-@click.option("--stdin-filename", type=click.Path(), default=None,
-              help="With `-` as the path: the file the source read from standard input is (for configuration, "
-                   "per-file ignores and the names in output).")
-def check(paths, select, ignore, extend_select, preview, output_format, output_file, statistics, exclude, extend_exclude,
-          force_exclude, respect_gitignore, config_file, isolated, fix, unsafe_fixes, diff, show_fixes, no_cache, cache_dir,
-          jobs, exit_zero, fail_level, watch, add_noqa, fail_on_refuted, dynamic, dynamic_scope, device, seeds, timeout, memory_limit,
-          report_dir, hide_refuted, quiet, silent, verbose, color_mode, show_settings, show_files, stdin_filename):
+@click.option(
+    "--stdin-filename",
+    type=click.Path(),
+    default=None,
+    help="With `-` as the path: the file the source read from standard input is (for configuration, "
+    "per-file ignores and the names in output).",
+)
+def check(
+    paths,
+    select,
+    ignore,
+    extend_select,
+    preview,
+    output_format,
+    output_file,
+    statistics,
+    exclude,
+    extend_exclude,
+    force_exclude,
+    respect_gitignore,
+    config_file,
+    isolated,
+    fix,
+    unsafe_fixes,
+    diff,
+    show_fixes,
+    no_cache,
+    cache_dir,
+    jobs,
+    exit_zero,
+    fail_level,
+    watch,
+    add_noqa,
+    fail_on_refuted,
+    dynamic,
+    dynamic_scope,
+    device,
+    seeds,
+    timeout,
+    memory_limit,
+    report_dir,
+    hide_refuted,
+    quiet,
+    silent,
+    verbose,
+    color_mode,
+    show_settings,
+    show_files,
+    stdin_filename,
+):
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     global _level, _color_mode
     _level = SILENT if silent else QUIET if quiet else VERBOSE if verbose else NORMAL
     _color_mode = color_mode
+    from gradlint.reporters import render
+    from gradlint.reporters import statistics as render_statistics
     from gradlint.run import lint_paths
-    from gradlint.reporters import render, statistics as render_statistics
 
     select, ignore, extend_select = _split(select), _split(ignore), _split(extend_select)
     known = [r.code for r in _all_rules()] + [r.name for r in _all_rules()]
@@ -180,11 +328,21 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     if stdin_filename and not stdin:
         _fail("--stdin-filename names the file read from standard input: give `-` as the path")
         sys.exit(EXIT_ERROR)
-    resolver = _resolver(dict(
-        select=select, extend_select=extend_select, ignore=ignore, exclude=_split(exclude),
-        extend_exclude=_split(extend_exclude), respect_gitignore=respect_gitignore, force_exclude=force_exclude,
-        preview=preview, jobs=jobs,
-    ), config_file, isolated)
+    resolver = _resolver(
+        dict(
+            select=select,
+            extend_select=extend_select,
+            ignore=ignore,
+            exclude=_split(exclude),
+            extend_exclude=_split(extend_exclude),
+            respect_gitignore=respect_gitignore,
+            force_exclude=force_exclude,
+            preview=preview,
+            jobs=jobs,
+        ),
+        config_file,
+        isolated,
+    )
     # the run's own options (formats, fixing, exit codes, cache, --dynamic) come from the
     # configuration of the folder holding every path; each file's rules from its nearest one
     config = _configured(resolver.config_for, _start_dir((stdin_filename,) if stdin and stdin_filename else paths))
@@ -200,8 +358,10 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         sys.exit(EXIT_CLEAN)
     from gradlint.config import DEFAULT_FAIL_LEVEL
 
-    failing = _failing(fail_level or data.get("fail-level", DEFAULT_FAIL_LEVEL),
-                       bool(fail_on_refuted if fail_on_refuted is not None else data.get("fail-on-refuted", False)))
+    failing = _failing(
+        fail_level or data.get("fail-level", DEFAULT_FAIL_LEVEL),
+        bool(fail_on_refuted if fail_on_refuted is not None else data.get("fail-on-refuted", False)),
+    )
     if show_files:
         from gradlint.files import discover
 
@@ -217,19 +377,34 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     cache = None if no_cache or (diff and not fix) else _cache_dir(cache_dir, config)
     dynamic_options = None
     if dynamic:
-        dynamic_options = _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, hide_refuted,
-                                           dynamic_scope)
+        dynamic_options = _dynamic_options(
+            config, device, seeds, timeout, memory_limit, report_dir, hide_refuted, dynamic_scope
+        )
         from gradlint.engine import enabled_codes
 
         dynamic_options.enabled = lambda path: enabled_codes(resolver(path), path)
     if stdin:
-        sys.exit(_check_stdin(stdin_filename, _configured(resolver, stdin_filename or os.path.join(os.getcwd(), "-")), output_format, output_file, statistics, fix, unsafe_fixes, diff,
-                              exit_zero, failing))
+        sys.exit(
+            _check_stdin(
+                stdin_filename,
+                _configured(resolver, stdin_filename or os.path.join(os.getcwd(), "-")),
+                output_format,
+                output_file,
+                statistics,
+                fix,
+                unsafe_fixes,
+                diff,
+                exit_zero,
+                failing,
+            )
+        )
     targets = paths or (".",)
     if watch:
         if fix or diff or dynamic or add_noqa or stdin or show_files:
-            _fail("--watch checks again on every change: use it without --fix, --diff, --dynamic, --add-noqa, "
-                  "--show-files or `-`")
+            _fail(
+                "--watch checks again on every change: use it without --fix, --diff, --dynamic, --add-noqa, "
+                "--show-files or `-`"
+            )
             sys.exit(EXIT_ERROR)
         sys.exit(_watch(targets, resolver, cache, output_format, statistics, unsafe_fixes))
     if add_noqa:
@@ -256,8 +431,10 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
     result = _configured(lambda: lint_paths(targets, settings, cache_dir=cache))
     for path in result.files:
         own = resolver.config_for(path).path
-        _detail(f"checked {_shown(path)}" + (f" (configuration: {_shown(str(own))})" if own is not None and own != config.path
-                                             else ""))
+        _detail(
+            f"checked {_shown(path)}"
+            + (f" (configuration: {_shown(str(own))})" if own is not None and own != config.path else "")
+        )
     for _, message in result.errors:
         _fail(message)
     _warn_empty_folders(targets, result.files)
@@ -270,19 +447,28 @@ def check(paths, select, ignore, extend_select, preview, output_format, output_f
         if not torch_available():
             missing_torch = True
         else:
-            _say("gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
-                       "with a timeout and a memory cap)")
+            _say(
+                "gradlint: warning: --dynamic imports and runs the checked files' code (in child processes "
+                "with a timeout and a memory cap)"
+            )
             started = time.perf_counter()
-            result.diagnostics, dynamic_messages = _run_dynamic(result.diagnostics, dynamic_options, output_format,
-                                                                result.files)
+            result.diagnostics, dynamic_messages = _run_dynamic(
+                result.diagnostics, dynamic_options, output_format, result.files
+            )
             dynamic_seconds = time.perf_counter() - started
     stream = sys.stdout
     color = output_file is None and output_format == "full" and _use_color(stream)
     if statistics:
         out = render_statistics(result.diagnostics, unsafe=unsafe_fixes)
     else:
-        out = render(output_format, result.diagnostics, color=color, root=os.getcwd(), sources=result.sources,
-                     files_checked=result.files)
+        out = render(
+            output_format,
+            result.diagnostics,
+            color=color,
+            root=os.getcwd(),
+            sources=result.sources,
+            files_checked=result.files,
+        )
     if output_file is not None:
         try:
             _write_report(output_file, out)
@@ -318,9 +504,10 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
     goes through the result cache, so only the changed files are analysed again. Ctrl-C ends
     it with exit 0."""
     from gradlint.config import Resolver
-    from gradlint.run import lint_paths
     from gradlint.files import discover
-    from gradlint.reporters import render, statistics as render_statistics
+    from gradlint.reporters import render
+    from gradlint.reporters import statistics as render_statistics
+    from gradlint.run import lint_paths
 
     def stamp(path):
         try:
@@ -356,8 +543,14 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
             out = render_statistics(result.diagnostics, unsafe=unsafe)
         else:
             color = output_format == "full" and _use_color(sys.stdout)
-            out = render(output_format, result.diagnostics, color=color, root=os.getcwd(), sources=result.sources,
-                         files_checked=result.files)
+            out = render(
+                output_format,
+                result.diagnostics,
+                color=color,
+                root=os.getcwd(),
+                sources=result.sources,
+                files_checked=result.files,
+            )
         if out and _level > SILENT:
             click.echo(out, nl=False, color=output_format == "full" and _use_color(sys.stdout))
         _summary(result)
@@ -380,8 +573,12 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
             spent = time.monotonic() - started
             if now != last:
                 if now[1] != last[1]:  # a configuration file changed, came or went: read them all again
-                    resolver = Resolver(resolver.overrides, isolated=resolver.isolated, config_file=resolver.config_file,
-                                        warn=resolver.warn)
+                    resolver = Resolver(
+                        resolver.overrides,
+                        isolated=resolver.isolated,
+                        config_file=resolver.config_file,
+                        warn=resolver.warn,
+                    )
                     now = signature()
                 last = now
                 once("File change detected...")
@@ -399,11 +596,16 @@ def _add_noqa(targets, settings, cache) -> int:
     for message in run.notes:
         _say(f"gradlint: warning: {message}")
     for path, line, codes in run.refused:
-        _say(f"gradlint: warning: {_shown(path)}:{line}: no comment can go on this line (it ends inside a string "
-             f"of several lines, or continues with a backslash): {', '.join(codes)} left as found")
+        _say(
+            f"gradlint: warning: {_shown(path)}:{line}: no comment can go on this line (it ends inside a string "
+            f"of several lines, or continues with a backslash): {', '.join(codes)} left as found"
+        )
     n, files = sum(run.added.values()), len(run.added)
-    _say(f"Added {n} noqa directive{'s' if n != 1 else ''} to {files} file{'s' if files != 1 else ''}."
-         if n else "No noqa directive to add.")
+    _say(
+        f"Added {n} noqa directive{'s' if n != 1 else ''} to {files} file{'s' if files != 1 else ''}."
+        if n
+        else "No noqa directive to add."
+    )
     return EXIT_ERROR if run.errors else EXIT_CLEAN
 
 
@@ -422,6 +624,7 @@ def _failing(level: str, refuted_fail: bool):
         if d.confidence == "refuted" and not refuted_fail:
             return False
         return d.severity in FAIL_LEVELS and FAIL_LEVELS.index(d.severity) >= least
+
     return fails
 
 
@@ -436,8 +639,11 @@ def _resolver(overrides, config_file, isolated):
     ``--isolated``) with the command line's values over them."""
     from gradlint.config import Resolver
 
-    return _configured(lambda: Resolver(overrides, isolated=isolated, config_file=config_file,
-                                        warn=lambda w: _say(f"gradlint: warning: {w}")))
+    return _configured(
+        lambda: Resolver(
+            overrides, isolated=isolated, config_file=config_file, warn=lambda w: _say(f"gradlint: warning: {w}")
+        )
+    )
 
 
 def _configured(call, *args):
@@ -496,8 +702,10 @@ def _fix_summary(fixed, diff: bool, show: bool) -> None:
             for code, title, count in items:
                 _say(f"    {count} × {code} ({title})")
     elif n:
-        _say(f"{'Would fix' if diff else 'Fixed'} {n} finding{'s' if n != 1 else ''} "
-                   f"in {len(fixed.applied)} file{'s' if len(fixed.applied) != 1 else ''}.")
+        _say(
+            f"{'Would fix' if diff else 'Fixed'} {n} finding{'s' if n != 1 else ''} "
+            f"in {len(fixed.applied)} file{'s' if len(fixed.applied) != 1 else ''}."
+        )
     elif diff:
         _say("No fixes available.")
 
@@ -527,8 +735,9 @@ def _dynamic_options(config, device, seeds, timeout, memory_limit, report_dir, h
 def _run_dynamic(diagnostics, options, output_format, files=()):
     from gradlint.dynamic import confirm
 
-    interactive = (output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI")
-                   and _level >= NORMAL)
+    interactive = (
+        output_format in ("full", "concise") and sys.stderr.isatty() and not os.environ.get("CI") and _level >= NORMAL
+    )
     bar = None
 
     def progress(done, total, label, measured, diagnostics):
@@ -542,8 +751,9 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
         if total == 0:
             return
         if bar is None:
-            bar = click.progressbar(length=total, label="gradlint --dynamic", file=sys.stderr,
-                                    item_show_func=lambda x: x, show_pos=True)
+            bar = click.progressbar(
+                length=total, label="gradlint --dynamic", file=sys.stderr, item_show_func=lambda x: x, show_pos=True
+            )
             bar.__enter__()
         bar.update(done - bar.pos, label or None)
         if done >= total:
@@ -554,8 +764,10 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
     shown = 10  # models without findings that could not be measured: the first few, then a count
     messages += outcome.unmeasured[:shown]
     if len(outcome.unmeasured) > shown:
-        messages.append(f"... and {len(outcome.unmeasured) - shown} more model(s) without findings not measured"
-                        + (" (listed in the report)" if options.report else ""))
+        messages.append(
+            f"... and {len(outcome.unmeasured) - shown} more model(s) without findings not measured"
+            + (" (listed in the report)" if options.report else "")
+        )
     counts: dict = {}
     for d in outcome.diagnostics:
         verdict = dict(d.evidence).get("verdict") if d.evidence else None
@@ -563,8 +775,10 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
             counts[verdict] = counts.get(verdict, 0) + 1
     device = outcome.device or "no device (nothing was run)"
     tally = ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no finding to measure"
-    messages.append(f"Dynamic: {len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''} measured on {device}, "
-                    f"{options.seeds} seed{'s' if options.seeds != 1 else ''}: {tally}.")
+    messages.append(
+        f"Dynamic: {len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''} measured on {device}, "
+        f"{options.seeds} seed{'s' if options.seeds != 1 else ''}: {tally}."
+    )
     kept = outcome.diagnostics
     if options.hide_refuted:
         kept = [d for d in kept if d.confidence != "refuted"]
@@ -580,18 +794,23 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
         except OSError as exc:
             _fail(f"cannot write the report to {options.report}: {exc.strerror or exc}")
             sys.exit(EXIT_ERROR)
-        messages.append(f"Report: {index} ({len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''}, "
-                        f"{len(charts)} chart{'s' if len(charts) != 1 else ''})")
+        messages.append(
+            f"Report: {index} ({len(outcome.models)} model{'s' if len(outcome.models) != 1 else ''}, "
+            f"{len(charts)} chart{'s' if len(charts) != 1 else ''})"
+        )
     return kept, messages
 
 
-def _check_stdin(filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero, failing) -> int:
+def _check_stdin(
+    filename, settings, output_format, output_file, statistics, fix, unsafe, diff, exit_zero, failing
+) -> int:
     """``gradlint check -``: lint (or with ``--fix`` fix, printing the fixed source) what
     standard input holds, as the file ``--stdin-filename`` names."""
+    from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
+    from gradlint.reporters import render
+    from gradlint.reporters import statistics as render_statistics
     from gradlint.run import analyse_any
     from gradlint.text import decode
-    from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
-    from gradlint.reporters import render, statistics as render_statistics
 
     path = filename or "-"
     limit = MAX_NOTEBOOK_BYTES if path.endswith(".ipynb") else MAX_FILE_BYTES
@@ -605,7 +824,7 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
     if fix or diff:
         from dataclasses import replace as _replace
 
-        from gradlint.apply import _fix_notebook, _fix_text, _encoding
+        from gradlint.apply import _encoding, _fix_notebook, _fix_text
         from gradlint.fixes import unified_diff
 
         fixing = _replace(settings, fixes=True)
@@ -633,8 +852,14 @@ def _check_stdin(filename, settings, output_format, output_file, statistics, fix
     if statistics:
         out = render_statistics(diags, unsafe=unsafe)
     else:
-        out = render(output_format, diags, color=output_file is None and output_format == "full" and _use_color(sys.stdout),
-                     root=os.getcwd(), sources={path: text} if text is not None else {}, files_checked=[path])
+        out = render(
+            output_format,
+            diags,
+            color=output_file is None and output_format == "full" and _use_color(sys.stdout),
+            root=os.getcwd(),
+            sources={path: text} if text is not None else {},
+            files_checked=[path],
+        )
     if output_file is not None:
         try:
             _write_report(output_file, out)
@@ -655,7 +880,9 @@ def _excluded(filename: str, settings) -> bool:
     """Whether the configuration's excludes leave out ``filename`` (for --force-exclude)."""
     from gradlint.files import exclude_spec, file_excluded
 
-    return file_excluded(filename, exclude_spec(settings.exclude, settings.extend_exclude), settings.root or os.getcwd())
+    return file_excluded(
+        filename, exclude_spec(settings.exclude, settings.extend_exclude), settings.root or os.getcwd()
+    )
 
 
 def _warn_empty_folders(targets, files) -> None:
@@ -694,8 +921,11 @@ def _summary(result, dynamic_seconds: float | None = None) -> None:
 
 @cli.command("rule")
 @click.argument("code")
-@click.option("--pager/--no-pager", default=None,
-              help="Page the documentation (default: on a terminal, through $GRADLINT_PAGER, $PAGER or less, as git does).")
+@click.option(
+    "--pager/--no-pager",
+    default=None,
+    help="Page the documentation (default: on a terminal, through $GRADLINT_PAGER, $PAGER or less, as git does).",
+)
 def rule_cmd(code, pager):
     """Explain one rule: its documentation, levels, options and examples (markdown; rendered on a terminal)."""
     from gradlint.rule import all_rules, rule_by_code
@@ -704,7 +934,9 @@ def rule_cmd(code, pager):
     if rule is None:
         names = [r.code for r in all_rules()] + [r.name for r in all_rules()]
         close = difflib.get_close_matches(code, names, n=1)
-        _fail(f"unknown rule `{code}`" + (f"; did you mean `{close[0]}`?" if close else "; `gradlint rules` lists them"))
+        _fail(
+            f"unknown rule `{code}`" + (f"; did you mean `{close[0]}`?" if close else "; `gradlint rules` lists them")
+        )
         sys.exit(EXIT_ERROR)
     from gradlint.docs import render_markdown, rule_markdown
 
@@ -733,17 +965,30 @@ def rules_cmd(output_format):
 
     rules = all_rules()
     if output_format == "json":
-        click.echo(json.dumps([
-            {"code": r.code, "name": r.name, "severity": r.severity, "severities": r.levels(), "summary": r.summary,
-             "options": r.options}
-            for r in rules
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "code": r.code,
+                        "name": r.name,
+                        "severity": r.severity,
+                        "severities": r.levels(),
+                        "summary": r.summary,
+                        "options": r.options,
+                    }
+                    for r in rules
+                ],
+                indent=2,
+            )
+        )
         return
     for r in rules:
         click.echo(f"{r.code}  {r.name:<30} {'/'.join(r.levels()):<19} {r.summary}")
-    click.echo("\nA rule with several levels gives each finding the one its numbers call for (a gradient predicted "
-               "100x beyond its threshold is an error, for instance): `gradlint rule CODE` says when. --fail-level "
-               "sets which levels fail the run (default: warning and error).")
+    click.echo(
+        "\nA rule with several levels gives each finding the one its numbers call for (a gradient predicted "
+        "100x beyond its threshold is an error, for instance): `gradlint rule CODE` says when. --fail-level "
+        "sets which levels fail the run (default: warning and error)."
+    )
 
 
 @cli.command("schema")
@@ -760,16 +1005,19 @@ def schema_cmd(pyproject):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "dot"]), default="text", show_default=True)
 @click.option("--model", "model", metavar="CLASS", help="Only this model class.")
 @click.option("--flow", is_flag=True, help="Print the predicted gradient-flow profile per layer instead.")
-@click.option("--as-checked", is_flag=True,
-              help="The graphs as `check` builds them: models as the script configures them, blocks marked "
-                   "when checked inside their model, the sequence length the training code uses.")
+@click.option(
+    "--as-checked",
+    is_flag=True,
+    help="The graphs as `check` builds them: models as the script configures them, blocks marked "
+    "when checked inside their model, the sequence length the training code uses.",
+)
 def graph_cmd(file, fmt, model, flow, as_checked):
     """Print the layer graph gradlint builds for FILE (or, with --flow, its flow profile)."""
     import ast
 
-    from gradlint.text import decode
     from gradlint.graph.builder import build_graphs
     from gradlint.graph.dump import RENDERERS
+    from gradlint.text import decode
 
     try:
         with open(file, "rb") as fh:

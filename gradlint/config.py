@@ -2,9 +2,10 @@
 
 Keys equal the CLI flags' names (``extend-exclude`` for ``--extend-exclude``); the command line
 wins over the file. ``extend`` inherits another file (:func:`merge`); :class:`Resolver` gives
-each checked file the settings of its own nearest configuration. A wrong type or value is a :class:`ConfigError` with a message that names
-the key and the file (the CLI exits 2); an unknown key is a warning naming the closest valid
-key. ``--isolated`` ignores every configuration file.
+each checked file the settings of its own nearest configuration. A wrong type or value is a
+:class:`ConfigError` with a message that names the key and the file (the CLI exits 2); an
+unknown key is a warning naming the closest valid key. ``--isolated`` ignores every
+configuration file.
 """
 
 from __future__ import annotations
@@ -164,8 +165,10 @@ def merge(parent: dict, parent_root: Path, child: dict, child_root: Path) -> dic
     if "per-file-ignores" in parent and "per-file-ignores" in child:
         out["per-file-ignores"] = {**parent["per-file-ignores"], **child["per-file-ignores"]}
     if "rules" in parent and "rules" in child:
-        out["rules"] = {code: {**parent["rules"].get(code, {}), **child["rules"].get(code, {})}
-                        for code in {**parent["rules"], **child["rules"]}}
+        out["rules"] = {
+            code: {**parent["rules"].get(code, {}), **child["rules"].get(code, {})}
+            for code in {**parent["rules"], **child["rules"]}
+        }
     if "dynamic" in parent and "dynamic" in child:
         dynamic = {**parent["dynamic"], **child["dynamic"]}
         for key in ("thresholds", "models"):
@@ -268,40 +271,69 @@ TENSOR_KEYS = {
 MODEL_KEYS = {
     "kwargs": Key(dict, "Constructor keyword arguments (they configure the static analysis too)."),
     "input-shape": Key(list, "The shape of the one input tensor, batch first.", items=int, item_minimum=1),
-    "input-dtype": Key(str, "float32 (the default) or long (token ids).", choices=("float32", "float", "long", "int64")),
+    "input-dtype": Key(
+        str, "float32 (the default) or long (token ids).", choices=("float32", "float", "long", "int64")
+    ),
     "input-high": Key(int, "For long inputs: token ids are drawn from 0 to input-high - 1.", minimum=1),
-    "inputs": Key(list, "One entry per positional tensor: a shape, or a table {shape, dtype, high, fill}.",
-                  values=TENSOR_KEYS, kind="tensors"),
-    "kwargs-inputs": Key(dict, "Keyword tensors of forward: name -> a shape or a table {shape, dtype, high, fill}.",
-                         values=TENSOR_KEYS, kind="tensors"),
+    "inputs": Key(
+        list,
+        "One entry per positional tensor: a shape, or a table {shape, dtype, high, fill}.",
+        values=TENSOR_KEYS,
+        kind="tensors",
+    ),
+    "kwargs-inputs": Key(
+        dict,
+        "Keyword tensors of forward: name -> a shape or a table {shape, dtype, high, fill}.",
+        values=TENSOR_KEYS,
+        kind="tensors",
+    ),
     "input-fn": Key(str, '"module:function" or "path/file.py:function", returning (args, kwargs) for forward.'),
 }
 DYNAMIC_KEYS = {
-    "device": Key(str, "Where the backward passes run: auto (CUDA when present), cpu or cuda.",
-                  choices=("auto", "cpu", "cuda")),
+    "device": Key(
+        str, "Where the backward passes run: auto (CUDA when present), cpu or cuda.", choices=("auto", "cpu", "cuda")
+    ),
     "seeds": Key(int, "Random initializations measured per model (default 3).", minimum=1),
-    "timeout": Key(NUMBER, "Seconds per model file before its child process is stopped (default 300).",
-                   minimum=0, above=True, bound="must be a positive number of seconds"),
+    "timeout": Key(
+        NUMBER,
+        "Seconds per model file before its child process is stopped (default 300).",
+        minimum=0,
+        above=True,
+        bound="must be a positive number of seconds",
+    ),
     "report": Key(str, "A folder for the gradient-flow charts and their HTML page."),
     "memory-limit": Key(NUMBER, "GiB of memory per child process; 0: no cap (default 8).", minimum=0),
     "hide-refuted": Key(bool, "Drop the findings the measurement refuted."),
-    "thresholds": Key(dict, "The verdict's thresholds, by name.", values=Key(NUMBER, "A threshold.", minimum=0,
-                                                                                above=True), choices=_thresholds),
-    "models": Key(dict, 'How to build and feed one model: "path/file.py::ClassName" (or ::factory()) -> a table.',
-                  values=MODEL_KEYS, kind="models"),
-    "scope": Key(str, "all: every model of the checked files (the default); findings: only those with findings.",
-                 choices=("all", "findings")),
+    "thresholds": Key(
+        dict,
+        "The verdict's thresholds, by name.",
+        values=Key(NUMBER, "A threshold.", minimum=0, above=True),
+        choices=_thresholds,
+    ),
+    "models": Key(
+        dict,
+        'How to build and feed one model: "path/file.py::ClassName" (or ::factory()) -> a table.',
+        values=MODEL_KEYS,
+        kind="models",
+    ),
+    "scope": Key(
+        str,
+        "all: every model of the checked files (the default); findings: only those with findings.",
+        choices=("all", "findings"),
+    ),
 }
 _SELECTORS = Key(list, "", items=str, kind="selectors")
 #: the top-level keys: the command-line flags' names
 TOP_KEYS = {
     "extend": Key(str, "Another pyproject.toml or gradlint.toml whose settings this file inherits (and overrides)."),
     "select": Key(list, "Only these rule codes, prefixes or names (default: every rule).", items=str, kind="selectors"),
-    "extend-select": Key(list, "Rule codes, prefixes or names to enable on top of the selection.", items=str,
-                         kind="selectors"),
+    "extend-select": Key(
+        list, "Rule codes, prefixes or names to enable on top of the selection.", items=str, kind="selectors"
+    ),
     "ignore": Key(list, "Rule codes, prefixes or names to skip.", items=str, kind="selectors"),
-    "per-file-ignores": Key(dict, "A gitignore-style pattern (from this file's folder) -> the rules to skip there.",
-                            values=_SELECTORS),
+    "per-file-ignores": Key(
+        dict, "A gitignore-style pattern (from this file's folder) -> the rules to skip there.", values=_SELECTORS
+    ),
     "exclude": Key(list, "Replace the default excludes (gitignore syntax).", items=str),
     "extend-exclude": Key(list, "Exclude these too (gitignore syntax).", items=str),
     "respect-gitignore": Key(bool, "Skip the files .gitignore files exclude (default true)."),
@@ -315,13 +347,21 @@ TOP_KEYS = {
     "fix": Key(bool, "Apply the safe fixes."),
     "unsafe-fixes": Key(bool, "Apply the unsafe fixes too."),
     "show-fixes": Key(bool, "List the fixes applied, and those available for what remains."),
-    "fail-level": Key(str, "The least severe finding that makes the run exit 1 (default warning).",
-                      choices=FAIL_LEVELS),
+    "fail-level": Key(
+        str, "The least severe finding that makes the run exit 1 (default warning).", choices=FAIL_LEVELS
+    ),
     "fail-on-refuted": Key(bool, "Let the findings --dynamic refuted fail the run too."),
     "dynamic": Key(dict, "The --dynamic options.", values=DYNAMIC_KEYS),
 }
-_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "a table", list: "an array",
-               NUMBER: "a number", float: "a number"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    dict: "a table",
+    list: "an array",
+    NUMBER: "a number",
+    float: "a number",
+}
 
 
 def _strings(value, where: str) -> list[str]:
@@ -338,7 +378,9 @@ def _selectors(values: list[str], where: str) -> list[str]:
     for v in values:
         if not any(n.startswith(v.upper()) or n == v for n in names):
             close = difflib.get_close_matches(v, names, n=1)
-            raise ConfigError(f"{where}: unknown rule selector `{v}`" + (f"; did you mean `{close[0]}`?" if close else ""))
+            raise ConfigError(
+                f"{where}: unknown rule selector `{v}`" + (f"; did you mean `{close[0]}`?" if close else "")
+            )
     return values
 
 
@@ -354,7 +396,9 @@ def validate_top(data: dict, path: Path, where: str, warnings: list[str]) -> dic
                 codes = [codes]
             if not isinstance(codes, list):
                 raise ConfigError(f'{where} per-file-ignores."{pattern}" must be an array of rule codes, not {codes!r}')
-            pfi[pattern] = _selectors(_strings(codes, f'{where} per-file-ignores."{pattern}"'), f'{where} per-file-ignores."{pattern}"')
+            pfi[pattern] = _selectors(
+                _strings(codes, f'{where} per-file-ignores."{pattern}"'), f'{where} per-file-ignores."{pattern}"'
+            )
         out["per-file-ignores"] = pfi
     if "rules" in out:
         out["rules"] = validate_rule_options(out["rules"], where, warnings)
@@ -387,7 +431,9 @@ def validate_rule_options(table: dict, where: str, warnings: list[str]) -> dict:
         rule = rule_by_code(str(key))
         rwhere = f"{where} rules.{key}"
         if rule is None:
-            _unknown(str(key), [r.code for r in all_rules()] + [r.name for r in all_rules()], f"{where} rules", warnings)
+            _unknown(
+                str(key), [r.code for r in all_rules()] + [r.name for r in all_rules()], f"{where} rules", warnings
+            )
             continue
         if not isinstance(options, dict):
             raise ConfigError(f"{rwhere} must be a table of options")
@@ -415,6 +461,10 @@ def _check_type(value, expected, where: str) -> None:
         raise ConfigError(f"{where} must be {_TYPE_NAMES[expected]}, not {type(value).__name__} ({value!r})")
 
 
+def _bound_text(key: Key) -> str:
+    return "must be positive" if key.above and key.minimum == 0 else f"must be at least {key.minimum:g}"
+
+
 def check_value(value, key: Key, where: str) -> None:
     """What :class:`Key` says of a value: its type, its choices, its bounds, its items."""
     _check_type(value, key.type, where)
@@ -422,15 +472,16 @@ def check_value(value, key: Key, where: str) -> None:
     if allowed and key.type is str and value not in allowed:
         raise ConfigError(f"{where} must be one of {', '.join(allowed)}, not {value!r}")
     if key.minimum is not None and (value <= key.minimum if key.above else value < key.minimum):
-        raise ConfigError(f"{where} {key.bound or ('must be positive' if key.above and key.minimum == 0 else f'must be at least {key.minimum:g}')}, not {value!r}")
+        raise ConfigError(f"{where} {key.bound or _bound_text(key)}, not {value!r}")
     if key.kind == "whole" and isinstance(value, float) and not value.is_integer():
         raise ConfigError(f"{where} must be a whole number, not {value!r}")
     if key.items is str:
         _strings(value, where)
     elif key.items is int:
         low = key.item_minimum
-        if not value or not all(isinstance(n, int) and not isinstance(n, bool) and (low is None or n >= low)
-                                for n in value):
+        if not value or not all(
+            isinstance(n, int) and not isinstance(n, bool) and (low is None or n >= low) for n in value
+        ):
             raise ConfigError(f"{where} must be a non-empty array of {'positive ' if low == 1 else ''}integers")
 
 
@@ -459,7 +510,9 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
     out = _known_keys(table, DYNAMIC_KEYS, where, warnings)
     threshold = DYNAMIC_KEYS["thresholds"]
     schema = {name: threshold.values for name in threshold.allowed()}
-    out["thresholds"] = {k: float(v) for k, v in _known_keys(out.get("thresholds", {}), schema, f"{where} thresholds", warnings).items()}
+    out["thresholds"] = {
+        k: float(v) for k, v in _known_keys(out.get("thresholds", {}), schema, f"{where} thresholds", warnings).items()
+    }
     models = {}
     for key, spec in out.get("models", {}).items():
         mwhere = f'{where} models."{key}"'
@@ -469,15 +522,20 @@ def validate_dynamic(table, path: Path, warnings: list[str]) -> dict:
             raise ConfigError(f"{mwhere} must be a table")
         clean = _known_keys(spec, MODEL_KEYS, mwhere, warnings)
         if "inputs" in clean:
-            clean["inputs"] = [_tensor_spec(t, f"{mwhere} inputs[{k}]", warnings) for k, t in enumerate(clean["inputs"])]
+            clean["inputs"] = [
+                _tensor_spec(t, f"{mwhere} inputs[{k}]", warnings) for k, t in enumerate(clean["inputs"])
+            ]
         if "kwargs-inputs" in clean:
-            clean["kwargs-inputs"] = {str(n): _tensor_spec(t, f"{mwhere} kwargs-inputs.{n}", warnings)
-                                      for n, t in clean["kwargs-inputs"].items()}
+            clean["kwargs-inputs"] = {
+                str(n): _tensor_spec(t, f"{mwhere} kwargs-inputs.{n}", warnings)
+                for n, t in clean["kwargs-inputs"].items()
+            }
         if "input-fn" in clean:
             where_fn, _, fn = clean["input-fn"].rpartition(":")
             if not where_fn or not fn.isidentifier():
-                raise ConfigError(f'{mwhere} input-fn must be "module:function" or "path/file.py:function", '
-                                  f"not {clean['input-fn']!r}")
+                raise ConfigError(
+                    f'{mwhere} input-fn must be "module:function" or "path/file.py:function", not {clean["input-fn"]!r}'
+                )
             if where_fn.endswith(".py"):  # a file, relative to this configuration file
                 clean["input-fn"] = f"{(path.parent / where_fn).resolve()}:{fn}"
         file_part, _, name = key.rpartition("::")
@@ -496,8 +554,11 @@ def _tensor_spec(value, where: str, warnings: list[str]) -> dict:
     clean = _known_keys(value, TENSOR_KEYS, where, warnings)
     if "shape" not in clean:
         raise ConfigError(f"{where} shape must be a non-empty array of positive integers")
-    out = {"shape": list(clean["shape"]), "dtype": TENSOR_DTYPES[clean.get("dtype", "float32")],
-           "fill": clean.get("fill", "random")}
+    out = {
+        "shape": list(clean["shape"]),
+        "dtype": TENSOR_DTYPES[clean.get("dtype", "float32")],
+        "fill": clean.get("fill", "random"),
+    }
     if "high" in clean:
         out["high"] = clean["high"]
     elif out["dtype"] == "long":
@@ -505,8 +566,20 @@ def _tensor_spec(value, where: str, warnings: list[str]) -> dict:
     return out
 
 
-def settings_from(config: Config, *, select=(), extend_select=(), ignore=(), exclude=(), extend_exclude=(),
-                  respect_gitignore=None, force_exclude=None, preview=None, jobs=None, fixes=False):
+def settings_from(
+    config: Config,
+    *,
+    select=(),
+    extend_select=(),
+    ignore=(),
+    exclude=(),
+    extend_exclude=(),
+    respect_gitignore=None,
+    force_exclude=None,
+    preview=None,
+    jobs=None,
+    fixes=False,
+):
     """The engine's Settings: command-line values (given) over the file's, over the defaults.
 
     ``select`` and ``exclude`` replace; ``extend-select``, ``ignore`` and ``extend-exclude``
@@ -640,8 +713,11 @@ class Resolver:
         """``--show-settings``: the resolved settings of ``path`` and the files they came from."""
         config = self.config_for(path)
         settings = self(path)
-        lines = [f"Settings for {path}", "Read from: " + (" <- extends ".join(map(str, config.chain)) if config.chain
-                                                          else "no configuration file (the defaults)")]
+        lines = [
+            f"Settings for {path}",
+            "Read from: "
+            + (" <- extends ".join(map(str, config.chain)) if config.chain else "no configuration file (the defaults)"),
+        ]
         if self.overrides:
             given = sorted(k for k, v in self.overrides.items() if v not in (None, (), False))
             if given:
@@ -650,5 +726,7 @@ class Resolver:
             lines.append(f"  {f.name.replace('_', '-')} = {getattr(settings, f.name)!r}")
         from gradlint.engine import enabled_codes
 
-        lines.append(f"  enabled rules for this file = {', '.join(sorted(enabled_codes(settings, str(path)))) or 'none'}")
+        lines.append(
+            f"  enabled rules for this file = {', '.join(sorted(enabled_codes(settings, str(path)))) or 'none'}"
+        )
         return "\n".join(lines) + "\n"

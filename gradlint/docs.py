@@ -12,8 +12,11 @@ def levels_markdown(rule) -> list[str]:
     levels = rule.levels()
     if len(levels) == 1:
         return [f"Severity: **{next(iter(levels))}**."]
-    return [f"Severity: **{'**, **'.join(levels)}**, by finding (the default is {rule.severity}):", "",
-            *(f"- **{level}**: {when}" for level, when in levels.items())]
+    return [
+        f"Severity: **{'**, **'.join(levels)}**, by finding (the default is {rule.severity}):",
+        "",
+        *(f"- **{level}**: {when}" for level, when in levels.items()),
+    ]
 
 
 def rule_markdown(rule, heading: str = "#") -> str:
@@ -23,8 +26,11 @@ def rule_markdown(rule, heading: str = "#") -> str:
     if rule.fix_safety:
         lines += ["", f"Fixes: {rule.fix_safety}."]
     if rule.options:
-        lines += ["", f"Options (`[tool.gradlint.rules.{rule.code}]`): "
-                  + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in rule.options.items())]
+        lines += [
+            "",
+            f"Options (`[tool.gradlint.rules.{rule.code}]`): "
+            + ", ".join(f"`{k} = {json.dumps(v)}`" for k, v in rule.options.items()),
+        ]
     doc = rule.documentation().rstrip()
     sub = heading + "#"
     doc = "\n".join(sub + line[2:] if line.startswith("## ") else line for line in doc.splitlines())
@@ -32,11 +38,16 @@ def rule_markdown(rule, heading: str = "#") -> str:
 
 
 def render_rules_markdown() -> str:
-    out = ["# gradlint rules\n\n", "Generated from each rule's documentation by `python -m gradlint.docs`; do not edit.\n\n"]
+    out = [
+        "# gradlint rules\n\n",
+        "Generated from each rule's documentation by `python -m gradlint.docs`; do not edit.\n\n",
+    ]
     out.append("| code | name | severities | summary |\n|---|---|---|---|\n")
     for rule in all_rules():
-        out.append(f"| [{rule.code}](#{rule.code.lower()}-{rule.name}) | {rule.name} | {'/'.join(rule.levels())} "
-                   f"| {rule.summary} |\n")
+        out.append(
+            f"| [{rule.code}](#{rule.code.lower()}-{rule.name}) | {rule.name} | {'/'.join(rule.levels())} "
+            f"| {rule.summary} |\n"
+        )
     for rule in all_rules():
         out.append("\n" + rule_markdown(rule, heading="##"))
     return "".join(out)
@@ -51,8 +62,16 @@ def render_markdown(text: str, width: int = 100, color: bool = True) -> str:
     from rich.markdown import Markdown
 
     out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=color, no_color=not color, color_system="standard" if color else None,
-                      highlight=False, emoji=False, legacy_windows=False)
+    console = Console(
+        file=out,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+    )
     console.print(Markdown(text, code_theme="ansi_dark", hyperlinks=False))
     return "".join(line.rstrip(" ") + "\n" for line in out.getvalue().splitlines())
 

@@ -78,7 +78,9 @@ def _rules(settings: Settings, path: str | None = None):
     ignore = settings.ignore + (_file_ignores(settings, path) if path else ())
     key = (settings.select, settings.extend_select, ignore, settings.preview)
     if key not in _RULES_CACHE:
-        _RULES_CACHE[key] = [r() for r in select_rules(settings.select, ignore, settings.extend_select, settings.preview)]
+        _RULES_CACHE[key] = [
+            r() for r in select_rules(settings.select, ignore, settings.extend_select, settings.preview)
+        ]
     return _RULES_CACHE[key]
 
 
@@ -98,8 +100,16 @@ def enabled_codes(settings: Settings, path: str | None = None) -> frozenset[str]
 def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str) -> Diagnostic:
     rule = rule_by_code(code)
     return Diagnostic(
-        path=path, line=max(line, 1), column=max(column, 1), end_line=max(line, 1), end_column=max(column, 1) + 1,
-        code=code, name=rule.name, severity=rule.severity, message=message, confidence="confirmed",
+        path=path,
+        line=max(line, 1),
+        column=max(column, 1),
+        end_line=max(line, 1),
+        end_column=max(column, 1) + 1,
+        code=code,
+        name=rule.name,
+        severity=rule.severity,
+        message=message,
+        confidence="confirmed",
     )
 
 
@@ -148,7 +158,9 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     try:
         tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
-        return _unless_suppressed(gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped"), text)
+        return _unless_suppressed(
+            gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped"), text
+        )
     except (ValueError, RecursionError, MemoryError) as exc:
         return _unless_suppressed(gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped"), text)
     lines = split_lines(text)
@@ -204,20 +216,29 @@ def _locate_at_site(rule, graph, graphs, ctx, before: int, options) -> None:
         if in_class and codes is not None and d.code not in codes and graph.from_config:
             # no call in the file to point at: the finding stays at its layers and says why
             ctx.diagnostics[k] = dataclasses.replace(
-                d, message=f"{d.message} (with the constructor kwargs of [tool.gradlint.dynamic.models]: "
-                           f"`{graph.name}`; `{graph.factory_of}` with its defaults does not have it)")
+                d,
+                message=f"{d.message} (with the constructor kwargs of [tool.gradlint.dynamic.models]: "
+                f"`{graph.name}`; `{graph.factory_of}` with its defaults does not have it)",
+            )
         elif in_class and codes is not None and d.code not in codes:
             where = Related(d.path, d.line, d.column, "the layers it concerns")
             ctx.diagnostics[k] = dataclasses.replace(
-                d, line=site.line, column=ctx.column(site.line, site.col), end_line=site.end_line,
-                end_column=ctx.column(site.end_line, site.end_col), related=(where, *d.related),
+                d,
+                line=site.line,
+                column=ctx.column(site.line, site.col),
+                end_line=site.end_line,
+                end_column=ctx.column(site.end_line, site.end_col),
+                related=(where, *d.related),
                 message=f"{d.message} (caused by this call's arguments: `{graph.factory_of}` with its defaults "
-                        f"does not have it)")
+                f"does not have it)",
+            )
         else:
             ctx.diagnostics[k] = dataclasses.replace(d, related=(*d.related, call))
 
 
-def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings, text: str | None = None) -> FileResult:
+def check_tree(
+    tree: ast.Module, lines: list[str], path: str, settings: Settings, text: str | None = None
+) -> FileResult:
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
     deferred: list[tuple] = []
@@ -226,10 +247,19 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
     try:
         index, graphs, training = checked_graphs(tree, path, lines, configured_for(settings, path))
     except Exception as exc:  # a builder bug must not end the run
-        return FileResult([_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")])
+        return FileResult(
+            [_tool_diagnostic("GL002", path, 1, 1, f"internal error in the graph builder: {type(exc).__name__}: {exc}")]
+        )
     for name, span, message in getattr(index, "build_errors", ()):
-        diagnostics.append(_tool_diagnostic(
-            "GL002", path, span.line, span.col + 1, f"internal error in the graph builder on class {name}: {message}"))
+        diagnostics.append(
+            _tool_diagnostic(
+                "GL002",
+                path,
+                span.line,
+                span.col + 1,
+                f"internal error in the graph builder on class {name}: {message}",
+            )
+        )
     file_model = FileModel(graphs, training, index.recurrent_classes, index.module_classes)
     options = {code: dict(opts) for code, opts in settings.rule_options}
     claimed = {cause for rule in rules for cause in rule.claims}
@@ -250,7 +280,10 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
             except Exception as exc:
                 diagnostics.append(
                     _tool_diagnostic(
-                        "GL002", path, graph.span.line, graph.span.col + 1,
+                        "GL002",
+                        path,
+                        graph.span.line,
+                        graph.span.col + 1,
                         f"internal error in {rule.code} on class {graph.name}: {type(exc).__name__}: {exc}",
                     )
                 )
@@ -260,17 +293,27 @@ def check_tree(tree: ast.Module, lines: list[str], path: str, settings: Settings
                 rule.check_training(file_model, ctx)
             except Exception as exc:
                 diagnostics.append(
-                    _tool_diagnostic("GL002", path, 1, 1, f"internal error in {rule.code} on training code: {type(exc).__name__}: {exc}")
+                    _tool_diagnostic(
+                        "GL002",
+                        path,
+                        1,
+                        1,
+                        f"internal error in {rule.code} on training code: {type(exc).__name__}: {exc}",
+                    )
                 )
         diagnostics.extend(ctx.diagnostics)
         deferred.extend((req, d) for req, d in ctx.deferred if not suppressing(directives, d.code, d.name, d.line))
     for graph in graphs:
         forget_judges(graph)  # the rules are done with it: free it by reference counting
     enabled = {r.code for r in rules}
-    return FileResult(finalize(diagnostics, lines, directives, enabled, path), deferred, frozenset(index.recurrent_classes))
+    return FileResult(
+        finalize(diagnostics, lines, directives, enabled, path), deferred, frozenset(index.recurrent_classes)
+    )
 
 
-def finalize(diagnostics: list[Diagnostic], lines: list[str], directives=(), enabled=frozenset(), path: str = "<string>") -> list[Diagnostic]:
+def finalize(
+    diagnostics: list[Diagnostic], lines: list[str], directives=(), enabled=frozenset(), path: str = "<string>"
+) -> list[Diagnostic]:
     """Drop suppressed findings, then duplicates (same place and code; first wins), then sort;
     then report the suppressions that hid nothing (GL003) when that rule is enabled."""
     kept, seen = [], set()
@@ -324,8 +367,11 @@ def _unused_suppressions(directives, enabled, lines, path, everything=True) -> l
             dead, unknown = [c for c in dead if own(c)], []
         if not dead and not unknown:
             continue
-        written = f"# noqa: {', '.join(directive.codes)}" if directive.kind == "noqa" else \
-            f"# gradlint: {directive.kind}" + (f"[{', '.join(directive.codes)}]" if directive.codes else "")
+        written = (
+            f"# noqa: {', '.join(directive.codes)}"
+            if directive.kind == "noqa"
+            else f"# gradlint: {directive.kind}" + (f"[{', '.join(directive.codes)}]" if directive.codes else "")
+        )
         if len(written) > 80:
             written = written[:76] + " ..."
         parts = []
@@ -340,10 +386,19 @@ def _unused_suppressions(directives, enabled, lines, path, everything=True) -> l
         title = "remove the unused suppression" if not content else f"keep only `{content}`"
         fix = Fix(title, rule.fix_safety, (Edit(directive.line, start, directive.line, end, content),))
         where = {"noqa": "on this line", "ignore": "here", "file-ignore": "in this file"}[directive.kind]
-        out.append(Diagnostic(
-            path=path, line=directive.line, column=directive.column, end_line=directive.line,
-            end_column=directive.end_column, code="GL003", name=rule.name, severity=rule.severity,
-            message=f"unused suppression `{written}`: {'; '.join(parts)} {where}", confidence="confirmed",
-            fix=fix,
-        ))
+        out.append(
+            Diagnostic(
+                path=path,
+                line=directive.line,
+                column=directive.column,
+                end_line=directive.line,
+                end_column=directive.end_column,
+                code="GL003",
+                name=rule.name,
+                severity=rule.severity,
+                message=f"unused suppression `{written}`: {'; '.join(parts)} {where}",
+                confidence="confirmed",
+                fix=fix,
+            )
+        )
     return out

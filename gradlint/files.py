@@ -14,9 +14,27 @@ from dataclasses import dataclass, field
 import pathspec
 
 DEFAULT_EXCLUDE = (
-    ".git", ".hg", ".svn", ".bzr", ".venv", "venv", ".tox", ".nox", "__pycache__", "node_modules",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".gradlint_cache", "site-packages",
-    "__pypackages__", ".eggs", "*.egg-info", "build", "dist", ".ipynb_checkpoints",
+    ".git",
+    ".hg",
+    ".svn",
+    ".bzr",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "__pycache__",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".gradlint_cache",
+    "site-packages",
+    "__pypackages__",
+    ".eggs",
+    "*.egg-info",
+    "build",
+    "dist",
+    ".ipynb_checkpoints",
 )
 SOURCE_SUFFIXES = (".py", ".ipynb")
 #: the most bytes gradlint reads of one file; a bigger one is GL001 "too large". (CPython's own
@@ -102,8 +120,15 @@ def exclude_spec(exclude=DEFAULT_EXCLUDE, extend_exclude=()):
     return _spec([*exclude, *extend_exclude])
 
 
-def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignore=True, force_exclude=False,
-             root: str | None = None, resolve=None) -> Discovery:
+def discover(
+    paths,
+    exclude=DEFAULT_EXCLUDE,
+    extend_exclude=(),
+    respect_gitignore=True,
+    force_exclude=False,
+    root: str | None = None,
+    resolve=None,
+) -> Discovery:
     """Expand ``paths`` into the sorted list of files to check.
 
     Patterns are matched against paths relative to ``root`` (the project root: the
@@ -116,8 +141,12 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
     result = Discovery()
     seen: set[str] = set()
     if resolve is None:
-        fixed = _Rules(exclude_spec(exclude, extend_exclude), os.path.abspath(root or os.getcwd()),
-                       respect_gitignore, force_exclude)
+        fixed = _Rules(
+            exclude_spec(exclude, extend_exclude),
+            os.path.abspath(root or os.getcwd()),
+            respect_gitignore,
+            force_exclude,
+        )
 
         def rules_for(_path):
             return fixed
@@ -128,9 +157,12 @@ def discover(paths, exclude=DEFAULT_EXCLUDE, extend_exclude=(), respect_gitignor
             settings = resolve(path)
             rules = memo.get(settings)
             if rules is None:
-                rules = memo[settings] = _Rules(exclude_spec(settings.exclude, settings.extend_exclude),
-                                                os.path.abspath(settings.root or os.getcwd()),
-                                                settings.respect_gitignore, settings.force_exclude)
+                rules = memo[settings] = _Rules(
+                    exclude_spec(settings.exclude, settings.extend_exclude),
+                    os.path.abspath(settings.root or os.getcwd()),
+                    settings.respect_gitignore,
+                    settings.force_exclude,
+                )
             return rules
 
     for raw in paths:
@@ -210,8 +242,9 @@ def _walk(top: str, result: Discovery, rules_for, seen: set) -> None:
             if rules.excluded(full, entry.name, os.path.relpath(full, top_abs), is_dir):
                 continue
             if rules.respect_gitignore and any(
-                    spec.match_file(os.path.relpath(entry.path, base).replace(os.sep, "/") + ("/" if is_dir else ""))
-                    for base, spec in ignores):
+                spec.match_file(os.path.relpath(entry.path, base).replace(os.sep, "/") + ("/" if is_dir else ""))
+                for base, spec in ignores
+            ):
                 continue
             if is_dir:
                 subdirs.append(entry.path)

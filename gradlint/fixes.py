@@ -31,8 +31,6 @@ import ast
 import bisect
 import difflib
 import io
-import os
-import re
 import tokenize
 import warnings
 from dataclasses import dataclass, field, replace
@@ -45,6 +43,8 @@ from gradlint.text import split_lines_keepends as split_lines
 
 #: most lint -> fix rounds before giving up (fixes that keep producing fixes do not converge)
 MAX_ROUNDS = 10
+
+
 # ---------------------------------------------------------------- text edits
 def _line_starts(text: str) -> list[int]:
     """Offsets where lines start; a text ending in a line break has an empty last line."""
@@ -69,7 +69,11 @@ def apply_edits(text: str, edits) -> str:
     starts = _line_starts(text)
     spans = sorted(
         (
-            (_offset(starts, len(text), e.line, e.column), _offset(starts, len(text), e.end_line, e.end_column), e.content)
+            (
+                _offset(starts, len(text), e.line, e.column),
+                _offset(starts, len(text), e.end_line, e.end_column),
+                e.content,
+            )
             for e in edits
         ),
         key=lambda s: (s[0], s[1]),
@@ -111,8 +115,13 @@ def text_edits(old: str, new: str) -> tuple[Edit, ...]:
         # never cut through a "\r\n" pair
         while p and before[p - 1] == "\r" and (before[p : p + 1] == "\n" or after[p : p + 1] == "\n"):
             p -= 1
-        while s and (before[len(before) - s : len(before) - s + 1] == "\n") and (
-            before[len(before) - s - 1 : len(before) - s] == "\r" or after[len(after) - s - 1 : len(after) - s] == "\r"
+        while (
+            s
+            and (before[len(before) - s : len(before) - s + 1] == "\n")
+            and (
+                before[len(before) - s - 1 : len(before) - s] == "\r"
+                or after[len(after) - s - 1 : len(after) - s] == "\r"
+            )
         ):
             s -= 1
         base = starts[i1] if i1 < len(starts) else len(old)
@@ -199,7 +208,8 @@ class CstSource:
             # the nodes that contain ``where`` are nested: keep the innermost (a call
             # rather than the expression statement of the same range)
             if best is None or (
-                best_range[0] <= start and end <= best_range[1]
+                best_range[0] <= start
+                and end <= best_range[1]
                 and ((start, end) != best_range or self.contains(best, node))
             ):
                 best, best_range = node, (start, end)
@@ -207,9 +217,7 @@ class CstSource:
 
     def node_for(self, diagnostic: Diagnostic, kinds=None):
         """The node a diagnostic's own span points at."""
-        return self.node_at(
-            (diagnostic.line, diagnostic.column, diagnostic.end_line, diagnostic.end_column), kinds
-        )
+        return self.node_at((diagnostic.line, diagnostic.column, diagnostic.end_line, diagnostic.end_column), kinds)
 
     def parent(self, node):
         return self.parents.get(node)
@@ -318,7 +326,11 @@ class CstSource:
                     if not isinstance(alias.name, libcst.Name):
                         continue
                     obj = alias.name.value
-                    name = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, libcst.Name) else obj
+                    name = (
+                        alias.asname.name.value
+                        if alias.asname is not None and isinstance(alias.asname.name, libcst.Name)
+                        else obj
+                    )
                     pairs.append((name, f"{module}.{obj}"))
             r = self.positions[node]
             found.extend(((r.start.line, r.start.column), p) for p in pairs)
@@ -346,13 +358,13 @@ class CstSource:
                 continue
             for name, q in bindings:
                 if q == prefix:
-                    return name + qualified[len(prefix):], None
+                    return name + qualified[len(prefix) :], None
         if fallback is None:
             return qualified, (parts[0], None)
         module, obj = fallback
         if obj is None:
             return qualified, (module, None)
-        return obj + qualified[len(f"{module}.{obj}"):], (module, obj)
+        return obj + qualified[len(f"{module}.{obj}") :], (module, obj)
 
     @staticmethod
     def add_import(module, item):
@@ -613,8 +625,9 @@ def _fix_key(d: Diagnostic) -> tuple:
     return (d.code, d.fix.title, d.message)
 
 
-def fix_source(text: str, path: str = "<string>", settings=None, unsafe: bool = False,
-               satisfied=frozenset()) -> FixOutcome:
+def fix_source(
+    text: str, path: str = "<string>", settings=None, unsafe: bool = False, satisfied=frozenset()
+) -> FixOutcome:
     """Apply the fixes of one file's findings until none is left: safe fixes, and unsafe
     ones too when ``unsafe``. Each round lints the current text, applies the applicable
     non-overlapping fixes, and keeps the result only if it parses (``ast`` and libcst);
@@ -713,7 +726,20 @@ def fix_path(path: str, settings=None, unsafe: bool = False, write: bool = True)
 
 
 __all__ = [
-    "CstSource", "Edit", "FixOutcome", "MAX_ROUNDS", "applicable", "apply_edits", "attach_edits", "lint_with_edits",
+    "CstSource",
+    "Edit",
+    "FixOutcome",
+    "MAX_ROUNDS",
+    "applicable",
+    "apply_edits",
+    "attach_edits",
+    "lint_with_edits",
     "with_edits",
-    "fix_bytes", "fix_path", "fix_source", "split_lines", "text_edits", "unified_diff", "write_atomic",
+    "fix_bytes",
+    "fix_path",
+    "fix_source",
+    "split_lines",
+    "text_edits",
+    "unified_diff",
+    "write_atomic",
 ]

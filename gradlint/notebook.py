@@ -204,7 +204,6 @@ def write_back(nb: Notebook, new_virtual: str) -> bytes:
     return (json.dumps(data, indent=nb.indent, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-
 def definitions_source(nb: Notebook) -> str:
     """The notebook's code with only its imports, definitions and call-free constants kept
     (other statements blanked, line numbers kept): what ``--dynamic`` imports. A notebook's
@@ -220,8 +219,11 @@ def definitions_source(nb: Notebook) -> str:
     for node in tree.body:
         if isinstance(node, keep_types):
             continue
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and \
-                not any(isinstance(n, (ast.Call, ast.Await, ast.Yield)) for n in ast.walk(node.value)):
+        if (
+            isinstance(node, (ast.Assign, ast.AnnAssign))
+            and node.value is not None
+            and not any(isinstance(n, (ast.Call, ast.Await, ast.Yield)) for n in ast.walk(node.value))
+        ):
             continue
         for n in range(node.lineno, (node.end_lineno or node.lineno) + 1):
             lines[n - 1] = ""

@@ -18,7 +18,13 @@ from gradlint.graph.model import ModelGraph, Span
 
 CODE_RE = re.compile(r"^GL\d{3}$")
 DOC_HEADINGS = (
-    "What it does", "Why is this bad?", "Example", "Known problems", "Fix safety", "Options", "References",
+    "What it does",
+    "Why is this bad?",
+    "Example",
+    "Known problems",
+    "Fix safety",
+    "Options",
+    "References",
 )
 REQUIRED_HEADINGS = ("What it does", "Why is this bad?", "Example", "References")
 
@@ -156,7 +162,11 @@ class RuleContext:
     def edit(self, span: Span, content: str) -> Edit:
         """A text edit replacing ``span`` (ast byte columns) with ``content``."""
         return Edit(
-            span.line, self.column(span.line, span.col), span.end_line, self.column(span.end_line, span.end_col), content
+            span.line,
+            self.column(span.line, span.col),
+            span.end_line,
+            self.column(span.end_line, span.end_col),
+            content,
         )
 
     def related(self, span: Span | None, message: str, line: int | None = None) -> Related:

@@ -14,8 +14,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from gradlint.diagnostics import Diagnostic
 from gradlint import engine
+from gradlint.diagnostics import Diagnostic
 from gradlint.engine import PREFILTER, FileResult, Settings, _rules, _tool_diagnostic
 from gradlint.files import SourceError, discover, read_source
 
@@ -35,8 +35,6 @@ class RunResult:
     @property
     def internal_errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.code == "GL002"]
-
-
 
 
 def read_file(path: str) -> tuple[bytes | None, FileResult | None]:
@@ -78,14 +76,26 @@ def analyse_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
         nb = load(data)
     except NotebookError as exc:
         enabled = {r.code for r in _rules(settings, path)}
-        return FileResult([_tool_diagnostic("GL001", path, 1, 1, f"cannot parse: {exc} — file skipped")] if "GL001" in enabled else [])
+        return FileResult(
+            [_tool_diagnostic("GL001", path, 1, 1, f"cannot parse: {exc} — file skipped")] if "GL001" in enabled else []
+        )
     if not nb.python or not nb.cells:
         return FileResult([])
     result = engine.analyse(nb.virtual, path, settings)
     if nb.broken and "GL001" in {r.code for r in _rules(settings, path)}:
-        result.diagnostics = [*result.diagnostics, *(
-            _tool_diagnostic("GL001", path, line, col, f"cannot parse this cell: {msg} — the cell is skipped, "
-                             "the other cells are analysed") for line, col, msg in nb.broken)]
+        result.diagnostics = [
+            *result.diagnostics,
+            *(
+                _tool_diagnostic(
+                    "GL001",
+                    path,
+                    line,
+                    col,
+                    f"cannot parse this cell: {msg} — the cell is skipped, the other cells are analysed",
+                )
+                for line, col, msg in nb.broken
+            ),
+        ]
     result.diagnostics = [map_diagnostic(nb, d) for d in result.diagnostics]
     result.deferred = [(req, map_diagnostic(nb, d)) for req, d in result.deferred]
     result.sources = {f"{path}:cell {n}": text for n, text in nb.texts.items()}
@@ -117,6 +127,7 @@ def _lint_chunk(args) -> list[tuple[str, FileResult]]:
 
         def lint(path, _settings):
             return lint_cached(cache, path)
+
     # Syntax trees and graphs are acyclic and freed by reference counting; the cyclic
     # collector would only rescan them while they are built (a third of parse time).
     was_enabled = gc.isenabled()
@@ -126,7 +137,9 @@ def _lint_chunk(args) -> list[tuple[str, FileResult]]:
             try:
                 result = lint(p, settings)
             except Exception as exc:  # last line of defence: one file's crash never ends the run
-                result = FileResult([_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}")])
+                result = FileResult(
+                    [_tool_diagnostic("GL002", p, 1, 1, f"internal error: {type(exc).__name__}: {exc}")]
+                )
             out.append((p, result))
             if i % 64 == 63:
                 gc.collect(0)
@@ -175,7 +188,6 @@ def resolve_across_files(results, satisfied: set | None = None) -> list[Diagnost
     return kept
 
 
-
 def lint_paths(paths, settings=Settings(), cache_dir: str | None = None) -> RunResult:
     """Lint every file under ``paths``; with ``cache_dir``, through the result cache there.
 
@@ -183,8 +195,14 @@ def lint_paths(paths, settings=Settings(), cache_dir: str | None = None) -> RunR
     folder) its own, such as :class:`gradlint.config.Resolver` (the nearest configuration)."""
     start = time.perf_counter()
     if isinstance(settings, Settings):
-        found = discover(paths, settings.exclude, settings.extend_exclude, settings.respect_gitignore,
-                         settings.force_exclude, settings.root or None)
+        found = discover(
+            paths,
+            settings.exclude,
+            settings.extend_exclude,
+            settings.respect_gitignore,
+            settings.force_exclude,
+            settings.root or None,
+        )
         groups = {settings: found.files}
     else:
         found = discover(paths, resolve=settings)
@@ -223,4 +241,6 @@ def lint_paths(paths, settings=Settings(), cache_dir: str | None = None) -> RunR
     diagnostics.extend(resolve_across_files(results, satisfied))
     diagnostics.sort(key=Diagnostic.sort_key)
     sources = {k: v for _, r in results for k, v in r.sources.items()}
-    return RunResult(diagnostics, len(files), found.errors, time.perf_counter() - start, list(files), sources, satisfied)
+    return RunResult(
+        diagnostics, len(files), found.errors, time.perf_counter() - start, list(files), sources, satisfied
+    )

@@ -29,10 +29,16 @@ def _selectors() -> dict:
     from gradlint.rule import all_rules
 
     rules = all_rules()
-    return {"anyOf": [
-        {"type": "string", "pattern": "^[Gg][Ll][0-9]{0,3}$", "description": "A rule code or a code prefix, e.g. GL1."},
-        {"enum": sorted(r.name for r in rules), "description": "A rule's name."},
-    ]}
+    return {
+        "anyOf": [
+            {
+                "type": "string",
+                "pattern": "^[Gg][Ll][0-9]{0,3}$",
+                "description": "A rule code or a code prefix, e.g. GL1.",
+            },
+            {"enum": sorted(r.name for r in rules), "description": "A rule's name."},
+        ]
+    }
 
 
 def _key(key: Key) -> dict:
@@ -88,8 +94,12 @@ def _rules() -> dict:
     properties = {}
     for rule in all_rules():
         options = rule_option_keys(rule)
-        table = {"type": "object", "description": f"{rule.code} ({rule.name}): {rule.summary}",
-                 "properties": {k: _key(o) for k, o in options.items()}, "additionalProperties": False}
+        table = {
+            "type": "object",
+            "description": f"{rule.code} ({rule.name}): {rule.summary}",
+            "properties": {k: _key(o) for k, o in options.items()},
+            "additionalProperties": False,
+        }
         properties[rule.code] = table
         properties[rule.name] = table
     return {"properties": properties, "additionalProperties": False}
@@ -101,7 +111,8 @@ def config_schema() -> dict:
         "$schema": SCHEMA_URL,
         "$id": SCHEMA_ID,
         "title": "gradlint",
-        "description": f"Configuration of gradlint {__version__}: [tool.gradlint] in pyproject.toml, or a gradlint.toml.",
+        "description": f"Configuration of gradlint {__version__}: [tool.gradlint] in pyproject.toml, or a"
+        f" gradlint.toml.",
         **_table(TOP_KEYS),
     }
 

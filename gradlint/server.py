@@ -51,7 +51,6 @@ UNSUPPRESSIBLE = frozenset({"GL001", "GL002", "GL003"})
 URI_SCHEMES = ("file", "untitled")
 
 
-
 def rule_doc_url(code: str, name: str) -> str:
     """The rule's section of the generated reference (as the SARIF reporter links it)."""
     return f"{DOCS_URL}#{code.lower()}-{name}"
@@ -165,14 +164,20 @@ def create_server():
                 cause = exc.__cause__ or exc
                 text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
                 code = getattr(exc, "CODE", JsonRpcInvalidParams.CODE)
-                self._send_response(data["id"], error=types.ResponseError(
-                    code=code, message=f"invalid params for {data['method']}: {text}"[:500]))
+                self._send_response(
+                    data["id"],
+                    error=types.ResponseError(code=code, message=f"invalid params for {data['method']}: {text}"[:500]),
+                )
                 return _ANSWERED  # handled: handle_message ignores it
 
     class GradlintServer(LanguageServer):
         def __init__(self):
-            super().__init__("gradlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
-                             protocol_cls=GradlintProtocol)
+            super().__init__(
+                "gradlint",
+                __version__,
+                text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+                protocol_cls=GradlintProtocol,
+            )
             self.debounce = DEFAULT_DEBOUNCE_MS / 1000
             self.linter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlint-lint")
             self.pending: dict[str, asyncio.Task] = {}
@@ -244,7 +249,9 @@ def create_server():
             except Exception as exc:  # a bug here must not take the editor's server down
                 logger.exception("linting %s failed", uri)
                 self.window_log_message(
-                    types.LogMessageParams(types.MessageType.Error, f"gradlint: linting {uri} failed: {type(exc).__name__}: {exc}")
+                    types.LogMessageParams(
+                        types.MessageType.Error, f"gradlint: linting {uri} failed: {type(exc).__name__}: {exc}"
+                    )
                 )
             finally:
                 if self.pending.get(uri) is asyncio.current_task():
@@ -277,9 +284,12 @@ def create_server():
                     p = types.Position(line=max(r.line, 1) - 1, character=max(r.column, 1) - 1)
                 else:
                     p = types.Position(*to_position(where_lines, r.line, r.column, encoding))
-                related.append(types.DiagnosticRelatedInformation(
-                    location=types.Location(uri=where_uri, range=types.Range(start=p, end=p)), message=r.message,
-                ))
+                related.append(
+                    types.DiagnosticRelatedInformation(
+                        location=types.Location(uri=where_uri, range=types.Range(start=p, end=p)),
+                        message=r.message,
+                    )
+                )
             message = d.message
             if d.help:
                 message += f"\nhelp: {d.help}"
@@ -326,18 +336,27 @@ def create_server():
             start = to_position(linted.lines, e.line, e.column, linted.encoding)
             end = to_position(linted.lines, e.end_line, e.end_column, linted.encoding)
             return types.TextEdit(
-                range=types.Range(start=types.Position(*start), end=types.Position(*end)), new_text=e.content,
+                range=types.Range(start=types.Position(*start), end=types.Position(*end)),
+                new_text=e.content,
             )
 
         def workspace_edit(self, linted: Linted, edits) -> types.WorkspaceEdit:
             text_edits = [self.text_edit(linted, e) for e in edits]
             caps = self.client_capabilities
-            versioned = bool(caps.workspace and caps.workspace.workspace_edit and caps.workspace.workspace_edit.document_changes)
+            versioned = bool(
+                caps.workspace and caps.workspace.workspace_edit and caps.workspace.workspace_edit.document_changes
+            )
             if versioned and linted.version is not None:
-                return types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
-                    text_document=types.OptionalVersionedTextDocumentIdentifier(uri=linted.uri, version=linted.version),
-                    edits=text_edits,
-                )])
+                return types.WorkspaceEdit(
+                    document_changes=[
+                        types.TextDocumentEdit(
+                            text_document=types.OptionalVersionedTextDocumentIdentifier(
+                                uri=linted.uri, version=linted.version
+                            ),
+                            edits=text_edits,
+                        )
+                    ]
+                )
             return types.WorkspaceEdit(changes={linted.uri: text_edits})
 
     server = GradlintServer()
@@ -407,7 +426,9 @@ def create_server():
         if linted is None or doc is None or doc.version != linted.version:
             return None  # diagnostics for this version are still coming
         only = params.context.only
-        if only and not any(k == types.CodeActionKind.QuickFix or types.CodeActionKind.QuickFix.startswith(f"{k}.") for k in only):
+        if only and not any(
+            k == types.CodeActionKind.QuickFix or types.CodeActionKind.QuickFix.startswith(f"{k}.") for k in only
+        ):
             return None
         chosen: list[int] = []
         for diag in params.context.diagnostics:
@@ -429,13 +450,15 @@ def create_server():
             if d.fix is not None and d.fix.edits:
                 unsafe = d.fix.applicability != "safe"
                 title = d.fix.title[:1].upper() + d.fix.title[1:]
-                actions.append(types.CodeAction(
-                    title=f"{title} ({d.code}{', unsafe fix' if unsafe else ''})",
-                    kind=types.CodeActionKind.QuickFix,
-                    diagnostics=[lsp],
-                    is_preferred=not unsafe,
-                    edit=ls.workspace_edit(linted, d.fix.edits),
-                ))
+                actions.append(
+                    types.CodeAction(
+                        title=f"{title} ({d.code}{', unsafe fix' if unsafe else ''})",
+                        kind=types.CodeActionKind.QuickFix,
+                        diagnostics=[lsp],
+                        is_preferred=not unsafe,
+                        edit=ls.workspace_edit(linted, d.fix.edits),
+                    )
+                )
         for i in chosen:
             d, lsp = findings[i], linted.diagnostics[i]
             if d.code in UNSUPPRESSIBLE or (d.line, d.code) in suppressed:
@@ -444,15 +467,18 @@ def create_server():
             if edit is None:
                 continue
             suppressed.add((d.line, d.code))
-            actions.append(types.CodeAction(
-                title=f"Suppress {d.code} on this line",
-                kind=types.CodeActionKind.QuickFix,
-                diagnostics=[lsp],
-                edit=ls.workspace_edit(linted, [edit]),
-            ))
+            actions.append(
+                types.CodeAction(
+                    title=f"Suppress {d.code} on this line",
+                    kind=types.CodeActionKind.QuickFix,
+                    diagnostics=[lsp],
+                    edit=ls.workspace_edit(linted, [edit]),
+                )
+            )
         return actions or None
 
     if os.environ.get(DEBUG_ENV):
+
         @server.command("gradlint.debug")
         def debug(ls: GradlintServer, *args):
             """What the tests check from inside: no torch, linting off the event loop."""
@@ -474,7 +500,11 @@ def _index_of(diag, linted: Linted) -> int | None:
     data = diag.data
     if isinstance(data, dict) and data.get("version") == linted.version:
         index = data.get("index")
-        if isinstance(index, int) and 0 <= index < len(linted.diagnostics) and linted.diagnostics[index].code == diag.code:
+        if (
+            isinstance(index, int)
+            and 0 <= index < len(linted.diagnostics)
+            and linted.diagnostics[index].code == diag.code
+        ):
             return index
     for i, d in enumerate(linted.diagnostics):  # clients that do not keep ``data``
         if d.code == diag.code and d.range == diag.range:
@@ -494,7 +524,9 @@ def main() -> None:
     try:
         server = create_server()
     except ImportError as exc:
-        sys.stderr.write(f"gradlint: error: the language server needs pygls ({exc.name or exc}): {install_hint('lsp')}\n")
+        sys.stderr.write(
+            f"gradlint: error: the language server needs pygls ({exc.name or exc}): {install_hint('lsp')}\n"
+        )
         raise SystemExit(2) from None
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     server.start_io()

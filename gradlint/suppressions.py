@@ -56,8 +56,9 @@ class Directive:
         return None
 
 
-def _comments(text: str, lines: set[int], src_lines: list[str] | None = None,
-              tree: ast.AST | None = None) -> list[tuple[int, int, str]]:
+def _comments(
+    text: str, lines: set[int], src_lines: list[str] | None = None, tree: ast.AST | None = None
+) -> list[tuple[int, int, str]]:
     """(line, 0-based column, comment text) of the real comments on ``lines``.
 
     With the parsed tree, each line is tokenized on its own: a line that no string of several
@@ -125,15 +126,27 @@ def parse_directives(text: str, lines: list[str], tree: ast.AST | None = None) -
             kind = m.group("kind").lower()
             raw = m.group("codes")
             codes = tuple(c for c in re.split(r"[\s,]+", raw or "") if c)
-            d = Directive(kind, line, col + m.start() + 1, col + m.end() + 1, codes,
-                          comment=comment, comment_column=col + 1)
+            d = Directive(
+                kind, line, col + m.start() + 1, col + m.end() + 1, codes, comment=comment, comment_column=col + 1
+            )
             d.first, d.last = line, scopes.get(line, line)
             found.append(d)
         m = _NOQA.search(comment)
         if m is not None:
             codes = tuple(c for c in re.split(r"[\s,]+", m.group("codes") or "") if c)
-            found.append(Directive("noqa", line, col + m.start() + 1, col + m.end() + 1, codes, line, line,
-                                   comment=comment, comment_column=col + 1))
+            found.append(
+                Directive(
+                    "noqa",
+                    line,
+                    col + m.start() + 1,
+                    col + m.end() + 1,
+                    codes,
+                    line,
+                    line,
+                    comment=comment,
+                    comment_column=col + 1,
+                )
+            )
     return found
 
 
@@ -149,7 +162,9 @@ def suppressing(directives: list[Directive], code: str, name: str, line: int) ->
     return hit
 
 
-def unused(directive: Directive, enabled_codes: set[str], known: dict[str, str], everything: bool = True) -> tuple[list[str], list[str]]:
+def unused(
+    directive: Directive, enabled_codes: set[str], known: dict[str, str], everything: bool = True
+) -> tuple[list[str], list[str]]:
     """(codes that hid nothing, codes that name no rule) of one directive.
 
     Only gradlint's own codes are judged: ``# noqa: E501`` belongs to another tool, and a
@@ -190,7 +205,7 @@ def removal(directive: Directive, drop: list[str], line_text: str):
         return start, end, text
     c0 = directive.comment_column
     before = directive.comment[: start - c0]
-    after = directive.comment[end - c0:]
+    after = directive.comment[end - c0 :]
     rest = (before + after).strip()
     if rest.strip("#").strip() == "":
         # the comment held only this directive: remove it and the spaces before it

@@ -36,7 +36,7 @@ def split_lines_keepends(text: str) -> list[str]:
     """The lines with their line breaks, broken where Python breaks them."""
     out, start = [], 0
     for m in LINE_BREAK.finditer(text):
-        out.append(text[start:m.end()])
+        out.append(text[start : m.end()])
         start = m.end()
     if start < len(text):
         out.append(text[start:])
@@ -72,8 +72,9 @@ def source_lines(path: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- writing files
-def write_atomic(path: str, new_bytes: bytes, original_bytes: bytes | None = None, durable: bool = True,
-                 keep_links: bool = True) -> bool:
+def write_atomic(
+    path: str, new_bytes: bytes, original_bytes: bytes | None = None, durable: bool = True, keep_links: bool = True
+) -> bool:
     """Write ``new_bytes`` to ``path`` atomically: a temporary file in the same folder, renamed
     over it (``os.replace``), so a reader sees the old content or the new, never a part.
 

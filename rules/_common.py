@@ -32,7 +32,12 @@ def training_target(loop, clip=None, length=None) -> tuple:
         return ()
     kind, qualname = loop.model
     module, _, name = qualname.rpartition(".")
-    target = [("model", name if kind == "import" else qualname), ("layers", ()), ("expect", "recurrent-exploding"), ("clip", clip)]
+    target = [
+        ("model", name if kind == "import" else qualname),
+        ("layers", ()),
+        ("expect", "recurrent-exploding"),
+        ("clip", clip),
+    ]
     if length:
         target.append(("length", int(length)))  # the sequence length the code trains on
     if kind == "import":
@@ -52,7 +57,12 @@ def flow_names(h) -> str:
     return describe_names(h.layers[0].name, h.layers[-1].name)
 
 
-_DIRECTION = {"vanishing": "vanishes", "exploding": "explodes", "dead": "is exactly 0 below a dead layer", "none": "is healthy"}
+_DIRECTION = {
+    "vanishing": "vanishes",
+    "exploding": "explodes",
+    "dead": "is exactly 0 below a dead layer",
+    "none": "is healthy",
+}
 
 
 def flow_direction(h) -> str:
@@ -70,28 +80,40 @@ def flow_sentence(h) -> str:
     vanishing = str(h.hazard) == "vanishing"
     if test == "ratio":
         if vanishing:
-            return (f"{first} gets about {n.ratio:.1e} of the weight gradient {last} gets "
-                    f"(‖∇W‖ ratio; vanishing below {T['vanishing-ratio']:.0e})")
-        return (f"{first} gets about {n.ratio:.1e} times the weight gradient {last} gets "
-                f"(‖∇W‖ ratio; exploding above {T['exploding-ratio']:g})")
+            return (
+                f"{first} gets about {n.ratio:.1e} of the weight gradient {last} gets "
+                f"(‖∇W‖ ratio; vanishing below {T['vanishing-ratio']:.0e})"
+            )
+        return (
+            f"{first} gets about {n.ratio:.1e} times the weight gradient {last} gets "
+            f"(‖∇W‖ ratio; exploding above {T['exploding-ratio']:g})"
+        )
     if test == "first":
-        limit = f"vanishing below {T['vanishing-absolute']:.0e}" if vanishing else f"exploding above {T['exploding-absolute']:.0e}"
+        limit = (
+            f"vanishing below {T['vanishing-absolute']:.0e}"
+            if vanishing
+            else f"exploding above {T['exploding-absolute']:.0e}"
+        )
         return f"the weight gradient of {first} has a norm of about {n.first:.1e} ({limit})"
     if test == "total":
-        return (f"the gradient of all the weights together has a norm of about {n.total:.1e} "
-                f"(exploding above {T['exploding-total']:.0e})")
+        return (
+            f"the gradient of all the weights together has a norm of about {n.total:.1e} "
+            f"(exploding above {T['exploding-total']:.0e})"
+        )
     if test == "overflow":
         return "activations overflow float32, so the output and every gradient are inf or NaN"
     if test == "dead":
-        return (f"with a probability of about {n.dead:.0%} every unit of some layer is 0 for the whole "
-                f"batch, so every gradient below it is exactly 0")
+        return (
+            f"with a probability of about {n.dead:.0%} every unit of some layer is 0 for the whole "
+            f"batch, so every gradient below it is exactly 0"
+        )
     return ""
 
 
 #: the levels of a finding judged by the flow model (:func:`flow_severity`)
 FLOW_SEVERITIES = {
     "error": "the predicted gradient is more than 100x beyond its threshold, overflows float32, or the net is dead "
-             "with a probability over 90 %",
+    "with a probability over 90 %",
     "warning": "the prediction is beyond its threshold, by less than that",
 }
 
@@ -110,11 +132,14 @@ def flow_severity(h) -> str:
         return "warning"
     if kind == "vanishing":
         far = (n.ratio is not None and n.ratio < T["vanishing-ratio"] / 100) or (
-            n.first is not None and n.first < T["vanishing-absolute"] / 100)
+            n.first is not None and n.first < T["vanishing-absolute"] / 100
+        )
     else:
-        far = (n.first is not None and n.first > T["exploding-absolute"] * 100) or (
-            n.total is not None and n.total > T["exploding-total"] * 100) or (
-            n.ratio is not None and n.ratio > T["exploding-ratio"] * 100)
+        far = (
+            (n.first is not None and n.first > T["exploding-absolute"] * 100)
+            or (n.total is not None and n.total > T["exploding-total"] * 100)
+            or (n.ratio is not None and n.ratio > T["exploding-ratio"] * 100)
+        )
     return "error" if far else "warning"
 
 
@@ -125,9 +150,18 @@ def flow_confidence(graph, h) -> str:
 def flow_report(ctx, graph, h, span, message, help, related=(), severity=None) -> None:
     """Report one flow hazard with its class, its prediction and what --dynamic measures."""
     expect = str(h.hazard) if str(h.hazard) in ("vanishing", "exploding", "dead") else None
-    ctx.report(span, message, severity=severity or flow_severity(h), confidence=flow_confidence(graph, h),
-               help=help, related=tuple(related), layers=(h.layers[0].name, h.layers[-1].name), expect=expect,
-               hazard=h.hazard, prediction=h.prediction())
+    ctx.report(
+        span,
+        message,
+        severity=severity or flow_severity(h),
+        confidence=flow_confidence(graph, h),
+        help=help,
+        related=tuple(related),
+        layers=(h.layers[0].name, h.layers[-1].name),
+        expect=expect,
+        hazard=h.hazard,
+        prediction=h.prediction(),
+    )
 
 
 def flow_related(ctx, h) -> list:

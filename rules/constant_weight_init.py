@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from gradlint.graph import catalog
 from gradlint.diagnostics import Fix
 from gradlint.flow.hazards import Cause
+from gradlint.graph import catalog
 from gradlint.rule import Rule
 from gradlint.rules._common import confidence_of, describe_names, flow_direction, flow_hazards, flow_sentence
 
@@ -109,7 +109,8 @@ class ConstantWeightInit(Rule):
         "    def forward(self, x):\n        return self.b(self.a(x).relu())\n",
         # zero-initialized output head
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.head = nn.Linear(8, 2)\n        nn.init.zeros_(self.head.weight)\n"
+        "        self.a = nn.Linear(8, 8)\n        self.head = nn.Linear(8, 2)\n       "
+        " nn.init.zeros_(self.head.weight)\n"
         "    def forward(self, x):\n        return self.head(self.a(x).relu())\n",
         # normalization weights set to one
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -129,7 +130,8 @@ class ConstantWeightInit(Rule):
         "    def init(self, m):\n        if isinstance(m, nn.Linear):\n            nn.init.constant_(m.weight, 0.5)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # fill_ under no_grad
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 2)\n"
         "        with torch.no_grad():\n            self.a.weight.fill_(0.1)\n"
         "    def forward(self, x):\n        return self.b(torch.tanh(self.a(x)))\n",
@@ -139,7 +141,8 @@ class ConstantWeightInit(Rule):
         "        for name, p in self.named_parameters():\n            nn.init.zeros_(p)\n"
         "    def forward(self, x):\n        return self.b(self.a(x).relu())\n",
         # raw parameter from torch.ones
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.w1 = nn.Parameter(torch.ones(8, 8))\n        self.w2 = nn.Parameter(torch.randn(8, 2))\n"
         "    def forward(self, x):\n        return torch.relu(x @ self.w1) @ self.w2\n",
     ]
@@ -175,29 +178,59 @@ class ConstantWeightInit(Rule):
             biases_constant = all(self._bias_constant(graph, l) for l in layers)
             kinds = sorted({l.kind for l in layers})
             what = f"nn.{kinds[0]}" if len(kinds) == 1 and layers[0].category != "parameter" else "layer"
-            where = layers[0].name if len(layers) == 1 else f"{len(layers)} {what} weights ({describe_names(layers[0].name, layers[-1].name)})"
+            where = (
+                layers[0].name
+                if len(layers) == 1
+                else f"{len(layers)} {what} weights ({describe_names(layers[0].name, layers[-1].name)})"
+            )
             value = "zero" if init.value == 0.0 else "constant"
             if init.value == 0.0:
                 effect = "the gradient to the layers before it is zero, and its units stay identical to each other"
                 severity = "error"
             elif biases_constant:
-                effect = "its units start identical and get identical gradients, so they stay identical: the layer works as one unit"
+                effect = (
+                    "its units start identical and get identical gradients, so they stay identical: "
+                    "the layer works as one unit"
+                )
                 severity = "error"
             else:
-                effect = "only the random biases tell its units apart, so they start nearly identical and learn nearly alike"
+                effect = (
+                    "only the random biases tell its units apart, so they start nearly identical and learn nearly alike"
+                )
                 severity = "warning"
             feed = "feeds" if len(layers) == 1 else "feed"
             message = f"{value} init `{text}` on {where}, which {feed} other layers: {effect}"
             remedy, fix = self._remedy(graph, layers[0], init, ctx)
-            related = tuple(ctx.related(l.span, f"{l.name} = nn.{l.kind}(...)" if l.category != "parameter" else f"{l.name} = nn.Parameter(...)") for l in layers[:8])
-            flow = next((h for h in flow_hazards(graph, Cause.CONSTANT_INIT)
-                         if set(h.detail.get("layers", ())) & {l.name for l in layers}), None)
+            related = tuple(
+                ctx.related(
+                    l.span,
+                    f"{l.name} = nn.{l.kind}(...)" if l.category != "parameter" else f"{l.name} = nn.Parameter(...)",
+                )
+                for l in layers[:8]
+            )
+            flow = next(
+                (
+                    h
+                    for h in flow_hazards(graph, Cause.CONSTANT_INIT)
+                    if set(h.detail.get("layers", ())) & {l.name for l in layers}
+                ),
+                None,
+            )
             if flow is not None:
                 message += f"; {flow_direction(flow)} at init — {flow_sentence(flow)}"
-            ctx.report(init.span, message, severity=severity, confidence=confidence, help=remedy, related=related, fix=fix,
-                       layers=tuple(l.name for l in layers), expect="starved" if severity == "warning" else "symmetric",
-                       hazard=flow.hazard if flow is not None else "none",
-                       prediction=flow.prediction() if flow is not None else ())
+            ctx.report(
+                init.span,
+                message,
+                severity=severity,
+                confidence=confidence,
+                help=remedy,
+                related=related,
+                fix=fix,
+                layers=tuple(l.name for l in layers),
+                expect="starved" if severity == "warning" else "symmetric",
+                hazard=flow.hazard if flow is not None else "none",
+                prediction=flow.prediction() if flow is not None else (),
+            )
 
     @staticmethod
     def _bias_constant(graph, layer) -> bool:
@@ -214,11 +247,16 @@ class ConstantWeightInit(Rule):
         info = catalog.activation_info(act)
         if info is not None:
             name, keywords = "xavier_uniform_", ()
-            help = f"use `nn.init.xavier_uniform_(…weight)`, which matches the {act} activation; keep constants for biases"
+            help = (
+                f"use `nn.init.xavier_uniform_(…weight)`, which matches the {act} activation; keep constants for biases"
+            )
         else:
             nonlinearity = "leaky_relu" if act == "leaky_relu" else "relu"
             name, keywords = "kaiming_normal_", (("nonlinearity", nonlinearity),)
-            help = f"use `nn.init.kaiming_normal_(…weight, nonlinearity=\"{nonlinearity}\")` (Xavier for sigmoid/tanh); keep constants for biases"
+            help = (
+                f'use `nn.init.kaiming_normal_(…weight, nonlinearity="{nonlinearity}")` (Xavier for sigmoid/tanh); '
+                "keep constants for biases"
+            )
         fix = None
         # ``nn.init.constant_(w, c)`` / ``constant_(w, c)`` (imported from torch.nn.init) /
         # ``w.fill_(c)``, ``w.zero_()``; a constant tensor inside ``nn.Parameter(...)`` is not rewritten
@@ -229,7 +267,8 @@ class ConstantWeightInit(Rule):
                 spelled = f"nn.init.{name}"
             extra = "".join(f", {k}={v!r}".replace("'", '"') for k, v in keywords)
             fix = Fix(
-                f"replace with `{spelled}({init.target}{extra})`", "unsafe",
+                f"replace with `{spelled}({init.target}{extra})`",
+                "unsafe",
                 data=(("initializer", name), ("keywords", keywords), ("form", "call" if init.callee else "method")),
             )
         return help, fix

@@ -3,8 +3,15 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_layer_count, flow_matched_init, flow_names,
-    flow_related, flow_report, flow_sentence,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_layer_count,
+    flow_matched_init,
+    flow_names,
+    flow_related,
+    flow_report,
+    flow_sentence,
 )
 
 _SCHEME_NAMES = {
@@ -107,11 +114,13 @@ class InitActivationMismatch(Rule):
         "    def forward(self, x):\n        return self.net(x)\n",
         # default init but shallow
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))\n"
+        "        self.net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64,"
+        " 10))\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # default init, deep, but normalized
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())])\n"
+        "        self.net = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64),"
+        " nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.net(x)\n",
     ]
     INVALID = [
@@ -121,9 +130,11 @@ class InitActivationMismatch(Rule):
         "        for l in self.layers:\n            nn.init.xavier_uniform_(l.weight)\n"
         "    def forward(self, x):\n        for l in self.layers:\n            x = l(x).relu()\n        return x\n",
         # default init, deep tanh
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n=24):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n=24):\n       "
+        " super().__init__()\n"
         "        self.layers = nn.ModuleList([nn.Linear(128, 128) for _ in range(n)])\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = torch.tanh(l(x))\n        return x\n",
+        "    def forward(self, x):\n        for l in self.layers:\n            x = torch.tanh(l(x))\n        return"
+        " x\n",
     ]
 
     def check(self, graph, ctx) -> None:
@@ -136,12 +147,16 @@ class InitActivationMismatch(Rule):
             explicit = next((i for i in inits if i is not None and i.span is not None), None)
             span = explicit.span if explicit is not None else h.layers[0].span
             matched, remedy = flow_matched_init(graph, h)
-            cured = (f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
-                     if h.cured is not None and h.cured.ratio is not None else "")
+            cured = (
+                f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
+                if h.cured is not None and h.cured.ratio is not None
+                else ""
+            )
             n, act, detail = flow_layer_count(graph, h)
             message = (
                 f"{n} {act} layers ({flow_names(h)}{detail}) with {'/'.join(names)} init: "
                 f"{flow_direction(h)} — {flow_sentence(h)}{cured}"
             )
-            flow_report(ctx, graph, h, span, message, remedy + ", or add normalization between the layers",
-                        flow_related(ctx, h))
+            flow_report(
+                ctx, graph, h, span, message, remedy + ", or add normalization between the layers", flow_related(ctx, h)
+            )

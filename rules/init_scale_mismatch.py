@@ -4,8 +4,15 @@ from gradlint.flow.hazards import FIXED_SCALE, Cause
 from gradlint.flow.propagate import weight_moments
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_layer_count, flow_matched_init, flow_names,
-    flow_related, flow_report, flow_sentence,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_layer_count,
+    flow_matched_init,
+    flow_names,
+    flow_related,
+    flow_report,
+    flow_sentence,
 )
 
 
@@ -94,8 +101,10 @@ class InitScaleMismatch(Rule):
     VALID = [
         # std 0.02 between LayerNorms (transformer style)
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(768, 768), nn.LayerNorm(768), nn.GELU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n                m.weight.data.normal_(0.0, 0.02)\n"
+        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(768, 768), nn.LayerNorm(768),"
+        " nn.GELU())])\n"
+        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
+        " m.weight.data.normal_(0.0, 0.02)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # std 1 on two layers only
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -110,14 +119,17 @@ class InitScaleMismatch(Rule):
     ]
     INVALID = [
         # raw parameters from torch.randn, ReLU
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        for i in range(6):\n            setattr(self, f'w{i}', nn.Parameter(torch.randn(128, 128)))\n"
-        "    def forward(self, x):\n        for i in range(5):\n            x = torch.relu(x @ getattr(self, f'w{i}'))\n"
+        "    def forward(self, x):\n        for i in range(5):\n            x = torch.relu(x @ getattr(self,"
+        " f'w{i}'))\n"
         "        return x @ self.w5\n",
         # std 0.01 on a deep tanh stack
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(100, 100), nn.Tanh())])\n"
-        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n                nn.init.normal_(m.weight, std=0.01)\n"
+        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.normal_(m.weight, std=0.01)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
     ]
 
@@ -133,10 +145,17 @@ class InitScaleMismatch(Rule):
             layer, init = fixed[0]
             scale = init_scale(graph, layer)
             matched, remedy = flow_matched_init(graph, h)
-            scale_text = (f" (std × √fan_in = {scale:.2g} per layer, where about 1, or √2 before a ReLU, keeps the "
-                          f"signal's scale)" if scale is not None else "")
-            cured = (f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
-                     if h.cured is not None and h.cured.ratio is not None else "")
+            scale_text = (
+                f" (std × √fan_in = {scale:.2g} per layer, where about 1, or √2 before a ReLU, keeps the "
+                f"signal's scale)"
+                if scale is not None
+                else ""
+            )
+            cured = (
+                f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
+                if h.cured is not None and h.cured.ratio is not None
+                else ""
+            )
             n, act, detail = flow_layer_count(graph, h)
             message = (
                 f"fixed-scale init `{init.text}`{scale_text} on {n} {act} layers "

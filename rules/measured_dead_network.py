@@ -73,4 +73,3 @@ class MeasuredDeadNetwork(Rule):
     name = "measured-dead-network"
     severity = "error"
     summary = "a real backward pass measures no gradient below the last layer, and no static finding predicted it"
-

@@ -68,4 +68,3 @@ class MeasuredExplodingGradient(Rule):
     name = "measured-exploding-gradient"
     severity = "error"
     summary = "a real backward pass measures an exploding gradient that no static finding predicted"
-

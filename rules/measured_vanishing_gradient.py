@@ -72,4 +72,3 @@ class MeasuredVanishingGradient(Rule):
     name = "measured-vanishing-gradient"
     severity = "error"
     summary = "a real backward pass measures a vanishing gradient that no static finding predicted"
-

@@ -106,14 +106,20 @@ class MisplacedGradientClipping(Rule):
                     else "the update has already used the unclipped gradients"
                 )
                 fix = Fix(
-                    "move the clipping to right after `backward()`", self.fix_safety,
+                    "move the clipping to right after `backward()`",
+                    self.fix_safety,
                     data=(("backward", _where(ctx, loop.events[b].span)), ("step", _where(ctx, loop.events[s].span))),
                 )
                 ctx.report(
-                    clip.span, f"`{clip.text}` runs {where} (`{loop.events[s].text}`): {effect}",
+                    clip.span,
+                    f"`{clip.text}` runs {where} (`{loop.events[s].text}`): {effect}",
                     help="move the clipping between `backward()` and the optimizer step",
-                    related=(ctx.related(loop.events[b].span, "backward() here"), ctx.related(loop.events[s].span, "update here")),
-                    target=training_target(loop), fix=fix,
+                    related=(
+                        ctx.related(loop.events[b].span, "backward() here"),
+                        ctx.related(loop.events[s].span, "update here"),
+                    ),
+                    target=training_target(loop),
+                    fix=fix,
                 )
                 continue
             for clip in between:

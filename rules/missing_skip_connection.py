@@ -80,7 +80,8 @@ class MissingSkipConnection(Rule):
     VALID = [
         # VGG-19 depth
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(19) for m in (nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())])\n"
+        "        self.f = nn.Sequential(*[m for _ in range(19) for m in (nn.Conv2d(8, 8, 3, padding=1),"
+        " nn.BatchNorm2d(8), nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.f(x)\n",
         # deep but residual
         "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -92,7 +93,8 @@ class MissingSkipConnection(Rule):
     ]
     INVALID = [
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=40):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU())])\n"
+        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.LayerNorm(64),"
+        " nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.f(x)\n",
     ]
 
@@ -112,8 +114,11 @@ class MissingSkipConnection(Rule):
             f"(the degradation problem); the limit is {limit}"
         )
         ctx.report(
-            first.span, message, confidence=confidence_of(graph),
+            first.span,
+            message,
+            confidence=confidence_of(graph),
             help="add residual connections (`x = x + block(x)`) around groups of layers",
             related=(ctx.related(last.span, f"{last.name}: layer {path.depth} of the path"),),
-            layers=(first.name, last.name), expect="degradation",
+            layers=(first.name, last.name),
+            expect="degradation",
         )

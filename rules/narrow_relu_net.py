@@ -3,7 +3,12 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_names, flow_report, flow_sentence,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_names,
+    flow_report,
+    flow_sentence,
 )
 
 
@@ -87,12 +92,14 @@ class NarrowReluNet(Rule):
         # wide
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.f = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(64, 64), nn.ReLU())])\n"
-        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n                nn.init.kaiming_normal_(m.weight)\n"
+        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.kaiming_normal_(m.weight)\n"
         "    def forward(self, x):\n        return self.f(x)\n",
         # narrow but leaky
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.f = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(4, 4), nn.LeakyReLU())])\n"
-        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n                nn.init.kaiming_normal_(m.weight)\n"
+        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.kaiming_normal_(m.weight)\n"
         "    def forward(self, x):\n        return self.f(x)\n",
     ]
     INVALID = [
@@ -107,18 +114,39 @@ class NarrowReluNet(Rule):
         for h in flow_hazards(graph, Cause.NARROW_WIDTH):
             node = h.nodes[0] if h.nodes else None
             width = h.detail.get("width")
-            depth = sum(1 for n in graph.nodes() if n.op == "layer" and graph.activation_of(n) in ("relu", "relu6", "threshold", "hardtanh"))
+            depth = sum(
+                1
+                for n in graph.nodes()
+                if n.op == "layer" and graph.activation_of(n) in ("relu", "relu6", "threshold", "hardtanh")
+            )
             dead_p = h.profile.dead_probability
-            born = (f"; with a probability of about {dead_p:.0%} some layer is 0 for every example, and the "
-                    f"layers before it get no gradient" if str(h.hazard) != "dead" else "")
+            born = (
+                f"; with a probability of about {dead_p:.0%} some layer is 0 for every example, and the "
+                f"layers before it get no gradient"
+                if str(h.hazard) != "dead"
+                else ""
+            )
             message = (
                 f"{depth} ReLU layers of width {width if width else '?'} ({flow_names(h)}) are likely born dead: "
                 f"{flow_direction(h)} — {flow_sentence(h)}{born}"
             )
             layer = graph.layer_of(node) if node is not None else None
             span = h.layers[0].span
-            related = [ctx.related(layer.span if not layer.functional else node.span,
-                                   f"{layer.name}: the layer most likely dead")] if layer is not None else []
-            flow_report(ctx, graph, h, span, message,
-                        "widen the layers, use LeakyReLU/ELU, or add normalization or skip connections",
-                        related)
+            related = (
+                [
+                    ctx.related(
+                        layer.span if not layer.functional else node.span, f"{layer.name}: the layer most likely dead"
+                    )
+                ]
+                if layer is not None
+                else []
+            )
+            flow_report(
+                ctx,
+                graph,
+                h,
+                span,
+                message,
+                "widen the layers, use LeakyReLU/ELU, or add normalization or skip connections",
+                related,
+            )

@@ -3,7 +3,13 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_names, flow_related, flow_report, flow_sentence,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_names,
+    flow_related,
+    flow_report,
+    flow_sentence,
 )
 
 
@@ -109,16 +115,19 @@ class NormalizedPlainStack(Rule):
     VALID = [
         # shallow
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())])\n"
+        "        self.f = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64),"
+        " nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.f(x)\n",
         # deep LayerNorm + ReLU keeps a gain near 1
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(40) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU())])\n"
+        "        self.f = nn.Sequential(*[m for _ in range(40) for m in (nn.Linear(64, 64), nn.LayerNorm(64),"
+        " nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.f(x)\n",
     ]
     INVALID = [
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=40):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())])\n"
+        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64),"
+        " nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.f(x)\n",
     ]
 
@@ -132,6 +141,12 @@ class NormalizedPlainStack(Rule):
                 f"{len(h.layers)} weighted layers ({flow_names(h)}) normalized by {kinds} but with no skip "
                 f"connection: {flow_direction(h)} — {flow_sentence(h)}"
             )
-            flow_report(ctx, graph, h, h.layers[0].span, message,
-                        "add residual connections (`x = x + block(x)`) around the normalized blocks",
-                        flow_related(ctx, h))
+            flow_report(
+                ctx,
+                graph,
+                h,
+                h.layers[0].span,
+                message,
+                "add residual connections (`x = x + block(x)`) around the normalized blocks",
+                flow_related(ctx, h),
+            )

@@ -86,14 +86,17 @@ class OverflowingActivation(Rule):
         # softplus grows linearly
         "import torch.nn as nn\nimport torch.nn.functional as F\nclass M(nn.Module):\n    def __init__(self):\n"
         "        super().__init__()\n        self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10)])\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = F.softplus(l(x))\n        return x\n",
+        "    def forward(self, x):\n        for l in self.layers:\n            x = F.softplus(l(x))\n        return"
+        " x\n",
         # one exp at the output (a rate, a variance) is fine
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.a = nn.Linear(16, 16)\n        self.b = nn.Linear(16, 1)\n"
         "    def forward(self, x):\n        return torch.exp(self.b(torch.relu(self.a(x))))\n",
     ]
     INVALID = [
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10)])\n"
         "    def forward(self, x):\n        for l in self.layers:\n            x = torch.exp(l(x))  # error: GL103\n"
         "        return x\n",
@@ -116,8 +119,14 @@ class OverflowingActivation(Rule):
                 f"{len(chain)} `{act}` activations between layers: {flow_direction(h)} — {flow_sentence(h)}{where}"
             )
             span = node.span or (layer.span if layer else graph.span)
-            flow_report(ctx, graph, h, span, message,
-                        "use a bounded or linearly growing activation (softplus, ReLU, tanh), or bound the input of `exp`")
+            flow_report(
+                ctx,
+                graph,
+                h,
+                span,
+                message,
+                "use a bounded or linearly growing activation (softplus, ReLU, tanh), or bound the input of `exp`",
+            )
 
 
 def _ordinal(n: int) -> str:

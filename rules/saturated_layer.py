@@ -59,7 +59,8 @@ class SaturatedLayer(Rule):
     ```
 
     ## References
-    - LeCun, Bottou, Orr & Müller, *Efficient BackProp*, 1998 (§4.6: initialize so that the sigmoid is in its linear region)
+    - LeCun, Bottou, Orr & Müller, *Efficient BackProp*, 1998 (§4.6: initialize so that the
+      sigmoid is in its linear region)
     - Glorot & Bengio, *Understanding the difficulty of training deep feedforward neural networks*, AISTATS 2010
     """
 
@@ -72,19 +73,24 @@ class SaturatedLayer(Rule):
     VALID = [
         # Xavier keeps tanh in its linear range
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(100, 50)\n        self.b = nn.Linear(50, 1)\n        nn.init.xavier_uniform_(self.a.weight)\n"
+        "        self.a = nn.Linear(100, 50)\n        self.b = nn.Linear(50, 1)\n       "
+        " nn.init.xavier_uniform_(self.a.weight)\n"
         "    def forward(self, x):\n        return self.b(self.a(x).tanh())\n",
         # N(0, 1) over a fan-in of 4 is not saturated
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(4, 50)\n        self.b = nn.Linear(50, 1)\n        nn.init.normal_(self.a.weight, 0, 1)\n"
+        "        self.a = nn.Linear(4, 50)\n        self.b = nn.Linear(50, 1)\n        nn.init.normal_(self.a.weight,"
+        " 0, 1)\n"
         "    def forward(self, x):\n        return self.b(self.a(x).tanh())\n",
         # a sigmoid gate is meant to be bounded
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(100, 100)\n        self.g = nn.Linear(100, 100)\n        nn.init.normal_(self.g.weight, 0, 1)\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
+        "        self.a = nn.Linear(100, 100)\n        self.g = nn.Linear(100, 100)\n       "
+        " nn.init.normal_(self.g.weight, 0, 1)\n"
         "    def forward(self, x):\n        return self.a(x) * torch.sigmoid(self.g(x))\n",
     ]
     INVALID = [
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.W1 = nn.Linear(64, 32)\n        self.W2 = nn.Linear(32, 10)\n"
         "        nn.init.normal_(self.W1.weight, mean=0.0, std=1.0)  # warning: GL104\n"
         "    def forward(self, x):\n        return self.W2(torch.tanh(self.W1(x)))\n",
@@ -104,7 +110,14 @@ class SaturatedLayer(Rule):
             span = init.span if init is not None and init.span is not None else layer.span
             # the claim is about saturation, which one backward pass may not show as a small
             # gradient norm: its hazard class is none (the numbers are still attached)
-            ctx.report(span, message, severity="warning", confidence="inferred" if not graph.unknowns else "heuristic",
-                       help="initialize the weights for the activation (`nn.init.xavier_uniform_(w)` for tanh/sigmoid), "
-                            "or normalize the pre-activations",
-                       layers=tuple(l.name for l in h.layers), hazard="none", prediction=h.prediction())
+            ctx.report(
+                span,
+                message,
+                severity="warning",
+                confidence="inferred" if not graph.unknowns else "heuristic",
+                help="initialize the weights for the activation (`nn.init.xavier_uniform_(w)` for tanh/sigmoid), "
+                "or normalize the pre-activations",
+                layers=tuple(l.name for l in h.layers),
+                hazard="none",
+                prediction=h.prediction(),
+            )

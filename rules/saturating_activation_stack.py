@@ -4,7 +4,13 @@ from gradlint.flow import activations as A
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_names, flow_report, flow_sentence, repeat_related,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_names,
+    flow_report,
+    flow_sentence,
+    repeat_related,
 )
 
 
@@ -106,36 +112,43 @@ class SaturatingActivationStack(Rule):
         "        self.net = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(8, 8), nn.ReLU())])\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # gates are not a stack
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])\n"
         "        self.g = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])\n"
         "    def forward(self, x):\n        for fc, g in zip(self.fc, self.g):\n"
         "            x = torch.relu(fc(x)) * torch.sigmoid(g(x))\n        return x\n",
         # residual connections
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])\n"
-        "    def forward(self, x):\n        for fc in self.fc:\n            x = x + torch.sigmoid(fc(x))\n        return x\n",
+        "    def forward(self, x):\n        for fc in self.fc:\n            x = x + torch.sigmoid(fc(x))\n       "
+        " return x\n",
         # normalization between the layers
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(8, 8), nn.LayerNorm(8), nn.Sigmoid())])\n"
+        "        self.net = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(8, 8), nn.LayerNorm(8),"
+        " nn.Sigmoid())])\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # tanh with Xavier init
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Tanh())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n                nn.init.xavier_normal_(m.weight)\n"
+        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.xavier_normal_(m.weight)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # tanh with the default init, deep: the init is the cause (GL203 reports it)
         "import torch.nn as nn\nDEPTH = 24\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(64, 64), nn.Tanh())])\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # a sigmoid only at the output
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 1)\n"
         "    def forward(self, x):\n        return torch.sigmoid(self.b(torch.relu(self.a(x))))\n",
     ]
     INVALID = [
         # functional sigmoid on explicit attributes
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.fc1 = nn.Linear(8, 8)\n        self.fc2 = nn.Linear(8, 8)\n        self.fc3 = nn.Linear(8, 8)\n"
         "        self.fc4 = nn.Linear(8, 8)\n        self.fc5 = nn.Linear(8, 8)\n"
         "    def forward(self, x):\n        x = torch.sigmoid(self.fc1(x))\n        x = torch.sigmoid(self.fc2(x))\n"
@@ -144,11 +157,13 @@ class SaturatingActivationStack(Rule):
         # depth from a default argument, method activation
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=6):\n        super().__init__()\n"
         "        self.layers = nn.ModuleList([nn.Linear(8, 8) for _ in range(depth)])\n"
-        "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x).sigmoid()\n        return x\n",
+        "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x).sigmoid()\n       "
+        " return x\n",
         # hardsigmoid (derivative 1/6) with Xavier init
         "import torch.nn as nn\nDEPTH = 6\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(8, 8), nn.Hardsigmoid())])\n"
-        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n                nn.init.xavier_uniform_(m.weight)\n"
+        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.xavier_uniform_(m.weight)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
     ]
 
@@ -180,6 +195,12 @@ class SaturatingActivationStack(Rule):
                     seen.add((where.line, where.col))
                     related.append(ctx.related(where, f"{layer.activation} in the stack ({layer.name})"))
             related.extend(repeat_related(ctx, act_layers))
-            flow_report(ctx, graph, h, span, message,
-                        "use a ReLU-family activation, or add normalization or skip connections between the layers",
-                        related)
+            flow_report(
+                ctx,
+                graph,
+                h,
+                span,
+                message,
+                "use a ReLU-family activation, or add normalization or skip connections between the layers",
+                related,
+            )

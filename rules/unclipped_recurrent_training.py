@@ -102,8 +102,9 @@ class UnclippedRecurrentTraining(Rule):
     ## Known problems
     A model passed into the training function is followed to the calls of that function in the
     same file; when it cannot be resolved and every model class of the file is recurrent, the
-    finding is reported with `heuristic` confidence, and otherwise not at all. Trainers that own the loop (Hugging Face `Trainer`,
-    Lightning `Trainer`) are not loops in your code and are not reported.
+    finding is reported with `heuristic` confidence, and otherwise not at all. Trainers that own
+    the loop (Hugging Face `Trainer`, Lightning `Trainer`) are not loops in your code and are not
+    reported.
 
     ## Fix safety
     The fix inserts `torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)` as a
@@ -133,7 +134,7 @@ class UnclippedRecurrentTraining(Rule):
     severity = "warning"
     severities = {
         "error": "the flow model predicts the gradient through time explodes over the sequence length the code uses "
-                 "(100 steps when it does not say)",
+        "(100 steps when it does not say)",
         "warning": "the growth through time is not predicted to explode, or is unknown",
         "info": "the code's own sequence length keeps the predicted gradient through time bounded",
     }
@@ -175,8 +176,10 @@ class UnclippedRecurrentTraining(Rule):
         "import torch\nimport torch.nn as nn\n"
         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.rnn = nn.RNN(4, 4)\n"
         "    def forward(self, x):\n        return self.rnn(x)[0]\n"
-        "def fit(model, data):\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    scaler = torch.cuda.amp.GradScaler()\n"
-        "    for x in data:\n        scaler.scale(model(x).sum()).backward()\n        scaler.step(opt)\n        scaler.update()\n"
+        "def fit(model, data):\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    scaler ="
+        " torch.cuda.amp.GradScaler()\n"
+        "    for x in data:\n        scaler.scale(model(x).sum()).backward()\n        scaler.step(opt)\n       "
+        " scaler.update()\n"
         "fit(Net(), [])\n",
     ]
 
@@ -221,28 +224,39 @@ class UnclippedRecurrentTraining(Rule):
                 what = f"`{model}` ({cls}, imported from {module})"
             else:
                 what = f"`{model}`"
-            how = ("is run as a recurrence (a loop feeds its output state back into it)"
-                   if loop.feeds_back and file.is_recurrent(loop.model) is not True else "contains recurrent layers")
-            message = (
-                f"{what} {how} and is updated by `{step.text}` without gradient "
-                f"clipping after `backward()`"
+            how = (
+                "is run as a recurrence (a loop feeds its output state back into it)"
+                if loop.feeds_back and file.is_recurrent(loop.model) is not True
+                else "contains recurrent layers"
             )
+            message = f"{what} {how} and is updated by `{step.text}` without gradient clipping after `backward()`"
             severity, tail = _judged(file, loop)
             message += tail
             if confidence == "heuristic":
-                message += f" (the trained model is not resolved; this file defines {', '.join(sorted(file.recurrent_classes))})"
+                defined = ", ".join(sorted(file.recurrent_classes))
+                message += f" (the trained model is not resolved; this file defines {defined})"
             fix = None
             if loop.model_text and _DOTTED.match(loop.model_text):
                 fix = Fix(
                     f"insert `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` after `backward()`",
                     self.fix_safety,
-                    data=(("backward", _where(ctx, loop.events[b].span)), ("step", _where(ctx, step.span)), ("model", model)),
+                    data=(
+                        ("backward", _where(ctx, loop.events[b].span)),
+                        ("step", _where(ctx, step.span)),
+                        ("model", model),
+                    ),
                 )
             ctx.report(
-                step.span, message, severity=severity, confidence=confidence, requires=requires,
-                help=f"call `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` between `backward()` and the update",
+                step.span,
+                message,
+                severity=severity,
+                confidence=confidence,
+                requires=requires,
+                help=f"call `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` between `backward()`"
+                f" and the update",
                 related=(ctx.related(loop.events[b].span, "backward() here"),),
-                target=training_target(loop, length=(_length(file, loop) or (None,))[0]), fix=fix,
+                target=training_target(loop, length=(_length(file, loop) or (None,))[0]),
+                fix=fix,
             )
 
     def fix(self, source, diagnostic):
@@ -256,14 +270,19 @@ class UnclippedRecurrentTraining(Rule):
             return None
         lines = []
         receiver = backward.func.value if isinstance(backward.func, libcst.Attribute) else None
-        if receiver is not None and any(a.keyword is None for a in backward.args) and not _is_autograd(source, receiver):
+        if (
+            receiver is not None
+            and any(a.keyword is None for a in backward.args)
+            and not _is_autograd(source, receiver)
+        ):
             # a framework's backward: ``accelerator.backward(loss)`` clips through the framework
             if "accelerator" not in source.code(receiver).lower():
                 return None
             clip, needed = f"{source.code(receiver)}.clip_grad_norm_", None
         else:
             clip, needed = source.spell(
-                "torch.nn.utils.clip_grad_norm_", backward,
+                "torch.nn.utils.clip_grad_norm_",
+                backward,
                 prefer=("torch", "torch.nn", "torch.nn.utils"),
                 same_as=("torch.nn.utils.clip_grad.clip_grad_norm_",),
             )
@@ -324,18 +343,27 @@ def _judged(file, loop) -> tuple[str | None, str]:
             return None, f" (over {length[1].describe(steps)}): its gradients may explode"
         return None, ": its gradients may explode on long sequences"
     tg = dataclasses.replace(tg, steps=steps or R.STEPS, known=steps is not None)
-    over = length[1].describe(tg.steps) if tg.known else (
-        f"{tg.steps} steps (assumed: the code does not say how long its sequences are)")
+    over = (
+        length[1].describe(tg.steps)
+        if tg.known
+        else (f"{tg.steps} steps (assumed: the code does not say how long its sequences are)")
+    )
     per_step = f"its norm is multiplied by {tg.gain:.2g} per step in `{tg.layer}`"
     if tg.growth > THRESHOLDS["exploding-ratio"]:
-        return "error", (f": at init the flow model predicts the gradient through time grows "
-                         f"{tg.growth:.2g}-fold over {over} ({per_step}), so it explodes")
+        return "error", (
+            f": at init the flow model predicts the gradient through time grows "
+            f"{tg.growth:.2g}-fold over {over} ({per_step}), so it explodes"
+        )
     if tg.known:
         grows = "does not grow" if tg.growth <= 1.0 else f"grows at most {tg.growth:.2g}-fold"
-        return "info", (f": over {over}, the flow model predicts the gradient through time {grows} at init "
-                        f"({per_step}); clipping is a safeguard here, not a fix")
-    return None, (f": its gradients may explode on long sequences (at init {per_step}, "
-                  f"but the code does not say how long its sequences are)")
+        return "info", (
+            f": over {over}, the flow model predicts the gradient through time {grows} at init "
+            f"({per_step}); clipping is a safeguard here, not a fix"
+        )
+    return None, (
+        f": its gradients may explode on long sequences (at init {per_step}, "
+        f"but the code does not say how long its sequences are)"
+    )
 
 
 def _where(ctx, span) -> tuple:

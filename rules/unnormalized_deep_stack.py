@@ -3,17 +3,26 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
-    FLOW_SEVERITIES, flow_direction, flow_hazards, flow_layer_count, flow_names, flow_related, flow_report,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_layer_count,
+    flow_names,
+    flow_related,
+    flow_report,
     flow_sentence,
 )
 
-
 #: a taken-over hazard's cause, in words
 _CAUSE_WORDS = {
-    Cause.ACTIVATION: "its activation", Cause.OVERFLOW: "an activation that overflows",
-    Cause.CONSTANT_INIT: "a constant init", Cause.INIT_SCALE: "a fixed-scale init",
-    Cause.INIT_MISMATCH: "an init that does not suit the activation", Cause.RESIDUAL_GROWTH: "unscaled residual branches",
-    Cause.NORM_WITHOUT_SKIPS: "normalization without skip connections", Cause.NARROW_WIDTH: "narrow ReLU layers",
+    Cause.ACTIVATION: "its activation",
+    Cause.OVERFLOW: "an activation that overflows",
+    Cause.CONSTANT_INIT: "a constant init",
+    Cause.INIT_SCALE: "a fixed-scale init",
+    Cause.INIT_MISMATCH: "an init that does not suit the activation",
+    Cause.RESIDUAL_GROWTH: "unscaled residual branches",
+    Cause.NORM_WITHOUT_SKIPS: "normalization without skip connections",
+    Cause.NARROW_WIDTH: "narrow ReLU layers",
 }
 
 
@@ -69,7 +78,9 @@ class UnnormalizedDeepStack(Rule):
     class Tower(nn.Module):
         def __init__(self, depth=64):
             super().__init__()
-            self.net = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(512, 512), nn.LayerNorm(512), nn.GELU())])
+            self.net = nn.Sequential(*[
+                m for _ in range(depth) for m in (nn.Linear(512, 512), nn.LayerNorm(512), nn.GELU())
+            ])
             for m in self.modules():
                 if isinstance(m, nn.Linear):
                     nn.init.kaiming_normal_(m.weight)
@@ -98,29 +109,42 @@ class UnnormalizedDeepStack(Rule):
     summary = "a deep plain stack without normalization or skips: the gradient vanishes or explodes"
     claims = (Cause.DEPTH,)
     #: a stack's gradient hazard whose own rule is switched off is still reported, here
-    takes_over = (Cause.ACTIVATION, Cause.OVERFLOW, Cause.CONSTANT_INIT, Cause.INIT_SCALE, Cause.INIT_MISMATCH,
-                  Cause.RESIDUAL_GROWTH, Cause.NORM_WITHOUT_SKIPS, Cause.NARROW_WIDTH)
+    takes_over = (
+        Cause.ACTIVATION,
+        Cause.OVERFLOW,
+        Cause.CONSTANT_INIT,
+        Cause.INIT_SCALE,
+        Cause.INIT_MISMATCH,
+        Cause.RESIDUAL_GROWTH,
+        Cause.NORM_WITHOUT_SKIPS,
+        Cause.NARROW_WIDTH,
+    )
     options = {"min-layers": 3}
 
     VALID = [
         # 19-layer ReLU with Kaiming
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.net = nn.Sequential(*[m for _ in range(19) for m in (nn.Linear(64, 64), nn.ReLU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n                nn.init.kaiming_normal_(m.weight)\n"
+        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.kaiming_normal_(m.weight)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # deep GELU with LayerNorm
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(64) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.GELU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n                nn.init.kaiming_normal_(m.weight)\n"
+        "        self.net = nn.Sequential(*[m for _ in range(64) for m in (nn.Linear(64, 64), nn.LayerNorm(64),"
+        " nn.GELU())])\n"
+        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
+        " nn.init.kaiming_normal_(m.weight)\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         # deep GELU with residual connections
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.fc = nn.ModuleList([nn.Linear(64, 64) for _ in range(64)])\n"
         "        for m in self.fc:\n            nn.init.kaiming_normal_(m.weight)\n"
-        "    def forward(self, x):\n        for fc in self.fc:\n            x = x + nn.functional.gelu(fc(x))\n        return x\n",
+        "    def forward(self, x):\n        for fc in self.fc:\n            x = x + nn.functional.gelu(fc(x))\n      "
+        "  return x\n",
     ]
     INVALID = [
-        "import torch.nn as nn\nimport torch.nn.functional as F\nclass M(nn.Module):\n    def __init__(self, depth=80):\n        super().__init__()\n"
+        "import torch.nn as nn\nimport torch.nn.functional as F\nclass M(nn.Module):\n    def __init__(self,"
+        " depth=80):\n        super().__init__()\n"
         "        self.fc = nn.ModuleList([nn.Linear(64, 64) for _ in range(depth)])\n"
         "        for m in self.fc:\n            nn.init.kaiming_uniform_(m.weight, nonlinearity='relu')\n"
         "    def forward(self, x):\n        for fc in self.fc:\n            x = F.silu(fc(x))\n        return x\n",
@@ -140,12 +164,19 @@ class UnnormalizedDeepStack(Rule):
             n, act, detail = flow_layer_count(graph, h)
             kind = "" if act == "weighted" else f"{act} "
             message = (
-                f"{n}-layer {'' if h.detail.get('skips') else 'plain '}{kind}stack ({flow_names(h)}{detail}) {without}: "
+                f"{n}-layer {'' if h.detail.get('skips') else 'plain '}{kind}stack ({flow_names(h)}{detail})"
+                f" {without}: "
                 f"{flow_direction(h)} — {flow_sentence(h)}, even with the initializer matched to the activation"
             )
-            flow_report(ctx, graph, h, h.layers[0].span, message,
-                        "add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",
-                        flow_related(ctx, h))
+            flow_report(
+                ctx,
+                graph,
+                h,
+                h.layers[0].span,
+                message,
+                "add normalization (nn.LayerNorm / nn.BatchNorm) between the layers, or residual connections",
+                flow_related(ctx, h),
+            )
         for h in flow_hazards(graph, *ctx.orphaned):
             self._taken_over(graph, ctx, h)
 
@@ -161,6 +192,9 @@ class UnnormalizedDeepStack(Rule):
             f"{n} {act} layers ({flow_names(h)}{detail}): {flow_direction(h)} — {flow_sentence(h)}; "
             f"{who}, which names the cause ({_CAUSE_WORDS.get(h.cause, str(h.cause))}), is not enabled"
         )
-        remedy = (f"see `gradlint rule {owner.code}` for the cause and its remedy" if owner is not None
-                  else "add normalization between the layers, or residual connections")
+        remedy = (
+            f"see `gradlint rule {owner.code}` for the cause and its remedy"
+            if owner is not None
+            else "add normalization between the layers, or residual connections"
+        )
         flow_report(ctx, graph, h, h.layers[0].span, message, remedy, flow_related(ctx, h))

@@ -107,7 +107,8 @@ class UnnormalizedResidualStack(Rule):
     ## References
     - He et al., *Identity Mappings in Deep Residual Networks*, ECCV 2016
     - Zhang, Dauphin & Ma, *Fixup Initialization*, ICLR 2019
-    - Bachlechner et al., *ReZero is All You Need*, 2020; Touvron et al., *Going deeper with Image Transformers* (LayerScale), ICCV 2021
+    - Bachlechner et al., *ReZero is All You Need*, 2020; Touvron et al., *Going deeper with
+      Image Transformers* (LayerScale), ICCV 2021
     """
 
     code = "GL303"
@@ -129,7 +130,8 @@ class UnnormalizedResidualStack(Rule):
         "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
         "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
         # LayerScale
-        "import torch\nimport torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.f = nn.Linear(64, 64)\n        self.gamma = nn.Parameter(1e-4 * torch.ones(64))\n"
         "    def forward(self, x):\n        return x + self.gamma * self.f(x).relu()\n"
         "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -137,7 +139,8 @@ class UnnormalizedResidualStack(Rule):
         "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
         # zero-initialized last layer of each branch
         "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Linear(64, 64)\n        self.g = nn.Linear(64, 64)\n        nn.init.zeros_(self.g.weight)\n"
+        "        self.f = nn.Linear(64, 64)\n        self.g = nn.Linear(64, 64)\n       "
+        " nn.init.zeros_(self.g.weight)\n"
         "    def forward(self, x):\n        return x + self.g(self.f(x).relu())\n"
         "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
@@ -157,21 +160,40 @@ class UnnormalizedResidualStack(Rule):
             if len(merges) < min_blocks:
                 continue
             growth, back = h.detail.get("growth"), h.detail.get("back_growth")
-            grows = (f"activations grow about {growth:.1e}-fold over the {len(merges)} blocks, so "
-                     if growth and growth > 1 else "")
+            grows = (
+                f"activations grow about {growth:.1e}-fold over the {len(merges)} blocks, so "
+                if growth and growth > 1
+                else ""
+            )
             if h.detail.get("normalized") and back and back > 1:
                 # normalized branches keep the stream's growth small; the gradient's is the story
-                grows = (f"the gradient's RMS on the stream grows about {back:.1e}-fold from the last block back to the first "
-                         f"(each block adds its branch's gradient to the skip's), so ")
+                grows = (
+                    f"the gradient's RMS on the stream grows about {back:.1e}-fold from the last block back to the"
+                    f" first "
+                    f"(each block adds its branch's gradient to the skip's), so "
+                )
             if h.detail.get("normalized"):
-                what = (f"{len(merges)} residual blocks whose branches are normalized but not scaled down at init "
-                        f"(each adds a unit-variance branch to the stream)")
-                remedy = ("zero-initialize the last normalization of each branch (torchvision: "
-                          "`zero_init_residual=True`), or scale the branch (LayerScale, 1/sqrt(N))")
+                what = (
+                    f"{len(merges)} residual blocks whose branches are normalized but not scaled down at init "
+                    f"(each adds a unit-variance branch to the stream)"
+                )
+                remedy = (
+                    "zero-initialize the last normalization of each branch (torchvision: "
+                    "`zero_init_residual=True`), or scale the branch (LayerScale, 1/sqrt(N))"
+                )
             else:
                 what = f"{len(merges)} residual blocks with neither normalization nor branch scaling"
-                remedy = ("normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, "
-                          "zero-init its last layer, 1/sqrt(N))")
+                remedy = (
+                    "normalize inside each block (LayerNorm/BatchNorm), or scale the branch (LayerScale, "
+                    "zero-init its last layer, 1/sqrt(N))"
+                )
             message = f"{what}: {flow_direction(h)} — {grows}{flow_sentence(h)}"
-            flow_report(ctx, graph, h, merges[0].span, message, remedy,
-                        [ctx.related(merges[-1].span, f"block {len(merges)} of the run")])
+            flow_report(
+                ctx,
+                graph,
+                h,
+                merges[0].span,
+                message,
+                remedy,
+                [ctx.related(merges[-1].span, f"block {len(merges)} of the run")],
+            )

@@ -61,7 +61,8 @@ class UnusedSuppression(Rule):
         "class Net(nn.Module):\n"
         "    def __init__(self):\n"
         "        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())])  # noqa: GL101\n"
+        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())])  # noqa:"
+        " GL101\n"
         "    def forward(self, x):\n        return self.net(x)\n",
         "import torch\nx = torch.zeros(3)  # noqa: E501\n",
         "import torch\nx = torch.zeros(3)  # noqa\n",

@@ -76,17 +76,22 @@ class VanillaRecurrentCell(Rule):
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.rnn = nn.GRU(8, 8)\n    def forward(self, x):\n        return self.rnn(x)[0]\n",
         # an RNNCell over 5 known steps
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.cell = nn.RNNCell(8, 8)\n"
-        "    def forward(self, x):\n        h = torch.zeros(1, 8)\n        for t in range(5):\n            h = self.cell(x, h)\n        return h\n",
+        "    def forward(self, x):\n        h = torch.zeros(1, 8)\n        for t in range(5):\n            h ="
+        " self.cell(x, h)\n        return h\n",
     ]
     INVALID = [
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.rnn = nn.RNN(8, 8, nonlinearity='relu')\n    def forward(self, x):\n        return self.rnn(x)[0]\n",
+        "        self.rnn = nn.RNN(8, 8, nonlinearity='relu')\n    def forward(self, x):\n        return"
+        " self.rnn(x)[0]\n",
         # an RNNCell over a sequence of unknown length
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
+        " super().__init__()\n"
         "        self.cell = nn.RNNCell(8, 8)\n"
-        "    def forward(self, xs):\n        h = torch.zeros(1, 8)\n        for x in xs:\n            h = self.cell(x, h)\n        return h\n",
+        "    def forward(self, xs):\n        h = torch.zeros(1, 8)\n        for x in xs:\n            h ="
+        " self.cell(x, h)\n        return h\n",
     ]
 
     def check(self, graph, ctx) -> None:
@@ -111,9 +116,16 @@ class VanillaRecurrentCell(Rule):
                 f"{h.detail['chi']:.2g}-fold per step, over {over}, so {flow_sentence(h)}"
             )
             span = init.span if init is not None and init.span is not None else layer.span
-            flow_report(ctx, graph, h, span, message,
-                        "initialize the recurrent weight orthogonally with gain ≤ 1, use nn.LSTM/nn.GRU, and clip the "
-                        "gradient norm in training", [ctx.related(layer.span, f"{layer.name} = nn.{layer.kind}(...)")])
+            flow_report(
+                ctx,
+                graph,
+                h,
+                span,
+                message,
+                "initialize the recurrent weight orthogonally with gain ≤ 1, use nn.LSTM/nn.GRU, and clip the "
+                "gradient norm in training",
+                [ctx.related(layer.span, f"{layer.name} = nn.{layer.kind}(...)")],
+            )
         for layer in graph.layers("recurrent"):
             if layer.name in flowing:
                 continue
@@ -131,13 +143,23 @@ class VanillaRecurrentCell(Rule):
                     continue
                 length = f"over {graph.sequence[1].describe(graph.sequence[0])}"
             elif layer.kind == "RNNCell":
-                length = f"unrolled over {len(apps)} steps" if graph.steps_known(layer) and apps else "over a sequence of unknown length"
+                length = (
+                    f"unrolled over {len(apps)} steps"
+                    if graph.steps_known(layer) and apps
+                    else "over a sequence of unknown length"
+                )
             else:
                 length = "over sequences of unknown length"
             message = (
                 f"{what} has no gates: {length}, the gradient through time vanishes "
                 f"(or explodes when the recurrent weight's largest singular value exceeds 1)"
             )
-            ctx.report(layer.span, message, confidence=confidence_of(graph),
-                       help=f"use nn.{'LSTM' if layer.kind == 'RNN' else 'LSTMCell'} or nn.{'GRU' if layer.kind == 'RNN' else 'GRUCell'}",
-                       layers=(layer.name,), expect="recurrent-vanishing")
+            ctx.report(
+                layer.span,
+                message,
+                confidence=confidence_of(graph),
+                help=f"use nn.{'LSTM' if layer.kind == 'RNN' else 'LSTMCell'} or"
+                f" nn.{'GRU' if layer.kind == 'RNN' else 'GRUCell'}",
+                layers=(layer.name,),
+                expect="recurrent-vanishing",
+            )

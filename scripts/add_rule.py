@@ -118,8 +118,9 @@ def scaffold(name: str, series: str, severity: str, root: Path) -> tuple[Path, P
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("name", help="kebab-case rule name, e.g. deep-gated-stack")
-    ap.add_argument("--series", required=True, help="the code series: GL1 activations, GL2 init, GL3 architecture, "
-                                                    "GL4 training")
+    ap.add_argument(
+        "--series", required=True, help="the code series: GL1 activations, GL2 init, GL3 architecture, GL4 training"
+    )
     ap.add_argument("--severity", default="warning")
     ap.add_argument("--root", type=Path, default=ROOT, help="the repository (default: this one)")
     args = ap.parse_args(argv)

@@ -53,4 +53,6 @@ def run_cli(*args, cwd=None, env=None, input=None):
 
 
 def format_diagnostics(diags) -> str:
-    return "".join(f"  {d.path}:{d.line}:{d.column}: {d.code} [{d.severity}] {d.message}\n" for d in diags) or "  (none)\n"
+    return (
+        "".join(f"  {d.path}:{d.line}:{d.column}: {d.code} [{d.severity}] {d.message}\n" for d in diags) or "  (none)\n"
+    )

@@ -41,8 +41,10 @@ def test_generated_files_parse_build_and_fit_their_input(tmp_path):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
         assert [c.name for c in classes] == ["Net"], m.name
-        assert any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "INPUT_SHAPE" for t in n.targets)
-                   for n in tree.body), m.name
+        assert any(
+            isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "INPUT_SHAPE" for t in n.targets)
+            for n in tree.body
+        ), m.name
         spec = importlib.util.spec_from_file_location(f"acc_test_{m.name}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -50,8 +52,10 @@ def test_generated_files_parse_build_and_fit_their_input(tmp_path):
         torch.manual_seed(0)
         net = module.Net()
         order = []
-        hooks = [mod.register_forward_hook(lambda mod, i, o: order.append(mod) if mod not in order else None)
-                 for _, mod in accuracy.weighted_modules(net)]
+        hooks = [
+            mod.register_forward_hook(lambda mod, i, o: order.append(mod) if mod not in order else None)
+            for _, mod in accuracy.weighted_modules(net)
+        ]
         out = net(torch.randn(shape))
         for h in hooks:
             h.remove()
@@ -73,7 +77,8 @@ def test_a_measured_label_follows_the_convention(tmp_path):
     src = (
         "import torch.nn as nn\nINPUT_SHAPE = (8, 16)\n\n\nclass Net(nn.Module):\n"
         "    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(16, 16), nn.Sigmoid())], nn.Linear(16, 1))\n"
+        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(16, 16), nn.Sigmoid())],"
+        " nn.Linear(16, 1))\n"
         "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n"
         "                nn.init.zeros_(m.weight)\n\n"
         "    def forward(self, x):\n        return self.net(x)\n"

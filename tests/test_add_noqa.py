@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
 from gradlint.engine import lint_source, split_lines
 from gradlint.suppressions import noqa_edits
-
-from test_cli import CONSTANT, SIGMOID_STACK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,7 +55,9 @@ def test_on_the_fixtures_then_check_is_clean_and_a_second_run_changes_nothing(tm
 
 
 def test_codes_join_an_existing_list_and_a_bare_noqa_is_left_alone(tmp_path):
-    text = SIGMOID_STACK.format(noqa="  # noqa: E501") + CONSTANT.format(noqa="  # noqa").replace("import torch.nn as nn\n", "")
+    text = SIGMOID_STACK.format(noqa="  # noqa: E501") + CONSTANT.format(noqa="  # noqa").replace(
+        "import torch.nn as nn\n", ""
+    )
     (tmp_path / "m.py").write_text(text, encoding="utf-8")
     result = gradlint("--add-noqa", "m.py", cwd=tmp_path)
     assert result.exit_code == 0 and "Added 1 noqa directive to 1 file." in result.stderr
@@ -83,8 +84,9 @@ def test_a_line_ending_inside_a_string_is_left_with_a_warning(tmp_path):
     assert gradlint("m.py", cwd=tmp_path).exit_code == 1  # still reported: nothing was hidden
 
 
-@pytest.mark.parametrize("encoding, bom, newline", [("utf-8", b"", "\r\n"), ("utf-8", b"\xef\xbb\xbf", "\n"),
-                                                     ("latin-1", b"", "\n")])
+@pytest.mark.parametrize(
+    "encoding, bom, newline", [("utf-8", b"", "\r\n"), ("utf-8", b"\xef\xbb\xbf", "\n"), ("latin-1", b"", "\n")]
+)
 def test_encoding_bom_and_line_endings_are_kept(tmp_path, encoding, bom, newline):
     text = SIGMOID_STACK.format(noqa="  # café")
     if encoding == "latin-1":
@@ -95,13 +97,16 @@ def test_encoding_bom_and_line_endings_are_kept(tmp_path, encoding, bom, newline
     gradlint("--add-noqa", "m.py", cwd=tmp_path)
     new = (tmp_path / "m.py").read_bytes()
     assert new.startswith(bom) and new.count(newline.encode()) == data.count(newline.encode())
-    assert new.decode(encoding).lstrip("\ufeff") == text.replace("# café", "# café  # noqa: GL101").replace("\n", newline)
+    assert new.decode(encoding).lstrip("\ufeff") == text.replace("# café", "# café  # noqa: GL101").replace(
+        "\n", newline
+    )
     assert (os.stat(tmp_path / "m.py").st_mode & 0o777) == 0o640
 
 
 def test_an_unparsable_file_is_ignored_below_its_shebang_and_encoding_line(tmp_path):
-    (tmp_path / "b.py").write_text("#!/usr/bin/env python\n# -*- coding: utf-8 -*-\nimport torch\nx = (\n",
-                                   encoding="utf-8")
+    (tmp_path / "b.py").write_text(
+        "#!/usr/bin/env python\n# -*- coding: utf-8 -*-\nimport torch\nx = (\n", encoding="utf-8"
+    )
     gradlint("--add-noqa", "b.py", cwd=tmp_path)
     lines = (tmp_path / "b.py").read_text(encoding="utf-8").splitlines()
     assert lines[:3] == ["#!/usr/bin/env python", "# -*- coding: utf-8 -*-", "# gradlint: file-ignore[GL001]"]
@@ -117,8 +122,9 @@ def test_add_noqa_refuses_to_combine_with_fix(tmp_path):
 def test_noqa_edits_in_one_pass():
     text = 'a = 1\nb = 2  # noqa: GL101\nc = """x\ny"""\nd = 4 \\\n  + 1\ne = 5  # noqa\n'
     lines = split_lines(text)
-    edits, refused = noqa_edits(text, lines, {1: ["GL201", "GL201"], 2: ["GL101", "GL103"], 3: ["GL1"], 5: ["GL2"],
-                                              7: ["GL3"], 99: ["GL4"]})
+    edits, refused = noqa_edits(
+        text, lines, {1: ["GL201", "GL201"], 2: ["GL101", "GL103"], 3: ["GL1"], 5: ["GL2"], 7: ["GL3"], 99: ["GL4"]}
+    )
     assert [(e.line, e.column, e.content) for e in edits] == [(1, 6, "  # noqa: GL201"), (2, 21, ", GL103")]
     assert refused == [3, 5]  # inside the string; continued by a backslash (7: a bare noqa has it)
 

@@ -22,8 +22,9 @@ def repo(tmp_path):
 
 
 def _run(repo, *args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args, "--root", str(repo)], capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--root", str(repo)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_it_scaffolds_a_rule_that_meets_the_rules_conventions(repo):

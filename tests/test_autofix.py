@@ -6,18 +6,24 @@ import stat
 from dataclasses import replace
 
 import libcst
-import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import format_diagnostics
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gradlint import fixes
 from gradlint.diagnostics import Diagnostic, Edit, Fix
 from gradlint.engine import Settings, lint_source
-from gradlint.fixes import lint_with_edits
 from gradlint.fixes import (
-    apply_edits, attach_edits, fix_bytes, fix_path, fix_source, text_edits, unified_diff, write_atomic,
+    apply_edits,
+    attach_edits,
+    fix_bytes,
+    fix_path,
+    fix_source,
+    lint_with_edits,
+    text_edits,
+    unified_diff,
+    write_atomic,
 )
-
-from conftest import format_diagnostics
 
 FIXES = Settings(fixes=True)
 
@@ -141,7 +147,8 @@ def test_comments_and_formatting_kept():
     out = fixed(src)
     expected = src.replace(
         "        loss.backward()  # gradients\n",
-        "        loss.backward()  # gradients\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n",
+        "        loss.backward()  # gradients\n        torch.nn.utils.clip_grad_norm_(model.parameters(),"
+        " max_norm=1.0)\n",
     )
     assert out.source == expected
 
@@ -210,7 +217,8 @@ def test_no_fix_for_an_unnamed_model_expression():
 def test_clip_after_step_moves_between():
     src = _loop("import torch\nimport torch.nn as nn").replace(
         "        opt.step()\n",
-        "        opt.step()\n        # keep gradients bounded\n        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
+        "        opt.step()\n        # keep gradients bounded\n       "
+        " torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
     )
     assert "GL402" in codes(src)
     out = fixed(src)
@@ -231,7 +239,10 @@ def test_clip_before_backward_moves_down():
     )
     assert "GL402" in codes(src)
     out = fixed(src)
-    assert "        loss.backward()\n        torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)\n        opt.step()\n" in out.source
+    assert (
+        "        loss.backward()\n        torch.nn.utils.clip_grad_value_(model.parameters(), 0.5)\n       "
+        " opt.step()\n" in out.source
+    )
     assert not {"GL401", "GL402"} & set(codes(out.source))
 
 
@@ -239,7 +250,8 @@ def test_amp_unscale_moves_with_its_clipping():
     src = _loop(
         "import torch\nimport torch.nn as nn",
         backward="scaler.scale(loss).backward()",
-        step="scaler.step(opt)\n        scaler.unscale_(opt)\n        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n        scaler.update()",
+        step="scaler.step(opt)\n        scaler.unscale_(opt)\n       "
+        " torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n        scaler.update()",
     )
     assert "GL402" in codes(src)
     out = fixed(src)
@@ -294,7 +306,7 @@ def test_constant_init_bare_name_imports_the_initializer():
         "        return self.b(self.a(x).relu())\n"
     )
     out = fixed(src)
-    assert "        nn.init.kaiming_normal_(self.a.weight, nonlinearity=\"relu\")\n" in out.source
+    assert '        nn.init.kaiming_normal_(self.a.weight, nonlinearity="relu")\n' in out.source
     assert "GL201" not in codes(out.source)
 
 
@@ -325,7 +337,9 @@ def test_crlf_stays_crlf():
     out = fixed(src)
     assert out.changed
     assert out.source.count("\r\n") == out.source.count("\n")
-    assert "loss.backward()\r\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\r\n" in out.source
+    assert (
+        "loss.backward()\r\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\r\n" in out.source
+    )
 
 
 def test_crlf_file_without_torch_import_gets_a_crlf_import():
@@ -354,7 +368,10 @@ def test_bom_and_cookie_kept_in_bytes():
 def test_form_feed_does_not_shift_lines():
     src = _loop("import torch\n\x0c\nimport torch.nn as nn")
     out = fixed(src)
-    assert "loss.backward()\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n        opt.step()" in out.source
+    assert (
+        "loss.backward()\n        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n        opt.step()"
+        in out.source
+    )
 
 
 # ---------------------------------------------------------------- attach_edits robustness
@@ -383,8 +400,18 @@ def test_attach_edits_survives_a_failing_fixer(monkeypatch):
 
 
 def test_attach_edits_on_odd_input():
-    d = Diagnostic("f.py", 3, 1, 3, 5, "GL401", "unclipped-recurrent-training", "warning", "m",
-                   fix=Fix("t", "unsafe", data=(("backward", (99, 1, 99, 4)), ("step", (1, 1, 1, 2)), ("model", "m"))))
+    d = Diagnostic(
+        "f.py",
+        3,
+        1,
+        3,
+        5,
+        "GL401",
+        "unclipped-recurrent-training",
+        "warning",
+        "m",
+        fix=Fix("t", "unsafe", data=(("backward", (99, 1, 99, 4)), ("step", (1, 1, 1, 2)), ("model", "m"))),
+    )
     garbage = replace(d, fix=Fix("t", "unsafe", data=(("nonsense", 1),)))
     unknown = replace(d, code="GL999", fix=Fix("t", "safe", data=(("x", 1),)))
     with_edits = replace(d, fix=Fix("t", "safe", (Edit(1, 1, 1, 1, "# "),)))
@@ -486,25 +513,36 @@ def test_fix_path_does_not_overwrite_a_concurrent_edit(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- convergence, generated loops
-_IMPORTS = st.sampled_from([
-    "import torch\nimport torch.nn as nn",
-    "import torch as T\nimport torch.nn as nn",
-    "import torch.nn as nn\nfrom torch.nn.utils import clip_grad_norm_",
-    "from torch import nn, optim",
-])
+_IMPORTS = st.sampled_from(
+    [
+        "import torch\nimport torch.nn as nn",
+        "import torch as T\nimport torch.nn as nn",
+        "import torch.nn as nn\nfrom torch.nn.utils import clip_grad_norm_",
+        "from torch import nn, optim",
+    ]
+)
 _SPACING = st.sampled_from(["", "\n", "        # step\n"])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_IMPORTS, _SPACING, st.sampled_from(["none", "after", "before"]), st.booleans())
 def test_generated_loops_converge_clean(imports, spacing, clip, crlf):
-    optim = "optim" if "optim" in imports and "import torch\n" not in imports and "as T" not in imports else (
-        "T.optim" if "as T" in imports else "torch.optim"
+    optim = (
+        "optim"
+        if "optim" in imports and "import torch\n" not in imports and "as T" not in imports
+        else ("T.optim" if "as T" in imports else "torch.optim")
     )
     lines = [
-        imports, "", "", "def fit(data):", "    model = nn.LSTM(4, 4)",
-        f"    opt = {optim}.Adam(model.parameters())", "    for x in data:",
-        "        opt.zero_grad()", "        loss = model(x)[0].sum()", "        loss.backward()",
+        imports,
+        "",
+        "",
+        "def fit(data):",
+        "    model = nn.LSTM(4, 4)",
+        f"    opt = {optim}.Adam(model.parameters())",
+        "    for x in data:",
+        "        opt.zero_grad()",
+        "        loss = model(x)[0].sum()",
+        "        loss.backward()",
     ]
     step = ["        opt.step()"]
     clip_line = "        nn.utils.clip_grad_norm_(model.parameters(), 1.0)"
@@ -539,7 +577,9 @@ def test_constant_init_multiline_call_keeps_its_layout():
         "        return self.b(self.a(x).relu())\n"
     )
     out = fixed(src)
-    assert '        nn.init.kaiming_normal_(\n            self.a.weight, nonlinearity="relu",\n        )\n' in out.source
+    assert (
+        '        nn.init.kaiming_normal_(\n            self.a.weight, nonlinearity="relu",\n        )\n' in out.source
+    )
 
 
 def test_accelerate_clips_through_the_accelerator():
@@ -560,12 +600,18 @@ def test_accelerate_clips_through_the_accelerator():
 
 
 def test_cst_source_inserts_on_a_one_line_suite_and_spells_names():
-    src = "import torch as T\nfrom torch import nn\ndef f(loss, c):\n    import torch.nn.utils as U\n    if c: loss.backward()\n"
+    src = (
+        "import torch as T\nfrom torch import nn\ndef f(loss, c):\n"
+        "    import torch.nn.utils as U\n    if c: loss.backward()\n"
+    )
     source = fixes.CstSource(src)
     call = source.node_at((5, 11, 5, 26), (libcst.Call,))
     assert source.code(call) == "loss.backward()"
     assert source.spell("torch.nn.utils.clip_grad_norm_", call) == ("U.clip_grad_norm_", None)
-    assert source.spell("torch.nn.utils.clip_grad_norm_", call, prefer=("torch",)) == ("T.nn.utils.clip_grad_norm_", None)
+    assert source.spell("torch.nn.utils.clip_grad_norm_", call, prefer=("torch",)) == (
+        "T.nn.utils.clip_grad_norm_",
+        None,
+    )
     assert source.spell("torch.nn.init.zeros_", call) == ("nn.init.zeros_", None)
     assert source.spell("numpy.zeros", call) == ("numpy.zeros", ("numpy", None))
     table = source.insert_after(call, [source.statement("clip()\n")])

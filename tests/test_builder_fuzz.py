@@ -24,7 +24,8 @@ INIT_STMTS = [
     "self.p{i} = nn.Parameter(torch.randn({w}, {w}) * {scale})",
     "nn.init.constant_(self.fc{i}.weight, {scale})",
     "self.apply(lambda m: nn.init.zeros_(m.weight) if isinstance(m, nn.Linear) else None)",
-    "for name, p in self.named_parameters():\n    if 'weight' in name and p.dim() > 1:\n        nn.init.xavier_uniform_(p)",
+    "for name, p in self.named_parameters():\n    if 'weight' in name and p.dim() > 1:\n       "
+    " nn.init.xavier_uniform_(p)",
     "with torch.no_grad():\n    self.fc{i}.weight.fill_({scale})",
     "while cond:\n    self.w{i} = nn.Linear({w}, {w})\n    break",
     "try:\n    self.t{i} = nn.{act}()\nexcept Exception:\n    pass",

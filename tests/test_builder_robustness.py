@@ -3,7 +3,7 @@
 from gradlint.engine import lint_source
 from gradlint.graph import builder as B
 
-FAIRSEQ_LIKE = '''
+FAIRSEQ_LIKE = """
 import torch
 import torch.nn as nn
 from fairseq.modules import LayerDropModuleList, transformer_layer
@@ -40,7 +40,7 @@ class Deep(nn.Module):
         for f in self.fcs:
             x = torch.sigmoid(f(x))
         return self.head(x)
-'''
+"""
 
 
 def test_an_unresolved_element_in_an_extended_module_list_is_an_unknown():

@@ -11,16 +11,14 @@ import time
 import warnings
 
 import pytest
+from conftest import FIXTURES
 
 import gradlint
 from gradlint import cache as cache_mod
-from gradlint import engine
-from gradlint import run
-from gradlint.run import lint_cached
+from gradlint import engine, run
 from gradlint.cache import ResultCache, default_cache_dir
 from gradlint.engine import FileResult, Settings
-
-from conftest import FIXTURES
+from gradlint.run import lint_cached
 
 MODELS = FIXTURES / "models"
 DEEP = MODELS / "deep_sigmoid_mlp.py"  # GL101 at DEPTH = 10
@@ -152,17 +150,27 @@ def test_settings_that_change_results_invalidate(project, calls):
     ignored = lint_cached(ResultCache(".gradlint_cache", Settings(ignore=("GL101",))), "src/deep.py")
     assert "GL101" not in codes(ignored)
     assert len(calls) == 2
-    for other in (Settings(preview=True), Settings(select=("GL1",)), Settings(fixes=True),
-                  Settings(rule_options=(("GL101", (("threshold", 1e-3),)),)),
-                  Settings(per_file_ignores=(("src/*", ("GL101",)),)), Settings(root=str(project / "src"))):
+    for other in (
+        Settings(preview=True),
+        Settings(select=("GL1",)),
+        Settings(fixes=True),
+        Settings(rule_options=(("GL101", (("threshold", 1e-3),)),)),
+        Settings(per_file_ignores=(("src/*", ("GL101",)),)),
+        Settings(root=str(project / "src")),
+    ):
         assert ResultCache(".gradlint_cache", other).folder != ResultCache(".gradlint_cache", Settings()).folder, other
 
 
 def test_discovery_only_settings_share_the_entries(project, monkeypatch):
     lint_cached(ResultCache(".gradlint_cache", Settings()), "src/deep.py")
     forbid_analysis(monkeypatch)
-    for other in (Settings(jobs=1), Settings(extend_exclude=("legacy/",)), Settings(respect_gitignore=False),
-                  Settings(force_exclude=True), Settings(exclude=())):
+    for other in (
+        Settings(jobs=1),
+        Settings(extend_exclude=("legacy/",)),
+        Settings(respect_gitignore=False),
+        Settings(force_exclude=True),
+        Settings(exclude=()),
+    ):
         assert "GL101" in codes(lint_cached(ResultCache(".gradlint_cache", other), "src/deep.py"))
 
 
@@ -226,17 +234,17 @@ def test_corrupt_entry_is_rebuilt_silently(project, monkeypatch, calls, capsys, 
         blob = b""
     elif damage == "flipped-byte":  # still unpickles, to another result: the checksum catches it
         at = blob.rindex(b"GL101") + 4
-        blob = blob[:at] + b"9" + blob[at + 1:]
+        blob = blob[:at] + b"9" + blob[at + 1 :]
     elif damage == "not-a-result":
         import zlib
 
         payload = pickle.dumps({"not": "a FileResult"})
-        header = blob[len(cache_mod.MAGIC): len(cache_mod.MAGIC) + cache_mod._HEADER.size]
+        header = blob[len(cache_mod.MAGIC) : len(cache_mod.MAGIC) + cache_mod._HEADER.size]
         fields = list(cache_mod._HEADER.unpack(header))
         fields[-1] = zlib.crc32(payload)
         blob = cache_mod.MAGIC + cache_mod._HEADER.pack(*fields) + payload
     elif damage == "other-format":
-        blob = b"GLCACHE0" + blob[len(cache_mod.MAGIC):]
+        blob = b"GLCACHE0" + blob[len(cache_mod.MAGIC) :]
     with open(entry, "wb") as fh:
         fh.write(blob)
 
@@ -390,7 +398,7 @@ def test_a_planted_pickle_entry_runs_nothing(project, tmp_path):
             return (open, (str(marker), "w"))
 
     payload = pickle.dumps(Exploit())
-    header = blob[len(cache_mod.MAGIC): len(cache_mod.MAGIC) + cache_mod._HEADER.size]
+    header = blob[len(cache_mod.MAGIC) : len(cache_mod.MAGIC) + cache_mod._HEADER.size]
     fields = list(cache_mod._HEADER.unpack(header))
     fields[-1] = zlib.crc32(payload)
     with open(entry, "wb") as fh:

@@ -11,7 +11,6 @@ import math
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 pytest.importorskip("torch")

@@ -59,10 +59,15 @@ def test_a_hazard_whose_rule_is_off_is_still_reported(rule, k):
 
 
 def test_a_24_layer_default_init_tanh_stack_with_gl203_off():
-    src = ("import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-           "        self.layers = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(64, 64), nn.Tanh())])\n\n"
-           "    def forward(self, x):\n        return self.layers(x)\n")
+    src = (
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.layers = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(64, 64), nn.Tanh())])\n\n"
+        "    def forward(self, x):\n        return self.layers(x)\n"
+    )
     assert [d.code for d in lint_source(src, "m.py")] == ["GL203"]
     (d,) = lint_source(src, "m.py", Settings(ignore=("GL203",)))
     assert d.code == "GL301" and d.hazard == "vanishing"
-    assert "GL203 (init-activation-mismatch), which names the cause (an init that does not suit the activation)" in d.message
+    assert (
+        "GL203 (init-activation-mismatch), which names the cause (an init that does not suit the activation)"
+        in d.message
+    )

@@ -1,11 +1,9 @@
 """Layer 5: the real `gradlint` command line, run as a user runs it."""
 
 import json
-import os
 import re
 
 import pytest
-
 from conftest import run_cli
 
 SIGMOID_STACK = """import torch.nn as nn
@@ -81,8 +79,25 @@ def test_json_output_has_stable_keys(project):
     r = run_cli("check", "--output-format", "json", ".", cwd=project.root)
     data = json.loads(r.stdout)
     assert [d["code"] for d in data] == ["GL101", "GL201"]
-    keys = {"path", "line", "column", "end_line", "end_column", "code", "name", "severity", "confidence",
-            "message", "help", "related", "fix", "evidence", "cell", "hazard", "prediction"}
+    keys = {
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "code",
+        "name",
+        "severity",
+        "confidence",
+        "message",
+        "help",
+        "related",
+        "fix",
+        "evidence",
+        "cell",
+        "hazard",
+        "prediction",
+    }
     assert all(set(d) == keys for d in data)
     assert data[0]["hazard"] == "vanishing" and data[0]["prediction"]["ratio"] < 1e-3
     gl201 = data[1]
@@ -150,12 +165,14 @@ def test_directory_passed_where_a_file_is_expected(project):
 
 
 def test_columns_count_characters_not_bytes(project):
-    src = CONSTANT.format(noqa="").replace("        nn.init.zeros_(self.a.weight)", "        é = 1; nn.init.zeros_(self.a.weight)")
+    src = CONSTANT.format(noqa="").replace(
+        "        nn.init.zeros_(self.a.weight)", "        é = 1; nn.init.zeros_(self.a.weight)"
+    )
     project("u.py", src)
     r = run_cli("check", "--output-format", "json", "u.py", cwd=project.root)
     d = json.loads(r.stdout)[0]
     line = src.splitlines()[d["line"] - 1]
-    assert line[d["column"] - 1:].startswith("nn.init.zeros_")
+    assert line[d["column"] - 1 :].startswith("nn.init.zeros_")
     assert line[d["end_column"] - 2] == ")"
 
 
@@ -251,7 +268,12 @@ def test_quiet_silent_verbose_and_color(project):
     project("bad.py", SIGMOID_STACK.format(noqa=""))
     normal = run_cli("check", "--output-format", "concise", "bad.py", cwd=project.root)
     quiet = run_cli("check", "-q", "--output-format", "concise", "bad.py", cwd=project.root)
-    assert quiet.returncode == 1 and quiet.stdout == normal.stdout and quiet.stderr == "" and "Found 1 error" in normal.stderr
+    assert (
+        quiet.returncode == 1
+        and quiet.stdout == normal.stdout
+        and quiet.stderr == ""
+        and "Found 1 error" in normal.stderr
+    )
     silent = run_cli("check", "--silent", "bad.py", "missing.py", cwd=project.root)
     assert silent.returncode == 2 and silent.stdout == "" and silent.stderr == ""
     assert run_cli("check", "-s", "bad.py", cwd=project.root).returncode == 1

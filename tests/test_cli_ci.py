@@ -4,12 +4,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
 
-from test_cli import CONSTANT, SIGMOID_STACK
-
-LSTM_LOOP = '''import torch as T
+LSTM_LOOP = """import torch as T
 import torch.nn as nn
 
 
@@ -30,7 +29,7 @@ for x, y in []:
     loss = (model(x) - y).pow(2).mean()
     loss.backward()   # keep this comment
     opt.step()
-'''
+"""
 
 
 @pytest.fixture
@@ -95,7 +94,10 @@ def test_fix_applies_unsafe_fixes_only_when_asked(proj):
     assert "1 fixable with --unsafe-fixes" in r.stderr and r.exit_code == 1
     r = run("--fix", "--unsafe-fixes", "--show-fixes", ".")
     after = (proj / "seq.py").read_text()
-    assert "    loss.backward()   # keep this comment\n    T.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n    opt.step()\n" in after
+    assert (
+        "    loss.backward()   # keep this comment\n    T.nn.utils.clip_grad_norm_(model.parameters(),"
+        " max_norm=1.0)\n    opt.step()\n" in after
+    )
     assert "import torch\n" not in after  # the alias is used, no import added
     assert "Fixed 1 finding:" in r.stderr and "1 × GL401" in r.stderr
     assert r.exit_code == 1  # the sigmoid stack has no fix and is still reported

@@ -4,11 +4,10 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
 from gradlint.config import ConfigError, load_config, settings_for
-
-from test_cli import CONSTANT, SIGMOID_STACK
 
 
 @pytest.fixture
@@ -30,7 +29,9 @@ def proj(tmp_path, monkeypatch):
 
 def check(*args):
     result = CliRunner().invoke(cli, ["check", "--no-cache", "-j", "1", "--output-format", "json-lines", *args])
-    codes = sorted(json.loads(l)["code"] + ":" + json.loads(l)["path"] for l in result.stdout.splitlines() if l.startswith("{"))
+    codes = sorted(
+        json.loads(l)["code"] + ":" + json.loads(l)["path"] for l in result.stdout.splitlines() if l.startswith("{")
+    )
     return result, codes
 
 
@@ -39,21 +40,24 @@ def test_without_config_everything_is_reported(proj):
     assert codes == ["GL101:tower.py", "GL201:const.py"] and result.exit_code == 1
 
 
-@pytest.mark.parametrize("table, expected", [
-    ('select = ["GL2"]', ["GL201:const.py"]),
-    # with GL101 off, GL301 takes its hazard over (and says GL101 would name the cause)
-    ('ignore = ["GL101"]', ["GL201:const.py", "GL301:tower.py"]),
-    ('ignore = ["saturating-activation-stack"]', ["GL201:const.py", "GL301:tower.py"]),
-    ('ignore = ["GL101", "GL301"]', ["GL201:const.py"]),
-    ('select = ["GL2"]\nextend-select = ["GL101"]', ["GL101:tower.py", "GL201:const.py"]),
-    ('[per-file-ignores]\n"tower.py" = ["GL101"]', ["GL201:const.py", "GL301:tower.py"]),
-    ('[per-file-ignores]\n"tower.py" = ["GL101", "GL301"]', ["GL201:const.py"]),
-    ('[per-file-ignores]\n"const*.py" = ["GL2"]', ["GL101:tower.py"]),
-    ('extend-exclude = ["tower.py"]', ["GL201:const.py"]),
-    ('exclude = ["const.py"]', ["GL101:tower.py"]),
-    ('[rules.GL101]\nmin-layers = 11', ["GL201:const.py"]),
-    ('[rules.saturating-activation-stack]\nmin-layers = 11', ["GL201:const.py"]),
-])
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        ('select = ["GL2"]', ["GL201:const.py"]),
+        # with GL101 off, GL301 takes its hazard over (and says GL101 would name the cause)
+        ('ignore = ["GL101"]', ["GL201:const.py", "GL301:tower.py"]),
+        ('ignore = ["saturating-activation-stack"]', ["GL201:const.py", "GL301:tower.py"]),
+        ('ignore = ["GL101", "GL301"]', ["GL201:const.py"]),
+        ('select = ["GL2"]\nextend-select = ["GL101"]', ["GL101:tower.py", "GL201:const.py"]),
+        ('[per-file-ignores]\n"tower.py" = ["GL101"]', ["GL201:const.py", "GL301:tower.py"]),
+        ('[per-file-ignores]\n"tower.py" = ["GL101", "GL301"]', ["GL201:const.py"]),
+        ('[per-file-ignores]\n"const*.py" = ["GL2"]', ["GL101:tower.py"]),
+        ('extend-exclude = ["tower.py"]', ["GL201:const.py"]),
+        ('exclude = ["const.py"]', ["GL101:tower.py"]),
+        ("[rules.GL101]\nmin-layers = 11", ["GL201:const.py"]),
+        ("[rules.saturating-activation-stack]\nmin-layers = 11", ["GL201:const.py"]),
+    ],
+)
 def test_each_key_changes_the_run(proj, table, expected):
     proj("gradlint.toml", table + "\n")
     result, codes = check(".")
@@ -104,18 +108,21 @@ def test_unknown_keys_warn_with_the_closest_valid_key(proj):
     assert codes == ["GL101:tower.py", "GL201:const.py"]  # the run goes on
 
 
-@pytest.mark.parametrize("table, message", [
-    ('select = "GL1"', "select must be an array, not str"),
-    ("select = [1]", "select must be an array of strings"),
-    ('select = ["GL8"]', "unknown rule selector `GL8`"),
-    ("preview = 1", "preview must be true or false, not int"),
-    ('[rules.GL101]\nmin-layers = "many"', "rules.GL101 min-layers must be a number, not str"),
-    ("[rules.GL101]\nmin-layers = 0", "min-layers must be at least 1"),
-    ('[per-file-ignores]\n"a.py" = 3', 'per-file-ignores."a.py" must be an array of rule codes'),
-    ('output-format = "xml"', "output-format must be one of"),
-    ("cache-dir = 3", "cache-dir must be a string"),
-    ("select = [", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('select = "GL1"', "select must be an array, not str"),
+        ("select = [1]", "select must be an array of strings"),
+        ('select = ["GL8"]', "unknown rule selector `GL8`"),
+        ("preview = 1", "preview must be true or false, not int"),
+        ('[rules.GL101]\nmin-layers = "many"', "rules.GL101 min-layers must be a number, not str"),
+        ("[rules.GL101]\nmin-layers = 0", "min-layers must be at least 1"),
+        ('[per-file-ignores]\n"a.py" = 3', 'per-file-ignores."a.py" must be an array of rule codes'),
+        ('output-format = "xml"', "output-format must be one of"),
+        ("cache-dir = 3", "cache-dir must be a string"),
+        ("select = [", "not valid TOML"),
+    ],
+)
 def test_wrong_types_exit_2_with_a_clear_message(proj, table, message):
     proj("gradlint.toml", table + "\n")
     result, _ = check(".")
@@ -193,10 +200,14 @@ def test_anchored_excludes_match_from_the_project_root_only(proj):
 
 def test_show_fixes_from_the_file_fills_in_the_edits(proj):
     """`show-fixes = true` in the file computes the fixes' edits as the flag does."""
+
     def edits(*args):
-        result = CliRunner().invoke(cli, ["check", "--no-cache", "-j", "1", "--output-format", "json", *args, "const.py"])
+        result = CliRunner().invoke(
+            cli, ["check", "--no-cache", "-j", "1", "--output-format", "json", *args, "const.py"]
+        )
         (d,) = json.loads(result.stdout)
         return d["fix"]["edits"]
+
     assert edits() == []
     assert edits("--show-fixes") != []
     proj("gradlint.toml", "show-fixes = true\n")

@@ -13,19 +13,18 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 
+from conftest import SIGMOID_TOWER  # noqa: E402
+
 from gradlint.diagnostics import Diagnostic  # noqa: E402
 from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
 from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
-
-from conftest import SIGMOID_TOWER  # noqa: E402
 
 HERE = Path(__file__).parent / "dynamic_models"
 DEVICE = os.environ.get("GRADLINT_TEST_DEVICE", "cpu")
@@ -164,7 +163,8 @@ def test_every_failure_of_user_code_is_a_note_within_its_timeout(tmp_path):
 
 
 def test_missing_constructor_argument_is_a_note_naming_the_config_key(tmp_path):
-    (tmp_path / "needs_cfg.py").write_text(textwrap.dedent("""
+    (tmp_path / "needs_cfg.py").write_text(
+        textwrap.dedent("""
         import torch.nn as nn
 
         class Big(nn.Module):
@@ -174,7 +174,8 @@ def test_missing_constructor_argument_is_a_note_naming_the_config_key(tmp_path):
 
             def forward(self, x):
                 return self.net(x)
-        """))
+        """)
+    )
     path = tmp_path / "needs_cfg.py"
     d = forced(path, "GL101", "Big", ("net.0", "net.14"))
     outcome = confirm([d], options(seeds=1))
@@ -191,7 +192,9 @@ CONV = textwrap.dedent("""
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(1, 4, 3, padding=1)
-            self.body = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(4 * 28 * 28, 4 * 28 * 28 // 28), nn.Sigmoid())][:2])
+            self.body = nn.Sequential(*[
+                m for _ in range(8) for m in (nn.Linear(4 * 28 * 28, 4 * 28 * 28 // 28), nn.Sigmoid())
+            ][:2])
             self.fcs = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(112, 112), nn.Sigmoid())])
 
         def forward(self, x):
@@ -202,25 +205,35 @@ CONV = textwrap.dedent("""
 
 
 def _cli(args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "gradlint", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gradlint", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
 
 
 def test_input_shape_from_the_config_is_honoured(tmp_path):
     (tmp_path / "conv.py").write_text(CONV)
     # synthesized input: Conv2d(1, ...) gets 64x64 images, which the flatten-then-Linear rejects
-    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--output-format", "json", "conv.py"], tmp_path)
+    res = _cli(
+        ["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--output-format", "json", "conv.py"], tmp_path
+    )
     found = json.loads(res.stdout)
     assert res.returncode == 1 and found
     assert all(f["evidence"]["verdict"] == "not-run" for f in found)
     assert "mat1 and mat2 shapes cannot be multiplied" in res.stderr
-    (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
+    (tmp_path / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [tool.gradlint.dynamic]
         seeds = 1
 
         [tool.gradlint.dynamic.models."conv.py::ConvNet"]
         input-shape = [4, 1, 28, 28]
-        """))
+        """)
+    )
     res = _cli(["check", "--dynamic", "--device", DEVICE, "--output-format", "json", "conv.py"], tmp_path)
     found = json.loads(res.stdout)
     assert found and all(f["evidence"]["verdict"] == "confirmed" for f in found), res.stderr
@@ -241,11 +254,19 @@ def test_bad_dynamic_config_is_a_clear_error(tmp_path):
 def test_without_torch_static_findings_print_and_one_line_says_how_to_install(tmp_path):
     (tmp_path / "conv.py").write_text(CONV)
     code = "import sys; sys.modules['torch'] = None; from gradlint.cli import main; main()"
-    res = subprocess.run([sys.executable, "-c", code, "check", "--dynamic", "--output-format", "concise", "conv.py"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code, "check", "--dynamic", "--output-format", "concise", "conv.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 2
     assert "GL101" in res.stdout
-    assert res.stderr.strip().splitlines()[-1] == "gradlint: error: --dynamic needs torch: pip install 'torch-gradlint[dynamic]'"
+    assert (
+        res.stderr.strip().splitlines()[-1]
+        == "gradlint: error: --dynamic needs torch: pip install 'torch-gradlint[dynamic]'"
+    )
 
 
 def test_report_page_and_charts(tmp_path):
@@ -257,9 +278,15 @@ def test_report_page_and_charts(tmp_path):
     index = write_report(str(tmp_path / "rep"), outcome)
     svgs = sorted(p.name for p in (tmp_path / "rep").glob("*.svg"))
     # every model is charted, the healthy ones too; and GL201, GL401 get their evidence's chart
-    assert svgs == ["hazards-ConstantMLP-GL201-line29.svg", "hazards-ConstantMLP.svg", "hazards-LoudLSTM-GL401-line74.svg",
-                    "hazards-LoudLSTM.svg", "hazards-NormalReLU.svg", "hazards-Sigmoid20.svg",
-                    "inputs-TwoInputTransformer.svg"]
+    assert svgs == [
+        "hazards-ConstantMLP-GL201-line29.svg",
+        "hazards-ConstantMLP.svg",
+        "hazards-LoudLSTM-GL401-line74.svg",
+        "hazards-LoudLSTM.svg",
+        "hazards-NormalReLU.svg",
+        "hazards-Sigmoid20.svg",
+        "inputs-TwoInputTransformer.svg",
+    ]
     for name in svgs:
         text = (tmp_path / "rep" / name).read_text()
         assert text.startswith("<?xml") and "<svg" in text and "<title>" in text  # hover tooltips
@@ -299,7 +326,9 @@ def test_report_page_and_charts(tmp_path):
     drawn = training_chart(by_name["LoudLSTM"], gl401, {}, tmp_path / "train.svg")
     ev = dict(gl401.evidence)
     assert drawn["kind"] == "training" and drawn["steps"] == list(range(1, len(ev["per_step"]) + 1))
-    assert drawn["raw"] == [s["raw"] for s in ev["per_step"]] and drawn["clipped"] == [s["clipped"] for s in ev["per_step"]]
+    assert drawn["raw"] == [s["raw"] for s in ev["per_step"]] and drawn["clipped"] == [
+        s["clipped"] for s in ev["per_step"]
+    ]
 
 
 def test_a_deep_model_gets_horizontal_grouped_bars(tmp_path):
@@ -307,8 +336,11 @@ def test_a_deep_model_gets_horizontal_grouped_bars(tmp_path):
     from gradlint.dynamic import ModelMeasurement
     from gradlint.dynamic.report import chart
 
-    layers = [{"name": f"blocks.{b}.{part}", "norms": [10.0 ** (-b / 10)], "weighted": part == "fc"}
-              for b in range(48) for part in ("fc", "norm")] + [{"name": "head", "norms": [1.0], "weighted": True}]
+    layers = [
+        {"name": f"blocks.{b}.{part}", "norms": [10.0 ** (-b / 10)], "weighted": part == "fc"}
+        for b in range(48)
+        for part in ("fc", "norm")
+    ] + [{"name": "head", "norms": [1.0], "weighted": True}]
     m = ModelMeasurement("deep.py", "Deep", "cpu", 1, 0.1, layers)
     drawn = chart(m, [], {}, tmp_path / "deep.svg")
     assert drawn["horizontal"] and len(drawn["layers"]) == 97
@@ -318,8 +350,22 @@ def test_a_deep_model_gets_horizontal_grouped_bars(tmp_path):
 
 def test_hide_refuted_and_text_output(tmp_path):
     (tmp_path / "lstm.py").write_text((HERE / "hazards.py").read_text().replace("nn.init.normal_(p, 0, 0.5)", "pass"))
-    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--output-format",
-                "concise", "lstm.py"], tmp_path)
+    res = _cli(
+        [
+            "check",
+            "--dynamic",
+            "--device",
+            DEVICE,
+            "--seeds",
+            "1",
+            "--select",
+            "GL401",
+            "--output-format",
+            "concise",
+            "lstm.py",
+        ],
+        tmp_path,
+    )
     assert f"✘ refuted on {DEVICE}" in res.stdout and "1 seed: 8 BPTT steps of length 200: max ‖∇‖ =" in res.stdout
     assert "kept, marked refuted" in res.stdout
     # concise stays one line per finding: the verdict in brackets at its end
@@ -327,8 +373,23 @@ def test_hide_refuted_and_text_output(tmp_path):
     assert line.startswith("lstm.py:") and " GL401 [info] " in line and line.endswith("— kept, marked refuted]")
     # every model of the file is measured (scope all); the selection keeps GL9xx findings out
     assert f"Dynamic: 4 models measured on {DEVICE}" in res.stderr and "1 seed: 1 refuted." in res.stderr
-    res = _cli(["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--hide-refuted",
-                "--output-format", "concise", "lstm.py"], tmp_path)
+    res = _cli(
+        [
+            "check",
+            "--dynamic",
+            "--device",
+            DEVICE,
+            "--seeds",
+            "1",
+            "--select",
+            "GL401",
+            "--hide-refuted",
+            "--output-format",
+            "concise",
+            "lstm.py",
+        ],
+        tmp_path,
+    )
     assert "GL401" not in res.stdout
 
 
@@ -365,8 +426,9 @@ def test_hazards_no_static_finding_predicted_become_gl9xx_findings():
 def test_a_gl9xx_finding_respects_the_selection_and_noqa(tmp_path):
     src = (MEASURED / "runtime_scales.py").read_text()
     (tmp_path / "m.py").write_text(src.replace("# measured: GL901", "# noqa: GL901"))
-    outcome = confirm([], options(seeds=1, enabled=lambda path: frozenset({"GL901", "GL903"})),
-                      files=[str(tmp_path / "m.py")])
+    outcome = confirm(
+        [], options(seeds=1, enabled=lambda path: frozenset({"GL901", "GL903"})), files=[str(tmp_path / "m.py")]
+    )
     assert sorted(d.code for d in outcome.diagnostics) == ["GL903"]
 
 
@@ -400,13 +462,16 @@ def _inputs_project(tmp_path, config: str) -> Path:
 
 
 def test_two_input_transformer_and_dict_model_are_measured_through_config_alone(tmp_path):
-    root = _inputs_project(tmp_path, """
+    root = _inputs_project(
+        tmp_path,
+        """
         [tool.gradlint.dynamic.models."inputs.py::TwoInputTransformer"]
         inputs = [{shape = [4, 12], dtype = "long", high = 100}, {shape = [4, 12], dtype = "long", fill = "ones"}]
 
         [tool.gradlint.dynamic.models."inputs.py::DictModel"]
         input-fn = "input_helpers:make_batch"
-        """)
+        """,
+    )
     res = _cli(["check", "--dynamic", "--device", DEVICE, "inputs.py"], root)
     assert res.returncode == 0, res.stderr
     assert "inputs.py::TwoInputTransformer measured in" in res.stderr
@@ -417,11 +482,14 @@ def test_two_input_transformer_and_dict_model_are_measured_through_config_alone(
 def test_keyword_tensors_and_inferred_masks(tmp_path):
     # the mask as a keyword tensor; and with no configuration at all, the token ids come from
     # the Embedding's vocabulary and the attention mask is filled with ones
-    root = _inputs_project(tmp_path, """
+    root = _inputs_project(
+        tmp_path,
+        """
         [tool.gradlint.dynamic.models."inputs.py::TwoInputTransformer"]
         inputs = [{shape = [4, 12], dtype = "long", high = 100}]
         kwargs-inputs = {attention_mask = {shape = [4, 12], dtype = "long", fill = "ones"}}
-        """)
+        """,
+    )
     res = _cli(["check", "--dynamic", "--device", DEVICE, "inputs.py"], root)
     assert "inputs.py::TwoInputTransformer measured in" in res.stderr, res.stderr
     (root / "pyproject.toml").write_text("[tool.gradlint.dynamic]\nseeds = 1\n")
@@ -429,19 +497,29 @@ def test_keyword_tensors_and_inferred_masks(tmp_path):
     assert "inputs.py::TwoInputTransformer measured in" in res.stderr, res.stderr
     # the dict model's forward fails on a tensor: the note says what was passed, what forward
     # reads, and the key to set
-    assert ("inputs.py::DictModel: not measured: forward(batch) got a Tensor of shape (8, 16); it reads "
-            "batch['features'], batch['scale']") in res.stderr
-    assert 'set input-fn (a function returning (args, kwargs)) under [tool.gradlint.dynamic.models."inputs.py::DictModel"]' in res.stderr
+    assert (
+        "inputs.py::DictModel: not measured: forward(batch) got a Tensor of shape (8, 16); it reads "
+        "batch['features'], batch['scale']"
+    ) in res.stderr
+    assert (
+        'set input-fn (a function returning (args, kwargs)) under [tool.gradlint.dynamic.models."inputs.py::DictModel"]'
+        in res.stderr
+    )
 
 
 def test_bad_inputs_config_is_a_clear_error(tmp_path):
-    root = _inputs_project(tmp_path, """
+    root = _inputs_project(
+        tmp_path,
+        """
         [tool.gradlint.dynamic.models."inputs.py::DictModel"]
         inputs = [{shape = [4, 0]}]
-        """)
+        """,
+    )
     res = _cli(["check", "--dynamic", "inputs.py"], root)
     assert res.returncode == 2 and "inputs[0] shape must be a non-empty array of positive integers" in res.stderr
-    (root / "pyproject.toml").write_text('[tool.gradlint.dynamic.models."inputs.py::DictModel"]\ninput-fn = "make_batch"\n')
+    (root / "pyproject.toml").write_text(
+        '[tool.gradlint.dynamic.models."inputs.py::DictModel"]\ninput-fn = "make_batch"\n'
+    )
     res = _cli(["check", "--dynamic", "inputs.py"], root)
     assert res.returncode == 2 and 'input-fn must be "module:function"' in res.stderr
 
@@ -498,47 +576,82 @@ def test_a_recurrent_forward_gets_the_models_own_first_state(tmp_path):
 def test_static_layer_names_map_to_the_built_modules_or_say_why():
     from gradlint.dynamic.verdict import resolve_layers
 
-    measured = {"layers": [{"name": n} for n in ("blocks.0.fc", "blocks.8.fc", "head")],
-                "modules": ["blocks", "blocks.0", "blocks.0.fc", "blocks.0.act", "blocks.8", "blocks.8.fc", "blocks.8.act", "head"]}
+    measured = {
+        "layers": [{"name": n} for n in ("blocks.0.fc", "blocks.8.fc", "head")],
+        "modules": [
+            "blocks",
+            "blocks.0",
+            "blocks.0.fc",
+            "blocks.0.act",
+            "blocks.8",
+            "blocks.8.fc",
+            "blocks.8.act",
+            "head",
+        ],
+    }
     # an activation (no parameters) stands for the nearest parameterized module: after it for
     # the first layer, before it for the last; a container for its first or last descendant
     assert resolve_layers(("blocks.0.act", "blocks.8.act"), measured)[:2] == (
-        ("blocks.8.fc", "blocks.8.fc"), {"blocks.0.act": "blocks.8.fc", "blocks.8.act": "blocks.8.fc"})
+        ("blocks.8.fc", "blocks.8.fc"),
+        {"blocks.0.act": "blocks.8.fc", "blocks.8.act": "blocks.8.fc"},
+    )
     assert resolve_layers(("blocks.0", "head"), measured)[0] == ("blocks.0.fc", "head")
     # a model a script builds in place: `net.0` is `0` of the built Sequential
     seq = {"layers": [{"name": "0"}, {"name": "2"}], "modules": ["0", "1", "2"]}
     assert resolve_layers(("net.0", "net.2"), seq)[0] == ("0", "2")
     names, _, why = resolve_layers(("encoder.fc", "head"), measured)
-    assert why.startswith("the static layer `encoder.fc` is not a module of the built model (its parameterized modules: `blocks.0.fc`")
+    assert why.startswith(
+        "the static layer `encoder.fc` is not a module of the built model (its parameterized modules: `blocks.0.fc`"
+    )
 
 
 def test_a_refuted_finding_does_not_fail_the_run_unless_asked(tmp_path):
     (tmp_path / "lstm.py").write_text((HERE / "hazards.py").read_text().replace("nn.init.normal_(p, 0, 0.5)", "pass"))
     # the healthy LSTM's GL401 (an info: the length is known) fails at --fail-level info, unless refuted
-    args = ["check", "--dynamic", "--device", DEVICE, "--seeds", "1", "--select", "GL401", "--fail-level", "info", "lstm.py"]
+    args = [
+        "check",
+        "--dynamic",
+        "--device",
+        DEVICE,
+        "--seeds",
+        "1",
+        "--select",
+        "GL401",
+        "--fail-level",
+        "info",
+        "lstm.py",
+    ]
     res = _cli(args, tmp_path)
     assert "refuted" in res.stdout and res.returncode == 0, res.stdout + res.stderr
     assert _cli([*args[:-1], "--fail-on-refuted", "lstm.py"], tmp_path).returncode == 1
 
 
 def test_a_gl9xx_finding_in_a_notebook_names_its_cell(tmp_path):
-    cells = ["import torch\nimport torch.nn as nn\n",
-             "class Shrinking(nn.Module):\n"
-             "    def __init__(self):\n"
-             "        super().__init__()\n"
-             "        self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(12))\n"
-             "        for fc in self.fcs:\n"
-             "            nn.init.kaiming_normal_(fc.weight, nonlinearity='relu')\n"
-             "            fc.weight.data.mul_(float(torch.tensor(0.05)))  # a scale computed when it runs\n"
-             "\n"
-             "    def forward(self, x):\n"
-             "        for fc in self.fcs:\n"
-             "            x = torch.relu(fc(x))\n"
-             "        return x\n"]
-    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# a model"]}]
-          + [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c.splitlines(True)}
-             for c in cells],
-          "metadata": {"language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    cells = [
+        "import torch\nimport torch.nn as nn\n",
+        "class Shrinking(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.fcs = nn.ModuleList(nn.Linear(64, 64) for _ in range(12))\n"
+        "        for fc in self.fcs:\n"
+        "            nn.init.kaiming_normal_(fc.weight, nonlinearity='relu')\n"
+        "            fc.weight.data.mul_(float(torch.tensor(0.05)))  # a scale computed when it runs\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        for fc in self.fcs:\n"
+        "            x = torch.relu(fc(x))\n"
+        "        return x\n",
+    ]
+    nb = {
+        "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# a model"]}]
+        + [
+            {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c.splitlines(True)}
+            for c in cells
+        ],
+        "metadata": {"language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     (tmp_path / "m.ipynb").write_text(json.dumps(nb))
     outcome = confirm([], options(seeds=1), files=[str(tmp_path / "m.ipynb")])
     [d] = outcome.diagnostics

@@ -24,11 +24,11 @@ import pytest
 
 pytest.importorskip("torch")
 
+from conftest import SIGMOID_TOWER  # noqa: E402
+
 from gradlint.dynamic import DynamicOptions, confirm, runner  # noqa: E402
 from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
-
-from conftest import SIGMOID_TOWER  # noqa: E402
 
 MODEL = SIGMOID_TOWER
 
@@ -98,13 +98,17 @@ def test_processes_a_finished_measurement_leaves_are_ended_at_once(tmp_path, iso
     """17: forked children, same-group and new-session processes and a non-daemon thread used
     to keep the parent waiting the full timeout although the result was written."""
     marker = f"gradlint-test-{uuid.uuid4().hex}"
-    hostile = _sleeper(marker, session=True) + _sleeper(marker, session=False) + """
+    hostile = (
+        _sleeper(marker, session=True)
+        + _sleeper(marker, session=False)
+        + """
     import os, threading, time
     threading.Thread(target=time.sleep, args=(120,)).start()
     if os.fork() == 0:
         time.sleep(120)
         os._exit(0)
     """
+    )
     outcome, elapsed = _run(tmp_path, hostile, timeout=100)
     assert elapsed < 60, elapsed
     assert [dict(d.evidence)["verdict"] for d in outcome.diagnostics] == ["confirmed"]
@@ -175,21 +179,46 @@ def test_temporary_folders_of_a_killed_gradlint_are_removed_by_the_next_run(tmp_
 # ---------------------------------------------------------------- 18: said once per run
 def test_dynamic_says_once_on_stderr_that_it_runs_the_code(tmp_path):
     (tmp_path / "model.py").write_text(MODEL)
-    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--dynamic", "--device", "cpu",
-                           "--seeds", "1", "--output-format", "json", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gradlint",
+            "check",
+            "--no-cache",
+            "--dynamic",
+            "--device",
+            "cpu",
+            "--seeds",
+            "1",
+            "--output-format",
+            "json",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.stderr.count("--dynamic imports and runs the checked files' code") == 1, proc.stderr
     assert proc.stdout.lstrip().startswith("[")  # stdout stays the report
     # off a terminal: one line per measured model with its time; the summary times --dynamic apart
     import re
 
-    assert re.search(r"gradlint --dynamic: .*model\.py::Tower measured in \d+\.\d s \(1 seed on cpu\)", proc.stderr), proc.stderr
+    assert re.search(r"gradlint --dynamic: .*model\.py::Tower measured in \d+\.\d s \(1 seed on cpu\)", proc.stderr), (
+        proc.stderr
+    )
     assert re.search(r"1 file checked in \d+\.\d\d s, measured by --dynamic in \d+\.\d s\.", proc.stderr), proc.stderr
 
 
 def test_the_stderr_reader_keeps_only_a_bounded_tail():
-    proc = subprocess.Popen([sys.executable, "-c", "import os\nfor i in range(40): os.write(2, bytes([65 + i % 26]) * (1 << 18))\nos.write(2, b'END')"],
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os\nfor i in range(40): os.write(2, bytes([65 + i % 26]) * (1 << 18))\nos.write(2, b'END')",
+        ],
+        stderr=subprocess.PIPE,
+    )
     tail = runner._Tail(proc.stderr)
     proc.wait(timeout=60)
     tail.join(timeout=10)
@@ -223,7 +252,9 @@ def test_children_are_forked_by_one_fork_server_that_stays_clean(tmp_path, monke
         sys.modules["gradlint_user_b"] = None
         """)
     (tmp_path / "a.py").write_text(spoiler)
-    (tmp_path / "b.py").write_text(MODEL + "import os\nopen(os.path.join(os.path.dirname(__file__), 'b.ppid'), 'w').write(str(os.getppid()))\n")
+    (tmp_path / "b.py").write_text(
+        MODEL + "import os\nopen(os.path.join(os.path.dirname(__file__), 'b.ppid'), 'w').write(str(os.getppid()))\n"
+    )
     static = lint_paths([str(tmp_path)], Settings()).diagnostics
     outcome = confirm(static, DynamicOptions(device="cpu", seeds=1, timeout=60, jobs=1))
     by_file = {Path(d.path).name: dict(d.evidence)["verdict"] for d in outcome.diagnostics}
@@ -267,8 +298,10 @@ def test_where_the_fork_server_cannot_start_the_shim_runs_the_children(tmp_path,
     monkeypatch.setattr(runner, "_ZYGOTE_MODULE", "gradlint.dynamic.no_such_module")
     monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
     # the model file records who started it: the shim, when no server could
-    spy = ("import os\nopen(os.path.join(os.path.dirname(__file__), 'parent'), 'wb').write("
-           "open(f'/proc/{os.getppid()}/cmdline', 'rb').read())\n")
+    spy = (
+        "import os\nopen(os.path.join(os.path.dirname(__file__), 'parent'), 'wb').write("
+        "open(f'/proc/{os.getppid()}/cmdline', 'rb').read())\n"
+    )
     try:
         outcome, _ = _run(tmp_path, spy)
         assert _verdicts(outcome) == ["confirmed"], outcome.notes
@@ -283,8 +316,10 @@ def test_the_fork_server_ends_with_close_and_with_gradlint(tmp_path):
     server = runner._zygote.proc
     runner.close()
     assert server.poll() is not None and runner._zygote is None
-    script = ("import os, signal\nfrom gradlint.dynamic import runner\nz = runner._zygote_now(runner._child_env())\n"
-              "print(z.proc.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    script = (
+        "import os, signal\nfrom gradlint.dynamic import runner\nz = runner._zygote_now(runner._child_env())\n"
+        "print(z.proc.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     pid = int(proc.stdout.split()[0])
     end = time.monotonic() + 10

@@ -65,7 +65,8 @@ def test_a_model_imported_from_another_file_of_the_run(tmp_path):
         "import torch.nn as nn\n"
         "class Seq(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.rnn = nn.LSTM(4, 4)\n"
         "    def forward(self, x):\n        return self.rnn(x)[0]\n"
-        "class Flat(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 4)\n"
+        "class Flat(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4,"
+        " 4)\n"
         "    def forward(self, x):\n        return self.fc(x)\n"
     )
     loop = (
@@ -110,7 +111,11 @@ def test_checking_a_file_leaves_none_of_its_structures_in_cyclic_garbage():
         for text, path in sources:
             lint_source(text, path)
         gc.collect()
-        ours = [o for o in gc.garbage if isinstance(o, ast.AST) or type(o).__module__.startswith(("gradlint", "rules", "networkx.classes"))]
+        ours = [
+            o
+            for o in gc.garbage
+            if isinstance(o, ast.AST) or type(o).__module__.startswith(("gradlint", "rules", "networkx.classes"))
+        ]
     finally:
         gc.set_debug(0)
         gc.garbage.clear()

@@ -4,17 +4,17 @@ import ast
 
 import libcst
 import pytest
+from conftest import FIXTURES
 
 from gradlint.engine import Settings, lint_source
-from gradlint.fixes import lint_with_edits
-from gradlint.fixes import apply_edits, fix_source
+from gradlint.fixes import apply_edits, fix_source, lint_with_edits
 from gradlint.rule import all_rules, rule_by_code
-
-from conftest import FIXTURES
 
 FIXES = Settings(fixes=True)
 SOURCES = [pytest.param(s, id=f"{r.code}-invalid-{i}") for r in all_rules() for i, s in enumerate(r.INVALID)]
-SOURCES += [pytest.param(p.read_text(), id=p.name) for p in sorted(FIXTURES.rglob("*.py")) if p.name != "broken_syntax.py"]
+SOURCES += [
+    pytest.param(p.read_text(), id=p.name) for p in sorted(FIXTURES.rglob("*.py")) if p.name != "broken_syntax.py"
+]
 
 
 def _fixable(diags):

@@ -8,13 +8,12 @@ import ast
 import re
 
 import pytest
+from conftest import FIXTURES, ROOT, format_diagnostics
 
 from gradlint.engine import checked_graphs, lint_source
-from gradlint.text import split_lines
 from gradlint.graph.dump import render_text
 from gradlint.reporters import render
-
-from conftest import FIXTURES, ROOT, format_diagnostics
+from gradlint.text import split_lines
 
 SNAPSHOTS = FIXTURES / "snapshots"
 FILES = sorted(p for p in FIXTURES.rglob("*.py") if "snapshots" not in p.parts)

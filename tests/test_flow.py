@@ -11,6 +11,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 
 from gradlint.cli import cli
 from gradlint.engine import lint_source
@@ -18,8 +19,6 @@ from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
 from gradlint.flow.hazards import Cause, Numbers, judge
 from gradlint.graph.builder import build_graphs
-
-from conftest import FIXTURES
 
 
 def graph_of(source, name="Net"):
@@ -42,7 +41,7 @@ class Net(nn.Module):
         self.head = nn.Linear({width}, 10)
         for m in self.modules():
             if isinstance(m, nn.Linear):
-                {init or 'pass'}
+                {init or "pass"}
 
     def forward(self, x):
         for fc, n, a in zip(self.fcs, self.ns, self.acts):
@@ -56,7 +55,7 @@ def test_gauss_hermite_integrates_polynomials_exactly():
     nodes, weights = A._GH
     assert sum(weights) == pytest.approx(1.0, abs=1e-12)
     assert sum(w * x * x for x, w in zip(nodes, weights)) == pytest.approx(1.0, abs=1e-12)
-    assert sum(w * x ** 4 for x, w in zip(nodes, weights)) == pytest.approx(3.0, abs=1e-10)
+    assert sum(w * x**4 for x, w in zip(nodes, weights)) == pytest.approx(3.0, abs=1e-10)
 
 
 @pytest.mark.parametrize("mean,var", [(0.0, 1.0), (0.5, 2.0), (-1.0, 0.3)])
@@ -105,39 +104,56 @@ def test_classify_order_and_thresholds():
 
 
 # ---------------------------------------------------------------- hazards and causes
-@pytest.mark.parametrize("source,hazard,cause", [
-    # THEORY.md: 50 x (Linear -> BatchNorm1d -> ReLU) explodes (ratio 1.2e4-1.7e4)
-    (mlp(50, norm="BatchNorm1d"), Hazard.EXPLODING, Cause.NORM_WITHOUT_SKIPS),
-    # x = x + relu(W x), Kaiming, 20 blocks: first-layer gradient about 1e8
-    (mlp(20, residual=True, init="nn.init.kaiming_normal_(m.weight); nn.init.zeros_(m.bias)"),
-     Hazard.EXPLODING, Cause.RESIDUAL_GROWTH),
-    # width 5, Kaiming, zero biases, 20+ layers: born dead in most seeds
-    (mlp(25, width=3, init="nn.init.kaiming_normal_(m.weight); nn.init.zeros_(m.bias)"), Hazard.DEAD,
-     Cause.NARROW_WIDTH),
-    (mlp(10, act="nn.Sigmoid()"), Hazard.VANISHING, Cause.ACTIVATION),
-    (mlp(24, act="nn.Tanh()", width=128), Hazard.VANISHING, Cause.INIT_MISMATCH),
-    (mlp(10, init="nn.init.normal_(m.weight, 0, 1)"), Hazard.EXPLODING, Cause.INIT_SCALE),
-], ids=["bn-plain-50", "residual-20", "narrow-relu", "sigmoid-10", "tanh-default-24", "relu-normal1"])
+@pytest.mark.parametrize(
+    "source,hazard,cause",
+    [
+        # THEORY.md: 50 x (Linear -> BatchNorm1d -> ReLU) explodes (ratio 1.2e4-1.7e4)
+        (mlp(50, norm="BatchNorm1d"), Hazard.EXPLODING, Cause.NORM_WITHOUT_SKIPS),
+        # x = x + relu(W x), Kaiming, 20 blocks: first-layer gradient about 1e8
+        (
+            mlp(20, residual=True, init="nn.init.kaiming_normal_(m.weight); nn.init.zeros_(m.bias)"),
+            Hazard.EXPLODING,
+            Cause.RESIDUAL_GROWTH,
+        ),
+        # width 5, Kaiming, zero biases, 20+ layers: born dead in most seeds
+        (
+            mlp(25, width=3, init="nn.init.kaiming_normal_(m.weight); nn.init.zeros_(m.bias)"),
+            Hazard.DEAD,
+            Cause.NARROW_WIDTH,
+        ),
+        (mlp(10, act="nn.Sigmoid()"), Hazard.VANISHING, Cause.ACTIVATION),
+        (mlp(24, act="nn.Tanh()", width=128), Hazard.VANISHING, Cause.INIT_MISMATCH),
+        (mlp(10, init="nn.init.normal_(m.weight, 0, 1)"), Hazard.EXPLODING, Cause.INIT_SCALE),
+    ],
+    ids=["bn-plain-50", "residual-20", "narrow-relu", "sigmoid-10", "tanh-default-24", "relu-normal1"],
+)
 def test_hazard_and_cause(source, hazard, cause):
     found = [h for h in judge(graph_of(source)).hazards() if h.cause is not Cause.SATURATED_LAYER]
     assert [(h.hazard, h.cause) for h in found] == [(hazard, cause)]
 
 
-@pytest.mark.parametrize("source", [
-    mlp(20, init='nn.init.kaiming_normal_(m.weight, nonlinearity="relu")'),
-    mlp(40, act="nn.Tanh()", init="nn.init.xavier_uniform_(m.weight)"),
-    mlp(40, norm="LayerNorm"),  # LayerNorm + ReLU keeps a gain near 1 (measured 1.0-1.2 at 80)
-    mlp(20, residual=True, norm="LayerNorm", init="nn.init.kaiming_normal_(m.weight)"),
-], ids=["kaiming-20", "tanh-xavier-40", "ln-relu-40", "residual-ln"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        mlp(20, init='nn.init.kaiming_normal_(m.weight, nonlinearity="relu")'),
+        mlp(40, act="nn.Tanh()", init="nn.init.xavier_uniform_(m.weight)"),
+        mlp(40, norm="LayerNorm"),  # LayerNorm + ReLU keeps a gain near 1 (measured 1.0-1.2 at 80)
+        mlp(20, residual=True, norm="LayerNorm", init="nn.init.kaiming_normal_(m.weight)"),
+    ],
+    ids=["kaiming-20", "tanh-xavier-40", "ln-relu-40", "residual-ln"],
+)
 def test_healthy_models_have_no_gradient_hazard(source):
     assert [h for h in judge(graph_of(source)).hazards() if h.cause is not Cause.SATURATED_LAYER] == []
 
 
 def test_a_zero_output_layer_is_not_a_hazard_but_zero_hidden_layers_are_dead():
-    zero_head = mlp(3, init="nn.init.kaiming_normal_(m.weight)") + (
-        "\n_unused = None\n")
-    g = graph_of(zero_head.replace("                pass", "                pass").replace(
-        "        for m in self.modules():", "        nn.init.zeros_(self.head.weight)\n        for m in self.modules():"))
+    zero_head = mlp(3, init="nn.init.kaiming_normal_(m.weight)") + ("\n_unused = None\n")
+    g = graph_of(
+        zero_head.replace("                pass", "                pass").replace(
+            "        for m in self.modules():",
+            "        nn.init.zeros_(self.head.weight)\n        for m in self.modules():",
+        )
+    )
     # the head is zeroed after? no: the loop runs after and re-inits it; write it explicitly
     src = zero_head.replace("    def forward", "        nn.init.zeros_(self.head.weight)\n\n    def forward")
     assert judge(graph_of(src)).hazards() == []
@@ -148,8 +164,9 @@ def test_a_zero_output_layer_is_not_a_hazard_but_zero_hidden_layers_are_dead():
 
 
 def test_exp_activation_overflows():
-    src = mlp(10, act="Exp()", width=16).replace("class Net", "class Exp(nn.Module):\n    def forward(self, x):\n"
-                                                            "        return torch.exp(x)\n\nclass Net")
+    src = mlp(10, act="Exp()", width=16).replace(
+        "class Net", "class Exp(nn.Module):\n    def forward(self, x):\n        return torch.exp(x)\n\nclass Net"
+    )
     (h,) = judge(graph_of(src)).hazards()
     assert (h.hazard, h.test, h.cause) == (Hazard.EXPLODING, "overflow", Cause.OVERFLOW)
 
@@ -185,7 +202,11 @@ def test_scaling_after_init_scales_the_prediction(scaling):
 def test_a_calculate_gain_is_resolved_and_an_unresolved_gain_is_unknown():
     g = graph_of(mlp(2, init="nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain('tanh'))"))
     assert g.layers()[0].inits["weight"].gain == pytest.approx(5 / 3)
-    g = graph_of(mlp(2, init="nn.init.xavier_uniform_(m.weight, gain=GAIN)").replace("class Net", "from cfg import GAIN\nclass Net"))
+    g = graph_of(
+        mlp(2, init="nn.init.xavier_uniform_(m.weight, gain=GAIN)").replace(
+            "class Net", "from cfg import GAIN\nclass Net"
+        )
+    )
     assert not judge(g).profile.complete
 
 
@@ -300,7 +321,7 @@ def test_square_moments_follow_the_input_fourth_moment():
     assert A.tail_moments("tanh", 0.0, 1.0, 9.0) is None  # only x ** 2 reads the tail
     t = A.tail_moments("square", 0.0, 1.0, 6.0)
     assert (t.second, t.factor, t.typical) == (6.0, 2.0, True)
-    assert t.r4 == pytest.approx(105 * 2 ** 6 / 36)  # E[z^8] / E[z^4]^2 of the scale mixture
+    assert t.r4 == pytest.approx(105 * 2**6 / 36)  # E[z^8] / E[z^4]^2 of the scale mixture
     assert not A.tail_moments("square", 0.0, 1.0, 3 * A.TAIL_LIMIT + 1).typical
 
 
@@ -348,7 +369,8 @@ def test_a_constant_init_square_stack_underflows_without_an_internal_error():
     src = _square_stack(7, 12).replace(
         "self.head = nn.Linear(width, 1)",
         "self.head = nn.Linear(width, 1)\n        for m in self.layers:\n"
-        "            nn.init.constant_(m.weight, 0.01)\n            nn.init.zeros_(m.bias)")
+        "            nn.init.constant_(m.weight, 0.01)\n            nn.init.zeros_(m.bias)",
+    )
     codes = [d.code for d in lint_source(src, "m.py")]
     assert "GL002" not in codes and "GL201" in codes
     g = graph_of(src)
@@ -371,12 +393,18 @@ def test_a_stopped_profile_leaves_the_local_judgement_alone(monkeypatch):
 def test_the_flow_pass_follows_any_magnitude_without_giving_up(seed):
     # widths 1-16, std 1e-30..1e4, x ** 2 / exp / relu / tanh mixed: never an internal error,
     # and a profile followed to the end (no "could not follow the magnitudes")
-    from hypothesis import given, settings, strategies as st
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
 
     @settings(max_examples=60, deadline=None, database=None, derandomize=True)
-    @given(width=st.integers(1, 16), acts=st.lists(st.sampled_from(["x ** 2", "torch.exp(x)", "torch.relu(x)",
-                                                                      "torch.tanh(x)"]), min_size=1, max_size=10),
-           log_std=st.integers(-30, 4), zero_bias=st.booleans())
+    @given(
+        width=st.integers(1, 16),
+        acts=st.lists(
+            st.sampled_from(["x ** 2", "torch.exp(x)", "torch.relu(x)", "torch.tanh(x)"]), min_size=1, max_size=10
+        ),
+        log_std=st.integers(-30, 4),
+        zero_bias=st.booleans(),
+    )
     def check(width, acts, log_std, zero_bias):
         lines = "\n".join(f"        x = self.fc{i}(x)\n        x = {a}" for i, a in enumerate(acts))
         defs = "\n".join(f"        self.fc{i} = nn.Linear({width}, {width})" for i in range(len(acts)))
@@ -392,7 +420,7 @@ class Net(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, 1e{log_std + seed})
-                {'nn.init.zeros_(m.bias)' if zero_bias else 'pass'}
+                {"nn.init.zeros_(m.bias)" if zero_bias else "pass"}
 
     def forward(self, x):
 {lines}
@@ -451,7 +479,7 @@ def test_a_padded_kernel_on_a_small_map_leaves_position_varying_means():
     # per dimension taps reach 3, 4 and 3 of the 4 positions: kept 10/12, and a channel's mean
     # keeps (0.75^2 + 1 + 0.75^2) / (0.75 + 1 + 0.75) of the per-position means' energy
     assert (frac, out_pos) == (pytest.approx((10 / 12) ** 2), 16.0)
-    assert share == pytest.approx(0.85 ** 2)
+    assert share == pytest.approx(0.85**2)
     L.params = dict(L.params, kernel_size=1, padding=0)
     assert _Pass._conv_geometry(None, L, 16.0)[2] == 1.0  # a 1x1 kernel: the same everywhere
 
@@ -530,8 +558,10 @@ def test_the_init_of_a_layer_batchnorm_follows_is_a_cause_only_when_far_off():
         first = net.features[0].weight.grad.norm().item()
         return first, first / net.fc.weight.grad.norm().item()
 
-    for init, hazard in (('nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', None),
-                         ("nn.init.normal_(m.weight, 0.0, 1e-4)", (Hazard.EXPLODING, Cause.INIT_SCALE))):
+    for init, hazard in (
+        ('nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', None),
+        ("nn.init.normal_(m.weight, 0.0, 1e-4)", (Hazard.EXPLODING, Cause.INIT_SCALE)),
+    ):
         src = _bn_stack(init)
         j = judge(graph_of(src))
         assert [(h.hazard, h.cause) for h in j.hazards()] == ([hazard] if hazard else [])

@@ -17,10 +17,17 @@ def acts(g):
 
 def test_import_aliases_resolve_the_same():
     variants = [
-        "import torch.nn as tnn\nclass M(tnn.Module):\n    def __init__(self):\n        super().__init__()\n        self.a = tnn.Linear(3, 4)\n        self.s = tnn.Sigmoid()\n    def forward(self, x):\n        return self.s(self.a(x))\n",
-        "from torch import nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.a = nn.Linear(3, 4)\n        self.s = nn.Sigmoid()\n    def forward(self, x):\n        return self.s(self.a(x))\n",
-        "from torch.nn import Linear as L, Sigmoid, Module\nclass M(Module):\n    def __init__(self):\n        super().__init__()\n        self.a = L(3, 4)\n        self.s = Sigmoid()\n    def forward(self, x):\n        return self.s(self.a(x))\n",
-        "import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.a = torch.nn.Linear(3, 4)\n    def forward(self, x):\n        return torch.nn.functional.sigmoid(self.a(x))\n",
+        "import torch.nn as tnn\nclass M(tnn.Module):\n    def __init__(self):\n        super().__init__()\n       "
+        " self.a = tnn.Linear(3, 4)\n        self.s = tnn.Sigmoid()\n    def forward(self, x):\n        return"
+        " self.s(self.a(x))\n",
+        "from torch import nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n       "
+        " self.a = nn.Linear(3, 4)\n        self.s = nn.Sigmoid()\n    def forward(self, x):\n        return"
+        " self.s(self.a(x))\n",
+        "from torch.nn import Linear as L, Sigmoid, Module\nclass M(Module):\n    def __init__(self):\n       "
+        " super().__init__()\n        self.a = L(3, 4)\n        self.s = Sigmoid()\n    def forward(self, x):\n      "
+        "  return self.s(self.a(x))\n",
+        "import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.a"
+        " = torch.nn.Linear(3, 4)\n    def forward(self, x):\n        return torch.nn.functional.sigmoid(self.a(x))\n",
     ]
     for src in variants:
         g = graph_of(src)

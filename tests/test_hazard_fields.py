@@ -19,19 +19,29 @@ from gradlint.flow.convention import Hazard
 from gradlint.reporters import render
 
 PREDICTION = {
-    "ratio": 1.5e-05, "first": 2.0e-06, "total": 0.4, "gain": None, "test": "ratio",
+    "ratio": 1.5e-05,
+    "first": 2.0e-06,
+    "total": 0.4,
+    "gain": None,
+    "test": "ratio",
     "layers": [{"name": "net.0", "grad_norm": 2.0e-06}, {"name": "net.2", "grad_norm": 0.13}],
 }
 EXPLODED = {
-    "ratio": float("inf"), "first": float("inf"), "total": float("nan"), "gain": float("-inf"), "test": "overflow",
+    "ratio": float("inf"),
+    "first": float("inf"),
+    "total": float("nan"),
+    "gain": float("-inf"),
+    "test": "overflow",
     "layers": [{"name": "net.0", "grad_norm": float("inf")}, {"name": "net.2", "grad_norm": 1.0}],
 }
 
 
 def strict(text: str):
     """Parse ``text`` refusing the non-standard ``Infinity``/``NaN`` tokens."""
+
     def refuse(token):
         raise ValueError(f"not JSON: {token}")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -77,10 +87,19 @@ def test_json_and_json_lines_carry_hazard_after_confidence_and_prediction():
 
 
 def test_infinite_predictions_stay_strict_json():
-    d = with_hazard(EXPLODED, hazard=Hazard.EXPLODING,
-                    evidence=(("verdict", "confirmed"), ("ratio", float("inf")), ("numbers", {"total": float("nan")})))
-    expected = {"ratio": "inf", "first": "inf", "total": "nan", "gain": "-inf", "test": "overflow",
-                "layers": [{"name": "net.0", "grad_norm": "inf"}, {"name": "net.2", "grad_norm": 1.0}]}
+    d = with_hazard(
+        EXPLODED,
+        hazard=Hazard.EXPLODING,
+        evidence=(("verdict", "confirmed"), ("ratio", float("inf")), ("numbers", {"total": float("nan")})),
+    )
+    expected = {
+        "ratio": "inf",
+        "first": "inf",
+        "total": "nan",
+        "gain": "-inf",
+        "test": "overflow",
+        "layers": [{"name": "net.0", "grad_norm": "inf"}, {"name": "net.2", "grad_norm": 1.0}],
+    }
     assert d.prediction_json() == expected
     json.dumps(d.to_json(), allow_nan=False)
     for fmt in ("json", "json-lines", "sarif"):

@@ -15,27 +15,31 @@ import resource
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 from gradlint.engine import lint_source
-from gradlint.run import lint_file
 from gradlint.files import MAX_FILE_BYTES, discover
 from gradlint.graph.builder import build_graphs
 from gradlint.graph.model import UnknownKind
+from gradlint.run import lint_file
 
 CAP_BYTES = 1 << 30  # 1 GiB: each reproduction took 1.1-4.9 GB before
 
 
 def _check_bounded(tmp_path, *names, timeout=60):
     """``gradlint check`` on ``names`` (in ``tmp_path``) under a 1 GiB cap: (rc, stdout)."""
+
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (CAP_BYTES, CAP_BYTES))
 
     proc = subprocess.run(
         [sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", "json", "-j", "1", *names],
-        cwd=tmp_path, capture_output=True, text=True, timeout=timeout, preexec_fn=limit,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -72,7 +76,9 @@ def test_a_module_function_that_exhausts_the_budget_is_no_internal_error():
 
 
 def test_an_exhausted_budget_in_a_model_is_an_unknown_naming_the_function():
-    unknowns = _unknowns(BUDGET_EATER + textwrap.dedent("""
+    unknowns = _unknowns(
+        BUDGET_EATER
+        + textwrap.dedent("""
         import torch.nn as nn
 
         class M(nn.Module):
@@ -82,7 +88,8 @@ def test_an_exhausted_budget_in_a_model_is_an_unknown_naming_the_function():
                 self.n = build()
             def forward(self, x):
                 return self.fc(x)
-    """))
+    """)
+    )
     budget = [u for u in unknowns if u.kind is UnknownKind.BUDGET]
     # the innermost function running when the steps ran out: the loop in build() or step()
     assert budget and re.match(r"analysis budget reached in `(build|step)`: graph truncated", budget[0].reason)
@@ -112,7 +119,9 @@ def test_a_notebook_whose_json_nests_too_deep_is_gl001(tmp_path):
     cell = json.dumps({"cell_type": "code", "metadata": {}, "source": ["import torch\n"], "outputs": []})
     deep = "[" * 5000 + "]" * 5000
     nb = tmp_path / "deep.ipynb"
-    nb.write_text('{"cells": [' + cell[:-1] + ', "x": ' + deep + '}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    nb.write_text(
+        '{"cells": [' + cell[:-1] + ', "x": ' + deep + '}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+    )
     diags = lint_file(str(nb)).diagnostics
     assert _codes(diags) == ["GL001"]
     assert "nests deeper" in diags[0].message
@@ -146,7 +155,8 @@ def test_symlinked_directories_are_not_followed_in_a_walk(tmp_path):
 
 # ---------------------------------------------------------------- 3. memory from tiny sources
 def test_folds_are_bounded_before_they_are_computed(tmp_path):
-    (tmp_path / "blowup.py").write_text(textwrap.dedent("""
+    (tmp_path / "blowup.py").write_text(
+        textwrap.dedent("""
         import torch.nn as nn
         A = "ab" * 10**9
         B = 1 << (1 << 33)
@@ -160,7 +170,8 @@ def test_folds_are_bounded_before_they_are_computed(tmp_path):
                 self.sizes = (A, B, C, D)
             def forward(self, x):
                 return self.net(x)
-    """))
+    """)
+    )
     rc, out, err = _check_bounded(tmp_path, "blowup.py")
     assert rc in (0, 1), err
     assert "GL002" not in [d["code"] for d in json.loads(out)]
@@ -229,8 +240,12 @@ def test_a_file_name_that_is_not_utf8_keeps_every_format_valid(tmp_path, fmt):
             fh.write(source)
     except OSError:
         pytest.skip("this file system refuses a name that is not UTF-8")
-    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", fmt, "."],
-                          cwd=tmp_path, capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", fmt, "."],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stderr
     text = proc.stdout.decode("utf-8")  # valid UTF-8, whatever the format
     shown = "bad\\xff.py"  # each undecodable byte as the four characters \\xNN
@@ -241,7 +256,10 @@ def test_a_file_name_that_is_not_utf8_keeps_every_format_valid(tmp_path, fmt):
     elif fmt == "gitlab":
         assert [d["location"]["path"] for d in json.loads(text)] == [shown]
     elif fmt == "sarif":
-        uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in json.loads(text)["runs"][0]["results"]]
+        uris = [
+            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for r in json.loads(text)["runs"][0]["results"]
+        ]
         assert uris == ["bad%5Cxff.py"]
     else:
         assert shown in text
@@ -260,23 +278,37 @@ def _crossfile_package(tmp_path):
 def test_diff_writes_nothing_not_even_the_cache(tmp_path):
     pkg = _crossfile_package(tmp_path)
     before = sorted(p.name for p in pkg.iterdir())
-    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--diff", "--unsafe-fixes", "."],
-                          cwd=pkg, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--diff", "--unsafe-fixes", "."],
+        cwd=pkg,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and "+++ " in proc.stdout, proc.stderr
     assert sorted(p.name for p in pkg.iterdir()) == before  # no .gradlint_cache/
 
 
 def test_show_fixes_gives_the_edits_of_a_cross_file_finding(tmp_path):
     pkg = _crossfile_package(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--show-fixes", "--output-format", "json", "."],
-                          cwd=pkg, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--show-fixes", "--output-format", "json", "."],
+        cwd=pkg,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     gl401 = [d for d in json.loads(proc.stdout) if d["code"] == "GL401"]
     assert len(gl401) == 1 and gl401[0]["path"] == "train.py"
     edits = gl401[0]["fix"]["edits"]
     assert edits and "clip_grad_norm_(model.parameters()" in edits[0]["content"]
     # and they are the edits --fix applies
-    subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--fix", "--unsafe-fixes", "--select", "GL401", "."],
-                   cwd=pkg, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--fix", "--unsafe-fixes", "--select", "GL401", "."],
+        cwd=pkg,
+        capture_output=True,
+        timeout=60,
+    )
     fixed = (pkg / "train.py").read_text().splitlines()
     assert fixed[edits[0]["line"] - 1] == edits[0]["content"].rstrip("\n")
 
@@ -286,8 +318,12 @@ _FIXABLE = "import torch\nimport torch.nn as nn\nx = 1  # noqa: GL101\n"  # GL00
 
 
 def _fix(path):
-    proc = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--fix", str(path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--no-cache", "--fix", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "# noqa" not in path.read_text(), proc.stderr
 
 
@@ -343,8 +379,12 @@ def test_a_request_with_invalid_params_gets_a_jsonrpc_error_response():
     import queue
     import threading
 
-    proc = subprocess.Popen([sys.executable, "-m", "gradlint", "server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradlint", "server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     inbox: queue.Queue = queue.Queue()
 
     def read_all():
@@ -363,11 +403,25 @@ def test_a_request_with_invalid_params_gets_a_jsonrpc_error_response():
                 return message
 
     try:
-        _lsp_send(proc.stdin, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                               "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        _lsp_send(
+            proc.stdin,
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"processId": None, "rootUri": None, "capabilities": {}},
+            },
+        )
         assert "result" in answer(1)
-        _lsp_send(proc.stdin, {"jsonrpc": "2.0", "id": 7, "method": "textDocument/codeAction",
-                               "params": {"textDocument": 42, "bogus": True}})
+        _lsp_send(
+            proc.stdin,
+            {
+                "jsonrpc": "2.0",
+                "id": 7,
+                "method": "textDocument/codeAction",
+                "params": {"textDocument": 42, "bogus": True},
+            },
+        )
         error = answer(7)["error"]
         assert error["code"] == -32602 and "textDocument/codeAction" in error["message"]
         _lsp_send(proc.stdin, {"jsonrpc": "2.0", "id": 8, "method": "shutdown"})
@@ -403,10 +457,21 @@ def test_sizes_that_cannot_be_are_unknowns_and_counts_are_bounded():
 
 def test_a_notebook_with_big_outputs_is_still_read(tmp_path):
     """The 10 MB cap is for Python source; a notebook's images may make it much bigger."""
-    cells = [{"cell_type": "code", "metadata": {}, "execution_count": 1,
-              "source": ["import torch.nn as nn\n", "net = nn.Sequential(*[nn.Sigmoid() for _ in range(30)])\n"],
-              "outputs": [{"output_type": "display_data", "metadata": {},
-                           "data": {"image/png": "A" * (MAX_FILE_BYTES + (1 << 20))}}]}]
+    cells = [
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": 1,
+            "source": ["import torch.nn as nn\n", "net = nn.Sequential(*[nn.Sigmoid() for _ in range(30)])\n"],
+            "outputs": [
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {"image/png": "A" * (MAX_FILE_BYTES + (1 << 20))},
+                }
+            ],
+        }
+    ]
     nb = tmp_path / "big.ipynb"
     nb.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
     assert nb.stat().st_size > MAX_FILE_BYTES

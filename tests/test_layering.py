@@ -86,7 +86,14 @@ def test_the_package_has_no_import_cycle_counting_imports_inside_functions():
     assert nx.is_directed_acyclic_graph(g), sorted(nx.simple_cycles(g))[:5]
     # the pipeline knows nothing of runs, caches, fixes or notebooks
     below_pipeline = nx.descendants(g, "gradlint.engine")
-    assert not below_pipeline & {"gradlint.run", "gradlint.cache", "gradlint.fixes", "gradlint.notebook",
-                                 "gradlint.apply", "gradlint.cli", "gradlint.server"}, below_pipeline
+    assert not below_pipeline & {
+        "gradlint.run",
+        "gradlint.cache",
+        "gradlint.fixes",
+        "gradlint.notebook",
+        "gradlint.apply",
+        "gradlint.cli",
+        "gradlint.server",
+    }, below_pipeline
     # the text home is a leaf
     assert not [d for d in g.successors("gradlint.text") if d != "gradlint"]

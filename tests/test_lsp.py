@@ -23,7 +23,7 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # 
 
 from gradlint import server as gserver  # noqa: E402
 from gradlint.diagnostics import Edit  # noqa: E402
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import Settings, lint_source  # noqa: E402
 from gradlint.fixes import lint_with_edits  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ VSCODE = "visual-studio-code"  # no positionEncodings: UTF-16
 NEOVIM = "neovim@v0.11.0"  # offers utf-8 first
 EMACS = "emacs"  # offers utf-32 first
 
-TOWER = '''\
+TOWER = """\
 import torch.nn as nn
 
 DEPTH = 8
@@ -49,7 +49,7 @@ class Tower(nn.Module):
 
     def forward(self, x):
         return self.net(x)
-'''
+"""
 FINDING_LINE = 11  # 1-based: the `layers += [...]` line
 HEALTHY = TOWER.replace("DEPTH = 8", "DEPTH = 2")
 WIDE = TOWER.replace("layers += [", 'tag = "🧪中文🐍"; layers += [')
@@ -110,26 +110,35 @@ async def within(client: LanguageClient, awaitable):
 
 async def start(client: LanguageClient, spec: str = VSCODE, debounce_ms: int | None = 0, root: Path | None = None):
     options = {} if debounce_ms is None else {"debounceMs": debounce_ms}
-    return await within(client, client.initialize_session(types.InitializeParams(
-        capabilities=client_capabilities(spec),
-        initialization_options=options,
-        root_uri=from_fs_path(str(root)) if root else None,
-    )))
+    return await within(
+        client,
+        client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities(spec),
+                initialization_options=options,
+                root_uri=from_fs_path(str(root)) if root else None,
+            )
+        ),
+    )
 
 
 def open_doc(client: LanguageClient, path: Path, text: str, language: str = "python", version: int = 1) -> str:
     uri = from_fs_path(str(path))
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text),
-    ))
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text),
+        )
+    )
     return uri
 
 
 def change_doc(client: LanguageClient, uri: str, version: int, text: str) -> None:
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
-    ))
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
 
 
 async def published(client: LanguageClient, uri: str, version: int | None) -> list[types.Diagnostic]:
@@ -145,7 +154,9 @@ async def published(client: LanguageClient, uri: str, version: int | None) -> li
 
 
 async def debug(client: LanguageClient) -> dict:
-    return await within(client, client.workspace_execute_command_async(types.ExecuteCommandParams(command="gradlint.debug")))
+    return await within(
+        client, client.workspace_execute_command_async(types.ExecuteCommandParams(command="gradlint.debug"))
+    )
 
 
 def units(text: str, encoding: str) -> int:
@@ -173,7 +184,10 @@ def apply(text: str, edit: types.WorkspaceEdit, uri: str, encoding: str = "utf-1
         edits = [e for change in edit.document_changes if change.text_document.uri == uri for e in change.edits]
     else:
         edits = edit.changes[uri]
-    spans = sorted(((offset(text, e.range.start, encoding), offset(text, e.range.end, encoding), e.new_text) for e in edits), reverse=True)
+    spans = sorted(
+        ((offset(text, e.range.start, encoding), offset(text, e.range.end, encoding), e.new_text) for e in edits),
+        reverse=True,
+    )
     for start, end, new in spans:
         text = text[:start] + new + text[end:]
     return text
@@ -198,7 +212,10 @@ async def test_deep_sigmoid_stack_is_reported_then_cleared(client: LanguageClien
     assert diag.code == "GL101"
     assert diag.source == "gradlint"
     assert diag.range == expected_range(TOWER, "GL101", "utf-16")
-    assert TOWER.splitlines()[diag.range.start.line][diag.range.start.character:diag.range.end.character] == "nn.Sigmoid()"
+    assert (
+        TOWER.splitlines()[diag.range.start.line][diag.range.start.character : diag.range.end.character]
+        == "nn.Sigmoid()"
+    )
     assert diag.code_description.href.startswith("https://github.com/gradlint/gradlint/blob/main/docs/rules.md#gl101-")
     (finding,) = lint_source(TOWER, str(path))
     severity = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}[finding.severity]
@@ -212,13 +229,17 @@ async def test_deep_sigmoid_stack_is_reported_then_cleared(client: LanguageClien
     change_doc(client, uri, 2, HEALTHY)
     assert await published(client, uri, 2) == []
 
-    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+    client.text_document_did_close(
+        types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
     assert await published(client, uri, None) == []
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("spec, encoding", [(VSCODE, "utf-16"), (NEOVIM, "utf-8"), (EMACS, "utf-32")])
-async def test_positions_after_non_ascii_text_use_the_negotiated_encoding(client: LanguageClient, tmp_path, spec, encoding):
+async def test_positions_after_non_ascii_text_use_the_negotiated_encoding(
+    client: LanguageClient, tmp_path, spec, encoding
+):
     result = await start(client, spec)
     assert (result.capabilities.position_encoding or "utf-16") == encoding
     uri = open_doc(client, tmp_path / "wide.py", WIDE)
@@ -226,7 +247,9 @@ async def test_positions_after_non_ascii_text_use_the_negotiated_encoding(client
     line = WIDE.splitlines()[FINDING_LINE - 1]
     begin = line.index("nn.Sigmoid()")
     assert diag.range.start == types.Position(line=FINDING_LINE - 1, character=units(line[:begin], encoding))
-    assert diag.range.end == types.Position(line=FINDING_LINE - 1, character=units(line[: begin + len("nn.Sigmoid()")], encoding))
+    assert diag.range.end == types.Position(
+        line=FINDING_LINE - 1, character=units(line[: begin + len("nn.Sigmoid()")], encoding)
+    )
     # the emoji and CJK before the finding really change the count in UTF-16 and UTF-8
     assert (units(line[:begin], encoding) != begin) == (encoding != "utf-32")
 
@@ -319,11 +342,16 @@ async def test_a_monorepo_gives_each_file_what_the_cli_gives_it(client: Language
 
 # ---------------------------------------------------------------- code actions
 async def actions_for(client: LanguageClient, uri: str, diag: types.Diagnostic) -> list[types.CodeAction]:
-    result = await within(client, client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        range=diag.range,
-        context=types.CodeActionContext(diagnostics=[diag], only=[types.CodeActionKind.QuickFix]),
-    )))
+    result = await within(
+        client,
+        client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=diag.range,
+                context=types.CodeActionContext(diagnostics=[diag], only=[types.CodeActionKind.QuickFix]),
+            )
+        ),
+    )
     return list(result or [])
 
 
@@ -404,16 +432,19 @@ def test_to_position_counts_code_units():
     assert gserver.to_position(lines, 99, 1, "utf-16") == (3, 0)  # and to the document
 
 
-@pytest.mark.parametrize("source, line, code, expected", [
-    ("x = f(1)\n", 1, "GL101", Edit(1, 9, 1, 9, "  # noqa: GL101")),
-    ("x = f(1)   \n", 1, "GL101", Edit(1, 9, 1, 12, "  # noqa: GL101")),
-    ("x = f(1)  # noqa: GL201\n", 1, "GL101", Edit(1, 24, 1, 24, ", GL101")),
-    ("x = f(1)  # keep  # noqa:GL201 GL202 trailing\n", 1, "GL101", Edit(1, 37, 1, 37, ", GL101")),
-    ("x = f(1)  # noqa: GL101\n", 1, "GL101", None),
-    ('x = f("""a\nb""")\n', 1, "GL101", None),
-    ("x = f(1) + \\\n    2\n", 1, "GL101", None),
-    ("x = f(1  # open\n", 1, "GL101", Edit(1, 16, 1, 16, "  # noqa: GL101")),
-])
+@pytest.mark.parametrize(
+    "source, line, code, expected",
+    [
+        ("x = f(1)\n", 1, "GL101", Edit(1, 9, 1, 9, "  # noqa: GL101")),
+        ("x = f(1)   \n", 1, "GL101", Edit(1, 9, 1, 12, "  # noqa: GL101")),
+        ("x = f(1)  # noqa: GL201\n", 1, "GL101", Edit(1, 24, 1, 24, ", GL101")),
+        ("x = f(1)  # keep  # noqa:GL201 GL202 trailing\n", 1, "GL101", Edit(1, 37, 1, 37, ", GL101")),
+        ("x = f(1)  # noqa: GL101\n", 1, "GL101", None),
+        ('x = f("""a\nb""")\n', 1, "GL101", None),
+        ("x = f(1) + \\\n    2\n", 1, "GL101", None),
+        ("x = f(1  # open\n", 1, "GL101", Edit(1, 16, 1, 16, "  # noqa: GL101")),
+    ],
+)
 def test_suppression_edit(source, line, code, expected):
     lines = gserver.split_lines(source)
     assert gserver.suppression_edit(source, lines, line, code) == expected

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from gradlint.engine import lint_source
-from gradlint.run import lint_paths
 from gradlint.rule import all_rules
+from gradlint.run import lint_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,7 @@ def test_layers_are_counted_as_written():
     (d,) = [d for d in lint_source(TANH_AND_HEAD, "net.py") if d.code == "GL203"]
     assert d.message.startswith("21 weighted layers (body.0 … head; tanh after 20 of them) with PyTorch's default init")
     uniform = TANH_AND_HEAD.replace("self.head(self.body(x))", "self.body(x)").replace(
-        "        self.head = nn.Linear(64, 1)\n", "")
+        "        self.head = nn.Linear(64, 1)\n", ""
+    )
     (d,) = [d for d in lint_source(uniform, "net.py") if d.code == "GL203"]
     assert d.message.startswith("20 tanh layers (body.0 … body.38) with PyTorch's default init")

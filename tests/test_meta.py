@@ -2,9 +2,9 @@
 
 import re
 
-from gradlint.rule import DOC_HEADINGS, REQUIRED_HEADINGS, all_rules
-
 from conftest import FIXTURES
+
+from gradlint.rule import DOC_HEADINGS, REQUIRED_HEADINGS, all_rules
 
 
 def test_rules_are_discovered():
@@ -73,9 +73,9 @@ def test_every_rule_has_a_fixture():
 
 
 def test_generated_rule_docs_are_current(update_snapshots):
-    from gradlint.docs import render_rules_markdown
-
     from conftest import ROOT
+
+    from gradlint.docs import render_rules_markdown
 
     target = ROOT / "docs" / "rules.md"
     actual = render_rules_markdown()

@@ -7,11 +7,10 @@ import os
 
 import pytest
 from click.testing import CliRunner
+from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
 from gradlint.config import ConfigError, Resolver, load_config_file, rebase
-
-from test_cli import CONSTANT, SIGMOID_STACK
 
 ROOT_CONFIG = """[project]
 name = "mono"
@@ -96,12 +95,15 @@ def test_each_file_alone(mono, name):
     assert found == expected(name), result.output
 
 
-@pytest.mark.parametrize("args, names", [
-    (["a", "b"], ["a/tower.py", "a/const.py", "b/tower.py", "b/const.py", "b/legacy/tower.py"]),
-    (["."], sorted(EXPECTED)),
-    (["a/tower.py", "b/tower.py", "a/const.py"], ["a/tower.py", "b/tower.py", "a/const.py"]),
-    (["b", "top.py"], ["b/tower.py", "b/const.py", "b/legacy/tower.py", "top.py"]),
-])
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["a", "b"], ["a/tower.py", "a/const.py", "b/tower.py", "b/const.py", "b/legacy/tower.py"]),
+        (["."], sorted(EXPECTED)),
+        (["a/tower.py", "b/tower.py", "a/const.py"], ["a/tower.py", "b/tower.py", "a/const.py"]),
+        (["b", "top.py"], ["b/tower.py", "b/const.py", "b/legacy/tower.py", "top.py"]),
+    ],
+)
 def test_files_checked_together_keep_their_own_findings(mono, args, names):
     found, result = check(mono, *args)
     assert {k: sorted(v) for k, v in found.items()} == expected(*names), result.output
@@ -157,7 +159,7 @@ def test_show_files_lists_what_would_be_checked(mono):
 
 
 def test_a_broken_sub_project_config_is_an_error_naming_it(mono):
-    (mono / "a" / "pyproject.toml").write_text('[tool.gradlint]\nselect = 5\n', encoding="utf-8")
+    (mono / "a" / "pyproject.toml").write_text("[tool.gradlint]\nselect = 5\n", encoding="utf-8")
     found, result = check(mono, ".")
     assert result.exit_code == 2
     assert str(mono / "a" / "pyproject.toml") in result.output and "select" in result.output
@@ -184,11 +186,16 @@ def test_extend_cycles_and_missing_files_are_errors(tmp_path):
 def test_merge_follows_ruffs_rules(tmp_path):
     (tmp_path / "gradlint.toml").write_text(
         'select = ["GL1", "GL2"]\nignore = ["GL102"]\nextend-exclude = ["old/"]\noutput-format = "concise"\n'
-        '[per-file-ignores]\n"tests/*" = ["GL201"]\n"**/test_*.py" = ["GL1"]\n', encoding="utf-8")
+        '[per-file-ignores]\n"tests/*" = ["GL201"]\n"**/test_*.py" = ["GL1"]\n',
+        encoding="utf-8",
+    )
     (tmp_path / "p").mkdir()
     child = tmp_path / "p" / "gradlint.toml"
-    child.write_text('extend = "../gradlint.toml"\nignore = ["GL103"]\nextend-exclude = ["tmp/"]\n'
-                     '[per-file-ignores]\n"/gen.py" = ["GL101"]\n', encoding="utf-8")
+    child.write_text(
+        'extend = "../gradlint.toml"\nignore = ["GL103"]\nextend-exclude = ["tmp/"]\n'
+        '[per-file-ignores]\n"/gen.py" = ["GL101"]\n',
+        encoding="utf-8",
+    )
     data = load_config_file(child).data
     assert data["select"] == ["GL1", "GL2"] and data["ignore"] == ["GL102", "GL103"]
     assert data["extend-exclude"] == ["old/", "tmp/"] and data["output-format"] == "concise"
@@ -200,19 +207,22 @@ def test_merge_follows_ruffs_rules(tmp_path):
     assert data["select"] == ["GL102"] and "ignore" not in data
 
 
-@pytest.mark.parametrize("pattern, old, new, out", [
-    ("build/", "r", "r/p", "build/"),  # unanchored: any depth
-    ("*.py", "r", "r/p", "*.py"),
-    ("/p/gen/", "r", "r/p", "/gen/"),
-    ("p/*.py", "r", "r/p", "/*.py"),
-    ("/q/gen/", "r", "r/p", None),  # another project's folder: nothing below r/p
-    ("*/gen/x.py", "r", "r/p", "/gen/x.py"),
-    ("/p/", "r", "r/p", "**"),  # the whole project
-    ("**/gen/", "r", "r/p", "**/gen/"),
-    ("!/p/keep.py", "r", "r/p", "!/keep.py"),
-    ("/gen/", "r/p", "r", "/p/gen/"),  # extending a file below
-    ("/gen/", "r/p", "s", None),
-])
+@pytest.mark.parametrize(
+    "pattern, old, new, out",
+    [
+        ("build/", "r", "r/p", "build/"),  # unanchored: any depth
+        ("*.py", "r", "r/p", "*.py"),
+        ("/p/gen/", "r", "r/p", "/gen/"),
+        ("p/*.py", "r", "r/p", "/*.py"),
+        ("/q/gen/", "r", "r/p", None),  # another project's folder: nothing below r/p
+        ("*/gen/x.py", "r", "r/p", "/gen/x.py"),
+        ("/p/", "r", "r/p", "**"),  # the whole project
+        ("**/gen/", "r", "r/p", "**/gen/"),
+        ("!/p/keep.py", "r", "r/p", "!/keep.py"),
+        ("/gen/", "r/p", "r", "/p/gen/"),  # extending a file below
+        ("/gen/", "r/p", "s", None),
+    ],
+)
 def test_rebase(tmp_path, pattern, old, new, out):
     for name in ("r/p", "s"):
         (tmp_path / name).mkdir(parents=True, exist_ok=True)

@@ -7,25 +7,35 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from conftest import FIXTURES
 
 from gradlint.cli import cli
 from gradlint.engine import Settings
-from gradlint.run import lint_file
 from gradlint.notebook import load, write_back
-
-from conftest import FIXTURES
+from gradlint.run import lint_file
 
 NOTEBOOK = FIXTURES / "notebooks" / "sequence_model.ipynb"
 MARKER = re.compile(r"#\s*(error|warning|info):\s*(GL\d{3})")
 
 
 def notebook(*cells, language="python"):
-    return json.dumps({
-        "cells": [{"cell_type": kind, "metadata": {}, "source": src,
-                   **({"outputs": [], "execution_count": None} if kind == "code" else {})} for kind, src in cells],
-        "metadata": {"kernelspec": {"language": language, "name": language}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }, indent=1).encode()
+    return json.dumps(
+        {
+            "cells": [
+                {
+                    "cell_type": kind,
+                    "metadata": {},
+                    "source": src,
+                    **({"outputs": [], "execution_count": None} if kind == "code" else {}),
+                }
+                for kind, src in cells
+            ],
+            "metadata": {"kernelspec": {"language": language, "name": language}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        },
+        indent=1,
+    ).encode()
 
 
 def test_findings_point_at_the_cell_and_line_marked():
@@ -41,15 +51,35 @@ def test_findings_point_at_the_cell_and_line_marked():
 
 def test_magics_shell_escapes_and_help_do_not_break_parsing(tmp_path):
     path = tmp_path / "m.ipynb"
-    path.write_bytes(notebook(
-        ("markdown", "# notes with `torch`"),
-        ("code", ["%load_ext autoreload\n", "import torch\n", "import torch.nn as nn\n", "files = !ls\n", "torch.zeros?"]),
-        ("code", ["%%time\n", "for i in range(3):\n", "    print(i)"]),
-        ("code", ["class Net(nn.Module):\n", "    def __init__(self):\n", "        super().__init__()\n",
-                  "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())])\n",
-                  "        !echo inside a block\n",
-                  "    def forward(self, x):\n", "        return self.net(x)\n"]),
-    ))
+    path.write_bytes(
+        notebook(
+            ("markdown", "# notes with `torch`"),
+            (
+                "code",
+                [
+                    "%load_ext autoreload\n",
+                    "import torch\n",
+                    "import torch.nn as nn\n",
+                    "files = !ls\n",
+                    "torch.zeros?",
+                ],
+            ),
+            ("code", ["%%time\n", "for i in range(3):\n", "    print(i)"]),
+            (
+                "code",
+                [
+                    "class Net(nn.Module):\n",
+                    "    def __init__(self):\n",
+                    "        super().__init__()\n",
+                    "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8),"
+                    " nn.Sigmoid())])\n",
+                    "        !echo inside a block\n",
+                    "    def forward(self, x):\n",
+                    "        return self.net(x)\n",
+                ],
+            ),
+        )
+    )
     diags = lint_file(str(path), Settings()).diagnostics
     assert [(d.code, d.cell, d.line) for d in diags] == [("GL101", 4, 4)]
 
@@ -116,15 +146,23 @@ def test_fix_rewrites_only_the_cell_source(tmp_path):
     assert {k: v for k, v in old.items() if k != "source"} == {k: v for k, v in new.items() if k != "source"}
     src = "".join(new["source"])
     assert "!nvidia-smi" in src  # the shell escape is back as it was
-    assert src.index("loss.backward()") < src.index("clip_grad_norm_(model.parameters(), max_norm=1.0)") < src.index("opt.step()")
+    assert (
+        src.index("loss.backward()")
+        < src.index("clip_grad_norm_(model.parameters(), max_norm=1.0)")
+        < src.index("opt.step()")
+    )
     assert [d.code for d in lint_file(str(path), Settings(select=("GL401",))).diagnostics] == []
 
 
 def test_dynamic_imports_definitions_only():
     from gradlint.notebook import definitions_source
 
-    nb = load(notebook(("code", "import torch\nDEPTH = 4\nprint('training...')\nmodel = torch.nn.Linear(2, 2)\n"),
-                       ("code", "def f():\n    return DEPTH\n")))
+    nb = load(
+        notebook(
+            ("code", "import torch\nDEPTH = 4\nprint('training...')\nmodel = torch.nn.Linear(2, 2)\n"),
+            ("code", "def f():\n    return DEPTH\n"),
+        )
+    )
     src = definitions_source(nb)
     assert "import torch" in src and "DEPTH = 4" in src and "def f():" in src
     assert "print" not in src and "model =" not in src
@@ -133,8 +171,23 @@ def test_dynamic_imports_definitions_only():
 
 def test_dynamic_measures_a_notebook_model():
     pytest.importorskip("torch")
-    result = CliRunner().invoke(cli, ["check", "--no-cache", "--dynamic", "--device", "cpu", "--seeds", "1",
-                                      "--select", "GL101", "--output-format", "json", str(NOTEBOOK)])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            "--no-cache",
+            "--dynamic",
+            "--device",
+            "cpu",
+            "--seeds",
+            "1",
+            "--select",
+            "GL101",
+            "--output-format",
+            "json",
+            str(NOTEBOOK),
+        ],
+    )
     data = json.loads(result.stdout)
     assert [(d["cell"], d["code"], d["confidence"]) for d in data] == [(3, "GL101", "confirmed")]
     assert data[0]["evidence"]["verdict"] == "confirmed"
@@ -142,21 +195,44 @@ def test_dynamic_measures_a_notebook_model():
 
 def test_odd_cells_do_not_crash(tmp_path):
     path = tmp_path / "odd.ipynb"
-    path.write_text(json.dumps({"cells": [
-        {"cell_type": "code", "source": ["import torch\n", 3]},  # a non-string line
-        {"cell_type": "code"},  # no source
-        {"cell_type": "code", "source": None},
-        "not a cell",
-    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    path.write_text(
+        json.dumps(
+            {
+                "cells": [
+                    {"cell_type": "code", "source": ["import torch\n", 3]},  # a non-string line
+                    {"cell_type": "code"},  # no source
+                    {"cell_type": "code", "source": None},
+                    "not a cell",
+                ],
+                "metadata": {},
+                "nbformat": 4,
+                "nbformat_minor": 5,
+            }
+        )
+    )
     diags = lint_file(str(path), Settings()).diagnostics
     assert all(d.code in ("GL001",) for d in diags)
 
 
 def test_plain_python_cells_are_not_mistaken_for_magics(tmp_path):
     path = tmp_path / "q.ipynb"
-    path.write_bytes(notebook(("code", [
-        "import torch\n", "def f(a, b):\n", '    """Why does this vanish?\n', '    """\n',
-        "    return (\n", "        a\n", "        != b\n", "    )\n"])))
+    path.write_bytes(
+        notebook(
+            (
+                "code",
+                [
+                    "import torch\n",
+                    "def f(a, b):\n",
+                    '    """Why does this vanish?\n',
+                    '    """\n',
+                    "    return (\n",
+                    "        a\n",
+                    "        != b\n",
+                    "    )\n",
+                ],
+            )
+        )
+    )
     assert lint_file(str(path), Settings()).diagnostics == []
 
 
@@ -164,15 +240,36 @@ def _nb_with_a_broken_cell():
     import json as _json
 
     cells = [
-        {"cell_type": "code", "source": ["import torch\n", "import torch.nn as nn\n"], "metadata": {}, "outputs": [],
-         "execution_count": None},
-        {"cell_type": "code", "source": ["def unfinished(:\n", "    pass\n"], "metadata": {}, "outputs": [],
-         "execution_count": None},
-        {"cell_type": "code", "source": [
-            "class Net(nn.Module):\n", "    def __init__(self):\n", "        super().__init__()\n",
-            "        self.fcs = nn.ModuleList([nn.Linear(32, 32) for _ in range(20)])\n",
-            "    def forward(self, x):\n", "        for f in self.fcs:\n", "            x = torch.sigmoid(f(x))\n",
-            "        return x\n"], "metadata": {}, "outputs": [], "execution_count": None},
+        {
+            "cell_type": "code",
+            "source": ["import torch\n", "import torch.nn as nn\n"],
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "source": ["def unfinished(:\n", "    pass\n"],
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "source": [
+                "class Net(nn.Module):\n",
+                "    def __init__(self):\n",
+                "        super().__init__()\n",
+                "        self.fcs = nn.ModuleList([nn.Linear(32, 32) for _ in range(20)])\n",
+                "    def forward(self, x):\n",
+                "        for f in self.fcs:\n",
+                "            x = torch.sigmoid(f(x))\n",
+                "        return x\n",
+            ],
+            "metadata": {},
+            "outputs": [],
+            "execution_count": None,
+        },
     ]
     return _json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
 

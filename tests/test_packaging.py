@@ -1,7 +1,6 @@
 """Every package of the source tree is installed: a fresh install (pre-commit's, pip's) has it."""
 
 import tomllib
-
 from conftest import ROOT
 
 

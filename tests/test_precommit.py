@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_cli
 
 pre_commit = pytest.importorskip("pre_commit", reason="pre-commit is a dev dependency: pip install -e '.[dev]'")
@@ -28,7 +27,7 @@ from pre_commit.clientlib import load_manifest  # noqa: E402
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
 PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
 
-BAD = textwrap.dedent('''\
+BAD = textwrap.dedent("""\
     import torch.nn as nn
 
 
@@ -42,16 +41,16 @@ BAD = textwrap.dedent('''\
 
         def forward(self, x):
             return self.net(x)
-    ''')
+    """)
 GOOD = BAD.replace("nn.Sigmoid()", "nn.ReLU()")
-PYPROJECT = textwrap.dedent('''\
+PYPROJECT = textwrap.dedent("""\
     [project]
     name = "consumer"
     version = "0"
 
     [tool.gradlint]
     extend-exclude = ["legacy/"]
-    ''')
+    """)
 
 
 def _git(*args, cwd):
@@ -95,7 +94,11 @@ def try_repo(consumer, *files: str, hook: str = "gradlint", ref: str | None = No
     at = ["--ref", ref] if ref else []
     proc = subprocess.run(
         [str(PRE_COMMIT), "try-repo", str(ROOT), hook, *at, "--verbose", "--color", "never", "--files", *files],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=900,
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     seconds = time.perf_counter() - start
     print(f"pre-commit try-repo {hook} --files {' '.join(files)}: exit {proc.returncode} in {seconds:.1f} s")
@@ -130,8 +133,9 @@ def test_manifest_is_committed():
     """try-repo and users' pre-commit read the manifest from git, not from the working tree."""
     if not (ROOT / ".git").exists() or shutil.which("git") is None:
         pytest.skip("not a git checkout")
-    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", ".pre-commit-hooks.yaml"], cwd=ROOT,
-                             capture_output=True, text=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", ".pre-commit-hooks.yaml"], cwd=ROOT, capture_output=True, text=True
+    )
     assert tracked.returncode == 0, tracked.stderr
 
 
@@ -189,8 +193,9 @@ def _readme_snippet() -> dict:
 
 
 def _commit(rev: str) -> str | None:
-    res = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True, text=True
+    )
     return res.stdout.strip() if res.returncode == 0 else None
 
 
@@ -199,8 +204,9 @@ def _pinned_rev() -> str:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     if _commit(snippet["rev"]) is None:
-        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True,
-                                 text=True).stdout.strip()
+        shallow = subprocess.run(
+            ["git", "rev-parse", "--is-shallow-repository"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         if shallow == "true":
             pytest.skip("a shallow clone: the pinned commit is not in it")
     return snippet["rev"]
@@ -220,8 +226,9 @@ def test_the_readme_snippet_pins_a_commit_of_this_repository():
     if tagged is not None:  # a clone may come without tags; where the tag is, it is that commit
         assert tagged == rev
     # the hooks it names exist in the manifest at that commit
-    manifest = subprocess.run(["git", "show", f"{rev}:.pre-commit-hooks.yaml"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout
+    manifest = subprocess.run(
+        ["git", "show", f"{rev}:.pre-commit-hooks.yaml"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     import yaml
 
     ids = {h["id"] for h in yaml.safe_load(manifest)}

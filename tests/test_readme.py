@@ -6,8 +6,11 @@ from conftest import ROOT, run_cli
 
 README = (ROOT / "README.md").read_text()
 #: the README and the reference pages it points to: what they show is real output too
-DOCS = README + "".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "docs").glob("*.md"))
-                        if p.name not in ("rules.md", "calibration.md"))
+DOCS = README + "".join(
+    p.read_text(encoding="utf-8")
+    for p in sorted((ROOT / "docs").glob("*.md"))
+    if p.name not in ("rules.md", "calibration.md")
+)
 
 
 def test_readme_opens_with_the_two_commands():

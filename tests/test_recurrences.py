@@ -3,13 +3,12 @@
 import ast
 
 import pytest
+from conftest import FIXTURES
 
 from gradlint.engine import lint_source
 from gradlint.graph.builder import FileIndex
 
-from conftest import FIXTURES
-
-ELMAN = '''
+ELMAN = """
 import torch
 import torch.nn as nn
 
@@ -37,7 +36,7 @@ for x, y in data:
     loss.backward()
     CLIP
     optimizer.step()
-'''
+"""
 
 #: the tutorials' char-RNN, from its fixture (the part before the Elman cell there), with a
 #: CLIP placeholder after ``backward()``
@@ -51,7 +50,8 @@ def test_a_hand_written_recurrence_trained_without_clipping_is_gl401(src, model)
     found = [d for d in lint_source(src.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
     assert len(found) == 1 and f"({model})" in found[0].message
     clipped = src.replace("CLIP", "torch.nn.utils.clip_grad_norm_(PARAMS, 1.0)").replace(
-        "PARAMS", "model.parameters()" if model == "Elman" else "rnn.parameters()")
+        "PARAMS", "model.parameters()" if model == "Elman" else "rnn.parameters()"
+    )
     assert "GL401" not in {d.code for d in lint_source(clipped, "m.py")}
 
 
@@ -60,15 +60,18 @@ def test_the_char_rnn_says_how_it_is_recurrent():
     assert "a loop feeds its output state back" in d.message
 
 
-@pytest.mark.parametrize("body, recurrent", [
-    ("for t in range(x.size(0)):\n            h = torch.tanh(self.W(x[t]) + self.U(h))", True),
-    ("for t in range(x.size(0)):\n            z = torch.cat((x[t], h), 1)\n            h = self.U(z)", True),
-    ("for layer in self.layers:\n            h = layer(h)", False),  # a stack, not a recurrence
-    ("for t in range(3):\n            y = self.U(x)", False),  # no state fed back
-    ("for blk in self.layers:\n            h = h + blk(h)", False),
-])
+@pytest.mark.parametrize(
+    "body, recurrent",
+    [
+        ("for t in range(x.size(0)):\n            h = torch.tanh(self.W(x[t]) + self.U(h))", True),
+        ("for t in range(x.size(0)):\n            z = torch.cat((x[t], h), 1)\n            h = self.U(z)", True),
+        ("for layer in self.layers:\n            h = layer(h)", False),  # a stack, not a recurrence
+        ("for t in range(3):\n            y = self.U(x)", False),  # no state fed back
+        ("for blk in self.layers:\n            h = h + blk(h)", False),
+    ],
+)
 def test_what_counts_as_a_recurrence_in_forward(body, recurrent):
-    src = f'''
+    src = f"""
 import torch
 import torch.nn as nn
 
@@ -84,11 +87,11 @@ class M(nn.Module):
         h = x[0]
         {body}
         return h
-'''
+"""
     assert ("M" in FileIndex(ast.parse(src)).recurrent_classes) is recurrent
 
 
-FRAMEWORK = '''
+FRAMEWORK = """
 import torch
 import torch.nn as nn
 import lightning.pytorch as pl
@@ -108,18 +111,25 @@ class Seq(pl.LightningModule):
     def training_step(self, batch, idx):
         x, y = batch
         return ((self(x) - y) ** 2).mean()
-'''
+"""
 
 
-@pytest.mark.parametrize("layer, tail, expect", [
-    ("LSTM(8, 32)", "trainer = pl.Trainer(max_epochs=3)\ntrainer.fit(Seq(), loader)\n", "no `gradient_clip_val`"),
-    ("LSTM(8, 32)", "pl.Trainer(gradient_clip_val=0).fit(model=Seq())\n", "gradient_clip_val=0"),
-    ("LSTM(8, 32)", "trainer = pl.Trainer(gradient_clip_val=1.0)\ntrainer.fit(Seq(), loader)\n", None),
-    ("Linear(8, 32)", "trainer = pl.Trainer()\ntrainer.fit(Seq(), loader)\n", None),  # not recurrent
-    ("LSTM(8, 32)", "Trainer(model=Seq(), args=TrainingArguments('o')).train()\n", None),  # HF clips by default
-    ("LSTM(8, 32)", "args = TrainingArguments('o', max_grad_norm=None)\nmodel = Seq()\n"
-                    "Trainer(model=model, args=args).train()\n", "max_grad_norm=None"),
-])
+@pytest.mark.parametrize(
+    "layer, tail, expect",
+    [
+        ("LSTM(8, 32)", "trainer = pl.Trainer(max_epochs=3)\ntrainer.fit(Seq(), loader)\n", "no `gradient_clip_val`"),
+        ("LSTM(8, 32)", "pl.Trainer(gradient_clip_val=0).fit(model=Seq())\n", "gradient_clip_val=0"),
+        ("LSTM(8, 32)", "trainer = pl.Trainer(gradient_clip_val=1.0)\ntrainer.fit(Seq(), loader)\n", None),
+        ("Linear(8, 32)", "trainer = pl.Trainer()\ntrainer.fit(Seq(), loader)\n", None),  # not recurrent
+        ("LSTM(8, 32)", "Trainer(model=Seq(), args=TrainingArguments('o')).train()\n", None),  # HF clips by default
+        (
+            "LSTM(8, 32)",
+            "args = TrainingArguments('o', max_grad_norm=None)\nmodel = Seq()\n"
+            "Trainer(model=model, args=args).train()\n",
+            "max_grad_norm=None",
+        ),
+    ],
+)
 def test_framework_trainers_clip_or_say_they_do_not(layer, tail, expect):
     src = FRAMEWORK.replace("LAYER", layer) + "\n" + tail
     found = [d for d in lint_source(src, "m.py") if d.code == "GL401"]
@@ -129,7 +139,7 @@ def test_framework_trainers_clip_or_say_they_do_not(layer, tail, expect):
         assert len(found) == 1 and expect in found[0].message
 
 
-MODEL_PY = '''
+MODEL_PY = """
 import torch.nn as nn
 
 
@@ -141,9 +151,9 @@ class Tagger(nn.Module):
 
     def forward(self, x):
         return self.fc(self.rnn(x)[0] if isinstance(self.rnn, nn.LSTM) else self.rnn(x))
-'''
+"""
 
-TRAIN_GLOBALS = '''
+TRAIN_GLOBALS = """
 import torch
 from model import *
 
@@ -157,9 +167,9 @@ def train(data):
         loss = (model(x) - y).pow(2).mean()
         loss.backward()
         optimizer.step()
-'''
+"""
 
-TRAIN_STEP = '''
+TRAIN_STEP = """
 import torch
 from model import *
 
@@ -173,7 +183,7 @@ def train_step(x, y):
     loss.backward()
     opt.step()
     return loss.item()
-'''
+"""
 
 
 @pytest.mark.parametrize("train", [TRAIN_GLOBALS, TRAIN_STEP])
@@ -198,14 +208,17 @@ def test_a_star_imported_model_trained_over_module_globals(tmp_path, train, laye
         assert gl401[0].path == "train.py" and "Tagger, imported from model" in gl401[0].message
 
 
-@pytest.mark.parametrize("params", [
-    "list(model.parameters()) + list(head.parameters())",
-    "filter(lambda p: p.requires_grad, model.parameters())",
-    "[{'params': model.parameters(), 'lr': 1e-3}]",
-    "[p for p in model.parameters() if p.requires_grad]",
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        "list(model.parameters()) + list(head.parameters())",
+        "filter(lambda p: p.requires_grad, model.parameters())",
+        "[{'params': model.parameters(), 'lr': 1e-3}]",
+        "[p for p in model.parameters() if p.requires_grad]",
+    ],
+)
 def test_optimizers_over_combined_or_filtered_parameters_name_the_model(params):
-    src = f'''
+    src = f"""
 import torch
 import torch.nn as nn
 
@@ -218,6 +231,6 @@ def fit(data):
         opt.zero_grad()
         head(model(x)[0]).sum().backward()
         opt.step()
-'''
+"""
     (d,) = [d for d in lint_source(src, "m.py") if d.code == "GL401"]
     assert "`model` (LSTM)" in d.message

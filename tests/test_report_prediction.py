@@ -81,8 +81,9 @@ def test_series_is_aligned_with_the_bars_and_carries_the_prediction(run):
             assert value is None
     assert sum(v is not None for _, v in series) >= 2
     # the prediction sits near the measurement: a vanishing stack, within a decade or two per layer
-    measured = {entry["name"]: math.exp(sum(math.log(x) for x in entry["norms"]) / len(entry["norms"]))
-                for entry in m.layers}
+    measured = {
+        entry["name"]: math.exp(sum(math.log(x) for x in entry["norms"]) / len(entry["norms"])) for entry in m.layers
+    }
     assert series[0][1] < 1e-5 and measured["blocks.0"] < 1e-5
     for name, value in series:
         if value is not None:

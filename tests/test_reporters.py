@@ -18,10 +18,10 @@ from conftest import ROOT
 
 from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
 from gradlint.engine import Settings
-from gradlint.run import lint_paths
 from gradlint.reporters import FORMATS, relative_path, render, stable_identities, statistics
 from gradlint.reporters import github as github_reporter
 from gradlint.rule import all_rules
+from gradlint.run import lint_paths
 
 SRC = (
     "import torch.nn as nn\n"
@@ -36,8 +36,14 @@ NASTY = "100% sure: a, b\nsecond line\r\nthird — ünïcode ✔ <tag> & \"q\" '
 
 def diag(path="pkg/model.py", line=5, column=9, code="GL101", **kw) -> Diagnostic:
     fields = dict(
-        path=path, line=line, column=column, end_line=kw.pop("end_line", line), end_column=kw.pop("end_column", column + 10),
-        code=code, name=kw.pop("name", "saturating-activation-stack"), severity=kw.pop("severity", "warning"),
+        path=path,
+        line=line,
+        column=column,
+        end_line=kw.pop("end_line", line),
+        end_column=kw.pop("end_column", column + 10),
+        code=code,
+        name=kw.pop("name", "saturating-activation-stack"),
+        severity=kw.pop("severity", "warning"),
         message=kw.pop("message", "3 stacked sigmoid layers: the gradient vanishes"),
     )
     fields.update(kw)
@@ -62,18 +68,53 @@ def hand_made() -> list[Diagnostic]:
             related=(Related("pkg/model.py", 6, 9, "second stack, 'here'"), Related("pkg/other.py", 2, 1, "DEPTH = 3")),
             help="use ReLU",
             confidence="confirmed",
-            evidence=(("verdict", "confirmed"), ("device", "cpu"), ("seeds", 3), ("summary", "ratio = 3.1e-07"),
-                      ("thresholds", {"ratio": 1e-3})),
+            evidence=(
+                ("verdict", "confirmed"),
+                ("device", "cpu"),
+                ("seeds", 3),
+                ("summary", "ratio = 3.1e-07"),
+                ("thresholds", {"ratio": 1e-3}),
+            ),
             hazard="vanishing",
-            prediction=(("ratio", 1.5e-05), ("first", 2.0e-06), ("total", float("inf")), ("gain", None),
-                        ("test", "ratio"), ("layers", (("a.0", 2.0e-06), ("b.0", 0.13)))),
+            prediction=(
+                ("ratio", 1.5e-05),
+                ("first", 2.0e-06),
+                ("total", float("inf")),
+                ("gain", None),
+                ("test", "ratio"),
+                ("layers", (("a.0", 2.0e-06), ("b.0", 0.13))),
+            ),
         ),
-        diag(line=6, code="GL201", name="constant-weight-init", severity="error", message=NASTY,
-             fix=Fix("use `xavier_uniform_`", "unsafe", edits=(Edit(6, 32, 6, 44, "nn.ReLU()"), Edit(1, 1, 1, 1, "# x\n")))),
-        diag(path="pkg/we,ird:na me é.py", line=2, column=1, end_line=4, end_column=3, code="GL102",
-             name="vanilla-recurrent-cell", severity="info", message="multi-line span"),
-        diag(path="nb/analysis.ipynb", line=2, column=5, cell=3, severity="error",
-             message="cell finding", related=(Related("nb/analysis.ipynb", 1, 1, "layer defined"),)),
+        diag(
+            line=6,
+            code="GL201",
+            name="constant-weight-init",
+            severity="error",
+            message=NASTY,
+            fix=Fix(
+                "use `xavier_uniform_`", "unsafe", edits=(Edit(6, 32, 6, 44, "nn.ReLU()"), Edit(1, 1, 1, 1, "# x\n"))
+            ),
+        ),
+        diag(
+            path="pkg/we,ird:na me é.py",
+            line=2,
+            column=1,
+            end_line=4,
+            end_column=3,
+            code="GL102",
+            name="vanilla-recurrent-cell",
+            severity="info",
+            message="multi-line span",
+        ),
+        diag(
+            path="nb/analysis.ipynb",
+            line=2,
+            column=5,
+            cell=3,
+            severity="error",
+            message="cell finding",
+            related=(Related("nb/analysis.ipynb", 1, 1, "layer defined"),),
+        ),
     ]
 
 
@@ -147,8 +188,14 @@ def test_github_commands_round_trip_through_escaping(project):
 
     kind, props, message = parsed[0]
     assert kind == "warning"
-    assert props == {"file": "pkg/model.py", "line": "5", "col": "9", "endLine": "5", "endColumn": "19",
-                     "title": "GL101 (saturating-activation-stack)"}
+    assert props == {
+        "file": "pkg/model.py",
+        "line": "5",
+        "col": "9",
+        "endLine": "5",
+        "endColumn": "19",
+        "title": "GL101 (saturating-activation-stack)",
+    }
     assert message == "3 stacked sigmoid layers: the gradient vanishes\n✔ confirmed on cpu, 3 seeds: ratio = 3.1e-07"
     assert "%0A✔ confirmed" in lines[0]
 
@@ -259,7 +306,10 @@ def test_sarif_run_and_rule_metadata(project):
         assert descriptor["shortDescription"]["text"] == rule.summary
         assert descriptor["fullDescription"]["text"] == rule.doc_sections()["What it does"]
         assert descriptor["help"]["markdown"] == rule.documentation() and descriptor["help"]["text"]
-        assert descriptor["defaultConfiguration"]["level"] == {"error": "error", "warning": "warning", "info": "note"}[rule.severity]
+        assert (
+            descriptor["defaultConfiguration"]["level"]
+            == {"error": "error", "warning": "warning", "info": "note"}[rule.severity]
+        )
         # the link points at the rule's heading of the generated reference in docs/rules.md
         url, anchor = descriptor["helpUri"].split("#")
         assert url == "https://github.com/gradlint/gradlint/blob/main/docs/rules.md"
@@ -287,9 +337,18 @@ def test_sarif_results(project):
         assert re.fullmatch(r"[0-9a-f]{64}", fingerprint)
 
     first = results[0]
-    assert first["locations"][0]["physicalLocation"]["region"] == {"startLine": 5, "startColumn": 9, "endLine": 5, "endColumn": 19}
-    assert first["message"]["text"].startswith(diagnostics[0].message) and "✔ confirmed on cpu" in first["message"]["text"]
-    assert first["properties"]["evidence"]["seeds"] == 3 and first["properties"]["evidence"]["thresholds"] == {"ratio": 1e-3}
+    assert first["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 5,
+        "startColumn": 9,
+        "endLine": 5,
+        "endColumn": 19,
+    }
+    assert (
+        first["message"]["text"].startswith(diagnostics[0].message) and "✔ confirmed on cpu" in first["message"]["text"]
+    )
+    assert first["properties"]["evidence"]["seeds"] == 3 and first["properties"]["evidence"]["thresholds"] == {
+        "ratio": 1e-3
+    }
     related = first["relatedLocations"]
     assert [r["message"]["text"] for r in related] == ["second stack, 'here'", "DEPTH = 3"]
     assert related[1]["physicalLocation"]["artifactLocation"]["uri"] == "pkg/other.py"
@@ -302,13 +361,22 @@ def test_sarif_results(project):
     (change,) = fix["artifactChanges"]
     assert change["artifactLocation"]["uri"] == "pkg/model.py"
     assert change["replacements"] == [
-        {"deletedRegion": {"startLine": 6, "startColumn": 32, "endLine": 6, "endColumn": 44}, "insertedContent": {"text": "nn.ReLU()"}},
-        {"deletedRegion": {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1}, "insertedContent": {"text": "# x\n"}},
+        {
+            "deletedRegion": {"startLine": 6, "startColumn": 32, "endLine": 6, "endColumn": 44},
+            "insertedContent": {"text": "nn.ReLU()"},
+        },
+        {
+            "deletedRegion": {"startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1},
+            "insertedContent": {"text": "# x\n"},
+        },
     ]
     assert "use `xavier_uniform_`" in fix["description"]["text"]
 
     # a path with reserved characters is percent-encoded as a URI reference
-    assert results[2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "pkg/we%2Cird%3Ana%20me%20%C3%A9.py"
+    assert (
+        results[2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        == "pkg/we%2Cird%3Ana%20me%20%C3%A9.py"
+    )
 
     # a notebook finding: the position within the cell is told, not mapped onto the .ipynb's JSON lines
     cell = results[3]
@@ -348,9 +416,14 @@ def test_fingerprints_ignore_lines_inserted_above(fmt, project):
     twins = fingerprints(fmt, first, root=str(project), sources={"pkg/model.py": twin})
     assert len(set(twins)) == 2
     # the fingerprint changes with what the finding is about: code, path, the flagged line
-    assert fingerprints(fmt, [replace(first[0], code="GL102")], root=str(project), sources={"pkg/model.py": SRC})[0] != before[0]
-    assert fingerprints(fmt, [replace(first[0], path="pkg/x.py")], root=str(project),
-                        sources={"pkg/x.py": SRC})[0] != before[0]
+    assert (
+        fingerprints(fmt, [replace(first[0], code="GL102")], root=str(project), sources={"pkg/model.py": SRC})[0]
+        != before[0]
+    )
+    assert (
+        fingerprints(fmt, [replace(first[0], path="pkg/x.py")], root=str(project), sources={"pkg/x.py": SRC})[0]
+        != before[0]
+    )
     # and it is read from the file when no source text is given
     assert fingerprints(fmt, first, root=str(project)) == before
 
@@ -370,7 +443,7 @@ def test_fingerprints_of_real_findings_survive_an_edit_above(fmt, tmp_path, monk
     assert len(set(fp_before)) == len(fp_before)
 
 
-SIGMOID_AND_CONSTANT = '''\
+SIGMOID_AND_CONSTANT = """\
 import torch.nn as nn
 
 
@@ -393,7 +466,7 @@ class Tower(nn.Module):
 
     def forward(self, x):
         return self.net(x)
-'''
+"""
 
 
 # ---------------------------------------------------------------- gitlab
@@ -420,7 +493,9 @@ def test_gitlab_code_quality(project, fixture_run, monkeypatch):
     assert len(set(prints)) == len(prints)
     assert prints == [i["fingerprint"] for i in json.loads(render("gitlab", fixture_run, root=str(ROOT)))]
     # input order does not matter: the occurrence index comes from the position in the file
-    assert sorted(prints) == sorted(i["fingerprint"] for i in json.loads(render("gitlab", fixture_run[::-1], root=str(ROOT))))
+    assert sorted(prints) == sorted(
+        i["fingerprint"] for i in json.loads(render("gitlab", fixture_run[::-1], root=str(ROOT)))
+    )
     for issue, d in zip(real, fixture_run):
         assert issue["location"]["path"] == Path(d.path).as_posix() and issue["location"]["lines"]["begin"] >= 1
         assert issue["check_name"] == d.code
@@ -437,7 +512,9 @@ def test_gitlab_code_quality(project, fixture_run, monkeypatch):
 
 def test_junit_is_valid_xml_with_a_failure_per_finding(project):
     diagnostics = hand_made() + [diag(message="bad\x00char\x1b[31m and ]]> end")]
-    out = render("junit", diagnostics, root=str(project), files_checked=["pkg/model.py", "pkg/clean.py", "./pkg/clean.py"])
+    out = render(
+        "junit", diagnostics, root=str(project), files_checked=["pkg/model.py", "pkg/clean.py", "./pkg/clean.py"]
+    )
     assert out.startswith('<?xml version="1.0" encoding="UTF-8"?>')
     root = ET.fromstring(out.encode("utf-8"))
     assert root.tag == "testsuites"
@@ -457,7 +534,7 @@ def test_junit_is_valid_xml_with_a_failure_per_finding(project):
     assert "= note: second stack, 'here'" in failure.text and "✔ confirmed" in failure.text
     nasty = failures[1].find("failure")
     assert nasty.get("message") == NASTY  # CR and LF survive as character references
-    assert "<tag> & \"q\"" in nasty.text
+    assert '<tag> & "q"' in nasty.text
     assert failures[3].get("name") == "GL101 cell 3 2:5"
     assert "\ufffd" in failures[4].find("failure").get("message")  # NUL and ESC cannot live in XML
 
@@ -476,14 +553,15 @@ def test_junit_on_fixture_findings(fixture_run):
 def test_statistics_counts_codes():
     diagnostics = [
         diag(code="GL201", name="constant-weight-init", fix=Fix("use xavier", "unsafe")),
-        diag(code="GL101"), diag(code="GL101"), diag(code="GL201", name="constant-weight-init"),
-        diag(code="GL102", name="vanilla-recurrent-cell"), diag(code="GL101"),
+        diag(code="GL101"),
+        diag(code="GL101"),
+        diag(code="GL201", name="constant-weight-init"),
+        diag(code="GL102", name="vanilla-recurrent-cell"),
+        diag(code="GL101"),
     ]
     # the only fix is unsafe: `--fix` alone would not apply it, so nothing is marked ...
     assert statistics(diagnostics) == (
-        "3\tGL101\tsaturating-activation-stack\n"
-        "2\tGL201\tconstant-weight-init\n"
-        "1\tGL102\tvanilla-recurrent-cell\n"
+        "3\tGL101\tsaturating-activation-stack\n2\tGL201\tconstant-weight-init\n1\tGL102\tvanilla-recurrent-cell\n"
     )
     # ... unless --unsafe-fixes is given
     assert statistics(diagnostics, unsafe=True) == (
@@ -516,13 +594,15 @@ def test_concise_and_full_place_notebook_findings_in_their_cell():
     assert full.startswith("nb/a.ipynb:cell 3:2:5: GL101 [warning] cell finding\n")
     assert "2 | net = nn.Sigmoid()\n  |     ^^^^\n" in full
     # no cell text: no excerpt (and the .ipynb's own lines are never shown)
-    bare = render("full", [d], sources={"nb/a.ipynb": "{\n \"cells\": []\n}\n"})
+    bare = render("full", [d], sources={"nb/a.ipynb": '{\n "cells": []\n}\n'})
     assert " | " not in bare and "= docs: gradlint rule GL101" in bare
 
 
 def test_concise_and_full_unchanged_for_files(project):
     d = diag(related=(Related("pkg/model.py", 6, 9, "second"),), help="use ReLU", fix=Fix("swap", "safe"))
-    assert render("concise", [d]) == "pkg/model.py:5:9: GL101 [warning] 3 stacked sigmoid layers: the gradient vanishes\n"
+    assert (
+        render("concise", [d]) == "pkg/model.py:5:9: GL101 [warning] 3 stacked sigmoid layers: the gradient vanishes\n"
+    )
     assert render("full", [d]) == (
         "pkg/model.py:5:9: GL101 [warning] 3 stacked sigmoid layers: the gradient vanishes\n"
         "  |\n"

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from gradlint.cli import cli
 from gradlint.docs import render_markdown, rule_markdown
-from gradlint.run import lint_paths
 from gradlint.rule import all_rules, rule_by_code
+from gradlint.run import lint_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 

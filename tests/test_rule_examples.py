@@ -3,11 +3,10 @@
 import re
 
 import pytest
+from conftest import format_diagnostics
 
 from gradlint.engine import lint_source
 from gradlint.rule import all_rules
-
-from conftest import format_diagnostics
 
 
 def _cases(kind):
@@ -55,8 +54,12 @@ def test_doc_example_fires_and_use_instead_does_not(rule):
     assert bad, f"{rule.code} documents no example"
     for source in bad:
         diags = _codes(source)
-        assert any(d.code == rule.code for d in diags), f"doc example of {rule.code} does not fire:\n{source}\n{format_diagnostics(diags)}"
+        assert any(d.code == rule.code for d in diags), (
+            f"doc example of {rule.code} does not fire:\n{source}\n{format_diagnostics(diags)}"
+        )
     assert good, f"{rule.code} documents no 'Use instead:' example"
     for source in good:
         diags = _codes(source)
-        assert not any(d.code == rule.code for d in diags), f"'Use instead' of {rule.code} fires:\n{source}\n{format_diagnostics(diags)}"
+        assert not any(d.code == rule.code for d in diags), (
+            f"'Use instead' of {rule.code} fires:\n{source}\n{format_diagnostics(diags)}"
+        )

@@ -8,13 +8,12 @@ import ast
 import textwrap
 
 import pytest
+from conftest import FIXTURES
 
 from gradlint.engine import lint_source
 from gradlint.graph.seqlen import Ints, argparse_defaults, loop_length
 from gradlint.graph.symbols import FileIndex
 from gradlint.graph.training import extract
-
-from conftest import FIXTURES
 
 
 def _loops(src: str):
@@ -43,20 +42,36 @@ class Net(nn.Module):
 """
 
 
-@pytest.mark.parametrize("loop, steps, how", [
-    # the input's shape, the time axis by batch_first, the length a module constant
-    ("SEQ = 12\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nx = torch.randn(4, SEQ, 8)\n"
-     "for epoch in range(10):\n    opt.zero_grad()\n    model(x).sum().backward()\n    opt.step()\n", 12, "SEQ = 12"),
-    # the same inside a function, the shape a tuple, the length a local
-    ("def main():\n    seq_len = 20\n    model = Net()\n    opt = torch.optim.Adam(model.parameters())\n"
-     "    for epoch in range(10):\n        x = torch.zeros((2, seq_len, 8))\n        opt.zero_grad()\n"
-     "        model(x).sum().backward()\n        opt.step()\n", 20, "seq_len = 20"),
-    # truncated BPTT: the stride of the loop's range is an argparse default
-    ("parser = argparse.ArgumentParser()\nparser.add_argument('--bptt', type=int, default=35)\nargs = parser.parse_args()\n"
-     "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=1.0)\n"
-     "def train(data):\n    for batch, i in enumerate(range(0, data.size(0) - 1, args.bptt)):\n"
-     "        opt.zero_grad()\n        model(data[i:i + args.bptt]).sum().backward()\n        opt.step()\n", 35, "argparse default 35"),
-])
+@pytest.mark.parametrize(
+    "loop, steps, how",
+    [
+        # the input's shape, the time axis by batch_first, the length a module constant
+        (
+            "SEQ = 12\nmodel = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nx = torch.randn(4, SEQ, 8)\n"
+            "for epoch in range(10):\n    opt.zero_grad()\n    model(x).sum().backward()\n    opt.step()\n",
+            12,
+            "SEQ = 12",
+        ),
+        # the same inside a function, the shape a tuple, the length a local
+        (
+            "def main():\n    seq_len = 20\n    model = Net()\n    opt = torch.optim.Adam(model.parameters())\n"
+            "    for epoch in range(10):\n        x = torch.zeros((2, seq_len, 8))\n        opt.zero_grad()\n"
+            "        model(x).sum().backward()\n        opt.step()\n",
+            20,
+            "seq_len = 20",
+        ),
+        # truncated BPTT: the stride of the loop's range is an argparse default
+        (
+            "parser = argparse.ArgumentParser()\nparser.add_argument('--bptt', type=int, default=35)\nargs ="
+            " parser.parse_args()\n"
+            "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=1.0)\n"
+            "def train(data):\n    for batch, i in enumerate(range(0, data.size(0) - 1, args.bptt)):\n"
+            "        opt.zero_grad()\n        model(data[i:i + args.bptt]).sum().backward()\n        opt.step()\n",
+            35,
+            "argparse default 35",
+        ),
+    ],
+)
 def test_the_length_the_training_code_uses(loop, steps, how):
     src = MODEL + loop
     [tl] = _loops(src)
@@ -70,11 +85,14 @@ def test_the_length_the_training_code_uses(loop, steps, how):
     assert f"over the {steps} steps this code uses" in message and "does not grow" in message
 
 
-@pytest.mark.parametrize("src", [
-    "for x, y in loader:\n    model(x)\n",  # a data loader: not known
-    "for i in range(len(line)):\n    out, h = model(line[i], h)\n",  # a data length: not known
-    "x = torch.randn(4, n, 8)\nmodel(x)\n",  # an unresolved name
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        "for x, y in loader:\n    model(x)\n",  # a data loader: not known
+        "for i in range(len(line)):\n    out, h = model(line[i], h)\n",  # a data length: not known
+        "x = torch.randn(4, n, 8)\nmodel(x)\n",  # an unresolved name
+    ],
+)
 def test_lengths_the_code_does_not_state_are_unknown(src):
     loop = ast.parse("for _ in range(3):\n" + textwrap.indent(src, "    ")).body[0]
     assert loop_length(loop, "model", Ints({}, {}, {}), {}) is None
@@ -88,8 +106,10 @@ def test_a_loop_over_time_steps_feeding_the_state_back():
 
 
 def test_argparse_defaults_by_flag_and_dest():
-    tree = ast.parse("p.add_argument('--seq-len', type=int, default=50)\np.add_argument('-b', dest='bptt', default=7)\n"
-                     "p.add_argument('--lr', type=float, default=0.1)\n")
+    tree = ast.parse(
+        "p.add_argument('--seq-len', type=int, default=50)\np.add_argument('-b', dest='bptt', default=7)\n"
+        "p.add_argument('--lr', type=float, default=0.1)\n"
+    )
     assert argparse_defaults(tree) == {"seq_len": 50, "bptt": 7}
 
 
@@ -137,12 +157,16 @@ class IRNN(nn.Module):
 """
 
 
-@pytest.mark.parametrize("loop", [
-    "model = IRNN()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\nfor step in range(100):\n"
-    "    x = torch.randn(50, 4, 8)\n    loss = model(x).pow(2).mean()\n    opt.zero_grad()\n    loss.backward()\n    opt.step()\n",
-    "def fit(loader):\n    net = IRNN()\n    optimizer = torch.optim.Adam(net.parameters())\n    for x in loader:\n"
-    "        optimizer.zero_grad()\n        net(x).sum().backward()\n        optimizer.step()\n",
-])
+@pytest.mark.parametrize(
+    "loop",
+    [
+        "model = IRNN()\nopt = torch.optim.SGD(model.parameters(), lr=0.01)\nfor step in range(100):\n"
+        "    x = torch.randn(50, 4, 8)\n    loss = model(x).pow(2).mean()\n    opt.zero_grad()\n    loss.backward()\n"
+        "    opt.step()\n",
+        "def fit(loader):\n    net = IRNN()\n    optimizer = torch.optim.Adam(net.parameters())\n    for x in loader:\n"
+        "        optimizer.zero_grad()\n        net(x).sum().backward()\n        optimizer.step()\n",
+    ],
+)
 def test_a_recurrence_predicted_to_explode_is_an_error(loop):
     # measured (5 seeds): orthogonal gain 2 with ReLU multiplies the gradient norm by 1.38-1.56
     # per step at init; the flow model says 1.4
@@ -156,8 +180,10 @@ def test_a_recurrence_predicted_to_explode_is_an_error(loop):
 
 
 def test_gl102_states_the_length_and_skips_short_ones():
-    long = MODEL + ("model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nx = torch.randn(4, 30, 8)\n"
-                    "for e in range(3):\n    opt.zero_grad()\n    model(x).sum().backward()\n    opt.step()\n")
+    long = MODEL + (
+        "model = Net()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\nx = torch.randn(4, 30, 8)\n"
+        "for e in range(3):\n    opt.zero_grad()\n    model(x).sum().backward()\n    opt.step()\n"
+    )
     short = long.replace("randn(4, 30, 8)", "randn(4, 10, 8)")
     [gl102] = [d for d in _codes(long) if d[0] == "GL102"]
     assert "over the 30 steps this code uses" in gl102[3]
@@ -182,16 +208,22 @@ ELMAN_LOOP = "for t in range(x.size(0)):\n            h = torch.tanh(self.W(x[t]
 ELMAN_INIT = "nn.init.orthogonal_(self.U.weight, gain=3.0)"
 
 
-@pytest.mark.parametrize("loop", [
-    ELMAN_LOOP,  # the fixture's style: index the time steps
-    "for x_t in x:\n            pre = self.W(x_t) + self.U(h)\n            h = torch.tanh(pre)",  # iterate them
-])
-@pytest.mark.parametrize("init, severity, gain", [
-    # measured (5 seeds, per-step factor of the gradient norm at init): 1.31-1.36 with an
-    # orthogonal recurrent weight of gain 3, 0.44-0.47 with PyTorch's default init
-    (ELMAN_INIT, "error", "1.3"),
-    ("pass", "warning", "0.45"),
-])
+@pytest.mark.parametrize(
+    "loop",
+    [
+        ELMAN_LOOP,  # the fixture's style: index the time steps
+        "for x_t in x:\n            pre = self.W(x_t) + self.U(h)\n            h = torch.tanh(pre)",  # iterate them
+    ],
+)
+@pytest.mark.parametrize(
+    "init, severity, gain",
+    [
+        # measured (5 seeds, per-step factor of the gradient norm at init): 1.31-1.36 with an
+        # orthogonal recurrent weight of gain 3, 0.44-0.47 with PyTorch's default init
+        (ELMAN_INIT, "error", "1.3"),
+        ("pass", "warning", "0.45"),
+    ],
+)
 def test_a_recurrence_written_out_in_forward(loop, init, severity, gain):
     src = _variant(HANDWRITTEN, (ELMAN_LOOP, loop), (ELMAN_INIT, init))
     [d] = _gl401_of(src, "Elman")
@@ -202,8 +234,11 @@ def test_a_recurrence_written_out_in_forward(loop, init, severity, gain):
 def test_a_trainers_clipping_is_not_the_hand_written_loops():
     # Lightning clips what its Trainer fits; a loop written out in the same file is not clipped
     trainers = (FIXTURES / "configured" / "c08_framework_trainers.py").read_text()
-    src = _variant(trainers, ("pl.Trainer(max_epochs=3)", "pl.Trainer(gradient_clip_val=0.5)"),
-                   ("import torch.nn as nn\n", "import torch\nimport torch.nn as nn\n")) + textwrap.dedent("""
+    src = _variant(
+        trainers,
+        ("pl.Trainer(max_epochs=3)", "pl.Trainer(gradient_clip_val=0.5)"),
+        ("import torch.nn as nn\n", "import torch\nimport torch.nn as nn\n"),
+    ) + textwrap.dedent("""
 
         def finetune(loader):
             model = nn.GRU(8, 8)
@@ -216,8 +251,11 @@ def test_a_trainers_clipping_is_not_the_hand_written_loops():
     step = next(i for i, line in enumerate(src.splitlines(), 1) if line.strip() == "opt.step()")
     found = [(d.code, d.line) for d in lint_source(src, "t.py") if d.code == "GL401"]
     assert found == [("GL401", step)], found
-    hooked = src.replace("    opt = torch.optim.Adam", "    for p in model.parameters():\n"
-                         "        p.register_hook(lambda g: g.clamp(-1, 1))\n    opt = torch.optim.Adam")
+    hooked = src.replace(
+        "    opt = torch.optim.Adam",
+        "    for p in model.parameters():\n"
+        "        p.register_hook(lambda g: g.clamp(-1, 1))\n    opt = torch.optim.Adam",
+    )
     assert hooked != src
     assert not [d for d in lint_source(hooked, "t.py") if d.code == "GL401"]
 
@@ -256,10 +294,13 @@ def main():
 """
 
 
-@pytest.mark.parametrize("reshape", [
-    "input = input.reshape(-1, 28, 28)",
-    "input = input.view(input.size(0), ROWS, 28)",
-])
+@pytest.mark.parametrize(
+    "reshape",
+    [
+        "input = input.reshape(-1, 28, 28)",
+        "input = input.view(input.size(0), ROWS, 28)",
+    ],
+)
 def test_the_length_a_models_forward_fixes_and_an_optimizer_built_by_the_caller(reshape):
     # pytorch/examples mnist_rnn: an LSTM over 28 image rows, trained by train(args, model, ...,
     # optimizer) whose optimizer main() builds over model.parameters()

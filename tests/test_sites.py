@@ -1,5 +1,6 @@
 """Models as scripts configure them: call-site arguments and inits applied from outside."""
 
+import ast
 import textwrap
 
 import pytest
@@ -7,9 +8,7 @@ import pytest
 from gradlint.engine import checked_graphs, lint_source
 from gradlint.graph.builder import build_graphs
 
-import ast
-
-NET = '''
+NET = """
 import torch
 import torch.nn as nn
 
@@ -28,7 +27,7 @@ class Net(nn.Module):
         for l in self.layers:
             x = self.act(l(x))
         return self.head(x)
-'''
+"""
 
 
 def findings(src):
@@ -48,10 +47,14 @@ def test_the_class_defaults_alone_are_healthy():
     assert codes(NET + "\nmodel = Net()\n") == []
 
 
-@pytest.mark.parametrize("tail", [
-    "\nmodel = Net(n_layers=30, act='sigmoid')\n",  # module level, keywords
-    "\n\ndef main():\n    depth = 30\n    net = Net(depth, None, 'sigmoid')\n    net.train()\n",  # in main(), positional
-])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "\nmodel = Net(n_layers=30, act='sigmoid')\n",  # module level, keywords
+        # in main(), positional
+        "\n\ndef main():\n    depth = 30\n    net = Net(depth, None, 'sigmoid')\n    net.train()\n",
+    ],
+)
 def test_call_site_arguments_configure_the_model(tail):
     src = NET + tail
     got = findings(src)
@@ -65,38 +68,47 @@ def test_call_site_arguments_configure_the_model(tail):
     assert "caused by this call's arguments: `Net` with its defaults does not have it" in d.message
 
 
-@pytest.mark.parametrize("tail", [
-    "\nmodel = Net(constant_weight=0)\n",
-    "\nif __name__ == '__main__':\n    zero = 0.0\n    model = Net(constant_weight=zero)\n    model.train()\n",
-])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "\nmodel = Net(constant_weight=0)\n",
+        "\nif __name__ == '__main__':\n    zero = 0.0\n    model = Net(constant_weight=zero)\n    model.train()\n",
+    ],
+)
 def test_a_call_site_constant_init_is_seen(tail):
     src = NET + tail
     assert "GL201" in codes(src)
     assert codes(NET) == []
 
 
-INIT_FN = '''
+INIT_FN = """
 
 def init_weights(m):
     if isinstance(m, nn.Linear):
         nn.init.constant_(m.weight, 0.5)
-'''
+"""
 
 
-@pytest.mark.parametrize("tail", [
-    INIT_FN + "\nmodel = Net()\nmodel.apply(init_weights)\n",  # model.apply at module level
-    INIT_FN + "\n\ndef main():\n    model = Net()\n    for m in model.modules():\n        init_weights(m)\n",
-    "\nmodel = Net()\nwith torch.no_grad():\n    for layer in model.layers:\n        layer.weight.fill_(0.5)\n",
-    "\nmodel = Net()\nfor name, p in model.named_parameters():\n    if 'weight' in name:\n"
-    "        nn.init.constant_(p, 0.5)\n",
-])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        INIT_FN + "\nmodel = Net()\nmodel.apply(init_weights)\n",  # model.apply at module level
+        INIT_FN + "\n\ndef main():\n    model = Net()\n    for m in model.modules():\n        init_weights(m)\n",
+        "\nmodel = Net()\nwith torch.no_grad():\n    for layer in model.layers:\n        layer.weight.fill_(0.5)\n",
+        "\nmodel = Net()\nfor name, p in model.named_parameters():\n    if 'weight' in name:\n"
+        "        nn.init.constant_(p, 0.5)\n",
+    ],
+)
 def test_an_init_applied_from_outside_the_class_is_seen(tail):
     src = NET + tail
     assert "GL201" in codes(src), lint_source(src, "m.py")
 
 
 def test_training_code_after_the_model_is_not_part_of_it():
-    src = NET + INIT_FN + '''
+    src = (
+        NET
+        + INIT_FN
+        + """
 model = Net(n_layers=4)
 optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
 model = model.to("cpu")
@@ -104,7 +116,8 @@ model.apply(init_weights)  # after a rebinding: another object as far as gradlin
 for epoch in range(1000):
     loss = model(torch.randn(8, 64)).sum()
     loss.backward()
-'''
+"""
+    )
     graphs = [g for g in build_graphs(ast.parse(src), "m.py") if g.site_span is not None]
     assert [g.name for g in graphs] == ["model = Net(...)"]
     assert "GL201" not in codes(src)
@@ -120,7 +133,9 @@ def test_identical_sites_build_one_graph_and_the_class_is_checked_as_configured(
 
 
 def test_a_site_whose_configuration_recurses_is_truncated_not_an_internal_error():
-    src = NET.replace("    def forward(self, x):", "    def fuse(self):\n        self.fuse()\n\n    def forward(self, x):")
+    src = NET.replace(
+        "    def forward(self, x):", "    def fuse(self):\n        self.fuse()\n\n    def forward(self, x):"
+    )
     src += "\nmodel = Net(n_layers=4)\nmodel.fuse()\n"
     found = lint_source(src, "m.py")
     assert "GL002" not in {d.code for d in found}  # it was: the truncation note had no span
@@ -131,12 +146,15 @@ def test_functions_with_required_parameters_are_configured_by_their_callers():
     assert [g for g in build_graphs(ast.parse(src), "m.py") if g.site_span is not None] == []
 
 
-@pytest.mark.parametrize("head, base", [
-    ("from mylib import BaseModel", "BaseModel"),
-    ("import mylib.models", "mylib.models.BaseModel"),
-])
+@pytest.mark.parametrize(
+    "head, base",
+    [
+        ("from mylib import BaseModel", "BaseModel"),
+        ("import mylib.models", "mylib.models.BaseModel"),
+    ],
+)
 def test_a_forward_inherited_from_an_invisible_base_is_a_noted_unknown(head, base):
-    src = f'''
+    src = f"""
 import torch.nn as nn
 {head}
 
@@ -145,7 +163,7 @@ class Lib({base}):
     def __init__(self):
         super().__init__()
         self.layers = nn.ModuleList([nn.Linear(32, 32) for _ in range(20)])
-'''
+"""
     (g,) = build_graphs(ast.parse(src), "m.py")
     assert any("inherited from `mylib" in u.reason and "cannot see" in u.reason for u in g.unknowns)
     assert len(g.layers("weighted")) == 20 and not g.has_forward
@@ -154,18 +172,29 @@ class Lib({base}):
 def test_a_forward_inherited_from_a_same_file_base_is_followed():
     head, forward = NET.split("    def forward(self, x):")
     base = "class Base(nn.Module):\n    def forward(self, x):" + forward + "\n\n"
-    src = head.replace("class Net(nn.Module):", base + "class Net(Base):") + "\nmodel = Net(n_layers=30, act='sigmoid')\n"
+    src = (
+        head.replace("class Net(nn.Module):", base + "class Net(Base):") + "\nmodel = Net(n_layers=30, act='sigmoid')\n"
+    )
     assert "def forward" not in src.split("class Net(Base):")[1]  # Net writes no forward of its own
     assert "GL101" in codes(src)
 
 
 @pytest.mark.parametrize("where", ["init", "forward"])
 def test_self_training_is_train_mode_not_both_branches(where):
-    init_if = ("        if self.training:\n            self.act = nn.Sigmoid()\n        else:\n"
-               "            self.act = nn.ReLU()\n") if where == "init" else "        self.act = nn.Sigmoid()\n"
-    fwd = ("            x = self.act(l(x)) if self.training else torch.relu(l(x))\n" if where == "forward"
-           else "            x = self.act(l(x))\n")
-    src = f'''
+    init_if = (
+        (
+            "        if self.training:\n            self.act = nn.Sigmoid()\n        else:\n"
+            "            self.act = nn.ReLU()\n"
+        )
+        if where == "init"
+        else "        self.act = nn.Sigmoid()\n"
+    )
+    fwd = (
+        "            x = self.act(l(x)) if self.training else torch.relu(l(x))\n"
+        if where == "forward"
+        else "            x = self.act(l(x))\n"
+    )
+    src = f"""
 import torch
 import torch.nn as nn
 
@@ -178,21 +207,32 @@ class Net(nn.Module):
     def forward(self, x):
         for l in self.layers:
 {fwd}        return x
-'''
+"""
     # train mode: the sigmoid branch is the model built and measured (the last branch, ReLU,
     # used to win in __init__)
     assert "GL101" in codes(src)
 
 
-@pytest.mark.parametrize("src, line", [
-    # module level, layers from a comprehension, initialized by a named_parameters() loop
-    ("import torch.nn as nn\n"
-     "tower = nn.Sequential(*[m for _ in range(16) for m in (nn.Linear(32, 32), nn.Sigmoid())])\n"
-     "for name, p in tower.named_parameters():\n    if name.endswith('weight'):\n        nn.init.normal_(p, std=0.01)\n", 2),
-    # inside a function, written out, through an import alias
-    ("import torch\nfrom torch import nn as tnn\n\ndef main():\n    net = tnn.Sequential(\n"
-     + "".join("        tnn.Linear(32, 32), tnn.Sigmoid(),\n" for _ in range(16)) + "    )\n    print(net)\n", 6),
-])
+@pytest.mark.parametrize(
+    "src, line",
+    [
+        # module level, layers from a comprehension, initialized by a named_parameters() loop
+        (
+            "import torch.nn as nn\n"
+            "tower = nn.Sequential(*[m for _ in range(16) for m in (nn.Linear(32, 32), nn.Sigmoid())])\n"
+            "for name, p in tower.named_parameters():\n    if name.endswith('weight'):\n        nn.init.normal_(p,"
+            " std=0.01)\n",
+            2,
+        ),
+        # inside a function, written out, through an import alias
+        (
+            "import torch\nfrom torch import nn as tnn\n\ndef main():\n    net = tnn.Sequential(\n"
+            + "".join("        tnn.Linear(32, 32), tnn.Sigmoid(),\n" for _ in range(16))
+            + "    )\n    print(net)\n",
+            6,
+        ),
+    ],
+)
 def test_a_sequential_built_in_place_is_a_model(src, line):
     got = [(d.code, d.line, d.message) for d in lint_source(src, "m.py")]
     assert [(c, l) for c, l, _ in got] == [("GL101", line)], got
@@ -231,7 +271,8 @@ def test_constructor_kwargs_of_the_dynamic_config_configure_the_static_analysis(
     import subprocess
     import sys
 
-    (tmp_path / "net.py").write_text(textwrap.dedent("""
+    (tmp_path / "net.py").write_text(
+        textwrap.dedent("""
         import torch
         import torch.nn as nn
 
@@ -245,16 +286,24 @@ def test_constructor_kwargs_of_the_dynamic_config_configure_the_static_analysis(
                 for fc in self.fcs:
                     x = torch.sigmoid(fc(x))
                 return x
-        """))
+        """)
+    )
 
     def check():
-        res = subprocess.run([sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", "concise", "net.py"],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        res = subprocess.run(
+            [sys.executable, "-m", "gradlint", "check", "--no-cache", "--output-format", "concise", "net.py"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return res.stdout.strip().splitlines()
 
     assert check() == []  # four sigmoid layers: healthy
     (tmp_path / "pyproject.toml").write_text('[tool.gradlint.dynamic.models."net.py::Net"]\nkwargs = {depth = 20}\n')
     [line] = check()
     assert line.startswith("net.py:13:17: GL101 [error] 20 stacked sigmoid layers (fcs.0 … fcs.19)")
-    assert line.endswith("(with the constructor kwargs of [tool.gradlint.dynamic.models]: `Net(depth=20)`; "
-                         "`Net` with its defaults does not have it)")
+    assert line.endswith(
+        "(with the constructor kwargs of [tool.gradlint.dynamic.models]: `Net(depth=20)`; "
+        "`Net` with its defaults does not have it)"
+    )

@@ -9,7 +9,9 @@ LSTM = (ROOT / "fixtures" / "models" / "lstm_classifier.py").read_text()
 
 
 def test_stdin_is_linted_under_the_name_it_is_given(tmp_path):
-    r = run_cli("check", "--output-format", "concise", "--stdin-filename", "models/net.py", "-", cwd=tmp_path, input=SIGMOID)
+    r = run_cli(
+        "check", "--output-format", "concise", "--stdin-filename", "models/net.py", "-", cwd=tmp_path, input=SIGMOID
+    )
     assert r.returncode == 1
     [line] = r.stdout.splitlines()
     assert line.startswith("models/net.py:26:27: GL101 ")
@@ -21,10 +23,12 @@ def test_stdin_is_linted_under_the_name_it_is_given(tmp_path):
 
 def test_stdin_uses_the_configuration_and_per_file_ignores_of_its_name(tmp_path):
     (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "pyproject.toml").write_text(textwrap.dedent("""
+    (tmp_path / "sub" / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [tool.gradlint]
         per-file-ignores = {"legacy/*.py" = ["GL101", "GL301"]}
-        """))
+        """)
+    )
     r = run_cli("check", "--stdin-filename", "sub/legacy/old.py", "-", cwd=tmp_path, input=SIGMOID)
     assert r.returncode == 0 and r.stdout == "", r.stdout
     r = run_cli("check", "--stdin-filename", "sub/new.py", "-", cwd=tmp_path, input=SIGMOID)
@@ -32,20 +36,48 @@ def test_stdin_uses_the_configuration_and_per_file_ignores_of_its_name(tmp_path)
 
 
 def test_suppressions_and_fixes_work_on_stdin(tmp_path):
-    quiet = SIGMOID.replace("class DeepSigmoidMLP(nn.Module):", "class DeepSigmoidMLP(nn.Module):  # gradlint: ignore[GL101]")
+    quiet = SIGMOID.replace(
+        "class DeepSigmoidMLP(nn.Module):", "class DeepSigmoidMLP(nn.Module):  # gradlint: ignore[GL101]"
+    )
     assert quiet != SIGMOID
     r = run_cli("check", "--stdin-filename", "net.py", "-", cwd=tmp_path, input=quiet)
     assert r.returncode == 0 and "GL101" not in r.stdout, r.stdout
     # --fix prints the fixed source, whole, to stdout; the count goes to stderr
-    r = run_cli("check", "--fix", "--unsafe-fixes", "--select", "GL401", "--stdin-filename", "train.py", "-", cwd=tmp_path,
-                input=LSTM)
+    r = run_cli(
+        "check",
+        "--fix",
+        "--unsafe-fixes",
+        "--select",
+        "GL401",
+        "--stdin-filename",
+        "train.py",
+        "-",
+        cwd=tmp_path,
+        input=LSTM,
+    )
     assert r.returncode == 0, r.stderr
     assert "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)" in r.stdout
-    assert r.stdout.replace("            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n", "") == LSTM
+    assert (
+        r.stdout.replace("            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)\n", "") == LSTM
+    )
     assert "Fixed 1 finding, 0 left." in r.stderr
-    r = run_cli("check", "--diff", "--unsafe-fixes", "--select", "GL401", "--stdin-filename", "train.py", "-", cwd=tmp_path,
-                input=LSTM)
-    assert r.returncode == 1 and r.stdout.startswith("--- train.py") and "+            torch.nn.utils.clip_grad_norm_" in r.stdout
+    r = run_cli(
+        "check",
+        "--diff",
+        "--unsafe-fixes",
+        "--select",
+        "GL401",
+        "--stdin-filename",
+        "train.py",
+        "-",
+        cwd=tmp_path,
+        input=LSTM,
+    )
+    assert (
+        r.returncode == 1
+        and r.stdout.startswith("--- train.py")
+        and "+            torch.nn.utils.clip_grad_norm_" in r.stdout
+    )
 
 
 def test_stdin_errors_are_clear(tmp_path):

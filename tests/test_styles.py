@@ -4,13 +4,12 @@ import ast
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gradlint.engine import lint_source
 from gradlint.graph.builder import build_graphs
-
-from conftest import FIXTURES
 
 STYLES = sorted((FIXTURES / "styles").glob("s*.py"))
 EXPECTED = {
@@ -118,7 +117,9 @@ ACTS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "ReLU"}
     act=st.sampled_from(sorted(ACTS)),
 )
 def test_generated_styles_agree(style, depth, width, act):
-    source = TEMPLATES[style].format(depth=depth, width=width, module=ACTS[act], func=act, half=depth // 2, odd=depth % 2)
+    source = TEMPLATES[style].format(
+        depth=depth, width=width, module=ACTS[act], func=act, half=depth // 2, odd=depth % 2
+    )
     graphs = {g.name: g for g in build_graphs(ast.parse(source), "gen.py")}
     summary = graphs["M"].summary()
     assert summary["activations"] == [act] * depth

@@ -27,11 +27,21 @@ def test_the_unsuppressed_stack_is_reported():
     assert codes(src()) == ["GL101"]
 
 
-@pytest.mark.parametrize("comment", [
-    "  # noqa", "  # noqa: GL101", "  # NOQA:GL201, GL101", "  # noqa: GL201 GL101", "  # noqa:GL101",
-    "  # gradlint: ignore", "  # gradlint: ignore[GL101]", "  # gradlint: ignore[saturating-activation-stack]",
-    "  # gradlint: ignore[GL201, GL101]", "  # type: ignore  # noqa: GL101",
-])
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "  # noqa",
+        "  # noqa: GL101",
+        "  # NOQA:GL201, GL101",
+        "  # noqa: GL201 GL101",
+        "  # noqa:GL101",
+        "  # gradlint: ignore",
+        "  # gradlint: ignore[GL101]",
+        "  # gradlint: ignore[saturating-activation-stack]",
+        "  # gradlint: ignore[GL201, GL101]",
+        "  # type: ignore  # noqa: GL101",
+    ],
+)
 def test_line_forms_hide_the_finding(comment):
     found = codes(src(line=comment))
     assert "GL101" not in found
@@ -49,8 +59,14 @@ def test_noqa_on_the_class_line_does_not_cover_the_body():
     assert codes(src(cls="  # noqa: GL101")) == ["GL003", "GL101"]
 
 
-@pytest.mark.parametrize("head", ["# gradlint: file-ignore[GL101]\n", "# gradlint: file-ignore\n",
-                                  "# gradlint: file-ignore[saturating-activation-stack]\n"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        "# gradlint: file-ignore[GL101]\n",
+        "# gradlint: file-ignore\n",
+        "# gradlint: file-ignore[saturating-activation-stack]\n",
+    ],
+)
 def test_file_ignore(head):
     assert codes(src(head=head)) == []
 
@@ -64,11 +80,14 @@ def test_a_suppression_for_another_code_does_not_hide_it():
     assert sorted(codes(src(line="  # noqa: GL201"))) == ["GL003", "GL101"]
 
 
-@pytest.mark.parametrize("comment, message", [
-    ("  # noqa: GL201", "`# noqa: GL201`: GL201 hides no finding on this line"),
-    ("  # gradlint: ignore[GL999]", "GL999 names no rule"),
-    ("  # gradlint: ignore", "hides no finding here"),
-])
+@pytest.mark.parametrize(
+    "comment, message",
+    [
+        ("  # noqa: GL201", "`# noqa: GL201`: GL201 hides no finding on this line"),
+        ("  # gradlint: ignore[GL999]", "GL999 names no rule"),
+        ("  # gradlint: ignore", "hides no finding here"),
+    ],
+)
 def test_unused_suppressions_are_reported(comment, message):
     healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)" + comment + "\n"
     diags = lint_source(healthy, "m.py")
@@ -94,13 +113,16 @@ def test_partly_used_directive_reports_the_dead_code_only():
     assert "GL201 hides no finding" in diags[0].message and "GL101" not in diags[0].message.split(":")[-1]
 
 
-@pytest.mark.parametrize("before, after", [
-    ("x = torch.zeros(3)  # noqa: GL201\n", "x = torch.zeros(3)\n"),
-    ("x = torch.zeros(3)  # gradlint: ignore[GL201]  # keep me\n", "x = torch.zeros(3)  # keep me\n"),
-    ("x = torch.zeros(3)  # keep me  # gradlint: ignore[GL201]\n", "x = torch.zeros(3)  # keep me\n"),
-    ("x = torch.zeros(3)  # noqa: GL201  # type: ignore\n", "x = torch.zeros(3)  # type: ignore\n"),
-    ("x = torch.zeros(3)  # noqa: E501, GL201\n", "x = torch.zeros(3)  # noqa: E501\n"),
-])
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ("x = torch.zeros(3)  # noqa: GL201\n", "x = torch.zeros(3)\n"),
+        ("x = torch.zeros(3)  # gradlint: ignore[GL201]  # keep me\n", "x = torch.zeros(3)  # keep me\n"),
+        ("x = torch.zeros(3)  # keep me  # gradlint: ignore[GL201]\n", "x = torch.zeros(3)  # keep me\n"),
+        ("x = torch.zeros(3)  # noqa: GL201  # type: ignore\n", "x = torch.zeros(3)  # type: ignore\n"),
+        ("x = torch.zeros(3)  # noqa: E501, GL201\n", "x = torch.zeros(3)  # noqa: E501\n"),
+    ],
+)
 def test_the_fix_removes_only_what_is_unused(before, after):
     text = "import torch\n" + before
     diags = [d for d in lint_source(text, "m.py") if d.code == "GL003"]
@@ -123,10 +145,12 @@ def test_deferred_cross_file_findings_count_as_used(tmp_path):
 
     (tmp_path / "seqmod.py").write_text(
         "import torch.nn as nn\nclass Seq(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n")
+        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n"
+    )
     (tmp_path / "train.py").write_text(
         "import torch\nfrom seqmod import Seq\nmodel = Seq()\nopt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
-        "for x, y in []:\n    opt.zero_grad()\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n")
+        "for x, y in []:\n    opt.zero_grad()\n    loss = model(x).sum()\n    loss.backward()\n    opt.step()\n"
+    )
     found = [d.code for d in lint_paths([str(tmp_path)], Settings(jobs=1)).diagnostics]
     assert found == ["GL401"]
 
@@ -161,21 +185,24 @@ def test_a_space_before_the_bracket_still_names_the_codes():
     assert sorted(codes(src(line="  # gradlint: ignore [GL201]"))) == ["GL003", "GL101"]
 
 
-@pytest.mark.parametrize("src, expected", [
-    # a "# noqa" inside a string of several lines is not a comment
-    ('x = 1\ns = """\nnot a comment  # noqa: GL101\n"""\ny = 2  # noqa: GL102\n', [(5, ("GL102",))]),
-    # a directive right after such a string ends, on its last line
-    ('s = """doc\nmore"""  # noqa: GL103\n', [(2, ("GL103",))]),
-    # inside a one-line string on a line of its own: still not a comment
-    ('t = "# noqa: GL104"\nu = 3  # noqa\n', [(2, ())]),
-    # a bracket continued over lines
-    ('z = f(1,\n      2)  # noqa: GL105\n', [(2, ("GL105",))]),
-])
+@pytest.mark.parametrize(
+    "src, expected",
+    [
+        # a "# noqa" inside a string of several lines is not a comment
+        ('x = 1\ns = """\nnot a comment  # noqa: GL101\n"""\ny = 2  # noqa: GL102\n', [(5, ("GL102",))]),
+        # a directive right after such a string ends, on its last line
+        ('s = """doc\nmore"""  # noqa: GL103\n', [(2, ("GL103",))]),
+        # inside a one-line string on a line of its own: still not a comment
+        ('t = "# noqa: GL104"\nu = 3  # noqa\n', [(2, ())]),
+        # a bracket continued over lines
+        ("z = f(1,\n      2)  # noqa: GL105\n", [(2, ("GL105",))]),
+    ],
+)
 def test_directives_are_real_comments_only(src, expected):
     import ast as _ast
 
-    from gradlint.text import split_lines
     from gradlint.suppressions import parse_directives
+    from gradlint.text import split_lines
 
     got = [(d.line, d.codes) for d in parse_directives(src, split_lines(src), _ast.parse(src))]
     assert got == expected

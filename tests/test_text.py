@@ -47,7 +47,9 @@ def test_the_full_format_shows_the_line_the_finding_is_on(tmp_path):
     out = _full(tmp_path, TOWER.format(extra=""), newline="\r\n")
     assert "6 |         self.net = nn.Sequential(" in out, out
     # a latin-1 file's excerpt is decoded by its coding line
-    text = "# -*- coding: latin-1 -*-\n" + TOWER.format(extra="").replace("super().__init__()", "super().__init__()  # é")
+    text = "# -*- coding: latin-1 -*-\n" + TOWER.format(extra="").replace(
+        "super().__init__()", "super().__init__()  # é"
+    )
     out = _full(tmp_path, text, encoding="latin-1")
     assert "super().__init__()  # é" in out and "\ufffd" not in out, out
 

@@ -51,10 +51,13 @@ def _graph(src):
     return checked_graphs(ast.parse(src), "m.py", src.splitlines())[1][0]
 
 
-@pytest.mark.parametrize("src, text", [
-    (STATEMENT, "condition not resolved: `USE_NORM` (`USE_NORM` is imported from config): both branches kept"),
-    (EXPRESSION, "condition not resolved: `self.use_skip`: either value may be used"),
-])
+@pytest.mark.parametrize(
+    "src, text",
+    [
+        (STATEMENT, "condition not resolved: `USE_NORM` (`USE_NORM` is imported from config): both branches kept"),
+        (EXPRESSION, "condition not resolved: `self.use_skip`: either value may be used"),
+    ],
+)
 def test_an_imported_flag_is_not_true(src, text):
     graph = _graph(src)
     kinds = {u.kind for u in graph.unknowns}
@@ -75,9 +78,11 @@ def test_a_resolved_condition_records_nothing():
 
 
 def test_every_unknown_has_a_kind_and_a_reason():
-    src = "import torch.nn as nn\nfrom lib import Block\nclass M(nn.Module):\n    def __init__(self, n):\n" \
-          "        super().__init__()\n        self.b = nn.ModuleList([Block() for _ in range(n)])\n" \
-          "    def forward(self, x):\n        for b in self.b:\n            x = b(x)\n        return x\n"
+    src = (
+        "import torch.nn as nn\nfrom lib import Block\nclass M(nn.Module):\n    def __init__(self, n):\n"
+        "        super().__init__()\n        self.b = nn.ModuleList([Block() for _ in range(n)])\n"
+        "    def forward(self, x):\n        for b in self.b:\n            x = b(x)\n        return x\n"
+    )
     graph = _graph(src)
     assert graph.unknowns
     for u in graph.unknowns:

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_cli import CONSTANT, SIGMOID_STACK
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +24,13 @@ class Watcher:
         # started with SIGINT ignored, as a background job of a shell is: Ctrl-C must still stop it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gradlint", "check", "--watch", "--output-format", "concise", *args, "."],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+            cwd=folder,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -76,7 +80,9 @@ def test_watch_checks_again_on_each_change_and_stops_on_ctrl_c(folder):
         w.until("File change detected")
         assert findings(w.until("Watching for changes")) == ["GL101:tower.py", "GL201:const.py"]
         # a changed file
-        (folder / "tower.py").write_text(SIGMOID_STACK.format(noqa="").replace("range(10)", "range(2)"), encoding="utf-8")
+        (folder / "tower.py").write_text(
+            SIGMOID_STACK.format(noqa="").replace("range(10)", "range(2)"), encoding="utf-8"
+        )
         w.until("File change detected")
         assert findings(w.until("Watching for changes")) == ["GL201:const.py"]
         # a configuration file that appears
@@ -102,8 +108,11 @@ def test_watch_goes_through_the_cache(folder):
     w = Watcher(folder)
     try:
         w.until("Watching for changes")
-        entries = {p: p.stat().st_mtime_ns for p in (folder / ".gradlint_cache").rglob("*") if p.is_file()
-                   and len(p.name) == 64}
+        entries = {
+            p: p.stat().st_mtime_ns
+            for p in (folder / ".gradlint_cache").rglob("*")
+            if p.is_file() and len(p.name) == 64
+        }
         assert len(entries) == 2
         time.sleep(0.05)
         (folder / "const.py").write_text(CONSTANT.format(noqa="") + "\n# changed\n", encoding="utf-8")
@@ -117,6 +126,12 @@ def test_watch_goes_through_the_cache(folder):
 
 
 def test_watch_refuses_what_it_cannot_repeat(folder):
-    r = subprocess.run([sys.executable, "-m", "gradlint", "check", "--watch", "--fix", "."], cwd=folder,
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "gradlint", "check", "--watch", "--fix", "."],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert r.returncode == 2 and "--watch checks again on every change" in r.stderr

@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from gradlint import DISTRIBUTION
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -23,8 +23,12 @@ SIGMOID = (ROOT / "fixtures" / "models" / "deep_sigmoid_mlp.py").read_text()
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if res.returncode != 0 and "No matching distribution" in res.stderr + res.stdout:
         pytest.skip("the build backend cannot be fetched here (no package index)")
     assert res.returncode == 0, res.stderr
@@ -61,7 +65,7 @@ def _install_lines() -> dict:
         if not words:
             continue
         spec = words[-1]
-        extra = spec[spec.index("["):] if "[" in spec else ""
+        extra = spec[spec.index("[") :] if "[" in spec else ""
         out[words[0] + extra] = words
     return out
 
@@ -70,13 +74,21 @@ def _with_wheel(words: list, wheel) -> list:
     """An install command with the wheel in place of the published name (not on PyPI yet)."""
     spec = words[-1]
     assert spec.startswith(DISTRIBUTION), words
-    return [*words[:-1], str(wheel) + spec[len(DISTRIBUTION):]]
+    return [*words[:-1], str(wheel) + spec[len(DISTRIBUTION) :]]
 
 
 def _no_index(res) -> bool:
     text = res.stderr + res.stdout
-    return res.returncode != 0 and any(s in text for s in ("No matching distribution", "Could not find", "Failed to fetch",
-                                                           "dns error", "Network is unreachable"))
+    return res.returncode != 0 and any(
+        s in text
+        for s in (
+            "No matching distribution",
+            "Could not find",
+            "Failed to fetch",
+            "dns error",
+            "Network is unreachable",
+        )
+    )
 
 
 def test_the_readme_installs_what_exists():
@@ -103,23 +115,41 @@ def test_the_readme_pip_line_and_ci_snippet_work_without_torch(wheel, tmp_path):
     assert res.returncode == 0 and "gradlint" in res.stdout
     model = tmp_path / "net.py"
     model.write_text(SIGMOID)
-    res = subprocess.run([str(gradlint), "check", "--output-format", "concise", str(model)], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    res = subprocess.run(
+        [str(gradlint), "check", "--output-format", "concise", str(model)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert res.returncode == 1 and "GL101" in res.stdout, res.stderr
-    res = subprocess.run([str(gradlint), "check", "--output-format", "concise", "--stdin-filename", "piped.py", "-"],
-                         input=SIGMOID, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    res = subprocess.run(
+        [str(gradlint), "check", "--output-format", "concise", "--stdin-filename", "piped.py", "-"],
+        input=SIGMOID,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert res.returncode == 1 and res.stdout.startswith("piped.py:26:27: GL101"), res.stderr
     # the README's CI step, as the workflow runs it (the install part is the one above)
     step = _readme_block("In CI", "yaml").split("- run:", 1)[1].strip()
     install, _, command = step.partition(" && ")
     assert shlex.split(install) == _install_lines()["pip"]
-    res = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                         env={**os.environ, "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}"})
+    res = subprocess.run(
+        shlex.split(command),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PATH": f"{env_dir / 'bin'}{os.pathsep}{os.environ['PATH']}"},
+    )
     assert res.returncode == 1, res.stderr
     assert res.stdout.startswith("::error file=net.py,line=26,col=27,"), res.stdout
     # the hint for --dynamic names the distribution that exists
-    res = subprocess.run([str(gradlint), "check", "--dynamic", str(model)], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path)
+    res = subprocess.run(
+        [str(gradlint), "check", "--dynamic", str(model)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert res.returncode == 2 and "pip install 'torch-gradlint[dynamic]'" in res.stderr
 
 
@@ -127,8 +157,12 @@ def test_the_readme_lsp_line_installs_the_language_server(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    res = subprocess.run([str(py), "-m", *_with_wheel(_install_lines()["pip[lsp]"], wheel), "--quiet"],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [str(py), "-m", *_with_wheel(_install_lines()["pip[lsp]"], wheel), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if _no_index(res):
         pytest.skip("the dependencies cannot be fetched here (no package index)")
     assert res.returncode == 0, res.stderr
@@ -137,16 +171,24 @@ def test_the_readme_lsp_line_installs_the_language_server(wheel, tmp_path):
 
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}})
     message = f"Content-Length: {len(body)}\r\n\r\n{body}"
-    res = subprocess.run([str(env_dir / "bin" / "gradlint"), "server"], input=message, capture_output=True, text=True,
-                         timeout=60)
+    res = subprocess.run(
+        [str(env_dir / "bin" / "gradlint"), "server"], input=message, capture_output=True, text=True, timeout=60
+    )
     assert '"id":1' in res.stdout.replace(" ", "") and "capabilities" in res.stdout, res.stderr
 
 
 def _tool_env(tmp_path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PIPX_", "UV_", "VIRTUAL_ENV"))}
-    env.update(PIPX_HOME=str(tmp_path / "pipx"), PIPX_BIN_DIR=str(tmp_path / "bin"), PIPX_MAN_DIR=str(tmp_path / "man"),
-               UV_TOOL_DIR=str(tmp_path / "uv-tools"), UV_TOOL_BIN_DIR=str(tmp_path / "bin"),
-               UV_CACHE_DIR=str(tmp_path / "uv-cache"), UV_PYTHON=sys.executable, UV_PYTHON_DOWNLOADS="never")
+    env.update(
+        PIPX_HOME=str(tmp_path / "pipx"),
+        PIPX_BIN_DIR=str(tmp_path / "bin"),
+        PIPX_MAN_DIR=str(tmp_path / "man"),
+        UV_TOOL_DIR=str(tmp_path / "uv-tools"),
+        UV_TOOL_BIN_DIR=str(tmp_path / "bin"),
+        UV_CACHE_DIR=str(tmp_path / "uv-cache"),
+        UV_PYTHON=sys.executable,
+        UV_PYTHON_DOWNLOADS="never",
+    )
     return env
 
 
@@ -168,6 +210,11 @@ def test_the_readme_tool_lines_install_a_working_command(wheel, tmp_path, tool):
     assert res.returncode == 0 and "gradlint" in res.stdout, res.stderr
     model = tmp_path / "net.py"
     model.write_text(SIGMOID)
-    res = subprocess.run([str(gradlint), "check", "--output-format", "concise", "net.py"], capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)
+    res = subprocess.run(
+        [str(gradlint), "check", "--output-format", "concise", "net.py"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert res.returncode == 1 and res.stdout.startswith("net.py:26:27: GL101"), res.stderr

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from gradlint import install_hint
-from gradlint.dynamic import verdict as V
 from gradlint.diagnostics import Diagnostic
-from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
 from gradlint.dynamic import runner
+from gradlint.dynamic import verdict as V
+from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
 from gradlint.dynamic.runner import remove_stale_folders, run_child
 
 INSTALL_HINT = f"--dynamic needs torch: {install_hint('dynamic')}"
@@ -108,7 +108,9 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
     seen: dict = {}  # the device the children report
     for i, note in plan_notes.items():
         diagnostics[i] = _not_run(diagnostics[i], note)
-        notes.append(f"{diagnostics[i].path}:{diagnostics[i].line}: dynamic check skipped for {diagnostics[i].code}: {note}")
+        notes.append(
+            f"{diagnostics[i].path}:{diagnostics[i].line}: dynamic check skipped for {diagnostics[i].code}: {note}"
+        )
     cap = int(options.memory_limit * 2**30) if options.memory_limit else None
     files_planned = sorted(by_file.items())
     total = len(files_planned)
@@ -117,22 +119,52 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
 
     def spec_of(path, runnable):
         return {
-            "path": path, "device": options.device, "seeds": options.seeds, "steps": options.steps,
-            "seq_len": options.seq_len, "threads": threads,
+            "path": path,
+            "device": options.device,
+            "seeds": options.seeds,
+            "steps": options.steps,
+            "seq_len": options.seq_len,
+            "threads": threads,
             "models": [j.spec(str(k)) for k, j in enumerate(runnable)],
         }
 
     futures = {}
     try:
-        _measure(files_planned, futures, workers, spec_of, options, cap, total, progress, diagnostics, notes, models,
-                 unmeasured, seen)
+        _measure(
+            files_planned,
+            futures,
+            workers,
+            spec_of,
+            options,
+            cap,
+            total,
+            progress,
+            diagnostics,
+            notes,
+            models,
+            unmeasured,
+            seen,
+        )
     finally:
         runner.close()  # the fork server of this run (its children are done)
     return DynamicOutcome(diagnostics, notes, models, seen.get("device"), unmeasured)
 
 
-def _measure(files_planned, futures, workers, spec_of, options, cap, total, progress, diagnostics, notes, models,
-             unmeasured, seen) -> None:
+def _measure(
+    files_planned,
+    futures,
+    workers,
+    spec_of,
+    options,
+    cap,
+    total,
+    progress,
+    diagnostics,
+    notes,
+    models,
+    unmeasured,
+    seen,
+) -> None:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for path, jobs in files_planned:
             runnable = [j for j in jobs if j.input is not None]
@@ -146,8 +178,10 @@ def _measure(files_planned, futures, workers, spec_of, options, cap, total, prog
             runnable = [j for j in jobs if j.input is not None]
             for job in jobs:
                 if job.input is None:
-                    why = (f"cannot synthesize an input: {job.input_note} — set inputs (or input-shape, input-fn) under "
-                           f"[tool.gradlint.dynamic.models.\"{job.config_key}\"]")
+                    why = (
+                        f"cannot synthesize an input: {job.input_note} — set inputs (or input-shape, input-fn) under "
+                        f'[tool.gradlint.dynamic.models."{job.config_key}"]'
+                    )
                     notes.append(f"{rel}: dynamic check skipped for `{job.name}`: {why}")
                     for i, *_ in job.probes:
                         diagnostics[i] = _not_run(diagnostics[i], why)
@@ -185,15 +219,26 @@ def _collect(child, runnable, rel, path, options, diagnostics, notes, models, un
             for i, *_ in job.probes:
                 diagnostics[i] = _not_run(diagnostics[i], why)
             continue
-        measurement = ModelMeasurement(path, job.name, device, options.seeds, entry.get("seconds", 0.0), entry["layers"],
-                                       modules=list(entry.get("modules") or ()), recovered=dict(entry.get("recovered") or {}))
+        measurement = ModelMeasurement(
+            path,
+            job.name,
+            device,
+            options.seeds,
+            entry.get("seconds", 0.0),
+            entry["layers"],
+            modules=list(entry.get("modules") or ()),
+            recovered=dict(entry.get("recovered") or {}),
+        )
         measurement.hazard = V.model_class(entry["layers"], t)
         for i, expect, layers, _clip, _length in job.probes:
             raw = entry.get("probes", {}).get(str(i), {})
             measurement.probes[i] = raw
-            verdict, numbers, text = V.judge(expect, layers, entry, raw, options.thresholds,
-                                             claim=str(getattr(diagnostics[i], "hazard", "none")))
-            diagnostics[i] = _with_verdict(diagnostics[i], verdict, numbers, text, device, options.seeds, entry.get("seconds"))
+            verdict, numbers, text = V.judge(
+                expect, layers, entry, raw, options.thresholds, claim=str(getattr(diagnostics[i], "hazard", "none"))
+            )
+            diagnostics[i] = _with_verdict(
+                diagnostics[i], verdict, numbers, text, device, options.seeds, entry.get("seconds")
+            )
             measurement.findings.append(i)
         finding = measured_finding(job, measurement, [diagnostics[i] for i, *_ in job.probes], t, options)
         if finding is not None:
@@ -226,8 +271,8 @@ def measured_finding(job, measurement, findings, t, options):
     line, col, end_line, end_col = job.span
     text, notebook = "", None
     try:
-        from gradlint.text import decode, split_lines
         from gradlint.files import read_source
+        from gradlint.text import decode, split_lines
 
         if job.path.endswith(".ipynb"):  # the graph's lines are the code cells' joined source
             from gradlint.notebook import load
@@ -244,22 +289,51 @@ def measured_finding(job, measurement, findings, t, options):
     model = measurement.hazard
     text = V.describe_class(model, t)
     kind, _, numbers = text.partition(": ")
-    message = (f"a real backward pass ({measurement.seeds} seed{'s' if measurement.seeds != 1 else ''} on "
-               f"{measurement.device}) measures {'a dead network' if kind == 'dead' else f'an {kind} gradient' if kind[0] in 'aeiou' else f'a {kind} gradient'} "
-               f"in `{job.name}`: {numbers}; no static finding predicted it")
-    evidence = {"verdict": V.CONFIRMED, "device": measurement.device, "seeds": measurement.seeds,
-                "summary": f"measured {text}", "measured_hazard": hazard, "decided_by": model.get("test"),
-                "first_layer": model.get("first_layer"), "last_layer": model.get("last_layer"),
-                "ratio": model.get("ratio"), "first_grad_norm": model.get("first"), "total_grad_norm": model.get("total"),
-                "leaves_band_at": model.get("leaves_band_at"),
-                "layers": [{"name": e["name"], "grad_norm": V.geomean(e["norms"])} for e in measurement.layers],
-                "seconds": round(measurement.seconds, 3)}
+    message = (
+        f"a real backward pass ({measurement.seeds} seed{'s' if measurement.seeds != 1 else ''} on "
+        f"{measurement.device}) measures"
+        f" {_a_hazard(kind)} "
+        f"in `{job.name}`: {numbers}; no static finding predicted it"
+    )
+    evidence = {
+        "verdict": V.CONFIRMED,
+        "device": measurement.device,
+        "seeds": measurement.seeds,
+        "summary": f"measured {text}",
+        "measured_hazard": hazard,
+        "decided_by": model.get("test"),
+        "first_layer": model.get("first_layer"),
+        "last_layer": model.get("last_layer"),
+        "ratio": model.get("ratio"),
+        "first_grad_norm": model.get("first"),
+        "total_grad_norm": model.get("total"),
+        "leaves_band_at": model.get("leaves_band_at"),
+        "layers": [{"name": e["name"], "grad_norm": V.geomean(e["norms"])} for e in measurement.layers],
+        "seconds": round(measurement.seconds, 3),
+    }
     finding = Diagnostic(
-        path=job.path if not os.path.isabs(job.path) else os.path.relpath(job.path) if _under_cwd(job.path) else job.path,
-        line=line, column=char_column(lines, line, col), end_line=end_line, end_column=char_column(lines, end_line, end_col),
-        code=code, name=rule.name, severity=rule.severity, message=message, confidence="measured",
-        help=MEASURED_HELP[hazard], evidence=tuple(evidence.items()), hazard=hazard,
-        target=(("model", job.name), ("layers", (model.get("first_layer"), model.get("last_layer"))), ("expect", hazard)),
+        path=job.path
+        if not os.path.isabs(job.path)
+        else os.path.relpath(job.path)
+        if _under_cwd(job.path)
+        else job.path,
+        line=line,
+        column=char_column(lines, line, col),
+        end_line=end_line,
+        end_column=char_column(lines, end_line, end_col),
+        code=code,
+        name=rule.name,
+        severity=rule.severity,
+        message=message,
+        confidence="measured",
+        help=MEASURED_HELP[hazard],
+        evidence=tuple(evidence.items()),
+        hazard=hazard,
+        target=(
+            ("model", job.name),
+            ("layers", (model.get("first_layer"), model.get("last_layer"))),
+            ("expect", hazard),
+        ),
     )
     if notebook is not None:  # at its cell and the line within it, as the static findings are
         from gradlint.notebook import map_diagnostic
@@ -269,9 +343,16 @@ def measured_finding(job, measurement, findings, t, options):
 
 
 #: what a finding's ``expect`` claims, as measured hazard classes
-_EXPECTS = {"vanishing": {"vanishing"}, "exploding": {"exploding"}, "dead": {"dead"},
-            "recurrent-vanishing": {"vanishing"}, "recurrent-exploding": {"exploding"},
-            "symmetric": {"dead"}, "starved": {"dead"}, "degradation": {"vanishing", "exploding"}}
+_EXPECTS = {
+    "vanishing": {"vanishing"},
+    "exploding": {"exploding"},
+    "dead": {"dead"},
+    "recurrent-vanishing": {"vanishing"},
+    "recurrent-exploding": {"exploding"},
+    "symmetric": {"dead"},
+    "starved": {"dead"},
+    "degradation": {"vanishing", "exploding"},
+}
 #: a dead first layer is a vanished gradient, and the reverse: one family for "predicted"
 _FAMILY = {"vanishing": {"vanishing", "dead"}, "dead": {"dead", "vanishing"}, "exploding": {"exploding"}}
 
@@ -306,9 +387,16 @@ def _suppressed(text: str, lines, line: int, code: str, name: str) -> bool:
 MEASURED_CODES = {"vanishing": "GL901", "exploding": "GL902", "dead": "GL903"}
 MEASURED_HELP = {
     "vanishing": "run `gradlint check --dynamic --report DIR` to see where; use ReLU-family activations, "
-                 "normalization or skip connections across that span",
+    "normalization or skip connections across that span",
     "exploding": "check the initializer scales (Kaiming/Xavier for the activation), add normalization, or "
-                 "scale residual branches",
+    "scale residual branches",
     "dead": "the layers before the last get no gradient at all: look for a constant or zero initializer, "
-            "a ReLU fed only negative values, or a detached branch",
+    "a ReLU fed only negative values, or a detached branch",
 }
+
+
+def _a_hazard(kind: str) -> str:
+    """ "a dead network", "an exploding gradient", "a vanishing gradient"."""
+    if kind == "dead":
+        return "a dead network"
+    return f"an {kind} gradient" if kind[0] in "aeiou" else f"a {kind} gradient"

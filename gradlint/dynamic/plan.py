@@ -46,9 +46,16 @@ class ModelJob:
 
     def spec(self, key: str) -> dict:
         """What the worker needs to build, feed and probe this model."""
-        out = {"id": key, "name": self.name, "kwargs": self.kwargs, "input": self.input, "config_key": self.config_key,
-               "probes": [{"id": i, "expect": e, "layers": list(l), "clip": c, "length": n}
-                          for i, e, l, c, n in self.probes]}
+        out = {
+            "id": key,
+            "name": self.name,
+            "kwargs": self.kwargs,
+            "input": self.input,
+            "config_key": self.config_key,
+            "probes": [
+                {"id": i, "expect": e, "layers": list(l), "clip": c, "length": n} for i, e, l, c, n in self.probes
+            ],
+        }
         if self.source:
             out["source"], out["entry"], out["lines"] = self.source, self.entry, self.lines
         return out
@@ -98,7 +105,11 @@ def input_spec(graph, recurrent: bool) -> tuple[dict | None, str | None]:
             layer = graph.layer_of(node)
             if layer is not None and layer.category in ("weighted", "recurrent", "norm", "embedding"):
                 spec, note = _spec_for(layer, recurrent)
-                if spec is not None and layer.kind in ("Embedding", "EmbeddingBag") and recurrent_batch_first(graph) is False:
+                if (
+                    spec is not None
+                    and layer.kind in ("Embedding", "EmbeddingBag")
+                    and recurrent_batch_first(graph) is False
+                ):
                     # token ids embedded, then a time-first recurrent layer: (time, batch)
                     spec = {**spec, "shape": spec["shape"][::-1], "time_axis": 0, "batch_axis": 1}
                 return spec, note
@@ -156,7 +167,11 @@ def _spec_for(layer, recurrent: bool):
         return ({"shape": [BATCH, n], "dtype": "float"}, None) if n else (None, f"{what} has no known size")
     if kind in ("BatchNorm2d", "GroupNorm"):
         n = _int(p.get("num_features"), p.get("num_channels"))
-        return ({"shape": [BATCH, n, SPATIAL[2], SPATIAL[2]], "dtype": "float"}, None) if n else (None, f"{what} has no known size")
+        return (
+            ({"shape": [BATCH, n, SPATIAL[2], SPATIAL[2]], "dtype": "float"}, None)
+            if n
+            else (None, f"{what} has no known size")
+        )
     return None, f"gradlint cannot synthesize an input for {what}"
 
 
@@ -202,8 +217,11 @@ def _model_input(conf: dict, graph, recurrent: bool) -> tuple[dict | None, str |
         return {"args": args, "kwargs": kwargs, "fn": None, "complete": False}, None
     if "input-shape" in conf:
         dtype = conf.get("input-dtype", "float32")
-        main = {"shape": list(conf["input-shape"]), "dtype": "long" if dtype in ("long", "int64") else "float",
-                "high": int(conf.get("input-high", 2))}
+        main = {
+            "shape": list(conf["input-shape"]),
+            "dtype": "long" if dtype in ("long", "int64") else "float",
+            "high": int(conf.get("input-high", 2)),
+        }
         if auto and "time_axis" in auto and len(auto["shape"]) == len(main["shape"]):
             main["time_axis"] = auto["time_axis"]
         return {"args": [main], "kwargs": {}, "fn": None}, None
@@ -265,13 +283,18 @@ def plan(diagnostics, models_config: dict, files=(), scope: str = "findings"):
         if not target:
             rule = rule_by_code(d.code)
             if rule is not None and rule.confirmable and not d.evidence:
-                notes[i] = ("the finding names no model gradlint can build: the model it is about is not "
-                            "resolved to a class or factory of the checked files")
+                notes[i] = (
+                    "the finding names no model gradlint can build: the model it is about is not "
+                    "resolved to a class or factory of the checked files"
+                )
             continue
         expect = target.get("expect")
         path = model_path(d, target)
         if path is None:
-            notes[i] = f"the model `{target.get('model')}` comes from `{target.get('module')}`, which is not a file gradlint can find"
+            notes[i] = (
+                f"the model `{target.get('model')}` comes from `{target.get('module')}`, which is not a file gradlint"
+                f" can find"
+            )
             continue
         name = target["model"]
         key = (path, name)
@@ -291,14 +314,17 @@ def plan(diagnostics, models_config: dict, files=(), scope: str = "findings"):
                 conf = models_config.get(key, {})
                 needs = [a for a in getattr(graph, "required_args", ()) if a not in conf.get("kwargs", {})]
                 if needs and graph.site_func is None and not graph.factory_of:
-                    quiet.append(f"{os.path.relpath(path)}::{name}: not measured: its constructor needs "
-                                 f"{', '.join(f'`{a}`' for a in needs)} (set kwargs under "
-                                 f'[tool.gradlint.dynamic.models."{os.path.relpath(path)}::{name}"])')
+                    quiet.append(
+                        f"{os.path.relpath(path)}::{name}: not measured: its constructor needs "
+                        f"{', '.join(f'`{a}`' for a in needs)} (set kwargs under "
+                        f'[tool.gradlint.dynamic.models."{os.path.relpath(path)}::{name}"])'
+                    )
                     continue
                 job = _new_job(path, name, graph, conf, False)
                 if job.input is None:
-                    quiet.append(f"{os.path.relpath(path)}::{name}: not measured: cannot synthesize an input: "
-                                 f"{job.input_note}")
+                    quiet.append(
+                        f"{os.path.relpath(path)}::{name}: not measured: cannot synthesize an input: {job.input_note}"
+                    )
                     continue
                 jobs[key] = job
     by_file: dict[str, list[ModelJob]] = {}

@@ -165,9 +165,15 @@ def flow_series(measurement, diagnostics) -> dict:
     predicted = [v for _, v in prediction_series(measurement, diagnostics)]
     p_ref = predicted[names.index(ref)] if ref in names else None
     predicted_relative = [v / p_ref if (v is not None and p_ref) else None for v in predicted]
-    return {"layers": names, "absolute": absolute, "relative": relative, "predicted": predicted,
-            "predicted_relative": predicted_relative, "last": ref,
-            "weighted": [bool(e.get("weighted", True)) for e in measurement.layers]}
+    return {
+        "layers": names,
+        "absolute": absolute,
+        "relative": relative,
+        "predicted": predicted,
+        "predicted_relative": predicted_relative,
+        "last": ref,
+        "weighted": [bool(e.get("weighted", True)) for e in measurement.layers],
+    }
 
 
 def _group(names: list[str]) -> list[tuple[str, list[int]]]:
@@ -187,7 +193,7 @@ def _group(names: list[str]) -> list[tuple[str, list[int]]]:
         size = math.ceil(len(groups) / GROUP_FROM)
         merged = []
         for i in range(0, len(groups), size):
-            run = groups[i:i + size]
+            run = groups[i : i + size]
             label = run[0][0] if len(run) == 1 else f"{run[0][0]} … {run[-1][0]}"
             merged.append((label, [k for _, ks in run for k in ks]))
         groups = merged
@@ -196,7 +202,7 @@ def _group(names: list[str]) -> list[tuple[str, list[int]]]:
 
 def _label(name: str, width: int = 26) -> str:
     """A bar's label: a long module path keeps its end (the part that tells layers apart)."""
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def _shown(v) -> float:
@@ -250,8 +256,15 @@ def _colours(measurement, diagnostics, names) -> tuple[list[str], dict]:
 
 def _legend(fig, handles, labels) -> None:
     if handles:  # right of the plot area: it never hides a bar
-        fig.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(0.835, 0.90), borderaxespad=0.0,
-                   framealpha=0.9)
+        fig.legend(
+            handles,
+            labels,
+            fontsize=7,
+            loc="upper left",
+            bbox_to_anchor=(0.835, 0.90),
+            borderaxespad=0.0,
+            framealpha=0.9,
+        )
 
 
 def _save(fig, path: Path, tips: dict[str, str]) -> None:
@@ -294,8 +307,17 @@ def _bars(ax, values, colours, labels, horizontal, tips, prefix, what, labelled:
         if labelled:
             where = blended_transform_factory(ax.transData, ax.transAxes)
             for k, label in enumerate(labels):
-                ax.text(k, -0.02, label, transform=where, ha="right", va="top", rotation=70, rotation_mode="anchor",
-                        fontsize=size)
+                ax.text(
+                    k,
+                    -0.02,
+                    label,
+                    transform=where,
+                    ha="right",
+                    va="top",
+                    rotation=70,
+                    rotation_mode="anchor",
+                    fontsize=size,
+                )
     for k, (artist, v) in enumerate(zip(artists, values)):
         gid = f"{prefix}-{k}"
         artist.set_gid(gid)
@@ -310,11 +332,47 @@ def _band(ax, low, high, horizontal, label_low, label_high) -> None:
     line(high, color=_BAND, linestyle="--", linewidth=0.8)
     # the threshold labels sit outside the axes, beside the axis they mark
     if horizontal:
-        ax.text(low, 1.01, label_low, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6, color="#1e8449")
-        ax.text(high, 1.01, label_high, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=6, color="#1e8449")
+        ax.text(
+            low,
+            1.01,
+            label_low,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=6,
+            color="#1e8449",
+        )
+        ax.text(
+            high,
+            1.01,
+            label_high,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=6,
+            color="#1e8449",
+        )
     else:
-        ax.text(1.005, low, label_low, transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=6, color="#1e8449")
-        ax.text(1.005, high, label_high, transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=6, color="#1e8449")
+        ax.text(
+            1.005,
+            low,
+            label_low,
+            transform=ax.get_yaxis_transform(),
+            ha="left",
+            va="center",
+            fontsize=6,
+            color="#1e8449",
+        )
+        ax.text(
+            1.005,
+            high,
+            label_high,
+            transform=ax.get_yaxis_transform(),
+            ha="left",
+            va="center",
+            fontsize=6,
+            color="#1e8449",
+        )
 
 
 def _limits(ax, values, low, high, horizontal) -> None:
@@ -370,8 +428,11 @@ def chart(measurement, diagnostics, thresholds: dict, path: Path) -> dict:
         return out
 
     horizontal = len(groups) > HORIZONTAL_FROM
-    fig, (ax_r, ax_a) = plt.subplots(1, 2, figsize=FIGSIZE, sharey=horizontal) if horizontal else \
-        plt.subplots(2, 1, figsize=FIGSIZE, sharex=True)
+    fig, (ax_r, ax_a) = (
+        plt.subplots(1, 2, figsize=FIGSIZE, sharey=horizontal)
+        if horizontal
+        else plt.subplots(2, 1, figsize=FIGSIZE, sharex=True)
+    )
     tips: dict[str, str] = {}
     rel, ab = pooled(s["relative"]), pooled(s["absolute"])
     bar_colours = pooled_colour()
@@ -380,10 +441,22 @@ def chart(measurement, diagnostics, thresholds: dict, path: Path) -> dict:
     _bars(ax_a, ab, bar_colours, labels, horizontal, tips, "abs", "‖∇W‖ =", labelled=not horizontal)
     drew = _line(ax_r, pooled(s["predicted_relative"]), horizontal, tips, "pred-ratio", labels)
     drew = _line(ax_a, pooled(s["predicted"]), horizontal, tips, "pred-abs", labels) or drew
-    _band(ax_r, t["vanishing-ratio"], t["exploding-ratio"], horizontal, f"vanishing < {t['vanishing-ratio']:.0e}",
-          f"exploding > {t['exploding-ratio']:g}")
-    _band(ax_a, t["vanishing-absolute"], t["exploding-absolute"], horizontal,
-          f"vanishing < {t['vanishing-absolute']:.0e}", f"exploding > {t['exploding-absolute']:.0e}")
+    _band(
+        ax_r,
+        t["vanishing-ratio"],
+        t["exploding-ratio"],
+        horizontal,
+        f"vanishing < {t['vanishing-ratio']:.0e}",
+        f"exploding > {t['exploding-ratio']:g}",
+    )
+    _band(
+        ax_a,
+        t["vanishing-absolute"],
+        t["exploding-absolute"],
+        horizontal,
+        f"vanishing < {t['vanishing-absolute']:.0e}",
+        f"exploding > {t['exploding-absolute']:.0e}",
+    )
     _limits(ax_r, rel + pooled(s["predicted_relative"]), t["vanishing-ratio"], t["exploding-ratio"], horizontal)
     _limits(ax_a, ab + pooled(s["predicted"]), t["vanishing-absolute"], t["exploding-absolute"], horizontal)
     rel_label = f"‖∇W‖ / ‖∇W {s['last']}‖ (ratio test)"
@@ -392,17 +465,33 @@ def chart(measurement, diagnostics, thresholds: dict, path: Path) -> dict:
         ax_r.set_xlabel(rel_label, fontsize=8)
         ax_a.set_xlabel(abs_label, fontsize=8)
         # beyond the layer names, which sit where the axis label would
-        fig.text(0.005, 0.5, "layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
-                 rotation=90, va="center", ha="left", fontsize=8)
+        fig.text(
+            0.005,
+            0.5,
+            "layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
+            rotation=90,
+            va="center",
+            ha="left",
+            fontsize=8,
+        )
     else:
         ax_r.set_ylabel(rel_label, fontsize=8)
         ax_a.set_ylabel(abs_label, fontsize=8)
-        fig.text(0.41, 0.01, "parameterized layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
-                 ha="center", va="bottom", fontsize=8)
+        fig.text(
+            0.41,
+            0.01,
+            "parameterized layers, execution order" + (" (blocks grouped)" if len(groups) < len(names) else ""),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     hazard = (measurement.hazard or {}).get("hazard")
     hazard = {"none": "healthy", None: "?"}.get(hazard, hazard)
-    fig.suptitle(f"{os.path.relpath(measurement.path)} · {measurement.name} · measured {hazard} · "
-                 f"{measurement.device}, {measurement.seeds} seed(s)", fontsize=9)
+    fig.suptitle(
+        f"{os.path.relpath(measurement.path)} · {measurement.name} · measured {hazard} · "
+        f"{measurement.device}, {measurement.seeds} seed(s)",
+        fontsize=9,
+    )
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in legend.values()]
     labels_legend = list(legend)
     handles.append(plt.Rectangle((0, 0), 1, 1, color=_BAND, alpha=0.2))
@@ -410,12 +499,25 @@ def chart(measurement, diagnostics, thresholds: dict, path: Path) -> dict:
     if drew:
         handles.append(plt.Line2D([], [], color=_PREDICTED, linewidth=1.2, marker="o", markersize=3))
         labels_legend.append(PREDICTION_LABEL)
-    fig.subplots_adjust(left=0.16 if horizontal else 0.08, right=0.74, top=0.90, bottom=0.10 if horizontal else 0.25,
-                        wspace=0.08, hspace=0.12)
+    fig.subplots_adjust(
+        left=0.16 if horizontal else 0.08,
+        right=0.74,
+        top=0.90,
+        bottom=0.10 if horizontal else 0.25,
+        wspace=0.08,
+        hspace=0.12,
+    )
     _legend(fig, handles, labels_legend)
     _save(fig, path, tips)
-    return {"kind": "flow", "layers": names, "measured": s["absolute"], "relative": s["relative"],
-            "predicted": prediction_series(measurement, diagnostics), "bars": labels, "horizontal": horizontal}
+    return {
+        "kind": "flow",
+        "layers": names,
+        "measured": s["absolute"],
+        "relative": s["relative"],
+        "predicted": prediction_series(measurement, diagnostics),
+        "bars": labels,
+        "horizontal": horizontal,
+    }
 
 
 def symmetry_chart(measurement, raw: dict, diagnostic, thresholds: dict, path: Path) -> dict:
@@ -442,12 +544,20 @@ def symmetry_chart(measurement, raw: dict, diagnostic, thresholds: dict, path: P
     _limits(ax, shown, 1e-17, limit, horizontal)
     what = f"weight row spread after {seeds[0]['steps'] if seeds else '?'} SGD steps (max over seeds)"
     (ax.set_xlabel if horizontal else ax.set_ylabel)(what, fontsize=8)
-    fig.suptitle(f"{os.path.relpath(measurement.path)} · {measurement.name} · {diagnostic.code} line {diagnostic.line}: "
-                 f"{verdict} (identical units at or below {limit:.0e}; an exact 0 is drawn at 1e-17)", fontsize=9)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=_COLOURS.get(verdict, _PLAIN)), plt.Rectangle((0, 0), 1, 1, color=_PLAIN),
-               plt.Rectangle((0, 0), 1, 1, color="#c0392b", alpha=0.2)]
+    fig.suptitle(
+        f"{os.path.relpath(measurement.path)} · {measurement.name} · {diagnostic.code} line {diagnostic.line}: "
+        f"{verdict} (identical units at or below {limit:.0e}; an exact 0 is drawn at 1e-17)",
+        fontsize=9,
+    )
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, color=_COLOURS.get(verdict, _PLAIN)),
+        plt.Rectangle((0, 0), 1, 1, color=_PLAIN),
+        plt.Rectangle((0, 0), 1, 1, color="#c0392b", alpha=0.2),
+    ]
     fig.subplots_adjust(left=0.16 if horizontal else 0.08, right=0.74, top=0.90, bottom=0.10 if horizontal else 0.22)
-    _legend(fig, handles, [f"{diagnostic.code}'s layers: {verdict}", "other weighted layers", "symmetric (identical rows)"])
+    _legend(
+        fig, handles, [f"{diagnostic.code}'s layers: {verdict}", "other weighted layers", "symmetric (identical rows)"]
+    )
     _save(fig, path, tips)
     return {"kind": "symmetry", "layers": order, "measured": spread}
 
@@ -469,21 +579,30 @@ def training_chart(measurement, diagnostic, thresholds: dict, path: Path) -> dic
     (a,) = ax.plot(xs, [_shown(v) for v in raw], color="#7f8c8d", marker="o", linewidth=1.2, label="raw ‖∇‖ (backward)")
     a.set_gid("raw")
     tips["raw"] = "raw: " + "; ".join(f"step {x} {_fmt(v)}" for x, v in zip(xs, raw))
-    (b,) = ax.plot(xs, [_shown(v) for v in clipped], color=_COLOURS.get(verdict, _PLAIN), marker="s", linewidth=1.6,
-                   label="‖∇‖ at the update (clipped)")
+    (b,) = ax.plot(
+        xs,
+        [_shown(v) for v in clipped],
+        color=_COLOURS.get(verdict, _PLAIN),
+        marker="s",
+        linewidth=1.6,
+        label="‖∇‖ at the update (clipped)",
+    )
     b.set_gid("clipped")
     tips["clipped"] = "clipped: " + "; ".join(f"step {x} {_fmt(v)}" for x, v in zip(xs, clipped))
     limit = t["recurrent-exploding"]
     ax.axhline(limit, color="#c0392b", linestyle="--", linewidth=0.9, label=f"exploding > {limit:.0e}")
     ax.set_yscale("log")
-    _limits(ax, raw + clipped, min([v for v in clipped if v and v == v] + [limit]) , limit, False)
+    _limits(ax, raw + clipped, min([v for v in clipped if v and v == v] + [limit]), limit, False)
     ax.set_xlabel("training step (SGD, BPTT over the whole sequence)", fontsize=8)
     ax.set_ylabel("gradient norm (geometric mean over seeds)", fontsize=8)
     if xs:
         ax.set_xticks(xs)
-    fig.suptitle(f"{os.path.relpath(measurement.path)} · {measurement.name} · {diagnostic.code} line {diagnostic.line}: "
-                 f"{verdict} · {ev.get('steps', '?')} steps of length {ev.get('sequence_length', '?')}"
-                 + (f", clipped by {ev['clip'][0]} at {ev['clip'][1]:g}" if ev.get("clip") else ", unclipped"), fontsize=9)
+    fig.suptitle(
+        f"{os.path.relpath(measurement.path)} · {measurement.name} · {diagnostic.code} line {diagnostic.line}: "
+        f"{verdict} · {ev.get('steps', '?')} steps of length {ev.get('sequence_length', '?')}"
+        + (f", clipped by {ev['clip'][0]} at {ev['clip'][1]:g}" if ev.get("clip") else ", unclipped"),
+        fontsize=9,
+    )
     fig.subplots_adjust(left=0.08, right=0.74, top=0.90, bottom=0.12)
     handles, labels = ax.get_legend_handles_labels()
     _legend(fig, handles, labels)
@@ -548,8 +667,10 @@ def markdown(text: str) -> str:
 
 def _embed(name: str, alt: str) -> str:
     # <object>, not <img>: the SVG's tooltips then show on hover
-    return (f'<object type="image/svg+xml" data="{html.escape(name)}" aria-label="{html.escape(alt)}">'
-            f'<img src="{html.escape(name)}" alt="{html.escape(alt)}"></object>')
+    return (
+        f'<object type="image/svg+xml" data="{html.escape(name)}" aria-label="{html.escape(alt)}">'
+        f'<img src="{html.escape(name)}" alt="{html.escape(alt)}"></object>'
+    )
 
 
 class ReportWriter:
@@ -619,7 +740,7 @@ class ReportWriter:
         for m in outcome.models:
             if id(m) not in self.charts:
                 self.add([m], diagnostics)  # measured, but never handed to add(): drawn here
-                for future in self.futures[-len(self.charts[id(m)][1]):]:
+                for future in self.futures[-len(self.charts[id(m)][1]) :]:
                     if future is not None:
                         future.result()
             name, charts = self.charts[id(m)]
@@ -632,31 +753,45 @@ class ReportWriter:
                 verdicts.append(f'{d.code} <span class="{html.escape(verdict)}">{html.escape(verdict)}</span>')
                 finding_rows.append(
                     f"<tr><td>{html.escape(d.path)}:{d.line}</td><td>{d.code}</td>"
-                    f"<td class=\"{html.escape(verdict)}\">{html.escape(verdict)}</td>"
-                    f"<td>{markdown(d.message)}<br><span class=\"muted\">{markdown(ev.get('summary', ''))}</span></td></tr>"
+                    f'<td class="{html.escape(verdict)}">{html.escape(verdict)}</td>'
+                    f"<td>{markdown(d.message)}<br><span"
+                    f' class="muted">{markdown(ev.get("summary", ""))}</span></td></tr>'
                 )
             hazard = m.hazard or {}
             h = hazard.get("hazard", "unknown")
             h = "healthy" if h == "none" else h
             recovered = (getattr(m, "recovered", None) or {}).get("seeds") or ()
-            after = (f", flows after {m.recovered.get('steps', 3)} SGD steps"
-                     if h == "dead" and len(recovered) * 2 > m.seeds else "")
+            after = (
+                f", flows after {m.recovered.get('steps', 3)} SGD steps"
+                if h == "dead" and len(recovered) * 2 > m.seeds
+                else ""
+            )
             anchor = f"m-{name}"
-            rows.append(f'<tr><td><a href="#{anchor}">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code></a></td>'
-                        f'<td class="{html.escape(h)}">{html.escape(h)}{" (" + html.escape(str(hazard["test"])) + " test" + after + ")" if hazard.get("test") else ""}</td>'
-                        f"<td>{', '.join(verdicts) or '<span class=muted>no static finding</span>'}</td>"
-                        f"<td>{len(m.layers)}</td><td>{m.seconds:.1f} s</td></tr>")
+            rows.append(
+                f'<tr><td><a href="#{anchor}">{html.escape(os.path.relpath(m.path))} ·'
+                f" <code>{html.escape(m.name)}</code></a></td>"
+                f'<td class="{html.escape(h)}">{html.escape(h)}{_test_note(hazard, after)}</td>'
+                f"<td>{', '.join(verdicts) or '<span class=muted>no static finding</span>'}</td>"
+                f"<td>{len(m.layers)}</td><td>{m.seconds:.1f} s</td></tr>"
+            )
             line = prediction_line(m, diagnostics)
-            table = (f"<table><tr><th>where</th><th>rule</th><th>verdict</th><th>finding and measurement</th></tr>"
-                     f"{''.join(finding_rows)}</table>") if finding_rows else ""
+            table = (
+                (
+                    f"<table><tr><th>where</th><th>rule</th><th>verdict</th><th>finding and measurement</th></tr>"
+                    f"{''.join(finding_rows)}</table>"
+                )
+                if finding_rows
+                else ""
+            )
             sections.append(
-                f"<h2 id=\"{anchor}\">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code> · "
-                f"measured <span class=\"{html.escape(h)}\">{html.escape(h)}</span></h2>"
-                f"<p class=\"muted\">{len(m.layers)} parameterized layers, {m.seeds} seed(s) on {html.escape(str(m.device))}, "
+                f'<h2 id="{anchor}">{html.escape(os.path.relpath(m.path))} · <code>{html.escape(m.name)}</code> · '
+                f'measured <span class="{html.escape(h)}">{html.escape(h)}</span></h2>'
+                f'<p class="muted">{len(m.layers)} parameterized layers, {m.seeds} seed(s) on'
+                f" {html.escape(str(m.device))}, "
                 f"{m.seconds:.1f} s</p>"
                 + "".join(_embed(file, f"{what} of {m.name}") for file, what in charts)
                 + table
-                + (f"<p class=\"prediction\">{html.escape(line)}</p>" if line else "")
+                + (f'<p class="prediction">{html.escape(line)}</p>' if line else "")
             )
         skipped = ""
         missing = list(outcome.notes) + list(getattr(outcome, "unmeasured", ()))
@@ -669,15 +804,27 @@ class ReportWriter:
             if v:
                 counts[v] = counts.get(v, 0) + 1
         summary = f"{len(outcome.models)} model(s) measured on {html.escape(str(outcome.device))}; " + (
-            ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings to measure")
-        overview = ("<table><tr><th>model</th><th>measured</th><th>findings</th><th>layers</th><th>time</th></tr>"
-                    + "".join(rows) + "</table>") if rows else ""
-        page = _PAGE.format(aspect=f"{FIGSIZE[0]:g} / {FIGSIZE[1]:g}", summary=summary, overview=overview,
-                            sections="\n".join(sections) or "<p>No model was measured.</p>", skipped=skipped)
+            ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) or "no findings to measure"
+        )
+        overview = (
+            (
+                "<table><tr><th>model</th><th>measured</th><th>findings</th><th>layers</th><th>time</th></tr>"
+                + "".join(rows)
+                + "</table>"
+            )
+            if rows
+            else ""
+        )
+        page = _PAGE.format(
+            aspect=f"{FIGSIZE[0]:g} / {FIGSIZE[1]:g}",
+            summary=summary,
+            overview=overview,
+            sections="\n".join(sections) or "<p>No model was measured.</p>",
+            skipped=skipped,
+        )
         index = self.out / "index.html"
         write_atomic(str(index), page.encode("utf-8"))
         return index
-
 
 
 def write_report(folder: str, outcome, thresholds: dict | None = None, written: list | None = None) -> Path:
@@ -693,3 +840,8 @@ def write_report(folder: str, outcome, thresholds: dict | None = None, written: 
 
 #: fewer models than this are drawn in this process (a pool costs more than it saves)
 PARALLEL_FROM = 8
+
+
+def _test_note(hazard: dict, after: str) -> str:
+    """`` (ratio test, …)`` after a measured class in the report's table, or nothing."""
+    return f" ({html.escape(str(hazard['test']))} test{after})" if hazard.get("test") else ""

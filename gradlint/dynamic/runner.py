@@ -111,6 +111,7 @@ def _isolate(cap_bytes: int | None, cap_address_space: bool):
             # the shim's child (the worker) becomes PID 1 of a new PID namespace
             if _LIBC.unshare(_CLONE_NEWPID) != 0:
                 _LIBC.unshare(_CLONE_NEWUSER | _CLONE_NEWPID)
+
     return apply
 
 
@@ -225,7 +226,7 @@ class _Tail(threading.Thread):
             return
 
     def text(self) -> str:
-        return b"".join(self.chunks)[-self.limit:].decode("utf-8", "replace")
+        return b"".join(self.chunks)[-self.limit :].decode("utf-8", "replace")
 
 
 def _describe_exit(code: int | None, timeout: float, timed_out: bool, cap_bytes: int | None, stderr: str) -> str:
@@ -362,8 +363,12 @@ class _Zygote:
                 with _live_lock:  # registered before the sweep of another thread can see it
                     self.proc = subprocess.Popen(
                         [sys.executable, "-m", _ZYGOTE_MODULE, str(fd), str(os.getpid())],
-                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                        pass_fds=(fd,), env=self.env, start_new_session=True,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                        pass_fds=(fd,),
+                        env=self.env,
+                        start_new_session=True,
                     )
                     _live.add(self.proc.pid)
             finally:
@@ -546,8 +551,15 @@ def _fork_child(env, job_path, result_path, cwd, memory_cap, address_space) -> _
     changed = {k for k in env.keys() | zygote.env.keys() if env.get(k) != zygote.env.get(k)}
     if any(k.startswith(_STARTUP_ENV) for k in changed):
         return None  # read when torch was imported: only a new interpreter can honour it
-    request = {"job": job_path, "result": result_path, "cwd": cwd, "cap": memory_cap,
-               "address_space": address_space, "pidns": bool(USE_PID_NAMESPACE), "env": env if changed else None}
+    request = {
+        "job": job_path,
+        "result": result_path,
+        "cwd": cwd,
+        "cap": memory_cap,
+        "address_space": address_space,
+        "pidns": bool(USE_PID_NAMESPACE),
+        "env": env if changed else None,
+    }
     read_end, write_end = os.pipe()
     try:
         child = zygote.start(request, write_end)
@@ -577,9 +589,22 @@ def run_child(job: dict, timeout: float, memory_cap: int | None) -> ChildResult:
         if child is None:
             with _live_lock:  # registered before the sweep of another thread can see it
                 proc = subprocess.Popen(
-                    [sys.executable, "-S", _SHIM, sys.executable, "-m", "gradlint.dynamic.worker", job_path, result_path],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                    preexec_fn=_isolate(memory_cap, address_space), env=env, cwd=job.get("cwd") or None,
+                    [
+                        sys.executable,
+                        "-S",
+                        _SHIM,
+                        sys.executable,
+                        "-m",
+                        "gradlint.dynamic.worker",
+                        job_path,
+                        result_path,
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=_isolate(memory_cap, address_space),
+                    env=env,
+                    cwd=job.get("cwd") or None,
                 )
                 _live.add(proc.pid)
             child = _ShimChild(proc)
@@ -617,4 +642,12 @@ def run_child(job: dict, timeout: float, memory_cap: int | None) -> ChildResult:
         return ChildResult(data, note, stderr)
 
 
-__all__ = ["ChildResult", "STDERR_TAIL_BYTES", "close", "cuda_may_be_used", "remove_stale_folders", "run_child", "sweep"]
+__all__ = [
+    "ChildResult",
+    "STDERR_TAIL_BYTES",
+    "close",
+    "cuda_may_be_used",
+    "remove_stale_folders",
+    "run_child",
+    "sweep",
+]

@@ -43,8 +43,9 @@ def _norms(layers: list[dict], name: str, key: str = "norms") -> list[float] | N
     return None
 
 
-def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, thresholds: dict,
-          claim: str = "none") -> tuple[str, dict, str]:
+def judge(
+    expect: str, layers_named: tuple, measured: dict, raw: dict, thresholds: dict, claim: str = "none"
+) -> tuple[str, dict, str]:
     """``(verdict, numbers, text)`` for one finding; ``measured`` is the model's entry of the
     worker's result, ``raw`` the probe's own measurements. Every verdict names the test that
     decided it (``decided_by``) and the hazard class the whole model measures."""
@@ -67,8 +68,12 @@ def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, threshold
     if mapped:
         numbers["mapped_layers"] = mapped
     model = model_class(measured.get("layers") or [], t)
-    if verdict == REFUTED and expect in ("symmetric", "starved") and claim in ("dead", "vanishing") \
-            and model["hazard"] == claim:
+    if (
+        verdict == REFUTED
+        and expect in ("symmetric", "starved")
+        and claim in ("dead", "vanishing")
+        and model["hazard"] == claim
+    ):
         # a constant init whose units do come apart, but whose claim of a dead (or vanishing)
         # gradient at initialization the whole model's measurement bears out
         verdict = CONFIRMED
@@ -80,7 +85,10 @@ def judge(expect: str, layers_named: tuple, measured: dict, raw: dict, threshold
     if model.get("leaves_band_at"):
         numbers["leaves_band_at"] = model["leaves_band_at"]
     same = (numbers.get("first_layer"), numbers.get("last_layer"), numbers.get("measured_hazard")) == (
-        model.get("first_layer"), model.get("last_layer"), model["hazard"])
+        model.get("first_layer"),
+        model.get("last_layer"),
+        model["hazard"],
+    )
     if same:  # the finding's layers are the model's: only where the gradient leaves the band is new
         if model.get("leaves_band_at"):
             text += f"; the gradient leaves the healthy band at `{model['leaves_band_at']}`"
@@ -121,15 +129,19 @@ def resolve_layers(names: tuple, measured: dict) -> tuple[tuple, dict, str | Non
         elif name in modules:
             at = modules.index(name)
             if first:
-                found = next((n for n in modules[at + 1:] if n in known), None)
+                found = next((n for n in modules[at + 1 :] if n in known), None)
             else:
                 found = next((n for n in reversed(modules[:at]) if n in known), None)
         if found is None:
             sample = ", ".join(f"`{n}`" for n in layers[:6]) + (", …" if len(layers) > 6 else "")
             if name in modules:
-                why = f"`{name}` is a module of the built model, but no parameterized module comes {'after' if first else 'before'} it"
+                side = "after" if first else "before"
+                why = f"`{name}` is a module of the built model, but no parameterized module comes {side} it"
             else:
-                why = f"the static layer `{name}` is not a module of the built model (its parameterized modules: {sample or 'none'})"
+                why = (
+                    f"the static layer `{name}` is not a module of the built model "
+                    f"(its parameterized modules: {sample or 'none'})"
+                )
             return tuple(names), mapped, why
         out.append(found)
         mapped[name] = found
@@ -158,24 +170,35 @@ def model_class(layers: list[dict], t: dict | None = None) -> dict:
         first, last = w[0]["norms"][i], w[-1]["norms"][i]
         # the whole gradient as the convention defines it: every weighted layer's ‖∇W‖ in quadrature
         every = [e["norms"][i] for e in w]
-        finite = all(math.isfinite(v) for e in layers for v in (e.get("norms") or ())[i:i + 1])
+        finite = all(math.isfinite(v) for e in layers for v in (e.get("norms") or ())[i : i + 1])
         total = math.sqrt(sum(v * v for v in every)) if finite else float("inf")
         dead = len(w) > 1 and all(e["norms"][i] == 0.0 for e in w[:-1])
         ratio = first / last if last > 0 else (float("inf") if first > 0 else float("nan"))
-        per_seed.append({"ratio": ratio if len(w) > 1 else None, "first": first, "total": total, "finite": finite,
-                         "dead": dead})
+        per_seed.append(
+            {"ratio": ratio if len(w) > 1 else None, "first": first, "total": total, "finite": finite, "dead": dead}
+        )
     hazard, test = classify_seeds(per_seed, t)
-    out = {"hazard": str(hazard), "test": test, "first_layer": w[0]["name"], "last_layer": w[-1]["name"],
-           "ratio": geomean([s["ratio"] for s in per_seed if s["ratio"] is not None]) if len(w) > 1 else float("nan"),
-           "first": geomean([s["first"] for s in per_seed]), "total": geomean([s["total"] for s in per_seed]),
-           "weighted_layers": len(w)}
+    out = {
+        "hazard": str(hazard),
+        "test": test,
+        "first_layer": w[0]["name"],
+        "last_layer": w[-1]["name"],
+        "ratio": geomean([s["ratio"] for s in per_seed if s["ratio"] is not None]) if len(w) > 1 else float("nan"),
+        "first": geomean([s["first"] for s in per_seed]),
+        "total": geomean([s["total"] for s in per_seed]),
+        "weighted_layers": len(w),
+    }
     if str(hazard) in ("vanishing", "exploding"):
         last = geomean(w[-1]["norms"][:seeds])
         for e in reversed(w[:-1]):
             v = geomean(e["norms"][:seeds])
             r = v / last if last > 0 else float("nan")
-            if not math.isfinite(v) or v < t["vanishing-absolute"] or v > t["exploding-absolute"] or (
-                    r == r and (r < t["vanishing-ratio"] or r > t["exploding-ratio"])):
+            if (
+                not math.isfinite(v)
+                or v < t["vanishing-absolute"]
+                or v > t["exploding-absolute"]
+                or (r == r and (r < t["vanishing-ratio"] or r > t["exploding-ratio"]))
+            ):
                 out["leaves_band_at"] = e["name"]
                 break
     return out
@@ -227,20 +250,39 @@ def _stack(expect, names, layers, t):
         totals.append(math.sqrt(sum(v * v for v in sq)) if all(math.isfinite(v) for v in sq) else float("inf"))
     total = geomean(totals)
     # the tests the static flow model applies, seed by seed, the class most seeds show
-    per_seed = [{"ratio": x / y if y > 0 else (float("inf") if x > 0 else float("nan")), "first": x,
-                 "total": tot, "finite": math.isfinite(x) and math.isfinite(y) and math.isfinite(tot)}
-                for x, y, tot in zip(a, b, totals)]
+    per_seed = [
+        {
+            "ratio": x / y if y > 0 else (float("inf") if x > 0 else float("nan")),
+            "first": x,
+            "total": tot,
+            "finite": math.isfinite(x) and math.isfinite(y) and math.isfinite(tot),
+        }
+        for x, y, tot in zip(a, b, totals)
+    ]
     measured_hazard, test = classify_seeds(per_seed, t)
-    numbers = {"first_layer": first, "last_layer": last, "ratio": ratio, "first_grad_norm": absolute,
-               "last_grad_norm": geomean(b), "total_grad_norm": total, "backward_gain": gain, "finite": finite,
-               "measured_hazard": str(measured_hazard), "test": test}
+    numbers = {
+        "first_layer": first,
+        "last_layer": last,
+        "ratio": ratio,
+        "first_grad_norm": absolute,
+        "last_grad_norm": geomean(b),
+        "total_grad_norm": total,
+        "backward_gain": gain,
+        "finite": finite,
+        "measured_hazard": str(measured_hazard),
+        "test": test,
+    }
     if expect == "vanishing":
         limits = {"ratio": t["vanishing-ratio"], "absolute": t["vanishing-absolute"]}
     elif expect == "exploding":
         limits = {"ratio": t["exploding-ratio"], "absolute": t["exploding-absolute"], "total": t["exploding-total"]}
     else:  # degradation: the stack's gradient leaving the band either way
-        limits = {"vanishing-ratio": t["vanishing-ratio"], "exploding-ratio": t["exploding-ratio"],
-                  "vanishing-absolute": t["vanishing-absolute"], "exploding-absolute": t["exploding-absolute"]}
+        limits = {
+            "vanishing-ratio": t["vanishing-ratio"],
+            "exploding-ratio": t["exploding-ratio"],
+            "vanishing-absolute": t["vanishing-absolute"],
+            "exploding-absolute": t["exploding-absolute"],
+        }
     numbers["thresholds"] = limits
     numbers["decided_by"] = test or "healthy band"
     if ratio != ratio and finite:
@@ -249,16 +291,23 @@ def _stack(expect, names, layers, t):
     if expect == "degradation":
         degraded = str(measured_hazard) in ("vanishing", "exploding")
         verdict = CONFIRMED if degraded else REFUTED
-        text = (f"across the stack `{first}` … `{last}`: ‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} "
-                f"(band {_fmt(t['vanishing-ratio'])} … {_fmt(t['exploding-ratio'])}), ‖∇{first}‖ = {_fmt(absolute)}, "
-                f"the gradient at `{first}`'s output {_fmt(gain)} of that at `{last}`'s (per unit)")
-        text += (f": the gradient is measurably {measured_hazard} across it (its {test} test)" if degraded else
-                 ": the gradient crosses it within the healthy band at initialization")
+        text = (
+            f"across the stack `{first}` … `{last}`: ‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} "
+            f"(band {_fmt(t['vanishing-ratio'])} … {_fmt(t['exploding-ratio'])}), ‖∇{first}‖ = {_fmt(absolute)}, "
+            f"the gradient at `{first}`'s output {_fmt(gain)} of that at `{last}`'s (per unit)"
+        )
+        text += (
+            f": the gradient is measurably {measured_hazard} across it (its {test} test)"
+            if degraded
+            else ": the gradient crosses it within the healthy band at initialization"
+        )
         text += " (the slower training of deep plain stacks stays the static caveat: one backward pass cannot show it)"
         return verdict, numbers, text
     verdict = CONFIRMED if str(measured_hazard) == expect else REFUTED
-    text = (f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} (threshold {_fmt(limits['ratio'])}), "
-            f"‖∇{first}‖ = {_fmt(absolute)} (threshold {_fmt(limits['absolute'])})")
+    text = (
+        f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} (threshold {_fmt(limits['ratio'])}), "
+        f"‖∇{first}‖ = {_fmt(absolute)} (threshold {_fmt(limits['absolute'])})"
+    )
     if expect == "exploding":
         text += f", whole gradient {_fmt(total)} (threshold {_fmt(limits['total'])})"
     if not finite:
@@ -266,8 +315,9 @@ def _stack(expect, names, layers, t):
     if verdict == CONFIRMED:
         text += f": {expect} by its {test} test"
     else:
-        text += (f"; refuted as {expect}: the layers measure {measured_hazard}"
-                 + (f" by the {test} test" if test else " (every test within the healthy band)"))
+        text += f"; refuted as {expect}: the layers measure {measured_hazard}" + (
+            f" by the {test} test" if test else " (every test within the healthy band)"
+        )
     return verdict, numbers, text
 
 
@@ -280,16 +330,25 @@ def _symmetric(names, raw, t, starved=False):
     spreads = {n: max(s["weight_rows_spread"].get(n, float("nan")) for s in seeds) for n in names}
     symmetric = [n for n, v in spreads.items() if v == v and v <= limit]
     blocked = all(s["upstream_blocked"] for s in seeds)
-    numbers = {"layers": list(names), "weight_rows_spread": spreads, "symmetric_layers": symmetric,
-               "upstream_blocked": blocked, "steps": s0["steps"], "thresholds": {"symmetry": limit}}
+    numbers = {
+        "layers": list(names),
+        "weight_rows_spread": spreads,
+        "symmetric_layers": symmetric,
+        "upstream_blocked": blocked,
+        "steps": s0["steps"],
+        "thresholds": {"symmetry": limit},
+    }
     parts = []
     if symmetric:
-        parts.append(f"{len(symmetric)} of {len(names)} layers keep identical rows after {s0['steps']} SGD steps "
-                     f"(row spread ≤ {_fmt(limit)})")
+        parts.append(
+            f"{len(symmetric)} of {len(names)} layers keep identical rows after {s0['steps']} SGD steps "
+            f"(row spread ≤ {_fmt(limit)})"
+        )
     else:
         worst = min((v for v in spreads.values() if v == v), default=float("nan"))
-        parts.append(f"rows differ after {s0['steps']} SGD steps (smallest row spread {_fmt(worst)}, "
-                     f"threshold {_fmt(limit)})")
+        parts.append(
+            f"rows differ after {s0['steps']} SGD steps (smallest row spread {_fmt(worst)}, threshold {_fmt(limit)})"
+        )
     if blocked:
         parts.append(f"the gradient to the {s0['upstream']} layer(s) before is exactly 0")
     if starved and not symmetric:
@@ -314,12 +373,19 @@ def _through_time(names, raw, t):
     ratio = geomean(ratios)
     limit = t["recurrent-vanishing"]
     length = seeds[0]["length"]
-    numbers = {"layer": names[0] if names else None, "ratio": ratio, "sequence_length": length,
-               "thresholds": {"ratio": limit}, "decided_by": "through-time ratio"}
+    numbers = {
+        "layer": names[0] if names else None,
+        "ratio": ratio,
+        "sequence_length": length,
+        "thresholds": {"ratio": limit},
+        "decided_by": "through-time ratio",
+    }
     if ratio != ratio:
         return INCONCLUSIVE, numbers, "inconclusive: no gradient reached the last time step"
-    text = (f"over {length} steps, ‖∂L/∂x_1‖ / ‖∂L/∂x_{length}‖ at `{names[0] if names else '?'}` = "
-            f"{_fmt(ratio)} (threshold {_fmt(limit)})")
+    text = (
+        f"over {length} steps, ‖∂L/∂x_1‖ / ‖∂L/∂x_{length}‖ at `{names[0] if names else '?'}` = "
+        f"{_fmt(ratio)} (threshold {_fmt(limit)})"
+    )
     explodes = ratio > 1 / limit
     if explodes:
         text += ": it explodes through time rather than vanishing"
@@ -335,12 +401,18 @@ def _training(raw, t):
     largest = max(all_norms) if finite else float("inf")
     limit = t["recurrent-exploding"]
     s0 = seeds[0]
-    numbers = {"max_grad_norm": largest, "finite": finite, "steps": s0["steps"], "sequence_length": s0["length"],
-               "clip": s0.get("clip"), "thresholds": {"max_grad_norm": limit},
-               "decided_by": "overflow" if not finite else "max-grad-norm",
-               # per training step, over the seeds (geometric mean): the norm the backward pass gives
-               # and the one that reaches the update (after the loop's clipping)
-               "per_step": _per_step(seeds)}
+    numbers = {
+        "max_grad_norm": largest,
+        "finite": finite,
+        "steps": s0["steps"],
+        "sequence_length": s0["length"],
+        "clip": s0.get("clip"),
+        "thresholds": {"max_grad_norm": limit},
+        "decided_by": "overflow" if not finite else "max-grad-norm",
+        # per training step, over the seeds (geometric mean): the norm the backward pass gives
+        # and the one that reaches the update (after the loop's clipping)
+        "per_step": _per_step(seeds),
+    }
     raw_all = [n for s in seeds for n in s.get("raw_norms") or ()]
     if raw_all:
         numbers["max_raw_grad_norm"] = max(raw_all) if all(math.isfinite(n) for n in raw_all) else float("inf")
@@ -372,6 +444,8 @@ def _dead(names, layers):
     seeds = len(below[0]["norms"])
     dead_seeds = sum(1 for i in range(seeds) if all(entry["norms"][i] == 0.0 for entry in below))
     numbers = {"dead_seeds": dead_seeds, "seeds": seeds, "layers": len(below), "decided_by": "dead"}
-    text = (f"every weight gradient below `{weighted[-1]['name']}` is exactly 0 in {dead_seeds} of {seeds} seeds "
-            f"({len(below)} weighted layers)")
+    text = (
+        f"every weight gradient below `{weighted[-1]['name']}` is exactly 0 in {dead_seeds} of {seeds} seeds "
+        f"({len(below)} weighted layers)"
+    )
     return (CONFIRMED if dead_seeds * 2 > seeds else REFUTED), numbers, text

@@ -54,9 +54,7 @@ def _where(exc: BaseException, path: str) -> str:
 
 
 def _out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or (
-        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-    )
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
 def _cap(job: dict) -> str:
@@ -134,14 +132,16 @@ def construct(module, spec: dict, path: str):
         sig = None
     if sig is not None:
         missing = [
-            p.name for p in sig.parameters.values()
-            if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            p.name
+            for p in sig.parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             and p.name not in kwargs
         ]
         if missing:
             raise _Skip(
                 f"constructor needs {', '.join(f'`{m}`' for m in missing)} — set it under "
-                f"[tool.gradlint.dynamic.models.\"{spec['config_key']}\"] kwargs"
+                f'[tool.gradlint.dynamic.models."{spec["config_key"]}"] kwargs'
             )
     model = obj(**kwargs)
     if not isinstance(model, nn.Module):
@@ -159,8 +159,16 @@ _MASKS = ("attention_mask", "mask", "padding_mask", "src_mask", "attn_mask", "in
 _LENGTHS = ("lengths", "lens", "seq_lens", "seq_lengths", "input_lengths", "x_lens")
 #: forward parameters that take a recurrent state, and the model methods that make the first one
 _STATES = ("hidden", "h", "hx", "h0", "state", "states", "hidden_state", "hc")
-_STATE_MAKERS = ("init_hidden", "initHidden", "init_state", "begin_state", "initial_state", "zero_state",
-                 "init_hidden_state", "init_states")
+_STATE_MAKERS = (
+    "init_hidden",
+    "initHidden",
+    "init_state",
+    "begin_state",
+    "initial_state",
+    "zero_state",
+    "init_hidden_state",
+    "init_states",
+)
 
 
 def make_tensor(spec: dict, device, generator_seed: int, seq_len: int | None = None):
@@ -186,8 +194,10 @@ def make_tensor(spec: dict, device, generator_seed: int, seq_len: int | None = N
 
 def _synthesize(spec: dict, device, seed: int, seq_len):
     args = [make_tensor(t, device, seed + 7919 * k, seq_len) for k, t in enumerate(spec.get("args") or ())]
-    kwargs = {name: make_tensor(t, device, seed + 104729 * (k + 1), seq_len)
-              for k, (name, t) in enumerate((spec.get("kwargs") or {}).items())}
+    kwargs = {
+        name: make_tensor(t, device, seed + 104729 * (k + 1), seq_len)
+        for k, (name, t) in enumerate((spec.get("kwargs") or {}).items())
+    }
     return args, kwargs
 
 
@@ -197,7 +207,11 @@ def _to(value, device):
     if isinstance(value, dict):
         return {k: _to(v, device) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to(v, device) for v in value) if not hasattr(value, "_fields") else type(value)(*(_to(v, device) for v in value))
+        return (
+            type(value)(_to(v, device) for v in value)
+            if not hasattr(value, "_fields")
+            else type(value)(*(_to(v, device) for v in value))
+        )
     return value
 
 
@@ -229,8 +243,13 @@ def model_inputs(spec: dict, model, device, seed: int, seq_len, path: str):
     inp = spec["input"]
     if inp.get("fn"):
         fn = _load_hook(inp["fn"], path)
-        offered = {"model": model, "seed": seed, "device": device, "batch_size": inp.get("batch", 8),
-                   "seq_len": seq_len}
+        offered = {
+            "model": model,
+            "seed": seed,
+            "device": device,
+            "batch_size": inp.get("batch", 8),
+            "seq_len": seq_len,
+        }
         try:
             params = inspect.signature(fn).parameters
             accepts_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
@@ -264,12 +283,13 @@ def _complete(model, args, kwargs, batch_axis: int = 0) -> None:
     if not params:
         return
     first = args[0]
-    for p in params[len(args):]:
+    for p in params[len(args) :]:
         if p.name in kwargs or p.default is not inspect.Parameter.empty:
             continue
         if p.name in _MASKS and first.dim() >= 2:
-            kwargs[p.name] = torch.ones(first.shape[:2], dtype=torch.long if not first.is_floating_point() else first.dtype,
-                                        device=first.device)
+            kwargs[p.name] = torch.ones(
+                first.shape[:2], dtype=torch.long if not first.is_floating_point() else first.dtype, device=first.device
+            )
         elif p.name in _LENGTHS and first.dim() >= 2:
             kwargs[p.name] = torch.full((first.shape[0],), first.shape[1], dtype=torch.long)
         elif p.name in _STATES and _first_state(model, args, kwargs, p.name, batch_axis):
@@ -287,8 +307,11 @@ def _first_state(model, args, kwargs, name: str, batch_axis: int = 0) -> bool:
         return False
     batch = args[0].shape[batch_axis] if args[0].dim() > batch_axis else args[0].shape[0]
     try:
-        needed = [q for q in inspect.signature(maker).parameters.values()
-                  if q.default is inspect.Parameter.empty and q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)]
+        needed = [
+            q
+            for q in inspect.signature(maker).parameters.values()
+            if q.default is inspect.Parameter.empty and q.kind in (q.POSITIONAL_ONLY, q.POSITIONAL_OR_KEYWORD)
+        ]
     except (TypeError, ValueError):
         needed = []
     state = maker(batch) if len(needed) == 1 else maker() if not needed else None
@@ -297,8 +320,12 @@ def _first_state(model, args, kwargs, name: str, batch_axis: int = 0) -> bool:
     first = state[0] if isinstance(state, (tuple, list)) and state else state
     device = args[0].device
     if not needed and isinstance(first, torch.Tensor) and first.dim() >= 1 and 1 in first.shape[:2] and batch != 1:
-        args[:] = [a.narrow(batch_axis, 0, 1) if isinstance(a, torch.Tensor) and a.dim() > batch_axis
-                   and a.shape[batch_axis] == batch else a for a in args]
+        args[:] = [
+            a.narrow(batch_axis, 0, 1)
+            if isinstance(a, torch.Tensor) and a.dim() > batch_axis and a.shape[batch_axis] == batch
+            else a
+            for a in args
+        ]
     kwargs[name] = _to(state, device)
     return True
 
@@ -344,7 +371,7 @@ def forward_failure(model, spec, args, kwargs, exc, path) -> str:
         if reads:
             text += f"; it reads {', '.join(reads)}"
             keys = "input-fn (a function returning (args, kwargs))"
-    key = f"[tool.gradlint.dynamic.models.\"{spec['config_key']}\"]"
+    key = f'[tool.gradlint.dynamic.models."{spec["config_key"]}"]'
     return f"{text}: {_short(exc)}{_where(exc, path)} — set {keys} under {key}"
 
 
@@ -366,8 +393,14 @@ def first_tensor(out):
     return None
 
 
-_NOT_WEIGHTED = (nn.Embedding, nn.EmbeddingBag, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
-                 *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+_NOT_WEIGHTED = (
+    nn.Embedding,
+    nn.EmbeddingBag,
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
 
 
 def is_weighted(m: nn.Module) -> bool:
@@ -404,6 +437,7 @@ class Recorder:
             if name not in self._called:
                 self._called.add(name)
                 self.calls.append(name)
+
         return hook
 
     def _seen(self, name):
@@ -413,12 +447,15 @@ class Recorder:
                 if isinstance(t, torch.Tensor) and t.requires_grad:
                     t.retain_grad()  # the gradient at the layer's output: the backward signal
                     self.outputs[name] = t
+
         return hook
 
     def output_grad_rms(self) -> dict[str, float]:
         """Root mean square of the gradient at each layer's output: per unit, so layers of
         different widths and spatial sizes compare as the static (mean-field) gain does."""
-        return {n: _norm(t.grad) / math.sqrt(max(1, t.grad.numel())) for n, t in self.outputs.items() if t.grad is not None}
+        return {
+            n: _norm(t.grad) / math.sqrt(max(1, t.grad.numel())) for n, t in self.outputs.items() if t.grad is not None
+        }
 
     def close(self):
         for h in self.hooks:
@@ -551,7 +588,9 @@ class _Run:
         return model
 
     def inputs(self, model, seed: int, seq_len=None):
-        return model_inputs(self.spec, model, self.device, seed, seq_len if seq_len is not None else self.seq_len, self.path)
+        return model_inputs(
+            self.spec, model, self.device, seed, seq_len if seq_len is not None else self.seq_len, self.path
+        )
 
     def forward(self, model, args, kwargs):
         try:
@@ -626,10 +665,23 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
                 entry["seeds"].append(_through_time(run, seed, p["layers"], seq_len))
             elif expect == "recurrent-exploding":
                 entry["seeds"].append(_training(run, seed, p.get("clip"), p.get("length") or seq_len))
-    layers = [{"name": n, "norms": per_layer[n], "output_norms": per_output[n], "kind": kinds.get(n, ("?", False))[0],
-               "weighted": kinds.get(n, ("?", False))[1]} for n in order]
-    return {"layers": layers, "modules": modules, "probes": raw, "batch": _batch_of(spec),
-            "recovered": {"seeds": recovered, "steps": SYMMETRY_STEPS}}
+    layers = [
+        {
+            "name": n,
+            "norms": per_layer[n],
+            "output_norms": per_output[n],
+            "kind": kinds.get(n, ("?", False))[0],
+            "weighted": kinds.get(n, ("?", False))[1],
+        }
+        for n in order
+    ]
+    return {
+        "layers": layers,
+        "modules": modules,
+        "probes": raw,
+        "batch": _batch_of(spec),
+        "recovered": {"seeds": recovered, "steps": SYMMETRY_STEPS},
+    }
 
 
 def _after_steps(run, seed, weighted):
@@ -682,8 +734,15 @@ def _symmetry(run, seed, layers, order, kinds, first_norms) -> dict:
     if layers and layers[0] in order:
         upstream = order[: order.index(layers[0])]
     blocked = bool(upstream) and all(first_norms.get(n, 0.0) == 0.0 for n in upstream)
-    return {"grad_rows_spread": grad_spread, "weight_rows_spread": weight_spread, "weight_rows_cosine": weight_cosine,
-            "upstream": len(upstream), "upstream_blocked": blocked, "steps": SYMMETRY_STEPS, "order": every}
+    return {
+        "grad_rows_spread": grad_spread,
+        "weight_rows_spread": weight_spread,
+        "weight_rows_cosine": weight_cosine,
+        "upstream": len(upstream),
+        "upstream_blocked": blocked,
+        "steps": SYMMETRY_STEPS,
+        "order": every,
+    }
 
 
 def _through_time(run, seed, layers, seq_len) -> dict:

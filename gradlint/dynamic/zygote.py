@@ -320,10 +320,11 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=fd)
     try:
         import torch  # noqa: F401 - imported once, here, for every child
-        import torch.nn  # noqa: F401
-        import torch.optim  # noqa: F401
+
         # what an optimizer's first step imports (about 1 s): the probes' SGD steps need it
         import torch._dynamo  # noqa: F401
+        import torch.nn  # noqa: F401
+        import torch.optim  # noqa: F401
 
         from gradlint.dynamic import worker
     except BaseException as exc:  # noqa: BLE001

@@ -67,7 +67,8 @@ _SMOOTH = {
     "mish": (
         lambda z: z * _tanh_softplus(z),
         lambda z: _tanh_softplus(z) + z * _sigmoid(z) * (1.0 - _tanh_softplus(z) ** 2),
-        False, 1.09,
+        False,
+        1.09,
     ),
     "softplus": (_softplus, _sigmoid, False, 1.0),
     "elu": (lambda z: z if z > 0 else math.expm1(z), lambda z: 1.0 if z > 0 else math.exp(z), False, 1.0),
@@ -80,13 +81,15 @@ _KINKED = {
     "selu": (
         lambda z: _SELU_L * z if z > 0 else _SELU_L * _SELU_A * math.expm1(z),
         lambda z: _SELU_L if z > 0 else _SELU_L * _SELU_A * math.exp(z),
-        False, _SELU_L * _SELU_A,
+        False,
+        _SELU_L * _SELU_A,
     ),
     "hardsigmoid": (lambda z: min(max(z / 6 + 0.5, 0.0), 1.0), lambda z: 1 / 6 if -3 < z < 3 else 0.0, True, 1 / 6),
     "hardswish": (
         lambda z: z * min(max(z + 3, 0.0), 6.0) / 6,
         lambda z: 0.0 if z < -3 else 1.0 if z > 3 else (2 * z + 3) / 6,
-        False, 1.5,
+        False,
+        1.5,
     ),
 }
 #: piecewise-linear activations: slopes on (-inf, lo), (lo, hi), (hi, inf) and the clip points
@@ -105,8 +108,9 @@ _EXPONENTIAL = {"exp", "square"}
 #: their second moment depends on the input's tails, not only on its variance
 HEAVY_TAILED = frozenset({"square"})
 
-BOUNDED = frozenset({k for k, v in _SMOOTH.items() if v[2]} | {k for k, v in _KINKED.items() if v[2]}
-                    | {"relu6", "hardtanh"})
+BOUNDED = frozenset(
+    {k for k, v in _SMOOTH.items() if v[2]} | {k for k, v in _KINKED.items() if v[2]} | {"relu6", "hardtanh"}
+)
 #: f'(z) = 0 on a half-line: units can be dead
 DYING = frozenset({"relu", "relu6", "threshold", "hardtanh", "hardsigmoid", "hardswish"})
 #: positively homogeneous: f(a z) = a f(z) for a > 0
@@ -142,13 +146,13 @@ def _gauss_hermite(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     asymptotic first guesses (the roots of the physicists' polynomial, scaled by √2)."""
     xs: list[float] = []
     ws: list[float] = []
-    pim4 = math.pi ** -0.25
+    pim4 = math.pi**-0.25
     z = 0.0
     for i in range((n + 1) // 2):
         if i == 0:
             z = math.sqrt(2 * n + 1) - 1.85575 * (2 * n + 1) ** (-1 / 6)
         elif i == 1:
-            z -= 1.14 * n ** 0.426 / z
+            z -= 1.14 * n**0.426 / z
         elif i == 2:
             z = 1.86 * z - 0.86 * xs[0]
         elif i == 3:
@@ -308,8 +312,11 @@ def _piecewise_generic(slopes, clips, mean, var) -> Moments:
             # middle piece (through 0) gives f(anchor) = s1 * anchor
             base = s1 * anchor
             f1 = base * p + slope * (e1 - anchor * p)
-            f2 = (base * base * p + 2 * base * slope * (e1 - anchor * p)
-                  + slope * slope * (e2 - 2 * anchor * e1 + anchor * anchor * p))
+            f2 = (
+                base * base * p
+                + 2 * base * slope * (e1 - anchor * p)
+                + slope * slope * (e2 - 2 * anchor * e1 + anchor * anchor * p)
+            )
         m1 += f1
         m2 += f2
         d2 += slope * slope * p
@@ -332,7 +339,7 @@ def _exponential(a: str, mean: float, var: float) -> Moments:
         if abs(mean) > 1e70 or var > 1e140:  # the fourth moment would overflow float64
             return Moments(1e300, 1e300, 1e300, 0.0, 0.0, True)
         m1 = mean * mean + var
-        m2 = mean ** 4 + 6 * mean * mean * var + 3 * var * var
+        m2 = mean**4 + 6 * mean * mean * var + 3 * var * var
         d2 = 4 * (mean * mean + var)
         over = m2 > math.exp(2 * LOG_F32_MAX)
         return Moments(m1, min(m2, 1e300), d2, 0.0, 0.0, over)
@@ -470,8 +477,7 @@ def tail_moments(activation: str | None, mean: float, var: float, r4: float) -> 
         return Tail(q, min(m2 * q * q, 1e300), R4_CAP, factor, False)
     # E[z^8] / q^4 of a Gaussian scale mixture: the Gaussian's terms scaled by
     # E[s^(2k)] = (r4 / 3)^(k(k-1)/2)
-    m4 = (mm ** 4 + 28 * mm ** 3 * f + 210 * mm * mm * f * f * e + 420 * mm * f ** 3 * e ** 3
-          + 105 * f ** 4 * e ** 6)
+    m4 = mm**4 + 28 * mm**3 * f + 210 * mm * mm * f * f * e + 420 * mm * f**3 * e**3 + 105 * f**4 * e**6
     return Tail(q, min(m2 * q * q, 1e300), min(m4 / (m2 * m2), R4_CAP), factor, True)
 
 

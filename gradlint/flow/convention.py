@@ -74,8 +74,9 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def classify(ratio=None, first=None, total=None, gain=None, finite=True, dead=False,
-             thresholds: dict | None = None) -> tuple[Hazard, str | None]:
+def classify(
+    ratio=None, first=None, total=None, gain=None, finite=True, dead=False, thresholds: dict | None = None
+) -> tuple[Hazard, str | None]:
     """``(hazard, test)``: the hazard class of one model's gradients and the name of the test
     that decided it (None when healthy). Missing numbers (None or NaN) are skipped; ``gain``
     is accepted for the record and not judged (see the module docstring).
@@ -132,8 +133,15 @@ def classify_seeds(seeds: list[dict], thresholds: dict | None = None) -> tuple[H
     among those seen, in the order exploding, dead, vanishing."""
     votes: dict[Hazard, list] = {}
     for s in seeds:
-        h, test = classify(s.get("ratio"), s.get("first"), s.get("total"), s.get("gain"),
-                           s.get("finite", True), bool(s.get("dead")), thresholds)
+        h, test = classify(
+            s.get("ratio"),
+            s.get("first"),
+            s.get("total"),
+            s.get("gain"),
+            s.get("finite", True),
+            bool(s.get("dead")),
+            thresholds,
+        )
         votes.setdefault(h, []).append(test)
     if not votes:
         return Hazard.NONE, None
@@ -161,9 +169,11 @@ def geomean(values) -> float:
 
 def describe_calibration() -> str:
     """The sentence that introduces a rule doc's calibration excerpt (``{calibration-note}``)."""
-    return (f"Prediction against measurement (torch backward passes at init, 3 seeds, batch {BATCH}, the\n"
-            f"loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖; the whole\n"
-            f"grid, and how it is measured, is gradlint's calibration table, {CALIBRATION_URL}):")
+    return (
+        f"Prediction against measurement (torch backward passes at init, 3 seeds, batch {BATCH}, the\n"
+        f"loss convention of `--dynamic`; ratio = ‖∇W first‖/‖∇W last‖, first = ‖∇W first‖; the whole\n"
+        f"grid, and how it is measured, is gradlint's calibration table, {CALIBRATION_URL}):"
+    )
 
 
 #: where gradlint's calibration grid is published (it is measured from a clone of the repository)
@@ -178,7 +188,8 @@ MEASURED_DOC = {
         "that have static findings, and makes none of these). The finding is at the model's class,\n"
         "or at the line that builds and configures it (`model = Net(...)`); its `evidence` holds\n"
         "the measured numbers, the test that decided them, the per-layer weight-gradient norms and,\n"
-        "where the gradient leaves the healthy band, the layer where it does."),
+        "where the gradient leaves the healthy band, the layer where it does."
+    ),
     "measured-convention": (
         "The measurement uses the convention of the static flow model: a batch of 8 inputs drawn\n"
         "from N(0, 1) (token ids drawn uniformly), the loss a fixed random read-out of the output\n"
@@ -187,14 +198,17 @@ MEASURED_DOC = {
         "A finding of this code means the static rules missed the hazard: the model reads a value\n"
         "gradlint cannot resolve (a scale computed at run time, a layer from a library it cannot\n"
         "see), or the hazard comes from a combination no rule covers. The static findings of the\n"
-        "model, when it has some, carry their own verdicts."),
+        "model, when it has some, carry their own verdicts."
+    ),
     "measured-known-problems": (
         "The measurement is at initialization, on synthesized inputs; a model whose forward needs\n"
         "real data is measured only when its inputs are configured (`inputs`, `kwargs-inputs` or\n"
-        "`input-fn` under `[tool.gradlint.dynamic.models.\"file.py::Class\"]`)."),
+        '`input-fn` under `[tool.gradlint.dynamic.models."file.py::Class"]`).'
+    ),
     "measured-references": (
         "- [Glorot & Bengio, Understanding the difficulty of training deep feedforward neural networks (2010)]"
         "(https://proceedings.mlr.press/v9/glorot10a.html)\n"
         "- [He et al., Delving Deep into Rectifiers (2015)](https://arxiv.org/abs/1502.01852)\n"
-        "- [Schoenholz et al., Deep Information Propagation (2017)](https://arxiv.org/abs/1611.01232)"),
+        "- [Schoenholz et al., Deep Information Propagation (2017)](https://arxiv.org/abs/1611.01232)"
+    ),
 }

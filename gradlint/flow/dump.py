@@ -46,9 +46,15 @@ def profile_json(graph) -> dict:
         if st is None:
             continue
         g = p.grads.get(node.id)
-        row = {"node": node.id, "what": _label(graph, node), "line": node.span.line if node.span else None,
-               "mean": _num(st.m), "rms": _num(math.sqrt(max(st.q, 0.0))),
-               "grad_rms": _num(math.sqrt(g)) if g is not None else None, "certain": st.certain}
+        row = {
+            "node": node.id,
+            "what": _label(graph, node),
+            "line": node.span.line if node.span else None,
+            "mean": _num(st.m),
+            "rms": _num(math.sqrt(max(st.q, 0.0))),
+            "grad_rms": _num(math.sqrt(g)) if g is not None else None,
+            "certain": st.certain,
+        }
         if st.saturated:
             row["saturated"] = st.saturated
         if st.dead:
@@ -62,13 +68,23 @@ def profile_json(graph) -> dict:
     n = Numbers.of(p)
     hazard, test = n.judge()
     return {
-        "model": graph.name, "path": graph.path, "batch": BATCH,
-        "layers": [{"name": l.name, "grad_norm": _num(l.grad_norm) if l.certain else None, "certain": l.certain}
-                   for l in p.layers],
+        "model": graph.name,
+        "path": graph.path,
+        "batch": BATCH,
+        "layers": [
+            {"name": l.name, "grad_norm": _num(l.grad_norm) if l.certain else None, "certain": l.certain}
+            for l in p.layers
+        ],
         "nodes": rows,
-        "ratio": _num(n.ratio), "first": _num(n.first), "total": _num(n.total), "gain": _num(n.gain),
-        "finite": n.finite, "dead_probability": n.dead, "fluctuation": p.fluctuation,
-        "hazard": str(hazard), "test": test,
+        "ratio": _num(n.ratio),
+        "first": _num(n.first),
+        "total": _num(n.total),
+        "gain": _num(n.gain),
+        "finite": n.finite,
+        "dead_probability": n.dead,
+        "fluctuation": p.fluctuation,
+        "hazard": str(hazard),
+        "test": test,
         "findings": [{"cause": str(h.cause), "hazard": str(h.hazard), "test": h.test} for h in j.hazards()],
     }
 
@@ -95,11 +111,15 @@ def render_text(graphs) -> str:
                 notes.append(f"{r['dead']:.0%} inactive (f' = 0)")
             if not r["certain"]:
                 notes.append(f"not modelled: {r.get('why') or 'upstream'}")
-            out.append(f"  #{r['node']:<3} {r['what'][:35]:<35} {_e(r['mean']):>9} {_e(r['rms']):>9} "
-                       f"{_e(r['grad_rms']):>9} {_e(r.get('weight_grad_norm')):>9}  {', '.join(notes)}")
-        out.append(f"  ‖∇W first‖/‖∇W last‖ {_e(d['ratio'])}, ‖∇W first‖ {_e(d['first'])}, "
-                   f"whole gradient {_e(d['total'])}, P(dead) {d['dead_probability']:.2f}: {d['hazard']}"
-                   + (f" ({d['test']})" if d["test"] else ""))
+            out.append(
+                f"  #{r['node']:<3} {r['what'][:35]:<35} {_e(r['mean']):>9} {_e(r['rms']):>9} "
+                f"{_e(r['grad_rms']):>9} {_e(r.get('weight_grad_norm')):>9}  {', '.join(notes)}"
+            )
+        out.append(
+            f"  ‖∇W first‖/‖∇W last‖ {_e(d['ratio'])}, ‖∇W first‖ {_e(d['first'])}, "
+            f"whole gradient {_e(d['total'])}, P(dead) {d['dead_probability']:.2f}: {d['hazard']}"
+            + (f" ({d['test']})" if d["test"] else "")
+        )
         for f in d["findings"]:
             out.append(f"  hazard: {f['hazard']}, cause {f['cause']} (test {f['test']})")
         out.append("")

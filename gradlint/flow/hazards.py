@@ -32,8 +32,9 @@ from gradlint.flow.convention import THRESHOLDS, Hazard, classify
 from gradlint.flow.propagate import Profile, profile, weight_moments
 from gradlint.graph.model import UnknownKind
 
-RELU_FAMILY = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu",
-                         "mish", "hardswish", "threshold"})
+RELU_FAMILY = frozenset(
+    {"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu", "mish", "hardswish", "threshold"}
+)
 #: bounded activations whose derivative is well below 1 (at most 1/4): vanishing whatever the init
 SIGMOID_LIKE = frozenset({"sigmoid", "hardsigmoid"})
 SATURATING = frozenset({"sigmoid", "tanh", "hardsigmoid", "hardtanh", "softsign"})
@@ -95,8 +96,9 @@ class Numbers:
 
     def judge(self, thresholds=None) -> tuple[Hazard, str | None]:
         t = {**THRESHOLDS, **(thresholds or {})}
-        return classify(self.ratio, self.first, self.total, self.gain, self.finite,
-                        self.dead > t["dead-probability"], t)
+        return classify(
+            self.ratio, self.first, self.total, self.gain, self.finite, self.dead > t["dead-probability"], t
+        )
 
 
 @dataclass
@@ -114,8 +116,14 @@ class FlowHazard:
 
     def prediction(self) -> dict:
         n = self.numbers
-        return {"ratio": n.ratio, "first": n.first, "total": n.total, "gain": n.gain, "test": self.test,
-                "layers": tuple((l.name, l.grad_norm) for l in self.profile.certain_layers())}
+        return {
+            "ratio": n.ratio,
+            "first": n.first,
+            "total": n.total,
+            "gain": n.gain,
+            "test": self.test,
+            "layers": tuple((l.name, l.grad_norm) for l in self.profile.certain_layers()),
+        }
 
 
 def _matched_var(graph, layer) -> tuple[float, float] | None:
@@ -140,8 +148,11 @@ def _near(graph, layer, var: float, factor: float = 100.0) -> bool:
 
 
 def _weighted(graph):
-    return [l for l in graph.layers() if l.category in ("weighted", "parameter") and
-            l.kind not in ("Embedding", "EmbeddingBag", "MultiheadAttention")]
+    return [
+        l
+        for l in graph.layers()
+        if l.category in ("weighted", "parameter") and l.kind not in ("Embedding", "EmbeddingBag", "MultiheadAttention")
+    ]
 
 
 def _init_of(graph, layer):
@@ -164,7 +175,9 @@ class Judge:
             try:
                 self._profile = profile(self.graph)
             except ArithmeticError as exc:  # a moment out of float range: nothing judged, said so
-                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None, UnknownKind.FLOW)
+                self.graph.add_unknown(
+                    f"the flow model could not follow the magnitudes ({exc})", None, UnknownKind.FLOW
+                )
                 self._profile = Profile({}, {}, [])
         return self._profile
 
@@ -173,7 +186,9 @@ class Judge:
             try:
                 self._hazards = self._find()
             except ArithmeticError as exc:  # a moment out of float range: no judgement, said so
-                self.graph.add_unknown(f"the flow model could not follow the magnitudes ({exc})", None, UnknownKind.FLOW)
+                self.graph.add_unknown(
+                    f"the flow model could not follow the magnitudes ({exc})", None, UnknownKind.FLOW
+                )
                 self._hazards = []
         return self._hazards
 
@@ -213,7 +228,8 @@ class Judge:
             if any(n.id not in self.profile.stats for n in chain):
                 continue  # the model-level pass stopped (a magnitude out of range): said so already
             if all(self.profile.stats[n.id].certain for n in chain) and all(
-                    lf.certain for lf in self.profile.layers if lf.name in {l.name for l in layers}):
+                lf.certain for lf in self.profile.layers if lf.name in {l.name for l in layers}
+            ):
                 continue  # the model-level judgement already covers it
             sub = Judge(_subgraph(self.graph, chain), self.t, relative=True)
             for h in sub.hazards():
@@ -247,8 +263,14 @@ class Judge:
             rec = self._recurrent_growth()
             if rec is not None:
                 node, chi, steps = rec
-                return make(Cause.RECURRENT, [node], layer=g.layer_of(node).name, chi=chi, steps=steps,
-                            steps_known=p.rnn_steps_known.get(node.id, False))
+                return make(
+                    Cause.RECURRENT,
+                    [node],
+                    layer=g.layer_of(node).name,
+                    chi=chi,
+                    steps=steps,
+                    steps_known=p.rnn_steps_known.get(node.id, False),
+                )
         saturating = [n for n in act_nodes if g.activation_of(n) in SATURATING and not self._is_gate(n)]
         sigmoids = [n for n in saturating if g.activation_of(n) in SIGMOID_LIKE]
         if hazard is Hazard.VANISHING and sigmoids and 2 * len(saturating) >= len(act_nodes):
@@ -267,8 +289,9 @@ class Judge:
             # cause; a far smaller one is. So is the head's: its scale moves every gradient
             # below it alike (and the first/last ratio with it), which a few-fold change does
             # not make a hazard
-            if mv is not None and not ((self._normalized_after(layer) or layer.name == head)
-                                       and _near(g, layer, mv[0])):
+            if mv is not None and not (
+                (self._normalized_after(layer) or layer.name == head) and _near(g, layer, mv[0])
+            ):
                 matched[layer.name] = mv
         cf = self._cf(inits=matched) if matched else None
         if cf is not None and cf.judge(self.t)[0] is Hazard.NONE:
@@ -305,8 +328,9 @@ class Judge:
             normalized = all(self._branch_normalized(m) for m in skips)
             g_first, g_last = p.grads.get(skips[0].id), p.grads.get(skips[-1].id)
             back = math.sqrt(g_first / g_last) if g_first and g_last else None
-            return make(Cause.RESIDUAL_GROWTH, skips, growth=stream, back_growth=back, blocks=len(skips),
-                        normalized=normalized)
+            return make(
+                Cause.RESIDUAL_GROWTH, skips, growth=stream, back_growth=back, blocks=len(skips), normalized=normalized
+            )
         return make(Cause.DEPTH, [], normalized=bool(norms), skips=bool(skips))
 
     def _normalized_after(self, layer) -> bool:
@@ -408,13 +432,24 @@ class Judge:
                 worst = (st.saturated, act, pre_std)
         if not layers:
             return []
-        return [FlowHazard(Hazard.VANISHING, "saturation", Cause.SATURATED_LAYER, Numbers.of(p), p,
-                           tuple(layers), tuple(nodes), None,
-                           {"fraction": worst[0], "activation": worst[1], "pre_std": worst[2]})]
+        return [
+            FlowHazard(
+                Hazard.VANISHING,
+                "saturation",
+                Cause.SATURATED_LAYER,
+                Numbers.of(p),
+                p,
+                tuple(layers),
+                tuple(nodes),
+                None,
+                {"fraction": worst[0], "activation": worst[1], "pre_std": worst[2]},
+            )
+        ]
 
 
 def _plain_chains(graph) -> list[list]:
     """Maximal single-input, single-output runs of layer nodes (weighted, activation, shape-only)."""
+
     def plain(n):
         return n.op == "layer" and graph.category_of(n) in ("weighted", "parameter", "activation", "other")
 

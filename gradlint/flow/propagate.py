@@ -48,27 +48,84 @@ SPATIAL = {1: 64, 2: 64, 3: 16}
 TOKENS = 32
 _BIG = 1e300
 #: non-decreasing activations: the max of their outputs is the activation of the max
-_MONOTONE = frozenset({"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "selu", "sigmoid", "tanh",
-                       "hardtanh", "hardsigmoid", "softplus", "softsign", "identity"})
+_MONOTONE = frozenset(
+    {
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "prelu",
+        "rrelu",
+        "elu",
+        "celu",
+        "selu",
+        "sigmoid",
+        "tanh",
+        "hardtanh",
+        "hardsigmoid",
+        "softplus",
+        "softsign",
+        "identity",
+    }
+)
 #: activations whose outputs are too heavy-tailed for the finite-width (log-normal) correction
 _NO_SPREAD = frozenset({"exp", "square"})
 _HEAVY_WHY = "heavy-tailed inputs"
 _F32_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps: RMSNorm's eps=None
 #: exactly 0 below a threshold: their outputs are a point mass at 0 and the rest
 _RECTIFIERS = frozenset({"relu", "threshold"})
-_OVERFLOW_Q = FLOAT32_MAX ** 2  # a second moment past this: values are inf in float32
+_OVERFLOW_Q = FLOAT32_MAX**2  # a second moment past this: values are inf in float32
 
 #: layers that only move, select or drop values
-_SHAPE_ONLY = ("Flatten", "Unflatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "Dropout3d",
-               "AlphaDropout", "FeatureAlphaDropout", "ZeroPad1d", "ZeroPad2d", "ZeroPad3d",
-               "ConstantPad1d", "ConstantPad2d", "ConstantPad3d", "ReflectionPad1d", "ReflectionPad2d",
-               "ReplicationPad1d", "ReplicationPad2d", "ChannelShuffle", "PixelShuffle", "PixelUnshuffle")
-_POOLS = ("MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-          "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool1d",
-          "AdaptiveMaxPool2d", "AdaptiveMaxPool3d", "Upsample", "UpsamplingNearest2d")
+_SHAPE_ONLY = (
+    "Flatten",
+    "Unflatten",
+    "Identity",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "FeatureAlphaDropout",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ZeroPad3d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ConstantPad3d",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "ChannelShuffle",
+    "PixelShuffle",
+    "PixelUnshuffle",
+)
+_POOLS = (
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "Upsample",
+    "UpsamplingNearest2d",
+)
 #: module kinds whose output is a normalization over the batch (BatchNorm family)
-_BATCH_NORMS = ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
-                "LazyBatchNorm3d", "SyncBatchNorm")
+_BATCH_NORMS = (
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "SyncBatchNorm",
+)
 _INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
 
 
@@ -245,7 +302,7 @@ def weight_moments(graph, layer, param: str = "weight", fan_in: int | None = Non
     base = _moments_of(init, layer, fan_in, fan_out)
     if base is None or init.scale == 1.0:
         return base
-    return base[0] * init.scale ** 2, base[1] * init.scale
+    return base[0] * init.scale**2, base[1] * init.scale
 
 
 def _moments_of(init, layer, fan_in, fan_out):
@@ -280,12 +337,12 @@ def _moments_of(init, layer, fan_in, fan_out):
         return (g * g / n, 0.0) if n else None
     mean = init.mean or 0.0
     if s == "normal" and init.std is not None:
-        return init.std ** 2, mean
+        return init.std**2, mean
     if s == "trunc_normal" and init.std is not None:
         # torch's trunc_normal_ cuts at absolute a=-2, b=2: only a wide std loses variance
         t = 2.0 / init.std if init.std > 0 else math.inf
         frac = 1.0 if t > 6 else max(1e-6, 1 - 2 * t * A._phi(t) / (2 * A._Phi(t) - 1))
-        return init.std ** 2 * frac, mean
+        return init.std**2 * frac, mean
     if s == "uniform" and init.bound is not None:
         half = max(init.bound - abs(mean), 0.0)
         return half * half / 3.0, mean
@@ -319,7 +376,9 @@ def _mix_kurtosis(parts) -> float:
     if not tot > 0 or not math.isfinite(tot):
         return 3.0
     w = [(v / tot, k) for v, k in parts]  # shares of the variance: no underflow
-    return sum(k * f * f for f, k in w) + 6 * sum(w[i][0] * w[j][0] for i in range(len(w)) for j in range(i + 1, len(w)))
+    return sum(k * f * f for f, k in w) + 6 * sum(
+        w[i][0] * w[j][0] for i in range(len(w)) for j in range(i + 1, len(w))
+    )
 
 
 def _shares(m: float, q: float):
@@ -425,8 +484,10 @@ class _Pass:
         self.batch = batch
         # heavy tails only change what x ** 2 makes of its input: tracked where one is
         self.tails = any(a in A.HEAVY_TAILED for a in self.acts.values()) or any(
-            graph.activation_of(n) in A.HEAVY_TAILED for n in graph.nodes()
-            if n.op == "layer" and graph.category_of(n) == "activation")
+            graph.activation_of(n) in A.HEAVY_TAILED
+            for n in graph.nodes()
+            if n.op == "layer" and graph.category_of(n) == "activation"
+        )
         self.stats: dict[int, Stat] = {}
         self.grads: dict[int, float | None] = {}
         self.bwd_certain: dict[int, bool] = {}
@@ -472,8 +533,11 @@ class _Pass:
         prof = Profile(self.stats, self.grads, layers, self.overflow_node, self.notes, self.rnn)
         prof.fluctuation = beta
         prof.rnn_steps_known = dict(self.rnn_steps_known)
-        prof.biased = any((bias_moments(self.g, self.g.layer(l.name)) or (0.0, 0.0)) != (0.0, 0.0)
-                          for l in layers if l.name in self.g._layers)
+        prof.biased = any(
+            (bias_moments(self.g, self.g.layer(l.name)) or (0.0, 0.0)) != (0.0, 0.0)
+            for l in layers
+            if l.name in self.g._layers
+        )
         return prof
 
     def fluctuation(self, nodes, layers) -> float:
@@ -531,9 +595,15 @@ class _Pass:
             return preds[0]
         # several tensors into one call: their features side by side
         n = len(preds)
-        return Stat(sum(p.m for p in preds) / n, sum(p.q for p in preds) / n, sum(p.c for p in preds) / n,
-                    max(p.pos for p in preds), None, all(p.certain for p in preds),
-                    any(p.overflow for p in preds))
+        return Stat(
+            sum(p.m for p in preds) / n,
+            sum(p.q for p in preds) / n,
+            sum(p.c for p in preds) / n,
+            max(p.pos for p in preds),
+            None,
+            all(p.certain for p in preds),
+            any(p.overflow for p in preds),
+        )
 
     def forward(self, node, preds) -> Stat:
         op = node.op
@@ -669,8 +739,9 @@ class _Pass:
             if self.tails:
                 k = _mix_kurtosis([(max(p.q - p.m * p.m, 0.0), _centred_ratio(p.r4, p.m, p.q)) for p in preds])
                 r4 = _raw_ratio(k, m, q)
-            return Stat(m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds), r4=r4, cp=min(cp, c),
-                        atoms=atoms)
+            return Stat(
+                m, q, c, pos, width, certain, over, dying=max(p.dying for p in preds), r4=r4, cp=min(cp, c), atoms=atoms
+            )
         if kind in ("cat", "select"):
             widths = [p.width for p in preds]
             if all(widths) and kind == "cat":
@@ -679,9 +750,16 @@ class _Pass:
                 width = tot
             else:
                 w = [1 / len(preds)] * len(preds)
-            return Stat(sum(a * p.m for a, p in zip(w, preds)), sum(a * p.q for a, p in zip(w, preds)),
-                        sum(a * p.c for a, p in zip(w, preds)), pos, width, certain, over,
-                        cp=sum(a * p.cp for a, p in zip(w, preds)))
+            return Stat(
+                sum(a * p.m for a, p in zip(w, preds)),
+                sum(a * p.q for a, p in zip(w, preds)),
+                sum(a * p.c for a, p in zip(w, preds)),
+                pos,
+                width,
+                certain,
+                over,
+                cp=sum(a * p.cp for a, p in zip(w, preds)),
+            )
         if kind == "mul" and len(preds) == 2:
             gates = [self._is_gate_source(p) for p in self.g.predecessors(node)]
             if any(gates) and not all(gates):
@@ -755,7 +833,11 @@ class _Pass:
         same at every output position (72 % for a 3x3 kernel on 4x4). ``(1, None, 1)`` when it
         does not apply or the sizes are unknown."""
         kind = layer.kind
-        if not kind.startswith(("Conv", "LazyConv")) or kind.startswith(("ConvTranspose", "LazyConvTranspose")) or pos <= 1:
+        if (
+            not kind.startswith(("Conv", "LazyConv"))
+            or kind.startswith(("ConvTranspose", "LazyConvTranspose"))
+            or pos <= 1
+        ):
             return 1.0, None, 1.0
         dims = _dims(kind)
         p = layer.params
@@ -766,7 +848,12 @@ class _Pass:
                 return v[0] if len(set(v)) == 1 else None
             return _int(v)
 
-        k, st, pad, dil = per_dim("kernel_size", None), per_dim("stride", 1), per_dim("padding", 0), per_dim("dilation", 1)
+        k, st, pad, dil = (
+            per_dim("kernel_size", None),
+            per_dim("stride", 1),
+            per_dim("padding", 0),
+            per_dim("dilation", 1),
+        )
         if not k or not st or pad is None or not dil:
             return 1.0, None, 1.0
         side = round(pos ** (1.0 / dims))
@@ -788,7 +875,7 @@ class _Pass:
         # energy (f: the share of positions a tap reaches): the rest varies by position
         shares = [n / out_side for n in per_tap]
         share = (sum(f * f for f in shares) / sum(shares)) ** dims if inside else 1.0
-        return frac, float(out_side ** dims), share
+        return frac, float(out_side**dims), share
 
     def _reads_input(self, node) -> bool:
         preds = self.g.predecessors(node)
@@ -817,11 +904,22 @@ class _Pass:
             if tail is not None and not tail.typical:
                 # the Gaussian moments go on (a floor under the mean: an overflow they reach is
                 # seen), but nothing here on is a typical value
-                return Stat(mo.mean, min(mo.second, _BIG), min(c, mo.second, _BIG), x.pos, x.width, False,
-                            x.overflow or mo.overflow, mo.saturated, mo.dead, why=(
-                    f"{_HEAVY_WHY} to `{act}` (fourth moment {k / 3:.2g} times a Gaussian's): a few units "
-                    "carry most of the signal and seeds differ by orders of magnitude, which mean-field "
-                    "moments do not describe"))
+                return Stat(
+                    mo.mean,
+                    min(mo.second, _BIG),
+                    min(c, mo.second, _BIG),
+                    x.pos,
+                    x.width,
+                    False,
+                    x.overflow or mo.overflow,
+                    mo.saturated,
+                    mo.dead,
+                    why=(
+                        f"{_HEAVY_WHY} to `{act}` (fourth moment {k / 3:.2g} times a Gaussian's): a few units "
+                        "carry most of the signal and seeds differ by orders of magnitude, which mean-field "
+                        "moments do not describe"
+                    ),
+                )
             if tail is not None:
                 mean, second = tail.mean, tail.second
                 c = c * tail.second / mo.second if mo.second > 0 else c
@@ -840,8 +938,20 @@ class _Pass:
             live = 1.0 - mo.dead
             m_live, q_live = mo.mean / live, mo.second / live
             atoms = ((mo.dead, 0.0, 0.0), (live, m_live, max(q_live - m_live * m_live, 0.0)))
-        st = Stat(mean, min(second, _BIG), min(c, second, _BIG), x.pos, x.width, x.certain,
-                  over, mo.saturated, mo.dead, r4=r4, cp=min(cp, c), atoms=atoms)
+        st = Stat(
+            mean,
+            min(second, _BIG),
+            min(c, second, _BIG),
+            x.pos,
+            x.width,
+            x.certain,
+            over,
+            mo.saturated,
+            mo.dead,
+            r4=r4,
+            cp=min(cp, c),
+            atoms=atoms,
+        )
         st.dying = x.dying + (1 if act in A.DYING else 0)
         if act in A.DYING and x.width and x.q > 0:
             # (an exactly-zero input comes from a zero-initialized layer: blocked for one step,
@@ -857,9 +967,14 @@ class _Pass:
             # stream, whose moments are closed forms; a smooth one reads it close to a Gaussian)
             return A.moments(act, x.m, var)
         parts = [(w, A.moments(act, m, v)) for w, m, v in x.atoms]
-        return A.Moments(sum(w * mo.mean for w, mo in parts), sum(w * mo.second for w, mo in parts),
-                         sum(w * mo.d2 for w, mo in parts), sum(w * mo.saturated for w, mo in parts),
-                         sum(w * mo.dead for w, mo in parts), any(mo.overflow for _, mo in parts))
+        return A.Moments(
+            sum(w * mo.mean for w, mo in parts),
+            sum(w * mo.second for w, mo in parts),
+            sum(w * mo.d2 for w, mo in parts),
+            sum(w * mo.saturated for w, mo in parts),
+            sum(w * mo.dead for w, mo in parts),
+            any(mo.overflow for _, mo in parts),
+        )
 
     def _dead_layer(self, act, x: Stat, units_var: float, within: float) -> float:
         """Probability that all ``width`` units give 0 for every example of the batch: a unit is
@@ -876,7 +991,7 @@ class _Pass:
                 p = A._Phi(-mu / sw) ** n_examples
             p_unit += w * p
         p_unit = min(max(p_unit, 0.0), 1.0)
-        p_layer = p_unit ** x.width
+        p_layer = p_unit**x.width
         if x.dying:
             # past a few ReLUs, a narrow net's examples collapse towards one direction (finite
             # width, which mean-field misses): a unit is then dead for all of them when its own
@@ -886,7 +1001,7 @@ class _Pass:
             spread = math.sqrt(max(x.q - x.m * x.m, 0.0))
             collapsed = A._Phi(-x.m / spread) if spread > 0 else (1.0 if x.m <= 0 else 0.0)
             ramp = min(1.0, x.dying / 8.0)
-            p_layer = max(p_layer, ramp * collapsed ** x.width)
+            p_layer = max(p_layer, ramp * collapsed**x.width)
         return p_layer
 
     def norm(self, node, layer, x: Stat) -> Stat:
@@ -906,8 +1021,11 @@ class _Pass:
         g2 = gamma * gamma
         # the eps added to the variance: below it, the input is not scaled up to unit variance
         eps = layer.params.get("eps")
-        eps = float(eps) if isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps >= 0 else (
-            _F32_EPS if kind == "RMSNorm" else 1e-5)
+        eps = (
+            float(eps)
+            if isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps >= 0
+            else (_F32_EPS if kind == "RMSNorm" else 1e-5)
+        )
         if max(x.q - x.m * x.m, 0.0) <= 1e-30 * max(x.q, 1e-300) or x.q == 0.0:
             # a constant input (zero weights before it): the output is beta, and the gradient
             # is scaled by gamma / sqrt(eps)
@@ -949,8 +1067,9 @@ class _Pass:
         if kind == "RMSNorm":
             ms = x.q + eps
             self.factor[node.id] = g2 / ms
-            return Stat(x.m * gamma / math.sqrt(ms), g2 * x.q / ms, g2 * x.c / ms, x.pos, width, x.certain,
-                        dying=x.dying)
+            return Stat(
+                x.m * gamma / math.sqrt(ms), g2 * x.q / ms, g2 * x.c / ms, x.pos, width, x.certain, dying=x.dying
+            )
         return x.copy()  # LocalResponseNorm: nearly the identity at init
 
     def other(self, node, layer, x: Stat) -> Stat:
@@ -996,15 +1115,15 @@ class _Pass:
             s = s if isinstance(s, (int, float)) and s > 0 else None
             if s is None:
                 return x.copy(certain=False, why="an upsampling of unknown size")
-            k = 1.0 / (s ** dims)
-            out_pos = x.pos * s ** dims
+            k = 1.0 / (s**dims)
+            out_pos = x.pos * s**dims
         else:
             ks = layer.params.get("kernel_size")
             ks = _int(ks)
             st = _int(layer.params.get("stride")) or ks
             if not ks:
                 return x.copy(certain=False, why="a pooling of unknown size")
-            k = float(st ** dims)
+            k = float(st**dims)
             out_pos = max(x.pos / k, 1.0)
         if kind.startswith(("MaxPool", "AdaptiveMax")):
             # one input of each window gets the whole gradient
@@ -1012,7 +1131,7 @@ class _Pass:
             window = k
             if not kind.startswith("Adaptive"):
                 ks = _int(layer.params.get("kernel_size"))
-                window = float(ks ** dims) if ks else k
+                window = float(ks**dims) if ks else k
             return self._max_of(node, x, window, out_pos)
         if k >= 1:
             # an average of k values: their common part stays, the rest shrinks (neighbouring
@@ -1079,7 +1198,7 @@ class _Pass:
         head = preds[0]
         st = self.stats[head.id]
         per_example = (st.width or 0) * st.pos
-        g_out = 1.0 / (self.batch ** 2 * per_example) if per_example else None
+        g_out = 1.0 / (self.batch**2 * per_example) if per_example else None
         for node in reversed(nodes):
             if node.op == "output":
                 continue
@@ -1289,8 +1408,13 @@ class _Pass:
                 preds = self.g.predecessors(node)
                 x = self.stats[preds[0].id] if preds else None
                 if layer.category == "recurrent":
-                    ok = (st.certain and self.bwd_certain.get(node.id, False) and gz is not None
-                          and node.id in self.rnn and x is not None)
+                    ok = (
+                        st.certain
+                        and self.bwd_certain.get(node.id, False)
+                        and gz is not None
+                        and node.id in self.rnn
+                        and x is not None
+                    )
                     if not ok:
                         certain = False
                         continue
@@ -1299,8 +1423,13 @@ class _Pass:
                         rms, in_rms = math.sqrt(gz), math.sqrt(x.q)
                     continue
                 fans = _fans(layer)
-                ok = (st.certain and self.bwd_certain.get(node.id, False) and gz is not None
-                      and fans is not None and x is not None)
+                ok = (
+                    st.certain
+                    and self.bwd_certain.get(node.id, False)
+                    and gz is not None
+                    and fans is not None
+                    and x is not None
+                )
                 if not ok:
                     certain = False
                     continue
@@ -1317,9 +1446,19 @@ class _Pass:
                 if rms is None:
                     rms = math.sqrt(gz)
                     in_rms = math.sqrt(x.q)
-            out.append(LayerFlow(name, apps[0].id, math.sqrt(min(total, _BIG)), rms or 0.0, in_rms or 0.0,
-                                 certain and rms is not None, all(a.id in self.blocked for a in apps),
-                                 all(a.id in self.zeroed for a in apps), numel))
+            out.append(
+                LayerFlow(
+                    name,
+                    apps[0].id,
+                    math.sqrt(min(total, _BIG)),
+                    rms or 0.0,
+                    in_rms or 0.0,
+                    certain and rms is not None,
+                    all(a.id in self.blocked for a in apps),
+                    all(a.id in self.zeroed for a in apps),
+                    numel,
+                )
+            )
         return out
 
     def _feeds_batch_norm(self, node) -> bool:

@@ -49,9 +49,20 @@ def _cap(x: float) -> float:
     return x if x < _BIG else _BIG
 
 
-def unroll(kind: str, nonlinearity: str, input_size: int, hidden: int, var_ih: float, var_hh: float,
-           bias_var: float, q_x: float, g_out: float | None, steps: int, read_last: bool = False,
-           identity: bool = False) -> Unrolled:
+def unroll(
+    kind: str,
+    nonlinearity: str,
+    input_size: int,
+    hidden: int,
+    var_ih: float,
+    var_hh: float,
+    bias_var: float,
+    q_x: float,
+    g_out: float | None,
+    steps: int,
+    read_last: bool = False,
+    identity: bool = False,
+) -> Unrolled:
     """Forward (and, given ``g_out`` per output element, backward) moments of one layer.
 
     ``read_last``: only the last step's output reaches the loss (``fc(out[:, -1])``,
@@ -111,8 +122,24 @@ def unroll(kind: str, nonlinearity: str, input_size: int, hidden: int, var_ih: f
     if g_out is None:
         # the gain through time, measured on the unrolled backward pass itself: a unit gradient
         # at the last step, and what reaches the first
-        back = unroll(kind, nonlinearity, input_size, hidden, var_ih, var_hh, bias_var, q_x, 1.0, steps,
-                      read_last=True, identity=identity) if steps > 1 else None
+        back = (
+            unroll(
+                kind,
+                nonlinearity,
+                input_size,
+                hidden,
+                var_ih,
+                var_hh,
+                bias_var,
+                q_x,
+                1.0,
+                steps,
+                read_last=True,
+                identity=identity,
+            )
+            if steps > 1
+            else None
+        )
         chi = back.chi if back is not None else chi_last
         return Unrolled(q_out, m_out, 0.0, 0.0, overflow, chi, steps)
     # backward through time: the gradient at h_t from the loss and from step t+1
@@ -137,7 +164,9 @@ def unroll(kind: str, nonlinearity: str, input_size: int, hidden: int, var_ih: f
             g_c = _cap(g_h * sig.second * tc.d2 + sig.second * g_c_next)
             g_c_next = g_c
             # the four gates' pre-activations
-            g_z = _cap((g_c * (sig.d2 * g.second + sig.second * g.d2 + sig.d2 * qs_c[t]) + g_h * sig.d2 * tc.second) / 4)
+            g_z = _cap(
+                (g_c * (sig.d2 * g.second + sig.second * g.d2 + sig.d2 * qs_c[t]) + g_h * sig.d2 * tc.second) / 4
+            )
             g_h_next = _cap(var_hh * 4 * hidden * g_z)
             rows = 4
         else:

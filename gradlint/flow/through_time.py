@@ -133,8 +133,9 @@ def _written_rnn_gain(graph, profile, name: str) -> float | None:
     act = graph.activation_of(act_node) if act_node is not None else None
     if act not in ("tanh", "relu"):
         return None
-    w_node = next((p for p in graph.predecessors(act_node)
-                   if p.op == "layer" and graph.category_of(p) == "weighted"), None)
+    w_node = next(
+        (p for p in graph.predecessors(act_node) if p.op == "layer" and graph.category_of(p) == "weighted"), None
+    )
     var_ih, fan_in, bias_var = 0.0, 1, bu[0] + bu[1] ** 2
     if w_node is not None:
         w = graph.layer_of(w_node)
@@ -165,8 +166,18 @@ def _cell_gain(graph, layer) -> float | None:
     if p.get("bias", True) is False:
         bi = mbi = bh = mbh = 0.0
     steps, _ = _steps(graph)
-    u = R.unroll(layer.kind[: -len("Cell")], nl, inp, hid, vi + mi * mi, vh + mh * mh,
-                 bi + mbi * mbi + bh + mbh * mbh, 1.0, None, steps)
+    u = R.unroll(
+        layer.kind[: -len("Cell")],
+        nl,
+        inp,
+        hid,
+        vi + mi * mi,
+        vh + mh * mh,
+        bi + mbi * mbi + bh + mbh * mbh,
+        1.0,
+        None,
+        steps,
+    )
     return R.gain_per_step(u)
 
 

@@ -27,18 +27,18 @@ import ast
 import builtins
 from itertools import count
 
-from gradlint.graph.interp_common import Frame, MAX_DEPTH, _Budget, _clone, _instance_key, _span
-from gradlint.graph.symbols import FileIndex
-from gradlint.graph.pybuiltins import _inherits
-from gradlint.graph.interp_statements import StatementsMixin
-from gradlint.graph.interp_expressions import ExpressionsMixin
-from gradlint.graph.torch_semantics import TorchMixin
-from gradlint.graph.init_semantics import InitMixin
 from gradlint.graph.forward_emission import ForwardMixin
+from gradlint.graph.init_semantics import InitMixin
+from gradlint.graph.interp_common import MAX_DEPTH, Frame, _Budget, _clone, _instance_key, _span
+from gradlint.graph.interp_expressions import ExpressionsMixin
+from gradlint.graph.interp_statements import StatementsMixin
+from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span, UnknownKind
+from gradlint.graph.pybuiltins import _inherits
 from gradlint.graph.recurrence import forward_state_layers
 from gradlint.graph.sites import SEQUENTIAL, config_site, find_sites
+from gradlint.graph.symbols import FileIndex
+from gradlint.graph.torch_semantics import TorchMixin
 from gradlint.graph.values import BlockSpec, Flow, LeafSpec, ParamSpec, SeqSpec, Spec, UnknownSpec
-from gradlint.graph.model import Layer, ModelGraph, Node, Provenance, Span, UnknownKind
 
 __all__ = ["Builder", "FileIndex", "build_graphs"]
 
@@ -87,8 +87,9 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
                 root = self.call_function(self.factory, [], {}, Frame(depth=0), root=True)
                 if isinstance(root, SeqSpec) and root.kind == "Sequential" and root.items:
                     root = _sequential_block(root, self.factory)  # ``model = nn.Sequential(...)``
-                if not isinstance(root, BlockSpec) or (root.cls.name not in self.index.module_classes
-                                                       and root.cls.name != SEQUENTIAL):
+                if not isinstance(root, BlockSpec) or (
+                    root.cls.name not in self.index.module_classes and root.cls.name != SEQUENTIAL
+                ):
                     return None
                 self.cls = root.cls
                 g.factory_of = root.cls.name
@@ -108,13 +109,21 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
             elif root.torch_base is None:
                 bases = self.index.imported_bases(self.cls)
                 self.note_unknown(
-                    f"forward() is inherited from `{bases[0]}`, which gradlint cannot see" if bases
-                    else "no forward() in this class or its same-file bases", _span(self.cls), UnknownKind.INHERITED)
+                    f"forward() is inherited from `{bases[0]}`, which gradlint cannot see"
+                    if bases
+                    else "no forward() in this class or its same-file bases",
+                    _span(self.cls),
+                    UnknownKind.INHERITED,
+                )
         except _Budget as exc:
             where = f" in `{exc.where}`" if exc.where else ""
-            self.note_unknown(f"analysis budget reached{where}: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
+            self.note_unknown(
+                f"analysis budget reached{where}: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET
+            )
         except RecursionError:
-            self.note_unknown("nesting too deep to analyse: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET)
+            self.note_unknown(
+                "nesting too deep to analyse: graph truncated", _span(self.cls or self.factory), UnknownKind.BUDGET
+            )
         return g
 
     # ================================================================ naming
@@ -125,13 +134,29 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
             self.names[id(spec)] = prefix
         if isinstance(spec, LeafSpec):
             self.graph.add_layer(
-                Layer(prefix, spec.kind, spec.category, spec.span, spec.activation, dict(spec.params),
-                      dict(spec.inits), spec.repeat)
+                Layer(
+                    prefix,
+                    spec.kind,
+                    spec.category,
+                    spec.span,
+                    spec.activation,
+                    dict(spec.params),
+                    dict(spec.inits),
+                    spec.repeat,
+                )
             )
         elif isinstance(spec, ParamSpec):
             self.graph.add_layer(
-                Layer(prefix, "Parameter", "parameter", spec.span, None, {"shape": spec.shape},
-                      dict(spec.inits), spec.repeat)
+                Layer(
+                    prefix,
+                    "Parameter",
+                    "parameter",
+                    spec.span,
+                    None,
+                    {"shape": spec.shape},
+                    dict(spec.inits),
+                    spec.repeat,
+                )
             )
         elif isinstance(spec, UnknownSpec):
             self.graph.add_layer(Layer(prefix, spec.text, "unknown", spec.span, repeat=spec.repeat))
@@ -190,8 +215,6 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
         return self.index.owner_of.get(id(func))
 
 
-
-
 def _factories(index: FileIndex) -> list[ast.FunctionDef]:
     """Module-level functions that may return a model built with arguments of their own
     (torchvision's ``def vgg11(*, weights=None, **kwargs): return _vgg("A", False, ...)``):
@@ -211,7 +234,12 @@ def _factories(index: FileIndex) -> list[ast.FunctionDef]:
         for node in ast.walk(func):
             if isinstance(node, ast.Return) and node.value is not None:
                 returns = True
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in local and node.func.id != name:
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in local
+                and node.func.id != name
+            ):
                 calls = True
         if returns and calls and _may_construct(index, name, memo):
             out.append(func)
@@ -288,8 +316,9 @@ def _guarded(builder: "Builder", index: FileIndex, name: str) -> ModelGraph | No
         return None
 
 
-def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None,
-                 configured_kwargs: tuple = ()) -> list[ModelGraph]:
+def build_graphs(
+    tree: ast.Module, path: str, everything: bool = True, index: FileIndex | None = None, configured_kwargs: tuple = ()
+) -> list[ModelGraph]:
     """One :class:`ModelGraph` per ``nn.Module`` subclass in ``tree``, outermost first.
 
     A class that another model of the file instantiates is expanded inside that model, with
@@ -327,8 +356,11 @@ def build_graphs(tree: ast.Module, path: str, everything: bool = True, index: Fi
     configured: set[str] = set()
     sites = find_sites(tree, index, skip=frozenset(f.name for f in factories))
     # the models a configuration builds with constructor kwargs ([tool.gradlint.dynamic.models])
-    sites += [config_site(index.classes[name], kwargs) for name, kwargs in configured_kwargs
-              if name in index.classes and name in index.module_classes]
+    sites += [
+        config_site(index.classes[name], kwargs)
+        for name, kwargs in configured_kwargs
+        if name in index.classes and name in index.module_classes
+    ]
     for site in sites:
         builder = Builder(index, path, None, factory=site.func)
         graph = _guarded(builder, index, site.name)

@@ -11,80 +11,188 @@ from dataclasses import dataclass
 # ---------------------------------------------------------------- layer kinds
 WEIGHTED = frozenset(
     {
-        "Linear", "Bilinear", "LazyLinear",
-        "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
-        "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-        "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
-        "Embedding", "EmbeddingBag", "MultiheadAttention",
+        "Linear",
+        "Bilinear",
+        "LazyLinear",
+        "Conv1d",
+        "Conv2d",
+        "Conv3d",
+        "LazyConv1d",
+        "LazyConv2d",
+        "LazyConv3d",
+        "ConvTranspose1d",
+        "ConvTranspose2d",
+        "ConvTranspose3d",
+        "LazyConvTranspose1d",
+        "LazyConvTranspose2d",
+        "LazyConvTranspose3d",
+        "Embedding",
+        "EmbeddingBag",
+        "MultiheadAttention",
     }
 )
 RECURRENT = frozenset({"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"})
 NORM = frozenset(
     {
-        "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
-        "LazyBatchNorm3d", "SyncBatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm1d",
-        "InstanceNorm2d", "InstanceNorm3d", "LocalResponseNorm", "RMSNorm",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "LazyBatchNorm1d",
+        "LazyBatchNorm2d",
+        "LazyBatchNorm3d",
+        "SyncBatchNorm",
+        "LayerNorm",
+        "GroupNorm",
+        "InstanceNorm1d",
+        "InstanceNorm2d",
+        "InstanceNorm3d",
+        "LocalResponseNorm",
+        "RMSNorm",
     }
 )
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
 
 #: activation module class -> canonical activation name
 ACTIVATION_MODULES = {
-    "Sigmoid": "sigmoid", "Tanh": "tanh", "Hardsigmoid": "hardsigmoid", "Hardtanh": "hardtanh",
-    "Softsign": "softsign", "ReLU": "relu", "ReLU6": "relu6", "LeakyReLU": "leaky_relu",
-    "PReLU": "prelu", "RReLU": "rrelu", "ELU": "elu", "SELU": "selu", "CELU": "celu",
-    "GELU": "gelu", "SiLU": "silu", "Mish": "mish", "Hardswish": "hardswish",
-    "Softplus": "softplus", "Tanhshrink": "tanhshrink", "LogSigmoid": "logsigmoid",
-    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmin": "softmin", "GLU": "glu",
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Hardsigmoid": "hardsigmoid",
+    "Hardtanh": "hardtanh",
+    "Softsign": "softsign",
+    "ReLU": "relu",
+    "ReLU6": "relu6",
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "RReLU": "rrelu",
+    "ELU": "elu",
+    "SELU": "selu",
+    "CELU": "celu",
+    "GELU": "gelu",
+    "SiLU": "silu",
+    "Mish": "mish",
+    "Hardswish": "hardswish",
+    "Softplus": "softplus",
+    "Tanhshrink": "tanhshrink",
+    "LogSigmoid": "logsigmoid",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Softmin": "softmin",
+    "GLU": "glu",
     "Threshold": "threshold",
 }
 
 #: functional spellings (fully qualified) -> canonical activation name
 ACTIVATION_FUNCTIONS = {
-    **{f"torch.nn.functional.{n}": n for n in (
-        "sigmoid", "tanh", "relu", "relu6", "gelu", "silu", "elu", "selu", "celu", "mish",
-        "hardsigmoid", "hardtanh", "hardswish", "softsign", "softplus", "logsigmoid",
-        "softmax", "log_softmax", "glu", "tanhshrink", "leaky_relu", "prelu", "rrelu",
-        "threshold", "softmin",
-    )},
+    **{
+        f"torch.nn.functional.{n}": n
+        for n in (
+            "sigmoid",
+            "tanh",
+            "relu",
+            "relu6",
+            "gelu",
+            "silu",
+            "elu",
+            "selu",
+            "celu",
+            "mish",
+            "hardsigmoid",
+            "hardtanh",
+            "hardswish",
+            "softsign",
+            "softplus",
+            "logsigmoid",
+            "softmax",
+            "log_softmax",
+            "glu",
+            "tanhshrink",
+            "leaky_relu",
+            "prelu",
+            "rrelu",
+            "threshold",
+            "softmin",
+        )
+    },
     "torch.nn.functional.relu_": "relu",
     "torch.nn.functional.elu_": "elu",
     "torch.nn.functional.leaky_relu_": "leaky_relu",
     "torch.nn.functional.hardtanh_": "hardtanh",
-    "torch.sigmoid": "sigmoid", "torch.tanh": "tanh", "torch.relu": "relu",
-    "torch.relu_": "relu", "torch.sigmoid_": "sigmoid", "torch.tanh_": "tanh",
-    "torch.selu": "selu", "torch.celu": "celu", "torch.softmax": "softmax",
-    "torch.log_softmax": "log_softmax", "torch.special.expit": "sigmoid",
+    "torch.sigmoid": "sigmoid",
+    "torch.tanh": "tanh",
+    "torch.relu": "relu",
+    "torch.relu_": "relu",
+    "torch.sigmoid_": "sigmoid",
+    "torch.tanh_": "tanh",
+    "torch.selu": "selu",
+    "torch.celu": "celu",
+    "torch.softmax": "softmax",
+    "torch.log_softmax": "log_softmax",
+    "torch.special.expit": "sigmoid",
     # unbounded ones that overflow when stacked
-    "torch.exp": "exp", "torch.square": "square", "torch.special.exp2": "exp",
+    "torch.exp": "exp",
+    "torch.square": "square",
+    "torch.special.exp2": "exp",
 }
 
 #: tensor methods that apply an activation: ``x.sigmoid()``
 ACTIVATION_METHODS = {
-    "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh", "tanh_": "tanh",
-    "relu": "relu", "relu_": "relu", "softmax": "softmax", "log_softmax": "log_softmax",
-    "exp": "exp", "exp_": "exp", "square": "square",
+    "sigmoid": "sigmoid",
+    "sigmoid_": "sigmoid",
+    "tanh": "tanh",
+    "tanh_": "tanh",
+    "relu": "relu",
+    "relu_": "relu",
+    "softmax": "softmax",
+    "log_softmax": "log_softmax",
+    "exp": "exp",
+    "exp_": "exp",
+    "square": "square",
 }
 
 #: string names accepted by constructor arguments (``nonlinearity="tanh"``)
 ACTIVATION_STRINGS = {
-    "sigmoid": "sigmoid", "tanh": "tanh", "relu": "relu", "gelu": "gelu", "silu": "silu",
-    "swish": "silu", "elu": "elu", "selu": "selu", "leaky_relu": "leaky_relu",
-    "hardtanh": "hardtanh", "hardsigmoid": "hardsigmoid", "softsign": "softsign",
-    "mish": "mish", "relu6": "relu6",
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "gelu": "gelu",
+    "silu": "silu",
+    "swish": "silu",
+    "elu": "elu",
+    "selu": "selu",
+    "leaky_relu": "leaky_relu",
+    "hardtanh": "hardtanh",
+    "hardsigmoid": "hardsigmoid",
+    "softsign": "softsign",
+    "mish": "mish",
+    "relu6": "relu6",
 }
 
 FUNCTIONAL_NORMS = frozenset(
     f"torch.nn.functional.{n}" for n in ("layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm")
 )
 FUNCTIONAL_WEIGHTED = frozenset(
-    {"torch.nn.functional.linear", "torch.nn.functional.conv1d", "torch.nn.functional.conv2d",
-     "torch.nn.functional.conv3d", "torch.nn.functional.bilinear", "torch.matmul", "torch.mm",
-     "torch.bmm", "torch.einsum", "torch.addmm"}
+    {
+        "torch.nn.functional.linear",
+        "torch.nn.functional.conv1d",
+        "torch.nn.functional.conv2d",
+        "torch.nn.functional.conv3d",
+        "torch.nn.functional.bilinear",
+        "torch.matmul",
+        "torch.mm",
+        "torch.bmm",
+        "torch.einsum",
+        "torch.addmm",
+    }
 )
 MERGE_FUNCTIONS = {
-    "torch.cat": "cat", "torch.concat": "cat", "torch.concatenate": "cat", "torch.stack": "cat",
-    "torch.add": "add", "torch.sum": None, "torch.mul": "mul", "torch.multiply": "mul",
+    "torch.cat": "cat",
+    "torch.concat": "cat",
+    "torch.concatenate": "cat",
+    "torch.stack": "cat",
+    "torch.add": "add",
+    "torch.sum": None,
+    "torch.mul": "mul",
+    "torch.multiply": "mul",
 }
 
 
@@ -127,22 +235,40 @@ def layer_category(kind: str) -> str:
 # ---------------------------------------------------------------- initializers
 #: nn.init function (without the trailing underscore) -> scheme
 INIT_FUNCTIONS = {
-    "xavier_uniform": "xavier_uniform", "xavier_normal": "xavier_normal",
-    "kaiming_uniform": "kaiming_uniform", "kaiming_normal": "kaiming_normal",
-    "orthogonal": "orthogonal", "normal": "normal", "uniform": "uniform",
-    "trunc_normal": "trunc_normal", "constant": "constant", "ones": "ones", "zeros": "zeros",
-    "eye": "eye", "dirac": "dirac", "sparse": "sparse",
+    "xavier_uniform": "xavier_uniform",
+    "xavier_normal": "xavier_normal",
+    "kaiming_uniform": "kaiming_uniform",
+    "kaiming_normal": "kaiming_normal",
+    "orthogonal": "orthogonal",
+    "normal": "normal",
+    "uniform": "uniform",
+    "trunc_normal": "trunc_normal",
+    "constant": "constant",
+    "ones": "ones",
+    "zeros": "zeros",
+    "eye": "eye",
+    "dirac": "dirac",
+    "sparse": "sparse",
 }
 #: in-place tensor methods that (re)initialize: ``w.data.normal_(0, 1)``
 INIT_METHODS = {
-    "normal_": "normal", "uniform_": "uniform", "fill_": "constant", "zero_": "zeros",
+    "normal_": "normal",
+    "uniform_": "uniform",
+    "fill_": "constant",
+    "zero_": "zeros",
     "copy_": "copy",
 }
 #: tensor factories used inside ``nn.Parameter(...)``
 TENSOR_FACTORIES = {
-    "torch.randn": "normal", "torch.rand": "uniform", "torch.zeros": "zeros",
-    "torch.ones": "ones", "torch.full": "constant", "torch.empty": "uninitialized",
-    "torch.eye": "eye", "torch.tensor": "copy", "torch.Tensor": "uninitialized",
+    "torch.randn": "normal",
+    "torch.rand": "uniform",
+    "torch.zeros": "zeros",
+    "torch.ones": "ones",
+    "torch.full": "constant",
+    "torch.empty": "uninitialized",
+    "torch.eye": "eye",
+    "torch.tensor": "copy",
+    "torch.Tensor": "uninitialized",
     "torch.FloatTensor": "uninitialized",
 }
 CONSTANT_SCHEMES = frozenset({"constant", "zeros", "ones"})
@@ -151,13 +277,21 @@ CONSTANT_SCHEMES = frozenset({"constant", "zeros", "ones"})
 def calculate_gain(nonlinearity: str, param=None):
     """``torch.nn.init.calculate_gain``: the recommended gain for an activation (None when
     unknown)."""
-    if nonlinearity in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                        "conv_transpose3d", "sigmoid"):
+    if nonlinearity in (
+        "linear",
+        "conv1d",
+        "conv2d",
+        "conv3d",
+        "conv_transpose1d",
+        "conv_transpose2d",
+        "conv_transpose3d",
+        "sigmoid",
+    ):
         return 1.0
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
-        return 2.0 ** 0.5
+        return 2.0**0.5
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         if not isinstance(slope, (int, float)) or isinstance(slope, bool):
@@ -182,13 +316,29 @@ FUNCTIONAL_SHAPE = {
 
 
 #: the constructor arguments that are sizes (widths, channels, counts): positive integers
-SIZE_PARAMS = frozenset({
-    "in_features", "out_features", "in1_features", "in2_features", "in_channels", "out_channels", "num_features",
-    "num_channels", "num_groups", "input_size", "hidden_size", "num_layers", "embed_dim", "num_heads",
-    "num_embeddings", "embedding_dim", "normalized_shape",
-})
+SIZE_PARAMS = frozenset(
+    {
+        "in_features",
+        "out_features",
+        "in1_features",
+        "in2_features",
+        "in_channels",
+        "out_channels",
+        "num_features",
+        "num_channels",
+        "num_groups",
+        "input_size",
+        "hidden_size",
+        "num_layers",
+        "embed_dim",
+        "num_heads",
+        "num_embeddings",
+        "embedding_dim",
+        "normalized_shape",
+    }
+)
 #: the largest size taken as given (2 ** 40 elements of one dimension is already unallocatable)
-MAX_SIZE = 2 ** 40
+MAX_SIZE = 2**40
 #: the largest count taken as given (layers of one recurrent module, heads, groups)
 MAX_COUNT = 10_000
 COUNT_PARAMS = frozenset({"num_layers", "num_heads", "num_groups"})

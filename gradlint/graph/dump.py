@@ -18,8 +18,11 @@ def _init_text(graph, layer) -> str:
     parts = []
     for pname in sorted(layer.inits):
         init = layer.inits[pname]
-        parts.append(f"{pname}={init.scheme}" + (f"({init.value:g})" if init.value is not None else "")
-                     + (f"*{init.scale:g}" if init.scale != 1.0 else ""))
+        parts.append(
+            f"{pname}={init.scheme}"
+            + (f"({init.value:g})" if init.value is not None else "")
+            + (f"*{init.scale:g}" if init.scale != 1.0 else "")
+        )
     if not parts and layer.category in ("weighted", "recurrent"):
         parts.append("weight=default")
     return " ".join(parts)
@@ -37,8 +40,14 @@ def to_dict(graph: ModelGraph) -> dict:
                 "line": layer.span.line,
                 "params": {k: (v if repr(v) != "UNKNOWN" else None) for k, v in layer.params.items()},
                 "init": {
-                    p: {"scheme": i.scheme, "line": i.span.line if i.span else None, "via": i.via, "value": i.value, "std": i.std,
-                        "scale": i.scale}
+                    p: {
+                        "scheme": i.scheme,
+                        "line": i.span.line if i.span else None,
+                        "via": i.via,
+                        "value": i.value,
+                        "std": i.std,
+                        "scale": i.scale,
+                    }
                     for p, i in sorted(layer.inits.items())
                 },
                 "repeat": [str(p) for p in layer.repeat],
@@ -63,11 +72,15 @@ def to_dict(graph: ModelGraph) -> dict:
         "layers": layers,
         "forward": nodes,
         "summary": graph.summary(),
-        "unknowns": [{"kind": u.kind.value, "reason": u.reason, "line": u.span.line if u.span else None}
-                     for u in graph.unknowns],
+        "unknowns": [
+            {"kind": u.kind.value, "reason": u.reason, "line": u.span.line if u.span else None} for u in graph.unknowns
+        ],
         "configured_at": graph.site_span.line if graph.site_span else None,
-        "sequence": ({"steps": graph.sequence[0], "how": graph.sequence[1].how, "line": graph.sequence[1].line}
-                     if graph.sequence else None),
+        "sequence": (
+            {"steps": graph.sequence[0], "how": graph.sequence[1].how, "line": graph.sequence[1].line}
+            if graph.sequence
+            else None
+        ),
     }
 
 
@@ -98,7 +111,9 @@ def render_text(graphs) -> str:
             what = node.layer if node.op == "layer" else node.merge if node.op == "merge" else ""
             tag = " (skip)" if g.is_skip_merge(node) else " (gate)" if g.activation_of(node) and g.is_gate(node) else ""
             line = f" line {node.span.line}" if node.span else ""
-            out.append(f"    #{node.id} {node.op} {what}{tag}{' <- ' + ins if ins else ''}{line}\n".replace("  <-", " <-"))
+            out.append(
+                f"    #{node.id} {node.op} {what}{tag}{' <- ' + ins if ins else ''}{line}\n".replace("  <-", " <-")
+            )
         s = g.summary()
         out.append(f"  summary: {len(s['weighted'])} weighted, activations {s['activations']}\n")
         if g.unknowns:

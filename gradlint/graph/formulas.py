@@ -115,10 +115,19 @@ class _Matcher:
     def tanh(self, node):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             a, b = node.left, node.right
-            if isinstance(a, ast.BinOp) and isinstance(a.op, ast.Sub) and isinstance(b, ast.BinOp) and isinstance(b.op, ast.Add):
+            if (
+                isinstance(a, ast.BinOp)
+                and isinstance(a.op, ast.Sub)
+                and isinstance(b, ast.BinOp)
+                and isinstance(b.op, ast.Add)
+            ):
                 x = self.fn(a.left, "exp")
-                if x is not None and _same(self.neg(self.fn(a.right, "exp")), x) and \
-                        _same(self.fn(b.left, "exp"), x) and _same(self.neg(self.fn(b.right, "exp")), x):
+                if (
+                    x is not None
+                    and _same(self.neg(self.fn(a.right, "exp")), x)
+                    and _same(self.fn(b.left, "exp"), x)
+                    and _same(self.neg(self.fn(b.right, "exp")), x)
+                ):
                     return "tanh", x
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and _num(node.right) == 1.0:
             two = node.left
@@ -164,8 +173,13 @@ class _Matcher:
             return None
         if name == "where" and len(node.args) == 3:
             cond, a, b = node.args
-            if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], (ast.Gt, ast.GtE)) \
-                    and _num(cond.comparators[0]) == 0.0 and _same(cond.left, a):
+            if (
+                isinstance(cond, ast.Compare)
+                and len(cond.ops) == 1
+                and isinstance(cond.ops[0], (ast.Gt, ast.GtE))
+                and _num(cond.comparators[0]) == 0.0
+                and _same(cond.left, a)
+            ):
                 if _num(b) == 0.0 or self._zero_like(b, a):
                     return "relu", a
                 slope = self._scaled(b, a)
@@ -175,11 +189,20 @@ class _Matcher:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             for x, mask in ((node.left, node.right), (node.right, node.left)):
                 m = mask
-                if isinstance(m, ast.Call) and isinstance(m.func, ast.Attribute) and m.func.attr in ("float", "type_as", "to") \
-                        and not m.args[1:]:
+                if (
+                    isinstance(m, ast.Call)
+                    and isinstance(m.func, ast.Attribute)
+                    and m.func.attr in ("float", "type_as", "to")
+                    and not m.args[1:]
+                ):
                     m = m.func.value
-                if isinstance(m, ast.Compare) and len(m.ops) == 1 and isinstance(m.ops[0], (ast.Gt, ast.GtE)) \
-                        and _num(m.comparators[0]) == 0.0 and _same(m.left, x):
+                if (
+                    isinstance(m, ast.Compare)
+                    and len(m.ops) == 1
+                    and isinstance(m.ops[0], (ast.Gt, ast.GtE))
+                    and _num(m.comparators[0]) == 0.0
+                    and _same(m.left, x)
+                ):
                     return "relu", x
         return None
 
@@ -229,8 +252,14 @@ class _Matcher:
         p = paren[0]
         for one, e in ((p.left, p.right), (p.right, p.left)):
             arg = self.fn(e, "erf")
-            if _num(one) == 1.0 and isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Div) and \
-                    _same(arg.left, x) and _num(arg.right) is not None and abs(_num(arg.right) - math.sqrt(2)) < 1e-3:
+            if (
+                _num(one) == 1.0
+                and isinstance(arg, ast.BinOp)
+                and isinstance(arg.op, ast.Div)
+                and _same(arg.left, x)
+                and _num(arg.right) is not None
+                and abs(_num(arg.right) - math.sqrt(2)) < 1e-3
+            ):
                 return "gelu", x
             if _num(one) == 1.0 and isinstance(arg, ast.BinOp) and isinstance(arg.op, ast.Mult):
                 for c, y in ((arg.left, arg.right), (arg.right, arg.left)):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import ast
 
-from gradlint.graph.values import UNKNOWN, Flow, ParamRef, ParamSpec
-from gradlint.graph.model import Layer, Node
 from gradlint.graph.interp_common import _FlowSeq, _PieceSeq, _span
+from gradlint.graph.model import Layer, Node
+from gradlint.graph.values import UNKNOWN, Flow, ParamRef, ParamSpec
 
 
 class ForwardMixin:
-    """Forward dataflow emission: functional layers, merges, splits and operators on tensors become graph nodes. (A part of :class:`gradlint.graph.builder.Builder`.)"""
+    """Forward dataflow emission: functional layers, merges, splits and operators on tensors become graph nodes.
 
+    A part of :class:`gradlint.graph.builder.Builder`."""
 
     def functional_layer(self, q, category, args, node):
         flows = [a for a in args if isinstance(a, Flow)]
@@ -38,8 +39,18 @@ class ForwardMixin:
             short = q.replace("torch.nn.functional.", "F.")
             name = f"{short}@{node.lineno}:{node.col_offset + 1}"
             self.func_layers[key] = name
-            self.graph.add_layer(Layer(name, kind or short, category, _span(node), activation, dict(params or {}),
-                                       functional=True, repeat=self.repeat_ctx))
+            self.graph.add_layer(
+                Layer(
+                    name,
+                    kind or short,
+                    category,
+                    _span(node),
+                    activation,
+                    dict(params or {}),
+                    functional=True,
+                    repeat=self.repeat_ctx,
+                )
+            )
         return name
 
     def functional_activation(self, act, q, args, node):
@@ -70,8 +81,9 @@ class ForwardMixin:
         carrying its share, so that the gradient each piece sends back covers only its part."""
         pieces = []
         for _ in range(parts):
-            n = self.graph.add_node(Node(self.next_node(), "merge", merge="split", span=_span(node), factor=1.0 / parts),
-                                    flow.producers)
+            n = self.graph.add_node(
+                Node(self.next_node(), "merge", merge="split", span=_span(node), factor=1.0 / parts), flow.producers
+            )
             pieces.append(Flow(frozenset({n.id})))
         return _PieceSeq(pieces, flow)
 
@@ -96,7 +108,9 @@ class ForwardMixin:
         producers = [f.producers for f in flows]
         if all(p == producers[0] for p in producers) and kind != "add":
             return flows[0]
-        n = self.graph.add_node(Node(self.next_node(), "merge", merge=kind, span=_span(node)), frozenset().union(*producers))
+        n = self.graph.add_node(
+            Node(self.next_node(), "merge", merge=kind, span=_span(node)), frozenset().union(*producers)
+        )
         return Flow(frozenset({n.id}))
 
     def _merge_flows(self, values):
@@ -110,7 +124,9 @@ class ForwardMixin:
             for w, x in ((right, left), (left, right)):
                 if isinstance(w, (ParamSpec, ParamRef)) and isinstance(x, Flow):
                     owner = w.owner if isinstance(w, ParamRef) else w
-                    n = self.graph.add_node(Node(self.next_node(), "layer", layer=self.name_of(owner), span=_span(node)), x.producers)
+                    n = self.graph.add_node(
+                        Node(self.next_node(), "layer", layer=self.name_of(owner), span=_span(node)), x.producers
+                    )
                     return Flow(frozenset({n.id}))
         lf, rf = isinstance(left, Flow), isinstance(right, Flow)
         if lf and isinstance(op, ast.Pow) and right == 2 and not isinstance(right, bool):
@@ -126,7 +142,9 @@ class ForwardMixin:
             # ``gamma * f(x)`` (LayerScale), ``0.1 * f(x)``, ``f(x) / sqrt(n)``: a scaled branch
             if isinstance(factor, (ParamSpec, ParamRef)):
                 owner = factor.owner if isinstance(factor, ParamRef) else factor
-                n = self.graph.add_node(Node(self.next_node(), "scale", layer=self.name_of(owner), span=_span(node)), flow.producers)
+                n = self.graph.add_node(
+                    Node(self.next_node(), "scale", layer=self.name_of(owner), span=_span(node)), flow.producers
+                )
                 return Flow(frozenset({n.id}))
             if isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor != 1:
                 value = float(factor)

@@ -34,11 +34,28 @@ class TrainerQuirk:
 
 
 TRAINERS: tuple[TrainerQuirk, ...] = (
-    TrainerQuirk("Lightning", ("lightning", "pytorch_lightning"), "Trainer", True, "gradient_clip_val", False,
-                 None, "with no `gradient_clip_val` (Lightning does not clip by default)",
-                 "pass `gradient_clip_val=1.0` to `Trainer(...)`"),
-    TrainerQuirk("Hugging Face", ("transformers",), "Trainer", False, "max_grad_norm", True,
-                 "max_grad_norm=1.0 (the default)", "", "leave `TrainingArguments(max_grad_norm=...)` at 1.0"),
+    TrainerQuirk(
+        "Lightning",
+        ("lightning", "pytorch_lightning"),
+        "Trainer",
+        True,
+        "gradient_clip_val",
+        False,
+        None,
+        "with no `gradient_clip_val` (Lightning does not clip by default)",
+        "pass `gradient_clip_val=1.0` to `Trainer(...)`",
+    ),
+    TrainerQuirk(
+        "Hugging Face",
+        ("transformers",),
+        "Trainer",
+        False,
+        "max_grad_norm",
+        True,
+        "max_grad_norm=1.0 (the default)",
+        "",
+        "leave `TrainingArguments(max_grad_norm=...)` at 1.0",
+    ),
 )
 
 #: methods a framework's base class defines that apply one of the model's own methods to every

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import ast
-import math
 import dataclasses
+import math
 
 from gradlint.graph import catalog
-from gradlint.graph.values import UNKNOWN, ParamRef, ParamSpec
-from gradlint.graph.model import Init, UnknownKind
 from gradlint.graph.interp_common import _span
+from gradlint.graph.model import Init, UnknownKind
+from gradlint.graph.values import UNKNOWN, BlockSpec, LeafSpec, ParamRef, ParamSpec, SeqSpec, Spec
 
 
 class InitMixin:
-    """Initializer semantics: nn.init calls and in-place initialization, recorded on the parameters they reach. (A part of :class:`gradlint.graph.builder.Builder`.)"""
+    """Initializer semantics: nn.init calls and in-place initialization, recorded on the parameters they reach.
 
+    A part of :class:`gradlint.graph.builder.Builder`."""
 
     # ------------------------------------------------------------ init
     def init_call(self, fname: str, args, kwargs, node):
@@ -81,9 +82,16 @@ class InitMixin:
         current = owner.inits.get(ref.name)
         if current is None:
             current = Init("default", f"PyTorch's default init of {ref.name}", None, "default")
-        self.set_init(owner, ref.name, dataclasses.replace(current, scale=current.scale * factor,
-                                                    text=f"{current.text} then {self.text(node)}"[:120] if current.span else self.text(node)[:120],
-                                                    span=current.span or _span(node)))
+        self.set_init(
+            owner,
+            ref.name,
+            dataclasses.replace(
+                current,
+                scale=current.scale * factor,
+                text=f"{current.text} then {self.text(node)}"[:120] if current.span else self.text(node)[:120],
+                span=current.span or _span(node),
+            ),
+        )
 
     def set_init(self, owner, name: str, init) -> None:
         """The one place a parameter's initializer is recorded (and logged, see ``effect_logs``)."""
@@ -101,3 +109,75 @@ class InitMixin:
             self.set_init(target, "weight", init)
         elif target is UNKNOWN:
             self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node), UnknownKind.INIT)
+
+    # ------------------------------------------------------------ model.apply(init)
+    def apply_to_modules(self, owner, call_one, by_name=False, include_root=True) -> None:
+        """``module.apply(fn)``: call ``fn`` on every submodule, children before parents.
+
+        An init function sees a module only through its type and attributes, so its effect on
+        the first of several equal modules (an ``nn.Linear(768, 768)``; blocks of one class with
+        equal attributes and equal submodules) is replayed on the others instead of interpreting
+        it hundreds of times. The effect is the initializers the call set in the module's
+        subtree (``effect_logs``), replayed by relative path; a call that changes anything else,
+        or anything outside the subtree, is not replayed. Named calls are not replayed: they may
+        dispatch on the name.
+        """
+        saved = self.init_via
+        self.init_via = "apply"
+        memo: dict = {}
+        keys: dict = {}
+        try:
+            for mname, m in self.all_modules(owner, "", postorder=True):
+                if m is owner and not include_root:
+                    continue
+                key = None if by_name else self._apply_key(m, keys)
+                if key is not None and key in memo:
+                    effect = memo[key]
+                    if effect:
+                        where = dict(self.all_modules(m, "", params=True))
+                        for rel, name, init in effect:
+                            self.set_init(where[rel], name, init)
+                    continue
+                log: list = []
+                self.effect_logs.append(log)
+                try:
+                    call_one(m, mname)
+                finally:
+                    self.effect_logs.pop()
+                if key is None or None in log:
+                    continue
+                paths = {id(spec): rel for rel, spec in self.all_modules(m, "", params=True)} if log else {}
+                if all(id(spec) in paths for spec, _, _ in log):
+                    memo[key] = [(paths[id(spec)], name, init) for spec, name, init in log]
+        finally:
+            self.init_via = saved
+
+    def _apply_key(self, m, keys: dict):
+        """What an init function can tell of ``m`` (equal keys, equal effects); None when it
+        cannot be told: a module whose attributes or submodules are not all known and hashable."""
+        found = keys.get(id(m), False)
+        if found is not False:
+            return found
+        key = None
+        if isinstance(m, LeafSpec):
+            key = ("leaf", m.kind, tuple(sorted(m.params.items())))
+        elif isinstance(m, ParamSpec):
+            key = ("param", m.shape)
+        elif isinstance(m, SeqSpec):
+            parts = [(k, self._apply_key(v, keys)) for k, v in m.items]
+            if all(part is not None for _, part in parts):
+                key = ("seq", m.kind, tuple(parts))
+        elif isinstance(m, BlockSpec):
+            seq = self._apply_key(m.seq, keys) if m.seq is not None else ()
+            parts = [(k, self._apply_key(v, keys) if isinstance(v, Spec) else None) for k, v in m.attrs.items()]
+            if seq is not None and all(part is not None for _, part in parts):
+                key = ("block", id(m.cls), m.torch_base, tuple(sorted(m.values.items())), seq, tuple(parts))
+        if key is not None:
+            try:
+                hash(key)
+            except TypeError:
+                key = None
+        keys[id(m)] = key
+        return key
+
+    # ------------------------------------------------------------ forward: applying modules

@@ -6,10 +6,8 @@ import ast
 import copy
 import operator
 
-from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, FuncRef, LeafSpec, ParamRef, SeqSpec, Spec
 from gradlint.graph.model import Init, Span
-
-
+from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, FuncRef, LeafSpec, ParamRef, SeqSpec, Spec
 
 MAX_UNROLL = 512  # iterations of one loop
 MAX_STEPS = 60_000  # evaluation steps per model class
@@ -23,6 +21,7 @@ def fold_too_large(op, left, right) -> bool:
     """Whether ``left op right`` would be bigger than the builder folds, told *before*
     computing it (``1 << (1 << 33)``, ``\"ab\" * 10**9``, ``x ** 64 ** 64`` would each take
     seconds and gigabytes)."""
+
     def bits(v):
         return v.bit_length() if isinstance(v, int) else 0
 
@@ -43,16 +42,31 @@ def fold_too_large(op, left, right) -> bool:
         return size(left) + size(right) > MAX_FOLD_LEN
     return False
 
+
 _BINOPS = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv, ast.Mod: operator.mod,
-    ast.Pow: operator.pow, ast.LShift: operator.lshift, ast.RShift: operator.rshift,
-    ast.BitOr: operator.or_, ast.BitAnd: operator.and_,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Div: operator.truediv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitOr: operator.or_,
+    ast.BitAnd: operator.and_,
 }
 _CMPOPS = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
 }
 #: tensor methods that only reshape / reorder / reduce: the value flows through
 _PASSTHROUGH_PREFIXES = ("torch.", "math.", "numpy.", "np.")
@@ -88,8 +102,6 @@ def _torch_kind(qualname: str | None) -> str | None:
     return None
 
 
-
-
 class Frame:
     __slots__ = ("locals", "self_block", "cls", "depth", "func", "prov")
 
@@ -102,11 +114,15 @@ class Frame:
         self.func = func
 
 
-
-
 def _spatial_dims(v) -> bool:
     """``(2, 3)``, ``[2, 3]``, ``(-2, -1)``: the spatial axes of an (N, C, H, W) tensor."""
-    return isinstance(v, (tuple, list)) and len(v) >= 2 and all(isinstance(d, int) for d in v) and 0 not in v and 1 not in v
+    return (
+        isinstance(v, (tuple, list))
+        and len(v) >= 2
+        and all(isinstance(d, int) for d in v)
+        and 0 not in v
+        and 1 not in v
+    )
 
 
 def _number(v) -> bool:
@@ -227,7 +243,26 @@ class _Scaled:
 
 
 _MODULE_METHODS = frozenset(
-    {"post_init", "modules", "named_modules", "children", "named_children", "parameters", "named_parameters",
-     "apply", "add_module", "register_module", "register_parameter", "to", "cuda", "cpu",
-     "float", "double", "half", "train", "eval", "requires_grad_"}
+    {
+        "post_init",
+        "modules",
+        "named_modules",
+        "children",
+        "named_children",
+        "parameters",
+        "named_parameters",
+        "apply",
+        "add_module",
+        "register_module",
+        "register_parameter",
+        "to",
+        "cuda",
+        "cpu",
+        "float",
+        "double",
+        "half",
+        "train",
+        "eval",
+        "requires_grad_",
+    }
 )

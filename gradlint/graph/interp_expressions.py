@@ -5,15 +5,43 @@ from __future__ import annotations
 import ast
 
 from gradlint.graph import formulas
-from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, LeafSpec, ParamRef, ParamSpec, SeqSpec, Spec, UnknownSpec
+from gradlint.graph.interp_common import (
+    _BINOPS,
+    _CMPOPS,
+    _MODULE_METHODS,
+    MAX_FOLD_BITS,
+    MAX_STEPS,
+    MAX_UNROLL,
+    Frame,
+    _BoundMethod,
+    _Budget,
+    _Factory,
+    _is_known,
+    _Scaled,
+    _span,
+    fold_too_large,
+)
 from gradlint.graph.model import Node, Provenance, UnknownKind
-from gradlint.graph.interp_common import Frame, MAX_FOLD_BITS, MAX_STEPS, MAX_UNROLL, _BINOPS, _BoundMethod, _Budget, _CMPOPS, _Factory, _MODULE_METHODS, _Scaled, _is_known, _span, fold_too_large
 from gradlint.graph.pybuiltins import _BUILTINS
+from gradlint.graph.values import (
+    UNKNOWN,
+    BlockSpec,
+    ClassRef,
+    Flow,
+    FuncRef,
+    LeafSpec,
+    ParamRef,
+    ParamSpec,
+    SeqSpec,
+    Spec,
+    UnknownSpec,
+)
 
 
 class ExpressionsMixin:
-    """Expressions: names, attributes, subscripts, literals, comprehensions, operators, calls. (A part of :class:`gradlint.graph.builder.Builder`.)"""
+    """Expressions: names, attributes, subscripts, literals, comprehensions, operators, calls.
 
+    A part of :class:`gradlint.graph.builder.Builder`."""
 
     # ================================================================ expressions
     def eval(self, node, frame: Frame):
@@ -67,19 +95,6 @@ class ExpressionsMixin:
             return {"True": True, "False": False, "None": None}[name]
         return UNKNOWN
 
-    def module_constant(self, name: str):
-        stmt = self.index.constants[name]
-        cache = self.__dict__.setdefault("_const_cache", {})
-        if name in cache:
-            value = cache[name]
-        else:
-            cache[name] = UNKNOWN  # guards self-reference
-            value = self.eval(stmt.value, Frame(depth=0))
-            cache[name] = value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            self.prov.append(Provenance(name, value, stmt.lineno))
-        return value
-
     def eval_Attribute(self, node, frame):
         # torch.nn.Linear and friends resolve by name first
         q = self.index.qualname(node)
@@ -121,7 +136,16 @@ class ExpressionsMixin:
                 return _BoundMethod(owner, attr)
             return UNKNOWN
         if isinstance(owner, SeqSpec):
-            if attr in _MODULE_METHODS or attr in ("append", "extend", "insert", "items", "keys", "values", "add_module", "update"):
+            if attr in _MODULE_METHODS or attr in (
+                "append",
+                "extend",
+                "insert",
+                "items",
+                "keys",
+                "values",
+                "add_module",
+                "update",
+            ):
                 return _BoundMethod(owner, attr)
             child = owner.get(attr)
             return child if child is not None else UNKNOWN
@@ -246,7 +270,9 @@ class ExpressionsMixin:
         prov = tuple(self.prov[mark:])
         items = self.iterate(it)
         if items is None:
-            self.note_unknown(f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter), UnknownKind.LOOP)
+            self.note_unknown(
+                f"comprehension count not resolved: `{self.text(gen.iter)[:60]}`", _span(gen.iter), UnknownKind.LOOP
+            )
             items = [it if isinstance(it, Flow) else UNKNOWN]
         saved = self.repeat_ctx
         self.repeat_ctx = saved + prov
@@ -294,7 +320,14 @@ class ExpressionsMixin:
                 return out
         left = self.eval(node.left, frame)
         right = self.eval(node.right, frame)
-        if isinstance(left, Flow) or isinstance(right, Flow) or isinstance(left, ParamSpec) or isinstance(right, ParamSpec) or isinstance(left, ParamRef) or isinstance(right, ParamRef):
+        if (
+            isinstance(left, Flow)
+            or isinstance(right, Flow)
+            or isinstance(left, ParamSpec)
+            or isinstance(right, ParamSpec)
+            or isinstance(left, ParamRef)
+            or isinstance(right, ParamRef)
+        ):
             return self.binop_flow(node.op, left, right, node)
         if isinstance(left, _Factory) and isinstance(right, (int, float)) and isinstance(node.op, (ast.Mult, ast.Div)):
             return _Scaled(left, right if isinstance(node.op, ast.Mult) else (1 / right if right else None))
@@ -370,9 +403,19 @@ class ExpressionsMixin:
         result = True
         for op, comp in zip(node.ops, node.comparators):
             right = self.eval(comp, frame)
-            if isinstance(op, (ast.Is, ast.IsNot)) and (left is None or right is None) and _is_known(left) and _is_known(right):
+            if (
+                isinstance(op, (ast.Is, ast.IsNot))
+                and (left is None or right is None)
+                and _is_known(left)
+                and _is_known(right)
+            ):
                 ok = (left is right) if isinstance(op, ast.Is) else (left is not right)
-            elif not _is_known(left) or not _is_known(right) or isinstance(left, (Flow, Spec)) or isinstance(right, (Flow, Spec)):
+            elif (
+                not _is_known(left)
+                or not _is_known(right)
+                or isinstance(left, (Flow, Spec))
+                or isinstance(right, (Flow, Spec))
+            ):
                 return UNKNOWN
             else:
                 try:
@@ -397,8 +440,12 @@ class ExpressionsMixin:
                 return a
             # ``x + f(x) if self.use_residual else f(x)``: either may run; a "select" merge
             # keeps both, and gradient-path queries take the more favourable one
-            self.note_unknown(self.condition_reason(node.test, "either value may be used"), _span(node), UnknownKind.CONDITION)
-            n = self.graph.add_node(Node(self.next_node(), "merge", merge="select", span=_span(node)), a.producers | b.producers)
+            self.note_unknown(
+                self.condition_reason(node.test, "either value may be used"), _span(node), UnknownKind.CONDITION
+            )
+            n = self.graph.add_node(
+                Node(self.next_node(), "merge", merge="select", span=_span(node)), a.producers | b.producers
+            )
             return Flow(frozenset({n.id}))
         return a if isinstance(a, (Flow, Spec)) else b if isinstance(b, (Flow, Spec)) else UNKNOWN
 
@@ -420,9 +467,16 @@ class ExpressionsMixin:
     def eval_Call(self, node, frame):
         func = node.func
         # super().__init__(...) and super().method(...)
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name) and func.value.func.id == "super":
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name)
+            and func.value.func.id == "super"
+        ):
             return self.call_super(node, func.attr, frame)
-        if (func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else None) in _FORMULA_CALLS:
+        if (
+            func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else None
+        ) in _FORMULA_CALLS:
             out = self.formula(node, frame)
             if out is not None:
                 return out
@@ -433,41 +487,11 @@ class ExpressionsMixin:
             return None
         return self.call(callee, args, kwargs, node, frame)
 
-    def eval_args(self, node, frame):
-        args = self.eval_elts(node.args, frame, "unresolved *args")
-        kwargs = {}
-        for k in node.keywords:
-            v = self.eval(k.value, frame)
-            if k.arg is None:
-                if isinstance(v, dict):
-                    kwargs.update({str(kk): vv for kk, vv in v.items()})
-            else:
-                kwargs[k.arg] = v
-        return args, kwargs
-
-    def call_super(self, node, attr, frame):
-        block = frame.self_block
-        args, kwargs = self.eval_args(node, frame)
-        if block is None:
-            return UNKNOWN
-        cls = frame.cls or block.cls
-        for base in cls.bases:
-            if isinstance(base, ast.Name) and base.id in self.index.classes:
-                method = self.index.method(self.index.classes[base.id], attr)
-                if method is not None:
-                    return self.call_function(method, [block, *args], kwargs, frame, self_block=block, cls=self.index.classes[base.id])
-                return None
-        if attr == "__init__" and block.seq is not None:
-            self.fill_container(block.seq, args, kwargs, node)
-            return None
-        if attr == "forward" and block.seq is not None:
-            return self.apply_spec(block.seq, args, kwargs, node, frame)
-        return None
-
 
 _FORMULA_CALLS = formulas.CALLS
 
 _EVAL_DISPATCH = {
-    getattr(ast, name[5:]): fn for name, fn in vars(ExpressionsMixin).items()
+    getattr(ast, name[5:]): fn
+    for name, fn in vars(ExpressionsMixin).items()
     if name.startswith("eval_") and hasattr(ast, name[5:])
 }

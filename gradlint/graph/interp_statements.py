@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import ast
 
-from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, Iterated, LeafSpec, ParamRef, ParamSpec, PartialRef, SeqSpec, Spec, UnknownSpec
+from gradlint.graph.interp_common import (
+    MAX_DEPTH,
+    MAX_STEPS,
+    MAX_UNROLL,
+    Frame,
+    _Budget,
+    _is_known,
+    _number,
+    _Return,
+    _span,
+)
 from gradlint.graph.model import Provenance, Span, UnknownKind
-from gradlint.graph.interp_common import Frame, MAX_DEPTH, MAX_STEPS, MAX_UNROLL, _Budget, _Return, _is_known, _number, _span
+from gradlint.graph.values import (
+    UNKNOWN,
+    BlockSpec,
+    ClassRef,
+    Flow,
+    FuncRef,
+    Iterated,
+    LeafSpec,
+    ParamRef,
+    ParamSpec,
+    PartialRef,
+    SeqSpec,
+    Spec,
+    UnknownSpec,
+)
 
 
 class StatementsMixin:
-    """Statements: calls of the file's functions, binding, and the statements of their bodies. (A part of :class:`gradlint.graph.builder.Builder`.)"""
+    """Statements: calls of the file's functions, binding, and the statements of their bodies.
 
+    A part of :class:`gradlint.graph.builder.Builder`."""
 
     # ================================================================ functions
     def call_function(self, func, args, kwargs, caller: Frame, self_block=None, cls=None, root=False):
@@ -49,7 +74,9 @@ class StatementsMixin:
             else:
                 frame.locals[p.arg] = UNKNOWN
                 if root and i > 0:
-                    self.note_unknown(f"constructor argument `{p.arg}` has no default", Span.of(p), UnknownKind.ARGUMENT)
+                    self.note_unknown(
+                        f"constructor argument `{p.arg}` has no default", Span.of(p), UnknownKind.ARGUMENT
+                    )
         for p, d in zip(a.kwonlyargs, a.kw_defaults):
             if p.arg in kwargs:
                 frame.locals[p.arg] = kwargs[p.arg]
@@ -58,7 +85,7 @@ class StatementsMixin:
             else:
                 frame.locals[p.arg] = UNKNOWN
         if a.vararg:
-            frame.locals[a.vararg.arg] = tuple(args[len(params):])
+            frame.locals[a.vararg.arg] = tuple(args[len(params) :])
         if a.kwarg:
             frame.locals[a.kwarg.arg] = {k: v for k, v in kwargs.items() if k not in frame.locals}
 
@@ -121,7 +148,9 @@ class StatementsMixin:
         else:
             # Either branch may run: explore both, in order, and keep what each defines, and say
             # so (the graph then holds what either branch builds)
-            self.note_unknown(self.condition_reason(stmt.test, "both branches kept"), _span(stmt), UnknownKind.CONDITION)
+            self.note_unknown(
+                self.condition_reason(stmt.test, "both branches kept"), _span(stmt), UnknownKind.CONDITION
+            )
             self.exec_body(stmt.body, frame)
             self.exec_body(stmt.orelse, frame)
 
@@ -136,8 +165,11 @@ class StatementsMixin:
 
     def _condition_reason(self, test, outcome: str) -> str:
         names = sorted({n.id for n in ast.walk(test) if isinstance(n, ast.Name)})
-        imported = [f"`{n}` is imported from {self.index.imports[n].rpartition('.')[0] or self.index.imports[n]}"
-                    for n in names if n in self.index.imports and not self.index.imports[n].startswith("torch")]
+        imported = [
+            f"`{n}` is imported from {self.index.imports[n].rpartition('.')[0] or self.index.imports[n]}"
+            for n in names
+            if n in self.index.imports and not self.index.imports[n].startswith("torch")
+        ]
         why = f" ({'; '.join(imported)})" if imported else ""
         return f"condition not resolved: `{self.text(test)[:60]}`{why}: {outcome}"
 
@@ -164,7 +196,9 @@ class StatementsMixin:
             self.exec_body(stmt.body, frame)
             return
         if len(items) > MAX_UNROLL:
-            self.note_unknown(f"loop of {len(items)} iterations unrolled only {MAX_UNROLL} times", _span(stmt), UnknownKind.BUDGET)
+            self.note_unknown(
+                f"loop of {len(items)} iterations unrolled only {MAX_UNROLL} times", _span(stmt), UnknownKind.BUDGET
+            )
             items = items[:MAX_UNROLL]
         saved = self.repeat_ctx
         if loop_prov:
@@ -258,7 +292,9 @@ class StatementsMixin:
         if isinstance(current, list) and isinstance(stmt.op, ast.Add):
             items = self.iterate(value)
             if items is None:
-                current.append(UnknownSpec(self.text(stmt.value)[:60], _span(stmt.value), "list extended by an unresolved value"))
+                current.append(
+                    UnknownSpec(self.text(stmt.value)[:60], _span(stmt.value), "list extended by an unresolved value")
+                )
             else:
                 current.extend(self.tag_repeat(items))
             return
@@ -321,7 +357,11 @@ class StatementsMixin:
                     pass
         elif t is ast.Tuple or t is ast.List:
             elts = target.elts
-            if isinstance(value, (tuple, list)) and len(value) == len(elts) and not any(isinstance(e, ast.Starred) for e in elts):
+            if (
+                isinstance(value, (tuple, list))
+                and len(value) == len(elts)
+                and not any(isinstance(e, ast.Starred) for e in elts)
+            ):
                 for e, v in zip(elts, value):
                     self.assign(e, v, frame, stmt)
             else:
@@ -342,3 +382,50 @@ class StatementsMixin:
             block.attrs[name] = value
         else:
             block.values[name] = value
+
+    # ------------------------------------------------------------ calls, arguments, constants
+    def call_super(self, node, attr, frame):
+        block = frame.self_block
+        args, kwargs = self.eval_args(node, frame)
+        if block is None:
+            return UNKNOWN
+        cls = frame.cls or block.cls
+        for base in cls.bases:
+            if isinstance(base, ast.Name) and base.id in self.index.classes:
+                method = self.index.method(self.index.classes[base.id], attr)
+                if method is not None:
+                    return self.call_function(
+                        method, [block, *args], kwargs, frame, self_block=block, cls=self.index.classes[base.id]
+                    )
+                return None
+        if attr == "__init__" and block.seq is not None:
+            self.fill_container(block.seq, args, kwargs, node)
+            return None
+        if attr == "forward" and block.seq is not None:
+            return self.apply_spec(block.seq, args, kwargs, node, frame)
+        return None
+
+    def eval_args(self, node, frame):
+        args = self.eval_elts(node.args, frame, "unresolved *args")
+        kwargs = {}
+        for k in node.keywords:
+            v = self.eval(k.value, frame)
+            if k.arg is None:
+                if isinstance(v, dict):
+                    kwargs.update({str(kk): vv for kk, vv in v.items()})
+            else:
+                kwargs[k.arg] = v
+        return args, kwargs
+
+    def module_constant(self, name: str):
+        stmt = self.index.constants[name]
+        cache = self.__dict__.setdefault("_const_cache", {})
+        if name in cache:
+            value = cache[name]
+        else:
+            cache[name] = UNKNOWN  # guards self-reference
+            value = self.eval(stmt.value, Frame(depth=0))
+            cache[name] = value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.prov.append(Provenance(name, value, stmt.lineno))
+        return value

@@ -9,8 +9,8 @@ networkx attributes directly.
 
 from __future__ import annotations
 
-from enum import Enum
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Iterator
 
 import networkx as nx
@@ -327,7 +327,11 @@ class ModelGraph:
         for app in apps:
             for d in self.downstream(app):
                 n = self._nodes[d]
-                if n.op == "layer" and n.layer != layer.name and self.category_of(n) in ("weighted", "recurrent", "parameter"):
+                if (
+                    n.op == "layer"
+                    and n.layer != layer.name
+                    and self.category_of(n) in ("weighted", "recurrent", "parameter")
+                ):
                     return True
         return False
 

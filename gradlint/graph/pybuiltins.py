@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import ast
 
-from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, LeafSpec, SeqSpec, Spec, UnknownSpec
 from gradlint.graph.interp_common import Frame, _torch_kind
-
-
+from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, LeafSpec, SeqSpec, Spec, UnknownSpec
 
 
 def _builtin(fn):
@@ -127,8 +125,6 @@ def _inherits(self, cls, base) -> bool:
     return any(c is base for c in self.index.same_file_mro(cls) if c is not cls)
 
 
-
-
 @_builtin
 def _b_getattr(b, args, kwargs, node, frame):
     if len(args) < 2 or not isinstance(args[1], str):
@@ -156,7 +152,11 @@ def _b_hasattr(b, args, kwargs, node, frame):
     if len(args) == 2 and isinstance(args[1], str):
         owner = args[0]
         if isinstance(owner, LeafSpec):
-            return args[1] in ("weight", "bias") and (args[1] != "bias" or owner.params.get("bias", True) is not False) and owner.category in ("weighted", "norm")
+            return (
+                args[1] in ("weight", "bias")
+                and (args[1] != "bias" or owner.params.get("bias", True) is not False)
+                and owner.category in ("weighted", "norm")
+            )
         if isinstance(owner, BlockSpec):
             return args[1] in owner.attrs or args[1] in owner.values
     return UNKNOWN
@@ -196,12 +196,25 @@ _b_float = _builtin(_conversion(float))
 
 
 _BUILTINS = {
-    "range": _b_range, "len": _b_len, "enumerate": _b_enumerate, "zip": _b_zip,
-    "list": _b_list, "tuple": _b_tuple, "reversed": _b_reversed, "isinstance": _b_isinstance,
-    "getattr": _b_getattr, "setattr": _b_setattr, "hasattr": _b_hasattr,
-    "max": _numeric(max), "min": _numeric(min), "sum": _numeric(sum),
-    "abs": _numeric(lambda v: abs(v[0])), "round": _numeric(lambda v: round(v[0])),
-    "int": _b_int, "float": _b_float,
-    "dict": ClassRef("dict"), "OrderedDict": None,
+    "range": _b_range,
+    "len": _b_len,
+    "enumerate": _b_enumerate,
+    "zip": _b_zip,
+    "list": _b_list,
+    "tuple": _b_tuple,
+    "reversed": _b_reversed,
+    "isinstance": _b_isinstance,
+    "getattr": _b_getattr,
+    "setattr": _b_setattr,
+    "hasattr": _b_hasattr,
+    "max": _numeric(max),
+    "min": _numeric(min),
+    "sum": _numeric(sum),
+    "abs": _numeric(lambda v: abs(v[0])),
+    "round": _numeric(lambda v: round(v[0])),
+    "int": _b_int,
+    "float": _b_float,
+    "dict": ClassRef("dict"),
+    "OrderedDict": None,
 }
 _BUILTINS = {k: v for k, v in _BUILTINS.items() if v is not None}

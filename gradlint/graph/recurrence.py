@@ -33,8 +33,13 @@ def _names_and_layer(expr) -> tuple[set[str], bool]:
     for n in ast.walk(expr):
         if isinstance(n, ast.Name):
             names.add(n.id)
-        elif not layer and isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) \
-                and isinstance(n.func.value, ast.Name) and n.func.value.id == "self":
+        elif (
+            not layer
+            and isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute)
+            and isinstance(n.func.value, ast.Name)
+            and n.func.value.id == "self"
+        ):
             layer = True
     return names, layer
 
@@ -56,7 +61,9 @@ def loop_feeds_back_through_a_layer(loop) -> bool:
             else:
                 closure.add(v)
         for t in stmt.targets:
-            for target in ([t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]):
+            for target in (
+                [t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]
+            ):
                 name = target.id
                 if name in closure and layered:
                     return True
@@ -77,15 +84,21 @@ def state_layers(loop) -> set[str]:
         for v in _names(stmt.value):
             closure |= deps.get(v, {v})
         for t in stmt.targets:
-            for target in ([t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]):
+            for target in (
+                [t] if isinstance(t, ast.Name) else [e for e in getattr(t, "elts", []) if isinstance(e, ast.Name)]
+            ):
                 if target.id in closure:
                     fed.add(target.id)
                 deps[target.id] = closure
     out = set()
     for stmt in _statements(loop.body):
         for call in ast.walk(stmt):
-            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-                    and isinstance(call.func.value, ast.Name) and call.func.value.id == "self"):
+            if not (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == "self"
+            ):
                 continue
             read = set()
             for a in [*call.args, *(k.value for k in call.keywords)]:
@@ -98,8 +111,9 @@ def state_layers(loop) -> set[str]:
 
 def forward_state_layers(cls: ast.ClassDef) -> frozenset[str]:
     """The attributes of ``cls`` its ``forward``'s hand-written recurrences pass the state through."""
-    forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    and f.name == "forward"), None)
+    forward = next(
+        (f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == "forward"), None
+    )
     if forward is None:
         return frozenset()
     out: set[str] = set()
@@ -121,8 +135,9 @@ def _statements(body):
 
 def forward_is_recurrent(cls: ast.ClassDef) -> bool:
     """The class's ``forward`` holds a loop with a hand-written recurrence."""
-    forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    and f.name == "forward"), None)
+    forward = next(
+        (f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == "forward"), None
+    )
     if forward is None:
         return False
     return any(loop_feeds_back_through_a_layer(loop) for loop in _loops(forward.body))

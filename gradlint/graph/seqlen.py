@@ -25,8 +25,9 @@ from dataclasses import dataclass
 _SHAPED = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "full"})
 _RESHAPE = frozenset({"view", "reshape"})
 #: tensor methods that keep the shape: ``x.reshape(-1, 28, 28).to(device)``
-_SAME_SHAPE = frozenset({"to", "cuda", "cpu", "float", "double", "half", "detach", "contiguous",
-                         "requires_grad_", "clone", "type"})
+_SAME_SHAPE = frozenset(
+    {"to", "cuda", "cpu", "float", "double", "half", "detach", "contiguous", "requires_grad_", "clone", "type"}
+)
 #: the largest length worth stating (a bound against folding an absurd constant)
 MAX_STEPS = 10**6
 
@@ -63,7 +64,9 @@ def argparse_defaults(tree: ast.Module) -> dict[str, int]:
     """``dest -> default`` of every ``add_argument("--name", ..., default=<int>)`` in the file."""
     out: dict[str, int] = {}
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"):
+        if not (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument"
+        ):
             continue
         kw = {k.arg: k.value for k in node.keywords if k.arg}
         default = kw.get("default")
@@ -113,8 +116,12 @@ class Ints:
                 return None
             if isinstance(expr.op, ast.FloorDiv) and b[0] == 0:
                 return None
-            v = {ast.Add: a[0] + b[0], ast.Sub: a[0] - b[0], ast.Mult: a[0] * b[0],
-                 ast.FloorDiv: a[0] // b[0] if b[0] else 0}[type(expr.op)]
+            v = {
+                ast.Add: a[0] + b[0],
+                ast.Sub: a[0] - b[0],
+                ast.Mult: a[0] * b[0],
+                ast.FloorDiv: a[0] // b[0] if b[0] else 0,
+            }[type(expr.op)]
             return (v, f"`{ast.unparse(expr)}` = {v}") if abs(v) <= MAX_STEPS else None
         return None
 
@@ -219,8 +226,9 @@ def forward_length(cls: ast.ClassDef, ints: Ints) -> SeqLength | None:
     """The input shape a model's ``forward`` reshapes its input to before its recurrent layer
     (``x = x.reshape(-1, 28, 28)`` for an LSTM over image rows): the one ``view``/``reshape``
     with known sizes among ``forward``'s statements, else None (none, or several: no guess)."""
-    forward = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    and f.name == "forward"), None)
+    forward = next(
+        (f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and f.name == "forward"), None
+    )
     if forward is None:
         return None
     found = []
@@ -232,8 +240,9 @@ def forward_length(cls: ast.ClassDef, ints: Ints) -> SeqLength | None:
     if len(found) != 1:
         return None
     node, (dims, how) = found[0]
-    return SeqLength(how.replace("the input's shape", "the shape forward gives its input", 1), node.lineno,
-                     dims=dims, in_model=True)
+    return SeqLength(
+        how.replace("the input's shape", "the shape forward gives its input", 1), node.lineno, dims=dims, in_model=True
+    )
 
 
 def recurrent_batch_first(graph) -> bool | None:

@@ -27,12 +27,35 @@ import ast
 from dataclasses import dataclass
 
 #: methods of a model that do not change it at initialization
-_INERT = frozenset({
-    "to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval", "zero_grad",
-    "parameters", "named_parameters", "modules", "named_modules", "children", "named_children",
-    "state_dict", "forward", "register_forward_hook", "register_backward_hook",
-    "register_full_backward_hook", "requires_grad_", "share_memory", "type", "compile",
-})
+_INERT = frozenset(
+    {
+        "to",
+        "cuda",
+        "cpu",
+        "half",
+        "float",
+        "double",
+        "bfloat16",
+        "train",
+        "eval",
+        "zero_grad",
+        "parameters",
+        "named_parameters",
+        "modules",
+        "named_modules",
+        "children",
+        "named_children",
+        "state_dict",
+        "forward",
+        "register_forward_hook",
+        "register_backward_hook",
+        "register_full_backward_hook",
+        "requires_grad_",
+        "share_memory",
+        "type",
+        "compile",
+    }
+)
 #: iterating these walks the model's layers or parameters: an init loop
 _WALKS = frozenset({"modules", "named_modules", "parameters", "named_parameters", "children", "named_children"})
 #: a site is at most this many statements (a script is not interpreted whole)
@@ -87,9 +110,24 @@ def _mentions(node, var: str) -> bool:
 
 def _pure(expr) -> bool:
     """A value a scope may compute without effects: literals, names and arithmetic on them."""
-    return all(isinstance(n, (ast.Constant, ast.Name, ast.Load, ast.BinOp, ast.UnaryOp, ast.operator,
-                              ast.unaryop, ast.Tuple, ast.List, ast.Attribute))
-               for n in ast.walk(expr))
+    return all(
+        isinstance(
+            n,
+            (
+                ast.Constant,
+                ast.Name,
+                ast.Load,
+                ast.BinOp,
+                ast.UnaryOp,
+                ast.operator,
+                ast.unaryop,
+                ast.Tuple,
+                ast.List,
+                ast.Attribute,
+            ),
+        )
+        for n in ast.walk(expr)
+    )
 
 
 def _flatten(body):
@@ -155,7 +193,11 @@ class _Scope:
             # over the model's layers or parameters (``model.modules()``, ``model.layers``,
             # ``zip(model.layers, stds)``): an init loop; a loop over data or epochs is not
             it = stmt.iter
-            if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id in ("zip", "enumerate", "reversed", "list"):
+            if (
+                isinstance(it, ast.Call)
+                and isinstance(it.func, ast.Name)
+                and it.func.id in ("zip", "enumerate", "reversed", "list")
+            ):
                 return any(_walks(a, var) for a in it.args)
             return _walks(it, var)
         if isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
@@ -176,9 +218,11 @@ def find_sites(tree: ast.Module, index, skip=frozenset()) -> list[Site]:
     scope = _Scope(index, models, functions)
     # functions callable without arguments (``main()``, ``train()``): one with required
     # parameters is configured by its callers, which the factories of the file follow
-    bodies = [tree.body] + [f.body for n, f in index.functions.items()
-                            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and n not in skip
-                            and _no_required(f.args)]
+    bodies = [tree.body] + [
+        f.body
+        for n, f in index.functions.items()
+        if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) and n not in skip and _no_required(f.args)
+    ]
     sites, seen = [], set()
     for body in bodies:
         stmts = list(_flatten(body))
@@ -190,7 +234,7 @@ def find_sites(tree: ast.Module, index, skip=frozenset()) -> list[Site]:
                 continue
             var = stmt.targets[0].id
             config = []
-            for later in stmts[i + 1:]:
+            for later in stmts[i + 1 :]:
                 verdict = scope.configures(later, var)
                 if verdict is None:
                     break
@@ -202,19 +246,28 @@ def find_sites(tree: ast.Module, index, skip=frozenset()) -> list[Site]:
             if not call.args and not call.keywords and not config:
                 continue  # the class's own defaults: built on its own already
             used = {n.id for s in (stmt, *config) for n in ast.walk(s) if isinstance(n, ast.Name)}
-            prelude = [s for s in stmts[:i] if isinstance(s, ast.Assign) and len(s.targets) == 1
-                       and isinstance(s.targets[0], ast.Name) and s.targets[0].id in used
-                       and s.targets[0].id != var and _pure(s.value)]
+            prelude = [
+                s
+                for s in stmts[:i]
+                if isinstance(s, ast.Assign)
+                and len(s.targets) == 1
+                and isinstance(s.targets[0], ast.Name)
+                and s.targets[0].id in used
+                and s.targets[0].id != var
+                and _pure(s.value)
+            ]
             key = (cls, ast.dump(call), tuple(ast.dump(c) for c in config), tuple(ast.dump(p) for p in prelude))
             if key in seen:
                 continue
             seen.add(key)
             ret = ast.Return(value=ast.Name(id=var, ctx=ast.Load()))
             ast.copy_location(ret, stmt)
-            args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
-                                 defaults=[])
-            func = ast.FunctionDef(name=var, args=args, body=[*prelude, stmt, *config, ret], decorator_list=[],
-                                   returns=None)
+            args = ast.arguments(
+                posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]
+            )
+            func = ast.FunctionDef(
+                name=var, args=args, body=[*prelude, stmt, *config, ret], decorator_list=[], returns=None
+            )
             ast.copy_location(func, stmt)
             func.end_lineno, func.end_col_offset = stmt.end_lineno, stmt.end_col_offset
             sites.append(Site(var, cls, stmt.lineno, func, stmt))
@@ -247,8 +300,11 @@ def config_site(cls_node: ast.ClassDef, kwargs: tuple) -> Site:
     """The model a configuration builds (``[tool.gradlint.dynamic.models."f.py::Cls"] kwargs``)
     as a site: ``Cls(**kwargs)``, located at the class (there is no call in the file)."""
     var = "configured"
-    call = ast.Call(func=ast.Name(id=cls_node.name, ctx=ast.Load()), args=[],
-                    keywords=[ast.keyword(arg=k, value=_literal(v)) for k, v in kwargs])
+    call = ast.Call(
+        func=ast.Name(id=cls_node.name, ctx=ast.Load()),
+        args=[],
+        keywords=[ast.keyword(arg=k, value=_literal(v)) for k, v in kwargs],
+    )
     stmt = ast.Assign(targets=[ast.Name(id=var, ctx=ast.Store())], value=call)
     ret = ast.Return(value=ast.Name(id=var, ctx=ast.Load()))
     args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])

@@ -9,8 +9,6 @@ from gradlint.graph.interp_common import _torch_kind
 from gradlint.graph.recurrence import forward_is_recurrent
 
 
-
-
 class FileIndex:
     """Names defined and imported at module level of one file."""
 
@@ -37,7 +35,12 @@ class FileIndex:
         # a forward that feeds its state back through a layer is recurrent, like nn.RNN
         self.recurrent_classes |= {n for n in self.module_classes if forward_is_recurrent(self.classes[n])}
         #: id(method node) -> the class whose body defines it
-        self.owner_of = {id(f): c for c in self.classes.values() for f in c.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.owner_of = {
+            id(f): c
+            for c in self.classes.values()
+            for f in c.body
+            if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
 
     def _collect(self, body) -> None:
         for stmt in body:
@@ -86,8 +89,13 @@ class FileIndex:
         if isinstance(expr, ast.Name):
             if expr.id in self.imports:
                 return self.imports[expr.id]
-            if len(self.star_imports) == 1 and expr.id not in self.classes and expr.id not in self.functions \
-                    and expr.id not in self.constants and not hasattr(builtins, expr.id):
+            if (
+                len(self.star_imports) == 1
+                and expr.id not in self.classes
+                and expr.id not in self.functions
+                and expr.id not in self.constants
+                and not hasattr(builtins, expr.id)
+            ):
                 # ``from model import *``: a name the file uses but does not define comes from there
                 return f"{self.star_imports[0]}.{expr.id}"
             return None
@@ -121,9 +129,7 @@ class FileIndex:
         for name, cls in self.classes.items():
             # a class deriving from an imported base (PreTrainedModel, a Lightning module)
             # that writes a forward is treated as a module; its base stays unknown
-            if name not in result and any(
-                isinstance(s, ast.FunctionDef) and s.name == "forward" for s in cls.body
-            ):
+            if name not in result and any(isinstance(s, ast.FunctionDef) and s.name == "forward" for s in cls.body):
                 result[name] = None
             elif name not in result and self.imported_bases(cls) and self._builds_layers(cls):
                 # layers built on an imported base that gradlint cannot see (its forward lives

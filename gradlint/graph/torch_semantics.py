@@ -5,15 +5,44 @@ from __future__ import annotations
 import ast
 
 from gradlint.graph import catalog
-from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, Flow, FuncRef, Iterated, LeafSpec, ParamRef, ParamSpec, PartialRef, SeqSpec, Spec, UnknownSpec
-from gradlint.graph.model import Init, Node, UnknownKind
 from gradlint.graph.frameworks import INIT_HOOKS
-from gradlint.graph.interp_common import Frame, MAX_NODES, _BoundMethod, _Budget, _Factory, _FlowSeq, _MODULE_METHODS, _Scaled, _is_known, _number, _span, _spatial_dims, _torch_kind
+from gradlint.graph.interp_common import (
+    _MODULE_METHODS,
+    MAX_NODES,
+    Frame,
+    _BoundMethod,
+    _Budget,
+    _Factory,
+    _FlowSeq,
+    _is_known,
+    _number,
+    _Scaled,
+    _span,
+    _spatial_dims,
+    _torch_kind,
+)
+from gradlint.graph.model import Init, Node, UnknownKind
+from gradlint.graph.values import (
+    UNKNOWN,
+    BlockSpec,
+    ClassRef,
+    Flow,
+    FuncRef,
+    Iterated,
+    LeafSpec,
+    ParamRef,
+    ParamSpec,
+    PartialRef,
+    SeqSpec,
+    Spec,
+    UnknownSpec,
+)
 
 
 class TorchMixin:
-    """torch.nn semantics: calling torch and the file's objects, constructing layers and containers, their methods. (A part of :class:`gradlint.graph.builder.Builder`.)"""
+    """torch.nn semantics: calling torch and the file's objects, constructing layers and containers, their methods.
 
+    A part of :class:`gradlint.graph.builder.Builder`."""
 
     def call(self, callee, args, kwargs, node, frame):
         if isinstance(callee, ClassRef):
@@ -31,7 +60,9 @@ class TorchMixin:
                 if "classmethod" in decorators:
                     return self.call_function(fn, [UNKNOWN, *args], kwargs, frame)
                 return self.call_function(fn, [owner, *args], kwargs, frame, self_block=owner, cls=cls)
-            return self.call_function(fn, args, kwargs, frame, self_block=frame.self_block if isinstance(fn, ast.Lambda) else None)
+            return self.call_function(
+                fn, args, kwargs, frame, self_block=frame.self_block if isinstance(fn, ast.Lambda) else None
+            )
         if isinstance(callee, PartialRef):
             return self.call(callee.target, [*callee.args, *args], {**dict(callee.kwargs), **kwargs}, node, frame)
         if isinstance(callee, _BoundMethod):
@@ -44,7 +75,12 @@ class TorchMixin:
         flows = [a for a in [*args, *kwargs.values()] if isinstance(a, Flow)]
         if flows:
             return self.unknown_node(flows, node, f"call to unresolved `{self.text(node.func)[:60]}` in forward")
-        if callee is UNKNOWN and frame.func is not None and frame.self_block is not None and isinstance(node.func, (ast.Name, ast.Attribute)):
+        if (
+            callee is UNKNOWN
+            and frame.func is not None
+            and frame.self_block is not None
+            and isinstance(node.func, (ast.Name, ast.Attribute))
+        ):
             text = self.text(node.func)[:60]
             return UnknownSpec(text, _span(node), f"`{text}(...)` not resolved")
         return UNKNOWN
@@ -101,8 +137,10 @@ class TorchMixin:
             # timm: named_apply(fn, module, name="", depth_first=True, include_root=False)
             include_root = kwargs.get("include_root", args[3] if len(args) > 3 else False) is True
             self.apply_to_modules(
-                args[1], lambda m, mname: self.call(args[0], [], {"module": m, "name": mname}, node, frame),
-                by_name=True, include_root=include_root,
+                args[1],
+                lambda m, mname: self.call(args[0], [], {"module": m, "name": mname}, node, frame),
+                by_name=True,
+                include_root=include_root,
             )
             return None
         if q in ("functools.partial",) and args:
@@ -155,7 +193,9 @@ class TorchMixin:
             bound = catalog.MAX_COUNT if name in catalog.COUNT_PARAMS else catalog.MAX_SIZE
             if any(isinstance(v, (int, float)) and (isinstance(v, bool) or not 0 < v <= bound) for v in sizes):
                 # nn.Linear(8, -1) raises in PyTorch; a size of 2 ** 4096 cannot be allocated
-                self.note_unknown(f"nn.{kind} `{name}` = {str(value)[:40]} is not a usable size", span, UnknownKind.VALUE)
+                self.note_unknown(
+                    f"nn.{kind} `{name}` = {str(value)[:40]} is not a usable size", span, UnknownKind.VALUE
+                )
                 params[name] = UNKNOWN
         activation = catalog.ACTIVATION_MODULES.get(kind)
         if kind in ("RNN", "RNNCell"):
@@ -183,7 +223,11 @@ class TorchMixin:
         "ELU": ("alpha",),
         "Hardtanh": ("min_val", "max_val"),
         "Softmax": ("dim",),
-        "Dropout": ("p",), "Dropout1d": ("p",), "Dropout2d": ("p",), "Dropout3d": ("p",), "AlphaDropout": ("p",),
+        "Dropout": ("p",),
+        "Dropout1d": ("p",),
+        "Dropout2d": ("p",),
+        "Dropout3d": ("p",),
+        "AlphaDropout": ("p",),
         **{f"MaxPool{d}d": ("kernel_size", "stride", "padding", "dilation") for d in (1, 2, 3)},
         **{f"AvgPool{d}d": ("kernel_size", "stride", "padding") for d in (1, 2, 3)},
         **{f"Adaptive{k}Pool{d}d": ("output_size",) for k in ("Avg", "Max") for d in (1, 2, 3)},
@@ -227,7 +271,17 @@ class TorchMixin:
             if args:
                 src = self.iterate(args[0])
                 if src is None:
-                    src = [args[0]] if isinstance(args[0], Spec) else [UnknownSpec(self.text(node.args[0])[:60] if node.args else "?", _span(node), "ModuleList contents not resolved")]
+                    src = (
+                        [args[0]]
+                        if isinstance(args[0], Spec)
+                        else [
+                            UnknownSpec(
+                                self.text(node.args[0])[:60] if node.args else "?",
+                                _span(node),
+                                "ModuleList contents not resolved",
+                            )
+                        ]
+                    )
                 items = [[str(i), v] for i, v in enumerate(src)]
         else:
             items = [[str(i), v] for i, v in enumerate(args)]
@@ -235,7 +289,9 @@ class TorchMixin:
             if isinstance(v, list):
                 v = UnknownSpec("list", _span(node), "a plain list inside a container")
             elif not isinstance(v, Spec):
-                v = UnknownSpec(repr(v)[:40] if v is not UNKNOWN else "?", _span(node), "container item is not a resolved module")
+                v = UnknownSpec(
+                    repr(v)[:40] if v is not UNKNOWN else "?", _span(node), "container item is not a resolved module"
+                )
             spec.items.append([k, v])
 
     def make_parameter(self, args, kwargs, node):
@@ -251,7 +307,6 @@ class TorchMixin:
             spec.inits["weight"] = data.init(self.text(node))
         return spec
 
-
     init_via: str | None = None
 
     # ------------------------------------------------------------ methods
@@ -262,7 +317,11 @@ class TorchMixin:
                 owner.extend(self.tag_repeat([args[0]]))
             elif name == "extend" and args:
                 items = self.iterate(args[0])
-                owner.extend(self.tag_repeat(items) if items is not None else [UnknownSpec("?", _span(node), "list extended by an unresolved value")])
+                owner.extend(
+                    self.tag_repeat(items)
+                    if items is not None
+                    else [UnknownSpec("?", _span(node), "list extended by an unresolved value")]
+                )
             elif name == "insert" and len(args) == 2 and isinstance(args[0], int):
                 owner.insert(args[0], args[1])
             elif name == "pop":
@@ -391,76 +450,6 @@ class TorchMixin:
             return owner
         return None
 
-    def apply_to_modules(self, owner, call_one, by_name=False, include_root=True) -> None:
-        """``module.apply(fn)``: call ``fn`` on every submodule, children before parents.
-
-        An init function sees a module only through its type and attributes, so its effect on
-        the first of several equal modules (an ``nn.Linear(768, 768)``; blocks of one class with
-        equal attributes and equal submodules) is replayed on the others instead of interpreting
-        it hundreds of times. The effect is the initializers the call set in the module's
-        subtree (``effect_logs``), replayed by relative path; a call that changes anything else,
-        or anything outside the subtree, is not replayed. Named calls are not replayed: they may
-        dispatch on the name.
-        """
-        saved = self.init_via
-        self.init_via = "apply"
-        memo: dict = {}
-        keys: dict = {}
-        try:
-            for mname, m in self.all_modules(owner, "", postorder=True):
-                if m is owner and not include_root:
-                    continue
-                key = None if by_name else self._apply_key(m, keys)
-                if key is not None and key in memo:
-                    effect = memo[key]
-                    if effect:
-                        where = dict(self.all_modules(m, "", params=True))
-                        for rel, name, init in effect:
-                            self.set_init(where[rel], name, init)
-                    continue
-                log: list = []
-                self.effect_logs.append(log)
-                try:
-                    call_one(m, mname)
-                finally:
-                    self.effect_logs.pop()
-                if key is None or None in log:
-                    continue
-                paths = {id(spec): rel for rel, spec in self.all_modules(m, "", params=True)} if log else {}
-                if all(id(spec) in paths for spec, _, _ in log):
-                    memo[key] = [(paths[id(spec)], name, init) for spec, name, init in log]
-        finally:
-            self.init_via = saved
-
-    def _apply_key(self, m, keys: dict):
-        """What an init function can tell of ``m`` (equal keys, equal effects); None when it
-        cannot be told: a module whose attributes or submodules are not all known and hashable."""
-        found = keys.get(id(m), False)
-        if found is not False:
-            return found
-        key = None
-        if isinstance(m, LeafSpec):
-            key = ("leaf", m.kind, tuple(sorted(m.params.items())))
-        elif isinstance(m, ParamSpec):
-            key = ("param", m.shape)
-        elif isinstance(m, SeqSpec):
-            parts = [(k, self._apply_key(v, keys)) for k, v in m.items]
-            if all(part is not None for _, part in parts):
-                key = ("seq", m.kind, tuple(parts))
-        elif isinstance(m, BlockSpec):
-            seq = self._apply_key(m.seq, keys) if m.seq is not None else ()
-            parts = [(k, self._apply_key(v, keys) if isinstance(v, Spec) else None) for k, v in m.attrs.items()]
-            if seq is not None and all(part is not None for _, part in parts):
-                key = ("block", id(m.cls), m.torch_base, tuple(sorted(m.values.items())), seq, tuple(parts))
-        if key is not None:
-            try:
-                hash(key)
-            except TypeError:
-                key = None
-        keys[id(m)] = key
-        return key
-
-    # ------------------------------------------------------------ forward: applying modules
     def apply_spec(self, spec, args, kwargs, node, frame):
         flows = [a for a in [*args, *kwargs.values()] if isinstance(a, Flow)]
         if isinstance(spec, BlockSpec):
@@ -477,11 +466,15 @@ class TorchMixin:
         producers = frozenset().union(*(f.producers for f in flows))
         if isinstance(spec, (LeafSpec, ParamSpec)):
             name = self.name_of(spec)
-            n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node) if node is not None else None), producers)
+            n = self.graph.add_node(
+                Node(self.next_node(), "layer", layer=name, span=_span(node) if node is not None else None), producers
+            )
             return Flow(frozenset({n.id}))
         if isinstance(spec, UnknownSpec):
             name = self.name_of(spec)
-            n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node) if node is not None else None), producers)
+            n = self.graph.add_node(
+                Node(self.next_node(), "layer", layer=name, span=_span(node) if node is not None else None), producers
+            )
             return Flow(frozenset({n.id}))
         return UNKNOWN
 

@@ -102,8 +102,10 @@ def _params_owner(expr) -> str | None:
 
 def _owners(expr) -> list[str]:
     """Every object whose ``parameters()`` the expression collects, in order."""
-    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in (
-        "parameters", "named_parameters"
+    if (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr in ("parameters", "named_parameters")
     ):
         return [ast.unparse(expr.func.value)]
     out: list[str] = []
@@ -404,7 +406,7 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
         for loop in containers:
             events = scope.events(loop)
             kinds = [e.kind for e in events]
-            if "backward" in kinds and "step" in kinds[kinds.index("backward"):]:
+            if "backward" in kinds and "step" in kinds[kinds.index("backward") :]:
                 chosen.append((loop, events))
         # keep the innermost loops (an epoch loop around a batch loop is one training loop)
         for loop, events in chosen:
@@ -467,7 +469,9 @@ def _optimized_through_callers(index, scope: _Scope, events, callers) -> str | N
         call = ast.parse(step.text, mode="eval").body
     except SyntaxError:
         return None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)):
+    if not (
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+    ):
         return None
     opt = call.func.value.id
     if opt not in scope.params:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from gradlint.graph.model import Init, Span
+from gradlint.graph.model import Span
 
 
 class _Unknown:

@@ -41,8 +41,10 @@ def verdict_line(d) -> str | None:
     if verdict == "not-run":
         return f"{_MARKS[verdict]} {summary}"
     if summary.startswith(f"{verdict}: "):
-        summary = summary[len(verdict) + 2:]
-    where = f" on {ev['device']}, {ev.get('seeds')} seed{'s' if ev.get('seeds') != 1 else ''}" if ev.get("device") else ""
+        summary = summary[len(verdict) + 2 :]
+    where = (
+        f" on {ev['device']}, {ev.get('seeds')} seed{'s' if ev.get('seeds') != 1 else ''}" if ev.get("device") else ""
+    )
     tail = " — kept, marked refuted" if verdict == "refuted" else ""
     return f"{_MARKS.get(verdict, '?')} {verdict}{where}: {summary}{tail}"
 
@@ -198,8 +200,14 @@ def stable_identities(diagnostics, root: str | None = None, sources: dict | None
     paths = [relative_path(d.path, root) for d in diagnostics]
     order = sorted(
         range(len(diagnostics)),
-        key=lambda i: (paths[i], diagnostics[i].cell or 0, diagnostics[i].line, diagnostics[i].column,
-                       diagnostics[i].code, diagnostics[i].message),
+        key=lambda i: (
+            paths[i],
+            diagnostics[i].cell or 0,
+            diagnostics[i].line,
+            diagnostics[i].column,
+            diagnostics[i].code,
+            diagnostics[i].message,
+        ),
     )
     seen: Counter = Counter()
     out = [""] * len(diagnostics)

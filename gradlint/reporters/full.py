@@ -28,7 +28,9 @@ def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -
     for d in diagnostics:
         sev = style(f"[{d.severity}]", fg=_SEVERITY_COLOUR.get(d.severity), bold=True)
         where = f"{d.path}:cell {d.cell}" if d.cell is not None else d.path
-        out.append(f"{style(f'{where}:{d.line}:{d.column}:', bold=True)} {style(d.code, bold=True)} {sev} {d.message}\n")
+        out.append(
+            f"{style(f'{where}:{d.line}:{d.column}:', bold=True)} {style(d.code, bold=True)} {sev} {d.message}\n"
+        )
         verdict = verdict_line(d)
         if verdict:
             colour = {"confirmed": "green", "refuted": "red"}.get(dict(d.evidence).get("verdict"))

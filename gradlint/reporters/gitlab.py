@@ -26,13 +26,15 @@ def issues(diagnostics, root: str | None = None, sources: dict | None = None) ->
         else:
             description = f"{d.code} {d.message}"
             lines = {"begin": max(1, d.line), "end": max(1, d.line, d.end_line)}
-        out.append({
-            "description": description,
-            "check_name": d.code,
-            "fingerprint": hashlib.md5(ident.encode("utf-8", "surrogateescape")).hexdigest(),
-            "severity": _SEVERITY.get(d.severity, "minor"),
-            "location": {"path": relative_path(d.path, root), "lines": lines},
-        })
+        out.append(
+            {
+                "description": description,
+                "check_name": d.code,
+                "fingerprint": hashlib.md5(ident.encode("utf-8", "surrogateescape")).hexdigest(),
+                "severity": _SEVERITY.get(d.severity, "minor"),
+                "location": {"path": relative_path(d.path, root), "lines": lines},
+            }
+        )
     return out
 
 

@@ -34,12 +34,20 @@ def render(diagnostics, root: str | None = None, files_checked=None, **_) -> str
     suite = ET.SubElement(suites, "testsuite", {"name": "gradlint", **counts})
     for d in diagnostics:
         path = relative_path(d.path, root)
-        case = ET.SubElement(suite, "testcase", {
-            "classname": _clean(path), "name": _clean(f"{d.code} {_where(d)}"), "file": _clean(path),
-            "line": str(d.line),
-        })
-        body = [f"{path}:{'cell ' + str(d.cell) + ':' if d.cell is not None else ''}{d.line}:{d.column}: "
-                f"{d.code} [{d.severity}] {d.message}"]
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {
+                "classname": _clean(path),
+                "name": _clean(f"{d.code} {_where(d)}"),
+                "file": _clean(path),
+                "line": str(d.line),
+            },
+        )
+        body = [
+            f"{path}:{'cell ' + str(d.cell) + ':' if d.cell is not None else ''}{d.line}:{d.column}: "
+            f"{d.code} [{d.severity}] {d.message}"
+        ]
         verdict = verdict_line(d)
         if verdict:
             body.append(f"   {verdict}")

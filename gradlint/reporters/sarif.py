@@ -103,26 +103,37 @@ def _result(d, rule_index: dict, fingerprint: str, root: str | None) -> dict:
     if related:
         result["relatedLocations"] = related
     if d.fix is not None and d.fix.edits and d.cell is None:
-        result["fixes"] = [{
-            "description": {"text": f"{d.fix.title} ({d.fix.applicability})"},
-            "artifactChanges": [{
-                "artifactLocation": _artifact(d.path, root),
-                "replacements": [
-                    {"deletedRegion": _region(e.line, e.column, e.end_line, e.end_column),
-                     "insertedContent": {"text": e.content}}
-                    for e in d.fix.edits
+        result["fixes"] = [
+            {
+                "description": {"text": f"{d.fix.title} ({d.fix.applicability})"},
+                "artifactChanges": [
+                    {
+                        "artifactLocation": _artifact(d.path, root),
+                        "replacements": [
+                            {
+                                "deletedRegion": _region(e.line, e.column, e.end_line, e.end_column),
+                                "insertedContent": {"text": e.content},
+                            }
+                            for e in d.fix.edits
+                        ],
+                    }
                 ],
-            }],
-        }]
-    properties = {"name": d.name, "confidence": d.confidence, "hazard": str(d.hazard),
-                  "prediction": d.prediction_json()}
+            }
+        ]
+    properties = {
+        "name": d.name,
+        "confidence": d.confidence,
+        "hazard": str(d.hazard),
+        "prediction": d.prediction_json(),
+    }
     if d.help:
         properties["help"] = d.help
     if d.evidence:
         properties["evidence"] = dict(d.evidence)
     if d.cell is not None:
-        properties.update(cell=d.cell, cellLine=d.line, cellColumn=d.column,
-                          cellEndLine=d.end_line, cellEndColumn=d.end_column)
+        properties.update(
+            cell=d.cell, cellLine=d.line, cellColumn=d.column, cellEndLine=d.end_line, cellEndColumn=d.end_column
+        )
     if d.fix is not None:
         properties["fix"] = {"title": d.fix.title, "applicability": d.fix.applicability}
     result["properties"] = _plain(properties)
@@ -139,8 +150,14 @@ def document(diagnostics, root: str | None = None, sources: dict | None = None) 
     for d in diagnostics:  # a code no rule class declares still gets a descriptor
         if d.code not in known:
             known.add(d.code)
-            rules.append({"id": d.code, "name": d.name, "shortDescription": {"text": d.name},
-                          "defaultConfiguration": {"level": _LEVEL.get(d.severity, "warning")}})
+            rules.append(
+                {
+                    "id": d.code,
+                    "name": d.name,
+                    "shortDescription": {"text": d.name},
+                    "defaultConfiguration": {"level": _LEVEL.get(d.severity, "warning")},
+                }
+            )
     rule_index = {r["id"]: n for n, r in enumerate(rules)}
     identities = stable_identities(diagnostics, root, sources)
     results = [
@@ -151,19 +168,23 @@ def document(diagnostics, root: str | None = None, sources: dict | None = None) 
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "gradlint",
-                "version": gradlint.__version__,
-                "semanticVersion": gradlint.__version__,
-                "informationUri": INFORMATION_URI,
-                "rules": rules,
-            }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": base if base.endswith("/") else base + "/"}},
-            "columnKind": "unicodeCodePoints",
-            "invocations": [{"executionSuccessful": True}],
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "gradlint",
+                        "version": gradlint.__version__,
+                        "semanticVersion": gradlint.__version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": rules,
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": base if base.endswith("/") else base + "/"}},
+                "columnKind": "unicodeCodePoints",
+                "invocations": [{"executionSuccessful": True}],
+                "results": results,
+            }
+        ],
     }
 
 
