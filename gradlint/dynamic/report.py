@@ -331,48 +331,12 @@ def _band(ax, low, high, horizontal, label_low, label_high) -> None:
     line(low, color=_BAND, linestyle="--", linewidth=0.8)
     line(high, color=_BAND, linestyle="--", linewidth=0.8)
     # the threshold labels sit outside the axes, beside the axis they mark
-    if horizontal:
-        ax.text(
-            low,
-            1.01,
-            label_low,
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="bottom",
-            fontsize=6,
-            color="#1e8449",
-        )
-        ax.text(
-            high,
-            1.01,
-            label_high,
-            transform=ax.get_xaxis_transform(),
-            ha="center",
-            va="bottom",
-            fontsize=6,
-            color="#1e8449",
-        )
-    else:
-        ax.text(
-            1.005,
-            low,
-            label_low,
-            transform=ax.get_yaxis_transform(),
-            ha="left",
-            va="center",
-            fontsize=6,
-            color="#1e8449",
-        )
-        ax.text(
-            1.005,
-            high,
-            label_high,
-            transform=ax.get_yaxis_transform(),
-            ha="left",
-            va="center",
-            fontsize=6,
-            color="#1e8449",
-        )
+    for value, label in ((low, label_low), (high, label_high)):
+        if horizontal:
+            at, transform, ha, va = (value, 1.01), ax.get_xaxis_transform(), "center", "bottom"
+        else:
+            at, transform, ha, va = (1.005, value), ax.get_yaxis_transform(), "left", "center"
+        ax.text(*at, label, transform=transform, ha=ha, va=va, fontsize=6, color="#1e8449")
 
 
 def _limits(ax, values, low, high, horizontal) -> None:
