@@ -187,7 +187,7 @@ class TorchMixin:
             return UnknownSpec(kind, span, "bare nn.Module()")
         category = catalog.layer_category(kind)
         params = self.layer_params(kind, args, kwargs)
-        for name in catalog.SIZE_PARAMS.intersection(params):
+        for name in [n for n in params if n in catalog.SIZE_PARAMS]:  # in order: deterministic notes
             value = params[name]
             sizes = value if isinstance(value, tuple) else (value,)
             bound = catalog.MAX_COUNT if name in catalog.COUNT_PARAMS else catalog.MAX_SIZE
