@@ -343,3 +343,58 @@ def test_factory_functions_build_the_model_they_return():
     assert shapes == [(16, 64), (64, 64), (64, 64)]
     # the class alone cannot be resolved; the factory covers it
     assert graphs["Net"].unknowns and graphs["Net"].checked_in_context
+
+
+def test_dispatch_on_a_block_class_with_is():
+    """``if block_type is ConvBlock:`` (timm's NextViT): a class is one object, so the test holds
+    whichever way the class reached the variable. Two styles: a list multiplied, a tuple default."""
+    common = """
+        import torch.nn as nn
+        class ConvBlock(nn.Module):
+            def __init__(self, w):
+                super().__init__()
+                self.fc = nn.Linear(w, w)
+                self.act = nn.Tanh()
+            def forward(self, x):
+                return self.act(self.fc(x))
+        class AttnBlock(nn.Module):
+            def __init__(self, w):
+                super().__init__()
+                self.fc = nn.Linear(w, w)
+            def forward(self, x):
+                return x + self.fc(x)
+    """
+    styles = [
+        """
+        class M(nn.Module):
+            def __init__(self, types=None):
+                super().__init__()
+                types = [ConvBlock] * 3 + [AttnBlock]
+                blocks = []
+                for t in types:
+                    if t is ConvBlock:
+                        blocks.append(ConvBlock(16))
+                    elif t is AttnBlock:
+                        blocks.append(AttnBlock(16))
+                self.blocks = nn.Sequential(*blocks)
+            def forward(self, x):
+                return self.blocks(x)
+        """,
+        """
+        class M(nn.Module):
+            def __init__(self, types=(ConvBlock, ConvBlock, ConvBlock, AttnBlock)):
+                super().__init__()
+                self.blocks = nn.ModuleList()
+                for t in types:
+                    self.blocks.append(ConvBlock(16) if t is ConvBlock else AttnBlock(16))
+            def forward(self, x):
+                for b in self.blocks:
+                    x = b(x)
+                return x
+        """,
+    ]
+    for style in styles:
+        g = graph_of(textwrap.dedent(common) + textwrap.dedent(style))
+        assert acts(g) == ["tanh"] * 3, style
+        assert len(g.summary()["weighted"]) == 4
+        assert not any("condition not resolved" in u.reason for u in g.unknowns), g.unknowns

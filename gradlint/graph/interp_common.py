@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import copy
 import operator
 
 from gradlint.graph.model import Init, Span
@@ -150,7 +149,8 @@ def _clone(value, memo: dict):
         found = memo.get(id(value))
         if found is not None:
             return found
-        new = copy.copy(value)
+        new = object.__new__(type(value))  # copy.copy, without its __reduce_ex__ round trip
+        new.__dict__.update(value.__dict__)
         memo[id(value)] = new
         new.inits = dict(value.inits)
         if isinstance(value, LeafSpec):

@@ -80,12 +80,19 @@ class ExpressionsMixin:
             return frame.locals[name]
         if name == "self" and frame.self_block is not None:
             return frame.self_block
-        if name in self.index.classes:
-            return ClassRef(name, self.index.classes[name])
-        if name in self.index.functions:
-            return FuncRef(self.index.functions[name])
-        if name in self.index.imports:
-            return ClassRef(self.index.imports[name])
+        index = self.index
+        ref = index.refs.get(name)
+        if ref is not None:
+            return ref
+        if name in index.classes:
+            ref = index.refs[name] = ClassRef(name, index.classes[name])
+            return ref
+        if name in index.functions:
+            ref = index.refs[name] = FuncRef(index.functions[name])
+            return ref
+        if name in index.imports:
+            ref = index.refs[name] = ClassRef(index.imports[name])
+            return ref
         if name in self.index.constants:
             return self.module_constant(name)
         builtin = _BUILTINS.get(name)
@@ -99,7 +106,10 @@ class ExpressionsMixin:
         # torch.nn.Linear and friends resolve by name first
         q = self.index.qualname(node)
         if q is not None and not (isinstance(node.value, ast.Name) and node.value.id in frame.locals):
-            return ClassRef(q)
+            ref = self.index.refs.get(q)
+            if ref is None:
+                ref = self.index.refs[q] = ClassRef(q)
+            return ref
         owner = self.eval(node.value, frame)
         attr = node.attr
         if isinstance(owner, BlockSpec):
@@ -410,6 +420,10 @@ class ExpressionsMixin:
                 and _is_known(right)
             ):
                 ok = (left is right) if isinstance(op, ast.Is) else (left is not right)
+            elif isinstance(op, (ast.Is, ast.IsNot)) and isinstance(left, (ClassRef, FuncRef)):
+                # a class or function is one object: ``block_type is ConvBlock`` is equality of
+                # the references, however many times the name was evaluated
+                ok = (left == right) if isinstance(op, ast.Is) else (left != right)
             elif (
                 not _is_known(left)
                 or not _is_known(right)

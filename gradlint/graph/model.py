@@ -29,12 +29,17 @@ class Span:
 
     @classmethod
     def of(cls, node) -> "Span":
-        return cls(
-            node.lineno,
-            node.col_offset,
-            getattr(node, "end_lineno", None) or node.lineno,
-            getattr(node, "end_col_offset", None) or node.col_offset,
-        )
+        # kept on the node: the builder asks for the same nodes' spans again and again (a
+        # frozen dataclass costs a microsecond to make); a syntax tree's locations never change
+        span = node.__dict__.get("_gradlint_span")
+        if span is None:
+            span = node._gradlint_span = cls(
+                node.lineno,
+                node.col_offset,
+                getattr(node, "end_lineno", None) or node.lineno,
+                getattr(node, "end_col_offset", None) or node.col_offset,
+            )
+        return span
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ class FileIndex:
         #: models whose build failed (a builder bug): (name, span, message), for GL002
         self.build_errors: list = []
         self._qualname_cache: dict[int, str | None] = {}
+        #: name or qualified name -> its ClassRef/FuncRef (frozen values: one object serves every use)
+        self.refs: dict[str, object] = {}
         self._mro_cache: dict[int, tuple[ast.ClassDef, ...]] = {}
         self.imports: dict[str, str] = {}
         #: modules of ``from M import *`` statements

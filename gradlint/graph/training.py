@@ -11,6 +11,7 @@ the files of the run by the engine), or left unknown. Like the graph builder it 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -135,16 +136,32 @@ class _Scope:
         self.index = index
         self.name = name
         self.params = set(params)
-        self.assigned: dict[str, ast.AST] = {}
-        self.local_defs: dict[str, ast.AST] = {}
         self.clip_helpers = file_clip_helpers
-        for node in ast.walk(ast.Module(body=list(body), type_ignores=[])):
+        self._body = body
+
+    @functools.cached_property
+    def _bindings(self) -> tuple[dict[str, ast.AST], dict[str, ast.AST]]:
+        # read on first use: most scopes (each function, as a possible caller) are never asked
+        assigned: dict[str, ast.AST] = {}
+        local_defs: dict[str, ast.AST] = {}
+        for node in ast.walk(ast.Module(body=list(self._body), type_ignores=[])):
             if isinstance(node, ast.Assign):
                 for t in node.targets:
                     if isinstance(t, (ast.Name, ast.Attribute)):
-                        self.assigned[ast.unparse(t)] = node.value
+                        assigned[ast.unparse(t)] = node.value
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                self.local_defs[node.name] = node
+                local_defs[node.name] = node
+        return assigned, local_defs
+
+    @property
+    def assigned(self) -> dict[str, ast.AST]:
+        """Source text of each assigned name or attribute -> the value last assigned to it."""
+        return self._bindings[0]
+
+    @property
+    def local_defs(self) -> dict[str, ast.AST]:
+        """Functions defined in the scope, by name."""
+        return self._bindings[1]
 
     def is_optimizer(self, receiver: ast.AST) -> bool:
         text = ast.unparse(receiver)
