@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import operator
 
 from gradlint.graph.model import Init, Span
@@ -90,8 +91,10 @@ def _span(node) -> Span:
     return Span.of(node)
 
 
+@functools.lru_cache(maxsize=4096)
 def _torch_kind(qualname: str | None) -> str | None:
-    """``torch.nn.Linear`` -> ``Linear``; None for anything outside torch.nn."""
+    """``torch.nn.Linear`` -> ``Linear``; None for anything outside torch.nn (memoized: the
+    builder asks for every call it evaluates)."""
     if not qualname:
         return None
     if qualname.startswith("torch.nn.modules."):

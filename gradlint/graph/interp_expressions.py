@@ -48,7 +48,10 @@ class ExpressionsMixin:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise _Budget
-        method = _EVAL_DISPATCH.get(type(node))
+        t = type(node)
+        if t is ast.Constant:  # the commonest node, and the cheapest
+            return node.value
+        method = _EVAL_DISPATCH.get(t)
         if method is None:
             return UNKNOWN
         return method(self, node, frame)
@@ -232,7 +235,7 @@ class ExpressionsMixin:
         unknown spread is one Unknown element, with ``unresolved`` as its reason)."""
         out = []
         for e in elts:
-            if isinstance(e, ast.Starred):
+            if type(e) is ast.Starred:
                 v = self.eval(e.value, frame)
                 items = self.iterate(v)
                 if items is None:

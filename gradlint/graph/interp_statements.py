@@ -67,7 +67,7 @@ class StatementsMixin:
             elif p.arg in kwargs:
                 frame.locals[p.arg] = kwargs[p.arg]
             elif d is not None:
-                value = self.eval(d, Frame(depth=frame.depth))
+                value = self._default(d, frame)
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     frame.prov[p.arg] = (Provenance(p.arg, value, d.lineno),)
                 frame.locals[p.arg] = value
@@ -81,13 +81,20 @@ class StatementsMixin:
             if p.arg in kwargs:
                 frame.locals[p.arg] = kwargs[p.arg]
             elif d is not None:
-                frame.locals[p.arg] = self.eval(d, Frame(depth=frame.depth))
+                frame.locals[p.arg] = self._default(d, frame)
             else:
                 frame.locals[p.arg] = UNKNOWN
         if a.vararg:
             frame.locals[a.vararg.arg] = tuple(args[len(params) :])
         if a.kwarg:
             frame.locals[a.kwarg.arg] = {k: v for k, v in kwargs.items() if k not in frame.locals}
+
+    def _default(self, d, frame: Frame):
+        """A parameter's default, evaluated in a frame of its own (most are constants: no frame)."""
+        if type(d) is ast.Constant:
+            self.tick()
+            return d.value
+        return self.eval(d, Frame(depth=frame.depth))
 
     # ================================================================ statements
     def tick(self) -> None:
