@@ -9,6 +9,7 @@ networkx attributes directly.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
@@ -282,15 +283,42 @@ class ModelGraph:
         if node.op != "merge" or node.merge != "add":
             return False
         preds = list(self._g.predecessors(node.id))
-        for a in preds:
-            for b in preds:
-                if a != b and nx.has_path(self._g, a, b):
-                    return True
-        # shortcut with its own layers (a downsample): the branches fork from a common point
-        if len(preds) >= 2:
-            first = nx.ancestors(self._g, preds[0]) | {preds[0]}
-            return any(first & (nx.ancestors(self._g, p) | {p}) for p in preds[1:])
+        if len(preds) < 2:
+            return False
+        # one input reaches another, or the first input shares an ancestor with another (a
+        # shortcut with its own layers, such as a downsample: the branches fork from one point)
+        first = 1  # the first input's bit
+        for _, mask, pred_bit in self._walk_up(preds):
+            if mask & ~pred_bit and pred_bit:  # an input reaching another input
+                return True
+            if mask & first and mask & ~first:
+                return True
         return False
+
+    def _walk_up(self, preds: list[int]):
+        """The ancestors of ``preds`` (themselves included), latest first, each with the set of
+        inputs it reaches (a bit mask, bit ``i`` for ``preds[i]``; complete when it is yielded:
+        ids follow the forward order, so every successor comes first) and its own bit when it is
+        one of ``preds`` (else 0). A caller that has its answer stops early, so a residual
+        branch costs its own length, not the whole network's ancestry."""
+        masks: dict[int, int] = {}
+        own: dict[int, int] = {}
+        for i, p in enumerate(preds):
+            masks[p] = masks.get(p, 0) | (1 << i)
+            own[p] = own.get(p, 0) | (1 << i)
+        heap = [-p for p in masks]
+        heapq.heapify(heap)
+        pred = self._g.pred
+        while heap:
+            nid = -heapq.heappop(heap)
+            mask = masks[nid]
+            yield nid, mask, own.get(nid, 0)
+            for up in pred[nid]:
+                if up in masks:
+                    masks[up] |= mask
+                else:
+                    masks[up] = mask
+                    heapq.heappush(heap, -up)
 
     def branch_nodes(self, merge: Node) -> list[Node]:
         """The nodes between an add's fork and the add itself: its residual branch (and, for a
@@ -300,16 +328,26 @@ class ModelGraph:
         found = cache.get(merge.id)
         if found is None:
             preds = list(self._g.predecessors(merge.id))
-            common = None
-            for p in preds:
-                up = nx.ancestors(self._g, p) | {p}
-                common = up if common is None else common & up
-            if not common or len(preds) < 2:
-                found = []
-            else:
-                fork = max(common)  # ids follow the forward order
-                members = nx.descendants(self._g, fork) & nx.ancestors(self._g, merge.id)
-                found = [self._nodes[i] for i in sorted(members)]
+            found = []
+            if len(preds) >= 2:
+                full = (1 << len(preds)) - 1
+                above: set[int] = set()  # ancestors of the merge later than the fork
+                fork = None
+                for nid, mask, _ in self._walk_up(preds):
+                    if mask == full:  # the latest common ancestor: the fork
+                        fork = nid
+                        break
+                    above.add(nid)
+                if fork is not None:
+                    # of those, the ones the fork reaches (every path from the fork to an
+                    # ancestor of the merge stays among the merge's ancestors)
+                    members, stack, succ = set(), [fork], self._g.succ
+                    while stack:
+                        for nxt in succ[stack.pop()]:
+                            if nxt in above and nxt not in members:
+                                members.add(nxt)
+                                stack.append(nxt)
+                    found = [self._nodes[i] for i in sorted(members)]
             cache[merge.id] = found
         return found
 
