@@ -398,3 +398,93 @@ def test_dispatch_on_a_block_class_with_is():
         assert acts(g) == ["tanh"] * 3, style
         assert len(g.summary()["weighted"]) == 4
         assert not any("condition not resolved" in u.reason for u in g.unknowns), g.unknowns
+
+
+def _stds(g):
+    return {l.name: g.init_of(l).std for l in g.layers("weighted")}
+
+
+def test_applied_init_reads_the_arguments_it_names():
+    """An init function's effect is shared between equal modules only as far as it can tell
+    them apart: one reading ``m.in_features`` gives each width its own scale (two styles:
+    ``model.apply`` at module level, ``self.apply`` in the constructor)."""
+    styles = [
+        """
+        import math
+        import torch.nn as nn
+        def init(m):
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=m.in_features ** -0.5)
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(4, 16)
+                self.b = nn.Linear(16, 16)
+                self.c = nn.Linear(16, 64)
+            def forward(self, x):
+                return self.c(self.b(self.a(x)))
+        model = M()
+        model.apply(init)
+        """,
+        """
+        import math
+        import torch.nn as nn
+        class M(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = nn.Linear(4, 16)
+                self.b = nn.Linear(16, 16)
+                self.c = nn.Linear(16, 64)
+                self.apply(self._init)
+            def _init(self, m):
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, std=m.in_features ** -0.5)
+            def forward(self, x):
+                return self.c(self.b(self.a(x)))
+        """,
+    ]
+    for style in styles:
+        graphs = build_graphs(ast.parse(textwrap.dedent(style)), "t.py")
+        g = next(g for g in graphs if "a" in {l.name for l in g.layers()} and g.init_of(g.layer("a")).std)
+        assert _stds(g) == {"a": 0.5, "b": 0.25, "c": 0.25}, style
+
+
+def test_applied_method_sees_each_models_own_attributes():
+    """``self.apply(self._init)`` in two models of one file: an effect learnt on one model's
+    modules is reused on the other's only when what the method reads of ``self`` is equal."""
+    source = """
+        import torch.nn as nn
+        class Base(nn.Module):
+            def _init(self, m):
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, std=self.scale)
+        class Small(Base):
+            def __init__(self):
+                super().__init__()
+                self.scale = 0.01
+                self.fc = nn.Linear(8, 8)
+                self.apply(self._init)
+            def forward(self, x):
+                return self.fc(x)
+        class Big(Base):
+            def __init__(self):
+                super().__init__()
+                self.scale = 3.0
+                self.fc = nn.Linear(8, 8)
+                self.apply(self._init)
+            def forward(self, x):
+                return self.fc(x)
+        class Same(Base):
+            def __init__(self):
+                super().__init__()
+                self.scale = 0.01
+                self.other = 1
+                self.fc = nn.Linear(8, 8)
+                self.apply(self._init)
+            def forward(self, x):
+                return self.fc(x)
+    """
+    graphs = {g.name: g for g in build_graphs(ast.parse(textwrap.dedent(source)), "t.py")}
+    assert _stds(graphs["Small"]) == {"fc": 0.01}
+    assert _stds(graphs["Big"]) == {"fc": 3.0}
+    assert _stds(graphs["Same"]) == {"fc": 0.01}

@@ -9,7 +9,52 @@ import math
 from gradlint.graph import catalog
 from gradlint.graph.interp_common import _span
 from gradlint.graph.model import Init, UnknownKind
-from gradlint.graph.values import UNKNOWN, BlockSpec, LeafSpec, ParamRef, ParamSpec, SeqSpec, Spec
+from gradlint.graph.values import UNKNOWN, BlockSpec, FuncRef, LeafSpec, ParamRef, ParamSpec, SeqSpec, Spec, UnknownSpec
+
+#: attributes through which a function can read a layer's arguments without naming them
+_OPAQUE_ATTRS = frozenset(
+    ("__dict__", "shape", "size", "dim", "ndim", "numel", "nelement", "extra_repr", "state_dict", "_parameters")
+)
+#: builtins that read attributes by computed names
+_OPAQUE_NAMES = frozenset(("getattr", "hasattr", "vars", "setattr", "dir", "super", "eval", "exec", "locals"))
+
+
+def _method_names(index) -> frozenset:
+    """Names of the methods the file's classes define (memoized on the index)."""
+    found = index.__dict__.get("_method_names")
+    if found is None:
+        found = index._method_names = frozenset(
+            f.name for c in index.classes.values() for f in c.body if isinstance(f, ast.FunctionDef)
+        )
+    return found
+
+
+def _self_reads(func, index) -> frozenset | None:
+    """The attributes a method reads of its first parameter, all as ``self.name``; None when
+    it can see more of it: ``self`` used otherwise (``isinstance(self, ...)``, passed on), a
+    method of the file called through it, or ``super()`` with a base in the file."""
+    params = [*func.args.posonlyargs, *func.args.args]
+    if not params:
+        return None
+    me = params[0].arg
+    methods = _method_names(index)
+    owner = index.owner_of.get(id(func))
+    if owner is not None and any(isinstance(b, ast.Name) and b.id in index.classes for b in owner.bases):
+        if any(isinstance(n, ast.Name) and n.id == "super" for n in ast.walk(func)):
+            return None
+    named = 0
+    reads: set[str] = set()
+    for n in ast.walk(func):
+        if isinstance(n, ast.Name) and n.id == me:
+            named += 1
+        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == me:
+            if n.attr in methods:
+                return None
+            reads.add(n.attr)
+    through = sum(
+        1 for n in ast.walk(func) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == me
+    )
+    return frozenset(reads) if named == through else None
 
 
 class InitMixin:
@@ -111,7 +156,7 @@ class InitMixin:
             self.note_unknown(f"initializer target not resolved: `{init.text[:60]}`", _span(node), UnknownKind.INIT)
 
     # ------------------------------------------------------------ model.apply(init)
-    def apply_to_modules(self, owner, call_one, by_name=False, include_root=True) -> None:
+    def apply_to_modules(self, owner, call_one, by_name=False, include_root=True, applied=None, mentioned=None) -> None:
         """``module.apply(fn)``: call ``fn`` on every submodule, children before parents.
 
         An init function sees a module only through its type and attributes, so its effect on
@@ -121,55 +166,147 @@ class InitMixin:
         subtree (``effect_logs``), replayed by relative path; a call that changes anything else,
         or anything outside the subtree, is not replayed. Named calls are not replayed: they may
         dispatch on the name.
+
+        ``mentioned``: the names the function spells out (see :meth:`mentioned_names`; None:
+        every argument of a layer counts). ``applied`` names the function applied, as far as it
+        can tell modules apart (see :meth:`applied_key`); with it, effects are shared by every
+        model of the file the same function is applied to, with the unknowns the call noted.
         """
         saved = self.init_via
         self.init_via = "apply"
         memo: dict = {}
+        if applied is not None:
+            memo = self.index.apply_effects.setdefault(applied, memo)
         keys: dict = {}
         try:
             for mname, m in self.all_modules(owner, "", postorder=True):
                 if m is owner and not include_root:
                     continue
-                key = None if by_name else self._apply_key(m, keys)
+                key = None if by_name else self._apply_key(m, keys, mentioned)
                 if key is not None and key in memo:
-                    effect = memo[key]
+                    effect, unknowns = memo[key]
                     if effect:
                         where = dict(self.all_modules(m, "", params=True))
                         for rel, name, init in effect:
                             self.set_init(where[rel], name, init)
+                    for reason, span, kind in unknowns:
+                        self.note_unknown(reason, span, kind)
                     continue
                 log: list = []
+                noted: dict = {}
                 self.effect_logs.append(log)
+                self.unknown_logs.append(noted)
                 try:
                     call_one(m, mname)
                 finally:
                     self.effect_logs.pop()
+                    self.unknown_logs.pop()
                 if key is None or None in log:
                     continue
                 paths = {id(spec): rel for rel, spec in self.all_modules(m, "", params=True)} if log else {}
                 if all(id(spec) in paths for spec, _, _ in log):
-                    memo[key] = [(paths[id(spec)], name, init) for spec, name, init in log]
+                    memo[key] = ([(paths[id(spec)], name, init) for spec, name, init in log], tuple(noted))
         finally:
             self.init_via = saved
 
-    def _apply_key(self, m, keys: dict):
+    def applied_key(self, fn, frame):
+        """What a function applied to every module (``model.apply(fn)``) is, as far as its effect
+        on one module can differ: the function and the depth it is called at, and for a method
+        what it can read of the model it is bound to: the plain attributes, submodule names and
+        class attributes it names (``self.config...``, ``if self.pooler is not None``), and the
+        class itself when ``self`` is used other than through an attribute (``isinstance(self,
+        ...)``), and every attribute then (see ``_self_reads``). None for anything else."""
+        if not isinstance(fn, FuncRef) or fn.qualname is not None or not isinstance(fn.node, ast.AST):
+            return None
+        bound = fn.bound
+        if bound is None:
+            owner = None
+        elif isinstance(bound, BlockSpec):
+            names = _self_reads(fn.node, self.index)
+            try:
+                values = tuple(
+                    sorted((k, type(v).__name__, v) for k, v in bound.values.items() if names is None or k in names)
+                )
+                hash(values)
+            except TypeError:
+                return None
+            attrs = tuple((k, type(v).__name__) for k, v in bound.attrs.items() if names is None or k in names)
+            if names is None:
+                cls = id(bound.cls)
+            else:
+                found = ((n, self.index.class_attr(bound.cls, n)) for n in sorted(names))
+                cls = tuple((n, id(stmt)) for n, stmt in found if stmt is not None)
+            owner = (cls, bound.torch_base, values, attrs)
+        else:
+            return None
+        return (id(fn.node), owner, frame.depth)
+
+    def mentioned_names(self, fn) -> frozenset | None:
+        """The attribute names and strings a function applied to modules spells out: a torch
+        layer's arguments (``in_features``, ``padding_idx``) are read only by name, so one it
+        never names cannot change its effect. None when it could read them unseen: it calls a
+        function or method of the file (``super()`` with a base in the file), ``getattr``/
+        ``vars``, or asks a shape. The file's classes it names are only compared with."""
+        node = getattr(fn, "node", None) if isinstance(fn, FuncRef) else None
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            return None
+        cache = self.index.__dict__.setdefault("_mentioned", {})
+        if id(node) in cache:
+            return cache[id(node)]
+        methods = _method_names(self.index)
+        owner = self.index.owner_of.get(id(node))
+        local_base = owner is not None and any(
+            isinstance(b, ast.Name) and b.id in self.index.classes for b in owner.bases
+        )
+        names: set[str] | None = set()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Attribute):
+                on_library_base = (
+                    not local_base
+                    and isinstance(sub.value, ast.Call)
+                    and isinstance(sub.value.func, ast.Name)
+                    and sub.value.func.id == "super"
+                )
+                if sub.attr in _OPAQUE_ATTRS or (sub.attr in methods and not on_library_base):
+                    names = None
+                    break
+                names.add(sub.attr)
+            elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                names.add(sub.value)
+            elif isinstance(sub, ast.Name) and (sub.id in _OPAQUE_NAMES or sub.id in self.index.functions):
+                if sub.id == "super" and not local_base:
+                    continue  # the base is a library's (transformers' PreTrainedModel): not interpreted
+                names = None
+                break
+        found = cache[id(node)] = frozenset(names) if names is not None else None
+        return found
+
+    def _apply_key(self, m, keys: dict, mentioned: frozenset | None = None):
         """What an init function can tell of ``m`` (equal keys, equal effects); None when it
-        cannot be told: a module whose attributes or submodules are not all known and hashable."""
+        cannot be told: a module whose attributes or submodules are not all known and hashable.
+        With ``mentioned`` (see :meth:`mentioned_names`), a layer's arguments the function
+        never names are left out: ``nn.Linear(768, 768)`` and ``nn.Linear(768, 3072)`` are one
+        key to an init function that only asks ``isinstance(m, nn.Linear)``."""
         found = keys.get(id(m), False)
         if found is not False:
             return found
         key = None
         if isinstance(m, LeafSpec):
-            key = ("leaf", m.kind, tuple(sorted(m.params.items())))
+            params = m.params.items() if mentioned is None else [(k, v) for k, v in m.params.items() if k in mentioned]
+            key = ("leaf", m.kind, tuple(sorted(params)))
         elif isinstance(m, ParamSpec):
             key = ("param", m.shape)
+        elif isinstance(m, UnknownSpec):
+            key = ("unknown", m.text, m.reason)
         elif isinstance(m, SeqSpec):
-            parts = [(k, self._apply_key(v, keys)) for k, v in m.items]
+            parts = [(k, self._apply_key(v, keys, mentioned)) for k, v in m.items]
             if all(part is not None for _, part in parts):
                 key = ("seq", m.kind, tuple(parts))
         elif isinstance(m, BlockSpec):
-            seq = self._apply_key(m.seq, keys) if m.seq is not None else ()
-            parts = [(k, self._apply_key(v, keys) if isinstance(v, Spec) else None) for k, v in m.attrs.items()]
+            seq = self._apply_key(m.seq, keys, mentioned) if m.seq is not None else ()
+            parts = [
+                (k, self._apply_key(v, keys, mentioned) if isinstance(v, Spec) else None) for k, v in m.attrs.items()
+            ]
             if seq is not None and all(part is not None for _, part in parts):
                 key = ("block", id(m.cls), m.torch_base, tuple(sorted(m.values.items())), seq, tuple(parts))
         if key is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 
 from gradlint.graph import formulas
+from gradlint.graph.folding import FoldingMixin
 from gradlint.graph.interp_common import (
-    _BINOPS,
     _CMPOPS,
     _MODULE_METHODS,
     MAX_FOLD_BITS,
@@ -19,7 +19,6 @@ from gradlint.graph.interp_common import (
     _is_known,
     _Scaled,
     _span,
-    fold_too_large,
 )
 from gradlint.graph.model import Node, Provenance, UnknownKind
 from gradlint.graph.pybuiltins import _BUILTINS
@@ -38,7 +37,7 @@ from gradlint.graph.values import (
 )
 
 
-class ExpressionsMixin:
+class ExpressionsMixin(FoldingMixin):
     """Expressions: names, attributes, subscripts, literals, comprehensions, operators, calls.
 
     A part of :class:`gradlint.graph.builder.Builder`."""
@@ -353,21 +352,6 @@ class ExpressionsMixin:
                 return UNKNOWN
             return [self.copy_spec(x) if i else x for i in range(right) for x in left]
         return self.fold(node.op, left, right, node)
-
-    def fold(self, op, left, right, node=None):
-        fn = _BINOPS.get(type(op))
-        if fn is None or not _is_known(left) or not _is_known(right):
-            return UNKNOWN
-        if not isinstance(left, (int, float, str, tuple)) or not isinstance(right, (int, float, str, tuple)):
-            return UNKNOWN
-        if fold_too_large(op, left, right):
-            if node is not None:
-                self.note_unknown(f"value too large to fold: `{self.text(node)[:60]}`", _span(node), UnknownKind.BUDGET)
-            return UNKNOWN
-        try:
-            return fn(left, right)
-        except Exception:  # the operation fails in Python too (1 / 0, "a" - 1): nothing to fold
-            return UNKNOWN
 
     def copy_spec(self, spec):
         # ``[block] * n`` repeats the *same* module object n times

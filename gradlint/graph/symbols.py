@@ -20,6 +20,8 @@ class FileIndex:
         self.recurrent_classes: set[str] = set()
         #: (class, arguments, loop context) -> (interpreted BlockSpec, classes it built, unknowns)
         self.instances: dict = {}
+        #: (function applied, module key) -> its effect (see InitMixin.apply_to_modules)
+        self.apply_effects: dict = {}
         #: models whose build failed (a builder bug): (name, span, message), for GL002
         self.build_errors: list = []
         self._qualname_cache: dict[int, str | None] = {}

@@ -429,7 +429,13 @@ class TorchMixin:
         if name in ("modules", "named_modules", "children", "named_children", "parameters", "named_parameters"):
             return Iterated(name, owner)
         if name == "apply" and args:
-            self.apply_to_modules(owner, lambda m, mname: self.call(args[0], [m], {}, node, frame))
+            applied, mentioned = self.applied_key(args[0], frame), self.mentioned_names(args[0])
+            self.apply_to_modules(
+                owner,
+                lambda m, mname: self.call(args[0], [m], {}, node, frame),
+                applied=applied if applied is None or mentioned is None else (applied, mentioned),
+                mentioned=mentioned,
+            )
             return owner
         if name in ("add_module", "register_module") and len(args) == 2 and isinstance(owner, BlockSpec):
             if _is_known(args[0]):
