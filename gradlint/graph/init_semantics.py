@@ -32,7 +32,15 @@ def _method_names(index) -> frozenset:
 def _self_reads(func, index) -> frozenset | None:
     """The attributes a method reads of its first parameter, all as ``self.name``; None when
     it can see more of it: ``self`` used otherwise (``isinstance(self, ...)``, passed on), a
-    method of the file called through it, or ``super()`` with a base in the file."""
+    method of the file called through it, or ``super()`` with a base in the file (memoized
+    on the index)."""
+    cache = index.__dict__.setdefault("_self_reads", {})
+    if id(func) not in cache:
+        cache[id(func)] = _read_of_self(func, index)
+    return cache[id(func)]
+
+
+def _read_of_self(func, index) -> frozenset | None:
     params = [*func.args.posonlyargs, *func.args.args]
     if not params:
         return None
