@@ -31,25 +31,76 @@ def pytest_addoption(parser):
     )
 
 
+#: suites that start real processes, virtual environments or torch: `make test` runs them;
+#: `pytest -m "not slow"` leaves them out while iterating
+SLOW_SUITES = frozenset(
+    {
+        "test_dynamic",
+        "test_dynamic_isolation",
+        "test_precommit",
+        "test_wheel",
+        "test_lsp",
+        "test_calibrate_cells",
+        "test_accuracy_bench",
+        "test_watch",
+        "test_notebook",
+    }
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a suite of real processes (see SLOW_SUITES in tests/conftest.py)")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_SUITES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def update_snapshots(request):
     return request.config.getoption("--update-snapshots")
 
 
-def run_cli(*args, cwd=None, env=None, input=None):
-    """Run the real `gradlint` entry point in a subprocess."""
-    import subprocess
+def run_cli(*args, cwd=None, env=None, input=None, subprocess=False):
+    """Run the `gradlint` command: in this process through click's CliRunner (the command
+    itself, with its own stdin, stdout, stderr, environment, working folder and exit code),
+    or, with ``subprocess=True`` or ``GRADLINT_TEST_SUBPROCESS=1``, as a real
+    ``python -m gradlint`` process (for what only a process has: signals, the entry point, a
+    fresh interpreter). Returns a ``subprocess.CompletedProcess`` either way."""
+    import subprocess as sp
 
-    full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "gradlint", *args],
-        cwd=cwd or ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=120,
-    )
+    if subprocess or os.environ.get("GRADLINT_TEST_SUBPROCESS") == "1":
+        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        return sp.run(
+            [sys.executable, "-m", "gradlint", *args],
+            cwd=cwd or ROOT,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+        )
+    import traceback
+
+    from click.testing import CliRunner
+
+    from gradlint.cli import cli
+
+    before = os.getcwd()
+    os.chdir(cwd or ROOT)
+    try:
+        result = CliRunner().invoke(
+            cli, [str(a) for a in args], input=input, env={"NO_COLOR": "1", **(env or {})}, prog_name="gradlint"
+        )
+    finally:
+        os.chdir(before)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # what the interpreter would print for an uncaught exception
+        stderr += "".join(traceback.format_exception(result.exception))
+    return sp.CompletedProcess(["gradlint", *args], result.exit_code, result.stdout, stderr)
 
 
 def format_diagnostics(diags) -> str:
