@@ -5,10 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-SEVERITIES = ("error", "warning", "info")
-CONFIDENCES = ("heuristic", "inferred", "confirmed", "refuted", "measured")
-#: the values of ``gradlint.flow.convention.Hazard``, as plain strings
-HAZARDS = ("vanishing", "exploding", "dead", "none")
 #: the keys of a prediction, in the order the JSON object lists them
 PREDICTION_KEYS = ("ratio", "first", "total", "gain", "test", "layers")
 

@@ -184,11 +184,6 @@ class CstSource:
     def code(self, node) -> str:
         return self.module.code_for_node(node)
 
-    def range_of(self, node) -> tuple[int, int, int, int]:
-        """``(line, column, end_line, end_column)``: 1-based, character columns, end exclusive."""
-        r = self.positions[node]
-        return r.start.line, r.start.column + 1, r.end.line, r.end.column + 1
-
     def node_at(self, where, kinds=None):
         """The innermost node of one of ``kinds`` whose range contains ``where``
         (``(line, column, end_line, end_column)``, 1-based characters, end exclusive): the

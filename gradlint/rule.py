@@ -16,7 +16,6 @@ from typing import ClassVar
 from gradlint.diagnostics import Diagnostic, Edit, Fix, Related, prediction_pairs
 from gradlint.graph.model import ModelGraph, Span
 
-CODE_RE = re.compile(r"^GL\d{3}$")
 DOC_HEADINGS = (
     "What it does",
     "Why is this bad?",

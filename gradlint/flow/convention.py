@@ -116,16 +116,6 @@ def describe_tests(t: dict | None = None) -> str:
     )
 
 
-#: what each test compares, in words a message can use
-TEST_WORDS = {
-    "overflow": "values overflow float32 (inf/NaN)",
-    "dead": "every gradient below the output layer is exactly 0",
-    "first": "the first layer's weight-gradient norm",
-    "total": "the whole gradient's norm",
-    "ratio": "the first layer's weight gradient over the last layer's",
-}
-
-
 def classify_seeds(seeds: list[dict], thresholds: dict | None = None) -> tuple[Hazard, str | None]:
     """The hazard most seeds show, each seed (a dict with ``ratio``, ``first``, ``total``,
     ``finite``, ``dead``) judged by :func:`classify`: one unlucky seed (a net dead in one seed

@@ -149,24 +149,6 @@ ACTIVATION_METHODS = {
     "square": "square",
 }
 
-#: string names accepted by constructor arguments (``nonlinearity="tanh"``)
-ACTIVATION_STRINGS = {
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "gelu": "gelu",
-    "silu": "silu",
-    "swish": "silu",
-    "elu": "elu",
-    "selu": "selu",
-    "leaky_relu": "leaky_relu",
-    "hardtanh": "hardtanh",
-    "hardsigmoid": "hardsigmoid",
-    "softsign": "softsign",
-    "mish": "mish",
-    "relu6": "relu6",
-}
-
 FUNCTIONAL_NORMS = frozenset(
     f"torch.nn.functional.{n}" for n in ("layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm")
 )

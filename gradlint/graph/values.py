@@ -85,10 +85,6 @@ class SeqSpec(Spec):
                 return v
         return None
 
-    def renumber(self) -> None:
-        if self.kind != "ModuleDict":
-            self.items = [[str(i), v] for i, (_, v) in enumerate(self.items)]
-
 
 @dataclass(eq=False)
 class BlockSpec(Spec):
