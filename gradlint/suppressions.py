@@ -17,6 +17,7 @@ Each directive records which of its codes hid something, so that GL003
 from __future__ import annotations
 
 import ast
+import bisect
 import io
 import re
 import tokenize
@@ -65,8 +66,7 @@ def _comments(
     lines touches holds its own tokens (a big file with a few ``noqa`` lines is not tokenized
     whole). Otherwise, or when a candidate line is touched by such a string, the whole text."""
     if tree is not None and src_lines is not None:
-        spans = _multiline_strings(tree)
-        if not any(a <= n <= b for n in lines for a, b in spans):
+        if not _multiline_strings(tree, sorted(lines)):
             out = []
             for n in sorted(lines):
                 if not 1 <= n <= len(src_lines):
@@ -89,13 +89,29 @@ def _comments(
     return out
 
 
-def _multiline_strings(tree: ast.AST) -> list[tuple[int, int]]:
-    """(first, last) lines of the string literals that span several lines (f-strings too)."""
+def _multiline_strings(tree: ast.AST, lines: list[int]) -> list[tuple[int, int]]:
+    """(first, last) lines of the string literals that span several lines (f-strings too) and
+    touch one of ``lines`` (sorted). Only the statements and expressions around those lines are
+    visited: a big file with a few ``noqa`` comments is not walked whole."""
     out = []
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Constant, ast.JoinedStr)) and (node.end_lineno or node.lineno) > node.lineno:
-            if isinstance(node, ast.JoinedStr) or isinstance(node.value, (str, bytes)):
-                out.append((node.lineno, node.end_lineno))
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        first = getattr(node, "lineno", None)
+        if first is not None:
+            last = getattr(node, "end_lineno", None) or first
+            decorators = getattr(node, "decorator_list", None)
+            if decorators:  # above the ``def``/``class`` line its span starts at
+                first = min(first, *(d.lineno for d in decorators))
+            i = bisect.bisect_left(lines, first)
+            if i == len(lines) or lines[i] > last:
+                continue  # no line of interest in this node
+            if last > first and (
+                isinstance(node, ast.JoinedStr)
+                or (isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)))
+            ):
+                out.append((first, last))
+        stack.extend(ast.iter_child_nodes(node))
     return out
 
 

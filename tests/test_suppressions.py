@@ -206,3 +206,21 @@ def test_directives_are_real_comments_only(src, expected):
 
     got = [(d.line, d.codes) for d in parse_directives(src, split_lines(src), _ast.parse(src))]
     assert got == expected
+
+
+def test_noqa_text_inside_a_multiline_string_is_not_a_directive_wherever_the_string_is():
+    """Only the statements around the candidate lines are searched for strings of several
+    lines: one in a decorator sits above its ``def``/``class`` line and must still be found."""
+    import ast as _ast
+
+    from gradlint.suppressions import parse_directives
+    from gradlint.text import split_lines
+
+    for src in (
+        '@register("""\nx  # noqa: GL101\n""")\nclass M:\n    pass\n',
+        'class M:\n    @staticmethod\n    @doc("""\n    # noqa: GL101\n    """)\n    def f():\n        pass\n',
+        'X = 1\nDOC = f"""\n{X}  # noqa: GL101\n"""\n',
+    ):
+        assert parse_directives(src, split_lines(src), _ast.parse(src)) == [], src
+    real = 'x = 1  # noqa: GL101\nDOC = """\ntext\n"""\n'
+    assert [d.codes for d in parse_directives(real, split_lines(real), _ast.parse(real))] == [("GL101",)]

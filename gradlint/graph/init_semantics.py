@@ -47,21 +47,20 @@ def _read_of_self(func, index) -> frozenset | None:
     me = params[0].arg
     methods = _method_names(index)
     owner = index.owner_of.get(id(func))
-    if owner is not None and any(isinstance(b, ast.Name) and b.id in index.classes for b in owner.bases):
-        if any(isinstance(n, ast.Name) and n.id == "super" for n in ast.walk(func)):
-            return None
-    named = 0
+    local_base = owner is not None and any(isinstance(b, ast.Name) and b.id in index.classes for b in owner.bases)
+    named = through = 0
     reads: set[str] = set()
-    for n in ast.walk(func):
-        if isinstance(n, ast.Name) and n.id == me:
-            named += 1
+    for n in ast.walk(func):  # one pass: walking is most of the cost
+        if isinstance(n, ast.Name):
+            if n.id == me:
+                named += 1
+            elif n.id == "super" and local_base:
+                return None
         elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == me:
             if n.attr in methods:
                 return None
+            through += 1
             reads.add(n.attr)
-    through = sum(
-        1 for n in ast.walk(func) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == me
-    )
     return frozenset(reads) if named == through else None
 
 
