@@ -11,6 +11,7 @@ the files of the run by the engine), or left unknown. Like the graph builder it 
 from __future__ import annotations
 
 import ast
+import collections
 import functools
 import re
 
@@ -383,14 +384,7 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
     if not found:
         return TrainingFacts([], None)
     # who calls which module-level function, for resolving a model passed as an argument
-    callers: dict[str, list] = {}
-    caller_scopes = [(_Scope(index, tree.body, "<module>", (), clip_helpers), tree.body)]
-    for f in funcs:
-        caller_scopes.append((_Scope(index, f.body, f.name, (), clip_helpers), f.body))
-    for scope, body in caller_scopes:
-        for node in ast.walk(ast.Module(body=list(body), type_ignores=[])):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in index.functions:
-                callers.setdefault(node.func.id, []).append((scope, node))
+    callers = _callers(index, tree, funcs, clip_helpers)
     loops: list[TrainingLoop] = []
     defaults = argparse_defaults(tree) if text is None or "add_argument" in text else {}
     for scope, loop, events in found:
@@ -424,6 +418,38 @@ def _extract(tree: ast.Module, index, lines: list[str] | None = None, text: str 
         tl.length = loop_length(loop, model_text, Ints(index.constants, scope.assigned, defaults), scope.assigned)
         loops.append(tl)
     return TrainingFacts(loops, _global_clipping(tree))
+
+
+def _callers(index, tree: ast.Module, funcs, clip_helpers) -> dict[str, list]:
+    """Each call of a module-level function: ``name -> [(scope, call), ...]``, first every
+    call seen from the module's scope, then each call again from the scope of the function
+    (or method) it is in, in ``funcs`` order. One breadth-first pass (the order of
+    ``ast.walk``) that remembers which of ``funcs`` each node is in."""
+    module = _Scope(index, tree.body, "<module>", (), clip_helpers)
+    owners = {id(f): i for i, f in enumerate(funcs)}
+    seen: dict[str, list] = {}
+    inner: list[dict[str, list]] = [{} for _ in funcs]
+    queue = collections.deque((stmt, None) for stmt in tree.body)
+    while queue:
+        node, owner = queue.popleft()
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in index.functions:
+            seen.setdefault(node.func.id, []).append((module, node))
+            if owner is not None:
+                inner[owner].setdefault(node.func.id, []).append(node)
+        mine = owners.get(id(node))
+        if mine is not None:  # one of funcs: only its body is its scope (not decorators, defaults)
+            body = {id(stmt) for stmt in node.body}
+            for child in ast.iter_child_nodes(node):
+                queue.append((child, mine if id(child) in body else owner))
+            continue
+        for child in ast.iter_child_nodes(node):
+            queue.append((child, owner))
+    for f, calls in zip(funcs, inner):
+        if calls:
+            scope = _Scope(index, f.body, f.name, (), clip_helpers)
+            for name, nodes in calls.items():
+                seen[name].extend((scope, n) for n in nodes)
+    return seen
 
 
 def _optimized_through_callers(index, scope: _Scope, events, callers) -> str | None:
