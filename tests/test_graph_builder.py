@@ -410,7 +410,6 @@ def test_applied_init_reads_the_arguments_it_names():
     ``model.apply`` at module level, ``self.apply`` in the constructor)."""
     styles = [
         """
-        import math
         import torch.nn as nn
         def init(m):
             if isinstance(m, nn.Linear):
@@ -427,7 +426,6 @@ def test_applied_init_reads_the_arguments_it_names():
         model.apply(init)
         """,
         """
-        import math
         import torch.nn as nn
         class M(nn.Module):
             def __init__(self):
@@ -452,39 +450,29 @@ def test_applied_init_reads_the_arguments_it_names():
 def test_applied_method_sees_each_models_own_attributes():
     """``self.apply(self._init)`` in two models of one file: an effect learnt on one model's
     modules is reused on the other's only when what the method reads of ``self`` is equal."""
-    source = """
+    base = """
         import torch.nn as nn
         class Base(nn.Module):
             def _init(self, m):
                 if isinstance(m, nn.Linear):
                     nn.init.normal_(m.weight, std=self.scale)
-        class Small(Base):
+    """
+    model = """
+        class {name}(Base):
             def __init__(self):
                 super().__init__()
-                self.scale = 0.01
-                self.fc = nn.Linear(8, 8)
-                self.apply(self._init)
-            def forward(self, x):
-                return self.fc(x)
-        class Big(Base):
-            def __init__(self):
-                super().__init__()
-                self.scale = 3.0
-                self.fc = nn.Linear(8, 8)
-                self.apply(self._init)
-            def forward(self, x):
-                return self.fc(x)
-        class Same(Base):
-            def __init__(self):
-                super().__init__()
-                self.scale = 0.01
-                self.other = 1
+                self.scale = {scale}
+                {extra}
                 self.fc = nn.Linear(8, 8)
                 self.apply(self._init)
             def forward(self, x):
                 return self.fc(x)
     """
-    graphs = {g.name: g for g in build_graphs(ast.parse(textwrap.dedent(source)), "t.py")}
+    source = textwrap.dedent(base) + "".join(
+        textwrap.dedent(model.format(name=n, scale=v, extra=e))
+        for n, v, e in (("Small", 0.01, "pass"), ("Big", 3.0, "pass"), ("Same", 0.01, "self.other = 1"))
+    )
+    graphs = {g.name: g for g in build_graphs(ast.parse(source), "t.py")}
     assert _stds(graphs["Small"]) == {"fc": 0.01}
     assert _stds(graphs["Big"]) == {"fc": 3.0}
     assert _stds(graphs["Same"]) == {"fc": 0.01}
