@@ -53,6 +53,21 @@ def flow_hazards(graph, *causes):
     return [h for h in judge(graph).hazards() if h.cause in causes]
 
 
+def stack_hazards(graph, ctx, *causes):
+    """:func:`flow_hazards` over at least the rule's ``min-layers`` weighted layers (the option
+    of the stack rules)."""
+    least = int(ctx.options["min-layers"])
+    return [h for h in flow_hazards(graph, *causes) if len(h.layers) >= least]
+
+
+def flow_cured(h, matched: str) -> str:
+    """``"; with Kaiming init the ‖∇W‖ ratio would be 3.2e-01"``: what the flow model predicts
+    with the matched initializer, when it predicted it; else empty."""
+    if h.cured is None or h.cured.ratio is None:
+        return ""
+    return f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
+
+
 def flow_names(h) -> str:
     return describe_names(h.layers[0].name, h.layers[-1].name)
 

@@ -4,14 +4,15 @@ from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
     FLOW_SEVERITIES,
+    flow_cured,
     flow_direction,
-    flow_hazards,
     flow_layer_count,
     flow_matched_init,
     flow_names,
     flow_related,
     flow_report,
     flow_sentence,
+    stack_hazards,
 )
 
 _SCHEME_NAMES = {
@@ -138,20 +139,13 @@ class InitActivationMismatch(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        min_layers = int(ctx.options["min-layers"])
-        for h in flow_hazards(graph, Cause.INIT_MISMATCH):
-            if len(h.layers) < min_layers:
-                continue
+        for h in stack_hazards(graph, ctx, Cause.INIT_MISMATCH):
             inits = [graph.init_of(l, "weight") for l in h.layers]
             names = sorted({_SCHEME_NAMES.get(i.scheme, i.scheme) for i in inits if i is not None})
             explicit = next((i for i in inits if i is not None and i.span is not None), None)
             span = explicit.span if explicit is not None else h.layers[0].span
             matched, remedy = flow_matched_init(graph, h)
-            cured = (
-                f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
-                if h.cured is not None and h.cured.ratio is not None
-                else ""
-            )
+            cured = flow_cured(h, matched)
             n, act, detail = flow_layer_count(graph, h)
             message = (
                 f"{n} {act} layers ({flow_names(h)}{detail}) with {'/'.join(names)} init: "

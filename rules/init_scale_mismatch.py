@@ -5,14 +5,15 @@ from gradlint.flow.propagate import weight_moments
 from gradlint.rule import Rule
 from gradlint.rules._common import (
     FLOW_SEVERITIES,
+    flow_cured,
     flow_direction,
-    flow_hazards,
     flow_layer_count,
     flow_matched_init,
     flow_names,
     flow_related,
     flow_report,
     flow_sentence,
+    stack_hazards,
 )
 
 
@@ -134,10 +135,7 @@ class InitScaleMismatch(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        min_layers = int(ctx.options["min-layers"])
-        for h in flow_hazards(graph, Cause.INIT_SCALE):
-            if len(h.layers) < min_layers:
-                continue
+        for h in stack_hazards(graph, ctx, Cause.INIT_SCALE):
             fixed = [(l, graph.init_of(l, "weight")) for l in h.layers]
             fixed = [(l, i) for l, i in fixed if i is not None and i.scheme in FIXED_SCALE]
             if not fixed:
@@ -151,11 +149,7 @@ class InitScaleMismatch(Rule):
                 if scale is not None
                 else ""
             )
-            cured = (
-                f"; with {matched} init the ‖∇W‖ ratio would be {h.cured.ratio:.1e}"
-                if h.cured is not None and h.cured.ratio is not None
-                else ""
-            )
+            cured = flow_cured(h, matched)
             n, act, detail = flow_layer_count(graph, h)
             message = (
                 f"fixed-scale init `{init.text}`{scale_text} on {n} {act} layers "

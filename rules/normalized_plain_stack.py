@@ -5,11 +5,11 @@ from gradlint.rule import Rule
 from gradlint.rules._common import (
     FLOW_SEVERITIES,
     flow_direction,
-    flow_hazards,
     flow_names,
     flow_related,
     flow_report,
     flow_sentence,
+    stack_hazards,
 )
 
 
@@ -132,10 +132,7 @@ class NormalizedPlainStack(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        min_layers = int(ctx.options["min-layers"])
-        for h in flow_hazards(graph, Cause.NORM_WITHOUT_SKIPS):
-            if len(h.layers) < min_layers:
-                continue
+        for h in stack_hazards(graph, ctx, Cause.NORM_WITHOUT_SKIPS):
             kinds = "/".join(h.detail.get("kinds", ()))
             message = (
                 f"{len(h.layers)} weighted layers ({flow_names(h)}) normalized by {kinds} but with no skip "

@@ -11,6 +11,7 @@ from gradlint.rules._common import (
     flow_related,
     flow_report,
     flow_sentence,
+    stack_hazards,
 )
 
 #: a taken-over hazard's cause, in words
@@ -151,10 +152,7 @@ class UnnormalizedDeepStack(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        min_layers = int(ctx.options["min-layers"])
-        for h in flow_hazards(graph, Cause.DEPTH):
-            if len(h.layers) < min_layers:
-                continue
+        for h in stack_hazards(graph, ctx, Cause.DEPTH):
             if h.detail.get("skips"):
                 without = "with skip connections" + (" and normalization" if h.detail.get("normalized") else "")
             elif h.detail.get("normalized"):
