@@ -476,3 +476,29 @@ def test_applied_method_sees_each_models_own_attributes():
     assert _stds(graphs["Small"]) == {"fc": 0.01}
     assert _stds(graphs["Big"]) == {"fc": 3.0}
     assert _stds(graphs["Same"]) == {"fc": 0.01}
+
+
+def test_a_class_compared_with_an_unknown_is_not_decided():
+    """``ConvBlock is t`` with ``t`` unresolved (an imported default) keeps both branches."""
+    g = graph_of(
+        """
+        import torch.nn as nn
+        from elsewhere import DEFAULT_BLOCK
+        class ConvBlock(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = nn.Linear(8, 8)
+            def forward(self, x):
+                return self.fc(x)
+        class M(nn.Module):
+            def __init__(self, t=DEFAULT_BLOCK):
+                super().__init__()
+                if ConvBlock is t:
+                    self.body = ConvBlock()
+                else:
+                    self.body = nn.Linear(8, 8)
+            def forward(self, x):
+                return self.body(x)
+        """
+    )
+    assert any("condition not resolved: `ConvBlock is t`" in u.reason for u in g.unknowns), g.unknowns

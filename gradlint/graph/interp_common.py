@@ -269,3 +269,14 @@ _MODULE_METHODS = frozenset(
         "requires_grad_",
     }
 )
+
+
+def _same_object(a, b) -> bool | None:
+    """Whether two class or function references name one object; None when one is imported from
+    outside torch and the two differ (it may be an alias of the other)."""
+    if a == b:
+        return True
+    for v in (a, b):
+        if isinstance(v, ClassRef) and v.local is None and not v.qualname.startswith("torch"):
+            return None
+    return False

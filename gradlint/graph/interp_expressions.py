@@ -17,6 +17,7 @@ from gradlint.graph.interp_common import (
     _Budget,
     _Factory,
     _is_known,
+    _same_object,
     _Scaled,
     _span,
 )
@@ -350,12 +351,8 @@ class ExpressionsMixin(FoldingMixin):
         if isinstance(left, list) and isinstance(right, int) and isinstance(node.op, ast.Mult):
             if right > MAX_UNROLL:
                 return UNKNOWN
-            return [self.copy_spec(x) if i else x for i in range(right) for x in left]
+            return [x for _ in range(right) for x in left]  # the *same* module objects, n times
         return self.fold(node.op, left, right, node)
-
-    def copy_spec(self, spec):
-        # ``[block] * n`` repeats the *same* module object n times
-        return spec
 
     def eval_UnaryOp(self, node, frame):
         v = self.eval(node.operand, frame)
@@ -407,10 +404,14 @@ class ExpressionsMixin(FoldingMixin):
                 and _is_known(right)
             ):
                 ok = (left is right) if isinstance(op, ast.Is) else (left is not right)
-            elif isinstance(op, (ast.Is, ast.IsNot)) and isinstance(left, (ClassRef, FuncRef)):
+            elif isinstance(op, (ast.Is, ast.IsNot)) and all(isinstance(v, (ClassRef, FuncRef)) for v in (left, right)):
                 # a class or function is one object: ``block_type is ConvBlock`` is equality of
-                # the references, however many times the name was evaluated
-                ok = (left == right) if isinstance(op, ast.Is) else (left != right)
+                # the references, however many times the name was evaluated; a name imported
+                # from outside torch may be any class (an alias of this one): not known
+                same = _same_object(left, right)
+                if same is None:
+                    return UNKNOWN
+                ok = same if isinstance(op, ast.Is) else not same
             elif (
                 not _is_known(left)
                 or not _is_known(right)
@@ -490,6 +491,7 @@ class ExpressionsMixin(FoldingMixin):
 
 
 _FORMULA_CALLS = formulas.CALLS
+
 
 _EVAL_DISPATCH = {
     getattr(ast, name[5:]): fn
