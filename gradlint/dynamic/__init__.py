@@ -103,73 +103,65 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
     diagnostics = list(diagnostics)
     remove_stale_folders()  # of earlier runs whose gradlint was killed before it cleaned up
     by_file, plan_notes, unmeasured = plan(diagnostics, options.models, files=files, scope=options.scope)
-    notes: list[str] = []
-    models: list[ModelMeasurement] = []
-    seen: dict = {}  # the device the children report
+    run = _Run(options, diagnostics, unmeasured=unmeasured, progress=progress)
+    notes = run.notes
     for i, note in plan_notes.items():
         diagnostics[i] = _not_run(diagnostics[i], note)
         notes.append(
             f"{diagnostics[i].path}:{diagnostics[i].line}: dynamic check skipped for {diagnostics[i].code}: {note}"
         )
-    cap = int(options.memory_limit * 2**30) if options.memory_limit else None
     files_planned = sorted(by_file.items())
-    total = len(files_planned)
-    workers = max(1, min(len(files_planned) or 1, options.jobs or os.cpu_count() or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    run.workers = max(1, min(len(files_planned) or 1, options.jobs or os.cpu_count() or 1))
 
-    def spec_of(path, runnable):
+    try:
+        _measure(run, files_planned)
+    finally:
+        runner.close()  # the fork server of this run (its children are done)
+    return DynamicOutcome(run.diagnostics, run.notes, run.models, run.device, run.unmeasured)
+
+
+@dataclass
+class _Run:
+    """One ``--dynamic`` run: its options, and what it finds as model files finish (the
+    findings with their verdicts, notes, measurements, models not measured, the device)."""
+
+    options: DynamicOptions
+    diagnostics: list
+    notes: list[str] = field(default_factory=list)
+    models: list[ModelMeasurement] = field(default_factory=list)
+    unmeasured: list[str] = field(default_factory=list)
+    progress: object = None
+    workers: int = 1
+    device: str | None = None  # as the children report it
+
+    @property
+    def cap(self) -> int | None:
+        """Bytes of memory per child, or None: no cap."""
+        return int(self.options.memory_limit * 2**30) if self.options.memory_limit else None
+
+    def spec_of(self, path, runnable) -> dict:
+        """What the child measuring one model file is told."""
+        o = self.options
         return {
             "path": path,
-            "device": options.device,
-            "seeds": options.seeds,
-            "steps": options.steps,
-            "seq_len": options.seq_len,
-            "threads": threads,
+            "device": o.device,
+            "seeds": o.seeds,
+            "steps": o.steps,
+            "seq_len": o.seq_len,
+            "threads": max(1, (os.cpu_count() or 1) // self.workers),
             "models": [j.spec(str(k)) for k, j in enumerate(runnable)],
         }
 
+
+def _measure(run: _Run, files_planned) -> None:
+    diagnostics, notes, models, progress = run.diagnostics, run.notes, run.models, run.progress
+    total = len(files_planned)
     futures = {}
-    try:
-        _measure(
-            files_planned,
-            futures,
-            workers,
-            spec_of,
-            options,
-            cap,
-            total,
-            progress,
-            diagnostics,
-            notes,
-            models,
-            unmeasured,
-            seen,
-        )
-    finally:
-        runner.close()  # the fork server of this run (its children are done)
-    return DynamicOutcome(diagnostics, notes, models, seen.get("device"), unmeasured)
-
-
-def _measure(
-    files_planned,
-    futures,
-    workers,
-    spec_of,
-    options,
-    cap,
-    total,
-    progress,
-    diagnostics,
-    notes,
-    models,
-    unmeasured,
-    seen,
-) -> None:
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=run.workers) as pool:
         for path, jobs in files_planned:
             runnable = [j for j in jobs if j.input is not None]
             if runnable:
-                futures[path] = pool.submit(run_child, spec_of(path, runnable), options.timeout, cap)
+                futures[path] = pool.submit(run_child, run.spec_of(path, runnable), run.options.timeout, run.cap)
         done_count = 0
         if progress:
             progress(0, total, "", [], diagnostics)
@@ -188,16 +180,23 @@ def _measure(
             before = len(models)
             if runnable:
                 child = futures[path].result()
-                if seen.get("device") is None:
-                    seen["device"] = child.data.get("device")
-                _collect(child, runnable, rel, path, options, diagnostics, notes, models, unmeasured)
+                if run.device is None:
+                    run.device = child.data.get("device")
+                _collect(run, child, runnable, rel, path)
             done_count += 1
             if progress:
                 progress(done_count, total, rel, models[before:], diagnostics)
 
 
-def _collect(child, runnable, rel, path, options, diagnostics, notes, models, unmeasured) -> None:
+def _collect(run: _Run, child, runnable, rel, path) -> None:
     """Verdicts for one file's models from its child's result (or notes for why not)."""
+    options, diagnostics, notes, models, unmeasured = (
+        run.options,
+        run.diagnostics,
+        run.notes,
+        run.models,
+        run.unmeasured,
+    )
     data = child.data
     device = data.get("device")
     t = {**V.THRESHOLDS, **(options.thresholds or {})}
