@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
 from gradlint.flow.convention import BATCH, FLOAT32_MAX, FLOAT32_SUBNORMAL
+from gradlint.graph import catalog
 
 #: spatial size per dimension that --dynamic feeds a convolutional model (dynamic/plan.py)
 SPATIAL = {1: 64, 2: 64, 3: 16}
@@ -116,17 +117,8 @@ _POOLS = (
     "Upsample",
     "UpsamplingNearest2d",
 )
-#: module kinds whose output is a normalization over the batch (BatchNorm family)
-_BATCH_NORMS = (
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "BatchNorm3d",
-    "LazyBatchNorm1d",
-    "LazyBatchNorm2d",
-    "LazyBatchNorm3d",
-    "SyncBatchNorm",
-)
-_INSTANCE_NORMS = ("InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d")
+_BATCH_NORMS = catalog.BATCH_NORMS
+_INSTANCE_NORMS = catalog.INSTANCE_NORMS
 
 
 @dataclass

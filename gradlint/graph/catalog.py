@@ -32,7 +32,8 @@ WEIGHTED = frozenset(
     }
 )
 RECURRENT = frozenset({"RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"})
-NORM = frozenset(
+#: normalizations over the batch (the BatchNorm family)
+BATCH_NORMS = frozenset(
     {
         "BatchNorm1d",
         "BatchNorm2d",
@@ -41,15 +42,11 @@ NORM = frozenset(
         "LazyBatchNorm2d",
         "LazyBatchNorm3d",
         "SyncBatchNorm",
-        "LayerNorm",
-        "GroupNorm",
-        "InstanceNorm1d",
-        "InstanceNorm2d",
-        "InstanceNorm3d",
-        "LocalResponseNorm",
-        "RMSNorm",
     }
 )
+#: normalizations over each sample's positions, channel by channel
+INSTANCE_NORMS = frozenset({"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"})
+NORM = BATCH_NORMS | INSTANCE_NORMS | {"LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm"}
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
 
 #: activation module class -> canonical activation name
