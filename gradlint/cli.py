@@ -12,6 +12,7 @@ import time
 import click
 
 from gradlint import __version__, install_hint
+from gradlint.vocab import Confidence, Severity
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -181,7 +182,7 @@ class _CheckCommand(click.Command):
 @click.option("--exit-zero", is_flag=True, default=None, help="Exit 0 even when there are findings.")
 @click.option(
     "--fail-level",
-    type=click.Choice(["info", "warning", "error"]),
+    type=click.Choice([s.value for s in reversed(Severity)]),
     default=None,
     help="The least severe finding that makes the run exit 1 (default: warning: info findings never fail it).",
 )
@@ -621,7 +622,7 @@ def _failing(level: str, refuted_fail: bool):
     least = FAIL_LEVELS.index(level)
 
     def fails(d) -> bool:
-        if d.confidence == "refuted" and not refuted_fail:
+        if d.confidence == Confidence.REFUTED and not refuted_fail:
             return False
         return d.severity in FAIL_LEVELS and FAIL_LEVELS.index(d.severity) >= least
 
@@ -781,7 +782,7 @@ def _run_dynamic(diagnostics, options, output_format, files=()):
     )
     kept = outcome.diagnostics
     if options.hide_refuted:
-        kept = [d for d in kept if d.confidence != "refuted"]
+        kept = [d for d in kept if d.confidence != Confidence.REFUTED]
     if options.report:
         from gradlint.dynamic.report import write_report
 
@@ -899,7 +900,7 @@ def _warn_empty_folders(targets, files) -> None:
 def _summary(result, dynamic_seconds: float | None = None) -> None:
     diags = result.diagnostics
     files = len({d.path for d in diags})
-    counts = {s: sum(1 for d in diags if d.severity == s) for s in ("error", "warning", "info")}
+    counts = {s: sum(1 for d in diags if d.severity == s) for s in Severity}
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     checked = f"{result.files_checked} file{'s' if result.files_checked != 1 else ''} checked in {result.seconds:.2f} s"
     checked += f", measured by --dynamic in {dynamic_seconds:.1f} s." if dynamic_seconds is not None else "."

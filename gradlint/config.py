@@ -17,6 +17,8 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from gradlint.vocab import Severity
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
@@ -255,8 +257,8 @@ def _thresholds() -> tuple:
 
 
 #: ``fail-level``: the least severe finding that makes the run exit 1
-FAIL_LEVELS = ("info", "warning", "error")
-DEFAULT_FAIL_LEVEL = "warning"
+FAIL_LEVELS = (Severity.INFO, Severity.WARNING, Severity.ERROR)
+DEFAULT_FAIL_LEVEL = Severity.WARNING
 TENSOR_DTYPES = {"float32": "float", "float": "float", "long": "long", "int64": "long", "int": "long", "bool": "bool"}
 TENSOR_FILLS = ("random", "ones", "zeros")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from gradlint.vocab import Applicability, Confidence, Hazard, Severity
+
 #: the keys of a prediction, in the order the JSON object lists them
 PREDICTION_KEYS = ("ratio", "first", "total", "gain", "test", "layers")
 
@@ -84,11 +86,15 @@ class Edit:
 @dataclass(frozen=True)
 class Fix:
     title: str
-    applicability: str  # "safe" | "unsafe"
+    applicability: Applicability
     #: text edits; filled in by the libcst fix stage (gradlint.fixes) when fixes are asked for
     edits: tuple[Edit, ...] = ()
     #: what the rule's libcst fixer needs, as (key, value) pairs of plain data
     data: tuple = ()
+
+    def __post_init__(self):
+        if type(self.applicability) is not Applicability:
+            object.__setattr__(self, "applicability", Applicability(self.applicability))
 
 
 @dataclass(frozen=True)
@@ -100,9 +106,9 @@ class Diagnostic:
     end_column: int  # 1-based, exclusive
     code: str
     name: str
-    severity: str
+    severity: Severity
     message: str
-    confidence: str = "inferred"
+    confidence: Confidence = Confidence.INFERRED
     help: str | None = None
     related: tuple[Related, ...] = ()
     fix: Fix | None = None
@@ -114,7 +120,7 @@ class Diagnostic:
     target: tuple = field(default=(), compare=False)
     #: what the finding says happens to the gradient at initialization: ``vanishing``,
     #: ``exploding``, ``dead`` or ``none`` (a ``gradlint.flow.convention.Hazard`` value, as text)
-    hazard: str = field(default="none", compare=False)
+    hazard: Hazard = field(default=Hazard.NONE, compare=False)
     #: the static flow model's prediction, in the measurement convention of ``--dynamic``, as
     #: (key, value) pairs: ``ratio``, ``first``, ``total``, ``gain`` (floats; ``gain`` may be
     #: None), ``test`` (the threshold test that decided, or None) and ``layers`` ((name,
@@ -124,9 +130,12 @@ class Diagnostic:
     cell: int | None = None
 
     def __post_init__(self):
-        # a Hazard member becomes its plain value, a dict prediction the hashable pairs
-        if type(self.hazard) is not str:
-            object.__setattr__(self, "hazard", str(self.hazard))
+        # the vocabularies' text (read back from JSON, the cache, a worker) becomes their
+        # members; a dict prediction the hashable pairs
+        for name, vocab in (("severity", Severity), ("confidence", Confidence), ("hazard", Hazard)):
+            value = getattr(self, name)
+            if type(value) is not vocab:
+                object.__setattr__(self, name, vocab(value))
         if self.prediction:
             object.__setattr__(self, "prediction", prediction_pairs(self.prediction))
 

@@ -21,6 +21,7 @@ from gradlint.graph.training import extract as extract_training
 from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
 from gradlint.suppressions import parse_directives, removal, suppressing, unused
 from gradlint.text import decode, split_lines
+from gradlint.vocab import Confidence
 
 #: files that never mention torch are skipped before parsing
 PREFILTER = b"torch"
@@ -109,7 +110,7 @@ def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str)
         name=rule.name,
         severity=rule.severity,
         message=message,
-        confidence="confirmed",
+        confidence=Confidence.CONFIRMED,
     )
 
 
@@ -397,7 +398,7 @@ def _unused_suppressions(directives, enabled, lines, path, everything=True) -> l
                 name=rule.name,
                 severity=rule.severity,
                 message=f"unused suppression `{written}`: {'; '.join(parts)} {where}",
-                confidence="confirmed",
+                confidence=Confidence.CONFIRMED,
                 fix=fix,
             )
         )

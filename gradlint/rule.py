@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from gradlint.diagnostics import Diagnostic, Edit, Fix, Related, prediction_pairs
 from gradlint.graph.model import ModelGraph, Span
+from gradlint.vocab import Applicability, Confidence, Hazard, ModelKind, Probe, Severity
 
 DOC_HEADINGS = (
     "What it does",
@@ -33,24 +34,31 @@ class Rule:
 
     code: ClassVar[str]
     name: ClassVar[str]  # kebab-case pattern name, not an order
-    severity: ClassVar[str] = "warning"  # default level
+    severity: ClassVar[Severity] = Severity.WARNING  # default level
     #: every level a finding of the rule can have -> when it has it; empty: only ``severity``
-    severities: ClassVar[dict[str, str]] = {}
+    severities: ClassVar[dict[Severity, str]] = {}
     summary: ClassVar[str]  # one line, for `gradlint rules`
     #: source snippets on which the rule must stay silent / must report
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[str]] = []
     #: option name -> default value (``[tool.gradlint.rules.GL101]``)
     options: ClassVar[dict] = {}
-    #: "safe" or "unsafe" when the rule offers fixes (documented under ``## Fix safety``)
-    fix_safety: ClassVar[str | None] = None
+    #: whether the rule's fixes are safe, when it offers fixes (documented under ``## Fix safety``)
+    fix_safety: ClassVar[Applicability | None] = None
     #: diagnostics of this code are produced by the engine itself (parse errors)
     engine_emitted: ClassVar[bool] = False
     #: diagnostics of this code come from ``--dynamic``'s measurements (GL9xx): its examples are
     #: measured by the dynamic tests, not linted
     measured: ClassVar[bool] = False
-    #: its findings carry a target that ``--dynamic`` measures; one without a target (its model
-    #: could not be resolved) gets a verdict saying why it was not measured
+    #: for a measured rule, the hazard class of the measurement it reports, and its help text
+    measures: ClassVar[Hazard | None] = None
+    measured_help: ClassVar[str] = ""
+    #: the probes (:class:`gradlint.vocab.Probe`) by which ``--dynamic`` confirms this rule's
+    #: findings: ``report(expect=...)`` accepts only these. A rule with probes is *confirmable*:
+    #: its finding without a target (its model could not be resolved) gets a verdict saying why
+    #: it was not measured
+    probes: ClassVar[tuple[Probe, ...]] = ()
+    #: derived from ``probes``
     confirmable: ClassVar[bool] = False
     #: new rules start in preview: enabled only with ``--preview`` / ``preview = true``
     preview: ClassVar[bool] = False
@@ -61,6 +69,15 @@ class Rule:
     #: off never leaves a hazard reported by nobody (the engine hands them over: ``ctx.orphaned``)
     takes_over: ClassVar[tuple] = ()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.probes = tuple(Probe(p) for p in cls.probes)
+        cls.confirmable = bool(cls.probes)
+        cls.severity = Severity(cls.severity)
+        cls.severities = {Severity(k): v for k, v in cls.severities.items()}
+        if cls.fix_safety is not None:
+            cls.fix_safety = Applicability(cls.fix_safety)
+
     def check(self, graph: ModelGraph, ctx: "RuleContext") -> None:
         """Per model class. Rules about training code implement ``check_training`` instead."""
 
@@ -68,11 +85,10 @@ class Rule:
         """Once per file, with its training loops and the models they train."""
 
     @classmethod
-    def levels(cls) -> dict[str, str]:
+    def levels(cls) -> dict[Severity, str]:
         """Each level a finding of this rule can have, most severe first, with when it has it."""
         given = cls.severities or {cls.severity: "always"}
-        order = ("error", "warning", "info")
-        return {level: given[level] for level in order if level in given}
+        return {level: given[level] for level in Severity if level in given}
 
     @classmethod
     def documentation(cls) -> str:
@@ -133,9 +149,9 @@ class FileModel:
         if model is None:
             return None
         kind, name = model
-        if kind == "torch":
+        if kind == ModelKind.TORCH:
             return True
-        if kind == "local":
+        if kind == ModelKind.LOCAL:
             return name in self.recurrent_classes
         return None
 
@@ -178,14 +194,14 @@ class RuleContext:
         span: Span,
         message: str,
         *,
-        severity: str | None = None,
-        confidence: str = "inferred",
+        severity: Severity | None = None,
+        confidence: Confidence = Confidence.INFERRED,
         help: str | None = None,
         related: tuple[Related, ...] = (),
         fix: Fix | None = None,
         requires: tuple | None = None,
         layers: tuple = (),
-        expect: str | None = None,
+        expect: Probe | None = None,
         target: tuple | None = None,
         hazard=None,
         prediction=None,
@@ -203,6 +219,9 @@ class RuleContext:
         ``layers`` a list of ``{name, grad_norm}``) or already as (key, value) pairs."""
         if target is None and expect is not None and self.graph is not None:
             target = (("model", self.graph.name), ("layers", tuple(layers)), ("expect", expect))
+        probe = dict(target or ()).get("expect")
+        if probe is not None and probe not in self.rule.probes:
+            raise ValueError(f"{self.rule.code} reports the probe `{probe}`, which its `probes` do not declare")
         item = Diagnostic(
             path=self.path,
             line=span.line,
@@ -218,7 +237,7 @@ class RuleContext:
             related=tuple(related),
             fix=fix,
             target=target or (),
-            hazard="none" if hazard is None else str(hazard),
+            hazard=Hazard.NONE if hazard is None else hazard,
             prediction=prediction_pairs(prediction),
         )
         if requires is not None:

@@ -37,6 +37,7 @@ from gradlint import __version__, docs_url, install_hint
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.engine import Settings, lint_source
 from gradlint.text import LINE_BREAK
+from gradlint.vocab import Severity
 
 logger = logging.getLogger("gradlint.server")
 
@@ -146,9 +147,9 @@ def create_server():
     from pygls.uris import from_fs_path
 
     severities = {
-        "error": types.DiagnosticSeverity.Error,
-        "warning": types.DiagnosticSeverity.Warning,
-        "info": types.DiagnosticSeverity.Information,
+        Severity.ERROR: types.DiagnosticSeverity.Error,
+        Severity.WARNING: types.DiagnosticSeverity.Warning,
+        Severity.INFO: types.DiagnosticSeverity.Information,
     }
 
     class GradlintProtocol(LanguageServerProtocol):

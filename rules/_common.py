@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gradlint.vocab import Confidence, Hazard, ModelKind, Probe, Severity
+
 
 def describe_names(first: str, last: str) -> str:
     return first if first == last else f"{first} … {last}"
@@ -19,28 +21,28 @@ def repeat_related(ctx, layers) -> list:
     return out
 
 
-def confidence_of(graph) -> str:
+def confidence_of(graph) -> Confidence:
     """``inferred`` when the builder resolved everything, ``heuristic`` otherwise."""
-    return "heuristic" if graph.unknowns else "inferred"
+    return Confidence.HEURISTIC if graph.unknowns else Confidence.INFERRED
 
 
 def training_target(loop, clip=None, length=None) -> tuple:
     """What ``--dynamic`` measures for a training-loop finding: the trained model (a class of
     this file, or one imported from another file of the run) over a few BPTT steps, its
     gradients reaching the update unclipped (or clipped as ``clip = ("norm" | "value", max)``)."""
-    if loop.model is None or loop.model[0] not in ("local", "import"):
+    if loop.model is None or loop.model[0] not in (ModelKind.LOCAL, ModelKind.IMPORT):
         return ()
     kind, qualname = loop.model
     module, _, name = qualname.rpartition(".")
     target = [
-        ("model", name if kind == "import" else qualname),
+        ("model", name if kind == ModelKind.IMPORT else qualname),
         ("layers", ()),
-        ("expect", "recurrent-exploding"),
+        ("expect", Probe.RECURRENT_EXPLODING),
         ("clip", clip),
     ]
     if length:
         target.append(("length", int(length)))  # the sequence length the code trains on
-    if kind == "import":
+    if kind == ModelKind.IMPORT:
         target.append(("module", module))
     return tuple(target)
 
@@ -127,9 +129,10 @@ def flow_sentence(h) -> str:
 
 #: the levels of a finding judged by the flow model (:func:`flow_severity`)
 FLOW_SEVERITIES = {
-    "error": "the predicted gradient is more than 100x beyond its threshold, overflows float32, or the net is dead "
+    Severity.ERROR: "the predicted gradient is more than 100x beyond its threshold, overflows float32, "
+    "or the net is dead "
     "with a probability over 90 %",
-    "warning": "the prediction is beyond its threshold, by less than that",
+    Severity.WARNING: "the prediction is beyond its threshold, by less than that",
 }
 
 
@@ -140,11 +143,11 @@ def flow_severity(h) -> str:
 
     n, kind = h.numbers, str(h.hazard)
     if h.test == "overflow":
-        return "error"
+        return Severity.ERROR
     if kind == "dead":
-        return "error" if n.dead > 0.9 else "warning"
+        return Severity.ERROR if n.dead > 0.9 else Severity.WARNING
     if h.test == "saturation":
-        return "warning"
+        return Severity.WARNING
     if kind == "vanishing":
         far = (n.ratio is not None and n.ratio < T["vanishing-ratio"] / 100) or (
             n.first is not None and n.first < T["vanishing-absolute"] / 100
@@ -155,16 +158,22 @@ def flow_severity(h) -> str:
             or (n.total is not None and n.total > T["exploding-total"] * 100)
             or (n.ratio is not None and n.ratio > T["exploding-ratio"] * 100)
         )
-    return "error" if far else "warning"
+    return Severity.ERROR if far else Severity.WARNING
 
 
-def flow_confidence(graph, h) -> str:
-    return "heuristic" if graph.unknowns or h.detail.get("local") else "inferred"
+def flow_confidence(graph, h) -> Confidence:
+    return Confidence.HEURISTIC if graph.unknowns or h.detail.get("local") else Confidence.INFERRED
+
+
+#: the probes of the rules that report the flow model's hazards (:func:`flow_report`)
+FLOW_PROBES = (Probe.VANISHING, Probe.EXPLODING, Probe.DEAD)
+#: the probe that confirms each hazard class of the flow model
+_HAZARD_PROBES = {Hazard.VANISHING: Probe.VANISHING, Hazard.EXPLODING: Probe.EXPLODING, Hazard.DEAD: Probe.DEAD}
 
 
 def flow_report(ctx, graph, h, span, message, help, related=(), severity=None) -> None:
     """Report one flow hazard with its class, its prediction and what --dynamic measures."""
-    expect = str(h.hazard) if str(h.hazard) in ("vanishing", "exploding", "dead") else None
+    expect = _HAZARD_PROBES.get(h.hazard)
     ctx.report(
         span,
         message,
@@ -217,6 +226,8 @@ def flow_layer_count(graph, h) -> tuple[int, str, str]:
 def measured_rule(rule):
     """Class decorator of the rules whose findings ``--dynamic`` makes (GL9xx): engine-emitted,
     measured, and their examples the documented ones (measured by tests/test_dynamic.py)."""
+    if rule.measures is None or not rule.measured_help:
+        raise TypeError(f"{rule.code}: a measured rule declares `measures` and `measured_help`")
     rule.engine_emitted = True
     rule.measured = True
     rule.INVALID, rule.VALID = doc_examples(rule)

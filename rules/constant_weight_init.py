@@ -5,6 +5,7 @@ from gradlint.flow.hazards import Cause
 from gradlint.graph import catalog
 from gradlint.rule import Rule
 from gradlint.rules._common import confidence_of, describe_names, flow_direction, flow_hazards, flow_sentence
+from gradlint.vocab import WEIGHT_CARRYING, Applicability, Category, Confidence, Probe, Severity
 
 
 class ConstantWeightInit(Rule):
@@ -90,14 +91,15 @@ class ConstantWeightInit(Rule):
 
     code = "GL201"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = (Probe.SYMMETRIC, Probe.STARVED)
     name = "constant-weight-init"
-    severity = "error"
+    severity = Severity.ERROR
     severities = {
-        "error": "a zero init, or a constant one with constant biases too: nothing can ever tell the units apart",
-        "warning": "a constant init whose random biases still tell the units apart, barely",
+        Severity.ERROR: "a zero init, or a constant one with constant biases too: "
+        "nothing can ever tell the units apart",
+        Severity.WARNING: "a constant init whose random biases still tell the units apart, barely",
     }
-    fix_safety = "unsafe"
+    fix_safety = Applicability.UNSAFE
     summary = "a weight initialized to a constant keeps its units identical (symmetric or dead)"
     claims = (Cause.CONSTANT_INIT,)
 
@@ -148,13 +150,13 @@ class ConstantWeightInit(Rule):
     ]
 
     def check(self, graph, ctx) -> None:
-        weighted = [l for l in graph.layers() if l.category in ("weighted", "recurrent", "parameter")]
+        weighted = [l for l in graph.layers() if l.category in WEIGHT_CARRYING]
         groups: dict[tuple, list] = {}
         for layer in weighted:
             init = graph.init_of(layer, "weight")
             if init is None or not init.is_constant or init.span is None:
                 continue
-            if layer.category == "parameter" and (
+            if layer.category == Category.PARAMETER and (
                 not graph.applications(layer) or len(layer.params.get("shape") or ()) == 1
             ):
                 # a raw parameter is a weight only where forward multiplies by it (``x @ W``,
@@ -167,17 +169,17 @@ class ConstantWeightInit(Rule):
             if feeds is None:
                 if layer is weighted[-1]:
                     continue
-                confidence = "heuristic"
+                confidence = Confidence.HEURISTIC
             if init.value == 0.0 and graph.ends_in_skip(layer):
                 continue
             groups.setdefault((init.span.line, init.span.col, init.text), []).append((layer, init, confidence))
         for (_, _, text), items in groups.items():
             layers = [l for l, _, _ in items]
             init = items[0][1]
-            confidence = "heuristic" if any(c == "heuristic" for _, _, c in items) else items[0][2]
+            confidence = Confidence.HEURISTIC if any(c == Confidence.HEURISTIC for _, _, c in items) else items[0][2]
             biases_constant = all(self._bias_constant(graph, l) for l in layers)
             kinds = sorted({l.kind for l in layers})
-            what = f"nn.{kinds[0]}" if len(kinds) == 1 and layers[0].category != "parameter" else "layer"
+            what = f"nn.{kinds[0]}" if len(kinds) == 1 and layers[0].category != Category.PARAMETER else "layer"
             where = (
                 layers[0].name
                 if len(layers) == 1
@@ -186,25 +188,27 @@ class ConstantWeightInit(Rule):
             value = "zero" if init.value == 0.0 else "constant"
             if init.value == 0.0:
                 effect = "the gradient to the layers before it is zero, and its units stay identical to each other"
-                severity = "error"
+                severity = Severity.ERROR
             elif biases_constant:
                 effect = (
                     "its units start identical and get identical gradients, so they stay identical: "
                     "the layer works as one unit"
                 )
-                severity = "error"
+                severity = Severity.ERROR
             else:
                 effect = (
                     "only the random biases tell its units apart, so they start nearly identical and learn nearly alike"
                 )
-                severity = "warning"
+                severity = Severity.WARNING
             feed = "feeds" if len(layers) == 1 else "feed"
             message = f"{value} init `{text}` on {where}, which {feed} other layers: {effect}"
             remedy, fix = self._remedy(graph, layers[0], init, ctx)
             related = tuple(
                 ctx.related(
                     l.span,
-                    f"{l.name} = nn.{l.kind}(...)" if l.category != "parameter" else f"{l.name} = nn.Parameter(...)",
+                    f"{l.name} = nn.{l.kind}(...)"
+                    if l.category != Category.PARAMETER
+                    else f"{l.name} = nn.Parameter(...)",
                 )
                 for l in layers[:8]
             )
@@ -227,14 +231,14 @@ class ConstantWeightInit(Rule):
                 related=related,
                 fix=fix,
                 layers=tuple(l.name for l in layers),
-                expect="starved" if severity == "warning" else "symmetric",
+                expect=Probe.STARVED if severity == Severity.WARNING else Probe.SYMMETRIC,
                 hazard=flow.hazard if flow is not None else "none",
                 prediction=flow.prediction() if flow is not None else (),
             )
 
     @staticmethod
     def _bias_constant(graph, layer) -> bool:
-        if layer.category == "parameter":
+        if layer.category == Category.PARAMETER:
             return True
         if layer.params.get("bias", True) is False:
             return True
@@ -268,7 +272,7 @@ class ConstantWeightInit(Rule):
             extra = "".join(f", {k}={v!r}".replace("'", '"') for k, v in keywords)
             fix = Fix(
                 f"replace with `{spelled}({init.target}{extra})`",
-                "unsafe",
+                Applicability.UNSAFE,
                 data=(("initializer", name), ("keywords", keywords), ("form", "call" if init.callee else "method")),
             )
         return help, fix

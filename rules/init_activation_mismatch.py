@@ -3,6 +3,7 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
+    FLOW_PROBES,
     FLOW_SEVERITIES,
     flow_cured,
     flow_direction,
@@ -14,6 +15,7 @@ from gradlint.rules._common import (
     flow_sentence,
     stack_hazards,
 )
+from gradlint.vocab import Severity
 
 _SCHEME_NAMES = {
     "default": "PyTorch's default",
@@ -98,9 +100,9 @@ class InitActivationMismatch(Rule):
 
     code = "GL203"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "init-activation-mismatch"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "the weight initializer does not suit the stack's activation: the gradient vanishes or explodes"
     claims = (Cause.INIT_MISMATCH,)

@@ -4,6 +4,7 @@ from gradlint.flow.hazards import FIXED_SCALE, Cause
 from gradlint.flow.propagate import weight_moments
 from gradlint.rule import Rule
 from gradlint.rules._common import (
+    FLOW_PROBES,
     FLOW_SEVERITIES,
     flow_cured,
     flow_direction,
@@ -15,6 +16,7 @@ from gradlint.rules._common import (
     flow_sentence,
     stack_hazards,
 )
+from gradlint.vocab import Category, Severity
 
 
 class InitScaleMismatch(Rule):
@@ -91,9 +93,9 @@ class InitScaleMismatch(Rule):
 
     code = "GL202"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "init-scale-mismatch"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "a fixed-scale initializer compounds over a plain stack: the gradient vanishes or explodes"
     claims = (Cause.INIT_SCALE,)
@@ -163,7 +165,7 @@ def init_scale(graph, layer) -> float | None:
     """``std(W) * sqrt(fan_in)`` as the flow model sees the weight (with its mean and any factor
     applied after the initializer): 1 keeps a linear map's variance, Kaiming is sqrt(2)."""
     fi = layer.fan_in
-    if layer.category == "parameter":
+    if layer.category == Category.PARAMETER:
         shape = layer.params.get("shape")
         fi = shape[0] if isinstance(shape, tuple) and len(shape) == 2 and isinstance(shape[0], int) else None
     wm = weight_moments(graph, layer, fan_in=fi) if fi else None

@@ -1,4 +1,5 @@
 from gradlint.rule import Rule
+from gradlint.vocab import Severity
 
 
 class InternalError(Rule):
@@ -21,6 +22,6 @@ class InternalError(Rule):
 
     code = "GL002"
     name = "internal-error"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "a gradlint rule crashed on this file"
     engine_emitted = True

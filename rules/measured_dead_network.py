@@ -1,5 +1,6 @@
 from gradlint.rule import Rule
 from gradlint.rules._common import measured_rule
+from gradlint.vocab import Hazard, Severity
 
 
 @measured_rule
@@ -71,5 +72,11 @@ class MeasuredDeadNetwork(Rule):
 
     code = "GL903"
     name = "measured-dead-network"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "a real backward pass measures no gradient below the last layer, and no static finding predicted it"
+    #: the hazard class a measurement shows that this rule reports
+    measures = Hazard.DEAD
+    measured_help = (
+        "the layers before the last get no gradient at all: look for a constant or zero initializer, "
+        "a ReLU fed only negative values, or a detached branch"
+    )

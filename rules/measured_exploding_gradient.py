@@ -1,5 +1,6 @@
 from gradlint.rule import Rule
 from gradlint.rules._common import measured_rule
+from gradlint.vocab import Hazard, Severity
 
 
 @measured_rule
@@ -66,5 +67,11 @@ class MeasuredExplodingGradient(Rule):
 
     code = "GL902"
     name = "measured-exploding-gradient"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "a real backward pass measures an exploding gradient that no static finding predicted"
+    #: the hazard class a measurement shows that this rule reports
+    measures = Hazard.EXPLODING
+    measured_help = (
+        "check the initializer scales (Kaiming/Xavier for the activation), add normalization, or "
+        "scale residual branches"
+    )

@@ -1,5 +1,6 @@
 from gradlint.rule import Rule
 from gradlint.rules._common import measured_rule
+from gradlint.vocab import Hazard, Severity
 
 
 @measured_rule
@@ -70,5 +71,11 @@ class MeasuredVanishingGradient(Rule):
 
     code = "GL901"
     name = "measured-vanishing-gradient"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "a real backward pass measures a vanishing gradient that no static finding predicted"
+    #: the hazard class a measurement shows that this rule reports
+    measures = Hazard.VANISHING
+    measured_help = (
+        "run `gradlint check --dynamic --report DIR` to see where; use ReLU-family activations, "
+        "normalization or skip connections across that span"
+    )

@@ -4,6 +4,7 @@ from gradlint.diagnostics import Fix
 from gradlint.rule import Rule
 from gradlint.rules._common import training_target
 from gradlint.rules.unclipped_recurrent_training import _where, amp_unscale
+from gradlint.vocab import Applicability, Probe, Severity
 
 
 class MisplacedGradientClipping(Rule):
@@ -66,10 +67,10 @@ class MisplacedGradientClipping(Rule):
 
     code = "GL402"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = (Probe.RECURRENT_EXPLODING,)
     name = "misplaced-gradient-clipping"
-    severity = "warning"
-    fix_safety = "unsafe"
+    severity = Severity.WARNING
+    fix_safety = Applicability.UNSAFE
     summary = "gradient clipping placed where it cannot affect the update"
 
     VALID = [

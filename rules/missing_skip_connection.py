@@ -3,6 +3,7 @@ from __future__ import annotations
 from gradlint.flow.hazards import GRADIENT_CAUSES
 from gradlint.rule import Rule
 from gradlint.rules._common import confidence_of, flow_hazards
+from gradlint.vocab import Probe, Severity
 
 
 class MissingSkipConnection(Rule):
@@ -71,9 +72,9 @@ class MissingSkipConnection(Rule):
 
     code = "GL302"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = (Probe.DEGRADATION,)
     name = "missing-skip-connection"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "a very deep plain path without skip connections is hard to optimize (degradation)"
     options = {"max-plain-depth": 30}
 
@@ -120,5 +121,5 @@ class MissingSkipConnection(Rule):
             help="add residual connections (`x = x + block(x)`) around groups of layers",
             related=(ctx.related(last.span, f"{last.name}: layer {path.depth} of the path"),),
             layers=(first.name, last.name),
-            expect="degradation",
+            expect=Probe.DEGRADATION,
         )

@@ -3,6 +3,7 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
+    FLOW_PROBES,
     FLOW_SEVERITIES,
     flow_direction,
     flow_hazards,
@@ -10,6 +11,7 @@ from gradlint.rules._common import (
     flow_report,
     flow_sentence,
 )
+from gradlint.vocab import Severity
 
 
 class NarrowReluNet(Rule):
@@ -81,9 +83,9 @@ class NarrowReluNet(Rule):
 
     code = "GL305"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "narrow-relu-net"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "a deep, narrow ReLU net is likely dead at initialization"
     claims = (Cause.NARROW_WIDTH,)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
+    FLOW_PROBES,
     FLOW_SEVERITIES,
     flow_direction,
     flow_names,
@@ -11,6 +12,7 @@ from gradlint.rules._common import (
     flow_sentence,
     stack_hazards,
 )
+from gradlint.vocab import Severity
 
 
 class NormalizedPlainStack(Rule):
@@ -104,9 +106,9 @@ class NormalizedPlainStack(Rule):
 
     code = "GL304"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "normalized-plain-stack"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "a deep normalized stack without skip connections: the gradient explodes"
     claims = (Cause.NORM_WITHOUT_SKIPS,)

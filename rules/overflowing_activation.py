@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import FLOW_SEVERITIES, flow_direction, flow_hazards, flow_report, flow_sentence
+from gradlint.rules._common import (
+    FLOW_PROBES,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_report,
+    flow_sentence,
+)
+from gradlint.vocab import Severity
 
 
 class OverflowingActivation(Rule):
@@ -75,9 +83,9 @@ class OverflowingActivation(Rule):
 
     code = "GL103"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "overflowing-activation"
-    severity = "error"
+    severity = Severity.ERROR
     severities = FLOW_SEVERITIES
     summary = "an exponential activation between layers overflows float32 at initialization"
     claims = (Cause.OVERFLOW,)

@@ -1,4 +1,5 @@
 from gradlint.rule import Rule
+from gradlint.vocab import Severity
 
 
 class ParseError(Rule):
@@ -38,7 +39,7 @@ class ParseError(Rule):
 
     code = "GL001"
     name = "parse-error"
-    severity = "error"
+    severity = Severity.ERROR
     summary = "the file cannot be read or parsed"
     engine_emitted = True
     VALID = ["import torch\nx = torch.zeros(1)\n"]

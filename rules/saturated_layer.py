@@ -3,6 +3,7 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import flow_hazards
+from gradlint.vocab import Confidence, Severity
 
 
 class SaturatedLayer(Rule):
@@ -66,7 +67,7 @@ class SaturatedLayer(Rule):
 
     code = "GL104"
     name = "saturated-layer"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "a bounded activation sits saturated at initialization: its units pass almost no gradient"
     claims = (Cause.SATURATED_LAYER,)
 
@@ -113,8 +114,8 @@ class SaturatedLayer(Rule):
             ctx.report(
                 span,
                 message,
-                severity="warning",
-                confidence="inferred" if not graph.unknowns else "heuristic",
+                severity=Severity.WARNING,
+                confidence=Confidence.INFERRED if not graph.unknowns else Confidence.HEURISTIC,
                 help="initialize the weights for the activation (`nn.init.xavier_uniform_(w)` for tanh/sigmoid), "
                 "or normalize the pre-activations",
                 layers=tuple(l.name for l in h.layers),

@@ -4,6 +4,7 @@ from gradlint.flow import activations as A
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
+    FLOW_PROBES,
     FLOW_SEVERITIES,
     flow_direction,
     flow_hazards,
@@ -12,6 +13,7 @@ from gradlint.rules._common import (
     flow_sentence,
     repeat_related,
 )
+from gradlint.vocab import Severity
 
 
 class SaturatingActivationStack(Rule):
@@ -98,9 +100,9 @@ class SaturatingActivationStack(Rule):
 
     code = "GL101"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "saturating-activation-stack"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "stacked sigmoid/tanh layers make the gradient to the first layer vanish"
     claims = (Cause.ACTIVATION,)

@@ -6,6 +6,7 @@ from gradlint.diagnostics import Fix
 from gradlint.flow.convention import THRESHOLDS
 from gradlint.rule import Rule
 from gradlint.rules._common import training_target
+from gradlint.vocab import Applicability, Confidence, ModelKind, Probe, Severity
 
 #: a model expression the fix can name again: ``model``, ``self.net``
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -129,16 +130,17 @@ class UnclippedRecurrentTraining(Rule):
 
     code = "GL401"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = (Probe.RECURRENT_EXPLODING,)
     name = "unclipped-recurrent-training"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = {
-        "error": "the flow model predicts the gradient through time explodes over the sequence length the code uses "
+        Severity.ERROR: "the flow model predicts the gradient through time explodes over the sequence length "
+        "the code uses "
         "(100 steps when it does not say)",
-        "warning": "the growth through time is not predicted to explode, or is unknown",
-        "info": "the code's own sequence length keeps the predicted gradient through time bounded",
+        Severity.WARNING: "the growth through time is not predicted to explode, or is unknown",
+        Severity.INFO: "the code's own sequence length keeps the predicted gradient through time bounded",
     }
-    fix_safety = "unsafe"
+    fix_safety = Applicability.UNSAFE
     summary = "a recurrent model is trained without gradient clipping: gradients may explode"
 
     VALID = [
@@ -205,9 +207,9 @@ class UnclippedRecurrentTraining(Rule):
                 continue  # clipped; where it is, is GL402's question
             step = loop.events[s]
             recurrent = True if loop.feeds_back else file.is_recurrent(loop.model)
-            confidence = "inferred"
+            confidence = Confidence.INFERRED
             requires = None
-            if loop.model is not None and loop.model[0] == "import":
+            if loop.model is not None and loop.model[0] == ModelKind.IMPORT:
                 requires = ("recurrent", loop.model[1])
             elif recurrent is False:
                 continue
@@ -215,9 +217,9 @@ class UnclippedRecurrentTraining(Rule):
                 # unresolved: only when every model class of the file is recurrent
                 if not file.recurrent_classes or file.recurrent_classes != file.model_classes:
                     continue
-                confidence = "heuristic"
+                confidence = Confidence.HEURISTIC
             model = loop.model_text or "model"
-            if loop.model and loop.model[0] in ("local", "torch"):
+            if loop.model and loop.model[0] in (ModelKind.LOCAL, ModelKind.TORCH):
                 what = f"`{model}` ({loop.model[1]})"
             elif loop.model:
                 module, _, cls = loop.model[1].rpartition(".")
@@ -232,7 +234,7 @@ class UnclippedRecurrentTraining(Rule):
             message = f"{what} {how} and is updated by `{step.text}` without gradient clipping after `backward()`"
             severity, tail = _judged(file, loop)
             message += tail
-            if confidence == "heuristic":
+            if confidence == Confidence.HEURISTIC:
                 defined = ", ".join(sorted(file.recurrent_classes))
                 message += f" (the trained model is not resolved; this file defines {defined})"
             fix = None
@@ -302,7 +304,7 @@ class UnclippedRecurrentTraining(Rule):
 
 def _graph_of(file, loop):
     """The graph of the trained model: the model as the script configures it, else its class."""
-    if loop.model is None or loop.model[0] != "local":
+    if loop.model is None or loop.model[0] != ModelKind.LOCAL:
         return None
     cls = loop.model[1]
     graphs = [g for g in file.graphs if g.factory_of == cls and g.site_span is not None]
@@ -350,13 +352,13 @@ def _judged(file, loop) -> tuple[str | None, str]:
     )
     per_step = f"its norm is multiplied by {tg.gain:.2g} per step in `{tg.layer}`"
     if tg.growth > THRESHOLDS["exploding-ratio"]:
-        return "error", (
+        return Severity.ERROR, (
             f": at init the flow model predicts the gradient through time grows "
             f"{tg.growth:.2g}-fold over {over} ({per_step}), so it explodes"
         )
     if tg.known:
         grows = "does not grow" if tg.growth <= 1.0 else f"grows at most {tg.growth:.2g}-fold"
-        return "info", (
+        return Severity.INFO, (
             f": over {over}, the flow model predicts the gradient through time {grows} at init "
             f"({per_step}); clipping is a safeguard here, not a fix"
         )

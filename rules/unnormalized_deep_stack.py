@@ -3,6 +3,7 @@ from __future__ import annotations
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
 from gradlint.rules._common import (
+    FLOW_PROBES,
     FLOW_SEVERITIES,
     flow_direction,
     flow_hazards,
@@ -13,6 +14,7 @@ from gradlint.rules._common import (
     flow_sentence,
     stack_hazards,
 )
+from gradlint.vocab import Severity
 
 #: a taken-over hazard's cause, in words
 _CAUSE_WORDS = {
@@ -103,9 +105,9 @@ class UnnormalizedDeepStack(Rule):
 
     code = "GL301"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "unnormalized-deep-stack"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "a deep plain stack without normalization or skips: the gradient vanishes or explodes"
     claims = (Cause.DEPTH,)

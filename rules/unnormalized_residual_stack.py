@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import FLOW_SEVERITIES, flow_direction, flow_hazards, flow_report, flow_sentence
+from gradlint.rules._common import (
+    FLOW_PROBES,
+    FLOW_SEVERITIES,
+    flow_direction,
+    flow_hazards,
+    flow_report,
+    flow_sentence,
+)
+from gradlint.vocab import Severity
 
 
 class UnnormalizedResidualStack(Rule):
@@ -113,9 +121,9 @@ class UnnormalizedResidualStack(Rule):
 
     code = "GL303"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = FLOW_PROBES
     name = "unnormalized-residual-stack"
-    severity = "warning"
+    severity = Severity.WARNING
     severities = FLOW_SEVERITIES
     summary = "many residual blocks without normalization or branch scaling: the gradient explodes"
     claims = (Cause.RESIDUAL_GROWTH,)

@@ -1,4 +1,5 @@
 from gradlint.rule import Rule
+from gradlint.vocab import Applicability, Severity
 
 
 class UnusedSuppression(Rule):
@@ -52,9 +53,9 @@ class UnusedSuppression(Rule):
 
     code = "GL003"
     name = "unused-suppression"
-    severity = "warning"
+    severity = Severity.WARNING
     summary = "a suppression comment hides no finding"
-    fix_safety = "safe"
+    fix_safety = Applicability.SAFE
     engine_emitted = True
     VALID = [
         "import torch\nimport torch.nn as nn\n\n"

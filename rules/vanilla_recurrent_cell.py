@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
 from gradlint.rule import Rule
-from gradlint.rules._common import confidence_of, flow_direction, flow_hazards, flow_report, flow_sentence
+from gradlint.rules._common import FLOW_PROBES, confidence_of, flow_direction, flow_hazards, flow_report, flow_sentence
+from gradlint.vocab import Category, Probe, Severity
 
 
 class VanillaRecurrentCell(Rule):
@@ -60,13 +61,13 @@ class VanillaRecurrentCell(Rule):
 
     code = "GL102"
     #: --dynamic measures what its findings claim (they carry a target)
-    confirmable = True
+    probes = (*FLOW_PROBES, Probe.RECURRENT_VANISHING)
     name = "vanilla-recurrent-cell"
-    severity = "info"
+    severity = Severity.INFO
     severities = {
-        "error": "the flow model predicts the gradient through time more than 100x beyond its threshold",
-        "warning": "the flow model predicts the gradient through time beyond its threshold",
-        "info": "an ungated cell over long or unknown sequences, with no predicted growth",
+        Severity.ERROR: "the flow model predicts the gradient through time more than 100x beyond its threshold",
+        Severity.WARNING: "the flow model predicts the gradient through time beyond its threshold",
+        Severity.INFO: "an ungated cell over long or unknown sequences, with no predicted growth",
     }
     summary = "an ungated nn.RNN/nn.RNNCell over long sequences: the gradient through time vanishes or explodes"
     claims = (Cause.RECURRENT,)
@@ -126,7 +127,7 @@ class VanillaRecurrentCell(Rule):
                 "gradient norm in training",
                 [ctx.related(layer.span, f"{layer.name} = nn.{layer.kind}(...)")],
             )
-        for layer in graph.layers("recurrent"):
+        for layer in graph.layers(Category.RECURRENT):
             if layer.name in flowing:
                 continue
             if layer.kind not in ("RNN", "RNNCell"):
@@ -161,5 +162,5 @@ class VanillaRecurrentCell(Rule):
                 help=f"use nn.{'LSTM' if layer.kind == 'RNN' else 'LSTMCell'} or"
                 f" nn.{'GRU' if layer.kind == 'RNN' else 'GRUCell'}",
                 layers=(layer.name,),
-                expect="recurrent-vanishing",
+                expect=Probe.RECURRENT_VANISHING,
             )

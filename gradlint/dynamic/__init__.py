@@ -20,6 +20,8 @@ from gradlint.dynamic import runner
 from gradlint.dynamic import verdict as V
 from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
 from gradlint.dynamic.runner import remove_stale_folders, run_child
+from gradlint.rule import all_rules, char_column
+from gradlint.vocab import Confidence, Hazard, Probe
 
 INSTALL_HINT = f"--dynamic needs torch: {install_hint('dynamic')}"
 
@@ -233,7 +235,7 @@ def _collect(run: _Run, child, runnable, rel, path) -> None:
             raw = entry.get("probes", {}).get(str(i), {})
             measurement.probes[i] = raw
             verdict, numbers, text = V.judge(
-                expect, layers, entry, raw, options.thresholds, claim=str(getattr(diagnostics[i], "hazard", "none"))
+                expect, layers, entry, raw, options.thresholds, claim=getattr(diagnostics[i], "hazard", Hazard.NONE)
             )
             diagnostics[i] = _with_verdict(
                 diagnostics[i], verdict, numbers, text, device, options.seeds, entry.get("seconds")
@@ -251,22 +253,21 @@ def _collect(run: _Run, child, runnable, rel, path) -> None:
 def measured_finding(job, measurement, findings, t, options):
     """A GL9xx finding for a hazard the model measures that none of its findings predicted
     (their ``hazard``), at the class (or the line that configures the model); None otherwise."""
-    from gradlint.rule import char_column, rule_by_code
 
     hazard = measurement.hazard.get("hazard")
-    code = MEASURED_CODES.get(hazard)
-    if code is None or job.span is None:
+    rule = measured_rules().get(hazard)
+    if rule is None or job.span is None:
         return None
+    code = rule.code
     if options.enabled is not None and code not in options.enabled(job.path):
         return None
     if any(hazard in predicted_classes(d) for d in findings):
         return None
     recovered = (measurement.recovered or {}).get("seeds") or ()
-    if hazard == "dead" and len(recovered) * 2 > measurement.seeds:
+    if hazard == Hazard.DEAD and len(recovered) * 2 > measurement.seeds:
         # the gradient is blocked only until a zero-initialized layer (an output head, a
         # deliberate choice) has had its first update: not a dead network
         return None
-    rule = rule_by_code(code)
     line, col, end_line, end_col = job.span
     text, notebook = "", None
     try:
@@ -324,8 +325,8 @@ def measured_finding(job, measurement, findings, t, options):
         name=rule.name,
         severity=rule.severity,
         message=message,
-        confidence="measured",
-        help=MEASURED_HELP[hazard],
+        confidence=Confidence.MEASURED,
+        help=rule.measured_help,
         evidence=tuple(evidence.items()),
         hazard=hazard,
         target=(
@@ -343,24 +344,29 @@ def measured_finding(job, measurement, findings, t, options):
 
 #: what a finding's ``expect`` claims, as measured hazard classes
 _EXPECTS = {
-    "vanishing": {"vanishing"},
-    "exploding": {"exploding"},
-    "dead": {"dead"},
-    "recurrent-vanishing": {"vanishing"},
-    "recurrent-exploding": {"exploding"},
-    "symmetric": {"dead"},
-    "starved": {"dead"},
-    "degradation": {"vanishing", "exploding"},
+    Probe.VANISHING: {Hazard.VANISHING},
+    Probe.EXPLODING: {Hazard.EXPLODING},
+    Probe.DEAD: {Hazard.DEAD},
+    Probe.RECURRENT_VANISHING: {Hazard.VANISHING},
+    Probe.RECURRENT_EXPLODING: {Hazard.EXPLODING},
+    Probe.SYMMETRIC: {Hazard.DEAD},
+    Probe.STARVED: {Hazard.DEAD},
+    Probe.DEGRADATION: {Hazard.VANISHING, Hazard.EXPLODING},
 }
 #: a dead first layer is a vanished gradient, and the reverse: one family for "predicted"
-_FAMILY = {"vanishing": {"vanishing", "dead"}, "dead": {"dead", "vanishing"}, "exploding": {"exploding"}}
+_FAMILY = {
+    Hazard.VANISHING: {Hazard.VANISHING, Hazard.DEAD},
+    Hazard.DEAD: {Hazard.DEAD, Hazard.VANISHING},
+    Hazard.EXPLODING: {Hazard.EXPLODING},
+}
 
 
 def predicted_classes(d) -> set:
     """The hazard classes a static finding predicts: its ``hazard``, and what its target expects."""
     out = set()
-    if str(getattr(d, "hazard", "none")) not in ("none", ""):
-        out.add(str(d.hazard))
+    hazard = getattr(d, "hazard", Hazard.NONE)
+    if hazard and hazard != Hazard.NONE:
+        out.add(Hazard(hazard))
     expect = dict(d.target).get("expect") if d.target else None
     out |= _EXPECTS.get(expect, set())
     return {c for h in out for c in _FAMILY.get(h, {h})}
@@ -382,20 +388,14 @@ def _suppressed(text: str, lines, line: int, code: str, name: str) -> bool:
         return False
 
 
-#: the measured hazard class -> its GL9xx code
-MEASURED_CODES = {"vanishing": "GL901", "exploding": "GL902", "dead": "GL903"}
-MEASURED_HELP = {
-    "vanishing": "run `gradlint check --dynamic --report DIR` to see where; use ReLU-family activations, "
-    "normalization or skip connections across that span",
-    "exploding": "check the initializer scales (Kaiming/Xavier for the activation), add normalization, or "
-    "scale residual branches",
-    "dead": "the layers before the last get no gradient at all: look for a constant or zero initializer, "
-    "a ReLU fed only negative values, or a detached branch",
-}
+def measured_rules() -> dict:
+    """The measured hazard class -> the GL9xx rule that reports it (each declares its
+    ``measures`` and ``measured_help`` in its own file)."""
+    return {rule.measures: rule for rule in all_rules() if rule.measured}
 
 
 def _a_hazard(kind: str) -> str:
     """ "a dead network", "an exploding gradient", "a vanishing gradient"."""
-    if kind == "dead":
+    if kind == Hazard.DEAD:
         return "a dead network"
     return f"an {kind} gradient" if kind[0] in "aeiou" else f"a {kind} gradient"

@@ -17,6 +17,7 @@ from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
 from gradlint.graph.seqlen import recurrent_batch_first
 from gradlint.rule import rule_by_code
+from gradlint.vocab import Category, Probe
 
 BATCH = 8
 SPATIAL = {1: 64, 2: 64, 3: 16}
@@ -103,7 +104,7 @@ def input_spec(graph, recurrent: bool) -> tuple[dict | None, str | None]:
         node = queue.popleft()
         if node.op == "layer":
             layer = graph.layer_of(node)
-            if layer is not None and layer.category in ("weighted", "recurrent", "norm", "embedding"):
+            if layer is not None and layer.category in (Category.WEIGHTED, Category.RECURRENT, Category.NORM):
                 spec, note = _spec_for(layer, recurrent)
                 if (
                     spec is not None
@@ -133,7 +134,11 @@ def _spec_for(layer, recurrent: bool):
     kind, p = layer.kind, layer.params
     # recurrent findings about training loops measure long BPTT runs; a recurrent layer judged by
     # the flow model is unrolled over the flow model's own assumed length
-    seq = TRAINING_SEQUENCE if recurrent else (RECURRENT_STEPS if layer.category == "recurrent" else SHORT_SEQUENCE)
+    seq = (
+        TRAINING_SEQUENCE
+        if recurrent
+        else (RECURRENT_STEPS if layer.category == Category.RECURRENT else SHORT_SEQUENCE)
+    )
     what = f"its first layer `{layer.name}` (nn.{kind})"
     if kind == "Linear" or kind == "Bilinear":
         n = _int(p.get("in_features"), p.get("in1_features"))
@@ -300,7 +305,7 @@ def plan(diagnostics, models_config: dict, files=(), scope: str = "findings"):
         key = (path, name)
         if key not in jobs:
             graph = graphs_of(path, i).get(name)
-            jobs[key] = _new_job(path, name, graph, models_config.get(key, {}), expect.startswith("recurrent"))
+            jobs[key] = _new_job(path, name, graph, models_config.get(key, {}), Probe(expect).recurrent)
         jobs[key].probes.append((i, expect, tuple(target.get("layers", ())), target.get("clip"), target.get("length")))
     if scope == "all":
         for path in files:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from gradlint.dynamic.verdict import THRESHOLDS, geomean
 from gradlint.text import write_atomic
+from gradlint.vocab import Probe
 
 _COLOURS = {"confirmed": "#c0392b", "refuted": "#2e86c1", "inconclusive": "#b7950b", "not-run": "#b7950b"}
 _PLAIN = "#95a5a6"
@@ -667,10 +668,10 @@ class ReportWriter:
                 d = diagnostics[i]
                 expect = dict(d.target).get("expect") if d.target else None
                 file = f"{name}-{d.code}-line{d.line}.svg"
-                if expect in ("symmetric", "starved") and i in m.probes:
+                if expect in (Probe.SYMMETRIC, Probe.STARVED) and i in m.probes:
                     tasks.append((symmetry_chart, (m, m.probes[i], d, self.thresholds, self.out / file)))
                     charts.append((file, f"{d.code}: row spread"))
-                elif expect == "recurrent-exploding" and d.evidence and dict(d.evidence).get("per_step"):
+                elif expect == Probe.RECURRENT_EXPLODING and d.evidence and dict(d.evidence).get("per_step"):
                     tasks.append((training_chart, (m, d, self.thresholds, self.out / file)))
                     charts.append((file, f"{d.code}: gradient norm per training step"))
             self.charts[id(m)] = (name, charts)

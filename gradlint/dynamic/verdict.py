@@ -13,8 +13,9 @@ import math
 
 #: defaults, shared with the static flow model; ``[tool.gradlint.dynamic.thresholds]`` overrides them
 from gradlint.flow.convention import THRESHOLDS, classify_seeds  # noqa: E402
+from gradlint.vocab import Hazard, Probe, Verdict
 
-CONFIRMED, REFUTED, INCONCLUSIVE = "confirmed", "refuted", "inconclusive"
+CONFIRMED, REFUTED, INCONCLUSIVE = Verdict.CONFIRMED, Verdict.REFUTED, Verdict.INCONCLUSIVE
 
 
 def geomean(values) -> float:
@@ -44,8 +45,8 @@ def _norms(layers: list[dict], name: str, key: str = "norms") -> list[float] | N
 
 
 def judge(
-    expect: str, layers_named: tuple, measured: dict, raw: dict, thresholds: dict, claim: str = "none"
-) -> tuple[str, dict, str]:
+    expect: Probe, layers_named: tuple, measured: dict, raw: dict, thresholds: dict, claim: Hazard = Hazard.NONE
+) -> tuple[Verdict, dict, str]:
     """``(verdict, numbers, text)`` for one finding; ``measured`` is the model's entry of the
     worker's result, ``raw`` the probe's own measurements. Every verdict names the test that
     decided it (``decided_by``) and the hazard class the whole model measures."""
@@ -53,15 +54,15 @@ def judge(
     layers_named, mapped, missing = resolve_layers(layers_named, measured)
     if missing:
         verdict, numbers, text = INCONCLUSIVE, {}, f"inconclusive: {missing}"
-    elif expect in ("vanishing", "exploding", "degradation"):
-        verdict, numbers, text = _stack(expect, layers_named, measured["layers"], t)
-    elif expect == "dead":
+    elif expect in (Probe.VANISHING, Probe.EXPLODING, Probe.DEGRADATION):
+        verdict, numbers, text = _stack(Probe(expect), layers_named, measured["layers"], t)
+    elif expect == Probe.DEAD:
         verdict, numbers, text = _dead(layers_named, measured["layers"])
-    elif expect in ("symmetric", "starved"):
-        verdict, numbers, text = _symmetric(layers_named, raw, t, starved=expect == "starved")
-    elif expect == "recurrent-vanishing":
+    elif expect in (Probe.SYMMETRIC, Probe.STARVED):
+        verdict, numbers, text = _symmetric(layers_named, raw, t, starved=expect == Probe.STARVED)
+    elif expect == Probe.RECURRENT_VANISHING:
         verdict, numbers, text = _through_time(layers_named, raw, t)
-    elif expect == "recurrent-exploding":
+    elif expect == Probe.RECURRENT_EXPLODING:
         verdict, numbers, text = _training(raw, t)
     else:
         verdict, numbers, text = INCONCLUSIVE, {}, f"inconclusive: nothing to measure for `{expect}`"
@@ -70,8 +71,8 @@ def judge(
     model = model_class(measured.get("layers") or [], t)
     if (
         verdict == REFUTED
-        and expect in ("symmetric", "starved")
-        and claim in ("dead", "vanishing")
+        and expect in (Probe.SYMMETRIC, Probe.STARVED)
+        and claim in (Hazard.DEAD, Hazard.VANISHING)
         and model["hazard"] == claim
     ):
         # a constant init whose units do come apart, but whose claim of a dead (or vanishing)
@@ -188,7 +189,7 @@ def model_class(layers: list[dict], t: dict | None = None) -> dict:
         "total": geomean([s["total"] for s in per_seed]),
         "weighted_layers": len(w),
     }
-    if str(hazard) in ("vanishing", "exploding"):
+    if hazard in (Hazard.VANISHING, Hazard.EXPLODING):
         last = geomean(w[-1]["norms"][:seeds])
         for e in reversed(w[:-1]):
             v = geomean(e["norms"][:seeds])
@@ -208,7 +209,7 @@ def describe_class(model: dict, t: dict) -> str:
     """``exploding: whole gradient norm 3.0e+05 (threshold 1.0e+03)``, from :func:`model_class`."""
     h, test = model["hazard"], model["test"]
     first, last = model.get("first_layer"), model.get("last_layer")
-    if h == "none":
+    if h == Hazard.NONE:
         ratio = f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(model['ratio'])}, " if first != last else ""
         return f"healthy: {ratio}‖∇{first}‖ = {_fmt(model['first'])}, whole gradient {_fmt(model['total'])}"
     if test == "overflow":
@@ -218,10 +219,10 @@ def describe_class(model: dict, t: dict) -> str:
     elif test == "total":
         what = f"whole gradient norm {_fmt(model['total'])} (threshold {_fmt(t['exploding-total'])})"
     elif test == "first":
-        limit = t["exploding-absolute"] if h == "exploding" else t["vanishing-absolute"]
+        limit = t["exploding-absolute"] if h == Hazard.EXPLODING else t["vanishing-absolute"]
         what = f"‖∇{first}‖ = {_fmt(model['first'])} (threshold {_fmt(limit)})"
     else:
-        limit = t["exploding-ratio"] if h == "exploding" else t["vanishing-ratio"]
+        limit = t["exploding-ratio"] if h == Hazard.EXPLODING else t["vanishing-ratio"]
         what = f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(model['ratio'])} (threshold {_fmt(limit)})"
     where = f", leaving the healthy band at `{model['leaves_band_at']}`" if model.get("leaves_band_at") else ""
     return f"{h}: {what}{where}"
@@ -272,9 +273,9 @@ def _stack(expect, names, layers, t):
         "measured_hazard": str(measured_hazard),
         "test": test,
     }
-    if expect == "vanishing":
+    if expect == Probe.VANISHING:
         limits = {"ratio": t["vanishing-ratio"], "absolute": t["vanishing-absolute"]}
-    elif expect == "exploding":
+    elif expect == Probe.EXPLODING:
         limits = {"ratio": t["exploding-ratio"], "absolute": t["exploding-absolute"], "total": t["exploding-total"]}
     else:  # degradation: the stack's gradient leaving the band either way
         limits = {
@@ -288,8 +289,8 @@ def _stack(expect, names, layers, t):
     if ratio != ratio and finite:
         numbers["decided_by"] = None
         return INCONCLUSIVE, numbers, f"inconclusive: ‖∇{first}‖ and ‖∇{last}‖ are both 0"
-    if expect == "degradation":
-        degraded = str(measured_hazard) in ("vanishing", "exploding")
+    if expect == Probe.DEGRADATION:
+        degraded = measured_hazard in (Hazard.VANISHING, Hazard.EXPLODING)
         verdict = CONFIRMED if degraded else REFUTED
         text = (
             f"across the stack `{first}` … `{last}`: ‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} "
@@ -303,12 +304,12 @@ def _stack(expect, names, layers, t):
         )
         text += " (the slower training of deep plain stacks stays the static caveat: one backward pass cannot show it)"
         return verdict, numbers, text
-    verdict = CONFIRMED if str(measured_hazard) == expect else REFUTED
+    verdict = CONFIRMED if measured_hazard == expect else REFUTED
     text = (
         f"‖∇{first}‖ / ‖∇{last}‖ = {_fmt(ratio)} (threshold {_fmt(limits['ratio'])}), "
         f"‖∇{first}‖ = {_fmt(absolute)} (threshold {_fmt(limits['absolute'])})"
     )
-    if expect == "exploding":
+    if expect == Probe.EXPLODING:
         text += f", whole gradient {_fmt(total)} (threshold {_fmt(limits['total'])})"
     if not finite:
         text += ", non-finite gradients"

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from gradlint.vocab import Probe
+
 #: the SGD learning rate of the short training runs (constant-init and recurrent checks)
 LR = 0.1
 SYMMETRY_STEPS = 3
@@ -622,7 +624,7 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
     norms, gradients at the layers' outputs, execution order), then each probe's own test."""
     seeds = int(job.get("seeds", 3))
     probes = spec.get("probes", [])
-    recurrent = [p for p in probes if p["expect"].startswith("recurrent")]
+    recurrent = [p for p in probes if Probe(p["expect"]).recurrent]
     # the sequence length the code uses (the static finding carries it), else the job's default
     seq_len = None
     if recurrent:
@@ -658,12 +660,12 @@ def measure_model(module, spec: dict, job: dict, device) -> dict:
             per_output.setdefault(name, []).append(out_norms.get(name, float("nan")))
         for p in probes:
             entry = raw[str(p["id"])]
-            expect = p["expect"]
-            if expect in ("symmetric", "starved"):
+            expect = Probe(p["expect"])
+            if expect in (Probe.SYMMETRIC, Probe.STARVED):
                 entry["seeds"].append(_symmetry(run, seed, p["layers"], order, kinds, norms))
-            elif expect == "recurrent-vanishing":
+            elif expect == Probe.RECURRENT_VANISHING:
                 entry["seeds"].append(_through_time(run, seed, p["layers"], seq_len))
-            elif expect == "recurrent-exploding":
+            elif expect == Probe.RECURRENT_EXPLODING:
                 entry["seeds"].append(_training(run, seed, p.get("clip"), p.get("length") or seq_len))
     layers = [
         {

@@ -29,9 +29,9 @@ Pure Python: imported by the static path, so nothing here may import torch.
 from __future__ import annotations
 
 import math
-from enum import Enum
 
 from gradlint import docs_url
+from gradlint.vocab import Hazard
 
 #: examples per measured batch
 BATCH = 8
@@ -39,18 +39,6 @@ BATCH = 8
 FLOAT32_MAX = 3.4028234663852886e38
 #: the smallest positive float32 (subnormal): anything smaller is exactly 0
 FLOAT32_SUBNORMAL = 1.401298464324817e-45
-
-
-class Hazard(str, Enum):
-    """What a finding (or a measurement) says about the gradient at initialization."""
-
-    VANISHING = "vanishing"
-    EXPLODING = "exploding"
-    DEAD = "dead"
-    NONE = "none"
-
-    def __str__(self) -> str:  # plain text in messages and JSON
-        return self.value
 
 
 #: defaults; ``[tool.gradlint.dynamic.thresholds]`` overrides them for --dynamic

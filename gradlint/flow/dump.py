@@ -12,6 +12,7 @@ import math
 
 from gradlint.flow.convention import BATCH
 from gradlint.flow.hazards import Numbers, judge
+from gradlint.vocab import Category
 
 
 def _num(x):
@@ -27,7 +28,7 @@ def _label(graph, node) -> str:
         layer = graph.layer_of(node)
         if layer is None:
             return node.layer or "?"
-        act = layer.activation if layer.category == "activation" else None
+        act = layer.activation if layer.category == Category.ACTIVATION else None
         return f"{layer.name} ({act or layer.kind})"
     if node.op == "merge":
         return f"{node.merge} merge"

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 
 from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
 from gradlint.flow.propagate import Profile, profile, weight_moments
 from gradlint.graph.model import UnknownKind
+from gradlint.vocab import Category, Cause
 
 RELU_FAMILY = frozenset(
     {"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu", "mish", "hardswish", "threshold"}
@@ -42,23 +42,6 @@ FIXED_SCALE = frozenset({"normal", "uniform", "trunc_normal"})
 UNBOUNDED_FAST = frozenset({"exp", "square"})
 #: a bounded layer with more than this fraction of saturated units at init
 SATURATED_FRACTION = 0.5
-
-
-class Cause(str, Enum):
-    ACTIVATION = "activation"  # GL101
-    INIT_SCALE = "init-scale"  # GL202
-    INIT_MISMATCH = "init-mismatch"  # GL203
-    DEPTH = "depth"  # GL301: no normalization
-    RESIDUAL_GROWTH = "residual-growth"  # GL303
-    NORM_WITHOUT_SKIPS = "norm-without-skips"  # GL304
-    NARROW_WIDTH = "narrow-width"  # GL305
-    OVERFLOW = "overflow"  # GL103
-    SATURATED_LAYER = "saturated-layer"  # GL104
-    RECURRENT = "recurrent"  # GL102: the gradient through time
-    CONSTANT_INIT = "constant-init"  # GL201
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: causes of a gradient hazard (a saturated layer is a warning about training, not about the gradient)
@@ -128,7 +111,7 @@ class FlowHazard:
 
 def _matched_var(graph, layer) -> tuple[float, float] | None:
     fi = layer.fan_in
-    if layer.category == "parameter":
+    if layer.category == Category.PARAMETER:
         shape = layer.params.get("shape")
         shape = shape if isinstance(shape, tuple) else ()
         fi = shape[0] if len(shape) == 2 and isinstance(shape[0], int) else None
@@ -151,7 +134,8 @@ def _weighted(graph):
     return [
         l
         for l in graph.layers()
-        if l.category in ("weighted", "parameter") and l.kind not in ("Embedding", "EmbeddingBag", "MultiheadAttention")
+        if l.category in (Category.WEIGHTED, Category.PARAMETER)
+        and l.kind not in ("Embedding", "EmbeddingBag", "MultiheadAttention")
     ]
 
 
@@ -222,7 +206,11 @@ class Judge:
         from a unit-variance input, judged by the relative tests (ratio and gain)."""
         out = []
         for chain in _plain_chains(self.graph):
-            layers = [self.graph.layer_of(n) for n in chain if self.graph.category_of(n) in ("weighted", "parameter")]
+            layers = [
+                self.graph.layer_of(n)
+                for n in chain
+                if self.graph.category_of(n) in (Category.WEIGHTED, Category.PARAMETER)
+            ]
             if len(layers) < 3 or any(l.name in skip for l in layers):
                 continue
             if any(n.id not in self.profile.stats for n in chain):
@@ -319,7 +307,7 @@ class Judge:
             cf_act = self._cf(inits=relu_init, acts=relu)
             if cf_act.judge(self.t)[0] is Hazard.NONE:
                 return make(Cause.ACTIVATION, saturating, cured=cf_act)
-        norms = [n for n in g.nodes() if g.category_of(n) == "norm"]
+        norms = [n for n in g.nodes() if g.category_of(n) == Category.NORM]
         skips = [n for n in g.nodes() if g.is_skip_merge(n)]
         if hazard is Hazard.EXPLODING and norms and not skips:
             return make(Cause.NORM_WITHOUT_SKIPS, norms, kinds=tuple(sorted({g.layer_of(n).kind for n in norms})))
@@ -349,11 +337,11 @@ class Judge:
                     return False
                 cur = succ[0]
                 cat = g.category_of(cur)
-                if cat == "activation" and g.activation_of(cur) in A.HOMOGENEOUS:
+                if cat == Category.ACTIVATION and g.activation_of(cur) in A.HOMOGENEOUS:
                     continue
-                if cat != "other":
+                if cat != Category.OTHER:
                     break
-            if g.category_of(cur) != "norm":
+            if g.category_of(cur) != Category.NORM:
                 return False
         return True
 
@@ -376,7 +364,7 @@ class Judge:
         p = self.profile
         for node in self.graph.nodes():
             layer = self.graph.layer_of(node) if node.op == "layer" else None
-            if layer is None or layer.category != "recurrent":
+            if layer is None or layer.category != Category.RECURRENT:
                 continue
             plan = p.rnn.get(node.id)
             if plan is None:
@@ -393,7 +381,7 @@ class Judge:
 
     def _branch_normalized(self, merge) -> bool:
         """Whether the residual branch ending at this add has a normalization in it."""
-        return any(self.graph.category_of(n) == "norm" for n in self.graph.branch_nodes(merge))
+        return any(self.graph.category_of(n) == Category.NORM for n in self.graph.branch_nodes(merge))
 
     def _growth(self, merges) -> float:
         """RMS of the residual stream at the last add over that at the first add's input."""
@@ -451,7 +439,12 @@ def _plain_chains(graph) -> list[list]:
     """Maximal single-input, single-output runs of layer nodes (weighted, activation, shape-only)."""
 
     def plain(n):
-        return n.op == "layer" and graph.category_of(n) in ("weighted", "parameter", "activation", "other")
+        return n.op == "layer" and graph.category_of(n) in (
+            Category.WEIGHTED,
+            Category.PARAMETER,
+            Category.ACTIVATION,
+            Category.OTHER,
+        )
 
     chains, seen = [], set()
     for node in graph.nodes():

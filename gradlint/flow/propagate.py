@@ -42,6 +42,7 @@ from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
 from gradlint.flow.convention import BATCH, FLOAT32_MAX, FLOAT32_SUBNORMAL
 from gradlint.graph import catalog
+from gradlint.vocab import WEIGHT_CARRYING, Category
 
 #: spatial size per dimension that --dynamic feeds a convolutional model (dynamic/plan.py)
 SPATIAL = {1: 64, 2: 64, 3: 16}
@@ -302,12 +303,12 @@ def _moments_of(init, layer, fan_in, fan_out):
     fo = fan_out if fan_out is not None else layer.fan_out
     s = init.scheme
     if s == "default":
-        if layer.category in ("weighted", "recurrent"):
+        if layer.category in (Category.WEIGHTED, Category.RECURRENT):
             if layer.kind in ("Embedding", "EmbeddingBag"):
                 return 1.0, 0.0
             if layer.kind == "MultiheadAttention":
                 return (2.0 / (fi + fo), 0.0) if fi and fo else None  # xavier_uniform_ in_proj
-            if layer.category == "recurrent":
+            if layer.category == Category.RECURRENT:
                 h = layer.params.get("hidden_size")
                 return (1.0 / (3 * h), 0.0) if isinstance(h, int) and h > 0 else None
             return (1.0 / (3 * fi), 0.0) if fi else None
@@ -343,7 +344,7 @@ def _moments_of(init, layer, fan_in, fan_out):
 
 def bias_moments(graph, layer) -> tuple[float, float] | None:
     """``(variance, mean)`` of the bias; (0, 0) when there is none."""
-    if layer.category == "parameter" or layer.params.get("bias", True) is False:
+    if layer.category == Category.PARAMETER or layer.params.get("bias", True) is False:
         return 0.0, 0.0
     if layer.kind in ("Embedding", "EmbeddingBag"):
         return 0.0, 0.0
@@ -439,7 +440,7 @@ def _stride(layer) -> int:
 def _fans(layer):
     """``(fan_in, fan_out, n_out, out_width, positions factor)`` of a weighted layer, or None."""
     kind, p = layer.kind, layer.params
-    if layer.category == "parameter":
+    if layer.category == Category.PARAMETER:
         shape = p.get("shape")
         shape = shape if isinstance(shape, tuple) else ()
         if len(shape) == 2 and all(_int(d) for d in shape):
@@ -478,7 +479,7 @@ class _Pass:
         self.tails = any(a in A.HEAVY_TAILED for a in self.acts.values()) or any(
             graph.activation_of(n) in A.HEAVY_TAILED
             for n in graph.nodes()
-            if n.op == "layer" and graph.category_of(n) == "activation"
+            if n.op == "layer" and graph.category_of(n) == Category.ACTIVATION
         )
         self.stats: dict[int, Stat] = {}
         self.grads: dict[int, float | None] = {}
@@ -537,7 +538,7 @@ class _Pass:
         is log-normal, each layer of ``n`` units adding ``(kurtosis - 1) / n`` to the variance of
         its log (5/n for ReLU, 2/n for a linear layer). Normalization and residual adds undo the
         compounding, so only plain stacks (no norm, no merge) are corrected."""
-        if any(n.op == "merge" for n in nodes) or any(self.g.category_of(n) == "norm" for n in nodes):
+        if any(n.op == "merge" for n in nodes) or any(self.g.category_of(n) == Category.NORM for n in nodes):
             return 0.0
         if not layers or not all(l.certain for l in layers):
             return 0.0
@@ -546,7 +547,7 @@ class _Pass:
             if node.op != "layer":
                 continue
             layer = self.g.layer_of(node)
-            if layer is None or layer.category not in ("weighted", "parameter"):
+            if layer is None or layer.category not in (Category.WEIGHTED, Category.PARAMETER):
                 continue
             fans = _fans(layer)
             if fans is None or not fans[3]:
@@ -572,13 +573,13 @@ class _Pass:
             if len(succ) != 1 or succ[0].op != "layer":
                 return None
             cur = succ[0]
-            if self.g.category_of(cur) != "other":
+            if self.g.category_of(cur) != Category.OTHER:
                 return cur
         return None
 
     def _activation_after(self, node):
         nxt = self._next_past_shape_only(node)
-        return nxt if nxt is not None and self.g.category_of(nxt) == "activation" else None
+        return nxt if nxt is not None and self.g.category_of(nxt) == Category.ACTIVATION else None
 
     def _input_of(self, preds) -> Stat:
         if not preds:
@@ -619,16 +620,16 @@ class _Pass:
         if layer is None:
             return x.copy(certain=False, why="an unresolved layer")
         cat = layer.category
-        if cat in ("weighted", "parameter"):
+        if cat in (Category.WEIGHTED, Category.PARAMETER):
             return self.weighted(node, layer, x)
-        if cat == "activation":
+        if cat == Category.ACTIVATION:
             act = self.acts.get(node.id, layer.activation)
             return self.activation(act, x)
-        if cat == "norm":
+        if cat == Category.NORM:
             return self.norm(node, layer, x)
-        if cat == "other":
+        if cat == Category.OTHER:
             return self.other(node, layer, x)
-        if cat == "recurrent":
+        if cat == Category.RECURRENT:
             return self.recurrent(node, layer, x)
         return x.copy(certain=False, why="an unresolved layer")
 
@@ -1268,7 +1269,7 @@ class _Pass:
         if layer is None:
             return gs, False
         cat = layer.category
-        if cat in ("weighted", "parameter"):
+        if cat in (Category.WEIGHTED, Category.PARAMETER):
             if layer.kind in ("Embedding", "EmbeddingBag"):
                 return None, True  # token ids take no gradient
             fans = _fans(layer)
@@ -1277,7 +1278,7 @@ class _Pass:
                 return gs, False
             fo = fans[1] * self.taps.get(s.id, 1.0)
             return gs * (wm[0] + wm[1] ** 2) * fo, st.certain
-        if cat == "activation":
+        if cat == Category.ACTIVATION:
             act = self.acts.get(s.id, layer.activation)
             if act == "log_softmax":
                 return gs, st.certain
@@ -1286,13 +1287,13 @@ class _Pass:
             if not A.known(act):
                 return gs, False
             return gs * self._moments(act, x).d2, st.certain and not st.overflow
-        if cat == "norm" and s.id in self.batch_norms:
+        if cat == Category.NORM and s.id in self.batch_norms:
             base, n = self.batch_norms[s.id]
             return gs * base * self._bn_keep(s, n), st.certain
-        if cat in ("norm", "other"):
+        if cat in (Category.NORM, Category.OTHER):
             f = self.factor.get(s.id, 1.0)
             return gs * f, st.certain
-        if cat == "recurrent" and s.id in self.rnn:
+        if cat == Category.RECURRENT and s.id in self.rnn:
             return self._rnn_backward(s, gs)[0], st.certain and not st.overflow
         return gs, False
 
@@ -1300,7 +1301,7 @@ class _Pass:
         """Whether the branches of an add pass the stream's shared-mean direction back: a
         branch with a normalization projects it out (LayerNorm removes the mean over features,
         BatchNorm over the batch), so only unnormalized branches add the coherent gain."""
-        return not any(self.g.category_of(n) == "norm" for n in self.g.branch_nodes(merge))
+        return not any(self.g.category_of(n) == Category.NORM for n in self.g.branch_nodes(merge))
 
     # ------------------------------------------------------------ spatial coherence of gradients
     def _bn_keep(self, s, n: float) -> float:
@@ -1321,21 +1322,21 @@ class _Pass:
         if layer is None:
             return 0.0
         cat, kind = layer.category, layer.kind
-        if cat in ("weighted", "parameter"):
+        if cat in (Category.WEIGHTED, Category.PARAMETER):
             return rho * 0.5 if _stride(layer) > 1 else rho
-        if cat == "activation":
+        if cat == Category.ACTIVATION:
             x = self.stats[node.id]
             act = self.acts.get(s.id, layer.activation)
             slope = A.mean_slope(act, x.m, max(x.q - x.m * x.m, 0.0))
             d2 = A.moments(act, x.m, max(x.q - x.m * x.m, 0.0)).d2 if A.known(act) else 0.0
             return rho * min(1.0, slope * slope / d2) if d2 > 0 else 0.0
-        if cat == "norm":
+        if cat == Category.NORM:
             if s.id in self.batch_norms:
                 n = self.batch_norms[s.id][1]
                 keep = self._bn_keep(s, n)
                 return rho * (1.0 - 1.0 / self.batch) / keep if keep > 0 else 0.0
             return rho
-        if cat == "other":
+        if cat == Category.OTHER:
             x = self.stats[node.id]
             if kind.startswith(("AdaptiveAvg", "AvgPool")):
                 return 1.0 if self.stats[s.id].pos <= 1 < x.pos else rho
@@ -1355,11 +1356,11 @@ class _Pass:
         layer = self.g.layer_of(s) if s.op == "layer" else None
         if layer is None:
             return False
-        if layer.category in ("weighted", "parameter"):
+        if layer.category in (Category.WEIGHTED, Category.PARAMETER):
             fans = _fans(layer)
             wm = self.inits.get(layer.name) or (weight_moments(self.g, layer, fan_in=fans[0]) if fans else None)
             return wm is not None and wm[0] == 0.0 and wm[1] == 0.0
-        if layer.category == "norm":
+        if layer.category == Category.NORM:
             return self.factor.get(s.id, 1.0) == 0.0
         return False
 
@@ -1370,7 +1371,7 @@ class _Pass:
         layer = self.g.layer_of(s) if s.op == "layer" else None
         if layer is None:
             return False
-        if layer.category == "norm":
+        if layer.category == Category.NORM:
             return True  # a zero gamma: the output scale of its branch or stack, learnt in one step
         if not self.g.feeds_weighted(layer):
             return True
@@ -1383,7 +1384,7 @@ class _Pass:
             if node.op != "layer":
                 continue
             layer = self.g.layer_of(node)
-            if layer is None or layer.category not in ("weighted", "parameter", "recurrent"):
+            if layer is None or layer.category not in WEIGHT_CARRYING:
                 continue
             order.setdefault(layer.name, []).append(node)
         out = []
@@ -1399,7 +1400,7 @@ class _Pass:
                 gz = self.grads.get(node.id)
                 preds = self.g.predecessors(node)
                 x = self.stats[preds[0].id] if preds else None
-                if layer.category == "recurrent":
+                if layer.category == Category.RECURRENT:
                     ok = (
                         st.certain
                         and self.bwd_certain.get(node.id, False)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
 from gradlint.flow.propagate import _SHAPE_ONLY, _fans, bias_moments, weight_moments
+from gradlint.vocab import Category
 
 _BIG = 1e300
 
@@ -106,7 +107,7 @@ def _layer_gain(graph, profile, node) -> float | None:
         if step.op == "merge" and step.merge == "add":
             cur = step  # the pre-activation is the sum
             continue
-        if step.op != "layer" or graph.category_of(step) != "activation":
+        if step.op != "layer" or graph.category_of(step) != Category.ACTIVATION:
             break
         st = profile.stats.get(cur.id)
         act = graph.activation_of(step)
@@ -129,12 +130,12 @@ def _written_rnn_gain(graph, profile, name: str) -> float | None:
     fans_u, wm_u, bu = _fans(u), weight_moments(graph, u), bias_moments(graph, u)
     if fans_u is None or wm_u is None or bu is None or not fans_u[1] or fans_u[0] != fans_u[1]:
         return None
-    act_node = next((n for n in graph.nodes() if n.op == "layer" and graph.category_of(n) == "activation"), None)
+    act_node = next((n for n in graph.nodes() if n.op == "layer" and graph.category_of(n) == Category.ACTIVATION), None)
     act = graph.activation_of(act_node) if act_node is not None else None
     if act not in ("tanh", "relu"):
         return None
     w_node = next(
-        (p for p in graph.predecessors(act_node) if p.op == "layer" and graph.category_of(p) == "weighted"), None
+        (p for p in graph.predecessors(act_node) if p.op == "layer" and graph.category_of(p) == Category.WEIGHTED), None
     )
     var_ih, fan_in, bias_var = 0.0, 1, bu[0] + bu[1] ** 2
     if w_node is not None:
@@ -189,7 +190,7 @@ def one_step_gain(graph, profile, names=None) -> TimeGain | None:
     best = None
     reached = set()
     for node in graph.nodes():
-        if node.op != "layer" or graph.category_of(node) != "weighted" or node.id not in profile.stats:
+        if node.op != "layer" or graph.category_of(node) != Category.WEIGHTED or node.id not in profile.stats:
             continue
         layer = graph.layer_of(node)
         reached.add(layer.name)

@@ -39,6 +39,7 @@ from gradlint.graph.sites import SEQUENTIAL, config_site, find_sites
 from gradlint.graph.symbols import FileIndex
 from gradlint.graph.torch_semantics import TorchMixin
 from gradlint.graph.values import BlockSpec, Flow, LeafSpec, ParamSpec, SeqSpec, Spec, UnknownSpec
+from gradlint.vocab import Category
 
 __all__ = ["Builder", "FileIndex", "build_graphs"]
 
@@ -150,7 +151,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
                 Layer(
                     prefix,
                     "Parameter",
-                    "parameter",
+                    Category.PARAMETER,
                     spec.span,
                     None,
                     {"shape": spec.shape},
@@ -159,7 +160,7 @@ class Builder(StatementsMixin, ExpressionsMixin, TorchMixin, InitMixin, ForwardM
                 )
             )
         elif isinstance(spec, UnknownSpec):
-            self.graph.add_layer(Layer(prefix, spec.text, "unknown", spec.span, repeat=spec.repeat))
+            self.graph.add_layer(Layer(prefix, spec.text, Category.UNKNOWN, spec.span, repeat=spec.repeat))
             self.note_unknown(spec.reason, spec.span)
         for key, child in spec.children():
             self.name_specs(child, f"{prefix}.{key}" if prefix else str(key))
@@ -294,7 +295,7 @@ def _has_recurrent_leaf(spec) -> bool:
             continue
         seen.add(id(cur))
         if isinstance(cur, LeafSpec):
-            if cur.category == "recurrent":
+            if cur.category == Category.RECURRENT:
                 return True
             continue
         if isinstance(cur, Spec) and not isinstance(cur, ParamSpec):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradlint.vocab import Category
+
 # ---------------------------------------------------------------- layer kinds
 WEIGHTED = frozenset(
     {
@@ -199,16 +201,16 @@ def activation_info(name: str | None) -> ActivationInfo | None:
 
 def layer_category(kind: str) -> str:
     if kind in WEIGHTED:
-        return "weighted"
+        return Category.WEIGHTED
     if kind in RECURRENT:
-        return "recurrent"
+        return Category.RECURRENT
     if kind in NORM:
-        return "norm"
+        return Category.NORM
     if kind in ACTIVATION_MODULES:
-        return "activation"
+        return Category.ACTIVATION
     if kind in CONTAINERS:
         return "container"
-    return "other"
+    return Category.OTHER
 
 
 # ---------------------------------------------------------------- initializers

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 
 from gradlint.graph.model import ModelGraph
+from gradlint.graph.values import UNKNOWN
+from gradlint.vocab import Category
 
 
 def _params(layer) -> str:
-    items = [f"{k}={v!r}" for k, v in layer.params.items() if repr(v) != "UNKNOWN"]
-    unknown = [k for k, v in layer.params.items() if repr(v) == "UNKNOWN"]
+    items = [f"{k}={v!r}" for k, v in layer.params.items() if v is not UNKNOWN]
+    unknown = [k for k, v in layer.params.items() if v is UNKNOWN]
     items += [f"{k}=?" for k in unknown]
     return f"({', '.join(items)})" if items else ""
 
@@ -23,7 +25,7 @@ def _init_text(graph, layer) -> str:
             + (f"({init.value:g})" if init.value is not None else "")
             + (f"*{init.scale:g}" if init.scale != 1.0 else "")
         )
-    if not parts and layer.category in ("weighted", "recurrent"):
+    if not parts and layer.category in (Category.WEIGHTED, Category.RECURRENT):
         parts.append("weight=default")
     return " ".join(parts)
 
@@ -38,7 +40,7 @@ def to_dict(graph: ModelGraph) -> dict:
                 "category": layer.category,
                 "activation": layer.activation,
                 "line": layer.span.line,
-                "params": {k: (v if repr(v) != "UNKNOWN" else None) for k, v in layer.params.items()},
+                "params": {k: (v if v is not UNKNOWN else None) for k, v in layer.params.items()},
                 "init": {
                     p: {
                         "scheme": i.scheme,

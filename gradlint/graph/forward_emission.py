@@ -7,6 +7,7 @@ import ast
 from gradlint.graph.interp_common import _FlowSeq, _PieceSeq, _span
 from gradlint.graph.model import Layer, Node
 from gradlint.graph.values import UNKNOWN, Flow, ParamRef, ParamSpec
+from gradlint.vocab import Category
 
 
 class ForwardMixin:
@@ -27,7 +28,7 @@ class ForwardMixin:
         ``x.mean((2, 3))``: the module they do the work of (``MaxPool2d``, ``Flatten``,
         ``AdaptiveAvgPool2d``), as a functional layer of that kind, with its arguments."""
         clean = {k: v for k, v in params.items() if isinstance(v, (int, float, tuple)) and not isinstance(v, bool)}
-        name = self._functional_name(q, node, "other", None, kind=kind, params=clean)
+        name = self._functional_name(q, node, Category.OTHER, None, kind=kind, params=clean)
         n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), flow.producers)
         return Flow(frozenset({n.id}))
 
@@ -57,7 +58,7 @@ class ForwardMixin:
         flows = [a for a in args if isinstance(a, Flow)]
         if not flows:
             return UNKNOWN
-        name = self._functional_name(q, node, "activation", act)
+        name = self._functional_name(q, node, Category.ACTIVATION, act)
         n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), flows[0].producers)
         return Flow(frozenset({n.id}))
 
@@ -72,7 +73,7 @@ class ForwardMixin:
             owner = w.owner if isinstance(w, ParamRef) else w
             name = self.name_of(owner)
         else:
-            name = self._functional_name(q, node, "other", None)
+            name = self._functional_name(q, node, Category.OTHER, None)
         n = self.graph.add_node(Node(self.next_node(), "layer", layer=name, span=_span(node)), producers)
         return Flow(frozenset({n.id}))
 

@@ -31,6 +31,7 @@ from gradlint.graph.values import (
     Spec,
     UnknownSpec,
 )
+from gradlint.vocab import Category
 
 
 class StatementsMixin:
@@ -283,12 +284,12 @@ class StatementsMixin:
         if isinstance(spec, BlockSpec):
             return [k for k, v in spec.attrs.items() if isinstance(v, ParamSpec)]
         if isinstance(spec, LeafSpec):
-            if spec.category in ("weighted", "norm"):
+            if spec.category in (Category.WEIGHTED, Category.NORM):
                 names = ["weight"]
                 if spec.params.get("bias", True) is not False:
                     names.append("bias")
                 return names
-            if spec.category == "recurrent":
+            if spec.category == Category.RECURRENT:
                 return ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
         return []
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Iterator
 
 import networkx as nx
 
 from gradlint.graph import catalog
+from gradlint.vocab import WEIGHT_CARRYING, Category, Vocab
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ class Layer:
         return self._fan(("out_features", "out_channels", "hidden_size", "embed_dim"), False)
 
 
-class UnknownKind(str, Enum):
+class UnknownKind(Vocab):
     """What kind of thing the builder (or the flow model) could not resolve."""
 
     CONDITION = "condition"  # an ``if`` / conditional expression: both branches are kept
@@ -240,7 +240,7 @@ class ModelGraph:
         init = layer.inits.get(param)
         if init is not None:
             return init
-        if layer.category in ("weighted", "recurrent", "norm"):
+        if layer.category in (Category.WEIGHTED, Category.RECURRENT, Category.NORM):
             return Init("default", f"PyTorch's default init of nn.{layer.kind}", None, "default")
         return None
 
@@ -268,12 +268,12 @@ class ModelGraph:
     def category_of(self, node: Node) -> str:
         if node.op == "layer":
             layer = self.layer_of(node)
-            return layer.category if layer else "unknown"
+            return layer.category if layer else Category.UNKNOWN
         return node.op
 
     def activation_of(self, node: Node) -> str | None:
         layer = self.layer_of(node)
-        return layer.activation if layer and layer.category == "activation" else None
+        return layer.activation if layer and layer.category == Category.ACTIVATION else None
 
     def is_skip_merge(self, node: Node) -> bool:
         """An add merge where one input also reaches the other: ``x + f(x)``, ``out += identity``.
@@ -370,11 +370,7 @@ class ModelGraph:
         for app in apps:
             for d in self.downstream(app):
                 n = self._nodes[d]
-                if (
-                    n.op == "layer"
-                    and n.layer != layer.name
-                    and self.category_of(n) in ("weighted", "recurrent", "parameter")
-                ):
+                if n.op == "layer" and n.layer != layer.name and self.category_of(n) in WEIGHT_CARRYING:
                     return True
         return False
 
@@ -393,7 +389,7 @@ class ModelGraph:
                     seen.add(s.id)
                     if self.is_skip_merge(s):
                         return True
-                    if s.op == "layer" and self.category_of(s) in ("weighted", "recurrent", "parameter"):
+                    if s.op == "layer" and self.category_of(s) in WEIGHT_CARRYING:
                         continue
                     frontier.append(s)
         return False
@@ -423,7 +419,7 @@ class ModelGraph:
             if len(preds) != 1:
                 return None
             cur = preds[0]
-            if cur.op == "layer" and self.category_of(cur) in ("weighted", "parameter", "recurrent"):
+            if cur.op == "layer" and self.category_of(cur) in WEIGHT_CARRYING:
                 return cur
             if cur.op != "layer":
                 return None
@@ -452,9 +448,13 @@ class ModelGraph:
         weighted = []
         for node in self.nodes():
             layer = self.layer_of(node)
-            if layer and layer.category in ("weighted", "recurrent", "parameter"):
+            if layer and layer.category in WEIGHT_CARRYING:
                 w = self.init_of(layer, "weight")
-                b = self.init_of(layer, "bias") if "bias" in layer.inits or layer.category != "parameter" else None
+                b = (
+                    self.init_of(layer, "bias")
+                    if "bias" in layer.inits or layer.category != Category.PARAMETER
+                    else None
+                )
                 weighted.append(
                     (
                         layer.kind,

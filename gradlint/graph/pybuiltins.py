@@ -6,6 +6,7 @@ import ast
 
 from gradlint.graph.interp_common import Frame, _torch_kind
 from gradlint.graph.values import UNKNOWN, BlockSpec, ClassRef, LeafSpec, SeqSpec, Spec, UnknownSpec
+from gradlint.vocab import Category
 
 
 def _builtin(fn):
@@ -155,7 +156,7 @@ def _b_hasattr(b, args, kwargs, node, frame):
             return (
                 args[1] in ("weight", "bias")
                 and (args[1] != "bias" or owner.params.get("bias", True) is not False)
-                and owner.category in ("weighted", "norm")
+                and owner.category in (Category.WEIGHTED, Category.NORM)
             )
         if isinstance(owner, BlockSpec):
             return args[1] in owner.attrs or args[1] in owner.values

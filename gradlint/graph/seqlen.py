@@ -21,6 +21,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from gradlint.vocab import Category, ModelKind
+
 #: tensor constructors whose positional arguments are the shape
 _SHAPED = frozenset({"randn", "rand", "zeros", "ones", "empty", "randint", "full"})
 _RESHAPE = frozenset({"view", "reshape"})
@@ -247,7 +249,7 @@ def forward_length(cls: ast.ClassDef, ints: Ints) -> SeqLength | None:
 
 def recurrent_batch_first(graph) -> bool | None:
     """Whether the first recurrent layer of a graph reads ``(batch, time, ...)``; None: none."""
-    for layer in graph.layers("recurrent"):
+    for layer in graph.layers(Category.RECURRENT):
         value = layer.params.get("batch_first", False)
         return value if isinstance(value, bool) else None
     return None
@@ -259,7 +261,7 @@ def attach_lengths(graphs, facts, index=None) -> None:
     ``forward`` reshapes its input to, for the flow model's unrolling and the rules that
     state it."""
     for loop in facts.loops:
-        if loop.length is None or loop.model is None or loop.model[0] != "local":
+        if loop.length is None or loop.model is None or loop.model[0] != ModelKind.LOCAL:
             continue
         cls = loop.model[1]
         for graph in graphs:
@@ -275,7 +277,7 @@ def attach_lengths(graphs, facts, index=None) -> None:
         return
     for graph in graphs:
         cls = index.classes.get(graph.factory_of or graph.name)
-        if graph.sequence is not None or cls is None or not graph.layers("recurrent"):
+        if graph.sequence is not None or cls is None or not graph.layers(Category.RECURRENT):
             continue
         length = forward_length(cls, Ints(index.constants, {}, {}))
         steps = length.along(recurrent_batch_first(graph)) if length is not None else None

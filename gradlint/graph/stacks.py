@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gradlint.vocab import Category
+
 _STACK_KINDS_EXCLUDED = frozenset({"Embedding", "EmbeddingBag", "MultiheadAttention"})
 
 
@@ -16,9 +18,9 @@ def _is_stack_layer(graph, node) -> bool:
     layer = graph.layer_of(node)
     if layer is None:
         return False
-    if layer.category == "weighted":
+    if layer.category == Category.WEIGHTED:
         return layer.kind not in _STACK_KINDS_EXCLUDED
-    return layer.category == "parameter"
+    return layer.category == Category.PARAMETER
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def deepest_plain_path(graph) -> PlainPath | None:
         if _is_stack_layer(graph, node):
             depth += 1
             first = first or node
-        elif graph.category_of(node) == "norm":
+        elif graph.category_of(node) == Category.NORM:
             normalized = True
         best[node.id] = (depth, first, normalized)
         if depth and (top is None or depth > top.depth):

@@ -37,6 +37,7 @@ from gradlint.graph.values import (
     Spec,
     UnknownSpec,
 )
+from gradlint.vocab import Category
 
 
 class TorchMixin:
@@ -120,7 +121,7 @@ class TorchMixin:
             params.update({k: v for k, v in kwargs.items() if k in names})
             return self.functional_shape(kind, params, args[0], node, q)
         if q in catalog.FUNCTIONAL_NORMS:
-            return self.functional_layer(q, "norm", args, node)
+            return self.functional_layer(q, Category.NORM, args, node)
         if q in catalog.FUNCTIONAL_WEIGHTED:
             return self.functional_weighted(q, args, kwargs, node)
         if q == "torch.nn.init.calculate_gain":

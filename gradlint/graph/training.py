@@ -20,6 +20,7 @@ from gradlint.graph.model import Span
 from gradlint.graph.recurrence import model_called_recurrently
 from gradlint.graph.seqlen import Ints, argparse_defaults, loop_length
 from gradlint.graph.training_facts import Event, FrameworkFit, TrainingFacts, TrainingLoop
+from gradlint.vocab import ModelKind
 
 UPDATE_METHODS = ("add_", "sub_", "addcmul_", "addcdiv_", "copy_")
 
@@ -209,14 +210,14 @@ def _resolve_model(index, scope: _Scope, text: str | None, callers, depth=0):
     if isinstance(value, ast.Call):
         func = value.func
         if isinstance(func, ast.Name) and func.id in index.classes:
-            return ("local", func.id)
+            return (ModelKind.LOCAL, func.id)
         q = index.qualname(func)
         if q:
             kind = q.rsplit(".", 1)[-1]
             if q.startswith("torch.nn.") and kind in ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"):
-                return ("torch", kind)
+                return (ModelKind.TORCH, kind)
             if not q.startswith("torch."):
-                return ("import", q)
+                return (ModelKind.IMPORT, q)
         if isinstance(func, ast.Attribute) and func.attr == "to":  # model = Model().to(device)
             inner = ast.unparse(func.value)
             scope.assigned.setdefault(inner, func.value)

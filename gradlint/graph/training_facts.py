@@ -25,7 +25,7 @@ class TrainingLoop:
     events: list[Event] = field(default_factory=list)
     #: what the optimizer updates (``model`` in ``Adam(model.parameters())``), when known
     optimized: str | None = None
-    #: the trained model: ("local", class name) | ("import", qualname) | ("torch", kind) | None
+    #: the trained model: (ModelKind.LOCAL, class name) | (IMPORT, qualname) | (TORCH, kind) | None
     model: tuple | None = None
     model_text: str | None = None
     #: the loop feeds the model's output back into it (``out, h = rnn(x[i], h)``): recurrent

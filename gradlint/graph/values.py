@@ -12,6 +12,7 @@ import ast
 from dataclasses import dataclass, field
 
 from gradlint.graph.model import Span
+from gradlint.vocab import Category
 
 
 class _Unknown:
@@ -120,9 +121,9 @@ class ParamRef:
         if isinstance(owner, LeafSpec):
             if self.name.startswith("bias"):
                 return 1
-            if owner.category == "norm":
+            if owner.category == Category.NORM:
                 return 1
-            if owner.category in ("weighted", "recurrent"):
+            if owner.category in (Category.WEIGHTED, Category.RECURRENT):
                 return 2
         return None
 

@@ -22,13 +22,14 @@ from collections import Counter
 
 from gradlint import docs_url
 from gradlint.text import source_lines, split_lines
+from gradlint.vocab import Verdict
 
 FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif", "junit", "gitlab")
 
 #: where the generated rule reference lives (``python -m gradlint.docs`` writes docs/rules.md)
 DOCS_URL = docs_url("rules.md")
 
-_MARKS = {"confirmed": "✔", "refuted": "✘", "inconclusive": "?", "not-run": "-"}
+_MARKS = {Verdict.CONFIRMED: "✔", Verdict.REFUTED: "✘", Verdict.INCONCLUSIVE: "?", "not-run": "-"}
 
 
 def verdict_line(d) -> str | None:
@@ -45,7 +46,7 @@ def verdict_line(d) -> str | None:
     where = (
         f" on {ev['device']}, {ev.get('seeds')} seed{'s' if ev.get('seeds') != 1 else ''}" if ev.get("device") else ""
     )
-    tail = " — kept, marked refuted" if verdict == "refuted" else ""
+    tail = " — kept, marked refuted" if verdict == Verdict.REFUTED else ""
     return f"{_MARKS.get(verdict, '?')} {verdict}{where}: {summary}{tail}"
 
 

@@ -6,8 +6,9 @@ import click
 
 from gradlint.reporters import verdict_line
 from gradlint.text import source_lines, split_lines
+from gradlint.vocab import Severity, Verdict
 
-_SEVERITY_COLOUR = {"error": "red", "warning": "yellow", "info": "blue"}
+_SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "blue"}
 
 
 def _read_lines(path: str, cache: dict) -> list[str]:
@@ -33,7 +34,7 @@ def render(diagnostics, color: bool = False, sources: dict | None = None, **_) -
         )
         verdict = verdict_line(d)
         if verdict:
-            colour = {"confirmed": "green", "refuted": "red"}.get(dict(d.evidence).get("verdict"))
+            colour = {Verdict.CONFIRMED: "green", Verdict.REFUTED: "red"}.get(dict(d.evidence).get("verdict"))
             out.append(f"   {style(verdict, fg=colour, bold=True)}\n")
         if d.cell is not None:
             lines = cache.get(f"{d.path}:cell {d.cell}", [])

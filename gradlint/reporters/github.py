@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 
 from gradlint.reporters import relative_path, verdict_line
+from gradlint.vocab import Severity
 
-_COMMAND = {"error": "error", "warning": "warning", "info": "notice"}
+_COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 
 def escape_data(text: str) -> str:

@@ -11,8 +11,9 @@ import hashlib
 import json
 
 from gradlint.reporters import relative_path, stable_identities
+from gradlint.vocab import Severity
 
-_SEVERITY = {"error": "major", "warning": "minor", "info": "info"}
+_SEVERITY = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
 
 
 def issues(diagnostics, root: str | None = None, sources: dict | None = None) -> list[dict]:

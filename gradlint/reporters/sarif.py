@@ -18,11 +18,12 @@ from urllib.parse import quote
 import gradlint
 from gradlint.diagnostics import json_safe
 from gradlint.reporters import is_outside, relative_path, rule_doc_url, stable_identities, verdict_line
+from gradlint.vocab import Severity
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/gradlint/gradlint"
 FINGERPRINT_KEY = "gradlintFindingHash/v1"
-_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
+_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
 def _descriptor(rule) -> dict:
