@@ -232,6 +232,9 @@ def _locate_at_site(rule, graph, graphs, ctx, before: int, options) -> None:
                 related=(where, *d.related),
                 message=f"{d.message} (caused by this call's arguments: `{graph.factory_of}` with its defaults "
                 f"does not have it)",
+                # the fix rewrites the class's own code, which is right with its defaults: the
+                # arguments are what to change, and no edit here knows how
+                fix=None,
             )
         else:
             ctx.diagnostics[k] = dataclasses.replace(d, related=(*d.related, call))

@@ -10,6 +10,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import textwrap
 from functools import lru_cache
 from typing import ClassVar
 
@@ -29,6 +30,44 @@ DOC_HEADINGS = (
 REQUIRED_HEADINGS = ("What it does", "Why is this bad?", "Example", "References")
 
 
+def _block(source: str) -> str:
+    """A triple-quoted example as the file it stands for: dedented, its first line break
+    (the one after the opening quotes) dropped."""
+    text = textwrap.dedent(source)
+    return text[1:] if text.startswith("\n") else text
+
+
+class Valid(str):
+    """Source on which a rule must stay silent, written as a dedented triple-quoted block.
+    It runs with only its rule selected, and the rules of ``also`` (when another rule is the
+    one that reports this code, name it here)."""
+
+    also: tuple[str, ...]
+
+    def __new__(cls, source: str, *, also: tuple[str, ...] = ()):
+        obj = super().__new__(cls, _block(source))
+        obj.also = tuple(also)
+        return obj
+
+
+class Invalid(str):
+    """Source on which a rule must report, written as a dedented triple-quoted block: on
+    exactly the lines of ``line`` (an int or a tuple of them) and, where the rule has a fix,
+    giving ``fixed`` once its fixes are applied (safe and unsafe; None: left unchanged). It
+    runs with only its rule selected, and the rules of ``also``."""
+
+    lines: tuple[int, ...]
+    fixed: str | None
+    also: tuple[str, ...]
+
+    def __new__(cls, source: str, *, line, fixed: str | None = None, also: tuple[str, ...] = ()):
+        obj = super().__new__(cls, _block(source))
+        obj.lines = (line,) if isinstance(line, int) else tuple(sorted(line))
+        obj.fixed = None if fixed is None else _block(fixed)
+        obj.also = tuple(also)
+        return obj
+
+
 class Rule:
     """Base class of every rule. Subclasses set the class attributes and ``check``."""
 
@@ -38,9 +77,9 @@ class Rule:
     #: every level a finding of the rule can have -> when it has it; empty: only ``severity``
     severities: ClassVar[dict[Severity, str]] = {}
     summary: ClassVar[str]  # one line, for `gradlint rules`
-    #: source snippets on which the rule must stay silent / must report
-    VALID: ClassVar[list[str]] = []
-    INVALID: ClassVar[list[str]] = []
+    #: sources on which the rule must stay silent / must report (its tests)
+    VALID: ClassVar[list[Valid]] = []
+    INVALID: ClassVar[list[Invalid]] = []
     #: option name -> default value (``[tool.gradlint.rules.GL101]``)
     options: ClassVar[dict] = {}
     #: whether the rule's fixes are safe, when it offers fixes (documented under ``## Fix safety``)

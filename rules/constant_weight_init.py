@@ -3,7 +3,7 @@ from __future__ import annotations
 from gradlint.diagnostics import Fix
 from gradlint.flow.hazards import Cause
 from gradlint.graph import catalog
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import confidence_of, describe_names, flow_direction, flow_hazards, flow_sentence
 from gradlint.vocab import WEIGHT_CARRYING, Applicability, Category, Confidence, Probe, Severity
 
@@ -105,48 +105,158 @@ class ConstantWeightInit(Rule):
 
     VALID = [
         # constant biases, random weights
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 2)\n"
-        "        nn.init.xavier_uniform_(self.a.weight)\n        nn.init.constant_(self.a.bias, 0.1)\n"
-        "    def forward(self, x):\n        return self.b(self.a(x).relu())\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.b = nn.Linear(8, 2)
+                    nn.init.xavier_uniform_(self.a.weight)
+                    nn.init.constant_(self.a.bias, 0.1)
+                def forward(self, x):
+                    return self.b(self.a(x).relu())
+            """
+        ),
         # zero-initialized output head
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.head = nn.Linear(8, 2)\n       "
-        " nn.init.zeros_(self.head.weight)\n"
-        "    def forward(self, x):\n        return self.head(self.a(x).relu())\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.head = nn.Linear(8, 2)
+                    nn.init.zeros_(self.head.weight)
+                def forward(self, x):
+                    return self.head(self.a(x).relu())
+            """
+        ),
         # normalization weights set to one
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.norm = nn.LayerNorm(8)\n        self.b = nn.Linear(8, 2)\n"
-        "        nn.init.ones_(self.norm.weight)\n"
-        "    def forward(self, x):\n        return self.b(self.norm(self.a(x)))\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.norm = nn.LayerNorm(8)
+                    self.b = nn.Linear(8, 2)
+                    nn.init.ones_(self.norm.weight)
+                def forward(self, x):
+                    return self.b(self.norm(self.a(x)))
+            """
+        ),
         # zero-init last layer of a residual branch
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 8)\n        self.out = nn.Linear(8, 2)\n"
-        "        nn.init.zeros_(self.b.weight)\n"
-        "    def forward(self, x):\n        x = x + self.b(self.a(x).relu())\n        return self.out(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.b = nn.Linear(8, 8)
+                    self.out = nn.Linear(8, 2)
+                    nn.init.zeros_(self.b.weight)
+                def forward(self, x):
+                    x = x + self.b(self.a(x).relu())
+                    return self.out(x)
+            """
+        ),
     ]
     INVALID = [
         # constant_ via self.apply
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))\n        self.apply(self.init)\n"
-        "    def init(self, m):\n        if isinstance(m, nn.Linear):\n            nn.init.constant_(m.weight, 0.5)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+                    self.apply(self.init)
+                def init(self, m):
+                    if isinstance(m, nn.Linear):
+                        nn.init.constant_(m.weight, 0.5)
+                def forward(self, x):
+                    return self.net(x)
+            """,
+            line=9,
+            fixed="""
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+                    self.apply(self.init)
+                def init(self, m):
+                    if isinstance(m, nn.Linear):
+                        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                def forward(self, x):
+                    return self.net(x)
+            """,
+        ),
         # fill_ under no_grad
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 2)\n"
-        "        with torch.no_grad():\n            self.a.weight.fill_(0.1)\n"
-        "    def forward(self, x):\n        return self.b(torch.tanh(self.a(x)))\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.b = nn.Linear(8, 2)
+                    with torch.no_grad():
+                        self.a.weight.fill_(0.1)
+                def forward(self, x):
+                    return self.b(torch.tanh(self.a(x)))
+            """,
+            line=9,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.b = nn.Linear(8, 2)
+                    with torch.no_grad():
+                        nn.init.xavier_uniform_(self.a.weight)
+                def forward(self, x):
+                    return self.b(torch.tanh(self.a(x)))
+            """,
+        ),
         # zeros over named_parameters
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 2)\n"
-        "        for name, p in self.named_parameters():\n            nn.init.zeros_(p)\n"
-        "    def forward(self, x):\n        return self.b(self.a(x).relu())\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.b = nn.Linear(8, 2)
+                    for name, p in self.named_parameters():
+                        nn.init.zeros_(p)
+                def forward(self, x):
+                    return self.b(self.a(x).relu())
+            """,
+            line=8,
+        ),
         # raw parameter from torch.ones
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.w1 = nn.Parameter(torch.ones(8, 8))\n        self.w2 = nn.Parameter(torch.randn(8, 2))\n"
-        "    def forward(self, x):\n        return torch.relu(x @ self.w1) @ self.w2\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.w1 = nn.Parameter(torch.ones(8, 8))
+                    self.w2 = nn.Parameter(torch.randn(8, 2))
+                def forward(self, x):
+                    return torch.relu(x @ self.w1) @ self.w2
+            """,
+            line=6,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:
@@ -262,9 +372,16 @@ class ConstantWeightInit(Rule):
                 "keep constants for biases"
             )
         fix = None
+        # one call that initializes biases too (``for p in self.parameters(): nn.init.zeros_(p)``)
+        # cannot become Kaiming or Xavier, which reject 1-D tensors: no fix, and the help says how
+        covers_biases = any(
+            (bias := l.inits.get("bias")) is not None and bias.span == init.span for l in graph.layers()
+        )
+        if covers_biases:
+            help = help.replace("use `", "for the weights only (`if p.dim() > 1:`), use `", 1)
         # ``nn.init.constant_(w, c)`` / ``constant_(w, c)`` (imported from torch.nn.init) /
         # ``w.fill_(c)``, ``w.zero_()``; a constant tensor inside ``nn.Parameter(...)`` is not rewritten
-        if init.via != "parameter-factory" and init.target and init.span is not None:
+        if init.via != "parameter-factory" and init.target and init.span is not None and not covers_biases:
             if init.callee and "." in init.callee:
                 spelled = f"{init.callee.rsplit('.', 1)[0]}.{name}"
             else:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -110,34 +110,86 @@ class InitActivationMismatch(Rule):
 
     VALID = [
         # Kaiming with ReLU, deep
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(64, 64), nn.ReLU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n"
-        "                nn.init.kaiming_normal_(m.weight, nonlinearity='relu')\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(64, 64), nn.ReLU())])
+                    for m in self.modules():
+                        if isinstance(m, nn.Linear):
+                            nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # default init but shallow
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64,"
-        " 10))\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(
+                        nn.Linear(64, 64),
+                        nn.ReLU(),
+                        nn.Linear(64, 64),
+                        nn.ReLU(),
+                        nn.Linear(64, 10),
+                    )
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # default init, deep, but normalized
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64),"
-        " nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(20) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())]
+                    self.net = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
     ]
     INVALID = [
         # Xavier on a very deep ReLU stack
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.layers = nn.ModuleList([nn.Linear(128, 128) for _ in range(40)])\n"
-        "        for l in self.layers:\n            nn.init.xavier_uniform_(l.weight)\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = l(x).relu()\n        return x\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(128, 128) for _ in range(40)])
+                    for l in self.layers:
+                        nn.init.xavier_uniform_(l.weight)
+                def forward(self, x):
+                    for l in self.layers:
+                        x = l(x).relu()
+                    return x
+            """,
+            line=7,
+        ),
         # default init, deep tanh
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n=24):\n       "
-        " super().__init__()\n"
-        "        self.layers = nn.ModuleList([nn.Linear(128, 128) for _ in range(n)])\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = torch.tanh(l(x))\n        return"
-        " x\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self, n=24):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(128, 128) for _ in range(n)])
+                def forward(self, x):
+                    for l in self.layers:
+                        x = torch.tanh(l(x))
+                    return x
+            """,
+            line=6,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

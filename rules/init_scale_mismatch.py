@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gradlint.flow.hazards import FIXED_SCALE, Cause
 from gradlint.flow.propagate import weight_moments
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -103,37 +103,86 @@ class InitScaleMismatch(Rule):
 
     VALID = [
         # std 0.02 between LayerNorms (transformer style)
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(768, 768), nn.LayerNorm(768),"
-        " nn.GELU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
-        " m.weight.data.normal_(0.0, 0.02)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(12) for m in (nn.Linear(768, 768), nn.LayerNorm(768), nn.GELU())]
+                    self.net = nn.Sequential(*layers)
+                    for m in self.modules():
+                        if isinstance(m, nn.Linear):
+                            m.weight.data.normal_(0.0, 0.02)
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # std 1 on two layers only
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(16, 16)\n        self.b = nn.Linear(16, 1)\n"
-        "        nn.init.normal_(self.a.weight, 0, 1)\n"
-        "    def forward(self, x):\n        return self.b(self.a(x).relu())\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(16, 16)
+                    self.b = nn.Linear(16, 1)
+                    nn.init.normal_(self.a.weight, 0, 1)
+                def forward(self, x):
+                    return self.b(self.a(x).relu())
+            """
+        ),
         # std matched to the width: 1/sqrt(64) * sqrt(2)
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.layers = nn.ModuleList([nn.Linear(64, 64) for _ in range(10)])\n"
-        "        for l in self.layers:\n            nn.init.normal_(l.weight, 0, 0.1767)\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = l(x).relu()\n        return x\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(64, 64) for _ in range(10)])
+                    for l in self.layers:
+                        nn.init.normal_(l.weight, 0, 0.1767)
+                def forward(self, x):
+                    for l in self.layers:
+                        x = l(x).relu()
+                    return x
+            """
+        ),
     ]
     INVALID = [
         # raw parameters from torch.randn, ReLU
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        for i in range(6):\n            setattr(self, f'w{i}', nn.Parameter(torch.randn(128, 128)))\n"
-        "    def forward(self, x):\n        for i in range(5):\n            x = torch.relu(x @ getattr(self,"
-        " f'w{i}'))\n"
-        "        return x @ self.w5\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    for i in range(6):
+                        setattr(self, f'w{i}', nn.Parameter(torch.randn(128, 128)))
+                def forward(self, x):
+                    for i in range(5):
+                        x = torch.relu(x @ getattr(self, f'w{i}'))
+                    return x @ self.w5
+            """,
+            line=7,
+        ),
         # std 0.01 on a deep tanh stack
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(100, 100), nn.Tanh())])\n"
-        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.normal_(m.weight, std=0.01)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(100, 100), nn.Tanh())])
+                    for m in self.net:
+                        if isinstance(m, nn.Linear):
+                            nn.init.normal_(m.weight, std=0.01)
+                def forward(self, x):
+                    return self.net(x)
+            """,
+            line=8,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.diagnostics import Fix
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import training_target
 from gradlint.rules.unclipped_recurrent_training import _where, amp_unscale
 from gradlint.vocab import Applicability, Probe, Severity
@@ -74,19 +74,58 @@ class MisplacedGradientClipping(Rule):
     summary = "gradient clipping placed where it cannot affect the update"
 
     VALID = [
-        "import torch\ndef train(model, data):\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        opt.zero_grad()\n        model(x).sum().backward()\n"
-        "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n        opt.step()\n",
+        Valid(
+            """
+            import torch
+            def train(model, data):
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    model(x).sum().backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    opt.step()
+            """
+        ),
     ]
     INVALID = [
         # after the step
-        "import torch\ndef train(model, data):\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        opt.zero_grad()\n        model(x).sum().backward()\n        opt.step()\n"
-        "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n",
+        Invalid(
+            """
+            import torch
+            def train(model, data):
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    model(x).sum().backward()
+                    opt.step()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            """,
+            line=8,
+            fixed="""
+            import torch
+            def train(model, data):
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    model(x).sum().backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    opt.step()
+            """,
+        ),
         # a different parameter set
-        "import torch\ndef train(model, head, data):\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        opt.zero_grad()\n        head(model(x)).sum().backward()\n"
-        "        torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)\n        opt.step()\n",
+        Invalid(
+            """
+            import torch
+            def train(model, head, data):
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    head(model(x)).sum().backward()
+                    torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+                    opt.step()
+            """,
+            line=7,
+        ),
     ]
 
     def check_training(self, file, ctx) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import GRADIENT_CAUSES
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import confidence_of, flow_hazards
 from gradlint.vocab import Probe, Severity
 
@@ -80,23 +80,54 @@ class MissingSkipConnection(Rule):
 
     VALID = [
         # VGG-19 depth
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(19) for m in (nn.Conv2d(8, 8, 3, padding=1),"
-        " nn.BatchNorm2d(8), nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(19) for m in (nn.Conv2d(8, 8, 3, 1, 1), nn.BatchNorm2d(8), nn.ReLU())]
+                    self.f = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.f(x)
+            """
+        ),
         # deep but residual
-        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.c = nn.Conv2d(8, 8, 3, padding=1)\n        self.n = nn.BatchNorm2d(8)\n"
-        "    def forward(self, x):\n        return x + self.n(self.c(x)).relu()\n"
-        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.blocks = nn.ModuleList([B() for _ in range(50)])\n"
-        "    def forward(self, x):\n        for b in self.blocks:\n            x = b(x)\n        return x\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class B(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.c = nn.Conv2d(8, 8, 3, padding=1)
+                    self.n = nn.BatchNorm2d(8)
+                def forward(self, x):
+                    return x + self.n(self.c(x)).relu()
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.blocks = nn.ModuleList([B() for _ in range(50)])
+                def forward(self, x):
+                    for b in self.blocks:
+                        x = b(x)
+                    return x
+            """
+        ),
     ]
     INVALID = [
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=40):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.LayerNorm(64),"
-        " nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self, depth=40):
+                    super().__init__()
+                    layers = [m for _ in range(depth) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU())]
+                    self.f = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.f(x)
+            """,
+            line=5,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

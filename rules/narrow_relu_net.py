@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -92,24 +92,53 @@ class NarrowReluNet(Rule):
 
     VALID = [
         # wide
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(64, 64), nn.ReLU())])\n"
-        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.kaiming_normal_(m.weight)\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.f = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(64, 64), nn.ReLU())])
+                    for m in self.f:
+                        if isinstance(m, nn.Linear):
+                            nn.init.kaiming_normal_(m.weight)
+                def forward(self, x):
+                    return self.f(x)
+            """
+        ),
         # narrow but leaky
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(4, 4), nn.LeakyReLU())])\n"
-        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.kaiming_normal_(m.weight)\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.f = nn.Sequential(*[m for _ in range(20) for m in (nn.Linear(4, 4), nn.LeakyReLU())])
+                    for m in self.f:
+                        if isinstance(m, nn.Linear):
+                            nn.init.kaiming_normal_(m.weight)
+                def forward(self, x):
+                    return self.f(x)
+            """
+        ),
     ]
     INVALID = [
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(25) for m in (nn.Linear(3, 3), nn.ReLU())])\n"
-        "        for m in self.f:\n            if isinstance(m, nn.Linear):\n"
-        "                nn.init.kaiming_normal_(m.weight)\n                nn.init.zeros_(m.bias)\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.f = nn.Sequential(*[m for _ in range(25) for m in (nn.Linear(3, 3), nn.ReLU())])
+                    for m in self.f:
+                        if isinstance(m, nn.Linear):
+                            nn.init.kaiming_normal_(m.weight)
+                            nn.init.zeros_(m.bias)
+                def forward(self, x):
+                    return self.f(x)
+            """,
+            line=5,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

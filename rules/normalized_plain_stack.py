@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -116,21 +116,46 @@ class NormalizedPlainStack(Rule):
 
     VALID = [
         # shallow
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64),"
-        " nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(8) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())]
+                    self.f = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.f(x)
+            """
+        ),
         # deep LayerNorm + ReLU keeps a gain near 1
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(40) for m in (nn.Linear(64, 64), nn.LayerNorm(64),"
-        " nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(40) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.ReLU())]
+                    self.f = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.f(x)
+            """
+        ),
     ]
     INVALID = [
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=40):\n        super().__init__()\n"
-        "        self.f = nn.Sequential(*[m for _ in range(depth) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64),"
-        " nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.f(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self, depth=40):
+                    super().__init__()
+                    layers = [m for _ in range(depth) for m in (nn.Linear(64, 64), nn.BatchNorm1d(64), nn.ReLU())]
+                    self.f = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.f(x)
+            """,
+            line=5,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

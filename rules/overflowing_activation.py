@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -92,27 +92,67 @@ class OverflowingActivation(Rule):
 
     VALID = [
         # softplus grows linearly
-        "import torch.nn as nn\nimport torch.nn.functional as F\nclass M(nn.Module):\n    def __init__(self):\n"
-        "        super().__init__()\n        self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10)])\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = F.softplus(l(x))\n        return"
-        " x\n",
+        Valid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10)])
+                def forward(self, x):
+                    for l in self.layers:
+                        x = F.softplus(l(x))
+                    return x
+            """
+        ),
         # one exp at the output (a rate, a variance) is fine
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.a = nn.Linear(16, 16)\n        self.b = nn.Linear(16, 1)\n"
-        "    def forward(self, x):\n        return torch.exp(self.b(torch.relu(self.a(x))))\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(16, 16)
+                    self.b = nn.Linear(16, 1)
+                def forward(self, x):
+                    return torch.exp(self.b(torch.relu(self.a(x))))
+            """
+        ),
     ]
     INVALID = [
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10)])\n"
-        "    def forward(self, x):\n        for l in self.layers:\n            x = torch.exp(l(x))  # error: GL103\n"
-        "        return x\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(16, 16) for _ in range(10)])
+                def forward(self, x):
+                    for l in self.layers:
+                        x = torch.exp(l(x))  # error: GL103
+                    return x
+            """,
+            line=9,
+        ),
         # a custom activation module whose forward is exp, written as a method call
-        "import torch.nn as nn\nclass Exp(nn.Module):\n    def forward(self, x):\n        return x.exp()\n"
-        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(9) for m in (nn.Linear(8, 8), Exp())])\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class Exp(nn.Module):
+                def forward(self, x):
+                    return x.exp()
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(9) for m in (nn.Linear(8, 8), Exp())])
+                def forward(self, x):
+                    return self.net(x)
+            """,
+            line=4,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

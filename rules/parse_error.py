@@ -1,4 +1,4 @@
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.vocab import Severity
 
 
@@ -42,8 +42,28 @@ class ParseError(Rule):
     severity = Severity.ERROR
     summary = "the file cannot be read or parsed"
     engine_emitted = True
-    VALID = ["import torch\nx = torch.zeros(1)\n"]
+    VALID = [
+        Valid(
+            """
+            import torch
+            x = torch.zeros(1)
+            """
+        ),
+    ]
     INVALID = [
-        "import torch.nn as nn\nnet = nn.Sequential(nn.Linear(4, 4)\n",
-        "import torch\ndef f(:\n    pass\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            net = nn.Sequential(nn.Linear(4, 4)
+            """,
+            line=2,
+        ),
+        Invalid(
+            """
+            import torch
+            def f(:
+                pass
+            """,
+            line=2,
+        ),
     ]

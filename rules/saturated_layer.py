@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import flow_hazards
 from gradlint.vocab import Confidence, Severity
 
@@ -73,28 +73,65 @@ class SaturatedLayer(Rule):
 
     VALID = [
         # Xavier keeps tanh in its linear range
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(100, 50)\n        self.b = nn.Linear(50, 1)\n       "
-        " nn.init.xavier_uniform_(self.a.weight)\n"
-        "    def forward(self, x):\n        return self.b(self.a(x).tanh())\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(100, 50)
+                    self.b = nn.Linear(50, 1)
+                    nn.init.xavier_uniform_(self.a.weight)
+                def forward(self, x):
+                    return self.b(self.a(x).tanh())
+            """
+        ),
         # N(0, 1) over a fan-in of 4 is not saturated
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.a = nn.Linear(4, 50)\n        self.b = nn.Linear(50, 1)\n        nn.init.normal_(self.a.weight,"
-        " 0, 1)\n"
-        "    def forward(self, x):\n        return self.b(self.a(x).tanh())\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(4, 50)
+                    self.b = nn.Linear(50, 1)
+                    nn.init.normal_(self.a.weight, 0, 1)
+                def forward(self, x):
+                    return self.b(self.a(x).tanh())
+            """
+        ),
         # a sigmoid gate is meant to be bounded
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.a = nn.Linear(100, 100)\n        self.g = nn.Linear(100, 100)\n       "
-        " nn.init.normal_(self.g.weight, 0, 1)\n"
-        "    def forward(self, x):\n        return self.a(x) * torch.sigmoid(self.g(x))\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(100, 100)
+                    self.g = nn.Linear(100, 100)
+                    nn.init.normal_(self.g.weight, 0, 1)
+                def forward(self, x):
+                    return self.a(x) * torch.sigmoid(self.g(x))
+            """
+        ),
     ]
     INVALID = [
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.W1 = nn.Linear(64, 32)\n        self.W2 = nn.Linear(32, 10)\n"
-        "        nn.init.normal_(self.W1.weight, mean=0.0, std=1.0)  # warning: GL104\n"
-        "    def forward(self, x):\n        return self.W2(torch.tanh(self.W1(x)))\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.W1 = nn.Linear(64, 32)
+                    self.W2 = nn.Linear(32, 10)
+                    nn.init.normal_(self.W1.weight, mean=0.0, std=1.0)  # warning: GL104
+                def forward(self, x):
+                    return self.W2(torch.tanh(self.W1(x)))
+            """,
+            line=8,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from gradlint.flow import activations as A
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -110,63 +110,159 @@ class SaturatingActivationStack(Rule):
 
     VALID = [
         # ReLU stack
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(8, 8), nn.ReLU())])\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(8, 8), nn.ReLU())])
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # gates are not a stack
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])\n"
-        "        self.g = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])\n"
-        "    def forward(self, x):\n        for fc, g in zip(self.fc, self.g):\n"
-        "            x = torch.relu(fc(x)) * torch.sigmoid(g(x))\n        return x\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])
+                    self.g = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])
+                def forward(self, x):
+                    for fc, g in zip(self.fc, self.g):
+                        x = torch.relu(fc(x)) * torch.sigmoid(g(x))
+                    return x
+            """
+        ),
         # residual connections
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])\n"
-        "    def forward(self, x):\n        for fc in self.fc:\n            x = x + torch.sigmoid(fc(x))\n       "
-        " return x\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.ModuleList([nn.Linear(8, 8) for _ in range(10)])
+                def forward(self, x):
+                    for fc in self.fc:
+                        x = x + torch.sigmoid(fc(x))
+                    return x
+            """
+        ),
         # normalization between the layers
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(8, 8), nn.LayerNorm(8),"
-        " nn.Sigmoid())])\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(6) for m in (nn.Linear(8, 8), nn.LayerNorm(8), nn.Sigmoid())]
+                    self.net = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # tanh with Xavier init
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Tanh())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.xavier_normal_(m.weight)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Tanh())])
+                    for m in self.modules():
+                        if isinstance(m, nn.Linear):
+                            nn.init.xavier_normal_(m.weight)
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # tanh with the default init, deep: the init is the cause (GL203 reports it)
-        "import torch.nn as nn\nDEPTH = 24\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(64, 64), nn.Tanh())])\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            DEPTH = 24
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(64, 64), nn.Tanh())])
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # a sigmoid only at the output
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.a = nn.Linear(8, 8)\n        self.b = nn.Linear(8, 1)\n"
-        "    def forward(self, x):\n        return torch.sigmoid(self.b(torch.relu(self.a(x))))\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.a = nn.Linear(8, 8)
+                    self.b = nn.Linear(8, 1)
+                def forward(self, x):
+                    return torch.sigmoid(self.b(torch.relu(self.a(x))))
+            """
+        ),
     ]
     INVALID = [
         # functional sigmoid on explicit attributes
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.fc1 = nn.Linear(8, 8)\n        self.fc2 = nn.Linear(8, 8)\n        self.fc3 = nn.Linear(8, 8)\n"
-        "        self.fc4 = nn.Linear(8, 8)\n        self.fc5 = nn.Linear(8, 8)\n"
-        "    def forward(self, x):\n        x = torch.sigmoid(self.fc1(x))\n        x = torch.sigmoid(self.fc2(x))\n"
-        "        x = torch.sigmoid(self.fc3(x))\n        x = torch.sigmoid(self.fc4(x))\n"
-        "        return torch.sigmoid(self.fc5(x))\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc1 = nn.Linear(8, 8)
+                    self.fc2 = nn.Linear(8, 8)
+                    self.fc3 = nn.Linear(8, 8)
+                    self.fc4 = nn.Linear(8, 8)
+                    self.fc5 = nn.Linear(8, 8)
+                def forward(self, x):
+                    x = torch.sigmoid(self.fc1(x))
+                    x = torch.sigmoid(self.fc2(x))
+                    x = torch.sigmoid(self.fc3(x))
+                    x = torch.sigmoid(self.fc4(x))
+                    return torch.sigmoid(self.fc5(x))
+            """,
+            line=12,
+        ),
         # depth from a default argument, method activation
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, depth=6):\n        super().__init__()\n"
-        "        self.layers = nn.ModuleList([nn.Linear(8, 8) for _ in range(depth)])\n"
-        "    def forward(self, x):\n        for layer in self.layers:\n            x = layer(x).sigmoid()\n       "
-        " return x\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self, depth=6):
+                    super().__init__()
+                    self.layers = nn.ModuleList([nn.Linear(8, 8) for _ in range(depth)])
+                def forward(self, x):
+                    for layer in self.layers:
+                        x = layer(x).sigmoid()
+                    return x
+            """,
+            line=8,
+        ),
         # hardsigmoid (derivative 1/6) with Xavier init
-        "import torch.nn as nn\nDEPTH = 6\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(8, 8), nn.Hardsigmoid())])\n"
-        "        for m in self.net:\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.xavier_uniform_(m.weight)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            DEPTH = 6
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(DEPTH) for m in (nn.Linear(8, 8), nn.Hardsigmoid())])
+                    for m in self.net:
+                        if isinstance(m, nn.Linear):
+                            nn.init.xavier_uniform_(m.weight)
+                def forward(self, x):
+                    return self.net(x)
+            """,
+            line=6,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

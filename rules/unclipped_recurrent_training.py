@@ -4,7 +4,7 @@ import re
 
 from gradlint.diagnostics import Fix
 from gradlint.flow.convention import THRESHOLDS
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import training_target
 from gradlint.vocab import Applicability, Confidence, ModelKind, Probe, Severity
 
@@ -145,44 +145,150 @@ class UnclippedRecurrentTraining(Rule):
 
     VALID = [
         # clipped with an alias
-        "import torch\nimport torch.nn as nn\nfrom torch.nn.utils import clip_grad_norm_ as clip\n"
-        "def fit(data):\n    model = nn.GRU(4, 4)\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        opt.zero_grad()\n        model(x)[0].sum().backward()\n"
-        "        clip(model.parameters(), 1.0)\n        opt.step()\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            from torch.nn.utils import clip_grad_norm_ as clip
+            def fit(data):
+                model = nn.GRU(4, 4)
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    model(x)[0].sum().backward()
+                    clip(model.parameters(), 1.0)
+                    opt.step()
+            """
+        ),
         # a non-recurrent model
-        "import torch\nimport torch.nn as nn\n"
-        "def fit(data):\n    model = nn.Linear(4, 4)\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        model(x).sum().backward()\n        opt.step()\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            def fit(data):
+                model = nn.Linear(4, 4)
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    model(x).sum().backward()
+                    opt.step()
+            """
+        ),
         # clipping in a helper function
-        "import torch\nimport torch.nn as nn\n"
-        "def clip_all(m):\n    torch.nn.utils.clip_grad_value_(m.parameters(), 0.5)\n"
-        "def fit(data):\n    model = nn.LSTM(4, 4)\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        model(x)[0].sum().backward()\n        clip_all(model)\n        opt.step()\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            def clip_all(m):
+                torch.nn.utils.clip_grad_value_(m.parameters(), 0.5)
+            def fit(data):
+                model = nn.LSTM(4, 4)
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    model(x)[0].sum().backward()
+                    clip_all(model)
+                    opt.step()
+            """
+        ),
         # Lightning clips when gradient_clip_val is set
-        "import torch.nn as nn\nimport lightning.pytorch as pl\n"
-        "class Seq(pl.LightningModule):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n"
-        "pl.Trainer(gradient_clip_val=1.0).fit(Seq())\n",
+        Valid(
+            """
+            import torch.nn as nn
+            import lightning.pytorch as pl
+            class Seq(pl.LightningModule):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.LSTM(4, 4)
+                def forward(self, x):
+                    return self.rnn(x)[0]
+            pl.Trainer(gradient_clip_val=1.0).fit(Seq())
+            """
+        ),
     ]
     INVALID = [
         # Lightning does not clip by default
-        "import torch.nn as nn\nimport lightning.pytorch as pl\n"
-        "class Seq(pl.LightningModule):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.rnn = nn.LSTM(4, 4)\n    def forward(self, x):\n        return self.rnn(x)[0]\n"
-        "pl.Trainer(max_epochs=3).fit(Seq())\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            import lightning.pytorch as pl
+            class Seq(pl.LightningModule):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.LSTM(4, 4)
+                def forward(self, x):
+                    return self.rnn(x)[0]
+            pl.Trainer(max_epochs=3).fit(Seq())
+            """,
+            line=9,
+        ),
         # model built in the loop's function
-        "import torch\nimport torch.nn as nn\n"
-        "def fit(data):\n    model = nn.LSTM(4, 4)\n    opt = torch.optim.Adam(model.parameters())\n"
-        "    for x in data:\n        opt.zero_grad()\n        model(x)[0].sum().backward()\n        opt.step()\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            def fit(data):
+                model = nn.LSTM(4, 4)
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    model(x)[0].sum().backward()
+                    opt.step()
+            """,
+            line=9,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            def fit(data):
+                model = nn.LSTM(4, 4)
+                opt = torch.optim.Adam(model.parameters())
+                for x in data:
+                    opt.zero_grad()
+                    model(x)[0].sum().backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+                    opt.step()
+            """,
+        ),
         # model passed in, resolved through the caller; AMP scaler step
-        "import torch\nimport torch.nn as nn\n"
-        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.rnn = nn.RNN(4, 4)\n"
-        "    def forward(self, x):\n        return self.rnn(x)[0]\n"
-        "def fit(model, data):\n    opt = torch.optim.SGD(model.parameters(), lr=0.1)\n    scaler ="
-        " torch.cuda.amp.GradScaler()\n"
-        "    for x in data:\n        scaler.scale(model(x).sum()).backward()\n        scaler.step(opt)\n       "
-        " scaler.update()\n"
-        "fit(Net(), [])\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.RNN(4, 4)
+                def forward(self, x):
+                    return self.rnn(x)[0]
+            def fit(model, data):
+                opt = torch.optim.SGD(model.parameters(), lr=0.1)
+                scaler = torch.cuda.amp.GradScaler()
+                for x in data:
+                    scaler.scale(model(x).sum()).backward()
+                    scaler.step(opt)
+                    scaler.update()
+            fit(Net(), [])
+            """,
+            line=14,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.RNN(4, 4)
+                def forward(self, x):
+                    return self.rnn(x)[0]
+            def fit(model, data):
+                opt = torch.optim.SGD(model.parameters(), lr=0.1)
+                scaler = torch.cuda.amp.GradScaler()
+                for x in data:
+                    scaler.scale(model(x).sum()).backward()
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+                    scaler.step(opt)
+                    scaler.update()
+            fit(Net(), [])
+            """,
+        ),
     ]
 
     def check_training(self, file, ctx) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -126,31 +126,72 @@ class UnnormalizedDeepStack(Rule):
 
     VALID = [
         # 19-layer ReLU with Kaiming
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(19) for m in (nn.Linear(64, 64), nn.ReLU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.kaiming_normal_(m.weight)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.net = nn.Sequential(*[m for _ in range(19) for m in (nn.Linear(64, 64), nn.ReLU())])
+                    for m in self.modules():
+                        if isinstance(m, nn.Linear):
+                            nn.init.kaiming_normal_(m.weight)
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # deep GELU with LayerNorm
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(64) for m in (nn.Linear(64, 64), nn.LayerNorm(64),"
-        " nn.GELU())])\n"
-        "        for m in self.modules():\n            if isinstance(m, nn.Linear):\n               "
-        " nn.init.kaiming_normal_(m.weight)\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(64) for m in (nn.Linear(64, 64), nn.LayerNorm(64), nn.GELU())]
+                    self.net = nn.Sequential(*layers)
+                    for m in self.modules():
+                        if isinstance(m, nn.Linear):
+                            nn.init.kaiming_normal_(m.weight)
+                def forward(self, x):
+                    return self.net(x)
+            """
+        ),
         # deep GELU with residual connections
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.fc = nn.ModuleList([nn.Linear(64, 64) for _ in range(64)])\n"
-        "        for m in self.fc:\n            nn.init.kaiming_normal_(m.weight)\n"
-        "    def forward(self, x):\n        for fc in self.fc:\n            x = x + nn.functional.gelu(fc(x))\n      "
-        "  return x\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.ModuleList([nn.Linear(64, 64) for _ in range(64)])
+                    for m in self.fc:
+                        nn.init.kaiming_normal_(m.weight)
+                def forward(self, x):
+                    for fc in self.fc:
+                        x = x + nn.functional.gelu(fc(x))
+                    return x
+            """,
+            also=("GL303",),
+        ),
     ]
     INVALID = [
-        "import torch.nn as nn\nimport torch.nn.functional as F\nclass M(nn.Module):\n    def __init__(self,"
-        " depth=80):\n        super().__init__()\n"
-        "        self.fc = nn.ModuleList([nn.Linear(64, 64) for _ in range(depth)])\n"
-        "        for m in self.fc:\n            nn.init.kaiming_uniform_(m.weight, nonlinearity='relu')\n"
-        "    def forward(self, x):\n        for fc in self.fc:\n            x = F.silu(fc(x))\n        return x\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+            class M(nn.Module):
+                def __init__(self, depth=80):
+                    super().__init__()
+                    self.fc = nn.ModuleList([nn.Linear(64, 64) for _ in range(depth)])
+                    for m in self.fc:
+                        nn.init.kaiming_uniform_(m.weight, nonlinearity='relu')
+                def forward(self, x):
+                    for fc in self.fc:
+                        x = F.silu(fc(x))
+                    return x
+            """,
+            line=6,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
     FLOW_SEVERITIES,
@@ -131,34 +131,88 @@ class UnnormalizedResidualStack(Rule):
 
     VALID = [
         # normalized branches
-        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.n = nn.LayerNorm(64)\n        self.f = nn.Linear(64, 64)\n"
-        "    def forward(self, x):\n        return x + self.f(self.n(x)).relu()\n"
-        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
-        "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class B(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.n = nn.LayerNorm(64)
+                    self.f = nn.Linear(64, 64)
+                def forward(self, x):
+                    return x + self.f(self.n(x)).relu()
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.bs = nn.ModuleList([B() for _ in range(60)])
+                def forward(self, x):
+                    for b in self.bs:
+                        x = b(x)
+                    return x
+            """
+        ),
         # LayerScale
-        "import torch\nimport torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.f = nn.Linear(64, 64)\n        self.gamma = nn.Parameter(1e-4 * torch.ones(64))\n"
-        "    def forward(self, x):\n        return x + self.gamma * self.f(x).relu()\n"
-        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
-        "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class B(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.f = nn.Linear(64, 64)
+                    self.gamma = nn.Parameter(1e-4 * torch.ones(64))
+                def forward(self, x):
+                    return x + self.gamma * self.f(x).relu()
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.bs = nn.ModuleList([B() for _ in range(60)])
+                def forward(self, x):
+                    for b in self.bs:
+                        x = b(x)
+                    return x
+            """
+        ),
         # zero-initialized last layer of each branch
-        "import torch.nn as nn\nclass B(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.f = nn.Linear(64, 64)\n        self.g = nn.Linear(64, 64)\n       "
-        " nn.init.zeros_(self.g.weight)\n"
-        "    def forward(self, x):\n        return x + self.g(self.f(x).relu())\n"
-        "class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.bs = nn.ModuleList([B() for _ in range(60)])\n"
-        "    def forward(self, x):\n        for b in self.bs:\n            x = b(x)\n        return x\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class B(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.f = nn.Linear(64, 64)
+                    self.g = nn.Linear(64, 64)
+                    nn.init.zeros_(self.g.weight)
+                def forward(self, x):
+                    return x + self.g(self.f(x).relu())
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.bs = nn.ModuleList([B() for _ in range(60)])
+                def forward(self, x):
+                    for b in self.bs:
+                        x = b(x)
+                    return x
+            """
+        ),
     ]
     INVALID = [
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self, n=40):\n        super().__init__()\n"
-        "        self.fs = nn.ModuleList([nn.Linear(64, 64) for _ in range(n)])\n"
-        "        for f in self.fs:\n            nn.init.kaiming_normal_(f.weight)\n"
-        "    def forward(self, x):\n        for f in self.fs:\n            x = x + f(x).relu()\n        return x\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self, n=40):
+                    super().__init__()
+                    self.fs = nn.ModuleList([nn.Linear(64, 64) for _ in range(n)])
+                    for f in self.fs:
+                        nn.init.kaiming_normal_(f.weight)
+                def forward(self, x):
+                    for f in self.fs:
+                        x = x + f(x).relu()
+                    return x
+            """,
+            line=10,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

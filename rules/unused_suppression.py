@@ -1,4 +1,4 @@
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.vocab import Applicability, Severity
 
 
@@ -58,22 +58,80 @@ class UnusedSuppression(Rule):
     fix_safety = Applicability.SAFE
     engine_emitted = True
     VALID = [
-        "import torch\nimport torch.nn as nn\n\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.net = nn.Sequential(*[m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())])  # noqa:"
-        " GL101\n"
-        "    def forward(self, x):\n        return self.net(x)\n",
-        "import torch\nx = torch.zeros(3)  # noqa: E501\n",
-        "import torch\nx = torch.zeros(3)  # noqa\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    layers = [m for _ in range(12) for m in (nn.Linear(8, 8), nn.Sigmoid())]  # noqa: GL101
+                    self.net = nn.Sequential(*layers)
+                def forward(self, x):
+                    return self.net(x)
+            """,
+            also=("GL101",),
+        ),
+        Valid(
+            """
+            import torch
+            x = torch.zeros(3)  # noqa: E501
+            """
+        ),
+        Valid(
+            """
+            import torch
+            x = torch.zeros(3)  # noqa
+            """
+        ),
     ]
     INVALID = [
-        "import torch\nimport torch.nn as nn\n\n"
-        "class Net(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.fc = nn.Linear(8, 8)  # noqa: GL201\n",
-        "import torch\nx = torch.zeros(3)  # gradlint: ignore[GL999]\n",
-        "# gradlint: file-ignore[saturating-activation-stack]\nimport torch\nx = torch.zeros(3)\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 8)  # noqa: GL201
+            """,
+            line=7,
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.fc = nn.Linear(8, 8)
+            """,
+            also=("GL201",),
+        ),
+        Invalid(
+            """
+            import torch
+            x = torch.zeros(3)  # gradlint: ignore[GL999]
+            """,
+            line=2,
+            fixed="""
+            import torch
+            x = torch.zeros(3)
+            """,
+        ),
+        Invalid(
+            """
+            # gradlint: file-ignore[saturating-activation-stack]
+            import torch
+            x = torch.zeros(3)
+            """,
+            line=1,
+            fixed="""
+
+            import torch
+            x = torch.zeros(3)
+            """,
+            also=("GL101",),
+        ),
     ]

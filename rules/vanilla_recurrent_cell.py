@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import Cause
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import FLOW_PROBES, confidence_of, flow_direction, flow_hazards, flow_report, flow_sentence
 from gradlint.vocab import Category, Probe, Severity
 
@@ -74,25 +74,64 @@ class VanillaRecurrentCell(Rule):
     options = {"short-sequence": 16}
 
     VALID = [
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.rnn = nn.GRU(8, 8)\n    def forward(self, x):\n        return self.rnn(x)[0]\n",
+        Valid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.GRU(8, 8)
+                def forward(self, x):
+                    return self.rnn(x)[0]
+            """
+        ),
         # an RNNCell over 5 known steps
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.cell = nn.RNNCell(8, 8)\n"
-        "    def forward(self, x):\n        h = torch.zeros(1, 8)\n        for t in range(5):\n            h ="
-        " self.cell(x, h)\n        return h\n",
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.cell = nn.RNNCell(8, 8)
+                def forward(self, x):
+                    h = torch.zeros(1, 8)
+                    for t in range(5):
+                        h = self.cell(x, h)
+                    return h
+            """
+        ),
     ]
     INVALID = [
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-        "        self.rnn = nn.RNN(8, 8, nonlinearity='relu')\n    def forward(self, x):\n        return"
-        " self.rnn(x)[0]\n",
+        Invalid(
+            """
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.rnn = nn.RNN(8, 8, nonlinearity='relu')
+                def forward(self, x):
+                    return self.rnn(x)[0]
+            """,
+            line=5,
+        ),
         # an RNNCell over a sequence of unknown length
-        "import torch\nimport torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n       "
-        " super().__init__()\n"
-        "        self.cell = nn.RNNCell(8, 8)\n"
-        "    def forward(self, xs):\n        h = torch.zeros(1, 8)\n        for x in xs:\n            h ="
-        " self.cell(x, h)\n        return h\n",
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            class M(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.cell = nn.RNNCell(8, 8)
+                def forward(self, xs):
+                    h = torch.zeros(1, 8)
+                    for x in xs:
+                        h = self.cell(x, h)
+                    return h
+            """,
+            line=6,
+        ),
     ]
 
     def check(self, graph, ctx) -> None:

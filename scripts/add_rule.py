@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 TEMPLATE = '''from __future__ import annotations
 
-from gradlint.rule import Rule
+from gradlint.rule import Invalid, Rule, Valid
+from gradlint.vocab import Severity
 
 
 class {cls}(Rule):
@@ -46,16 +47,22 @@ class {cls}(Rule):
 
     code = "{code}"
     name = "{name}"
-    severity = "{severity}"
+    severity = Severity.{severity_member}
     summary = "TODO: one line for `gradlint rules`"
     #: new rules start in preview: enabled only with --preview until they are done
     preview = True
     options: dict = {{}}
+    #: the rule's tests: each runs with only this rule selected
     VALID = [
-        "import torch.nn as nn\\n",
+        Valid(
+            """
+            import torch.nn as nn
+            """
+        ),
     ]
-    INVALID = [
-        # TODO: a model this rule must report
+    INVALID: list[Invalid] = [
+        # TODO: Invalid("""<a model this rule must report>""", line=N), N the line it reports on
+        # (and fixed="""<the source its fix gives>""" when the rule has a fix)
     ]
 
     def check(self, graph, ctx) -> None:
@@ -109,7 +116,8 @@ def scaffold(name: str, series: str, severity: str, root: Path) -> tuple[Path, P
             raise SystemExit(f"the name {name!r} is taken by {path}")
     code = next_code(rules_dir, series)
     cls = "".join(part.capitalize() for part in name.split("-"))
-    target.write_text(TEMPLATE.format(cls=cls, code=code, name=name, severity=severity), encoding="utf-8")
+    text = TEMPLATE.format(cls=cls, code=code, name=name, severity_member=severity.upper())
+    target.write_text(text, encoding="utf-8")
     fixture.parent.mkdir(parents=True, exist_ok=True)
     fixture.write_text(FIXTURE.format(code=code, name=name, severity=severity), encoding="utf-8")
     return target, fixture, code

@@ -92,3 +92,14 @@ def test_apply_edits_rejects_overlaps():
     with pytest.raises(ValueError):
         apply_edits("abcdef\n", [Edit(1, 1, 1, 4, "x"), Edit(1, 3, 1, 5, "y")])
     assert apply_edits("abcdef\n", [Edit(1, 1, 1, 3, "X"), Edit(1, 5, 1, 6, "Y")]) == "XcdYf\n"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_fix_a_check_announces_is_one_fix_can_apply(source):
+    """``check`` shows a fix (``= fix (unsafe): ...``, "1 fixable with --unsafe-fixes") without
+    computing its edits; ``--fix`` then computes them. The two must agree: a rule offers no
+    fix its fixer refuses (a constant init over ``self.parameters()``, biases included), and a
+    finding moved to the call whose arguments cause it loses the fix of the class's code."""
+    announced = {(d.line, d.column, d.code) for d in _fixable(lint_source(source, "f.py"))}
+    applicable = {(d.line, d.column, d.code) for d in _fixable(lint_with_edits(source, "f.py", FIXES))}
+    assert announced == applicable
