@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from gradlint.flow.hazards import FIXED_SCALE, Cause
-from gradlint.flow.propagate import weight_moments
+from gradlint.flow.moments import weight_moments
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,

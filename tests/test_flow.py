@@ -17,6 +17,7 @@ from gradlint.cli import cli
 from gradlint.engine import lint_source
 from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
+from gradlint.flow.gaussian import GH
 from gradlint.flow.hazards import Cause, Numbers, judge
 from gradlint.graph.builder import build_graphs
 
@@ -52,7 +53,7 @@ class Net(nn.Module):
 
 # ---------------------------------------------------------------- moments
 def test_gauss_hermite_integrates_polynomials_exactly():
-    nodes, weights = A._GH
+    nodes, weights = GH
     assert sum(weights) == pytest.approx(1.0, abs=1e-12)
     assert sum(w * x * x for x, w in zip(nodes, weights)) == pytest.approx(1.0, abs=1e-12)
     assert sum(w * x**4 for x, w in zip(nodes, weights)) == pytest.approx(3.0, abs=1e-10)

@@ -13,15 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradlint.config import configured_models
+from gradlint.flow.convention import BATCH, SPATIAL
 from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
 from gradlint.graph.seqlen import recurrent_batch_first
 from gradlint.rule import rule_by_code
 from gradlint.vocab import Category, Probe
 
-BATCH = 8
-SPATIAL = {1: 64, 2: 64, 3: 16}
-TOKENS = 32
 SHORT_SEQUENCE = 32
 #: the BPTT length of a recurrent training finding when the code does not say (as GL401 assumes)
 TRAINING_SEQUENCE = 100

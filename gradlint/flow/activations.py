@@ -27,19 +27,11 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-_SQRT2 = math.sqrt(2.0)
-_SQRT2PI = math.sqrt(2.0 * math.pi)
+from gradlint.flow.gaussian import GH, GH_OUTER_SMALL, cdf, pdf, round4, truncated_moments, wide_rule
+
 _SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
 #: beyond this log-magnitude a value is inf in float32 (log(3.4e38) = 88.7)
 LOG_F32_MAX = 88.72
-
-
-def _phi(z: float) -> float:
-    return math.exp(-0.5 * z * z) / _SQRT2PI
-
-
-def _Phi(z: float) -> float:
-    return 0.5 * math.erfc(-z / _SQRT2)
 
 
 def _sigmoid(z: float) -> float:
@@ -62,7 +54,7 @@ _SMOOTH = {
     "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1.0 - _sigmoid(z)), True, 0.25),
     "tanh": (math.tanh, lambda z: 1.0 - math.tanh(z) ** 2, True, 1.0),
     "softsign": (lambda z: z / (1 + abs(z)), lambda z: 1.0 / (1 + abs(z)) ** 2, True, 1.0),
-    "gelu": (lambda z: z * _Phi(z), lambda z: _Phi(z) + z * _phi(z), False, 1.13),
+    "gelu": (lambda z: z * cdf(z), lambda z: cdf(z) + z * pdf(z), False, 1.13),
     "silu": (lambda z: z * _sigmoid(z), lambda z: _sigmoid(z) * (1.0 + z * (1.0 - _sigmoid(z))), False, 1.1),
     "mish": (
         lambda z: z * _tanh_softplus(z),
@@ -139,53 +131,6 @@ def max_derivative(activation: str | None) -> float:
     return math.inf
 
 
-# ---------------------------------------------------------------- quadrature rules
-def _gauss_hermite(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Nodes and weights of the probabilists' Gauss–Hermite rule: ``E[g(Z)] ≈ Σ w_i g(x_i)``
-    for ``Z ~ N(0, 1)``. Newton's method on the orthonormal Hermite recurrence, from the usual
-    asymptotic first guesses (the roots of the physicists' polynomial, scaled by √2)."""
-    xs: list[float] = []
-    ws: list[float] = []
-    pim4 = math.pi**-0.25
-    z = 0.0
-    for i in range((n + 1) // 2):
-        if i == 0:
-            z = math.sqrt(2 * n + 1) - 1.85575 * (2 * n + 1) ** (-1 / 6)
-        elif i == 1:
-            z -= 1.14 * n**0.426 / z
-        elif i == 2:
-            z = 1.86 * z - 0.86 * xs[0]
-        elif i == 3:
-            z = 1.91 * z - 0.91 * xs[1]
-        else:
-            z = 2.0 * z - xs[i - 2]
-        for _ in range(100):
-            p1, p2 = pim4, 0.0
-            for j in range(1, n + 1):
-                p1, p2 = z * math.sqrt(2.0 / j) * p1 - math.sqrt((j - 1) / j) * p2, p1
-            pp = math.sqrt(2.0 * n) * p2
-            dz = p1 / pp
-            z -= dz
-            if abs(dz) < 1e-14:
-                break
-        xs.append(z)
-        ws.append(2.0 / (pp * pp))
-    nodes, weights = [], []
-    for x, w in zip(xs, ws):
-        nodes += [x * _SQRT2, -x * _SQRT2]
-        weights += [w / math.sqrt(math.pi)] * 2
-    if n % 2:  # the middle root (0) was counted twice
-        nodes.pop()
-        weights.pop()
-    order = sorted(range(len(nodes)), key=nodes.__getitem__)
-    return tuple(nodes[i] for i in order), tuple(weights[i] for i in order)
-
-
-_GH = _gauss_hermite(48)
-_GH_OUTER = _gauss_hermite(16)
-_GH_OUTER_SMALL = _gauss_hermite(10)
-
-
 @dataclass(frozen=True)
 class Moments:
     """Statistics of ``f(z)`` for a Gaussian pre-activation (see the module docstring)."""
@@ -198,16 +143,9 @@ class Moments:
     overflow: bool = False  # some moment is beyond float32
 
 
-def _round(x: float) -> float:
-    """Four significant digits: the cache key (moments vary smoothly)."""
-    if x == 0 or not math.isfinite(x):
-        return x
-    return float(f"{x:.4g}")
-
-
 def moments(activation: str | None, mean: float, var: float) -> Moments:
     a = activation or "identity"
-    return _moments(a, _round(mean), _round(max(var, 0.0)))
+    return _moments(a, round4(mean), round4(max(var, 0.0)))
 
 
 @lru_cache(maxsize=8192)
@@ -226,9 +164,9 @@ def _moments(a: str, mean: float, var: float) -> Moments:
         lin = _piecewise_generic((slope_neg, 1.0, 1.0), (0.0, math.inf), mean, var)
         return lin
     if table is _SMOOTH and sd <= 2.0:
-        points = [(mean + sd * u, w) for u, w in zip(*_GH)]
+        points = [(mean + sd * u, w) for u, w in zip(*GH)]
     else:
-        points = _wide_rule(mean, sd)
+        points = wide_rule(mean, sd)
     m1 = m2 = d2 = sat = dead = 0.0
     for z, w in points:
         fz, dz = f(z), df(z)
@@ -242,56 +180,6 @@ def _moments(a: str, mean: float, var: float) -> Moments:
     return Moments(m1, m2, d2, sat, dead)
 
 
-def _wide_rule(mean: float, sd: float) -> list[tuple[float, float]]:
-    """Points and weights for ``E[g(z)]``, ``z ~ N(mean, sd^2)``, when ``sd`` is wide: the
-    activation's own features (a saturation spike of width about 1 around 0) would fall
-    between Gauss–Hermite nodes, so a midpoint rule runs on the union of a grid over the
-    Gaussian and a fine grid over ``|z| < 12``, weighted by the density."""
-    if sd == 0.0:
-        return [(mean, 1.0)]
-    return _wide_rule_cached(_round(mean), _round(sd))
-
-
-@lru_cache(maxsize=2048)
-def _wide_rule_cached(mean: float, sd: float) -> tuple:
-    lo, hi = mean - 8 * sd, mean + 8 * sd
-    edges = {lo, hi}
-    step = (hi - lo) / 160
-    edges.update(lo + i * step for i in range(1, 160))
-    a, b = max(lo, -8.0), min(hi, 8.0)
-    if a < b:
-        n = max(2, int((b - a) / 0.05))
-        edges.update(a + i * (b - a) / n for i in range(n + 1))
-    edges = sorted(edges)
-    cdf = [_Phi((x - mean) / sd) for x in edges]
-    out = []
-    for i in range(len(edges) - 1):
-        p = cdf[i + 1] - cdf[i]
-        if p > 0:
-            out.append((0.5 * (edges[i] + edges[i + 1]), p))
-    total = sum(w for _, w in out) or 1.0
-    return tuple((z, w / total) for z, w in out)
-
-
-def _trunc(lo: float, hi: float, mean: float, sd: float) -> tuple[float, float, float]:
-    """``(P, E[z; lo<z<hi], E[z^2; lo<z<hi])`` for ``z ~ N(mean, sd^2)``."""
-    if sd == 0.0:
-        inside = lo < mean < hi
-        return (1.0, mean, mean * mean) if inside else (0.0, 0.0, 0.0)
-    a = (lo - mean) / sd if lo > -math.inf else -math.inf
-    b = (hi - mean) / sd if hi < math.inf else math.inf
-    pa, pb = (_phi(a) if math.isfinite(a) else 0.0), (_phi(b) if math.isfinite(b) else 0.0)
-    p = (_Phi(b) if math.isfinite(b) else 1.0) - (_Phi(a) if math.isfinite(a) else 0.0)
-    # moments of the standard normal on (a, b), then shifted and scaled
-    e1 = pa - pb
-    ea = a * pa if math.isfinite(a) else 0.0
-    eb = b * pb if math.isfinite(b) else 0.0
-    e2 = p + ea - eb
-    m1 = mean * p + sd * e1
-    m2 = mean * mean * p + 2 * mean * sd * e1 + sd * sd * e2
-    return max(p, 0.0), m1, max(m2, 0.0)
-
-
 def _piecewise_generic(slopes, clips, mean, var) -> Moments:
     lo, hi = clips
     s0, s1, s2 = slopes
@@ -301,7 +189,7 @@ def _piecewise_generic(slopes, clips, mean, var) -> Moments:
     for a, b, slope, anchor in pieces:
         if not a < b:
             continue
-        p, e1, e2 = _trunc(a, b, mean, sd)
+        p, e1, e2 = truncated_moments(a, b, mean, sd)
         if p <= 0:
             continue
         if anchor is None or not math.isfinite(anchor):
@@ -356,7 +244,7 @@ def coherent(activation: str | None, mean: float, var_units: float, var_within: 
     """``E_mu[(E_eps f(mu + s eps))^2]`` with ``mu ~ N(mean, var_units)`` and ``s^2 = var_within``:
     the second moment of the per-unit batch means of ``f``'s output."""
     a = activation or "identity"
-    return _coherent(a, _round(mean), _round(max(var_units, 0.0)), _round(max(var_within, 0.0)))
+    return _coherent(a, round4(mean), round4(max(var_units, 0.0)), round4(max(var_within, 0.0)))
 
 
 @lru_cache(maxsize=8192)
@@ -368,7 +256,7 @@ def _coherent(a: str, mean: float, var_units: float, var_within: float) -> float
         return math.exp(min(log, 690.0))
     su = math.sqrt(var_units)
     total = 0.0
-    for u, w in zip(*_GH_OUTER_SMALL):
+    for u, w in zip(*GH_OUTER_SMALL):
         mu = mean + su * u
         m = min(abs(_mean_fast(a, mu, var_within)), 1e150)
         total += w * m * m
@@ -382,7 +270,7 @@ def _mean_fast(a: str, mean: float, var: float) -> float:
         return moments(a, mean, var).mean
     f = (_SMOOTH.get(a) or _KINKED[a])[0]
     sd = math.sqrt(max(var, 0.0))
-    return sum(w * f(mean + sd * u) for u, w in zip(*_GH))
+    return sum(w * f(mean + sd * u) for u, w in zip(*GH))
 
 
 def kurtosis(activation: str | None, mean: float, var: float) -> float:
@@ -390,7 +278,7 @@ def kurtosis(activation: str | None, mean: float, var: float) -> float:
     its output's energy (3 for a Gaussian, 6 for ReLU of a centred Gaussian). Over ``n`` units
     the squared norm of a layer's output then fluctuates with a relative variance of
     ``(kurtosis - 1) / n``, which compounds with depth (Hanin & Nica, 2019)."""
-    return _kurtosis(activation or "identity", _round(mean), _round(max(var, 0.0)))
+    return _kurtosis(activation or "identity", round4(mean), round4(max(var, 0.0)))
 
 
 @lru_cache(maxsize=4096)
@@ -416,7 +304,7 @@ def _kurtosis(a: str, mean: float, var: float) -> float:
         f = (_SMOOTH.get(a) or _KINKED[a])[0]
     sd = math.sqrt(var)
     m2 = m4 = 0.0
-    for z, w in _wide_rule(mean, sd) if sd > 0 else [(mean, 1.0)]:
+    for z, w in wide_rule(mean, sd) if sd > 0 else [(mean, 1.0)]:
         v = f(z) ** 2
         m2 += w * v
         m4 += w * v * v
@@ -517,7 +405,7 @@ def pointwise(activation: str | None):
 def mean_slope(activation: str | None, mean: float, var: float) -> float:
     """``E[f'(z)]`` for ``z ~ N(mean, var)``: how much of a gradient shared by all positions
     an activation's mask keeps shared."""
-    return _mean_slope(activation or "identity", _round(mean), _round(max(var, 0.0)))
+    return _mean_slope(activation or "identity", round4(mean), round4(max(var, 0.0)))
 
 
 @lru_cache(maxsize=4096)
@@ -531,8 +419,8 @@ def _mean_slope(a: str, mean: float, var: float) -> float:
         (s0, s1, s2), (lo, hi) = _PIECEWISE[a]
         if sd == 0:
             return df(mean)
-        p_lo = _Phi((lo - mean) / sd) if math.isfinite(lo) else 0.0
-        p_hi = 1.0 - _Phi((hi - mean) / sd) if math.isfinite(hi) else 0.0
+        p_lo = cdf((lo - mean) / sd) if math.isfinite(lo) else 0.0
+        p_hi = 1.0 - cdf((hi - mean) / sd) if math.isfinite(hi) else 0.0
         return s0 * p_lo + s2 * p_hi + s1 * (1.0 - p_lo - p_hi)
-    points = [(mean + sd * u, w) for u, w in zip(*_GH)] if sd <= 2 else _wide_rule(mean, sd)
+    points = [(mean + sd * u, w) for u, w in zip(*GH)] if sd <= 2 else wide_rule(mean, sd)
     return sum(w * df(z) for z, w in points)

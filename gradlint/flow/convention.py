@@ -35,6 +35,10 @@ from gradlint.vocab import Hazard
 
 #: examples per measured batch
 BATCH = 8
+#: spatial size per dimension of the input --dynamic feeds a convolutional model
+SPATIAL = {1: 64, 2: 64, 3: 16}
+#: tokens per example --dynamic feeds an embedding
+TOKENS = 32
 #: float32 limits: a value beyond FLOAT32_MAX is inf in torch's default dtype
 FLOAT32_MAX = 3.4028234663852886e38
 #: the smallest positive float32 (subnormal): anything smaller is exactly 0

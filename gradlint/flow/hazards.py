@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 
 from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
-from gradlint.flow.propagate import Profile, profile, weight_moments
+from gradlint.flow.moments import weight_moments
+from gradlint.flow.propagate import profile
+from gradlint.flow.stats import Profile
 from gradlint.graph.model import UnknownKind
 from gradlint.vocab import Category, Cause
 

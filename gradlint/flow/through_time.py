@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from gradlint.flow import activations as A
 from gradlint.flow import recurrent as R
-from gradlint.flow.propagate import _SHAPE_ONLY, _fans, bias_moments, weight_moments
+from gradlint.flow.moments import bias_moments, layer_fans, weight_moments
+from gradlint.graph import catalog
 from gradlint.vocab import Category
 
 _BIG = 1e300
@@ -83,7 +84,7 @@ def _reads_input(graph, node) -> bool:
             return True
         if cur.op == "layer":
             layer = graph.layer_of(cur)
-            if layer is None or layer.kind not in _SHAPE_ONLY:
+            if layer is None or layer.kind not in catalog.SHAPE_ONLY:
                 continue  # another layer first: it is not the one the state enters
         stack.extend(graph.predecessors(cur))
     return False
@@ -93,7 +94,7 @@ def _layer_gain(graph, profile, node) -> float | None:
     """``sqrt(Var(W) * fan_out * E[f'(z)^2])`` of a weighted layer and the activations after it
     (through an add that joins the input's term: ``tanh(W x + U h)``)."""
     layer = graph.layer_of(node)
-    fans = _fans(layer)
+    fans = layer_fans(layer)
     wm = weight_moments(graph, layer)
     if fans is None or wm is None or not fans[1]:
         return None
@@ -127,7 +128,7 @@ def _written_rnn_gain(graph, profile, name: str) -> float | None:
         u = graph.layer(name)
     except KeyError:
         return None
-    fans_u, wm_u, bu = _fans(u), weight_moments(graph, u), bias_moments(graph, u)
+    fans_u, wm_u, bu = layer_fans(u), weight_moments(graph, u), bias_moments(graph, u)
     if fans_u is None or wm_u is None or bu is None or not fans_u[1] or fans_u[0] != fans_u[1]:
         return None
     act_node = next((n for n in graph.nodes() if n.op == "layer" and graph.category_of(n) == Category.ACTIVATION), None)
@@ -140,7 +141,7 @@ def _written_rnn_gain(graph, profile, name: str) -> float | None:
     var_ih, fan_in, bias_var = 0.0, 1, bu[0] + bu[1] ** 2
     if w_node is not None:
         w = graph.layer_of(w_node)
-        fw, wm_w, bw = _fans(w), weight_moments(graph, w), bias_moments(graph, w)
+        fw, wm_w, bw = layer_fans(w), weight_moments(graph, w), bias_moments(graph, w)
         if fw is None or wm_w is None or bw is None:
             return None
         var_ih, fan_in = wm_w[0] + wm_w[1] ** 2, fw[0] or 1

@@ -49,6 +49,49 @@ BATCH_NORMS = frozenset(
 #: normalizations over each sample's positions, channel by channel
 INSTANCE_NORMS = frozenset({"InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d"})
 NORM = BATCH_NORMS | INSTANCE_NORMS | {"LayerNorm", "GroupNorm", "LocalResponseNorm", "RMSNorm"}
+
+#: layers that only move, select or drop values
+SHAPE_ONLY = (
+    "Flatten",
+    "Unflatten",
+    "Identity",
+    "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
+    "AlphaDropout",
+    "FeatureAlphaDropout",
+    "ZeroPad1d",
+    "ZeroPad2d",
+    "ZeroPad3d",
+    "ConstantPad1d",
+    "ConstantPad2d",
+    "ConstantPad3d",
+    "ReflectionPad1d",
+    "ReflectionPad2d",
+    "ReplicationPad1d",
+    "ReplicationPad2d",
+    "ChannelShuffle",
+    "PixelShuffle",
+    "PixelUnshuffle",
+)
+#: pooling and resampling layers
+POOLS = (
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveAvgPool3d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AdaptiveMaxPool3d",
+    "Upsample",
+    "UpsamplingNearest2d",
+)
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})
 
 #: activation module class -> canonical activation name
