@@ -1,20 +1,27 @@
-"""``--fix`` and ``--diff`` over files: find the fixable ones, fix each, write it back atomically.
+"""``--fix``, ``--diff`` and ``--add-noqa`` over files: find the fixable ones, fix each, write
+it back atomically.
 
-The fixing itself (libcst, one file at a time, until the fixes converge) lives in
-:mod:`gradlint.fixes`; this module reads files, keeps their encoding, BOM and notebook
-structure, and never overwrites a file that changed on disk since it was read.
+One file is fixed by :func:`fix_source` (:func:`fix_bytes`, :func:`fix_path`): lint -> apply the
+applicable, non-overlapping fixes -> lint again until nothing is left to fix (at most
+:data:`MAX_ROUNDS` rounds); a round whose result does not parse (``ast`` and libcst) is thrown
+away. The edits themselves come from the fix edit engine, :mod:`gradlint.fixes`. Files keep
+their encoding, BOM and notebook structure, and a file that changed on disk since it was read
+is never overwritten.
 """
 
 from __future__ import annotations
 
-import codecs
-import io
 import re
-import tokenize
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from gradlint.diagnostics import Diagnostic
 from gradlint.files import read_source
+from gradlint.fixes import apply_edits, attach_edits, line_starts, lint_with_edits, offset_at, parses, unified_diff
+from gradlint.text import decode, encode, source_encoding, split_lines, write_atomic
+
+#: most lint -> fix rounds before giving up (fixes that keep producing fixes do not converge)
+MAX_ROUNDS = 10
 
 
 @dataclass
@@ -31,18 +38,6 @@ class FixRun:
         return sum(n for items in self.applied.values() for _, _, n in items)
 
 
-def _encoding(data: bytes) -> tuple[str, bytes]:
-    """(codec, BOM) a Python file was written in."""
-    if data.startswith(codecs.BOM_UTF8):
-        return "utf-8", codecs.BOM_UTF8
-    if b"coding" in data[:400]:
-        try:
-            return tokenize.detect_encoding(io.BytesIO(data).readline)[0], b""
-        except SyntaxError:
-            pass
-    return "utf-8", b""
-
-
 def wanted(d, unsafe: bool) -> bool:
     return d.fix is not None and (d.fix.applicability == "safe" or unsafe)
 
@@ -52,7 +47,6 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
     collect the unified diff."""
     from gradlint.engine import Settings
     from gradlint.run import lint_paths
-    from gradlint.text import decode
 
     run = FixRun()
     if isinstance(settings, Settings):
@@ -83,7 +77,7 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
             if path.endswith(".ipynb"):
                 new, fixed, old_text, new_text = _fix_notebook(original, path, settings_of(path), unsafe, satisfied)
             else:
-                codec, bom = _encoding(original)
+                codec, bom = source_encoding(original)
                 old_text = decode(original)
                 new_text, fixed = _fix_text(old_text, path, settings_of(path), unsafe, satisfied)
                 new = bom + new_text.encode(codec)
@@ -93,16 +87,12 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
         if not fixed or new == original:
             continue
         if write:
-            from gradlint.fixes import write_atomic
-
             if not write_atomic(path, new, original):
                 run.notes.append(f"{path} changed on disk while it was being fixed; left as it is")
                 continue
         elif path.endswith(".ipynb"):
             run.diff += _notebook_diff(path, original, new)
         else:
-            from gradlint.fixes import unified_diff
-
             run.diff += unified_diff(path, old_text, new_text)
         counts = Counter((d.code, d.fix.title) for d in fixed)
         run.applied[path] = [(code, title, n) for (code, title), n in sorted(counts.items())]
@@ -110,8 +100,6 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
 
 
 def _fix_text(text: str, path: str, settings, unsafe: bool, satisfied=frozenset()):
-    from gradlint.fixes import fix_source
-
     outcome = fix_source(text, path, settings, unsafe=unsafe, satisfied=satisfied)
     return outcome.source, list(outcome.fixed)
 
@@ -131,7 +119,6 @@ def _notebook_diff(path: str, old: bytes, new: bytes) -> str:
     """A unified diff per changed code cell (``path:cell N``), as the notebook shows them."""
     import json
 
-    from gradlint.fixes import unified_diff
     from gradlint.notebook import _source
 
     out = []
@@ -162,10 +149,8 @@ def add_noqa(paths, settings, cache_dir: str | None = None) -> NoqaRun:
     on an existing codebase and see only new findings. A file that does not parse gets
     ``# gradlint: file-ignore[GL001]`` at its top. Running it again changes nothing: every
     finding it can hide is hidden. Files are written atomically, encoding and BOM kept."""
-    from gradlint.fixes import apply_edits, write_atomic
     from gradlint.run import lint_paths
     from gradlint.suppressions import noqa_edits
-    from gradlint.text import decode, split_lines
 
     run = NoqaRun()
     found = lint_paths(paths, settings, cache_dir=cache_dir)
@@ -190,7 +175,7 @@ def add_noqa(paths, settings, cache_dir: str | None = None) -> NoqaRun:
                 virtual = {cell_line: n for n, cell_line in enumerate(nb.line_map) if n}
                 lines_of = {d: virtual.get((d.cell, d.line)) for d in diags}
             else:
-                codec, bom = _encoding(original)
+                codec, bom = source_encoding(original)
                 text = decode(original)
                 lines_of = {d: d.line for d in diags}
         except Exception as exc:  # noqa: BLE001 - one file's failure never loses the others
@@ -242,3 +227,176 @@ def _file_ignore(text: str, code: str) -> str:
         at += 1
     lines.insert(at, f"# gradlint: file-ignore[{code}]")
     return newline.join(lines) if text else lines[0] + newline
+
+
+# ---------------------------------------------------------------- fixing one file
+@dataclass
+class FixOutcome:
+    """What fixing one file did."""
+
+    #: the text before and after
+    original: str
+    source: str
+    #: the diagnostics whose fixes were applied (positions as in the round that fixed them)
+    fixed: list[Diagnostic] = field(default_factory=list)
+    #: the diagnostics of the fixed text (their fixes carry edits where they can be applied)
+    remaining: list[Diagnostic] = field(default_factory=list)
+    rounds: int = 0
+    #: False when fixes kept producing new fixes for MAX_ROUNDS rounds (or went in a circle)
+    converged: bool = True
+    #: the new file content, encoded like the original (``fix_bytes``/``fix_path`` only)
+    data: bytes | None = None
+    #: ``fix_path`` with ``write=True``: whether the file was written (None: nothing to write)
+    written: bool | None = None
+    #: why the file was not fixed or not written, when something went wrong
+    error: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.source != self.original
+
+
+def applicable(diagnostic: Diagnostic, unsafe: bool = False) -> bool:
+    """Whether ``--fix`` (``unsafe=False``) or ``--fix --unsafe-fixes`` applies this finding's fix."""
+    fix = diagnostic.fix
+    if fix is None or not fix.edits:
+        return False
+    return fix.applicability == "safe" or (unsafe and fix.applicability == "unsafe")
+
+
+def _lint(text: str, path: str, settings, satisfied=frozenset()):
+    """The file's findings with their edits; with ``satisfied``, also the findings that hold
+    through other files of the run (a training loop whose recurrent model is imported)."""
+    from gradlint.engine import analyse
+
+    if not satisfied:
+        return lint_with_edits(encode(text), path, settings)
+    result = analyse(encode(text), path, settings)
+    across = [d for req, d in result.deferred if req in satisfied]
+    if across:
+        across = attach_edits(text, path, across)
+    return sorted(result.diagnostics + across, key=Diagnostic.sort_key)
+
+
+def _spans(d: Diagnostic, starts, length) -> list[tuple[int, int]]:
+    return [
+        (offset_at(starts, length, e.line, e.column), offset_at(starts, length, e.end_line, e.end_column))
+        for e in d.fix.edits
+    ]
+
+
+def _choose(text: str, candidates: list[Diagnostic]) -> list[Diagnostic]:
+    """Candidates whose edits neither overlap nor touch each other's (first come, first served)."""
+    starts = line_starts(text)
+    taken: list[tuple[int, int]] = []
+    chosen = []
+    for d in candidates:
+        spans = _spans(d, starts, len(text))
+        if any(s <= e2 and s2 <= e for s, e in spans for s2, e2 in taken):
+            continue
+        taken.extend(spans)
+        chosen.append(d)
+    return chosen
+
+
+def _fix_key(d: Diagnostic) -> tuple:
+    return (d.code, d.fix.title, d.message)
+
+
+def fix_source(
+    text: str, path: str = "<string>", settings=None, unsafe: bool = False, satisfied=frozenset()
+) -> FixOutcome:
+    """Apply the fixes of one file's findings until none is left: safe fixes, and unsafe
+    ones too when ``unsafe``. Each round lints the current text, applies the applicable
+    non-overlapping fixes, and keeps the result only if it parses (``ast`` and libcst);
+    otherwise the round's fixes are tried one by one and the ones that break the file are
+    skipped from then on. ``satisfied``: the requirements of cross-file findings that held in
+    the run (``RunResult.satisfied``), so that they are fixed too. Pure: no file I/O."""
+    from gradlint.engine import Settings
+
+    settings = replace(settings if settings is not None else Settings(), fixes=True)
+    current = text
+    seen = {current}
+    fixed: list[Diagnostic] = []
+    rejected: set = set()
+    rounds = 0
+    converged = True
+    diagnostics = _lint(current, path, settings, satisfied)
+    while True:
+        candidates = [d for d in diagnostics if applicable(d, unsafe) and _fix_key(d) not in rejected]
+        if not candidates:
+            break
+        if rounds >= MAX_ROUNDS:
+            converged = False
+            break
+        rounds += 1
+        chosen = _choose(current, sorted(candidates, key=Diagnostic.sort_key))
+        new = _apply(current, chosen)
+        if new is None:
+            # something in this round breaks the file: apply the first fix that does not,
+            # and skip the ones before it from now on
+            for d in chosen:
+                new = _apply(current, [d])
+                if new is not None:
+                    chosen = [d]
+                    break
+                rejected.add(_fix_key(d))
+            else:
+                continue  # every fix of the round rejected; look at what is left
+        if new in seen:
+            converged = False
+            current = new
+            fixed.extend(chosen)
+            diagnostics = _lint(current, path, settings, satisfied)
+            break
+        seen.add(new)
+        current = new
+        fixed.extend(chosen)
+        diagnostics = _lint(current, path, settings, satisfied)
+    return FixOutcome(text, current, fixed, diagnostics, rounds, converged)
+
+
+def _apply(text: str, chosen: list[Diagnostic]) -> str | None:
+    try:
+        new = apply_edits(text, [e for d in chosen for e in d.fix.edits])
+    except ValueError:
+        return None
+    return new if parses(new) else None
+
+
+def fix_bytes(data: bytes, path: str = "<string>", settings=None, unsafe: bool = False) -> FixOutcome:
+    """:func:`fix_source` on a file's bytes: decoded as the engine decodes them (BOM, PEP 263
+    cookie) and encoded back the same way; line endings are never translated."""
+    from gradlint.engine import Settings
+
+    settings = settings if settings is not None else Settings()
+    try:
+        text = decode(data)
+    except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
+        remaining = lint_with_edits(data, path, replace(settings, fixes=True))
+        return FixOutcome("", "", [], remaining, 0, True, data, None, f"cannot decode: {exc}")
+    outcome = fix_source(text, path, settings, unsafe)
+    outcome.data = encode(outcome.source, bom=data.startswith(b"\xef\xbb\xbf")) if outcome.changed else data
+    return outcome
+
+
+def fix_path(path: str, settings=None, unsafe: bool = False, write: bool = True) -> FixOutcome:
+    """Fix one file on disk (``--fix``; ``write=False`` for ``--diff``, which writes nothing).
+
+    The file is written atomically, and only if its content did not change since it was
+    read (``outcome.written`` is False and ``outcome.error`` says why otherwise)."""
+    try:
+        original = read_source(path)
+    except OSError as exc:
+        return FixOutcome("", "", error=f"cannot read: {exc}")
+    outcome = fix_bytes(original, path, settings, unsafe)
+    if write and outcome.changed and outcome.data is not None:
+        try:
+            outcome.written = write_atomic(path, outcome.data, original)
+        except OSError as exc:
+            outcome.written = False
+            outcome.error = f"cannot write: {exc.strerror or exc}"
+        else:
+            if not outcome.written:
+                outcome.error = "changed on disk while it was being fixed; not written"
+    return outcome

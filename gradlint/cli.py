@@ -825,14 +825,15 @@ def _check_stdin(
     if fix or diff:
         from dataclasses import replace as _replace
 
-        from gradlint.apply import _encoding, _fix_notebook, _fix_text
+        from gradlint.apply import _fix_notebook, _fix_text
         from gradlint.fixes import unified_diff
+        from gradlint.text import source_encoding
 
         fixing = _replace(settings, fixes=True)
         if path.endswith(".ipynb"):
             new, fixed, old_text, new_text = _fix_notebook(data, path, fixing, unsafe)
         else:
-            codec, bom = _encoding(data)
+            codec, bom = source_encoding(data)
             old_text = decode(data)
             new_text, fixed = _fix_text(old_text, path, fixing, unsafe)
             new = bom + new_text.encode(codec) if fixed else data

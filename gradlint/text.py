@@ -9,6 +9,7 @@ numbers lines goes through here.
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import re
@@ -44,15 +45,34 @@ def split_lines_keepends(text: str) -> list[str]:
     return out
 
 
+def source_encoding(data: bytes) -> tuple[str, bytes]:
+    """``(codec, BOM)`` Python source bytes are written in: UTF-8 after a BOM, the codec a
+    PEP 263 coding declaration names, UTF-8 otherwise (SyntaxError for a declaration Python
+    refuses)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8", codecs.BOM_UTF8
+    if b"coding" in data[:400]:
+        encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
+        return ("utf-8" if encoding == "utf-8-sig" else encoding), b""
+    return "utf-8", b""
+
+
 def decode(data: bytes) -> str:
     """Python source bytes as text, honouring a UTF-8 BOM or a PEP 263 coding declaration
     (UnicodeDecodeError, LookupError or SyntaxError when they cannot be honoured)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
-    if b"coding" in data[:400]:
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-        return data.decode(encoding)
-    return data.decode("utf-8")
+    codec, bom = source_encoding(data)
+    return data[len(bom) :].decode(codec)
+
+
+def encode(text: str, bom: bool = False) -> bytes:
+    """Source text as the bytes of its own coding declaration (UTF-8 without one, or when the
+    text does not fit the declared codec), after a UTF-8 BOM when ``bom``."""
+    try:
+        codec = source_encoding(text[:400].encode("utf-8", "surrogatepass"))[0] if "coding" in text[:400] else "utf-8"
+        data = text.encode(codec)
+    except (SyntaxError, UnicodeEncodeError, LookupError):
+        data = text.encode("utf-8", "surrogatepass")
+    return (codecs.BOM_UTF8 + data) if bom else data
 
 
 def decode_lenient(data: bytes) -> str:

@@ -10,20 +10,13 @@ from conftest import format_diagnostics
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradlint import fixes
+from gradlint import apply, fixes
+from gradlint.apply import fix_bytes, fix_path, fix_source
+from gradlint.cst import CstSource
 from gradlint.diagnostics import Diagnostic, Edit, Fix
 from gradlint.engine import Settings, lint_source
-from gradlint.fixes import (
-    apply_edits,
-    attach_edits,
-    fix_bytes,
-    fix_path,
-    fix_source,
-    lint_with_edits,
-    text_edits,
-    unified_diff,
-    write_atomic,
-)
+from gradlint.fixes import apply_edits, attach_edits, lint_with_edits, text_edits, unified_diff
+from gradlint.text import write_atomic
 
 FIXES = Settings(fixes=True)
 
@@ -499,15 +492,15 @@ def test_fix_path_does_not_overwrite_a_concurrent_edit(tmp_path, monkeypatch):
     target = tmp_path / "train.py"
     src = _loop("import torch\nimport torch.nn as nn")
     target.write_text(src)
-    real_fix_bytes = fixes.fix_bytes
+    real_fix_bytes = apply.fix_bytes
 
     def edit_meanwhile(*args, **kwargs):
         outcome = real_fix_bytes(*args, **kwargs)
         target.write_text(src + "# edited in the editor\n")
         return outcome
 
-    monkeypatch.setattr(fixes, "fix_bytes", edit_meanwhile)
-    out = fixes.fix_path(str(target), unsafe=True)
+    monkeypatch.setattr(apply, "fix_bytes", edit_meanwhile)
+    out = apply.fix_path(str(target), unsafe=True)
     assert out.written is False and out.error
     assert target.read_text().endswith("# edited in the editor\n")
 
@@ -604,7 +597,7 @@ def test_cst_source_inserts_on_a_one_line_suite_and_spells_names():
         "import torch as T\nfrom torch import nn\ndef f(loss, c):\n"
         "    import torch.nn.utils as U\n    if c: loss.backward()\n"
     )
-    source = fixes.CstSource(src)
+    source = CstSource(src)
     call = source.node_at((5, 11, 5, 26), (libcst.Call,))
     assert source.code(call) == "loss.backward()"
     assert source.spell("torch.nn.utils.clip_grad_norm_", call) == ("U.clip_grad_norm_", None)
@@ -617,6 +610,6 @@ def test_cst_source_inserts_on_a_one_line_suite_and_spells_names():
     table = source.insert_after(call, [source.statement("clip()\n")])
     assert source.rewrite(table).code.endswith("    if c: loss.backward(); clip()\n")
     # a function's own import is not visible outside it
-    outer = fixes.CstSource(src + "x = 1\n")
+    outer = CstSource(src + "x = 1\n")
     x = outer.node_at((6, 1, 6, 6))
     assert outer.spell("torch.nn.utils.clip_grad_norm_", x)[0] == "nn.utils.clip_grad_norm_"

@@ -121,9 +121,9 @@ def test_fix_config_key(proj):
 
 
 def test_a_file_changed_on_disk_while_fixing_is_left_alone(proj, monkeypatch):
-    import gradlint.fixes
+    import gradlint.apply
 
-    real = gradlint.fixes.fix_source
+    real = gradlint.apply.fix_source
 
     def racing(text, path, *a, **kw):
         outcome = real(text, path, *a, **kw)
@@ -131,7 +131,7 @@ def test_a_file_changed_on_disk_while_fixing_is_left_alone(proj, monkeypatch):
             fh.write("# edited in the editor\n")
         return outcome
 
-    monkeypatch.setattr(gradlint.fixes, "fix_source", racing)
+    monkeypatch.setattr(gradlint.apply, "fix_source", racing)
     r = run("--fix", "--unsafe-fixes", "seq.py")
     text = (proj / "seq.py").read_text()
     assert text.endswith("# edited in the editor\n") and "clip_grad_norm_" not in text

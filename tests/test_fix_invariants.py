@@ -6,8 +6,9 @@ import libcst
 import pytest
 from conftest import FIXTURES
 
+from gradlint.apply import fix_source
 from gradlint.engine import Settings, lint_source
-from gradlint.fixes import apply_edits, fix_source, lint_with_edits
+from gradlint.fixes import apply_edits, lint_with_edits
 from gradlint.rule import all_rules, rule_by_code
 
 FIXES = Settings(fixes=True)

@@ -9,8 +9,8 @@ import re
 import pytest
 from conftest import format_diagnostics
 
+from gradlint.apply import fix_source
 from gradlint.engine import Settings, lint_source
-from gradlint.fixes import fix_source
 from gradlint.rule import Invalid, Valid, all_rules
 
 

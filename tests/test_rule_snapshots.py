@@ -9,8 +9,9 @@ with only its rule selected (and the rules its ``also`` names), as in test_rule_
 import pytest
 from conftest import FIXTURES, ROOT
 
+from gradlint.apply import fix_source
 from gradlint.engine import Settings, lint_source
-from gradlint.fixes import fix_source, unified_diff
+from gradlint.fixes import unified_diff
 from gradlint.reporters import render
 from gradlint.rule import all_rules
 

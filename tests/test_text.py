@@ -1,10 +1,11 @@
 """Lines as Python numbers them, everywhere: a form feed, U+2028 or a CRLF never moves a
 finding's excerpt, column or edit to another line."""
 
+import pytest
 from click.testing import CliRunner
 
 from gradlint.cli import cli
-from gradlint.text import decode, split_lines, split_lines_keepends
+from gradlint.text import decode, encode, source_encoding, split_lines, split_lines_keepends
 
 TOWER = """import torch.nn as nn
 {extra}
@@ -93,3 +94,17 @@ def test_write_atomic_without_keep_links_replaces_a_planted_link(tmp_path):
     os.link(victim, tmp_path / "second-name")
     assert write_atomic(str(victim), b"fixed", original_bytes=b"precious")
     assert (tmp_path / "second-name").read_bytes() == b"fixed"
+
+
+def test_source_encoding_decode_and_encode_share_one_reading_of_the_coding_line():
+    latin = "# -*- coding: latin-1 -*-\nname = 'café'\n"
+    data = latin.encode("latin-1")
+    assert source_encoding(data) == ("iso-8859-1", b"")
+    assert decode(data) == latin and encode(latin) == data
+    bom = b"\xef\xbb\xbfx = 'caf\xc3\xa9'\n"
+    assert source_encoding(bom) == ("utf-8", b"\xef\xbb\xbf")
+    assert encode(decode(bom), bom=True) == bom
+    # a text that does not fit its declared codec is written as UTF-8 rather than lost
+    assert encode("# coding: ascii\nx = 'é'\n") == "# coding: ascii\nx = 'é'\n".encode()
+    with pytest.raises(SyntaxError):
+        source_encoding(b"# coding: no-such-codec\n")
