@@ -162,7 +162,8 @@ def gradlint_run(paths, device: str, report: bool = True) -> tuple[float, float,
 
 def planned(paths, device: str) -> dict:
     """The jobs gradlint plans for ``paths`` (scope all), as the peer reads them."""
-    from gradlint.config import load_config, settings_from
+    from gradlint.config_files import load_config
+    from gradlint.config_resolve import settings_from
     from gradlint.dynamic import DynamicOptions
     from gradlint.dynamic.plan import plan
     from gradlint.run import lint_paths

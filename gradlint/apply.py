@@ -54,7 +54,7 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
 
         def settings_of(_path):
             return settings
-    else:  # each file its own (gradlint.config.Resolver)
+    else:  # each file its own (gradlint.config_resolve.Resolver)
         settings_of, memo = settings, {}
 
         def plain(path):

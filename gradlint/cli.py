@@ -504,7 +504,7 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
     run read, is added, changed or removed. It polls (no file-system events), and each run
     goes through the result cache, so only the changed files are analysed again. Ctrl-C ends
     it with exit 0."""
-    from gradlint.config import Resolver
+    from gradlint.config_resolve import Resolver
     from gradlint.files import discover
     from gradlint.reporters import render
     from gradlint.reporters import statistics as render_statistics
@@ -638,7 +638,7 @@ def _all_rules():
 def _resolver(overrides, config_file, isolated):
     """Each file's settings (its nearest configuration, or ``--config``'s, or none with
     ``--isolated``) with the command line's values over them."""
-    from gradlint.config import Resolver
+    from gradlint.config_resolve import Resolver
 
     return _configured(
         lambda: Resolver(

@@ -192,7 +192,7 @@ def lint_paths(paths, settings=Settings(), cache_dir: str | None = None) -> RunR
     """Lint every file under ``paths``; with ``cache_dir``, through the result cache there.
 
     ``settings`` is one :class:`Settings` for every file, or a callable giving each file (and
-    folder) its own, such as :class:`gradlint.config.Resolver` (the nearest configuration)."""
+    folder) its own, such as :class:`gradlint.config_resolve.Resolver` (the nearest configuration)."""
     start = time.perf_counter()
     if isinstance(settings, Settings):
         found = discover(

@@ -1,5 +1,6 @@
 """The JSON Schema of ``[tool.gradlint]`` (and of a ``gradlint.toml``), generated from the key
-tables :mod:`gradlint.config` validates with, so the two cannot drift.
+tables of :mod:`gradlint.config` that :mod:`gradlint.config_validate` validates with, so the two
+cannot drift.
 
 Editors read it through the SchemaStore convention: a schema for the tool's table, which a
 TOML language server (Taplo, Even Better TOML, tombi) associates with ``gradlint.toml`` or

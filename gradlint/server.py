@@ -17,8 +17,12 @@ A thin adapter around :func:`gradlint.engine.lint_source`; it never runs the dyn
 
 ``initializationOptions`` (all optional): ``{"debounceMs": 150}``.
 
-pygls and lsprotocol are imported only by :func:`create_server` (and :func:`main`), so
-that importing this module, or ``gradlint`` itself, stays light.
+This module holds the server and its handlers; what they send (positions, diagnostics,
+edits, code actions) is made by :mod:`gradlint.lsp_convert`.
+
+pygls and lsprotocol are imported only by :func:`create_server` (and :func:`main`) and inside
+the functions of :mod:`gradlint.lsp_convert`, so that importing this module, or ``gradlint``
+itself, stays light.
 """
 
 from __future__ import annotations
@@ -30,101 +34,26 @@ import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradlint import __version__, docs_url, install_hint
-from gradlint.diagnostics import Diagnostic, Edit
+from gradlint import __version__, install_hint
+from gradlint.diagnostics import Diagnostic
 from gradlint.engine import Settings, lint_source
-from gradlint.text import LINE_BREAK
-from gradlint.vocab import Severity
+from gradlint.lsp_convert import (
+    Linted,
+    chosen_findings,
+    code_actions,
+    document_path,
+    lsp_diagnostics,
+    split_lines,
+)
 
 logger = logging.getLogger("gradlint.server")
 
 DEFAULT_DEBOUNCE_MS = 150
-#: the generated rule reference; each rule has a section (GitHub heading anchors)
-DOCS_URL = docs_url("rules.md")
 #: set in the server's environment to register the ``gradlint.debug`` command (tests only)
 DEBUG_ENV = "GRADLINT_LSP_DEBUG"
-#: findings a ``# noqa`` comment cannot hide: the file did not parse, gradlint crashed,
-#: or the finding is about a suppression comment itself
-UNSUPPRESSIBLE = frozenset({"GL001", "GL002", "GL003"})
 URI_SCHEMES = ("file", "untitled")
-
-
-def rule_doc_url(code: str, name: str) -> str:
-    """The rule's section of the generated reference (as the SARIF reporter links it)."""
-    return f"{DOCS_URL}#{code.lower()}-{name}"
-
-
-# ---------------------------------------------------------------- positions (pure)
-def split_lines(text: str) -> list[str]:
-    """The document's lines as the LSP counts them (``\\n``, ``\\r\\n`` or ``\\r``)."""
-    return LINE_BREAK.split(text)
-
-
-def code_units(text: str, encoding: str) -> int:
-    """Length of ``text`` in the client's position units."""
-    if encoding == "utf-8":
-        return len(text.encode("utf-8", "surrogatepass"))
-    if encoding == "utf-32":
-        return len(text)
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def to_position(lines: list[str], line: int, column: int, encoding: str) -> tuple[int, int]:
-    """gradlint's 1-based (line, character column) -> the LSP's 0-based (line, code units).
-
-    Positions past the end of a line or of the document are clamped to it."""
-    if not lines:
-        return 0, 0
-    row = min(max(line, 1), len(lines)) - 1
-    text = lines[row]
-    if line > len(lines):
-        col = len(text)
-    else:
-        col = min(max(column, 1) - 1, len(text))
-    if encoding == "utf-32" or text.isascii():
-        return row, col
-    return row, code_units(text[:col], encoding)
-
-
-def suppression_edit(text: str, lines: list[str], line: int, code: str) -> Edit | None:
-    """The edit that makes ``# noqa`` hide ``code`` on 1-based ``line``, or None (the code is
-    there already, or a comment cannot go there): :func:`gradlint.suppressions.noqa_edits`."""
-    from gradlint.suppressions import noqa_edits
-
-    edits, _ = noqa_edits(text, lines, {line: [code]})
-    return edits[0] if edits else None
-
-
-# ---------------------------------------------------------------- lint results (pure)
-@dataclass
-class Linted:
-    """One lint of one version of a document."""
-
-    uri: str
-    version: int | None
-    text: str
-    path: str
-    settings: Settings
-    encoding: str
-    findings: list[Diagnostic]
-    diagnostics: list  # lsprotocol Diagnostic, in the order of ``findings``
-    #: the findings with their fix edits (libcst), computed on the first code action
-    fixed: list[Diagnostic] | None = None
-    lines: list[str] = field(default_factory=list)
-
-
-def document_path(uri: str) -> str | None:
-    """The file system path of a ``file:`` URI, the URI itself for ``untitled:``."""
-    from pygls.uris import to_fs_path
-
-    if uri.startswith("file:"):
-        return to_fs_path(uri)
-    if uri.startswith("untitled:"):
-        return uri
-    return None
 
 
 # ---------------------------------------------------------------- the server
@@ -145,12 +74,6 @@ def create_server():
     from pygls.lsp.server import LanguageServer
     from pygls.protocol import LanguageServerProtocol
     from pygls.uris import from_fs_path
-
-    severities = {
-        Severity.ERROR: types.DiagnosticSeverity.Error,
-        Severity.WARNING: types.DiagnosticSeverity.Warning,
-        Severity.INFO: types.DiagnosticSeverity.Information,
-    }
 
     class GradlintProtocol(LanguageServerProtocol):
         """pygls answers a request whose params do not deserialize with only a
@@ -200,7 +123,8 @@ def create_server():
 
         def settings_for(self, uri: str, path: str) -> Settings:
             """Settings from the file's nearest configuration; defaults (and a warning) on error."""
-            from gradlint import config
+            from gradlint import config_resolve
+            from gradlint.config import ConfigError
 
             if uri.startswith("untitled:"):
                 root = self.workspace.root_path
@@ -210,8 +134,8 @@ def create_server():
             else:
                 where = Path(path)
             try:
-                return config.settings_for(where)
-            except config.ConfigError as exc:
+                return config_resolve.settings_for(where)
+            except ConfigError as exc:
                 message = f"gradlint: {exc} — linting with the default settings"
                 if message not in self.config_warnings:
                     self.config_warnings.add(message)
@@ -265,45 +189,8 @@ def create_server():
             findings = lint_source(text, path, settings)
             lines = split_lines(text)
             bom = 1 if text.startswith("\ufeff") else 0  # the engine drops a BOM before columns
-            out = []
-            for index, d in enumerate(findings):
-                out.append(self.lsp_diagnostic(d, index, uri, path, version, lines, encoding, bom))
+            out = lsp_diagnostics(findings, uri, path, version, lines, encoding, bom, self.lines_of)
             return Linted(uri, version, text, path, settings, encoding, findings, out, lines=lines)
-
-        def lsp_diagnostic(self, d: Diagnostic, index, uri, path, version, lines, encoding, bom):
-            def pos(line, column):
-                row, col = to_position(lines, line, column + (bom if line == 1 else 0), encoding)
-                return types.Position(line=row, character=col)
-
-            related = []
-            for r in d.related:
-                if r.path == path:
-                    where_uri, where_lines = uri, lines
-                else:
-                    where_uri, where_lines = from_fs_path(os.path.abspath(r.path)), self.lines_of(r.path)
-                if where_lines is None:
-                    p = types.Position(line=max(r.line, 1) - 1, character=max(r.column, 1) - 1)
-                else:
-                    p = types.Position(*to_position(where_lines, r.line, r.column, encoding))
-                related.append(
-                    types.DiagnosticRelatedInformation(
-                        location=types.Location(uri=where_uri, range=types.Range(start=p, end=p)),
-                        message=r.message,
-                    )
-                )
-            message = d.message
-            if d.help:
-                message += f"\nhelp: {d.help}"
-            return types.Diagnostic(
-                range=types.Range(start=pos(d.line, d.column), end=pos(d.end_line, d.end_column)),
-                severity=severities.get(d.severity, types.DiagnosticSeverity.Warning),
-                code=d.code,
-                code_description=types.CodeDescription(href=rule_doc_url(d.code, d.name)),
-                source="gradlint",
-                message=message,
-                related_information=related or None,
-                data={"version": version, "index": index, "code": d.code},
-            )
 
         def lines_of(self, path: str) -> list[str] | None:
             """The lines of another file (open in the editor, else on disk), or None."""
@@ -332,33 +219,6 @@ def create_server():
                     fixed = [by_key.get((d.line, d.column, d.code, d.message), d) for d in linted.findings]
             linted.fixed = fixed
             return fixed
-
-        def text_edit(self, linted: Linted, e: Edit):
-            start = to_position(linted.lines, e.line, e.column, linted.encoding)
-            end = to_position(linted.lines, e.end_line, e.end_column, linted.encoding)
-            return types.TextEdit(
-                range=types.Range(start=types.Position(*start), end=types.Position(*end)),
-                new_text=e.content,
-            )
-
-        def workspace_edit(self, linted: Linted, edits) -> types.WorkspaceEdit:
-            text_edits = [self.text_edit(linted, e) for e in edits]
-            caps = self.client_capabilities
-            versioned = bool(
-                caps.workspace and caps.workspace.workspace_edit and caps.workspace.workspace_edit.document_changes
-            )
-            if versioned and linted.version is not None:
-                return types.WorkspaceEdit(
-                    document_changes=[
-                        types.TextDocumentEdit(
-                            text_document=types.OptionalVersionedTextDocumentIdentifier(
-                                uri=linted.uri, version=linted.version
-                            ),
-                            edits=text_edits,
-                        )
-                    ]
-                )
-            return types.WorkspaceEdit(changes={linted.uri: text_edits})
 
     server = GradlintServer()
 
@@ -431,52 +291,13 @@ def create_server():
             k == types.CodeActionKind.QuickFix or types.CodeActionKind.QuickFix.startswith(f"{k}.") for k in only
         ):
             return None
-        chosen: list[int] = []
-        for diag in params.context.diagnostics:
-            if diag.source != "gradlint":
-                continue
-            index = _index_of(diag, linted)
-            if index is not None and index not in chosen:
-                chosen.append(index)
-        if not params.context.diagnostics:  # no context given: what the range touches
-            chosen = [i for i, d in enumerate(linted.diagnostics) if _overlaps(d.range, params.range)]
+        chosen = chosen_findings(linted, params.context.diagnostics, params.range)
         if not chosen:
             return None
         findings = linted.findings
         if any(findings[i].fix is not None and not findings[i].fix.edits for i in chosen):
             findings = await asyncio.get_running_loop().run_in_executor(ls.linter, ls.with_fixes, linted)
-        actions, suppressed = [], set()
-        for i in chosen:
-            d, lsp = findings[i], linted.diagnostics[i]
-            if d.fix is not None and d.fix.edits:
-                unsafe = d.fix.applicability != "safe"
-                title = d.fix.title[:1].upper() + d.fix.title[1:]
-                actions.append(
-                    types.CodeAction(
-                        title=f"{title} ({d.code}{', unsafe fix' if unsafe else ''})",
-                        kind=types.CodeActionKind.QuickFix,
-                        diagnostics=[lsp],
-                        is_preferred=not unsafe,
-                        edit=ls.workspace_edit(linted, d.fix.edits),
-                    )
-                )
-        for i in chosen:
-            d, lsp = findings[i], linted.diagnostics[i]
-            if d.code in UNSUPPRESSIBLE or (d.line, d.code) in suppressed:
-                continue
-            edit = suppression_edit(linted.text, linted.lines, d.line, d.code)
-            if edit is None:
-                continue
-            suppressed.add((d.line, d.code))
-            actions.append(
-                types.CodeAction(
-                    title=f"Suppress {d.code} on this line",
-                    kind=types.CodeActionKind.QuickFix,
-                    diagnostics=[lsp],
-                    edit=ls.workspace_edit(linted, [edit]),
-                )
-            )
-        return actions or None
+        return code_actions(linted, findings, chosen, ls.client_capabilities) or None
 
     if os.environ.get(DEBUG_ENV):
 
@@ -494,30 +315,6 @@ def create_server():
             }
 
     return server
-
-
-def _index_of(diag, linted: Linted) -> int | None:
-    """The finding a diagnostic sent back by the client stands for."""
-    data = diag.data
-    if isinstance(data, dict) and data.get("version") == linted.version:
-        index = data.get("index")
-        if (
-            isinstance(index, int)
-            and 0 <= index < len(linted.diagnostics)
-            and linted.diagnostics[index].code == diag.code
-        ):
-            return index
-    for i, d in enumerate(linted.diagnostics):  # clients that do not keep ``data``
-        if d.code == diag.code and d.range == diag.range:
-            return i
-    return None
-
-
-def _overlaps(a, b) -> bool:
-    def key(p):
-        return (p.line, p.character)
-
-    return key(a.start) <= key(b.end) and key(b.start) <= key(a.end)
 
 
 def main() -> None:

@@ -447,7 +447,7 @@ def test_the_cache_keeps_the_most_recently_used_runs_only(project):
 def test_a_monorepo_run_keeps_the_cache_of_every_sub_project(tmp_path, monkeypatch):
     """One combination per configuration file: a run over more sub-projects than KEEP_RUNS
     prunes none of its own (they were all used just now), and the second run hits them all."""
-    from gradlint.config import Resolver
+    from gradlint.config_resolve import Resolver
     from gradlint.run import lint_paths
 
     monkeypatch.chdir(tmp_path)

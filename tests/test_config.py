@@ -7,7 +7,9 @@ from click.testing import CliRunner
 from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
-from gradlint.config import ConfigError, load_config, settings_for
+from gradlint.config import ConfigError
+from gradlint.config_files import load_config
+from gradlint.config_resolve import settings_for
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from pygls.uris import from_fs_path  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities  # noqa: E402
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # noqa: E402
 
+from gradlint import lsp_convert  # noqa: E402
 from gradlint import server as gserver  # noqa: E402
 from gradlint.diagnostics import Edit  # noqa: E402
 from gradlint.engine import Settings, lint_source  # noqa: E402
@@ -300,8 +301,9 @@ async def test_linting_runs_off_the_event_loop_and_never_imports_torch(client: L
     assert state["event_loop_thread"] not in state["lint_threads"]
 
 
-def test_the_server_module_does_not_reach_the_dynamic_mode():
-    tree = ast.parse((ROOT / "gradlint" / "server.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", ["server.py", "lsp_convert.py"])
+def test_the_server_modules_do_not_reach_the_dynamic_mode(module):
+    tree = ast.parse((ROOT / "gradlint" / module).read_text(encoding="utf-8"))
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not {m for m in imported if m.startswith(("torch", "gradlint.dynamic"))}, imported
@@ -422,14 +424,14 @@ async def test_no_code_actions_for_a_stale_version(client: LanguageClient, tmp_p
 
 # ---------------------------------------------------------------- pure helpers
 def test_to_position_counts_code_units():
-    lines = gserver.split_lines('x = "😀é中"; y\r\nz\rw\n')
+    lines = lsp_convert.split_lines('x = "😀é中"; y\r\nz\rw\n')
     assert lines[:3] == ['x = "😀é中"; y', "z", "w"]
     col = lines[0].index("y") + 1
-    assert gserver.to_position(lines, 1, col, "utf-32") == (0, 11)
-    assert gserver.to_position(lines, 1, col, "utf-16") == (0, 12)
-    assert gserver.to_position(lines, 1, col, "utf-8") == (0, 4 + 1 + 4 + 2 + 3 + 3)
-    assert gserver.to_position(lines, 3, 99, "utf-16") == (2, 1)  # clamped to the line
-    assert gserver.to_position(lines, 99, 1, "utf-16") == (3, 0)  # and to the document
+    assert lsp_convert.to_position(lines, 1, col, "utf-32") == (0, 11)
+    assert lsp_convert.to_position(lines, 1, col, "utf-16") == (0, 12)
+    assert lsp_convert.to_position(lines, 1, col, "utf-8") == (0, 4 + 1 + 4 + 2 + 3 + 3)
+    assert lsp_convert.to_position(lines, 3, 99, "utf-16") == (2, 1)  # clamped to the line
+    assert lsp_convert.to_position(lines, 99, 1, "utf-16") == (3, 0)  # and to the document
 
 
 @pytest.mark.parametrize(
@@ -446,5 +448,5 @@ def test_to_position_counts_code_units():
     ],
 )
 def test_suppression_edit(source, line, code, expected):
-    lines = gserver.split_lines(source)
-    assert gserver.suppression_edit(source, lines, line, code) == expected
+    lines = lsp_convert.split_lines(source)
+    assert lsp_convert.suppression_edit(source, lines, line, code) == expected

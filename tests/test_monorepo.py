@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
-from gradlint.config import ConfigError, Resolver, load_config_file, rebase
+from gradlint.config import ConfigError
+from gradlint.config_files import load_config_file, rebase
+from gradlint.config_resolve import Resolver
 
 ROOT_CONFIG = """[project]
 name = "mono"

@@ -66,7 +66,8 @@ def test_the_project_s_own_examples_validate(where, table, tmp_path):
 def _read(folder, table):
     """gradlint's own validation of ``table``, as the [tool.gradlint] of a pyproject.toml in
     ``folder`` (what load_config_file runs on the parsed TOML)."""
-    from gradlint.config import Config, validate_top
+    from gradlint.config_files import Config
+    from gradlint.config_validate import validate_top
 
     path = folder / "pyproject.toml"
     config = Config(path)

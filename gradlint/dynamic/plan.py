@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gradlint.config import configured_models
+from gradlint.config_resolve import configured_models
 from gradlint.flow.convention import BATCH, SPATIAL
 from gradlint.flow.recurrent import STEPS as RECURRENT_STEPS
 from gradlint.graph.builder import build_graphs
