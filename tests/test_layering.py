@@ -95,5 +95,9 @@ def test_the_package_has_no_import_cycle_counting_imports_inside_functions():
         "gradlint.cli",
         "gradlint.server",
     }, below_pipeline
+    # the command line sits on top: nothing outside gradlint/cli/ imports it (but `python -m gradlint`)
+    cli = {n for n in modules if n == "gradlint.cli" or n.startswith("gradlint.cli.")}
+    assert len(cli) > 1
+    assert not {p for c in cli for p in g.predecessors(c)} - cli - {"gradlint.__main__"}
     # the text home is a leaf
     assert not [d for d in g.successors("gradlint.text") if d != "gradlint"]
