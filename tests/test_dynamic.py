@@ -271,7 +271,8 @@ def test_without_torch_static_findings_print_and_one_line_says_how_to_install(tm
 
 def test_report_page_and_charts(tmp_path):
     pytest.importorskip("matplotlib")
-    from gradlint.dynamic.report import chart, symmetry_chart, training_chart, write_report
+    from gradlint.dynamic.charts import chart, symmetry_chart, training_chart
+    from gradlint.dynamic.report import write_report
 
     static = lint_paths([str(HERE / "hazards.py")], Settings(select=("GL101", "GL201", "GL401"))).diagnostics
     outcome = confirm(static, options(seeds=1), files=[str(HERE / "hazards.py"), str(HERE / "inputs.py")])
@@ -334,7 +335,7 @@ def test_report_page_and_charts(tmp_path):
 def test_a_deep_model_gets_horizontal_grouped_bars(tmp_path):
     pytest.importorskip("matplotlib")
     from gradlint.dynamic import ModelMeasurement
-    from gradlint.dynamic.report import chart
+    from gradlint.dynamic.charts import chart
 
     layers = [
         {"name": f"blocks.{b}.{part}", "norms": [10.0 ** (-b / 10)], "weighted": part == "fc"}

@@ -26,7 +26,8 @@ pytest.importorskip("torch")
 
 from conftest import SIGMOID_TOWER  # noqa: E402
 
-from gradlint.dynamic import DynamicOptions, confirm, runner  # noqa: E402
+from gradlint.dynamic import DynamicOptions, confirm, runner, zygote_client  # noqa: E402
+from gradlint.dynamic.isolation import cuda_may_be_used  # noqa: E402
 from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
 
@@ -36,14 +37,14 @@ MODEL = SIGMOID_TOWER
 @pytest.fixture(params=["zygote", "shim"])
 def launch(request, monkeypatch):
     if request.param == "shim":
-        monkeypatch.setattr(runner, "USE_ZYGOTE", False)
+        monkeypatch.setattr(zygote_client, "USE_ZYGOTE", False)
     return request.param
 
 
 @pytest.fixture(params=["namespace", "fallback"])
 def isolation(request, monkeypatch, launch):
     if request.param == "fallback":
-        monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+        monkeypatch.setattr("gradlint.dynamic.isolation.USE_PID_NAMESPACE", False)
     return request.param
 
 
@@ -132,7 +133,7 @@ def test_a_child_writing_hundreds_of_megabytes_to_stderr_costs_the_parent_only_a
 
 
 # ---------------------------------------------------------------- 15: the cap covers shared memory
-@pytest.mark.skipif(runner.cuda_may_be_used("cpu"), reason="RLIMIT_AS applies where CUDA is not in use")
+@pytest.mark.skipif(cuda_may_be_used("cpu"), reason="RLIMIT_AS applies where CUDA is not in use")
 def test_the_memory_cap_counts_shared_memory_on_cpu(tmp_path, launch):
     hostile = """
     import mmap
@@ -241,7 +242,7 @@ def test_children_are_forked_by_one_fork_server_that_stays_clean(tmp_path, monke
     """Without a PID namespace the worker can see its parents: the shim's stand-in, then the
     server, which imported torch once. What the first file does to torch, sys.path and
     sys.modules at import is undone for the second (each fork starts from the clean server)."""
-    monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    monkeypatch.setattr("gradlint.dynamic.isolation.USE_PID_NAMESPACE", False)
     spoiler = MODEL + textwrap.dedent("""
         import os, sys, torch
         open(os.path.join(os.path.dirname(__file__), "a.ppid"), "w").write(str(os.getppid()))
@@ -263,7 +264,7 @@ def test_children_are_forked_by_one_fork_server_that_stays_clean(tmp_path, monke
     pid, _, cmdline = (tmp_path / "a.server").read_bytes().partition(b" ")
     server = int(pid)
     assert b"gradlint.dynamic.zygote" in cmdline and server != os.getpid()
-    assert runner._zygote is None  # confirm() ends its server
+    assert zygote_client._zygote is None  # confirm() ends its server
     stand_ins = {int((tmp_path / f"{n}.ppid").read_text()) for n in "ab"}
     assert len(stand_ins) == 2 and server not in stand_ins and os.getpid() not in stand_ins
 
@@ -277,7 +278,7 @@ def test_files_measured_at_once_share_the_fork_server(tmp_path, isolation):
 def test_a_model_file_that_kills_the_fork_server_is_still_measured_and_the_next_one_too(tmp_path, monkeypatch):
     """The server's children outlive it (re-parented to gradlint, the subreaper), and what
     gradlint measures next is forked by a new server, or started through the shim."""
-    monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    monkeypatch.setattr("gradlint.dynamic.isolation.USE_PID_NAMESPACE", False)
     hostile = """
     import os, signal, time
     from pathlib import Path
@@ -286,7 +287,7 @@ def test_a_model_file_that_kills_the_fork_server_is_still_measured_and_the_next_
         os.kill(server, signal.SIGKILL)
     time.sleep(0.5)
     """
-    first = runner._zygote_now(runner._child_env())
+    first = zygote_client._zygote_now(runner._child_env())
     outcome, _ = _run(tmp_path, hostile, files=("k1.py", "k2.py"), jobs=1)
     assert _verdicts(outcome) == ["confirmed"] * 2, outcome.notes
     assert first.proc.poll() == -9 and not first.alive
@@ -294,9 +295,9 @@ def test_a_model_file_that_kills_the_fork_server_is_still_measured_and_the_next_
 
 
 def test_where_the_fork_server_cannot_start_the_shim_runs_the_children(tmp_path, monkeypatch):
-    runner.close()
-    monkeypatch.setattr(runner, "_ZYGOTE_MODULE", "gradlint.dynamic.no_such_module")
-    monkeypatch.setattr(runner, "USE_PID_NAMESPACE", False)
+    zygote_client.close()
+    monkeypatch.setattr(zygote_client, "_ZYGOTE_MODULE", "gradlint.dynamic.no_such_module")
+    monkeypatch.setattr("gradlint.dynamic.isolation.USE_PID_NAMESPACE", False)
     # the model file records who started it: the shim, when no server could
     spy = (
         "import os\nopen(os.path.join(os.path.dirname(__file__), 'parent'), 'wb').write("
@@ -307,17 +308,18 @@ def test_where_the_fork_server_cannot_start_the_shim_runs_the_children(tmp_path,
         assert _verdicts(outcome) == ["confirmed"], outcome.notes
         assert b"shim.py" in (tmp_path / "parent").read_bytes()
     finally:
-        runner.close()
+        zygote_client.close()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc to find the server")
 def test_the_fork_server_ends_with_close_and_with_gradlint(tmp_path):
-    runner._zygote_now(runner._child_env())
-    server = runner._zygote.proc
-    runner.close()
-    assert server.poll() is not None and runner._zygote is None
+    zygote_client._zygote_now(runner._child_env())
+    server = zygote_client._zygote.proc
+    zygote_client.close()
+    assert server.poll() is not None and zygote_client._zygote is None
     script = (
-        "import os, signal\nfrom gradlint.dynamic import runner\nz = runner._zygote_now(runner._child_env())\n"
+        "import os, signal\nfrom gradlint.dynamic import runner, zygote_client\n"
+        "z = zygote_client._zygote_now(runner._child_env())\n"
         "print(z.proc.pid, flush=True)\nos.kill(os.getpid(), signal.SIGKILL)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

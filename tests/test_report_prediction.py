@@ -15,14 +15,9 @@ pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
 from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
-from gradlint.dynamic.report import (  # noqa: E402
-    PREDICTION_LABEL,
-    chart,
-    model_prediction,
-    prediction_comparison,
-    prediction_series,
-    write_report,
-)
+from gradlint.dynamic.chart_data import model_prediction, prediction_comparison, prediction_series  # noqa: E402
+from gradlint.dynamic.charts import PREDICTION_LABEL, chart  # noqa: E402
+from gradlint.dynamic.report import write_report  # noqa: E402
 from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
 

@@ -2,9 +2,10 @@
 
 A post-processing stage over the static diagnostics (DESIGN.md): plan what to measure from
 the findings' targets (:mod:`.plan`), run one isolated child per model file
-(:mod:`.runner` → :mod:`.worker`, the only code that imports torch or the user's file),
-judge the numbers (:mod:`.verdict`), and hand back the diagnostics with verdicts and
-evidence, plus the per-layer measurements for the report (:mod:`.report`).
+(:mod:`.runner` → :mod:`.worker` and the modules it alone imports, the only code that imports
+torch or the user's file), judge the numbers (:mod:`.verdict`), and hand back the
+diagnostics with verdicts and evidence, plus the per-layer measurements for the report
+(:mod:`.report`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field, replace
 
 from gradlint import install_hint
 from gradlint.diagnostics import Diagnostic
-from gradlint.dynamic import runner
 from gradlint.dynamic import verdict as V
+from gradlint.dynamic import zygote_client
 from gradlint.dynamic.plan import TRAINING_SEQUENCE, plan
 from gradlint.dynamic.runner import remove_stale_folders, run_child
 from gradlint.rule import all_rules, char_column
@@ -118,7 +119,7 @@ def confirm(diagnostics, options: DynamicOptions, progress=None, files=()) -> Dy
     try:
         _measure(run, files_planned)
     finally:
-        runner.close()  # the fork server of this run (its children are done)
+        zygote_client.close()  # the fork server of this run (its children are done)
     return DynamicOutcome(run.diagnostics, run.notes, run.models, run.device, run.unmeasured)
 
 
