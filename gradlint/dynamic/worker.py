@@ -27,13 +27,12 @@ import torch
 
 from gradlint.dynamic.build import _out_of_memory, _short, _Skip, _where
 from gradlint.dynamic.probes import measure_model
+from gradlint.text import write_atomic
 
 
 def _write(result_path: str, result: dict) -> None:
-    tmp = f"{result_path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, allow_nan=True)
-    os.replace(tmp, result_path)
+    # the run's own folder: no link to follow, and a crash loses nothing the parent rebuilds
+    write_atomic(result_path, json.dumps(result, allow_nan=True).encode("utf-8"), durable=False, keep_links=False)
 
 
 def _cap(job: dict) -> str:
