@@ -36,10 +36,11 @@ def _write(out: Path) -> int:
     sys.path.insert(0, str(BENCH_DIR))
     from corpus import corpus_files, ensure_corpus
 
-    from gradlint.engine import Settings, checked_graphs
+    from gradlint.engine import checked_graphs
     from gradlint.flow import dump as flow_dump
     from gradlint.graph.dump import RENDERERS
     from gradlint.run import analyse_any
+    from gradlint.settings import Settings
     from gradlint.text import decode, split_lines
 
     ensure_corpus()

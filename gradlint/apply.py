@@ -45,8 +45,8 @@ def wanted(d, unsafe: bool) -> bool:
 def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_dir: str | None = None) -> FixRun:
     """Fix every file under ``paths`` that has a fix to apply; with ``write=False`` only
     collect the unified diff."""
-    from gradlint.engine import Settings
     from gradlint.run import lint_paths
+    from gradlint.settings import Settings
 
     run = FixRun()
     if isinstance(settings, Settings):
@@ -312,7 +312,7 @@ def fix_source(
     otherwise the round's fixes are tried one by one and the ones that break the file are
     skipped from then on. ``satisfied``: the requirements of cross-file findings that held in
     the run (``RunResult.satisfied``), so that they are fixed too. Pure: no file I/O."""
-    from gradlint.engine import Settings
+    from gradlint.settings import Settings
 
     settings = replace(settings if settings is not None else Settings(), fixes=True)
     current = text
@@ -367,7 +367,7 @@ def _apply(text: str, chosen: list[Diagnostic]) -> str | None:
 def fix_bytes(data: bytes, path: str = "<string>", settings=None, unsafe: bool = False) -> FixOutcome:
     """:func:`fix_source` on a file's bytes: decoded as the engine decodes them (BOM, PEP 263
     cookie) and encoded back the same way; line endings are never translated."""
-    from gradlint.engine import Settings
+    from gradlint.settings import Settings
 
     settings = settings if settings is not None else Settings()
     try:

@@ -1,7 +1,7 @@
 """The result cache: ``.gradlint_cache/``, one entry file per checked file.
 
-A :class:`~gradlint.engine.FileResult` depends only on the file's bytes and the
-:class:`~gradlint.engine.Settings` (findings across files are resolved after the per-file
+A :class:`~gradlint.settings.FileResult` depends only on the file's bytes and the
+:class:`~gradlint.settings.Settings` (findings across files are resolved after the per-file
 results), so an entry is keyed by
 
 * the cache format, ``gradlint.__version__``, the Python version, and a stamp of gradlint's own
@@ -331,13 +331,13 @@ def _decode(value):
 @functools.lru_cache(maxsize=1)
 def _entry_types() -> dict:
     from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
-    from gradlint.engine import FileResult
+    from gradlint.settings import FileResult
 
     return {c.__name__: c for c in (Diagnostic, Edit, Fix, Related, FileResult)}
 
 
 def _load(payload: bytes):
-    from gradlint.engine import FileResult
+    from gradlint.settings import FileResult
 
     try:
         result = _decode(json.loads(payload.decode("utf-8", "surrogatepass")))

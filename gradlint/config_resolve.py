@@ -8,6 +8,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from gradlint.config_files import Config, config_in, load_config_file
+from gradlint.settings import Settings
 
 
 def settings_from(
@@ -28,7 +29,6 @@ def settings_from(
 
     ``select`` and ``exclude`` replace; ``extend-select``, ``ignore`` and ``extend-exclude``
     add to what the file says."""
-    from gradlint.engine import Settings
     from gradlint.files import DEFAULT_EXCLUDE
 
     data = config.data
@@ -168,7 +168,7 @@ class Resolver:
                 lines.append("Command line: " + ", ".join(k.replace("_", "-") for k in given))
         for f in fields(settings):
             lines.append(f"  {f.name.replace('_', '-')} = {getattr(settings, f.name)!r}")
-        from gradlint.engine import enabled_codes
+        from gradlint.rule import enabled_codes
 
         lines.append(
             f"  enabled rules for this file = {', '.join(sorted(enabled_codes(settings, str(path)))) or 'none'}"

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import os
-from dataclasses import dataclass, field
 
 from gradlint.diagnostics import Diagnostic, Related
-from gradlint.files import DEFAULT_EXCLUDE
 from gradlint.flow.hazards import forget as forget_judges
 from gradlint.graph.builder import FileIndex, build_graphs
 from gradlint.graph.seqlen import attach_lengths
 from gradlint.graph.training import extract as extract_training
-from gradlint.rule import FileModel, RuleContext, rule_by_code, select_rules
+from gradlint.rule import FileModel, RuleContext, enabled_rules, rule_by_code, select_rules
+from gradlint.settings import FileResult, Settings, configured_for
 from gradlint.suppressions import parse_directives, removal, suppressing, unused
 from gradlint.text import decode, split_lines
 from gradlint.vocab import Confidence
@@ -27,77 +25,7 @@ from gradlint.vocab import Confidence
 PREFILTER = b"torch"
 
 
-@dataclass(frozen=True)
-class Settings:
-    select: tuple = ()
-    ignore: tuple = ()
-    extend_select: tuple = ()
-    #: ((gitignore-style pattern relative to ``root``, (codes, ...)), ...)
-    per_file_ignores: tuple = ()
-    preview: bool = False
-    rule_options: tuple = ()  # ((code, ((option, value), ...)), ...)
-    exclude: tuple = DEFAULT_EXCLUDE
-    extend_exclude: tuple = ()
-    respect_gitignore: bool = True
-    force_exclude: bool = False
-    jobs: int = 0  # 0: one per core
-    #: compute the text edits of fixable findings (libcst; --fix, --diff, --show-fixes, the editor):
-    #: a run (:mod:`gradlint.run`) and :func:`gradlint.fixes.lint_with_edits` do; the pipeline does not
-    fixes: bool = False
-    #: the project root (the configuration file's folder): per-file-ignores and excludes are relative to it
-    root: str = ""
-    #: models the configuration builds with constructor kwargs (``[tool.gradlint.dynamic.models]``):
-    #: ((absolute path, class name, ((keyword, value), ...)), ...), analysed as configured
-    configured: tuple = ()
-
-
 # ---------------------------------------------------------------- one file
-_RULES_CACHE: dict = {}
-
-
-def _file_ignores(settings: Settings, path: str) -> tuple:
-    """The codes ``per-file-ignores`` turns off for ``path``."""
-    if not settings.per_file_ignores:
-        return ()
-    import pathspec
-
-    root = settings.root or os.getcwd()
-    rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
-    out: list = []
-    for pattern, codes in settings.per_file_ignores:
-        key = ("pfi", pattern)
-        spec = _RULES_CACHE.get(key)
-        if spec is None:
-            spec = _RULES_CACHE[key] = pathspec.GitIgnoreSpec.from_lines([pattern])
-        if spec.match_file(rel):
-            out.extend(codes)
-    return tuple(out)
-
-
-def _rules(settings: Settings, path: str | None = None):
-    """The enabled rules (instances), for one file when ``path`` is given."""
-    ignore = settings.ignore + (_file_ignores(settings, path) if path else ())
-    key = (settings.select, settings.extend_select, ignore, settings.preview)
-    if key not in _RULES_CACHE:
-        _RULES_CACHE[key] = [
-            r() for r in select_rules(settings.select, ignore, settings.extend_select, settings.preview)
-        ]
-    return _RULES_CACHE[key]
-
-
-def configured_for(settings: Settings, path: str) -> tuple:
-    """The ``(class name, kwargs pairs)`` the configuration builds in the file ``path``."""
-    if not settings.configured:
-        return ()
-    here = os.path.abspath(path)
-    return tuple((name, kwargs) for file, name, kwargs in settings.configured if file == here)
-
-
-def enabled_codes(settings: Settings, path: str | None = None) -> frozenset[str]:
-    """The codes of the rules enabled for ``path`` (selection, ignores, per-file ignores)."""
-    return frozenset(r.code for r in _rules(settings, path))
-
-
 def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str) -> Diagnostic:
     rule = rule_by_code(code)
     return Diagnostic(
@@ -114,19 +42,6 @@ def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str)
     )
 
 
-@dataclass
-class FileResult:
-    """One file's findings, plus what other files of the run may need from it."""
-
-    diagnostics: list[Diagnostic]
-    #: findings that hold only if a class imported from another file is recurrent
-    deferred: list[tuple] = field(default_factory=list)
-    #: classes of this file whose models contain recurrent layers
-    recurrent_classes: frozenset = frozenset()
-    #: for notebooks: "path:cell N" -> the cell's source, for excerpts
-    sources: dict = field(default_factory=dict)
-
-
 def lint_source(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> list[Diagnostic]:
     """Every diagnostic for one file's content (findings that depend on other files dropped)."""
     return analyse(data, path, settings).diagnostics
@@ -137,7 +52,7 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
         data = data.encode("utf-8")
     if PREFILTER not in data:
         return FileResult([])
-    enabled = {r.code for r in _rules(settings, path)}
+    enabled = {r.code for r in enabled_rules(settings, path)}
     parse_reported = "GL001" in enabled
 
     def gl001(line, col, msg):
@@ -246,7 +161,7 @@ def check_tree(
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""
     diagnostics: list[Diagnostic] = []
     deferred: list[tuple] = []
-    rules = _rules(settings, path)
+    rules = enabled_rules(settings, path)
     directives = parse_directives(text if text is not None else "\n".join(lines), lines, tree)
     try:
         index, graphs, training = checked_graphs(tree, path, lines, configured_for(settings, path))

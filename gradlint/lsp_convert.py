@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from gradlint import docs_url
 from gradlint.diagnostics import Diagnostic, Edit
-from gradlint.engine import Settings
+from gradlint.settings import Settings
 from gradlint.text import LINE_BREAK
 from gradlint.vocab import Severity
 

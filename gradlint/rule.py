@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import re
 import textwrap
@@ -16,6 +17,7 @@ from typing import ClassVar
 
 from gradlint.diagnostics import Diagnostic, Edit, Fix, Related, prediction_pairs
 from gradlint.graph.model import ModelGraph, Span
+from gradlint.settings import Settings
 from gradlint.vocab import Applicability, Confidence, Hazard, ModelKind, Probe, Severity
 
 DOC_HEADINGS = (
@@ -326,3 +328,42 @@ def select_rules(select=None, ignore=None, extend_select=(), preview=False) -> l
             continue
         chosen.append(rule)
     return chosen
+
+
+# ---------------------------------------------------------------- the rules a file's settings enable
+_RULES_CACHE: dict = {}
+
+
+def _file_ignores(settings: Settings, path: str) -> tuple:
+    """The codes ``per-file-ignores`` turns off for ``path``."""
+    if not settings.per_file_ignores:
+        return ()
+    import pathspec
+
+    root = settings.root or os.getcwd()
+    rel = os.path.relpath(os.path.abspath(path), root).replace(os.sep, "/")
+    out: list = []
+    for pattern, codes in settings.per_file_ignores:
+        key = ("pfi", pattern)
+        spec = _RULES_CACHE.get(key)
+        if spec is None:
+            spec = _RULES_CACHE[key] = pathspec.GitIgnoreSpec.from_lines([pattern])
+        if spec.match_file(rel):
+            out.extend(codes)
+    return tuple(out)
+
+
+def enabled_rules(settings: Settings, path: str | None = None):
+    """The enabled rules (instances), for one file when ``path`` is given."""
+    ignore = settings.ignore + (_file_ignores(settings, path) if path else ())
+    key = (settings.select, settings.extend_select, ignore, settings.preview)
+    if key not in _RULES_CACHE:
+        _RULES_CACHE[key] = [
+            r() for r in select_rules(settings.select, ignore, settings.extend_select, settings.preview)
+        ]
+    return _RULES_CACHE[key]
+
+
+def enabled_codes(settings: Settings, path: str | None = None) -> frozenset[str]:
+    """The codes of the rules enabled for ``path`` (selection, ignores, per-file ignores)."""
+    return frozenset(r.code for r in enabled_rules(settings, path))

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 from gradlint import engine
 from gradlint.diagnostics import Diagnostic
-from gradlint.engine import PREFILTER, FileResult, Settings, _rules, _tool_diagnostic
+from gradlint.engine import PREFILTER, _tool_diagnostic
 from gradlint.files import SourceError, discover, read_source
+from gradlint.rule import enabled_rules
+from gradlint.settings import FileResult, Settings
 
 
 @dataclass
@@ -75,14 +77,14 @@ def analyse_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
     try:
         nb = load(data)
     except NotebookError as exc:
-        enabled = {r.code for r in _rules(settings, path)}
+        enabled = {r.code for r in enabled_rules(settings, path)}
         return FileResult(
             [_tool_diagnostic("GL001", path, 1, 1, f"cannot parse: {exc} — file skipped")] if "GL001" in enabled else []
         )
     if not nb.python or not nb.cells:
         return FileResult([])
     result = engine.analyse(nb.virtual, path, settings)
-    if nb.broken and "GL001" in {r.code for r in _rules(settings, path)}:
+    if nb.broken and "GL001" in {r.code for r in enabled_rules(settings, path)}:
         result.diagnostics = [
             *result.diagnostics,
             *(
@@ -217,7 +219,7 @@ def lint_paths(paths, settings=Settings(), cache_dir: str | None = None) -> RunR
         jobs = settings(os.path.commonpath(here)).jobs
     jobs = jobs or os.cpu_count() or 1
     for each in groups:
-        _rules(each)  # import the rules once, before workers fork
+        enabled_rules(each)  # import the rules once, before workers fork
     results: list[tuple[str, FileResult]] = []
     if jobs > 1 and len(files) >= 8:
         # strided chunks, many per worker: the last to finish are small, so no worker idles long

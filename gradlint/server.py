@@ -38,7 +38,7 @@ from pathlib import Path
 
 from gradlint import __version__, install_hint
 from gradlint.diagnostics import Diagnostic
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.lsp_convert import (
     Linted,
     chosen_findings,
@@ -47,6 +47,7 @@ from gradlint.lsp_convert import (
     lsp_diagnostics,
     split_lines,
 )
+from gradlint.settings import Settings
 
 logger = logging.getLogger("gradlint.server")
 

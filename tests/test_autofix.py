@@ -14,8 +14,9 @@ from gradlint import apply, fixes
 from gradlint.apply import fix_bytes, fix_path, fix_source
 from gradlint.cst import CstSource
 from gradlint.diagnostics import Diagnostic, Edit, Fix
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.fixes import apply_edits, attach_edits, lint_with_edits, text_edits, unified_diff
+from gradlint.settings import Settings
 from gradlint.text import write_atomic
 
 FIXES = Settings(fixes=True)

@@ -17,8 +17,8 @@ import gradlint
 from gradlint import cache as cache_mod
 from gradlint import engine, run
 from gradlint.cache import ResultCache, default_cache_dir
-from gradlint.engine import FileResult, Settings
 from gradlint.run import lint_cached
+from gradlint.settings import FileResult, Settings
 
 MODELS = FIXTURES / "models"
 DEEP = MODELS / "deep_sigmoid_mlp.py"  # GL101 at DEPTH = 10

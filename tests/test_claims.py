@@ -3,9 +3,10 @@ hazard whose claimant is switched off is still reported (GL301 takes it over).""
 
 import pytest
 
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.flow.hazards import GRADIENT_CAUSES, Cause
 from gradlint.rule import all_rules
+from gradlint.settings import Settings
 
 RULES = all_rules()
 

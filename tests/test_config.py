@@ -134,11 +134,11 @@ def test_wrong_types_exit_2_with_a_clear_message(proj, table, message):
 
 
 def test_preview_rules_need_preview(proj, monkeypatch):
-    import gradlint.engine
+    import gradlint.rule
     from gradlint.rule import rule_by_code
 
     monkeypatch.setattr(rule_by_code("GL201"), "preview", True)
-    monkeypatch.setattr(gradlint.engine, "_RULES_CACHE", {})
+    monkeypatch.setattr(gradlint.rule, "_RULES_CACHE", {})
     assert check(".")[1] == ["GL101:tower.py"]
     assert check("--preview", ".")[1] == ["GL101:tower.py", "GL201:const.py"]
     proj("gradlint.toml", "preview = true\n")

@@ -23,8 +23,8 @@ from conftest import SIGMOID_TOWER  # noqa: E402
 
 from gradlint.diagnostics import Diagnostic  # noqa: E402
 from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
-from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
+from gradlint.settings import Settings  # noqa: E402
 
 HERE = Path(__file__).parent / "dynamic_models"
 DEVICE = os.environ.get("GRADLINT_TEST_DEVICE", "cpu")

@@ -28,8 +28,8 @@ from conftest import SIGMOID_TOWER  # noqa: E402
 
 from gradlint.dynamic import DynamicOptions, confirm, runner, zygote_client  # noqa: E402
 from gradlint.dynamic.isolation import cuda_may_be_used  # noqa: E402
-from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
+from gradlint.settings import Settings  # noqa: E402
 
 MODEL = SIGMOID_TOWER
 

@@ -55,8 +55,8 @@ def test_findings_are_sorted_and_unique():
 def test_a_model_imported_from_another_file_of_the_run(tmp_path):
     import os
 
-    from gradlint.engine import Settings
     from gradlint.run import lint_paths
+    from gradlint.settings import Settings
 
     pkg = tmp_path / "proj"
     (pkg / "nets").mkdir(parents=True)

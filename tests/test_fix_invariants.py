@@ -7,9 +7,10 @@ import pytest
 from conftest import FIXTURES
 
 from gradlint.apply import fix_source
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.fixes import apply_edits, lint_with_edits
 from gradlint.rule import all_rules, rule_by_code
+from gradlint.settings import Settings
 
 FIXES = Settings(fixes=True)
 SOURCES = [pytest.param(s, id=f"{r.code}-invalid-{i}") for r in all_rules() for i, s in enumerate(r.INVALID)]

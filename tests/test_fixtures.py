@@ -29,8 +29,8 @@ def _diagnostics(path):
     if "crossfile" in path.parts:
         import os
 
-        from gradlint.engine import Settings
         from gradlint.run import lint_paths
+        from gradlint.settings import Settings
 
         package = path.parent
         cwd = os.getcwd()

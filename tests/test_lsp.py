@@ -24,8 +24,9 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # 
 from gradlint import lsp_convert  # noqa: E402
 from gradlint import server as gserver  # noqa: E402
 from gradlint.diagnostics import Edit  # noqa: E402
-from gradlint.engine import Settings, lint_source  # noqa: E402
+from gradlint.engine import lint_source  # noqa: E402
 from gradlint.fixes import lint_with_edits  # noqa: E402
+from gradlint.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30  # seconds; generous for a loaded 2-core machine

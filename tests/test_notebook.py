@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from conftest import FIXTURES
 
 from gradlint.cli import cli
-from gradlint.engine import Settings
 from gradlint.notebook import load, write_back
 from gradlint.run import lint_file
+from gradlint.settings import Settings
 
 NOTEBOOK = FIXTURES / "notebooks" / "sequence_model.ipynb"
 MARKER = re.compile(r"#\s*(error|warning|info):\s*(GL\d{3})")
@@ -275,8 +275,8 @@ def _nb_with_a_broken_cell():
 
 
 def test_a_cell_that_does_not_parse_is_one_gl001_and_the_others_are_analysed():
-    from gradlint.engine import Settings
     from gradlint.run import analyse_notebook
+    from gradlint.settings import Settings
 
     found = analyse_notebook(_nb_with_a_broken_cell(), "ex.ipynb", Settings()).diagnostics
     assert [(d.code, d.path.endswith("ex.ipynb")) for d in found if d.code == "GL001"] == [("GL001", True)]

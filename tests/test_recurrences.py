@@ -191,8 +191,8 @@ def train_step(x, y):
 def test_a_star_imported_model_trained_over_module_globals(tmp_path, train, layer, expect):
     import os
 
-    from gradlint.engine import Settings
     from gradlint.run import lint_paths
+    from gradlint.settings import Settings
 
     (tmp_path / "model.py").write_text(MODEL_PY.replace("LAYER", layer))
     (tmp_path / "train.py").write_text(train)

@@ -18,8 +18,8 @@ from gradlint.dynamic import DynamicOptions, confirm  # noqa: E402
 from gradlint.dynamic.chart_data import model_prediction, prediction_comparison, prediction_series  # noqa: E402
 from gradlint.dynamic.charts import PREDICTION_LABEL, chart  # noqa: E402
 from gradlint.dynamic.report import write_report  # noqa: E402
-from gradlint.engine import Settings  # noqa: E402
 from gradlint.run import lint_paths  # noqa: E402
+from gradlint.settings import Settings  # noqa: E402
 
 MODEL = textwrap.dedent(
     """

@@ -17,11 +17,11 @@ import pytest
 from conftest import ROOT
 
 from gradlint.diagnostics import Diagnostic, Edit, Fix, Related
-from gradlint.engine import Settings
 from gradlint.reporters import FORMATS, relative_path, render, stable_identities, statistics
 from gradlint.reporters import github as github_reporter
 from gradlint.rule import all_rules
 from gradlint.run import lint_paths
+from gradlint.settings import Settings
 
 SRC = (
     "import torch.nn as nn\n"

@@ -10,8 +10,9 @@ import pytest
 from conftest import format_diagnostics
 
 from gradlint.apply import fix_source
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.rule import Invalid, Valid, all_rules
+from gradlint.settings import Settings
 
 
 def _cases(kind):

@@ -10,10 +10,11 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 from gradlint.apply import fix_source
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.fixes import unified_diff
 from gradlint.reporters import render
 from gradlint.rule import all_rules
+from gradlint.settings import Settings
 
 SNAPSHOTS = FIXTURES / "snapshots" / "rules"
 RULES = [r for r in all_rules() if r.INVALID and not r.measured]

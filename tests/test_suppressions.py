@@ -2,8 +2,9 @@
 
 import pytest
 
-from gradlint.engine import Settings, lint_source
+from gradlint.engine import lint_source
 from gradlint.fixes import apply_edits
+from gradlint.settings import Settings
 
 STACK = (
     "import torch\nimport torch.nn as nn\n\n"

@@ -336,7 +336,7 @@ def check(
         dynamic_options = _dynamic_options(
             config, device, seeds, timeout, memory_limit, report_dir, hide_refuted, dynamic_scope
         )
-        from gradlint.engine import enabled_codes
+        from gradlint.rule import enabled_codes
 
         dynamic_options.enabled = lambda path: enabled_codes(resolver(path), path)
     if stdin:
