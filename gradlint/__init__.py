@@ -18,3 +18,9 @@ REPOSITORY = "https://github.com/gradlint/gradlint"
 def docs_url(page: str) -> str:
     """The published page ``docs/PAGE`` (``rules.md``, ``calibration.md``, ...)."""
     return f"{REPOSITORY}/blob/main/docs/{page}"
+
+
+def rule_doc_url(code: str, name: str) -> str:
+    """A rule's section of the generated rule reference (GitHub's heading anchors): what SARIF's
+    ``helpUri`` and the editor's diagnostic link point at."""
+    return f"{docs_url('rules.md')}#{code.lower()}-{name}"

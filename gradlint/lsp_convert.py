@@ -12,30 +12,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from gradlint import docs_url
+from gradlint import rule_doc_url
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.settings import Settings
-from gradlint.text import LINE_BREAK
 from gradlint.vocab import Severity
 
-#: the generated rule reference; each rule has a section (GitHub heading anchors)
-DOCS_URL = docs_url("rules.md")
 #: findings a ``# noqa`` comment cannot hide: the file did not parse, gradlint crashed,
 #: or the finding is about a suppression comment itself
 UNSUPPRESSIBLE = frozenset({"GL001", "GL002", "GL003"})
 
 
-def rule_doc_url(code: str, name: str) -> str:
-    """The rule's section of the generated reference (as the SARIF reporter links it)."""
-    return f"{DOCS_URL}#{code.lower()}-{name}"
-
-
 # ---------------------------------------------------------------- positions (pure)
-def split_lines(text: str) -> list[str]:
-    """The document's lines as the LSP counts them (``\\n``, ``\\r\\n`` or ``\\r``)."""
-    return LINE_BREAK.split(text)
-
-
 def code_units(text: str, encoding: str) -> int:
     """Length of ``text`` in the client's position units."""
     if encoding == "utf-8":

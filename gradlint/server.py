@@ -45,9 +45,9 @@ from gradlint.lsp_convert import (
     code_actions,
     document_path,
     lsp_diagnostics,
-    split_lines,
 )
 from gradlint.settings import Settings
+from gradlint.text import document_lines
 
 logger = logging.getLogger("gradlint.server")
 
@@ -188,7 +188,7 @@ def create_server():
             self.lint_threads.add(threading.current_thread().name)
             self.lint_count += 1
             findings = lint_source(text, path, settings)
-            lines = split_lines(text)
+            lines = document_lines(text)
             bom = 1 if text.startswith("\ufeff") else 0  # the engine drops a BOM before columns
             out = lsp_diagnostics(findings, uri, path, version, lines, encoding, bom, self.lines_of)
             return Linted(uri, version, text, path, settings, encoding, findings, out, lines=lines)
@@ -197,9 +197,9 @@ def create_server():
             """The lines of another file (open in the editor, else on disk), or None."""
             doc = self.workspace.text_documents.get(from_fs_path(os.path.abspath(path)))
             if doc is not None:
-                return split_lines(doc.source)
+                return document_lines(doc.source)
             try:
-                return split_lines(Path(path).read_text(encoding="utf-8"))
+                return document_lines(Path(path).read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError):
                 return None
 

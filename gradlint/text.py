@@ -34,6 +34,12 @@ def split_lines(text: str) -> list[str]:
     return lines
 
 
+def document_lines(text: str) -> list[str]:
+    """The lines of an editor's document as the LSP counts them: split at Python's breaks, and
+    a text that ends in a break has an empty last line (where the cursor can be)."""
+    return LINE_BREAK.split(text)
+
+
 def split_lines_keepends(text: str) -> list[str]:
     """The lines with their line breaks, broken where Python breaks them."""
     out, start = [], 0

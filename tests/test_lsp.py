@@ -27,6 +27,7 @@ from gradlint.diagnostics import Edit  # noqa: E402
 from gradlint.engine import lint_source  # noqa: E402
 from gradlint.fixes import lint_with_edits  # noqa: E402
 from gradlint.settings import Settings  # noqa: E402
+from gradlint.text import document_lines  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30  # seconds; generous for a loaded 2-core machine
@@ -425,7 +426,7 @@ async def test_no_code_actions_for_a_stale_version(client: LanguageClient, tmp_p
 
 # ---------------------------------------------------------------- pure helpers
 def test_to_position_counts_code_units():
-    lines = lsp_convert.split_lines('x = "😀é中"; y\r\nz\rw\n')
+    lines = document_lines('x = "😀é中"; y\r\nz\rw\n')
     assert lines[:3] == ['x = "😀é中"; y', "z", "w"]
     col = lines[0].index("y") + 1
     assert lsp_convert.to_position(lines, 1, col, "utf-32") == (0, 11)
@@ -449,5 +450,5 @@ def test_to_position_counts_code_units():
     ],
 )
 def test_suppression_edit(source, line, code, expected):
-    lines = lsp_convert.split_lines(source)
+    lines = document_lines(source)
     assert lsp_convert.suppression_edit(source, lines, line, code) == expected

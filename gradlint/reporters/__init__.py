@@ -20,14 +20,10 @@ import importlib
 import os
 from collections import Counter
 
-from gradlint import docs_url
 from gradlint.text import source_lines, split_lines
 from gradlint.vocab import Verdict
 
 FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif", "junit", "gitlab")
-
-#: where the generated rule reference lives (``python -m gradlint.docs`` writes docs/rules.md)
-DOCS_URL = docs_url("rules.md")
 
 _MARKS = {Verdict.CONFIRMED: "✔", Verdict.REFUTED: "✘", Verdict.INCONCLUSIVE: "?", "not-run": "-"}
 
@@ -131,11 +127,6 @@ def statistics(diagnostics, unsafe: bool = False) -> str:
 
 
 # ---------------------------------------------------------------- helpers for CI formats
-
-
-def rule_doc_url(code: str, name: str) -> str:
-    """The rule's section of the generated reference (GitHub's heading anchors)."""
-    return f"{DOCS_URL}#{code.lower()}-{name}"
 
 
 def relative_path(path: str, root: str | None = None) -> str:

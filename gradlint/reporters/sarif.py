@@ -16,8 +16,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import gradlint
+from gradlint import rule_doc_url
 from gradlint.diagnostics import json_safe
-from gradlint.reporters import is_outside, relative_path, rule_doc_url, stable_identities, verdict_line
+from gradlint.reporters import is_outside, relative_path, stable_identities, verdict_line
 from gradlint.vocab import Severity
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
