@@ -39,7 +39,7 @@ def _write(out: Path) -> int:
     from gradlint.engine import checked_graphs
     from gradlint.flow import dump as flow_dump
     from gradlint.graph.dump import RENDERERS
-    from gradlint.run import analyse_any
+    from gradlint.run import lint_bytes
     from gradlint.settings import Settings
     from gradlint.text import decode, split_lines
 
@@ -59,7 +59,7 @@ def _write(out: Path) -> int:
                 fh.write(f"== {name}\nnot parsed: {type(exc).__name__}\n")
                 continue
             graphs = checked_graphs(tree, str(name), split_lines(text))[1]
-            result = analyse_any(data, str(name), Settings())
+            result = lint_bytes(data, str(name), Settings())
             found = [(d.code, d.line, d.column, d.severity, d.message) for d in result.diagnostics]
             fh.write(f"== {name}\n{RENDERERS['json'](graphs)}\n{flow_dump.render_json(graphs)}\n")
             fh.write(json.dumps(found) + "\n")

@@ -12,9 +12,9 @@ Three sources, a third of the programs each (default 10,000 in all):
   has fetched it, else ``fixtures/``): lines deleted, duplicated, re-indented or cut, numbers
   made huge, names swapped, brackets unbalanced, files truncated.
 
-Each program is linted by ``gradlint.engine.lint_source`` in a worker process whose address
+Each program is linted by ``gradlint.engine.analyse_source`` in a worker process whose address
 space is capped at 1 GiB (RLIMIT_AS) and whose every program runs under a 10 s alarm. The
-goals: 0 GL002, 0 tracebacks (``lint_source`` must never raise), no program over 5 s, no
+goals: 0 GL002, 0 tracebacks (``analyse_source`` must never raise), no program over 5 s, no
 worker over 1 GiB. A program that misses one is written to ``benchmarks/.work/fuzz/`` with
 what happened, and the script exits 1.
 """
@@ -279,7 +279,7 @@ def lint_batch(batch):
     """Lint each (kind, name, source); what went wrong, and the slowest time, per program."""
     import warnings
 
-    from gradlint.engine import lint_source
+    from gradlint.engine import analyse_source
 
     _limit()
     signal.signal(signal.SIGALRM, _on_alarm)
@@ -290,7 +290,7 @@ def lint_batch(batch):
         start = time.perf_counter()
         signal.alarm(ALARM_S)
         try:
-            diags = lint_source(source, f"{name}.py")
+            diags = analyse_source(source, f"{name}.py")
             bad = [d for d in diags if d.code == "GL002"]
             if bad:
                 problems.append((kind, name, source, "GL002: " + bad[0].message))

@@ -5,7 +5,7 @@ largest transformers ``modeling_*.py`` file of the benchmark corpus (by lines), 
 20 edits, one at a time, as an editor sends them (an incremental change that types one
 character into a comment), and times each until the diagnostics of that version arrive.
 Measured twice: with the debounce off (the server's own cost) and with the default debounce
-(what a user waits). The peer, measured in the same run: ``lint_source`` on the same text
+(what a user waits). The peer, measured in the same run: ``analyse_source`` on the same text
 in this process (no protocol, no thread hop), median of 20.
 
     .venv/bin/python benchmarks/lsp_latency.py [--edits 20] [--file PATH]
@@ -137,17 +137,17 @@ def main(argv=None) -> int:
         return 2
     text = path.read_text(encoding="utf-8")
     sys.path.insert(0, str(REPO))
-    from gradlint.engine import lint_source
+    from gradlint.engine import analyse_source
 
     peer = []
     for _ in range(args.edits):
         start = time.perf_counter()
-        findings = lint_source(text, str(path))
+        findings = analyse_source(text, str(path))
         peer.append((time.perf_counter() - start) * 1000)
     peer_median = statistics.median(peer)
     rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
     print(f"file: {rel} ({text.count(chr(10))} lines, {len(text.encode()):,} bytes, {len(findings)} findings)")
-    print(f"peer: lint_source in-process, median of {args.edits}: {peer_median:.1f} ms")
+    print(f"peer: analyse_source in-process, median of {args.edits}: {peer_median:.1f} ms")
     for label, debounce in (("debounce 0 ms", 0), ("default debounce", None)):
         latencies, count = asyncio.run(measure(path, text, args.edits, debounce))
         med = statistics.median(latencies)

@@ -1,8 +1,11 @@
 """The single-file pipeline: source -> parse (ast) -> layer graphs -> rules -> suppressions
--> sort/dedupe (:func:`analyse`, :func:`lint_source`).
+-> sort/dedupe (:func:`analyse`, :func:`analyse_source`).
 
-Stages are pure functions of their inputs, with no I/O. Runs over many files (workers, the
-cache, notebooks, fix edits, findings across files) are :mod:`gradlint.run`, above this.
+Stages are pure functions of their inputs, with no I/O, and their verb is *analyse*:
+:func:`analyse` (bytes or text -> :class:`~gradlint.settings.FileResult`), :func:`analyse_source`
+(its findings alone) and :func:`analyse_tree` (a parsed module). Runs over many files (workers,
+the cache, notebooks, fix edits, findings across files) are :mod:`gradlint.run`, above this,
+and their verb is *lint*.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def _tool_diagnostic(code: str, path: str, line: int, column: int, message: str)
     )
 
 
-def lint_source(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> list[Diagnostic]:
+def analyse_source(data: bytes | str, path: str = "<string>", settings: Settings = Settings()) -> list[Diagnostic]:
     """Every diagnostic for one file's content (findings that depend on other files dropped)."""
     return analyse(data, path, settings).diagnostics
 
@@ -80,7 +83,7 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
     except (ValueError, RecursionError, MemoryError) as exc:
         return _unless_suppressed(gl001(1, 1, f"cannot parse: {type(exc).__name__}: {exc} — file skipped"), text)
     lines = split_lines(text)
-    return check_tree(tree, lines, path, settings, text)
+    return analyse_tree(tree, lines, path, settings, text)
 
 
 def _unless_suppressed(result: FileResult, text: str) -> FileResult:
@@ -155,7 +158,7 @@ def _locate_at_site(rule, graph, graphs, ctx, before: int, options) -> None:
             ctx.diagnostics[k] = dataclasses.replace(d, related=(*d.related, call))
 
 
-def check_tree(
+def analyse_tree(
     tree: ast.Module, lines: list[str], path: str, settings: Settings, text: str | None = None
 ) -> FileResult:
     """Graph stage, rule stage, suppressions, sort/dedupe for one parsed file."""

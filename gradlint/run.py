@@ -3,7 +3,9 @@ edits a run asks for, and the findings that hold across files.
 
 It sits above the single-file pipeline (:mod:`gradlint.engine`: source -> findings), the fix
 edit engine (:mod:`gradlint.fixes`), the cache (storage only) and notebooks, and imports them
-all; none of them imports it.
+all; none of them imports it. Its verb is *lint*: :func:`lint_paths` (a run), :func:`lint_file`
+(one path), :func:`lint_bytes` (one file's content, a notebook by its name), :func:`lint_notebook`
+and :func:`lint_cached`.
 """
 
 from __future__ import annotations
@@ -52,14 +54,14 @@ def lint_file(path: str, settings: Settings = Settings()) -> FileResult:
     data, failed = read_file(path)
     if failed is not None:
         return failed
-    return analyse_any(data, path, settings)
+    return lint_bytes(data, path, settings)
 
 
-def analyse_any(data: bytes, path: str, settings: Settings) -> FileResult:
+def lint_bytes(data: bytes, path: str, settings: Settings) -> FileResult:
     """A Python file or a Jupyter notebook, by its name; with ``settings.fixes``, the fixable
     findings carry their edits."""
     if path.endswith(".ipynb"):
-        return analyse_notebook(data, path, settings)
+        return lint_notebook(data, path, settings)
     result = engine.analyse(data, path, settings)
     if settings.fixes:
         from gradlint.fixes import with_edits
@@ -68,7 +70,7 @@ def analyse_any(data: bytes, path: str, settings: Settings) -> FileResult:
     return result
 
 
-def analyse_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
+def lint_notebook(data: bytes, path: str, settings: Settings) -> FileResult:
     """The code cells as one module; findings moved to their cell and line."""
     from gradlint.notebook import NotebookError, load, map_diagnostic
 
@@ -113,7 +115,7 @@ def lint_cached(cache, path: str) -> FileResult:
         return found.result
     if found.data is None:
         return lint_file(path, cache.settings)
-    result = analyse_any(found.data, path, cache.settings)
+    result = lint_bytes(found.data, path, cache.settings)
     cache.store(found, result)
     return result
 

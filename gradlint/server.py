@@ -1,6 +1,6 @@
 """The language server: ``gradlint server`` (pygls 2.x over stdio, extra ``torch-gradlint[lsp]``).
 
-A thin adapter around :func:`gradlint.engine.lint_source`; it never runs the dynamic mode.
+A thin adapter around :func:`gradlint.engine.analyse_source`; it never runs the dynamic mode.
 
 - Diagnostics on open, change (debounced, 150 ms by default) and save. Linting runs in a
   worker thread, off the event loop; a result whose document version is no longer current
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from gradlint import __version__, install_hint
 from gradlint.diagnostics import Diagnostic
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.lsp_convert import (
     Linted,
     chosen_findings,
@@ -187,7 +187,7 @@ def create_server():
             """Runs in the worker thread: lint, then convert to LSP diagnostics."""
             self.lint_threads.add(threading.current_thread().name)
             self.lint_count += 1
-            findings = lint_source(text, path, settings)
+            findings = analyse_source(text, path, settings)
             lines = document_lines(text)
             bom = 1 if text.startswith("\ufeff") else 0  # the engine drops a BOM before columns
             out = lsp_diagnostics(findings, uri, path, version, lines, encoding, bom, self.lines_of)

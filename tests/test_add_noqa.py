@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from test_cli import CONSTANT, SIGMOID_STACK
 
 from gradlint.cli import cli
-from gradlint.engine import lint_source, split_lines
+from gradlint.engine import analyse_source, split_lines
 from gradlint.suppressions import noqa_edits
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_codes_join_an_existing_list_and_a_bare_noqa_is_left_alone(tmp_path):
     assert result.exit_code == 0 and "Added 1 noqa directive to 1 file." in result.stderr
     out = (tmp_path / "m.py").read_text(encoding="utf-8")
     assert "# noqa: E501, GL101\n" in out and "nn.init.zeros_(self.a.weight)  # noqa\n" in out
-    assert lint_source(out, "m.py") == []
+    assert analyse_source(out, "m.py") == []
 
 
 def test_only_the_selected_rules_get_directives(tmp_path):
@@ -132,7 +132,7 @@ def test_noqa_edits_in_one_pass():
 def test_a_noqa_naming_gl003_keeps_an_unused_suppression_and_is_itself_judged():
     base = CONSTANT.format(noqa="").replace("nn.init.zeros_(self.a.weight)", "nn.init.xavier_uniform_(self.a.weight)")
     kept = base.replace("xavier_uniform_(self.a.weight)", "xavier_uniform_(self.a.weight)  # noqa: GL201, GL003")
-    assert lint_source(kept, "m.py") == []
+    assert analyse_source(kept, "m.py") == []
     lonely = base.replace("xavier_uniform_(self.a.weight)", "xavier_uniform_(self.a.weight)  # noqa: GL003")
-    (d,) = lint_source(lonely, "m.py")
+    (d,) = analyse_source(lonely, "m.py")
     assert d.code == "GL003" and "GL003 hides no finding" in d.message

@@ -14,7 +14,7 @@ from gradlint import apply, fixes
 from gradlint.apply import fix_bytes, fix_path, fix_source
 from gradlint.cst import CstSource
 from gradlint.diagnostics import Diagnostic, Edit, Fix
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.fixes import apply_edits, attach_edits, lint_with_edits, text_edits, unified_diff
 from gradlint.settings import Settings
 from gradlint.text import write_atomic
@@ -23,7 +23,7 @@ FIXES = Settings(fixes=True)
 
 
 def codes(text):
-    return [d.code for d in lint_source(text, "f.py")]
+    return [d.code for d in analyse_source(text, "f.py")]
 
 
 def fixed(text, unsafe=True):
@@ -377,7 +377,7 @@ def test_attach_edits_survives_a_failing_fixer(monkeypatch):
     from gradlint.rules.unclipped_recurrent_training import UnclippedRecurrentTraining
 
     src = _loop("import torch\nimport torch.nn as nn")
-    declared = [d for d in lint_source(src, "f.py") if d.fix]
+    declared = [d for d in analyse_source(src, "f.py") if d.fix]
     assert declared
 
     def broken(self, source, diagnostic):

@@ -5,7 +5,7 @@ import ast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.graph.builder import build_graphs
 
 INIT_STMTS = [
@@ -104,12 +104,12 @@ def test_builder_never_crashes(source):
     ast.parse(source)
     graphs = build_graphs(ast.parse(source), "fuzz.py")
     assert {g.name for g in graphs} == {"Block", "M"}
-    diags = lint_source(source, "fuzz.py")
+    diags = analyse_source(source, "fuzz.py")
     assert not [d for d in diags if d.code in ("GL001", "GL002")], [d.message for d in diags]
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("torch.nn()[]{}:=+*,'\"\\\n #x0123456789abcdef\t\x00é")), max_size=300))
 def test_arbitrary_text_never_crashes(text):
-    diags = lint_source("import torch\n" + text, "junk.py")
+    diags = analyse_source("import torch\n" + text, "junk.py")
     assert all(d.code in ("GL001", "GL101", "GL201") for d in diags)

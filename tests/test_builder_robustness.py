@@ -1,6 +1,6 @@
 """A builder problem in one class costs that class only (the fairseq reproduction)."""
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.graph import builder as B
 
 FAIRSEQ_LIKE = """
@@ -44,7 +44,7 @@ class Deep(nn.Module):
 
 
 def test_an_unresolved_element_in_an_extended_module_list_is_an_unknown():
-    codes = [d.code for d in lint_source(FAIRSEQ_LIKE, "m.py")]
+    codes = [d.code for d in analyse_source(FAIRSEQ_LIKE, "m.py")]
     assert "GL002" not in codes and "GL101" in codes  # the stack in the other class is still seen
 
 
@@ -57,7 +57,7 @@ def test_a_builder_bug_in_one_class_loses_only_that_class(monkeypatch):
         return real(self)
 
     monkeypatch.setattr(B.Builder, "build", broken)
-    found = lint_source(FAIRSEQ_LIKE, "m.py")
+    found = analyse_source(FAIRSEQ_LIKE, "m.py")
     errors = [d for d in found if d.code == "GL002"]
     assert len(errors) == 1 and "class Encoder" in errors[0].message and errors[0].line == 8
     assert "GL101" in {d.code for d in found}

@@ -462,7 +462,7 @@ def test_a_monorepo_run_keeps_the_cache_of_every_sub_project(tmp_path, monkeypat
     runs = [p for v in (tmp_path / ".gradlint_cache").iterdir() if v.is_dir() for p in v.iterdir() if p.is_dir()]
     assert len(runs) == n
     calls = []
-    real = run.analyse_any
-    monkeypatch.setattr(run, "analyse_any", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    real = run.lint_bytes
+    monkeypatch.setattr(run, "lint_bytes", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
     again = lint_paths(["."], Resolver({"jobs": 1}), cache_dir=cache_dir)
     assert calls == [] and again.diagnostics == first.diagnostics

@@ -3,7 +3,7 @@ hazard whose claimant is switched off is still reported (GL301 takes it over).""
 
 import pytest
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.flow.hazards import GRADIENT_CAUSES, Cause
 from gradlint.rule import all_rules
 from gradlint.settings import Settings
@@ -34,7 +34,7 @@ def _handed_over():
         if not set(r.claims) & taken:
             continue
         for k, example in enumerate(r.INVALID):
-            if any(d.code == r.code and d.hazard != "none" for d in lint_source(example, "m.py")):
+            if any(d.code == r.code and d.hazard != "none" for d in analyse_source(example, "m.py")):
                 out.append((r, k))
     return out
 
@@ -49,14 +49,14 @@ def test_the_handover_is_tested_for_every_taken_cause():
 @pytest.mark.parametrize("rule, k", TAKEN, ids=[f"{r.code}-{k}" for r, k in TAKEN])
 def test_a_hazard_whose_rule_is_off_is_still_reported(rule, k):
     example = rule.INVALID[k]
-    own = [d for d in lint_source(example, "m.py") if d.code == rule.code and d.hazard != "none"]
-    without = lint_source(example, "m.py", Settings(ignore=(rule.code,)))
+    own = [d for d in analyse_source(example, "m.py") if d.code == rule.code and d.hazard != "none"]
+    without = analyse_source(example, "m.py", Settings(ignore=(rule.code,)))
     takers = [d for d in without if d.hazard == own[0].hazard and rule.code in d.message]
     assert takers, f"with {rule.code} off, its {own[0].hazard} hazard is reported by nobody: {without}"
     assert all(d.code in {r.code for r in RULES if r.takes_over} for d in takers)
     # and switching the taker off too is the user's choice: then nothing is said
     takers_off = Settings(ignore=(rule.code, *{d.code for d in takers}))
-    assert not [d for d in lint_source(example, "m.py", takers_off) if rule.code in d.message]
+    assert not [d for d in analyse_source(example, "m.py", takers_off) if rule.code in d.message]
 
 
 def test_a_24_layer_default_init_tanh_stack_with_gl203_off():
@@ -65,8 +65,8 @@ def test_a_24_layer_default_init_tanh_stack_with_gl203_off():
         "        self.layers = nn.Sequential(*[m for _ in range(24) for m in (nn.Linear(64, 64), nn.Tanh())])\n\n"
         "    def forward(self, x):\n        return self.layers(x)\n"
     )
-    assert [d.code for d in lint_source(src, "m.py")] == ["GL203"]
-    (d,) = lint_source(src, "m.py", Settings(ignore=("GL203",)))
+    assert [d.code for d in analyse_source(src, "m.py")] == ["GL203"]
+    (d,) = analyse_source(src, "m.py", Settings(ignore=("GL203",)))
     assert d.code == "GL301" and d.hazard == "vanishing"
     assert (
         "GL203 (init-activation-mismatch), which names the cause (an init that does not suit the activation)"

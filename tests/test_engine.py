@@ -3,7 +3,7 @@
 from click.testing import CliRunner
 
 from gradlint.cli import cli
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.rule import rule_by_code
 
 SOURCE = """import torch
@@ -28,7 +28,7 @@ def test_a_crashing_rule_becomes_one_internal_error_and_the_others_still_run(mon
         raise RuntimeError("rule bug")
 
     monkeypatch.setattr(rule_by_code("GL201"), "check", boom)
-    diags = lint_source(SOURCE, "m.py")
+    diags = analyse_source(SOURCE, "m.py")
     codes = [d.code for d in diags]
     assert codes.count("GL002") == 1
     internal = next(d for d in diags if d.code == "GL002")
@@ -42,12 +42,12 @@ def test_a_crashing_rule_becomes_one_internal_error_and_the_others_still_run(mon
 
 
 def test_both_rules_report_on_one_model():
-    codes = sorted(d.code for d in lint_source(SOURCE, "m.py"))
+    codes = sorted(d.code for d in analyse_source(SOURCE, "m.py"))
     assert codes == ["GL101", "GL201"]
 
 
 def test_findings_are_sorted_and_unique():
-    diags = lint_source(SOURCE + "\n" + SOURCE.split("\n", 2)[2].replace("class M", "class N"), "m.py")
+    diags = analyse_source(SOURCE + "\n" + SOURCE.split("\n", 2)[2].replace("class M", "class N"), "m.py")
     keys = [(d.line, d.column, d.code) for d in diags]
     assert keys == sorted(keys) and len(keys) == len(set(keys))
 
@@ -102,14 +102,14 @@ def test_checking_a_file_leaves_none_of_its_structures_in_cyclic_garbage():
 
     paths = sorted(Path(__file__).parent.parent.joinpath("fixtures").rglob("*.py"))[:40]
     sources = [(p.read_text(encoding="utf-8"), str(p)) for p in paths]
-    lint_source(SOURCE, "warm.py")  # first-use caches of the libraries (networkx, inspect)
+    analyse_source(SOURCE, "warm.py")  # first-use caches of the libraries (networkx, inspect)
     gc.collect()
     was = gc.isenabled()
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         for text, path in sources:
-            lint_source(text, path)
+            analyse_source(text, path)
         gc.collect()
         ours = [
             o

@@ -7,7 +7,7 @@ import pytest
 from conftest import FIXTURES
 
 from gradlint.apply import fix_source
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.fixes import apply_edits, lint_with_edits
 from gradlint.rule import all_rules, rule_by_code
 from gradlint.settings import Settings
@@ -61,7 +61,7 @@ def test_fix_source_converges_to_a_parsing_file(source):
 def test_fix_declaration_without_fixes_asked_has_no_edits():
     """The static path declares fixes (title, safety, data) but computes no edits."""
     src = (FIXTURES / "models" / "constant_init_mlp.py").read_text()
-    d = _fixable(lint_source(src, "f.py"))[0]
+    d = _fixable(analyse_source(src, "f.py"))[0]
     assert d.fix.edits == () and d.fix.data
 
 
@@ -85,7 +85,7 @@ def test_constant_init_fix_matches_the_activation():
     new = apply_edits(src, d.fix.edits)
     assert 'nn.init.kaiming_normal_(m.weight, nonlinearity="relu")' in new
     assert "constant_(m.bias, 0.0)" in new  # biases untouched
-    assert not [x for x in lint_source(new, "f.py") if x.code == "GL201"]
+    assert not [x for x in analyse_source(new, "f.py") if x.code == "GL201"]
 
 
 def test_apply_edits_rejects_overlaps():
@@ -102,6 +102,6 @@ def test_every_fix_a_check_announces_is_one_fix_can_apply(source):
     computing its edits; ``--fix`` then computes them. The two must agree: a rule offers no
     fix its fixer refuses (a constant init over ``self.parameters()``, biases included), and a
     finding moved to the call whose arguments cause it loses the fix of the class's code."""
-    announced = {(d.line, d.column, d.code) for d in _fixable(lint_source(source, "f.py"))}
+    announced = {(d.line, d.column, d.code) for d in _fixable(analyse_source(source, "f.py"))}
     applicable = {(d.line, d.column, d.code) for d in _fixable(lint_with_edits(source, "f.py", FIXES))}
     assert announced == applicable

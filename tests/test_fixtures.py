@@ -10,7 +10,7 @@ import re
 import pytest
 from conftest import FIXTURES, ROOT, format_diagnostics
 
-from gradlint.engine import checked_graphs, lint_source
+from gradlint.engine import analyse_source, checked_graphs
 from gradlint.graph.dump import render_text
 from gradlint.reporters import render
 from gradlint.text import split_lines
@@ -40,7 +40,7 @@ def _diagnostics(path):
         finally:
             os.chdir(cwd)
         return [d for d in result.diagnostics if d.path == _rel(path)]
-    return lint_source(path.read_bytes(), _rel(path))
+    return analyse_source(path.read_bytes(), _rel(path))
 
 
 def _check_snapshot(actual: str, snapshot, update: bool):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import FIXTURES
 
 from gradlint.cli import cli
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.flow import activations as A
 from gradlint.flow.convention import THRESHOLDS, Hazard, classify
 from gradlint.flow.gaussian import GH
@@ -249,7 +249,7 @@ def _all_findings():
     for path in sorted(FIXTURES.rglob("*.py")):
         if "snapshots" in path.parts:
             continue
-        yield from lint_source(path.read_text(encoding="utf-8"), str(path))
+        yield from analyse_source(path.read_text(encoding="utf-8"), str(path))
 
 
 def test_a_message_states_the_direction_its_numbers_give():
@@ -272,7 +272,7 @@ def test_a_message_states_the_direction_its_numbers_give():
 
 def test_findings_carry_hazard_and_prediction_in_json():
     src = mlp(10, act="nn.Sigmoid()")
-    (d,) = [d for d in lint_source(src, "m.py") if d.code == "GL101"]
+    (d,) = [d for d in analyse_source(src, "m.py") if d.code == "GL101"]
     data = d.to_json()
     assert data["hazard"] == "vanishing"
     assert data["prediction"]["test"] == "ratio" and data["prediction"]["ratio"] < 1e-3
@@ -372,7 +372,7 @@ def test_a_constant_init_square_stack_underflows_without_an_internal_error():
         "self.head = nn.Linear(width, 1)\n        for m in self.layers:\n"
         "            nn.init.constant_(m.weight, 0.01)\n            nn.init.zeros_(m.bias)",
     )
-    codes = [d.code for d in lint_source(src, "m.py")]
+    codes = [d.code for d in analyse_source(src, "m.py")]
     assert "GL002" not in codes and "GL201" in codes
     g = graph_of(src)
     assert judge(g).profile.stats and not g.unknowns  # followed to the end, nothing given up
@@ -427,7 +427,7 @@ class Net(nn.Module):
 {lines}
         return self.head(x)
 """
-        assert "GL002" not in [d.code for d in lint_source(src, "m.py")]
+        assert "GL002" not in [d.code for d in analyse_source(src, "m.py")]
         g = graph_of(src)
         assert judge(g).profile.stats and not any("could not follow" in u.reason for u in g.unknowns)
 

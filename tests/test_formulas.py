@@ -4,7 +4,7 @@ import ast
 
 import pytest
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.graph.builder import build_graphs
 
 
@@ -86,7 +86,7 @@ def test_near_misses_are_not_taken_for_activations(expr, not_this):
 
 def test_a_deep_hand_written_sigmoid_stack_is_reported_in_two_styles():
     deep = net("1 / (1 + torch.exp(-h))").replace("range(3)", "range(12)")
-    assert "GL101" in {d.code for d in lint_source(deep, "m.py")}
+    assert "GL101" in {d.code for d in analyse_source(deep, "m.py")}
     module_style = """
 import torch
 import torch.nn as nn
@@ -109,4 +109,4 @@ class Net(nn.Module):
     def forward(self, x):
         return self.head(self.body(x))
 """
-    assert "GL101" in {d.code for d in lint_source(module_style, "m.py")}
+    assert "GL101" in {d.code for d in analyse_source(module_style, "m.py")}

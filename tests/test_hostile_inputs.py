@@ -18,7 +18,7 @@ import textwrap
 
 import pytest
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.files import MAX_FILE_BYTES, discover
 from gradlint.graph.builder import build_graphs
 from gradlint.graph.model import UnknownKind
@@ -72,7 +72,7 @@ def build():
 
 
 def test_a_module_function_that_exhausts_the_budget_is_no_internal_error():
-    assert "GL002" not in _codes(lint_source(BUDGET_EATER, "overrides.py"))
+    assert "GL002" not in _codes(analyse_source(BUDGET_EATER, "overrides.py"))
 
 
 def test_an_exhausted_budget_in_a_model_is_an_unknown_naming_the_function():
@@ -108,7 +108,7 @@ def test_a_float_slice_and_a_huge_int_in_an_fstring_are_unknowns_not_crashes():
             def forward(self, x):
                 return self.head(self.net(x))
     """)
-    diags = lint_source(source, "m.py")
+    diags = analyse_source(source, "m.py")
     assert "GL002" not in _codes(diags)
     assert "GL101" in _codes(diags)  # the sigmoid stack is still judged
     reasons = [u.reason for u in _unknowns(source)]
@@ -451,7 +451,7 @@ def test_sizes_that_cannot_be_are_unknowns_and_counts_are_bounded():
     assert any("nn.Linear `in_features` = -1 is not a usable size" in r for r in reasons), reasons
     assert any("nn.Linear `out_features` = 0 is not a usable size" in r for r in reasons), reasons
     assert any("nn.GRU `num_layers` = 1000000000 is not a usable size" in r for r in reasons), reasons
-    rc_diags = lint_source(source, "m.py")  # flow model and rules too (math domain errors, 500 s unrolls before)
+    rc_diags = analyse_source(source, "m.py")  # flow model and rules too (math domain errors, 500 s unrolls before)
     assert "GL002" not in _codes(rc_diags)
 
 

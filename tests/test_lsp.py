@@ -24,7 +24,7 @@ from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features  # 
 from gradlint import lsp_convert  # noqa: E402
 from gradlint import server as gserver  # noqa: E402
 from gradlint.diagnostics import Edit  # noqa: E402
-from gradlint.engine import lint_source  # noqa: E402
+from gradlint.engine import analyse_source  # noqa: E402
 from gradlint.fixes import lint_with_edits  # noqa: E402
 from gradlint.settings import Settings  # noqa: E402
 from gradlint.text import document_lines  # noqa: E402
@@ -197,7 +197,7 @@ def apply(text: str, edit: types.WorkspaceEdit, uri: str, encoding: str = "utf-1
 
 
 def expected_range(text: str, code: str, encoding: str) -> types.Range:
-    (d,) = [d for d in lint_source(text, "x.py") if d.code == code]
+    (d,) = [d for d in analyse_source(text, "x.py") if d.code == code]
     line = text.splitlines()[d.line - 1]
     return types.Range(
         start=types.Position(line=d.line - 1, character=units(line[: d.column - 1], encoding)),
@@ -220,7 +220,7 @@ async def test_deep_sigmoid_stack_is_reported_then_cleared(client: LanguageClien
         == "nn.Sigmoid()"
     )
     assert diag.code_description.href.startswith("https://github.com/gradlint/gradlint/blob/main/docs/rules.md#gl101-")
-    (finding,) = lint_source(TOWER, str(path))
+    (finding,) = analyse_source(TOWER, str(path))
     severity = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}[finding.severity]
     assert diag.severity == severity
     assert finding.message in diag.message
@@ -404,7 +404,7 @@ async def test_fix_action_applies_the_rules_fix(client: LanguageClient, tmp_path
     (diag,) = [d for d in diagnostics if d.code == "GL201"]
     actions = await actions_for(client, uri, diag)
     (fix,) = [a for a in actions if not a.title.startswith("Suppress")]
-    (finding,) = [d for d in lint_source(source, "x.py") if d.code == "GL201"]
+    (finding,) = [d for d in analyse_source(source, "x.py") if d.code == "GL201"]
     unsafe = finding.fix.applicability != "safe"
     assert ("unsafe" in fix.title) == unsafe
     assert bool(fix.is_preferred) == (not unsafe)

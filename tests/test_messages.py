@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.rule import all_rules
 from gradlint.run import lint_paths
 
@@ -17,7 +17,7 @@ def _messages():
     out = [d for d in lint_paths([str(ROOT / "fixtures")]).diagnostics]
     for rule in all_rules():
         for k, example in enumerate(rule.INVALID if not rule.measured else ()):
-            out.extend(lint_source(example, f"example_{k}.py"))
+            out.extend(analyse_source(example, f"example_{k}.py"))
     return out
 
 
@@ -58,10 +58,10 @@ class Net(nn.Module):
 
 def test_layers_are_counted_as_written():
     """20 Tanh modules and a head: not "21 tanh layers"."""
-    (d,) = [d for d in lint_source(TANH_AND_HEAD, "net.py") if d.code == "GL203"]
+    (d,) = [d for d in analyse_source(TANH_AND_HEAD, "net.py") if d.code == "GL203"]
     assert d.message.startswith("21 weighted layers (body.0 … head; tanh after 20 of them) with PyTorch's default init")
     uniform = TANH_AND_HEAD.replace("self.head(self.body(x))", "self.body(x)").replace(
         "        self.head = nn.Linear(64, 1)\n", ""
     )
-    (d,) = [d for d in lint_source(uniform, "net.py") if d.code == "GL203"]
+    (d,) = [d for d in analyse_source(uniform, "net.py") if d.code == "GL203"]
     assert d.message.startswith("20 tanh layers (body.0 … body.38) with PyTorch's default init")

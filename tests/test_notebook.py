@@ -275,10 +275,10 @@ def _nb_with_a_broken_cell():
 
 
 def test_a_cell_that_does_not_parse_is_one_gl001_and_the_others_are_analysed():
-    from gradlint.run import analyse_notebook
+    from gradlint.run import lint_notebook
     from gradlint.settings import Settings
 
-    found = analyse_notebook(_nb_with_a_broken_cell(), "ex.ipynb", Settings()).diagnostics
+    found = lint_notebook(_nb_with_a_broken_cell(), "ex.ipynb", Settings()).diagnostics
     assert [(d.code, d.path.endswith("ex.ipynb")) for d in found if d.code == "GL001"] == [("GL001", True)]
     gl001 = next(d for d in found if d.code == "GL001")
     assert "cell is skipped" in gl001.message and gl001.line == 1

@@ -5,7 +5,7 @@ import ast
 import pytest
 from conftest import FIXTURES
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.graph.builder import FileIndex
 
 ELMAN = """
@@ -47,16 +47,16 @@ CHAR_RNN = _FIXTURE.replace("    loss.backward()\n", "    loss.backward()\n    C
 
 @pytest.mark.parametrize("src, model", [(ELMAN, "Elman"), (CHAR_RNN, "CharRNN")])
 def test_a_hand_written_recurrence_trained_without_clipping_is_gl401(src, model):
-    found = [d for d in lint_source(src.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
+    found = [d for d in analyse_source(src.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
     assert len(found) == 1 and f"({model})" in found[0].message
     clipped = src.replace("CLIP", "torch.nn.utils.clip_grad_norm_(PARAMS, 1.0)").replace(
         "PARAMS", "model.parameters()" if model == "Elman" else "rnn.parameters()"
     )
-    assert "GL401" not in {d.code for d in lint_source(clipped, "m.py")}
+    assert "GL401" not in {d.code for d in analyse_source(clipped, "m.py")}
 
 
 def test_the_char_rnn_says_how_it_is_recurrent():
-    (d,) = [d for d in lint_source(CHAR_RNN.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
+    (d,) = [d for d in analyse_source(CHAR_RNN.replace("CLIP", "pass"), "m.py") if d.code == "GL401"]
     assert "a loop feeds its output state back" in d.message
 
 
@@ -132,7 +132,7 @@ class Seq(pl.LightningModule):
 )
 def test_framework_trainers_clip_or_say_they_do_not(layer, tail, expect):
     src = FRAMEWORK.replace("LAYER", layer) + "\n" + tail
-    found = [d for d in lint_source(src, "m.py") if d.code == "GL401"]
+    found = [d for d in analyse_source(src, "m.py") if d.code == "GL401"]
     if expect is None:
         assert found == []
     else:
@@ -232,5 +232,5 @@ def fit(data):
         head(model(x)[0]).sum().backward()
         opt.step()
 """
-    (d,) = [d for d in lint_source(src, "m.py") if d.code == "GL401"]
+    (d,) = [d for d in analyse_source(src, "m.py") if d.code == "GL401"]
     assert "`model` (LSTM)" in d.message

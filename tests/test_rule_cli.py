@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_finding_has_a_level_its_rule_declares():
     """The levels `gradlint rules` shows are the ones findings get: over the fixtures and every
     rule's invalid examples."""
-    from gradlint.engine import lint_source
+    from gradlint.engine import analyse_source
 
     seen = {}
     for d in lint_paths([str(ROOT / "fixtures")]).diagnostics:
         seen.setdefault(d.code, set()).add(d.severity)
     for rule in all_rules():
         for k, example in enumerate(rule.INVALID if not rule.measured else ()):
-            for d in lint_source(example, f"example_{k}.py"):
+            for d in analyse_source(example, f"example_{k}.py"):
                 seen.setdefault(d.code, set()).add(d.severity)
     for code, levels in seen.items():
         declared = set(rule_by_code(code).levels())

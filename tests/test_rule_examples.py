@@ -10,7 +10,7 @@ import pytest
 from conftest import format_diagnostics
 
 from gradlint.apply import fix_source
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.rule import Invalid, Valid, all_rules
 from gradlint.settings import Settings
 
@@ -24,7 +24,7 @@ def _cases(kind):
 
 
 def _codes(source):
-    return lint_source(source, "example.py")
+    return analyse_source(source, "example.py")
 
 
 def _alone(rule, example) -> Settings:
@@ -34,7 +34,7 @@ def _alone(rule, example) -> Settings:
 @pytest.mark.parametrize("rule,example", list(_cases("INVALID")))
 def test_invalid_example_reports_on_its_lines_alone(rule, example):
     assert isinstance(example, Invalid), f"{rule.code}: write INVALID examples as Invalid(..., line=N)"
-    diags = lint_source(example, "example.py", _alone(rule, example))
+    diags = analyse_source(example, "example.py", _alone(rule, example))
     lines = tuple(sorted({d.line for d in diags if d.code == rule.code}))
     assert lines == example.lines, (
         f"{rule.code} should report on line(s) {example.lines} of:\n{example}\nit reports on {lines}:\n"
@@ -57,7 +57,7 @@ def test_a_fixing_rule_pins_at_least_one_fixed_source(rule):
 @pytest.mark.parametrize("rule,example", list(_cases("VALID")))
 def test_valid_example_is_silent_alone(rule, example):
     assert isinstance(example, Valid), f"{rule.code}: write VALID examples as Valid(...)"
-    diags = lint_source(example, "example.py", _alone(rule, example))
+    diags = analyse_source(example, "example.py", _alone(rule, example))
     assert not any(d.code == rule.code for d in diags), (
         f"{rule.code} should stay silent on:\n{example}\nactual diagnostics:\n{format_diagnostics(diags)}"
     )
@@ -66,7 +66,7 @@ def test_valid_example_is_silent_alone(rule, example):
 @pytest.mark.parametrize("rule,example", list(_cases("INVALID")))
 def test_invalid_example_reports_with_every_rule_enabled_too(rule, example):
     """Switching the other rules on does not take the finding away: causes have one claimant."""
-    diags = lint_source(example, "example.py", Settings(preview=True))
+    diags = analyse_source(example, "example.py", Settings(preview=True))
     assert any(d.code == rule.code for d in diags), format_diagnostics(diags)
 
 

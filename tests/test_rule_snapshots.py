@@ -10,7 +10,7 @@ import pytest
 from conftest import FIXTURES, ROOT
 
 from gradlint.apply import fix_source
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.fixes import unified_diff
 from gradlint.reporters import render
 from gradlint.rule import all_rules
@@ -28,7 +28,7 @@ def _snapshot_of(rule) -> str:
         lines = ", ".join(map(str, example.lines))
         also = f", with {', '.join(example.also)}" if example.also else ""
         out.append(f"\n## Invalid {k} (line {lines}{also})\n\n")
-        diagnostics = [d for d in lint_source(example, path, settings) if d.code == rule.code]
+        diagnostics = [d for d in analyse_source(example, path, settings) if d.code == rule.code]
         out.append(render("full", diagnostics, sources={path: str(example)}))
         if rule.fix_safety is not None:
             fixed = fix_source(example, path, settings, unsafe=True).source

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from conftest import FIXTURES
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.graph.seqlen import Ints, argparse_defaults, loop_length
 from gradlint.graph.symbols import FileIndex
 from gradlint.graph.training import extract
@@ -23,7 +23,7 @@ def _loops(src: str):
 
 
 def _codes(src: str):
-    return [(d.code, d.severity, d.line, d.message) for d in lint_source(textwrap.dedent(src), "t.py")]
+    return [(d.code, d.severity, d.line, d.message) for d in analyse_source(textwrap.dedent(src), "t.py")]
 
 
 MODEL = """
@@ -249,7 +249,7 @@ def test_a_trainers_clipping_is_not_the_hand_written_loops():
                 opt.step()
     """)
     step = next(i for i, line in enumerate(src.splitlines(), 1) if line.strip() == "opt.step()")
-    found = [(d.code, d.line) for d in lint_source(src, "t.py") if d.code == "GL401"]
+    found = [(d.code, d.line) for d in analyse_source(src, "t.py") if d.code == "GL401"]
     assert found == [("GL401", step)], found
     hooked = src.replace(
         "    opt = torch.optim.Adam",
@@ -257,7 +257,7 @@ def test_a_trainers_clipping_is_not_the_hand_written_loops():
         "        p.register_hook(lambda g: g.clamp(-1, 1))\n    opt = torch.optim.Adam",
     )
     assert hooked != src
-    assert not [d for d in lint_source(hooked, "t.py") if d.code == "GL401"]
+    assert not [d for d in analyse_source(hooked, "t.py") if d.code == "GL401"]
 
 
 ROWS = """
@@ -341,5 +341,5 @@ def test_a_cell_stepped_by_forward_carries_the_state():
                 seq(x).sum().backward()
                 opt.step()
     """)
-    [d] = [d for d in lint_source(src, "t.py") if d.code == "GL401"]
+    [d] = [d for d in analyse_source(src, "t.py") if d.code == "GL401"]
     assert "per step in `cell`" in d.message, d.message

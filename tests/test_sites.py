@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from gradlint.engine import checked_graphs, lint_source
+from gradlint.engine import analyse_source, checked_graphs
 from gradlint.graph.builder import build_graphs
 
 NET = """
@@ -31,11 +31,11 @@ class Net(nn.Module):
 
 
 def findings(src):
-    return [(d.code, d.line, tuple(r.line for r in d.related)) for d in lint_source(src, "m.py")]
+    return [(d.code, d.line, tuple(r.line for r in d.related)) for d in analyse_source(src, "m.py")]
 
 
 def codes(src):
-    return sorted({d.code for d in lint_source(src, "m.py")})
+    return sorted({d.code for d in analyse_source(src, "m.py")})
 
 
 def site_line(src, text):
@@ -64,7 +64,7 @@ def test_call_site_arguments_configure_the_model(tail):
     assert [(c, at) for c, at, _ in got] == [("GL101", line)]
     [(_, _, notes)] = got
     assert notes and notes[0] < site_line(src, "def forward")
-    [d] = lint_source(src, "m.py")
+    [d] = analyse_source(src, "m.py")
     assert "caused by this call's arguments: `Net` with its defaults does not have it" in d.message
 
 
@@ -101,7 +101,7 @@ def init_weights(m):
 )
 def test_an_init_applied_from_outside_the_class_is_seen(tail):
     src = NET + tail
-    assert "GL201" in codes(src), lint_source(src, "m.py")
+    assert "GL201" in codes(src), analyse_source(src, "m.py")
 
 
 def test_training_code_after_the_model_is_not_part_of_it():
@@ -137,7 +137,7 @@ def test_a_site_whose_configuration_recurses_is_truncated_not_an_internal_error(
         "    def forward(self, x):", "    def fuse(self):\n        self.fuse()\n\n    def forward(self, x):"
     )
     src += "\nmodel = Net(n_layers=4)\nmodel.fuse()\n"
-    found = lint_source(src, "m.py")
+    found = analyse_source(src, "m.py")
     assert "GL002" not in {d.code for d in found}  # it was: the truncation note had no span
 
 
@@ -234,7 +234,7 @@ class Net(nn.Module):
     ],
 )
 def test_a_sequential_built_in_place_is_a_model(src, line):
-    got = [(d.code, d.line, d.message) for d in lint_source(src, "m.py")]
+    got = [(d.code, d.line, d.message) for d in analyse_source(src, "m.py")]
     assert [(c, l) for c, l, _ in got] == [("GL101", line)], got
     assert ("tower.0 " if "tower" in src else "net.0 ") in got[0][2]  # named by its variable
     graph = checked_graphs(ast.parse(src), "m.py", src.splitlines())[1]

@@ -8,7 +8,7 @@ from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.graph.builder import build_graphs
 
 STYLES = sorted((FIXTURES / "styles").glob("s*.py"))
@@ -39,7 +39,7 @@ def test_style_summary(path):
 
 @pytest.mark.parametrize("path", STYLES, ids=lambda p: p.stem)
 def test_style_same_finding(path):
-    diags = [d for d in lint_source(path.read_text(), str(path)) if d.code == "GL101"]
+    diags = [d for d in analyse_source(path.read_text(), str(path)) if d.code == "GL101"]
     assert len(diags) == 1
     assert diags[0].message.startswith("7 stacked sigmoid layers")
     # one prediction, whatever the style: net.0 gets 6.9e-05 of the head's weight gradient
@@ -125,7 +125,7 @@ def test_generated_styles_agree(style, depth, width, act):
     assert summary["activations"] == [act] * depth
     assert summary["weighted"] == [("Linear", width, width, "default", "default")] * depth
     # the rule agrees with the theory: sigmoid with default init, factor (0.25 * 0.577)^depth
-    diags = [d for d in lint_source(source, "gen.py") if d.code in ("GL101", "GL203")]
+    diags = [d for d in analyse_source(source, "gen.py") if d.code in ("GL101", "GL203")]
     if act == "relu":
         # ReLU with the default init: only the init rule, and only when deep
         assert all(d.code == "GL203" for d in diags)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gradlint.engine import lint_source
+from gradlint.engine import analyse_source
 from gradlint.fixes import apply_edits
 from gradlint.settings import Settings
 
@@ -17,7 +17,7 @@ STACK = (
 
 
 def codes(src, **settings):
-    return [d.code for d in lint_source(src, "m.py", Settings(**settings))]
+    return [d.code for d in analyse_source(src, "m.py", Settings(**settings))]
 
 
 def src(cls="", init="", line="", head=""):
@@ -91,7 +91,7 @@ def test_a_suppression_for_another_code_does_not_hide_it():
 )
 def test_unused_suppressions_are_reported(comment, message):
     healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)" + comment + "\n"
-    diags = lint_source(healthy, "m.py")
+    diags = analyse_source(healthy, "m.py")
     assert [d.code for d in diags] == ["GL003"]
     assert message in diags[0].message
     assert diags[0].line == 3 and diags[0].column == len("fc = nn.Linear(8, 8)  ") + 1
@@ -109,7 +109,7 @@ def test_a_code_whose_rule_is_not_enabled_is_not_judged():
 
 
 def test_partly_used_directive_reports_the_dead_code_only():
-    diags = lint_source(src(line="  # noqa: GL101, GL201"), "m.py")
+    diags = analyse_source(src(line="  # noqa: GL101, GL201"), "m.py")
     assert [d.code for d in diags] == ["GL003"]
     assert "GL201 hides no finding" in diags[0].message and "GL101" not in diags[0].message.split(":")[-1]
 
@@ -126,7 +126,7 @@ def test_partly_used_directive_reports_the_dead_code_only():
 )
 def test_the_fix_removes_only_what_is_unused(before, after):
     text = "import torch\n" + before
-    diags = [d for d in lint_source(text, "m.py") if d.code == "GL003"]
+    diags = [d for d in analyse_source(text, "m.py") if d.code == "GL003"]
     assert len(diags) == 1 and diags[0].fix.applicability == "safe"
     fixed = apply_edits(text, diags[0].fix.edits)
     assert fixed == "import torch\n" + after
@@ -135,7 +135,7 @@ def test_the_fix_removes_only_what_is_unused(before, after):
 
 def test_the_fix_keeps_the_used_code():
     text = src(line="  # noqa: GL101, GL201")
-    d = next(d for d in lint_source(text, "m.py") if d.code == "GL003")
+    d = next(d for d in analyse_source(text, "m.py") if d.code == "GL003")
     fixed = apply_edits(text, d.fix.edits)
     assert "nn.Sigmoid())])  # noqa: GL101\n" in fixed
     assert codes(fixed) == []
@@ -159,13 +159,13 @@ def test_deferred_cross_file_findings_count_as_used(tmp_path):
 def test_a_prefix_suppresses_and_is_judged_like_a_code():
     assert codes(src(head="# gradlint: file-ignore[GL1]\n")) == []
     healthy = "import torch\nimport torch.nn as nn\nfc = nn.Linear(8, 8)  # gradlint: ignore[GL2]\n"
-    (d,) = lint_source(healthy, "m.py")
+    (d,) = analyse_source(healthy, "m.py")
     assert d.code == "GL003" and "GL2 hides no finding" in d.message
 
 
 def test_removing_a_code_keeps_the_rest_of_the_comment_a_comment():
     text = "import torch\nx = torch.zeros(3)  # noqa: GL201 (intentional)\n"
-    (d,) = lint_source(text, "m.py")
+    (d,) = analyse_source(text, "m.py")
     fixed = apply_edits(text, d.fix.edits)
     assert fixed == "import torch\nx = torch.zeros(3)  # (intentional)\n"
 

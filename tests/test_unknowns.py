@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from gradlint.engine import checked_graphs, lint_source
+from gradlint.engine import analyse_source, checked_graphs
 from gradlint.graph.dump import render_text
 from gradlint.graph.model import UnknownKind
 
@@ -65,7 +65,7 @@ def test_an_imported_flag_is_not_true(src, text):
     dump = render_text([graph])
     assert "[condition] line" in dump and text in dump, dump
     # the finding stands but says it rests on a guess
-    gl101 = [d for d in lint_source(textwrap.dedent(src), "m.py") if d.code == "GL101"]
+    gl101 = [d for d in analyse_source(textwrap.dedent(src), "m.py") if d.code == "GL101"]
     assert gl101 and all(d.confidence == "heuristic" for d in gl101)
 
 
@@ -74,7 +74,7 @@ def test_a_resolved_condition_records_nothing():
     graph = _graph(src)
     assert not graph.unknowns
     assert not any(layer.kind == "LayerNorm" for layer in graph.layers())
-    assert [d.confidence for d in lint_source(textwrap.dedent(src), "m.py") if d.code == "GL101"] == ["inferred"]
+    assert [d.confidence for d in analyse_source(textwrap.dedent(src), "m.py") if d.code == "GL101"] == ["inferred"]
 
 
 def test_every_unknown_has_a_kind_and_a_reason():

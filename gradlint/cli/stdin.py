@@ -30,7 +30,7 @@ def _check_stdin(
     from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
     from gradlint.reporters import render
     from gradlint.reporters import statistics as render_statistics
-    from gradlint.run import analyse_any
+    from gradlint.run import lint_bytes
     from gradlint.text import decode
 
     path = filename or "-"
@@ -65,10 +65,10 @@ def _check_stdin(
         if output.level > SILENT:
             sys.stdout.buffer.write(new)  # the fixed source, for the editor or tool that piped it in
         sys.stdout.flush()
-        left = analyse_any(new, path, settings).diagnostics
+        left = lint_bytes(new, path, settings).diagnostics
         _say(f"Fixed {len(fixed)} finding{'s' if len(fixed) != 1 else ''}, {len(left)} left.")
         return EXIT_FINDINGS if any(map(failing, left)) and not exit_zero else EXIT_CLEAN
-    result = analyse_any(data, path, settings)
+    result = lint_bytes(data, path, settings)
     diags = result.diagnostics
     text = decode(data) if not path.endswith(".ipynb") else None
     if statistics:
