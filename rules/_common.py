@@ -243,3 +243,55 @@ def doc_examples(rule) -> tuple[list[str], list[str]]:
     before, _, after = example.partition("Use instead:")
     blocks = re.compile(r"```python\n(.*?)```", re.S)
     return blocks.findall(before), blocks.findall(after)
+
+
+# ---------------------------------------------------------------- fixers of training loops
+def fix_position(ctx, span) -> tuple:
+    """A span as 1-based character positions (what a fixer locates nodes by)."""
+    e = ctx.edit(span, "")
+    return (e.line, e.column, e.end_line, e.end_column)
+
+
+def is_autograd(source, receiver) -> bool:
+    """``torch.autograd.backward(loss)``: the receiver is the autograd module."""
+    return source.code(receiver).endswith("autograd")
+
+
+def runs_before(source, backward, step) -> bool:
+    """The backward call runs before the update: earlier in the text, or inside the closure
+    the update calls (LBFGS)."""
+    import libcst
+
+    if source.before(backward, step):
+        return True
+    closure = source.enclosing(backward, (libcst.FunctionDef,))
+    return closure is not None and not source.contains(closure, step)
+
+
+def amp_unscale(source, backward, step):
+    """With a ``GradScaler`` (``scaler.scale(loss).backward()``): the ``scaler.unscale_(opt)``
+    statement clipping needs first, "" when the loop unscales already, False when the update
+    is not ``scaler.step(opt)``. "" without a scaler."""
+    import libcst
+
+    func = backward.func
+    if not (
+        isinstance(func, libcst.Attribute)
+        and isinstance(func.value, libcst.Call)
+        and isinstance(func.value.func, libcst.Attribute)
+        and func.value.func.attr.value == "scale"
+    ):
+        return ""
+    scaler = source.code(func.value.func.value)
+    if not (
+        isinstance(step, libcst.Call)
+        and isinstance(step.func, libcst.Attribute)
+        and step.func.attr.value == "step"
+        and source.code(step.func.value) == scaler
+        and step.args
+    ):
+        return False
+    loop = source.enclosing(backward, (libcst.For, libcst.While)) or source.module
+    if source.calls_in(loop, "unscale_"):
+        return ""
+    return f"{scaler}.unscale_({source.code(step.args[0].value)})"

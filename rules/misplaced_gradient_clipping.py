@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from gradlint.diagnostics import Fix
 from gradlint.rule import Invalid, Rule, Valid
-from gradlint.rules._common import training_target
-from gradlint.rules.unclipped_recurrent_training import _where, amp_unscale
+from gradlint.rules._common import amp_unscale, fix_position, training_target
 from gradlint.vocab import Applicability, Probe, Severity
 
 
@@ -148,7 +147,10 @@ class MisplacedGradientClipping(Rule):
                 fix = Fix(
                     "move the clipping to right after `backward()`",
                     self.fix_safety,
-                    data=(("backward", _where(ctx, loop.events[b].span)), ("step", _where(ctx, loop.events[s].span))),
+                    data=(
+                        ("backward", fix_position(ctx, loop.events[b].span)),
+                        ("step", fix_position(ctx, loop.events[s].span)),
+                    ),
                 )
                 ctx.report(
                     clip.span,

@@ -5,7 +5,7 @@ import re
 from gradlint.diagnostics import Fix
 from gradlint.flow.convention import THRESHOLDS
 from gradlint.rule import Invalid, Rule, Valid
-from gradlint.rules._common import training_target
+from gradlint.rules._common import amp_unscale, fix_position, is_autograd, runs_before, training_target
 from gradlint.vocab import Applicability, Confidence, ModelKind, Probe, Severity
 
 #: a model expression the fix can name again: ``model``, ``self.net``
@@ -349,8 +349,8 @@ class UnclippedRecurrentTraining(Rule):
                     f"insert `torch.nn.utils.clip_grad_norm_({model}.parameters(), max_norm=1.0)` after `backward()`",
                     self.fix_safety,
                     data=(
-                        ("backward", _where(ctx, loop.events[b].span)),
-                        ("step", _where(ctx, step.span)),
+                        ("backward", fix_position(ctx, loop.events[b].span)),
+                        ("step", fix_position(ctx, step.span)),
                         ("model", model),
                     ),
                 )
@@ -378,11 +378,7 @@ class UnclippedRecurrentTraining(Rule):
             return None
         lines = []
         receiver = backward.func.value if isinstance(backward.func, libcst.Attribute) else None
-        if (
-            receiver is not None
-            and any(a.keyword is None for a in backward.args)
-            and not _is_autograd(source, receiver)
-        ):
+        if receiver is not None and any(a.keyword is None for a in backward.args) and not is_autograd(source, receiver):
             # a framework's backward: ``accelerator.backward(loss)`` clips through the framework
             if "accelerator" not in source.code(receiver).lower():
                 return None
@@ -400,7 +396,7 @@ class UnclippedRecurrentTraining(Rule):
             if unscale:
                 lines.append(unscale)
         lines.append(f"{clip}({data['model']}.parameters(), max_norm=1.0)")
-        if not _runs_before(source, backward, step):
+        if not runs_before(source, backward, step):
             return None
         table = source.insert_after(backward, [source.statement(line) for line in lines])
         if table is None:
@@ -472,54 +468,3 @@ def _judged(file, loop) -> tuple[str | None, str]:
         f": its gradients may explode on long sequences (at init {per_step}, "
         f"but the code does not say how long its sequences are)"
     )
-
-
-def _where(ctx, span) -> tuple:
-    """A span as 1-based character positions (what a fixer locates nodes by)."""
-    e = ctx.edit(span, "")
-    return (e.line, e.column, e.end_line, e.end_column)
-
-
-def _is_autograd(source, receiver) -> bool:
-    """``torch.autograd.backward(loss)``: the receiver is the autograd module."""
-    return source.code(receiver).endswith("autograd")
-
-
-def _runs_before(source, backward, step) -> bool:
-    """The backward call runs before the update: earlier in the text, or inside the closure
-    the update calls (LBFGS)."""
-    import libcst
-
-    if source.before(backward, step):
-        return True
-    closure = source.enclosing(backward, (libcst.FunctionDef,))
-    return closure is not None and not source.contains(closure, step)
-
-
-def amp_unscale(source, backward, step):
-    """With a ``GradScaler`` (``scaler.scale(loss).backward()``): the ``scaler.unscale_(opt)``
-    statement clipping needs first, "" when the loop unscales already, False when the update
-    is not ``scaler.step(opt)``. "" without a scaler."""
-    import libcst
-
-    func = backward.func
-    if not (
-        isinstance(func, libcst.Attribute)
-        and isinstance(func.value, libcst.Call)
-        and isinstance(func.value.func, libcst.Attribute)
-        and func.value.func.attr.value == "scale"
-    ):
-        return ""
-    scaler = source.code(func.value.func.value)
-    if not (
-        isinstance(step, libcst.Call)
-        and isinstance(step.func, libcst.Attribute)
-        and step.func.attr.value == "step"
-        and source.code(step.func.value) == scaler
-        and step.args
-    ):
-        return False
-    loop = source.enclosing(backward, (libcst.For, libcst.While)) or source.module
-    if source.calls_in(loop, "unscale_"):
-        return ""
-    return f"{scaler}.unscale_({source.code(step.args[0].value)})"

@@ -32,6 +32,7 @@ from gradlint.flow.moments import weight_moments
 from gradlint.flow.propagate import profile
 from gradlint.flow.stats import Profile
 from gradlint.graph.model import UnknownKind
+from gradlint.graph.stacks import plain_chains
 from gradlint.vocab import Category, Cause
 
 RELU_FAMILY = frozenset(
@@ -207,7 +208,7 @@ class Judge:
         weighted layers joined only by activations and shape-only layers, profiled on its own
         from a unit-variance input, judged by the relative tests (ratio and gain)."""
         out = []
-        for chain in _plain_chains(self.graph):
+        for chain in plain_chains(self.graph):
             layers = [
                 self.graph.layer_of(n)
                 for n in chain
@@ -221,7 +222,7 @@ class Judge:
                 lf.certain for lf in self.profile.layers if lf.name in {l.name for l in layers}
             ):
                 continue  # the model-level judgement already covers it
-            sub = Judge(_subgraph(self.graph, chain), self.t, relative=True)
+            sub = Judge(self.graph.chain_graph(chain), self.t, relative=True)
             for h in sub.hazards():
                 h.detail["local"] = True
                 out.append(h)
@@ -435,56 +436,6 @@ class Judge:
                 {"fraction": worst[0], "activation": worst[1], "pre_std": worst[2]},
             )
         ]
-
-
-def _plain_chains(graph) -> list[list]:
-    """Maximal single-input, single-output runs of layer nodes (weighted, activation, shape-only)."""
-
-    def plain(n):
-        return n.op == "layer" and graph.category_of(n) in (
-            Category.WEIGHTED,
-            Category.PARAMETER,
-            Category.ACTIVATION,
-            Category.OTHER,
-        )
-
-    chains, seen = [], set()
-    for node in graph.nodes():
-        if node.id in seen or not plain(node):
-            continue
-        preds = graph.predecessors(node)
-        if len(preds) == 1 and plain(preds[0]) and len(graph.successors(preds[0])) == 1:
-            continue  # not the start of a run
-        chain, cur = [node], node
-        seen.add(node.id)
-        while True:
-            succ = graph.successors(cur)
-            if len(succ) != 1 or not plain(succ[0]) or len(graph.predecessors(succ[0])) != 1 or succ[0].id in seen:
-                break
-            cur = succ[0]
-            seen.add(cur.id)
-            chain.append(cur)
-        chains.append(chain)
-    return chains
-
-
-def _subgraph(graph, chain):
-    """A graph of its own for one chain of nodes: an input, the chain, an output."""
-    from gradlint.graph.model import ModelGraph, Node
-
-    sub = ModelGraph(graph.name, graph.path, graph.span)
-    for n in chain:
-        layer = graph.layer_of(n)
-        if layer is not None:
-            sub.add_layer(layer)
-    first_id = min(n.id for n in chain)
-    sub.add_node(Node(first_id - 1 if first_id > 0 else -1, "input"))
-    prev = first_id - 1 if first_id > 0 else -1
-    for n in chain:
-        sub.add_node(n, [prev])
-        prev = n.id
-    sub.add_node(Node(chain[-1].id + 1, "output"), [prev])
-    return sub
 
 
 def judge(graph, thresholds: dict | None = None) -> Judge:

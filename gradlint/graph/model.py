@@ -443,6 +443,22 @@ class ModelGraph:
         return deepest_plain_path(self)
 
     # ------------------------------------------------------------ summaries
+    def chain_graph(self, chain: list[Node]) -> "ModelGraph":
+        """A graph of its own for one chain of nodes: an input, the chain, an output."""
+        sub = ModelGraph(self.name, self.path, self.span)
+        for n in chain:
+            layer = self.layer_of(n)
+            if layer is not None:
+                sub.add_layer(layer)
+        first = min(n.id for n in chain)
+        prev = first - 1 if first > 0 else -1
+        sub.add_node(Node(prev, "input"))
+        for n in chain:
+            sub.add_node(n, [prev])
+            prev = n.id
+        sub.add_node(Node(chain[-1].id + 1, "output"), [prev])
+        return sub
+
     def summary(self) -> dict:
         """A style-independent description: what tests compare across coding styles."""
         weighted = []

@@ -1,4 +1,5 @@
-"""Structural queries over a layer graph that need no numbers: the deepest plain path.
+"""Structural queries over a layer graph that need no numbers: the deepest plain path, the
+plain chains of layers.
 
 The gradient-flow numbers themselves come from the flow profile (:mod:`gradlint.flow`).
 """
@@ -56,3 +57,34 @@ def deepest_plain_path(graph) -> PlainPath | None:
         if depth and (top is None or depth > top.depth):
             top = PlainPath(depth, first, node, normalized)
     return top
+
+
+def plain_chains(graph) -> list[list]:
+    """Maximal single-input, single-output runs of layer nodes (weighted, activation, shape-only)."""
+
+    def plain(n):
+        return n.op == "layer" and graph.category_of(n) in (
+            Category.WEIGHTED,
+            Category.PARAMETER,
+            Category.ACTIVATION,
+            Category.OTHER,
+        )
+
+    chains, seen = [], set()
+    for node in graph.nodes():
+        if node.id in seen or not plain(node):
+            continue
+        preds = graph.predecessors(node)
+        if len(preds) == 1 and plain(preds[0]) and len(graph.successors(preds[0])) == 1:
+            continue  # not the start of a run
+        chain, cur = [node], node
+        seen.add(node.id)
+        while True:
+            succ = graph.successors(cur)
+            if len(succ) != 1 or not plain(succ[0]) or len(graph.predecessors(succ[0])) != 1 or succ[0].id in seen:
+                break
+            cur = succ[0]
+            seen.add(cur.id)
+            chain.append(cur)
+        chains.append(chain)
+    return chains
