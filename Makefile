@@ -23,10 +23,15 @@ run: $(STAMP)
 	$(BIN)/gradlint check --dynamic --device cpu --report gradlint-report fixtures/ ; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 
+# the suite runs on every core (pytest-xdist), a test module to a worker so that its fixtures
+# (a pre-commit environment, a built wheel, measured models) are made once; TEST_WORKERS=0 runs it
+# in this one process
+TEST_WORKERS ?= auto
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
