@@ -5,7 +5,8 @@ fixture in fixtures/models/ (the expected finding marked inline).
 
 NAME is kebab-case (`deep-gated-stack`); the code is the next free one of the series. Then:
 write `check`, make the examples real (they are the rule's tests), run
-`.venv/bin/python -m gradlint.docs` and `make test`, and take the rule out of preview when it is
+`.venv/bin/python -m pytest --update-snapshots` (docs/rules.md and the rule's snapshot) and
+`make test`, and take the rule out of preview (and into the README's rules table) when it is
 done. CONTRIBUTING.md says more.
 """
 
@@ -134,7 +135,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     target, fixture, code = scaffold(args.name, args.series, args.severity, args.root)
     print(f"{code} {args.name}: wrote {target} and {fixture}")
-    print("next: write check() and the examples, then `.venv/bin/python -m gradlint.docs` and `make test`")
+    if args.root.resolve() == ROOT:
+        # the reference lists the new rule (the rules are discovered: this process sees it)
+        from gradlint.docs import render_rules_markdown
+
+        (ROOT / "docs" / "rules.md").write_text(render_rules_markdown(), encoding="utf-8")
+        print(f"regenerated {ROOT / 'docs' / 'rules.md'}")
+    print(
+        "next: write check() and the examples, then `.venv/bin/python -m pytest --update-snapshots` "
+        "(the docs and the rule's snapshot) and `make test`"
+    )
     return 0
 
 

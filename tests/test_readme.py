@@ -97,5 +97,8 @@ def test_the_readme_rules_table_lists_every_rule_with_its_levels():
 
     rows = {m.group(1): m for m in re.finditer(r"^\| (GL\d{3}) \| ([a-z-]+) \| ([a-z/]+) \| .+ \|$", README, re.M)}
     for rule in all_rules():
+        if rule.preview:  # documented in docs/rules.md; the README lists a rule once it is stable
+            assert rule.code not in rows, f"{rule.code} is in preview and in the README's rules table"
+            continue
         assert rule.code in rows, f"{rule.code} is not in the README's rules table"
         assert rows[rule.code].group(2) == rule.name and rows[rule.code].group(3) == "/".join(rule.levels()), rule.code
