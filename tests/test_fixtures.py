@@ -13,6 +13,7 @@ from conftest import FIXTURES, ROOT, format_diagnostics
 from gradlint.engine import analyse_source, checked_graphs
 from gradlint.graph.dump import render_text
 from gradlint.reporters import render
+from gradlint.settings import Settings
 from gradlint.text import split_lines
 
 SNAPSHOTS = FIXTURES / "snapshots"
@@ -30,17 +31,17 @@ def _diagnostics(path):
         import os
 
         from gradlint.run import lint_paths
-        from gradlint.settings import Settings
 
         package = path.parent
         cwd = os.getcwd()
         os.chdir(ROOT)
         try:
-            result = lint_paths([_rel(package)], Settings(jobs=1))
+            result = lint_paths([_rel(package)], Settings(jobs=1, preview=True))
         finally:
             os.chdir(cwd)
         return [d for d in result.diagnostics if d.path == _rel(path)]
-    return analyse_source(path.read_bytes(), _rel(path))
+    # with the rules in preview: a rule is scaffolded with its fixture, and tested by it, from the start
+    return analyse_source(path.read_bytes(), _rel(path), Settings(preview=True))
 
 
 def _check_snapshot(actual: str, snapshot, update: bool):

@@ -9,6 +9,7 @@ import pytest
 from gradlint.engine import analyse_source
 from gradlint.rule import all_rules
 from gradlint.run import lint_paths
+from gradlint.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +18,7 @@ def _messages():
     out = [d for d in lint_paths([str(ROOT / "fixtures")]).diagnostics]
     for rule in all_rules():
         for k, example in enumerate(rule.INVALID if not rule.measured else ()):
-            out.extend(analyse_source(example, f"example_{k}.py"))
+            out.extend(analyse_source(example, f"example_{k}.py", Settings(preview=True)))
     return out
 
 

@@ -24,13 +24,14 @@ def test_every_finding_has_a_level_its_rule_declares():
     """The levels `gradlint rules` shows are the ones findings get: over the fixtures and every
     rule's invalid examples."""
     from gradlint.engine import analyse_source
+    from gradlint.settings import Settings
 
     seen = {}
-    for d in lint_paths([str(ROOT / "fixtures")]).diagnostics:
+    for d in lint_paths([str(ROOT / "fixtures")], Settings(preview=True)).diagnostics:
         seen.setdefault(d.code, set()).add(d.severity)
     for rule in all_rules():
         for k, example in enumerate(rule.INVALID if not rule.measured else ()):
-            for d in analyse_source(example, f"example_{k}.py"):
+            for d in analyse_source(example, f"example_{k}.py", Settings(preview=True)):
                 seen.setdefault(d.code, set()).add(d.severity)
     for code, levels in seen.items():
         declared = set(rule_by_code(code).levels())

@@ -24,7 +24,8 @@ def _cases(kind):
 
 
 def _codes(source):
-    return analyse_source(source, "example.py")
+    """A documented example, linted with the rules in preview on too (they are documented)."""
+    return analyse_source(source, "example.py", Settings(preview=True))
 
 
 def _alone(rule, example) -> Settings:
