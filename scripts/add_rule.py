@@ -136,11 +136,18 @@ def main(argv=None) -> int:
     target, fixture, code = scaffold(args.name, args.series, args.severity, args.root)
     print(f"{code} {args.name}: wrote {target} and {fixture}")
     if args.root.resolve() == ROOT:
-        # the reference lists the new rule (the rules are discovered: this process sees it)
+        # the rule reference and the configuration schema (which names every rule) list the new
+        # rule: the rules are discovered, so this process sees it
+        import json
+
         from gradlint.docs import render_rules_markdown
+        from gradlint.schema import config_schema
 
         (ROOT / "docs" / "rules.md").write_text(render_rules_markdown(), encoding="utf-8")
-        print(f"regenerated {ROOT / 'docs' / 'rules.md'}")
+        (ROOT / "docs" / "gradlint.schema.json").write_text(
+            json.dumps(config_schema(), indent=2) + "\n", encoding="utf-8"
+        )
+        print("regenerated docs/rules.md and docs/gradlint.schema.json")
     print(
         "next: write check() and the examples, then `.venv/bin/python -m pytest --update-snapshots` "
         "(the docs and the rule's snapshot) and `make test`"
