@@ -1,7 +1,7 @@
 """``--fix``, ``--diff`` and ``--add-noqa`` over files: find the fixable ones, fix each, write
 it back atomically.
 
-One file is fixed by :func:`fix_source` (:func:`fix_bytes`, :func:`fix_path`): lint -> apply the
+One file is fixed by :func:`fix_source` (:func:`fix_bytes` for its bytes): lint -> apply the
 applicable, non-overlapping fixes -> lint again until nothing is left to fix (at most
 :data:`MAX_ROUNDS` rounds); a round whose result does not parse (``ast`` and libcst) is thrown
 away. The edits themselves come from the fix edit engine, :mod:`gradlint.fixes`. Files keep
@@ -77,10 +77,11 @@ def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_d
             if path.endswith(".ipynb"):
                 new, fixed, old_text, new_text = _fix_notebook(original, path, settings_of(path), unsafe, satisfied)
             else:
-                codec, bom = source_encoding(original)
-                old_text = decode(original)
-                new_text, fixed = _fix_text(old_text, path, settings_of(path), unsafe, satisfied)
-                new = bom + new_text.encode(codec)
+                outcome = fix_bytes(original, path, settings_of(path), unsafe, satisfied)
+                if outcome.error:
+                    run.notes.append(f"{path}: fixes not applied: {outcome.error}")
+                    continue
+                new, fixed, old_text, new_text = outcome.data, outcome.fixed, outcome.original, outcome.source
         except Exception as exc:  # one file's failure never loses the others' fixes
             run.notes.append(f"{path}: fixes not applied: {type(exc).__name__}: {exc}")
             continue
@@ -244,11 +245,9 @@ class FixOutcome:
     rounds: int = 0
     #: False when fixes kept producing new fixes for MAX_ROUNDS rounds (or went in a circle)
     converged: bool = True
-    #: the new file content, encoded like the original (``fix_bytes``/``fix_path`` only)
+    #: the new file content, encoded like the original (``fix_bytes`` only)
     data: bytes | None = None
-    #: ``fix_path`` with ``write=True``: whether the file was written (None: nothing to write)
-    written: bool | None = None
-    #: why the file was not fixed or not written, when something went wrong
+    #: why the file was not fixed (``fix_bytes``: it cannot be decoded)
     error: str | None = None
 
     @property
@@ -364,7 +363,9 @@ def _apply(text: str, chosen: list[Diagnostic]) -> str | None:
     return new if parses(new) else None
 
 
-def fix_bytes(data: bytes, path: str = "<string>", settings=None, unsafe: bool = False) -> FixOutcome:
+def fix_bytes(
+    data: bytes, path: str = "<string>", settings=None, unsafe: bool = False, satisfied=frozenset()
+) -> FixOutcome:
     """:func:`fix_source` on a file's bytes: decoded as the engine decodes them (BOM, PEP 263
     cookie) and encoded back the same way; line endings are never translated."""
     from gradlint.settings import Settings
@@ -374,29 +375,7 @@ def fix_bytes(data: bytes, path: str = "<string>", settings=None, unsafe: bool =
         text = decode(data)
     except (UnicodeDecodeError, LookupError, SyntaxError) as exc:
         remaining = lint_with_edits(data, path, replace(settings, fixes=True))
-        return FixOutcome("", "", [], remaining, 0, True, data, None, f"cannot decode: {exc}")
-    outcome = fix_source(text, path, settings, unsafe)
+        return FixOutcome("", "", [], remaining, 0, True, data, f"cannot decode: {exc}")
+    outcome = fix_source(text, path, settings, unsafe, satisfied)
     outcome.data = encode(outcome.source, bom=data.startswith(b"\xef\xbb\xbf")) if outcome.changed else data
-    return outcome
-
-
-def fix_path(path: str, settings=None, unsafe: bool = False, write: bool = True) -> FixOutcome:
-    """Fix one file on disk (``--fix``; ``write=False`` for ``--diff``, which writes nothing).
-
-    The file is written atomically, and only if its content did not change since it was
-    read (``outcome.written`` is False and ``outcome.error`` says why otherwise)."""
-    try:
-        original = read_source(path)
-    except OSError as exc:
-        return FixOutcome("", "", error=f"cannot read: {exc}")
-    outcome = fix_bytes(original, path, settings, unsafe)
-    if write and outcome.changed and outcome.data is not None:
-        try:
-            outcome.written = write_atomic(path, outcome.data, original)
-        except OSError as exc:
-            outcome.written = False
-            outcome.error = f"cannot write: {exc.strerror or exc}"
-        else:
-            if not outcome.written:
-                outcome.error = "changed on disk while it was being fixed; not written"
     return outcome

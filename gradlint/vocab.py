@@ -36,14 +36,6 @@ class Severity(Vocab):
     WARNING = "warning"
     INFO = "info"
 
-    @property
-    def rank(self) -> int:
-        """0 for an error, 1 for a warning, 2 for info (lower is more severe)."""
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
-
 
 class Confidence(Vocab):
     """How a finding knows what it says."""

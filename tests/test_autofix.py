@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gradlint import apply, fixes
-from gradlint.apply import fix_bytes, fix_path, fix_source
+from gradlint.apply import fix_bytes, fix_paths, fix_source
 from gradlint.cst import CstSource
 from gradlint.diagnostics import Diagnostic, Edit, Fix
 from gradlint.engine import analyse_source
@@ -476,20 +476,20 @@ def test_write_atomic_follows_symlinks(tmp_path):
     assert link.is_symlink() and real.read_bytes() == b"new\n"
 
 
-def test_fix_path_diff_only_and_write(tmp_path):
+def test_fix_paths_diff_only_then_write_then_nothing_left(tmp_path):
     target = tmp_path / "train.py"
     src = _loop("import torch\nimport torch.nn as nn")
     target.write_text(src)
-    preview = fix_path(str(target), unsafe=True, write=False)
-    assert preview.changed and preview.written is None and target.read_text() == src
-    assert "+        torch.nn.utils.clip_grad_norm_" in unified_diff(str(target), preview.original, preview.source)
-    done = fix_path(str(target), unsafe=True)
-    assert done.written is True and target.read_text() == done.source
-    again = fix_path(str(target), unsafe=True)
-    assert not again.changed and again.written is None
+    preview = fix_paths([str(target)], Settings(), unsafe=True, write=False)
+    assert preview.count and target.read_text() == src
+    assert "+        torch.nn.utils.clip_grad_norm_" in preview.diff
+    done = fix_paths([str(target)], Settings(), unsafe=True)
+    assert done.count == preview.count and "clip_grad_norm_" in target.read_text()
+    again = fix_paths([str(target)], Settings(), unsafe=True)
+    assert again.count == 0 and again.diff == ""
 
 
-def test_fix_path_does_not_overwrite_a_concurrent_edit(tmp_path, monkeypatch):
+def test_fix_paths_does_not_overwrite_a_concurrent_edit(tmp_path, monkeypatch):
     target = tmp_path / "train.py"
     src = _loop("import torch\nimport torch.nn as nn")
     target.write_text(src)
@@ -501,9 +501,17 @@ def test_fix_path_does_not_overwrite_a_concurrent_edit(tmp_path, monkeypatch):
         return outcome
 
     monkeypatch.setattr(apply, "fix_bytes", edit_meanwhile)
-    out = apply.fix_path(str(target), unsafe=True)
-    assert out.written is False and out.error
+    out = fix_paths([str(target)], Settings(), unsafe=True)
+    assert out.count == 0 and any("changed on disk" in n for n in out.notes)
     assert target.read_text().endswith("# edited in the editor\n")
+
+
+def test_a_file_that_cannot_be_decoded_is_left_with_a_note(tmp_path):
+    target = tmp_path / "train.py"
+    target.write_bytes(b"# coding: no-such-codec\n" + _loop("import torch\nimport torch.nn as nn").encode())
+    before = target.read_bytes()
+    out = fix_paths([str(target)], Settings(), unsafe=True)
+    assert out.count == 0 and target.read_bytes() == before
 
 
 # ---------------------------------------------------------------- convergence, generated loops

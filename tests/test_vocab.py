@@ -38,9 +38,8 @@ def test_a_member_is_its_text_everywhere_text_goes(vocab):
     assert vocab.values() == tuple(m.value for m in vocab)
 
 
-def test_severity_ranks_most_severe_first():
-    assert [s.rank for s in Severity] == [0, 1, 2]
-    assert sorted([Severity.INFO, Severity.ERROR, Severity.WARNING], key=lambda s: s.rank)[0] is Severity.ERROR
+def test_severities_come_most_severe_first_as_rules_list_their_levels():
+    assert list(Severity) == ["error", "warning", "info"]
 
 
 def test_diagnostics_turn_text_into_members_and_refuse_other_words():
