@@ -22,6 +22,7 @@ from gradlint.cli.output import (
     _detail,
     _fail,
     _formats,
+    _rendered,
     _say,
     _shown,
     _summary,
@@ -264,8 +265,6 @@ def check(
     """Check PATHS (files, directories or notebooks; default: the current directory)."""
     output.level = SILENT if silent else QUIET if quiet else VERBOSE if verbose else NORMAL
     output.color_mode = color_mode
-    from gradlint.reporters import render
-    from gradlint.reporters import statistics as render_statistics
     from gradlint.run import lint_paths
 
     select, ignore, extend_select = _split(select), _split(ignore), _split(extend_select)
@@ -414,17 +413,7 @@ def check(
             dynamic_seconds = time.perf_counter() - started
     stream = sys.stdout
     color = output_file is None and output_format == "full" and _use_color(stream)
-    if statistics:
-        out = render_statistics(result.diagnostics, unsafe=unsafe_fixes)
-    else:
-        out = render(
-            output_format,
-            result.diagnostics,
-            color=color,
-            root=os.getcwd(),
-            sources=result.sources,
-            files_checked=result.files,
-        )
+    out = _rendered(result.diagnostics, output_format, statistics, unsafe_fixes, color, result.sources, result.files)
     if output_file is not None:
         try:
             _write_report(output_file, out)

@@ -60,6 +60,16 @@ def _shown(path: str) -> str:
     return os.path.relpath(path) if os.path.isabs(path) else path
 
 
+def _rendered(diagnostics, output_format: str, statistics: bool, unsafe: bool, color: bool, sources, files) -> str:
+    """What ``check`` prints of its findings: ``--statistics``' table, or the output format."""
+    from gradlint.reporters import render
+    from gradlint.reporters import statistics as render_statistics
+
+    if statistics:
+        return render_statistics(diagnostics, unsafe=unsafe)
+    return render(output_format, diagnostics, color=color, root=os.getcwd(), sources=sources, files_checked=files)
+
+
 def _write_report(path: str, text: str) -> None:
     from gradlint.text import write_atomic
 

@@ -15,6 +15,7 @@ from gradlint.cli.output import (
     EXIT_FINDINGS,
     SILENT,
     _fail,
+    _rendered,
     _say,
     _summary,
     _use_color,
@@ -28,8 +29,6 @@ def _check_stdin(
     """``gradlint check -``: lint (or with ``--fix`` fix, printing the fixed source) what
     standard input holds, as the file ``--stdin-filename`` names."""
     from gradlint.files import MAX_FILE_BYTES, MAX_NOTEBOOK_BYTES
-    from gradlint.reporters import render
-    from gradlint.reporters import statistics as render_statistics
     from gradlint.run import lint_bytes
     from gradlint.text import decode
 
@@ -71,17 +70,8 @@ def _check_stdin(
     result = lint_bytes(data, path, settings)
     diags = result.diagnostics
     text = decode(data) if not path.endswith(".ipynb") else None
-    if statistics:
-        out = render_statistics(diags, unsafe=unsafe)
-    else:
-        out = render(
-            output_format,
-            diags,
-            color=output_file is None and output_format == "full" and _use_color(sys.stdout),
-            root=os.getcwd(),
-            sources={path: text} if text is not None else {},
-            files_checked=[path],
-        )
+    color = output_file is None and output_format == "full" and _use_color(sys.stdout)
+    out = _rendered(diags, output_format, statistics, unsafe, color, {path: text} if text is not None else {}, [path])
     if output_file is not None:
         try:
             _write_report(output_file, out)

@@ -9,7 +9,7 @@ import time
 import click
 
 from gradlint.cli import output
-from gradlint.cli.output import EXIT_CLEAN, SILENT, _fail, _say, _summary, _use_color
+from gradlint.cli.output import EXIT_CLEAN, SILENT, _fail, _rendered, _say, _summary, _use_color
 from gradlint.cli.settings import _configured
 
 #: --watch: seconds between two looks at the files (more when a look takes long)
@@ -23,8 +23,6 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
     it with exit 0."""
     from gradlint.config_resolve import Resolver
     from gradlint.files import discover
-    from gradlint.reporters import render
-    from gradlint.reporters import statistics as render_statistics
     from gradlint.run import lint_paths
 
     def stamp(path):
@@ -57,18 +55,8 @@ def _watch(targets, resolver, cache, output_format, statistics, unsafe) -> int:
         result = _configured(lambda: lint_paths(targets, resolver, cache_dir=cache))
         for _, message in result.errors:
             _fail(message)
-        if statistics:
-            out = render_statistics(result.diagnostics, unsafe=unsafe)
-        else:
-            color = output_format == "full" and _use_color(sys.stdout)
-            out = render(
-                output_format,
-                result.diagnostics,
-                color=color,
-                root=os.getcwd(),
-                sources=result.sources,
-                files_checked=result.files,
-            )
+        color = output_format == "full" and _use_color(sys.stdout)
+        out = _rendered(result.diagnostics, output_format, statistics, unsafe, color, result.sources, result.files)
         if out and output.level > SILENT:
             click.echo(out, nl=False, color=output_format == "full" and _use_color(sys.stdout))
         _summary(result)
