@@ -119,7 +119,7 @@ class Diagnostic:
     #: recurrent-exploding), for training findings ``clip``; empty when nothing can be measured
     target: tuple = field(default=(), compare=False)
     #: what the finding says happens to the gradient at initialization: ``vanishing``,
-    #: ``exploding``, ``dead`` or ``none`` (a ``gradlint.flow.convention.Hazard`` value, as text)
+    #: ``exploding``, ``dead`` or ``none`` (a :class:`gradlint.vocab.Hazard`)
     hazard: Hazard = field(default=Hazard.NONE, compare=False)
     #: the static flow model's prediction, in the measurement convention of ``--dynamic``, as
     #: (key, value) pairs: ``ratio``, ``first``, ``total``, ``gain`` (floats; ``gain`` may be

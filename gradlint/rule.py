@@ -103,7 +103,7 @@ class Rule:
     confirmable: ClassVar[bool] = False
     #: new rules start in preview: enabled only with ``--preview`` / ``preview = true``
     preview: ClassVar[bool] = False
-    #: the flow model's causes (:class:`gradlint.flow.hazards.Cause`) whose hazards this rule
+    #: the flow model's causes (:class:`gradlint.vocab.Cause`) whose hazards this rule
     #: reports; each cause has one claimant
     claims: ClassVar[tuple] = ()
     #: causes this rule reports when no enabled rule claims them, so that switching one rule
@@ -254,7 +254,7 @@ class RuleContext:
         predicts) tell ``--dynamic`` what to measure on the model being checked; ``target``
         gives the whole target for findings that are not about ``self.graph``.
 
-        ``hazard`` (a ``gradlint.flow.convention.Hazard`` or its text; default ``none``) says
+        ``hazard`` (a :class:`gradlint.vocab.Hazard` or its text; default ``none``) says
         what the finding predicts for the gradient at initialization; ``prediction`` is the
         flow model's numbers, as the JSON object of ``Diagnostic.prediction_json`` (a dict,
         ``layers`` a list of ``{name, grad_norm}``) or already as (key, value) pairs."""

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 from gradlint.diagnostics import Fix
-from gradlint.flow.hazards import Cause
 from gradlint.graph import catalog
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import confidence_of, describe_names, flow_direction, flow_hazards, flow_sentence
-from gradlint.vocab import WEIGHT_CARRYING, Applicability, Category, Confidence, Probe, Severity
+from gradlint.vocab import WEIGHT_CARRYING, Applicability, Category, Cause, Confidence, Probe, Severity
 
 
 class ConstantWeightInit(Rule):

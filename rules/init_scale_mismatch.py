@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from gradlint.flow.hazards import FIXED_SCALE, Cause
+from gradlint.flow.hazards import FIXED_SCALE
 from gradlint.flow.moments import weight_moments
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
@@ -16,7 +16,7 @@ from gradlint.rules._common import (
     flow_sentence,
     stack_hazards,
 )
-from gradlint.vocab import Category, Severity
+from gradlint.vocab import Category, Cause, Severity
 
 
 class InitScaleMismatch(Rule):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from gradlint.flow.hazards import Cause
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
@@ -11,7 +10,7 @@ from gradlint.rules._common import (
     flow_report,
     flow_sentence,
 )
-from gradlint.vocab import Severity
+from gradlint.vocab import Cause, Severity
 
 
 class NarrowReluNet(Rule):

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from gradlint.flow.hazards import Cause
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import flow_hazards
-from gradlint.vocab import Confidence, Severity
+from gradlint.vocab import Cause, Confidence, Severity
 
 
 class SaturatedLayer(Rule):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from gradlint.flow import activations as A
-from gradlint.flow.hazards import Cause
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import (
     FLOW_PROBES,
@@ -13,7 +12,7 @@ from gradlint.rules._common import (
     flow_sentence,
     repeat_related,
 )
-from gradlint.vocab import Severity
+from gradlint.vocab import Cause, Severity
 
 
 class SaturatingActivationStack(Rule):

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from gradlint.flow.hazards import Cause
 from gradlint.rule import Invalid, Rule, Valid
 from gradlint.rules._common import FLOW_PROBES, confidence_of, flow_direction, flow_hazards, flow_report, flow_sentence
-from gradlint.vocab import Category, Probe, Severity
+from gradlint.vocab import Category, Cause, Probe, Severity
 
 
 class VanillaRecurrentCell(Rule):

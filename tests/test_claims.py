@@ -4,9 +4,10 @@ hazard whose claimant is switched off is still reported (GL301 takes it over).""
 import pytest
 
 from gradlint.engine import analyse_source
-from gradlint.flow.hazards import GRADIENT_CAUSES, Cause
+from gradlint.flow.hazards import GRADIENT_CAUSES
 from gradlint.rule import all_rules
 from gradlint.settings import Settings
+from gradlint.vocab import Cause
 
 RULES = all_rules()
 

@@ -16,10 +16,11 @@ from conftest import FIXTURES
 from gradlint.cli import cli
 from gradlint.engine import analyse_source
 from gradlint.flow import activations as A
-from gradlint.flow.convention import THRESHOLDS, Hazard, classify
+from gradlint.flow.convention import THRESHOLDS, classify
 from gradlint.flow.gaussian import GH
-from gradlint.flow.hazards import Cause, Numbers, judge
+from gradlint.flow.hazards import Numbers, judge
 from gradlint.graph.builder import build_graphs
+from gradlint.vocab import Cause, Hazard
 
 
 def graph_of(source, name="Net"):

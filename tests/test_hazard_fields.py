@@ -14,9 +14,9 @@ from test_reporters import diag, sarif_schema_validator
 
 from gradlint.cache import ResultCache
 from gradlint.diagnostics import Diagnostic, prediction_pairs
-from gradlint.flow.convention import Hazard
 from gradlint.reporters import render
 from gradlint.settings import FileResult, Settings
+from gradlint.vocab import Hazard
 
 PREDICTION = {
     "ratio": 1.5e-05,

@@ -27,13 +27,13 @@ import math
 from dataclasses import dataclass, field
 
 from gradlint.flow import activations as A
-from gradlint.flow.convention import THRESHOLDS, Hazard, classify
+from gradlint.flow.convention import THRESHOLDS, classify
 from gradlint.flow.moments import weight_moments
 from gradlint.flow.propagate import profile
 from gradlint.flow.stats import Profile
 from gradlint.graph.model import UnknownKind
 from gradlint.graph.stacks import plain_chains
-from gradlint.vocab import Category, Cause
+from gradlint.vocab import Category, Cause, Hazard
 
 RELU_FAMILY = frozenset(
     {"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "celu", "gelu", "silu", "mish", "hardswish", "threshold"}
@@ -453,4 +453,4 @@ def forget(graph) -> None:
     graph.__dict__.pop("_flow_judges", None)
 
 
-__all__ = ["A", "Cause", "FlowHazard", "Judge", "Numbers", "forget", "judge"]
+__all__ = ["A", "FlowHazard", "Judge", "Numbers", "forget", "judge"]
