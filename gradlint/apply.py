@@ -19,6 +19,7 @@ from gradlint.diagnostics import Diagnostic
 from gradlint.files import read_source
 from gradlint.fixes import apply_edits, attach_edits, line_starts, lint_with_edits, offset_at, parses, unified_diff
 from gradlint.text import decode, encode, source_encoding, split_lines, write_atomic
+from gradlint.vocab import Applicability
 
 #: most lint -> fix rounds before giving up (fixes that keep producing fixes do not converge)
 MAX_ROUNDS = 10
@@ -39,7 +40,7 @@ class FixRun:
 
 
 def wanted(d, unsafe: bool) -> bool:
-    return d.fix is not None and (d.fix.applicability == "safe" or unsafe)
+    return d.fix is not None and (d.fix.applicability == Applicability.SAFE or unsafe)
 
 
 def fix_paths(paths, settings, unsafe: bool = False, write: bool = True, cache_dir: str | None = None) -> FixRun:
@@ -260,7 +261,7 @@ def applicable(diagnostic: Diagnostic, unsafe: bool = False) -> bool:
     fix = diagnostic.fix
     if fix is None or not fix.edits:
         return False
-    return fix.applicability == "safe" or (unsafe and fix.applicability == "unsafe")
+    return fix.applicability == Applicability.SAFE or (unsafe and fix.applicability == Applicability.UNSAFE)
 
 
 def _lint(text: str, path: str, settings, satisfied=frozenset()):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gradlint import rule_doc_url
 from gradlint.diagnostics import Diagnostic, Edit
 from gradlint.settings import Settings
-from gradlint.vocab import Severity
+from gradlint.vocab import Applicability, Severity
 
 #: findings a ``# noqa`` comment cannot hide: the file did not parse, gradlint crashed,
 #: or the finding is about a suppression comment itself
@@ -197,7 +197,7 @@ def code_actions(linted: Linted, findings: list[Diagnostic], chosen: list[int], 
     for i in chosen:
         d, lsp = findings[i], linted.diagnostics[i]
         if d.fix is not None and d.fix.edits:
-            unsafe = d.fix.applicability != "safe"
+            unsafe = d.fix.applicability != Applicability.SAFE
             title = d.fix.title[:1].upper() + d.fix.title[1:]
             actions.append(
                 types.CodeAction(

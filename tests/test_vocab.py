@@ -17,8 +17,10 @@ from gradlint.vocab import (
     Category,
     Confidence,
     Hazard,
+    ModelKind,
     Probe,
     Severity,
+    Verdict,
     Vocab,
 )
 
@@ -90,10 +92,11 @@ def test_rules_declare_members_and_confirmable_follows_the_probes():
 
 
 def _vocabulary_words() -> set[str]:
-    return {m.value for vocab in (Severity, Confidence, Category, Probe) for m in vocab} - {"none"}
+    vocabs = (Severity, Confidence, Category, Probe, Applicability, Hazard, ModelKind, Verdict)
+    return {m.value for vocab in vocabs for m in vocab} - {"none"}
 
 
-FIELDS = {"severity", "confidence", "category", "hazard", "applicability", "expect"}
+FIELDS = {"severity", "confidence", "category", "hazard", "applicability", "expect", "fix_safety", "verdict"}
 
 
 def _compared_field(node) -> str | None:

@@ -9,7 +9,7 @@ import os
 
 import click
 
-from gradlint.vocab import Severity
+from gradlint.vocab import Applicability, Severity
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -94,8 +94,8 @@ def _summary(result, dynamic_seconds: float | None = None) -> None:
     parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in counts.items() if n]
     checked = f"{result.files_checked} file{'s' if result.files_checked != 1 else ''} checked in {result.seconds:.2f} s"
     checked += f", measured by --dynamic in {dynamic_seconds:.1f} s." if dynamic_seconds is not None else "."
-    safe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == "safe")
-    unsafe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == "unsafe")
+    safe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == Applicability.SAFE)
+    unsafe = sum(1 for d in diags if d.fix is not None and d.fix.applicability == Applicability.UNSAFE)
     fixable = []
     if safe:
         fixable.append(f"{safe} fixable with --fix")

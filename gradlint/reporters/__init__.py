@@ -21,7 +21,7 @@ import os
 from collections import Counter
 
 from gradlint.text import source_lines, split_lines
-from gradlint.vocab import Verdict
+from gradlint.vocab import Applicability, Verdict
 
 FORMATS = ("full", "concise", "json", "json-lines", "github", "sarif", "junit", "gitlab")
 
@@ -111,7 +111,7 @@ def statistics(diagnostics, unsafe: bool = False) -> str:
     fixable: set[str] = set()
     for d in diagnostics:
         names.setdefault(d.code, d.name)
-        if d.fix is not None and (d.fix.applicability == "safe" or unsafe):
+        if d.fix is not None and (d.fix.applicability == Applicability.SAFE or unsafe):
             fixable.add(d.code)
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     if not rows:
