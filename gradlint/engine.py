@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import warnings
 
 from gradlint.diagnostics import Diagnostic, Related
 from gradlint.flow.hazards import forget as forget_judges
@@ -75,7 +76,12 @@ def analyse(data: bytes | str, path: str = "<string>", settings: Settings = Sett
         col = nul - (text.rfind("\n", 0, nul) + 1) + 1
         return gl001(line, col, "cannot parse: source contains a NUL byte — file skipped")
     try:
-        tree = ast.parse(text, filename=path)
+        with warnings.catch_warnings():
+            # compiling the user's code warns of what Python will warn them of itself (an invalid
+            # escape sequence: SyntaxWarning on 3.12, DeprecationWarning before): not ours to print
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            tree = ast.parse(text, filename=path)
     except SyntaxError as exc:
         return _unless_suppressed(
             gl001(exc.lineno or 1, exc.offset or 1, f"cannot parse: {exc.msg} — file skipped"), text

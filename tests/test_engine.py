@@ -123,3 +123,18 @@ def test_checking_a_file_leaves_none_of_its_structures_in_cyclic_garbage():
             gc.enable()
     assert len(sources) == 40
     assert [type(o).__name__ for o in ours[:10]] == []
+
+
+def test_the_users_code_compiles_without_gradlint_printing_its_warnings():
+    """An invalid escape sequence is a SyntaxWarning (3.12) or DeprecationWarning (3.11) when
+    the file is compiled: Python tells the user when they run it; `gradlint check` stays quiet."""
+    import warnings
+
+    source = 'import torch\npattern = "\\d+"\n'
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compile(source, "probe.py", "exec")  # the warning Python itself gives
+        assert caught, "this Python no longer warns of invalid escapes: the test needs another trigger"
+        caught.clear()
+        analyse_source(source, "user.py")
+    assert caught == []
